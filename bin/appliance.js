@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// The `appliance` command. It runs on whatever Node starts it (Debian 12 ships 18) and hands over
+// to the Node 24 pinned by the `node` package, so the command, `npx appliance`, npm scripts and a
+// systemd ExecStart all run the same runtime. Keep this file plain JavaScript for Node ≥ 18.
+import { spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const REQUIRED_MAJOR = 24;
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const entry = join(root, 'src', 'appliance.ts');
+
+function pinnedNode() {
+  try {
+    const packageDir = dirname(createRequire(import.meta.url).resolve('node/package.json'));
+    const names = process.platform === 'win32' ? ['bin/node.exe'] : ['bin/node'];
+    return names.map((name) => join(packageDir, name)).find((path) => existsSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
+function samePath(a, b) {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+const pinned = pinnedNode();
+const currentMajor = Number(process.versions.node.split('.')[0]);
+
+if (pinned && !samePath(pinned, process.execPath)) {
+  const child = spawn(pinned, [entry, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // A service manager or script may signal only this process; pass it on. The child handles a
+  // repeated signal (e.g. Ctrl-C reaching both processes) as one stop request.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.on(signal, () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    });
+  }
+  child.on('error', (error) => {
+    process.stderr.write(`appliance: cannot start the pinned Node at ${pinned}: ${error.message}\n`);
+    process.exit(2);
+  });
+  child.on('exit', (code, signal) => {
+    process.exit(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+  });
+} else if (pinned || currentMajor >= REQUIRED_MAJOR) {
+  await import(pathToFileURL(entry).href);
+} else {
+  process.stderr.write(
+    `appliance: needs Node ${REQUIRED_MAJOR}, which the "node" package installs; this is Node ${process.versions.node} and the package is missing.\n` +
+      'Run "npm ci" in the appliance directory (its install script must be allowed), then try again.\n',
+  );
+  process.exit(2);
+}

@@ -1,0 +1,54 @@
+import type { TestSource } from './source.ts';
+
+/**
+ * ffmpeg inputs for the test source: a moving pattern and a 1 kHz tone at −18 dBFS (EBU line-up
+ * level, sine's default amplitude), both released in real time and stamped with the wall clock at
+ * release (`RTCTIME`), so media time is UTC since 1970 and the timeline can be checked by eye.
+ */
+export function testSourceInputs(source: TestSource, framerate: number, samplerate: number): string[] {
+  const size = `${source.width}x${source.height}`;
+  // Mandelbrot is rendered at quarter size and scaled up: full-size rendering alone costs ~0.7 core.
+  const pattern =
+    source.pattern === 'mandelbrot'
+      ? `mandelbrot=size=${source.width / 2}x${source.height / 2}:rate=${framerate},scale=${size}`
+      : `testsrc2=size=${size}:rate=${framerate}`;
+  return [
+    '-f', 'lavfi', '-thread_queue_size', '64', '-i', `${pattern},realtime,settb=AVTB,setpts=RTCTIME`,
+    '-f', 'lavfi', '-thread_queue_size', '64', '-i', `sine=frequency=1000:sample_rate=${samplerate},arealtime,asettb=AVTB,asetpts=RTCTIME`,
+  ];
+}
+
+/** Escapes a drawtext expansion argument: `:` separates arguments inside `%{…}`. */
+const field = (expression: string, digits: number) => `%{eif\\:${expression}\\:d\\:${digits}}`;
+
+/**
+ * The UTC wall clock burnt in as HH:MM:SS.mmm, white on black, top left. It is computed from the
+ * frame's own timestamp (exact integer milliseconds, then integer division), so the picture shows
+ * precisely the media time the frame carries; `gmtime` would floor a float and show x.999 errors.
+ */
+export function clockOverlay(height: number): string {
+  const ms = 'round(t*1000)';
+  const scale = height / 1080;
+  const text = [
+    field(`mod(floor(${ms}/3600000),24)`, 2),
+    '\\:',
+    field(`mod(floor(${ms}/60000),60)`, 2),
+    '\\:',
+    field(`mod(floor(${ms}/1000),60)`, 2),
+    '.',
+    field(`mod(${ms},1000)`, 3),
+  ].join('');
+  return [
+    'drawtext=font=monospace',
+    `fontsize=${Math.round(96 * scale)}`,
+    'fontcolor=white',
+    'box=1',
+    'boxcolor=black',
+    `boxborderw=${Math.round(16 * scale)}`,
+    `x=${Math.round(32 * scale)}`,
+    `y=${Math.round(32 * scale)}`,
+    `text='${text}'`,
+  ].join(':');
+}
+
+export const TEST_SOURCE_FILTERS = ['testsrc2', 'mandelbrot', 'sine', 'realtime', 'arealtime', 'settb', 'setpts', 'asettb', 'asetpts', 'drawtext'] as const;

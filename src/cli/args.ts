@@ -1,0 +1,91 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { DEFAULT_PROFILE } from '../config/profile.ts';
+
+export const COMMANDS = ['start'] as const;
+
+export const USAGE = `Usage: appliance <command> [options]
+
+Commands:
+  start       capture, encode and deliver a live stream
+
+appliance start [options]
+  --profile NAME|FILE   ultra-ll (default), ll, standard, or the path of a profile file
+  --source SPEC         test (default: moving pattern, burnt-in UTC clock, 1 kHz tone)
+                        or test:mandelbrot (high-motion pattern)
+  --output DIR/live.mpd where the stream goes (default: out/live.mpd)
+  --segdur S            segment duration in seconds (overrides the profile)
+  --cdur S              CMAF chunk duration in seconds (overrides the profile)
+  --asto S              availabilityTimeOffset in seconds (overrides the profile)
+  --duration S          stop after S seconds (default: run until SIGTERM or Ctrl-C)
+  --ffmpeg PATH         the ffmpeg binary (else APPLIANCE_FFMPEG, the system ffmpeg, ffmpeg-static)
+  --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
+  --dry-run             print the resolved settings and the ffmpeg command line, then exit
+  -h, --help            this text
+
+Exit status: 0 done, 1 failed while running, 2 bad arguments, configuration or ffmpeg.`;
+
+const START_OPTIONS = {
+  profile: { type: 'string' },
+  source: { type: 'string' },
+  output: { type: 'string' },
+  segdur: { type: 'string' },
+  cdur: { type: 'string' },
+  asto: { type: 'string' },
+  duration: { type: 'string' },
+  ffmpeg: { type: 'string' },
+  'log-level': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface StartOptions {
+  profile: string;
+  source: string;
+  output: string;
+  segdur?: number | undefined;
+  cdur?: number | undefined;
+  asto?: number | undefined;
+  duration?: number | undefined;
+  ffmpeg?: string | undefined;
+  logLevel: LogLevel;
+  dryRun: boolean;
+  help: boolean;
+}
+
+function seconds(flag: string, value: string | undefined, { allowZero = false } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || (!allowZero && parsed === 0)) {
+    throw new ConfigError(`--${flag} "${value}": expected a number of seconds ${allowZero ? '(0 or more)' : 'greater than 0'}, e.g. --${flag} 1`);
+  }
+  return parsed;
+}
+
+/** Pure: the arguments after `start` → options, or a ConfigError naming the bad flag. */
+export function parseStartArgs(argv: readonly string[]): StartOptions {
+  let values: ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: START_OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}\nRun "appliance start --help" for the options.`);
+  }
+  const logLevel = values['log-level'] ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`--log-level "${logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return {
+    profile: values.profile ?? DEFAULT_PROFILE,
+    source: values.source ?? 'test',
+    output: values.output ?? 'out/live.mpd',
+    segdur: seconds('segdur', values.segdur),
+    cdur: seconds('cdur', values.cdur),
+    asto: seconds('asto', values.asto, { allowZero: true }),
+    duration: seconds('duration', values.duration),
+    ffmpeg: values.ffmpeg,
+    logLevel: logLevel as LogLevel,
+    dryRun: values['dry-run'] ?? false,
+    help: values.help ?? false,
+  };
+}

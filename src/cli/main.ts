@@ -1,0 +1,41 @@
+import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, RuntimeFailure } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
+import { describe, resolveStart, runStart } from './start.ts';
+
+/** Runs one command; returns the exit status. Only this function prints user-facing errors. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    if (command === 'start') {
+      const options = parseStartArgs(rest);
+      if (options.help) {
+        process.stdout.write(`${USAGE}\n`);
+        return EXIT_OK;
+      }
+      const resolved = await resolveStart(options, process.cwd());
+      if (options.dryRun) {
+        process.stdout.write(describe(resolved));
+        return EXIT_OK;
+      }
+      await runStart(resolved, options, createLogger(options.logLevel));
+      return EXIT_OK;
+    }
+    throw new ConfigError(`unknown command "${command}"; available: ${COMMANDS.join(', ')}. Run "appliance --help".`);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`appliance: ${error.message}\n${error.hint ? `${error.hint}\n` : ''}`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof RuntimeFailure) {
+      process.stderr.write(`appliance: ${error.message}\n${error.details.map((line) => `  ${line}\n`).join('')}`);
+      return EXIT_RUNTIME;
+    }
+    process.stderr.write(`appliance: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+    return EXIT_RUNTIME;
+  }
+}

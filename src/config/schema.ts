@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/** x264 presets, fastest first; the appliance needs real time on 2 cores, so slow ones are refused. */
+export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast'] as const;
+
+const BITRATE_PATTERN = /^(\d+(?:\.\d+)?)\s*([kKmM]?)$/;
+
+/** `6M`, `6000k`, `128k` or a plain number of bits per second. */
+export function parseBitrate(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  const match = BITRATE_PATTERN.exec(value.trim());
+  if (!match) return undefined;
+  const scale = { '': 1, k: 1e3, K: 1e3, m: 1e6, M: 1e6 }[match[2] ?? ''] ?? 1;
+  const bits = Math.round(Number(match[1]) * scale);
+  return bits > 0 ? bits : undefined;
+}
+
+const bitrate = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bits = parseBitrate(value);
+  if (bits === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a bitrate such as 6M, 3000k or 128000 (bits per second)' });
+    return z.NEVER;
+  }
+  return bits;
+});
+
+const seconds = z.number({ error: 'expected a number of seconds' });
+const positiveSeconds = seconds.positive({ error: 'expected a number of seconds greater than 0' });
+
+const renditionSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'expected 1–32 letters, digits, "-" or "_" (it names files and URLs)' }),
+  width: z.number().int().min(64).max(7680).multipleOf(2, { error: 'expected an even width (4:2:0 chroma)' }),
+  height: z.number().int().min(64).max(4320).multipleOf(2, { error: 'expected an even height (4:2:0 chroma)' }),
+  bitrate,
+});
+
+export const profileSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  segdur: positiveSeconds,
+  cdur: positiveSeconds,
+  asto: seconds.min(0, { error: 'expected 0 or more seconds' }),
+  idr: positiveSeconds,
+  video: z.strictObject({
+    framerate: z.number().int({ error: 'expected a whole number of frames per second (24–60); IDRs must land on whole seconds' }).min(1).max(120),
+    preset: z.enum(X264_PRESETS),
+    vbvBuffer: positiveSeconds.max(2, { error: 'expected at most 2 s: a larger VBV buffer adds latency' }),
+    renditions: z.array(renditionSchema).min(1, { error: 'expected at least one rendition' }),
+  }),
+  audio: z.strictObject({
+    codec: z.literal('aac'),
+    bitrate,
+    samplerate: z.union([z.literal(48000), z.literal(44100)], { error: 'expected 48000 or 44100' }),
+    channels: z.union([z.literal(1), z.literal(2)], { error: 'expected 1 or 2' }),
+  }),
+  latency: z.strictObject({
+    target: positiveSeconds,
+    min: positiveSeconds,
+    max: positiveSeconds,
+    playbackRate: z.strictObject({ min: z.number().min(0.5).max(1), max: z.number().min(1).max(2) }),
+  }),
+});
+
+export type Profile = z.output<typeof profileSchema>;
+export type Rendition = Profile['video']['renditions'][number];

@@ -1,0 +1,107 @@
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import type { Logger } from '../log.ts';
+import type { EncoderPlan } from './ffmpeg-args.ts';
+import { ProgressParser, type EncoderProgress } from './progress.ts';
+
+export interface EncoderExit {
+  code: number | undefined;
+  signal: string | undefined;
+  /** The last lines ffmpeg wrote to stderr, for error reports. */
+  stderrTail: string[];
+  /** True when we asked it to stop. */
+  requested: boolean;
+}
+
+/** Lines ffmpeg 5.1 always prints for our muxer settings; they say nothing about this run. */
+const EXPECTED_WARNINGS = [/No meaningful edit list will be written/, /starts with a nonzero dts/];
+const STDERR_TAIL_LINES = 30;
+
+export interface EncoderProcess {
+  readonly pid: number | undefined;
+  /** Each track's fragmented MP4 byte stream, keyed by track id. */
+  readonly tracks: ReadonlyMap<string, Readable>;
+  readonly exited: Promise<EncoderExit>;
+  /** Asks ffmpeg to finish (`q` on stdin) and kills it if it has not exited after `graceMs`. */
+  stop(graceMs?: number): Promise<EncoderExit>;
+}
+
+export function startEncoder(options: {
+  ffmpegPath: string;
+  plan: EncoderPlan;
+  logger: Logger;
+  onProgress?: (progress: EncoderProgress) => void;
+}): EncoderProcess {
+  const { ffmpegPath, plan, logger } = options;
+  const extraFds = Math.max(...plan.tracks.map((t) => t.fd)) - 2;
+  const child = execa(ffmpegPath, plan.args, {
+    stdio: ['pipe', 'pipe', 'pipe', ...Array.from({ length: extraFds }, () => 'pipe' as const)],
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+    // We stop ffmpeg ourselves; execa's own kill-on-exit stays as a last resort.
+    forceKillAfterDelay: false,
+  });
+  const log = logger.child({ component: 'ffmpeg', pid: child.pid });
+
+  const tail: string[] = [];
+  let pendingStderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    const lines = (pendingStderr + text).split(/\r?\n/);
+    pendingStderr = lines.pop() ?? '';
+    for (const line of lines.filter((l) => l.trim())) {
+      tail.push(line);
+      if (tail.length > STDERR_TAIL_LINES) tail.shift();
+      if (EXPECTED_WARNINGS.some((pattern) => pattern.test(line))) log.debug({ line }, 'ffmpeg');
+      else log.warn({ line }, 'ffmpeg');
+    }
+  });
+
+  const progress = new ProgressParser();
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (text: string) => {
+    for (const block of progress.push(text)) options.onProgress?.(block);
+  });
+
+  const tracks = new Map<string, Readable>();
+  for (const track of plan.tracks) {
+    const stream = child.stdio[track.fd] as Readable | undefined;
+    if (!stream) throw new Error(`no pipe for track ${track.id} on fd ${track.fd}`);
+    tracks.set(track.id, stream);
+  }
+
+  let requested = false;
+  const exited: Promise<EncoderExit> = child.then((result) => {
+    if (pendingStderr.trim()) tail.push(pendingStderr);
+    return {
+      code: result.exitCode,
+      signal: result.signal,
+      stderrTail: tail.slice(),
+      requested,
+    };
+  });
+
+  let stopping: Promise<EncoderExit> | undefined;
+  return {
+    pid: child.pid,
+    tracks,
+    exited,
+    stop(graceMs = 5000) {
+      stopping ??= (async () => {
+        requested = true;
+        child.stdin?.end('q\n');
+        const timer = setTimeout(() => {
+          log.warn({ graceMs }, 'ffmpeg did not stop on request; killing it');
+          child.kill('SIGKILL');
+        }, graceMs);
+        try {
+          return await exited;
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return stopping;
+    },
+  };
+}
