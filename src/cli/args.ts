@@ -9,6 +9,7 @@ export const USAGE = `Usage: appliance <command> [options]
 
 Commands:
   start       capture, encode and deliver a live stream
+  --version   the appliance's version and the Node it runs on
 
 appliance start [options]
   --profile NAME|FILE   ultra-ll (default), ll, standard, or the path of a profile file

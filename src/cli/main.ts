@@ -1,7 +1,13 @@
+import { readFile } from 'node:fs/promises';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, RuntimeFailure } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
+
+async function packageVersion(): Promise<string> {
+  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
 
 /** Runs one command; returns the exit status. Only this function prints user-facing errors. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -10,6 +16,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    if (command === '--version' || command === 'version') {
+      process.stdout.write(`appliance ${await packageVersion()} (node ${process.version}, ${process.platform}-${process.arch})\n`);
+      return EXIT_OK;
     }
     if (command === 'start') {
       const options = parseStartArgs(rest);

@@ -5,6 +5,7 @@ import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { placeOnGrid, mediaTimeToDate } from '../encode/epoch-grid.ts';
+import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
@@ -126,7 +127,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   }
   if (!exit.requested) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    throw new RuntimeFailure(`ffmpeg ${how} ${mediaSeen ? 'while encoding' : 'at start, before any media'}; its last messages:`, exit.stderrTail.slice(-12));
+    const hint = failureHint(exit.stderrTail);
+    throw new RuntimeFailure(`ffmpeg ${how} ${mediaSeen ? 'while encoding' : 'at start, before any media'}; its last messages:`, [
+      ...exit.stderrTail.slice(-12),
+      ...(hint ? [`hint: ${hint}`] : []),
+    ]);
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
   logger.info({ files: files.paths }, 'stopped');

@@ -83,11 +83,11 @@ function describeIssue(issue: z.core.$ZodIssue, document: unknown): string {
     return `${field}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}`;
   }
   const value = valueAt(document, issue.path);
-  const shown = value === undefined ? 'missing' : JSON.stringify(value);
+  const found = value === undefined ? 'missing' : `${JSON.stringify(value)} is not allowed`;
   if (issue.code === 'invalid_value') {
-    return `${field}: ${shown} is not allowed; expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    return `${field}: ${found}; expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   }
-  return `${field}: ${shown} is not allowed; ${issue.message}`;
+  return `${field}: ${found}; ${issue.message}`;
 }
 
 export interface TimingOverrides {

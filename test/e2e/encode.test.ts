@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { analyseTrack, type TrackReport } from '../helpers/media.ts';
+import { clockMillis, readBurntInClock } from '../helpers/ocr.ts';
+import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+
+const SEGDUR = 1;
+const DAY_MS = 86_400_000;
+const TOLERANCE = 0.1;
+const expected = {
+  '1080p': { width: 1920, height: 1080, codec: 'avc1.640028', bitrate: 6_000_000 },
+  '720p': { width: 1280, height: 720, codec: 'avc1.64001f', bitrate: 3_000_000 },
+} as const;
+
+const dirs: string[] = [];
+async function scratch(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'appliance-e2e-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+function assertVideoTrack(id: keyof typeof expected, report: TrackReport) {
+  const want = expected[id];
+  const ts = BigInt(report.track.timescale);
+  assert.equal(report.track.handler, 'vide');
+  assert.equal(report.codec, want.codec, `${id} codec`);
+  assert.deepEqual([report.track.width, report.track.height], [want.width, want.height], `${id} size`);
+  assert.equal(report.frameRate, 30, `${id} frame rate`);
+  assert.ok(report.syncTimes.length >= 5, `${id}: ${report.syncTimes.length} IDRs`);
+  for (const t of report.syncTimes) assert.equal(t % (BigInt(SEGDUR) * ts), 0n, `${id}: IDR at ${t} is not on n·segdur·timescale`);
+  report.syncTimes.slice(1).forEach((t, i) => assert.equal(t - report.syncTimes[i]!, ts, `${id}: IDRs one second apart`));
+  assert.ok(report.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), `${id}: every frame on the 30 fps grid of the epoch`);
+  assert.ok(report.segmentBitrates.length >= 4, `${id}: ${report.segmentBitrates.length} whole segments`);
+  for (const { segment, bitsPerSecond } of report.segmentBitrates) {
+    const ratio = bitsPerSecond / want.bitrate;
+    assert.ok(Math.abs(ratio - 1) <= TOLERANCE, `${id} segment ${segment}: ${(bitsPerSecond / 1e6).toFixed(3)} Mb/s is not within ±10 % of ${want.bitrate / 1e6} Mb/s`);
+  }
+}
+
+function assertAudioTrack(report: TrackReport, firstVideoIdr: bigint, videoTimescale: number) {
+  assert.equal(report.codec, 'mp4a.40.2');
+  assert.deepEqual([report.track.sampleRate, report.track.channels, report.track.timescale], [48000, 2, 48000]);
+  report.samples.slice(1).forEach((s, i) => {
+    assert.equal(s.duration, 1024);
+    assert.equal(s.decodeTime, report.samples[i]!.decodeTime + 1024n, 'audio is continuous');
+  });
+  const seconds = (report.samples.length * 1024) / 48000;
+  const bitrate = (report.samples.reduce((n, s) => n + s.size, 0) * 8) / seconds;
+  assert.ok(Math.abs(bitrate / 128_000 - 1) <= TOLERANCE, `audio ${Math.round(bitrate)} b/s`);
+  const audioStartMs = Number((report.samples[0]!.decodeTime * 1000n) / 48000n);
+  const videoStartMs = Number((firstVideoIdr * 1000n) / BigInt(videoTimescale));
+  assert.ok(Math.abs(audioStartMs - videoStartMs) < 1500, `audio starts at ${audioStartMs}, video at ${videoStartMs}: same clock`);
+}
+
+describe('a 10 s run of the test source under the system Node', { timeout: 240_000 }, () => {
+  let dir: string;
+  let run: Awaited<ReturnType<typeof runAppliance>>;
+  let startedAt: number;
+  const reports = new Map<string, TrackReport>();
+
+  before(async () => {
+    dir = await scratch();
+    startedAt = Date.now();
+    run = await runAppliance(['start', '--duration', '10', '--output', join(dir, 'live.mpd')]);
+    for (const id of ['1080p', '720p', 'audio']) reports.set(id, await analyseTrack(join(dir, `${id}.mp4`), SEGDUR));
+  });
+
+  it('exits 0 and logs the ffmpeg it chose', async () => {
+    assert.equal(run.exitCode, 0, String(run.stderr));
+    const ffmpeg = logLines(String(run.stderr)).find((l) => l['msg'] === 'ffmpeg');
+    assert.ok(ffmpeg?.['path'] && /^\d/.test(String(ffmpeg['version'])), 'path and version logged');
+  });
+
+  it('the launcher hands the system Node over to the pinned Node 24', async () => {
+    const version = await runAppliance(['--version']);
+    assert.equal(version.exitCode, 0);
+    assert.match(String(version.stdout), /^appliance \d+\.\d+\.\d+ \(node v24\./);
+    assert.ok(await systemNode(), 'ran under the machine\'s node');
+  });
+
+  for (const id of ['1080p', '720p'] as const) {
+    it(`${id}: size, codec, 30 fps, IDRs exactly on n·segdur since 1970, bitrate per segment within ±10 %`, () => {
+      assertVideoTrack(id, reports.get(id)!);
+    });
+  }
+
+  it('both renditions have their IDRs at the same instants', () => {
+    assert.deepEqual(reports.get('1080p')!.syncTimes, reports.get('720p')!.syncTimes);
+  });
+
+  it('media time is the wall clock: the first IDR is within seconds of the start', () => {
+    const first = reports.get('1080p')!;
+    const ms = Number((first.syncTimes[0]! * 1000n) / BigInt(first.track.timescale));
+    assert.ok(ms >= startedAt - 100 && ms - startedAt < 5000, `first IDR ${new Date(ms).toISOString()} vs start ${new Date(startedAt).toISOString()}`);
+  });
+
+  it('audio: AAC-LC 48 kHz stereo at 128 kb/s, continuous, on the same clock', () => {
+    const video = reports.get('1080p')!;
+    assertAudioTrack(reports.get('audio')!, video.syncTimes[0]!, video.track.timescale);
+  });
+
+  it('the burnt-in clock, read back with OCR, equals each frame\'s media time within one frame', async () => {
+    for (const [id, indexes] of [['1080p', [12, 100, 211]], ['720p', [57]]] as const) {
+      const report = reports.get(id)!;
+      for (const index of indexes) {
+        const sample = report.samples[index]!;
+        const mediaMs = Number((sample.decodeTime * 1000n) / BigInt(report.track.timescale)) % DAY_MS;
+        const text = await readBurntInClock(join(dir, `${id}.mp4`), index, report.track.height!);
+        const shown = clockMillis(text);
+        assert.ok(shown !== undefined, `${id} frame ${index}: OCR read "${text}"`);
+        const diff = Math.min(Math.abs(shown - mediaMs), DAY_MS - Math.abs(shown - mediaMs));
+        assert.ok(diff <= 34, `${id} frame ${index}: clock shows ${text}, media time is ${new Date(mediaMs).toISOString().slice(11, 23)}`);
+      }
+    }
+  });
+});
+
+describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_000 }, () => {
+  it('stops cleanly with every byte on disk, bitrates within ±10 % per segment', async () => {
+    const dir = await scratch();
+    const child = startAppliance(await systemNode(), ['start', '--source', 'test:mandelbrot', '--output', join(dir, 'live.mpd')]);
+    assert.ok(child.pid, 'started');
+    try {
+      await sleep(9000);
+    } finally {
+      process.kill(child.pid, 'SIGTERM');
+    }
+    const run = await child;
+    assert.equal(run.exitCode, 0, String(run.stderr));
+    assert.ok(logLines(String(run.stderr)).some((l) => l['msg'] === 'stopped'));
+    for (const id of ['1080p', '720p'] as const) assertVideoTrack(id, await analyseTrack(join(dir, `${id}.mp4`), SEGDUR));
+  });
+});

@@ -1,0 +1,49 @@
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type Options } from 'execa';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'appliance.js');
+
+/**
+ * The machine's own Node: the first `node` on PATH outside node_modules (npm scripts put the
+ * pinned Node 24 first). The launcher must work on it whatever its version.
+ */
+export async function systemNode(): Promise<string> {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (!dir || dir.includes('node_modules')) continue;
+    const candidate = join(dir, process.platform === 'win32' ? 'node.exe' : 'node');
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  throw new Error('no system node on PATH: the launcher test needs the machine\'s own Node');
+}
+
+/**
+ * Starts `appliance …` through the launcher on `node` (the system Node); the subprocess is
+ * returned at once (its pid is there to stop it) and never rejects on a non-zero exit.
+ */
+export function startAppliance(node: string, args: string[], options: Options = {}) {
+  return execa(node, [BIN, ...args], { reject: false, timeout: 120_000, killSignal: 'SIGTERM', ...options });
+}
+
+export async function runAppliance(args: string[], options: Options = {}) {
+  return startAppliance(await systemNode(), args, options);
+}
+
+/** pino's JSON lines from stderr, skipping anything else. */
+export function logLines(stderr: string): Record<string, unknown>[] {
+  return stderr.split('\n').flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      return parsed && typeof parsed === 'object' ? [parsed as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
+}

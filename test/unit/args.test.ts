@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseStartArgs } from '../../src/cli/args.ts';
+import { parseOutput } from '../../src/push/output-target.ts';
+
+describe('appliance start arguments', () => {
+  it('defaults: ultra-ll, the test source, out/live.mpd', () => {
+    const o = parseStartArgs([]);
+    assert.deepEqual([o.profile, o.source, o.output, o.dryRun, o.logLevel], ['ultra-ll', 'test', 'out/live.mpd', false, 'info']);
+  });
+  it('reads the overrides as seconds', () => {
+    const o = parseStartArgs(['--segdur', '2', '--cdur=0.2', '--asto', '0', '--duration', '10']);
+    assert.deepEqual([o.segdur, o.cdur, o.asto, o.duration], [2, 0.2, 0, 10]);
+  });
+  it('refuses bad flags and values by name', () => {
+    assert.throws(() => parseStartArgs(['--segdru', '1']), /Unknown option '--segdru'/);
+    assert.throws(() => parseStartArgs(['--segdur', 'one']), /--segdur "one": expected a number of seconds greater than 0/);
+    assert.throws(() => parseStartArgs(['--cdur', '0']), /--cdur "0": expected a number of seconds greater than 0/);
+    assert.throws(() => parseStartArgs(['--asto=-1']), /--asto "-1": expected a number of seconds \(0 or more\)/);
+    assert.throws(() => parseStartArgs(['--log-level', 'loud']), /--log-level "loud": expected one of fatal, error/);
+    assert.throws(() => parseStartArgs(['extra']), /Unexpected argument 'extra'/);
+  });
+});
+
+describe('--output', () => {
+  it('DIR/live.mpd names a directory and the manifest', () => {
+    assert.deepEqual(parseOutput('out/live.mpd', '/srv'), { kind: 'directory', dir: '/srv/out', manifest: 'live.mpd' });
+    assert.deepEqual(parseOutput('/data/stream', '/srv'), { kind: 'directory', dir: '/data/stream', manifest: 'live.mpd' });
+  });
+  it('an origin URL is refused until push exists', () => {
+    assert.throws(() => parseOutput('https://origin.example/live/live.mpd', '/'), /writes to a directory only/);
+  });
+});

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { parseSource } from '../../src/capture/source.ts';
+import { clockOverlay } from '../../src/capture/test-source.ts';
+import { BUILTIN_PROFILES, loadProfile } from '../../src/config/profile.ts';
+import { buildEncoderPlan, shellQuote } from '../../src/encode/ffmpeg-args.ts';
+import { planLadder } from '../../src/ladder/ladder.ts';
+
+/** Golden files pin the exact argv; regenerate with UPDATE_GOLDEN=1 and review the diff. */
+async function matchesGolden(name: string, actual: unknown) {
+  const url = new URL(`../fixtures/golden/${name}.json`, import.meta.url);
+  const text = `${JSON.stringify(actual, null, 2)}\n`;
+  if (process.env['UPDATE_GOLDEN']) await writeFile(url, text);
+  assert.equal(text, await readFile(url, 'utf8'), `${name} differs from its golden file`);
+}
+
+describe('ffmpeg argv per profile (golden)', () => {
+  for (const name of BUILTIN_PROFILES) {
+    for (const spec of ['test', 'test:mandelbrot']) {
+      it(`${name} with --source ${spec}`, async () => {
+        const { profile } = await loadProfile(name);
+        const source = parseSource(spec);
+        const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions);
+        await matchesGolden(`argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, { args: plan.args, tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })) });
+      });
+    }
+  }
+});
+
+describe('what the argv must say, whatever the golden files hold', () => {
+  it('ultra-ll: IDRs on the grid, capped VBR, no B-frames, one fMP4 pipe per track', async () => {
+    const { profile } = await loadProfile('ultra-ll');
+    const source = parseSource('test');
+    const { args, tracks } = buildEncoderPlan(profile, source, profile.video.renditions);
+    const joined = args.join(' ');
+    assert.deepEqual(tracks.map((t) => [t.id, t.fd]), [['1080p', 3], ['720p', 4], ['audio', 5]]);
+    for (const fd of [3, 4, 5]) assert.ok(args.includes(`pipe:${fd}`));
+    assert.equal(args.filter((a) => a === '-copyts').length, 1);
+    assert.equal(joined.match(/-tune zerolatency/g)?.length, 2);
+    assert.equal(joined.match(/-bf 0/g)?.length, 2);
+    assert.equal(joined.match(/-sc_threshold 0/g)?.length, 2);
+    assert.equal(joined.match(/-force_key_frames expr:gte\(t,n_forced\*1\)/g)?.length, 2);
+    assert.match(joined, /-b:v 6000000 -maxrate 6000000 -bufsize 3000000/);
+    assert.match(joined, /-b:v 3000000 -maxrate 3000000 -bufsize 1500000/);
+    assert.doesNotMatch(joined, /nal-hrd/);
+    assert.equal(joined.match(/frag_discont/g)?.length, 3);
+    assert.match(joined, /-c:a aac -b:a 128000 -ar 48000 -ac 2/);
+    assert.match(joined, /setpts=RTCTIME/);
+    assert.match(joined, /asetpts=RTCTIME/);
+    assert.match(joined, /select='if\(selected_n,1,eq\(mod\(round\(t\*30\),30\),0\)\)'/);
+  });
+
+  it('ll: 2 s segments select on 60-frame boundaries and IDRs stay every second', async () => {
+    const { profile } = await loadProfile('ll');
+    const { args } = buildEncoderPlan(profile, parseSource('test'), profile.video.renditions);
+    assert.match(args.join(' '), /eq\(mod\(round\(t\*30\),60\),0\)/);
+    assert.match(args.join(' '), /-frag_duration 500000/);
+    assert.match(args.join(' '), /n_forced\*1\)/);
+  });
+
+  it('the clock scales with the picture and escapes drawtext separators', () => {
+    assert.match(clockOverlay(1080), /fontsize=96:.*x=32:y=32:/);
+    assert.match(clockOverlay(720), /fontsize=64:.*x=21:y=21:/);
+    assert.match(clockOverlay(1080), /text='%\{eif\\:mod\(floor\(round\(t\*1000\)\/3600000\),24\)\\:d\\:2\}\\:/);
+  });
+
+  it('prints a command line a shell runs as is', () => {
+    assert.equal(shellQuote(['ffmpeg', '-i', 'a b', "it's", 'pipe:3', 'expr:gte(t,1)']), `ffmpeg -i 'a b' 'it'\\''s' pipe:3 'expr:gte(t,1)'`);
+  });
+});

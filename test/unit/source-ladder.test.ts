@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseSource } from '../../src/capture/source.ts';
+import { loadProfile } from '../../src/config/profile.ts';
+import { planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
+import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
+
+const { profile } = await loadProfile('ultra-ll');
+const r1080 = profile.video.renditions[0]!;
+const r720 = profile.video.renditions[1]!;
+
+describe('--source', () => {
+  it('test and test:mandelbrot are 1080p test sources', () => {
+    assert.deepEqual(parseSource('test'), { kind: 'test', pattern: 'testsrc2', width: 1920, height: 1080 });
+    assert.equal(parseSource('test:mandelbrot').pattern, 'mandelbrot');
+  });
+  it('refuses what it cannot capture, saying what it accepts', () => {
+    assert.throws(() => parseSource('test:smpte'), /unknown test pattern "smpte"; accepted: test, test:mandelbrot/);
+    assert.throws(() => parseSource('device:/dev/video0'), /captures only its test source \(test, test:mandelbrot\)/);
+    assert.throws(() => parseSource('udp://239.0.0.1:1234'), /not supported yet/);
+    assert.throws(() => parseSource('camera'), /"camera" is not a source; accepted: test, test:mandelbrot/);
+  });
+});
+
+describe('ladder', () => {
+  it('drops renditions larger than the source, never upscales', () => {
+    const plan = planLadder(profile.video.renditions, { width: 1280, height: 720 });
+    assert.deepEqual(plan.renditions.map((r) => r.id), ['720p']);
+    assert.deepEqual(plan.dropped.map((r) => r.id), ['1080p']);
+  });
+  it('one graph: snap, select the first frame on a boundary, overlay, split, scale', () => {
+    assert.equal(
+      videoFilterGraph({ profile, renditions: [r1080, r720], source: { width: 1920, height: 1080 }, overlay: 'drawtext=x' }),
+      "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]",
+    );
+  });
+  it('a single rendition needs no split; a smaller one is scaled', () => {
+    assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',scale=1280:720[v0]");
+    assert.equal(videoFilterGraph({ profile, renditions: [r1080], source: { width: 1920, height: 1080 } }), "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))'[v0]");
+  });
+});
+
+describe('epoch grid', () => {
+  it('places decode times on segments exactly, in BigInt', () => {
+    const t = 1_795_219_794n * 90_000n;
+    assert.deepEqual(placeOnGrid(t, 90_000, 1), { segment: 1_795_219_794n, aligned: true });
+    assert.deepEqual(placeOnGrid(t + 3000n, 90_000, 1), { segment: 1_795_219_794n, aligned: false });
+    assert.deepEqual(placeOnGrid(t, 90_000, 2), { segment: 897_609_897n, aligned: true });
+    assert.equal(mediaTimeToDate(t + 45_000n, 90_000).toISOString(), '2026-11-21T00:09:54.500Z');
+  });
+});
