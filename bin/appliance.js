@@ -34,7 +34,9 @@ const pinned = pinnedNode();
 const currentMajor = Number(process.versions.node.split('.')[0]);
 
 if (pinned && !samePath(pinned, process.execPath)) {
-  const child = spawn(pinned, [entry, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // The IPC channel closes when this launcher dies, even by SIGKILL: the appliance then stops
+  // cleanly on its own instead of running on as an orphan.
+  const child = spawn(pinned, [entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
   // A service manager or script may signal only this process; pass it on. The child handles a
   // repeated signal (e.g. Ctrl-C reaching both processes) as one stop request.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {

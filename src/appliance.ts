@@ -1,3 +1,14 @@
 import { main } from './cli/main.ts';
+import { EXIT_RUNTIME } from './errors.ts';
+
+// Started by the launcher (bin/appliance.js) with an IPC channel: if the launcher dies without
+// passing a signal on (SIGKILL), stop as on SIGTERM; before a run has begun, just leave.
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => {
+    if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM', 'SIGTERM');
+    else process.exit(EXIT_RUNTIME);
+  });
+}
 
 process.exitCode = await main(process.argv.slice(2));

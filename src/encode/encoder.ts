@@ -39,10 +39,15 @@ export function startEncoder(options: {
     buffer: false,
     reject: false,
     encoding: 'buffer',
-    // We stop ffmpeg ourselves; execa's own kill-on-exit stays as a last resort.
     forceKillAfterDelay: false,
+    // Its own process group: a Ctrl-C or a signal to our group must reach the appliance, which
+    // stops ffmpeg with `q` after the media in flight, not ffmpeg directly.
+    detached: process.platform !== 'win32',
   });
   const log = logger.child({ component: 'ffmpeg', pid: child.pid });
+  // A detached child is not killed with us; never leave an ffmpeg behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
 
   const tail: string[] = [];
   let pendingStderr = '';
@@ -73,6 +78,7 @@ export function startEncoder(options: {
 
   let requested = false;
   const exited: Promise<EncoderExit> = child.then((result) => {
+    process.off('exit', killOnExit);
     if (pendingStderr.trim()) tail.push(pendingStderr);
     return {
       code: result.exitCode,
