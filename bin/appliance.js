@@ -4,6 +4,7 @@
 // systemd ExecStart all run the same runtime. Keep this file plain JavaScript for Node ≥ 18.
 import { spawn } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
+import { constants } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -49,7 +50,7 @@ if (pinned && !samePath(pinned, process.execPath)) {
     process.exit(2);
   });
   child.on('exit', (code, signal) => {
-    process.exit(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+    process.exit(code ?? 128 + (constants.signals[signal] ?? 15));
   });
 } else if (pinned || currentMajor >= REQUIRED_MAJOR) {
   await import(pathToFileURL(entry).href);

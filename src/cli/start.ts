@@ -4,7 +4,7 @@ import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
-import { placeOnGrid, mediaTimeToDate } from '../encode/epoch-grid.ts';
+import { IdrGridCheck, mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
@@ -12,7 +12,6 @@ import type { EncoderProgress } from '../encode/progress.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
-import { Fmp4StreamReader } from '../packager/fmp4.ts';
 import { ensureWritableDirectory, parseOutput, type DirectoryTarget } from '../push/output-target.ts';
 import { TrackFiles } from '../push/track-files.ts';
 import type { StartOptions } from './args.ts';
@@ -92,21 +91,14 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   logger.info({ pid: encoder.pid }, 'ffmpeg started');
 
   let mediaSeen = false;
-  const readers = new Map(plan.tracks.map((t) => [t.id, { track: t, reader: new Fmp4StreamReader(), firstSync: false }]));
+  const checks = new Map(plan.tracks.filter((t) => t.kind === 'video').map((t) => [t.id, { grid: new IdrGridCheck(profile.segdur), first: true }]));
   const files = new TrackFiles(output.dir, encoder.tracks, (id, piece) => {
     mediaSeen = true;
-    const entry = readers.get(id)!;
-    for (const event of entry.reader.push(piece)) {
-      if (event.type !== 'fragment') continue;
-      for (const traf of event.fragment.tracks) {
-        const timescale = entry.reader.tracks.get(traf.trackId)?.timescale ?? 1;
-        for (const sample of traf.samples.filter((s) => s.sync && entry.track.kind === 'video')) {
-          const place = placeOnGrid(sample.decodeTime, timescale, profile.segdur);
-          if (!entry.firstSync) logger.info({ track: id, segment: place.segment.toString(), at: mediaTimeToDate(sample.decodeTime, timescale).toISOString() }, 'first IDR');
-          if (!place.aligned) logger.warn({ track: id, decodeTime: sample.decodeTime.toString(), timescale }, 'IDR off the epoch grid');
-          entry.firstSync = true;
-        }
-      }
+    const check = checks.get(id);
+    for (const idr of check?.grid.push(piece) ?? []) {
+      if (check!.first) logger.info({ track: id, segment: idr.segment.toString(), at: mediaTimeToDate(idr.decodeTime, idr.timescale).toISOString() }, 'first IDR');
+      if (!idr.aligned) logger.warn({ track: id, decodeTime: idr.decodeTime.toString(), timescale: idr.timescale }, 'IDR off the epoch grid');
+      check!.first = false;
     }
   });
 

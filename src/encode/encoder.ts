@@ -16,6 +16,31 @@ export interface EncoderExit {
 /** Lines ffmpeg 5.1 always prints for our muxer settings; they say nothing about this run. */
 const EXPECTED_WARNINGS = [/No meaningful edit list will be written/, /starts with a nonzero dts/];
 const STDERR_TAIL_LINES = 30;
+const REPEAT_WINDOW_MS = 10_000;
+
+/**
+ * Pure: lets a message through at most once per window per shape (digits and addresses
+ * ignored), counting what it held back, so a warning ffmpeg prints every frame cannot flood the
+ * journal while the first occurrence and the count still show.
+ */
+export class RepeatLimiter {
+  readonly #windowMs: number;
+  readonly #seen = new Map<string, { loggedAt: number; suppressed: number }>();
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  admit(line: string, now: number): { log: boolean; suppressed: number } {
+    const shape = line.replace(/0x[0-9a-f]+|\d+(\.\d+)?/gi, '#');
+    const entry = this.#seen.get(shape);
+    if (entry && now - entry.loggedAt < this.#windowMs) {
+      entry.suppressed++;
+      return { log: false, suppressed: 0 };
+    }
+    this.#seen.set(shape, { loggedAt: now, suppressed: 0 });
+    return { log: true, suppressed: entry?.suppressed ?? 0 };
+  }
+}
 
 export interface EncoderProcess {
   readonly pid: number | undefined;
@@ -50,6 +75,7 @@ export function startEncoder(options: {
   process.once('exit', killOnExit);
 
   const tail: string[] = [];
+  const repeats = new RepeatLimiter(REPEAT_WINDOW_MS);
   let pendingStderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
@@ -58,8 +84,12 @@ export function startEncoder(options: {
     for (const line of lines.filter((l) => l.trim())) {
       tail.push(line);
       if (tail.length > STDERR_TAIL_LINES) tail.shift();
-      if (EXPECTED_WARNINGS.some((pattern) => pattern.test(line))) log.debug({ line }, 'ffmpeg');
-      else log.warn({ line }, 'ffmpeg');
+      if (EXPECTED_WARNINGS.some((pattern) => pattern.test(line))) {
+        log.debug({ line }, 'ffmpeg');
+        continue;
+      }
+      const verdict = repeats.admit(line, Date.now());
+      if (verdict.log) log.warn({ line, ...(verdict.suppressed ? { repeatedSinceLast: verdict.suppressed } : {}) }, 'ffmpeg');
     }
   });
 
