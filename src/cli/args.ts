@@ -19,6 +19,9 @@ appliance start [options]
   --segdur S            segment duration in seconds (overrides the profile)
   --cdur S              CMAF chunk duration in seconds (overrides the profile)
   --asto S              availabilityTimeOffset in seconds (overrides the profile)
+  --tsb S               time-shift window in seconds: manifest depth and files kept (overrides the profile)
+  --utc-timing URL      the clock players synchronise with (MPD UTCTiming, http-iso with milliseconds)
+                        (default: https://time.akamai.com/?iso&ms)
   --duration S          stop after S seconds (default: run until SIGTERM or Ctrl-C)
   --ffmpeg PATH         the ffmpeg binary (else APPLIANCE_FFMPEG, the system ffmpeg, ffmpeg-static)
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
@@ -34,6 +37,8 @@ const START_OPTIONS = {
   segdur: { type: 'string' },
   cdur: { type: 'string' },
   asto: { type: 'string' },
+  tsb: { type: 'string' },
+  'utc-timing': { type: 'string' },
   duration: { type: 'string' },
   ffmpeg: { type: 'string' },
   'log-level': { type: 'string' },
@@ -48,6 +53,8 @@ export interface StartOptions {
   segdur?: number | undefined;
   cdur?: number | undefined;
   asto?: number | undefined;
+  tsb?: number | undefined;
+  utcTiming: string;
   duration?: number | undefined;
   ffmpeg?: string | undefined;
   logLevel: LogLevel;
@@ -62,6 +69,18 @@ function seconds(flag: string, value: string | undefined, { allowZero = false } 
     throw new ConfigError(`--${flag} "${value}": expected a number of seconds ${allowZero ? '(0 or more)' : 'greater than 0'}, e.g. --${flag} 1`);
   }
   return parsed;
+}
+
+export const DEFAULT_UTC_TIMING = 'https://time.akamai.com/?iso&ms';
+
+function httpUrl(flag: string, value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(`--${flag} "${value}": expected an http:// or https:// URL, e.g. --${flag} ${DEFAULT_UTC_TIMING}`);
 }
 
 /** Pure: the arguments after `start` → options, or a ConfigError naming the bad flag. */
@@ -83,6 +102,8 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
     segdur: seconds('segdur', values.segdur),
     cdur: seconds('cdur', values.cdur),
     asto: seconds('asto', values.asto, { allowZero: true }),
+    tsb: seconds('tsb', values.tsb),
+    utcTiming: httpUrl('utc-timing', values['utc-timing'] ?? DEFAULT_UTC_TIMING),
     duration: seconds('duration', values.duration),
     ffmpeg: values.ffmpeg,
     logLevel: logLevel as LogLevel,

@@ -4,7 +4,7 @@ import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
-import { IdrGridCheck, mediaTimeToDate } from '../encode/epoch-grid.ts';
+import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
@@ -13,7 +13,9 @@ import { ConfigError, RuntimeFailure } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
 import { ensureWritableDirectory, parseOutput, type DirectoryTarget } from '../push/output-target.ts';
-import { TrackFiles } from '../push/track-files.ts';
+import { DirectoryOutput } from '../push/directory-output.ts';
+import { buildMpd } from '../packager/mpd.ts';
+import { Packager } from '../packager/packager.ts';
 import type { StartOptions } from './args.ts';
 
 export interface ResolvedStart {
@@ -23,6 +25,7 @@ export interface ResolvedStart {
   output: DirectoryTarget;
   plan: EncoderPlan;
   ffmpeg: Ffmpeg;
+  utcTiming: string;
   warnings: string[];
 }
 
@@ -47,14 +50,14 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
   await ensureWritableDirectory(output.dir, { create: !options.dryRun });
   const plan = buildEncoderPlan(profile, source, ladder.renditions);
   const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'fps', 'select', 'split', 'scale', 'format', 'aresample'] });
-  return { profile, profileFile: loaded.file, source, output, plan, ffmpeg, warnings };
+  return { profile, profileFile: loaded.file, source, output, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
   const { profile, source, output, plan, ffmpeg } = resolved;
   const settings = {
     profile: { name: profile.name, file: resolved.profileFile },
-    timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr },
+    timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
     source: { spec: `${source.kind}${source.pattern === 'testsrc2' ? '' : `:${source.pattern}`}`, width: source.width, height: source.height, framerate: profile.video.framerate },
     tracks: plan.tracks.map((t) =>
       t.rendition
@@ -62,7 +65,7 @@ export function describe(resolved: ResolvedStart): string {
         : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
     ),
     latency: profile.latency,
-    output: { directory: output.dir, manifest: output.manifest, files: plan.tracks.map((t) => `${t.id}.mp4`) },
+    output: { directory: output.dir, manifest: output.manifest, segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`), timeShiftBufferDepth: profile.tsb, utcTiming: resolved.utcTiming },
     ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
     warnings: resolved.warnings,
   };
@@ -72,11 +75,14 @@ export function describe(resolved: ResolvedStart): string {
 /** How often progress is logged at info level, in progress reports (one a second). */
 const PROGRESS_LOG_EVERY = 10;
 
+/** Wall-clock now as a segment number on the epoch grid. */
+const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
+
 export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger): Promise<void> {
   const { profile, plan, ffmpeg, output } = resolved;
   for (const warning of resolved.warnings) logger.warn(warning);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
-  logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, output: output.dir }, 'starting');
+  logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb, output: output.dir }, 'starting');
 
   let reports = 0;
   let lastDrops = 0;
@@ -87,32 +93,77 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     else logger.debug(fields, 'encoding');
     lastDrops = p.dupFrames + p.dropFrames;
   };
+
+  const packager = new Packager(plan.tracks, profile);
+  const directory = new DirectoryOutput({ dir: output.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger });
+  const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: options.utcTiming };
+  let manifests = Promise.resolve();
+  const writeManifest = () => {
+    const text = buildMpd(packager.mpdModel(profile, manifestOptions, new Date()));
+    manifests = manifests.then(() => directory.writeManifest(output.manifest, text)).catch((err: unknown) => logger.error({ err }, 'manifest write failed'));
+    return manifests;
+  };
+  if (options.duration) {
+    // The stream ends at the first segment boundary at or after start + duration.
+    const end = BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur));
+    packager.endBefore(end, { last: true });
+    logger.info({ lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() }, 'stream end planned');
+  }
+
   const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress });
   logger.info({ pid: encoder.pid }, 'ffmpeg started');
 
   let mediaSeen = false;
-  const checks = new Map(plan.tracks.filter((t) => t.kind === 'video').map((t) => [t.id, { grid: new IdrGridCheck(profile.segdur), first: true }]));
-  const files = new TrackFiles(output.dir, encoder.tracks, (id, piece) => {
-    mediaSeen = true;
-    const check = checks.get(id);
-    for (const idr of check?.grid.push(piece) ?? []) {
-      if (check!.first) logger.info({ track: id, segment: idr.segment.toString(), at: mediaTimeToDate(idr.decodeTime, idr.timescale).toISOString() }, 'first IDR');
-      if (!idr.aligned) logger.warn({ track: id, decodeTime: idr.decodeTime.toString(), timescale: idr.timescale }, 'IDR off the epoch grid');
-      check!.first = false;
-    }
-  });
+  let manifestWritten = false;
+  let finishing: Promise<unknown> | undefined;
+  const finish = () =>
+    (finishing ??= (async () => {
+      if (packager.end?.last) await writeManifest();
+      logger.info({ lastSegment: packager.currentSegment?.toString() }, packager.end?.last ? 'stream ended' : 'segment finished; stopping');
+      await encoder.stop();
+    })());
+  const firstSeen = new Set<string>();
+  for (const [track, stream] of encoder.tracks) {
+    stream.on('data', (piece: Uint8Array) => {
+      mediaSeen = true;
+      for (const event of packager.push(track, piece)) {
+        directory.handle(event);
+        if (event.type === 'chunk' && !firstSeen.has(track)) {
+          firstSeen.add(track);
+          logger.info({ track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
+        }
+      }
+      if (!manifestWritten && packager.ready) {
+        manifestWritten = true;
+        void writeManifest();
+      }
+      if (packager.end && packager.finished) void finish();
+    });
+  }
 
-  const stop = () => void encoder.stop();
+  // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream).
+  let safety: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (packager.end && !packager.end.last) return;
+    const current = packager.currentSegment;
+    if (current === undefined) return void encoder.stop();
+    const now = segmentNow(profile.segdur);
+    packager.endBefore((current > now ? current : now) + 1n, { last: false });
+    logger.info({ lastSegment: packager.end!.segment - 1n + '' }, 'stop requested: finishing the current segment');
+    if (packager.finished) void finish();
+    safety = setTimeout(() => void encoder.stop(), (2 * profile.segdur + 3) * 1000);
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', stop);
-  const timer = options.duration ? setTimeout(stop, options.duration * 1000) : undefined;
   let exit: EncoderExit;
   try {
     exit = await encoder.exited;
-    await files.close();
+    await finishing;
+    await manifests;
+    await directory.flush();
   } finally {
-    if (timer) clearTimeout(timer);
+    clearTimeout(safety);
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     process.off('SIGHUP', stop);
@@ -126,5 +177,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     ]);
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
-  logger.info({ files: files.paths }, 'stopped');
+  if (directory.failures) throw new RuntimeFailure(`${directory.failures} writes to ${output.dir} failed (see the log)`);
+  logger.info({ dir: output.dir, manifest: output.manifest }, 'stopped');
 }

@@ -94,6 +94,7 @@ export interface TimingOverrides {
   segdur?: number | undefined;
   cdur?: number | undefined;
   asto?: number | undefined;
+  tsb?: number | undefined;
 }
 
 export function applyOverrides(profile: Profile, overrides: TimingOverrides): Profile {
@@ -102,6 +103,7 @@ export function applyOverrides(profile: Profile, overrides: TimingOverrides): Pr
     segdur: overrides.segdur ?? profile.segdur,
     cdur: overrides.cdur ?? profile.cdur,
     asto: overrides.asto ?? profile.asto,
+    tsb: overrides.tsb ?? profile.tsb,
   };
 }
 
@@ -140,6 +142,9 @@ export function checkTiming(profile: Profile): { errors: string[]; warnings: str
     );
   }
   const { target, min, max } = profile.latency;
+  if (profile.tsb < 3 * segdur) {
+    errors.push(`tsb ${profile.tsb} s must hold at least 3 segments (${3 * segdur} s): players need room behind the live edge`);
+  }
   if (!(min <= target && target <= max)) {
     errors.push(`latency.min ${min} ≤ latency.target ${target} ≤ latency.max ${max} does not hold`);
   }

@@ -41,6 +41,7 @@ export const profileSchema = z.strictObject({
   cdur: positiveSeconds,
   asto: seconds.min(0, { error: 'expected 0 or more seconds' }),
   idr: positiveSeconds,
+  tsb: positiveSeconds.default(30),
   video: z.strictObject({
     framerate: z.number().int({ error: 'expected a whole number of frames per second (24–60); IDRs must land on whole seconds' }).min(1).max(120),
     preset: z.enum(X264_PRESETS),

@@ -33,7 +33,7 @@ const micros = (seconds: number) => String(Math.round(seconds * 1e6));
 function muxArgs(fragmentSeconds: number): string[] {
   return [
     '-f', 'mp4',
-    '-movflags', '+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer',
+    '-movflags', '+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer+cmaf',
     '-avoid_negative_ts', 'make_non_negative',
     '-frag_duration', micros(fragmentSeconds),
   ];

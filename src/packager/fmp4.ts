@@ -11,6 +11,8 @@ export interface TrackInfo {
   height?: number | undefined;
   /** avcC profile_idc, constraint flags and level_idc, e.g. 0x64, 0x00, 0x28 → `avc1.640028`. */
   avc?: { profile: number; compatibility: number; level: number } | undefined;
+  /** Sample aspect ratio from `pasp`, e.g. "1:1"; undefined when absent (square pixels). */
+  sar?: string | undefined;
   channels?: number | undefined;
   sampleRate?: number | undefined;
   defaults: SampleDefaults;
@@ -30,6 +32,8 @@ export interface Sample {
   /** A sync sample (IDR for video): `sample_is_non_sync_sample` is clear. */
   sync: boolean;
   compositionOffset: number;
+  /** Where the sample's data starts, counted from the start of its moof (base is moof). */
+  dataOffset: number;
 }
 
 export interface TrackFragment {
@@ -90,8 +94,11 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
   if (handler === 'vide') {
     info.width = e.getUint16(24);
     info.height = e.getUint16(26);
-    const avcC = findBox(entry.payload.subarray(78), ['avcC']);
+    const children = entry.payload.subarray(78);
+    const avcC = findBox(children, ['avcC']);
     if (avcC) info.avc = { profile: avcC.payload[1]!, compatibility: avcC.payload[2]!, level: avcC.payload[3]! };
+    const pasp = findBox(children, ['pasp']);
+    if (pasp) info.sar = `${view(pasp.payload).getUint32(0)}:${view(pasp.payload).getUint32(4)}`;
   } else if (handler === 'soun') {
     info.channels = e.getUint16(16);
     info.sampleRate = e.getUint32(24) >>> 16;
@@ -127,12 +134,15 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
 
   const samples: Sample[] = [];
   let decodeTime = baseDecodeTime;
+  // Without a data_offset, a trun's data follows the previous one's; the first starts after the moof.
+  let nextDataOffset = 0;
   for (const trun of findBoxes(traf, 'trun')) {
     const r = view(trun.payload);
     const flags = r.getUint32(0) & 0xffffff;
     const count = r.getUint32(4);
     let p = 8;
-    if (flags & 0x01) p += 4; // data_offset
+    let dataOffset = nextDataOffset;
+    if (flags & 0x01) (dataOffset = r.getInt32(p)), (p += 4);
     let firstFlags: number | undefined;
     if (flags & 0x04) (firstFlags = r.getUint32(p)), (p += 4);
     for (let i = 0; i < count; i++) {
@@ -145,9 +155,11 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
       if (i === 0 && firstFlags !== undefined) sampleFlags = firstFlags;
       const compositionOffset = flags & 0x800 ? r.getInt32(p) : 0;
       if (flags & 0x800) p += 4;
-      samples.push({ decodeTime, duration, size, flags: sampleFlags, sync: (sampleFlags & NON_SYNC_SAMPLE) === 0, compositionOffset });
+      samples.push({ decodeTime, duration, size, flags: sampleFlags, sync: (sampleFlags & NON_SYNC_SAMPLE) === 0, compositionOffset, dataOffset });
       decodeTime += BigInt(duration);
+      dataOffset += size;
     }
+    nextDataOffset = dataOffset;
   }
   return { trackId, baseDecodeTime, samples };
 }

@@ -89,7 +89,7 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
     assert.equal(run.exitCode, 0, String(run.stderr));
     const [settingsText, commandText] = String(run.stdout).split('# ffmpeg command line');
     const settings = parseYaml(settingsText!) as Record<string, any>;
-    assert.deepEqual(settings['timing'], { segdur: 2, cdur: 0.2, asto: 1.9, idr: 1 });
+    assert.deepEqual(settings['timing'], { segdur: 2, cdur: 0.2, asto: 1.9, idr: 1, tsb: 30 });
     assert.equal(settings['profile'].name, 'll');
     assert.deepEqual(settings['tracks'].map((t: { id: string }) => t.id), ['1080p', '720p', 'audio']);
     assert.equal(settings['warnings'].length, 1);

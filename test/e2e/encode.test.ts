@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { analyseTrack, type TrackReport } from '../helpers/media.ts';
+import { XMLParser } from 'fast-xml-parser';
+import { readdir, readFile } from 'node:fs/promises';
+import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
+import { probeSegment, segmentLayout } from '../helpers/segments.ts';
 import { clockMillis, readBurntInClock } from '../helpers/ocr.ts';
 import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
@@ -60,30 +63,38 @@ function assertAudioTrack(report: TrackReport, firstVideoIdr: bigint, videoTimes
   assert.ok(Math.abs(audioStartMs - videoStartMs) < 1500, `audio starts at ${audioStartMs}, video at ${videoStartMs}: same clock`);
 }
 
-describe('a 10 s run of the test source under the system Node', { timeout: 240_000 }, () => {
+const TRACKS = ['1080p', '720p', 'audio'] as const;
+
+describe('a 12 s run of the test source to a directory, under the system Node', { timeout: 240_000 }, () => {
   let dir: string;
   let run: Awaited<ReturnType<typeof runAppliance>>;
   let startedAt: number;
   const reports = new Map<string, TrackReport>();
+  const tracks = new Map<string, Uint8Array>();
 
   before(async () => {
     dir = await scratch();
     startedAt = Date.now();
-    run = await runAppliance(['start', '--duration', '10', '--output', join(dir, 'live.mpd')]);
-    for (const id of ['1080p', '720p', 'audio']) reports.set(id, await analyseTrack(join(dir, `${id}.mp4`), SEGDUR));
+    run = await runAppliance(['start', '--profile', 'ultra-ll', '--source', 'test', '--output', join(dir, 'live.mpd'), '--duration', '12']);
+    for (const id of TRACKS) {
+      tracks.set(id, await readTrack(dir, id));
+      reports.set(id, await analyseTrack(tracks.get(id)!, SEGDUR));
+    }
   });
 
-  it('exits 0 and logs the ffmpeg it chose', async () => {
+  it('exits 0 once the last segment is complete, and logs the ffmpeg it chose', async () => {
     assert.equal(run.exitCode, 0, String(run.stderr));
-    const ffmpeg = logLines(String(run.stderr)).find((l) => l['msg'] === 'ffmpeg');
+    const logs = logLines(String(run.stderr));
+    const ffmpeg = logs.find((l) => l['msg'] === 'ffmpeg');
     assert.ok(ffmpeg?.['path'] && /^\d/.test(String(ffmpeg['version'])), 'path and version logged');
+    assert.ok(logs.some((l) => l['msg'] === 'stream ended'));
+    assert.ok(Date.now() - startedAt < 20_000);
   });
 
   it('the launcher hands the system Node over to the pinned Node 24', async () => {
     const version = await runAppliance(['--version']);
     assert.equal(version.exitCode, 0);
     assert.match(String(version.stdout), /^appliance \d+\.\d+\.\d+ \(node v24\./);
-    assert.ok(await systemNode(), 'ran under the machine\'s node');
   });
 
   for (const id of ['1080p', '720p'] as const) {
@@ -113,7 +124,7 @@ describe('a 10 s run of the test source under the system Node', { timeout: 240_0
       for (const index of indexes) {
         const sample = report.samples[index]!;
         const mediaMs = Number((sample.decodeTime * 1000n) / BigInt(report.track.timescale)) % DAY_MS;
-        const text = await readBurntInClock(join(dir, `${id}.mp4`), index, report.track.height!);
+        const text = await readBurntInClock(tracks.get(id)!, index, report.track.height!);
         const shown = clockMillis(text);
         assert.ok(shown !== undefined, `${id} frame ${index}: OCR read "${text}"`);
         const diff = Math.min(Math.abs(shown - mediaMs), DAY_MS - Math.abs(shown - mediaMs));
@@ -121,22 +132,98 @@ describe('a 10 s run of the test source under the system Node', { timeout: 240_0
       }
     }
   });
+
+  it('every segment of every track decodes after its init segment, starts on a keyframe at n·segdur and lasts 1 s ± one frame', async () => {
+    for (const id of TRACKS) {
+      const numbers = await segmentNumbers(dir, id);
+      assert.ok(numbers.length >= 10, `${id}: ${numbers.length} segments`);
+      for (const n of numbers) {
+        const probed = await probeSegment(dir, id, n);
+        const frame = id === 'audio' ? 1024 / 48000 : 1 / 30;
+        const first = probed.packets[0]!;
+        assert.equal(probed.decodedFrames, probed.packets.length, `${id}/${n}: every frame decodes`);
+        assert.ok(first.key, `${id}/${n}: starts on a keyframe`);
+        assert.ok(Math.abs(first.pts - Number(n) * SEGDUR) <= (id === 'audio' ? frame / 2 : 1e-6), `${id}/${n}: starts at ${first.pts}`);
+        // ffprobe leaves the first AAC packet's duration out; the span from first start to last end is exact.
+        const last = probed.packets.at(-1)!;
+        const duration = last.pts + last.duration - first.pts;
+        assert.ok(Math.abs(duration - SEGDUR) <= frame + 1e-6, `${id}/${n}: lasts ${duration} s`);
+      }
+    }
+  });
+
+  it('every segment holds 10 chunks, each with its own tfdt and prft, behind a CMAF styp; the last one carries lmsg', async () => {
+    for (const id of TRACKS) {
+      const numbers = await segmentNumbers(dir, id);
+      for (const n of numbers) {
+        const layout = await segmentLayout(dir, id, n);
+        assert.equal(layout.types[0], 'styp', `${id}/${n}`);
+        assert.ok(layout.brands.includes('cmfs') && layout.brands.includes('cmfc'), `${id}/${n}: brands ${layout.brands}`);
+        assert.equal(layout.brands.includes('lmsg'), n === numbers.at(-1), `${id}/${n}: lmsg only on the last segment`);
+        assert.equal(layout.chunkTimes.length, 10, `${id}/${n}: chunks`);
+        assert.equal(layout.prfts, 10, `${id}/${n}: prft per chunk`);
+        assert.ok(layout.chunkTimes.every((t, i) => i === 0 || t > layout.chunkTimes[i - 1]!), 'tfdt increases chunk by chunk');
+      }
+    }
+  });
+
+  it('the MPD parses and names exactly the files present', async () => {
+    const mpd = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(await readFile(join(dir, 'live.mpd'), 'utf8')) as { MPD: Record<string, any> };
+    const sets = mpd.MPD.Period.AdaptationSet as Record<string, any>[];
+    const representations = sets.flatMap((set) => [set.Representation].flat().map((r: { id: string }) => ({ id: r.id, template: set.SegmentTemplate })));
+    assert.deepEqual(representations.map((r) => r.id).sort(), [...TRACKS].sort());
+    assert.deepEqual((await readdir(dir)).sort(), [...TRACKS, 'live.mpd'].sort(), 'nothing else in the directory (no temporary files)');
+    const end = Number(/^PT(\d+)S$/.exec(mpd.MPD.mediaPresentationDuration)![1]);
+    for (const { id, template } of representations) {
+      assert.equal(template.initialization.replace('$RepresentationID$', id), `${id}/init.mp4`);
+      const numbers = await segmentNumbers(dir, id);
+      const files = (await readdir(join(dir, id))).sort();
+      const named = ['init.mp4', ...numbers.map((n) => template.media.replace('$RepresentationID$/', '').replace('$Number$', String(n)))].sort();
+      assert.deepEqual(files, named, `${id}: only the init segment and $Number$ segments`);
+      numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no gap`));
+      assert.equal(Number(numbers.at(-1)!) + 1, end / SEGDUR, `${id}: the last segment ends where the MPD says the stream ends`);
+    }
+    const video = sets.find((s) => s.contentType === 'video')!;
+    assert.deepEqual([video.Representation].flat().map((r: Record<string, string>) => r.codecs), ['avc1.640028', 'avc1.64001f']);
+  });
 });
 
 describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_000 }, () => {
-  it('stops cleanly with every byte on disk, bitrates within ±10 % per segment', async () => {
+  it('files grow chunk by chunk; SIGTERM finishes the current segment without ending the stream; bitrates within ±10 %', async () => {
     const dir = await scratch();
     const child = startAppliance(await systemNode(), ['start', '--source', 'test:mandelbrot', '--output', join(dir, 'live.mpd')]);
     assert.ok(child.pid, 'started');
+    const sizes: number[] = [];
     try {
-      await sleep(9000);
+      await sleep(4000);
+      // Watch the next segment from its creation for one second: it must grow chunk by chunk.
+      const watched = join(dir, '1080p', `${(await segmentNumbers(dir, '1080p')).at(-1)! + 1n}.m4s`);
+      const sizeOf = () => stat(watched).then((s) => s.size, () => 0);
+      for (let i = 0; i < 300 && !(await sizeOf()); i++) await sleep(5);
+      for (const began = Date.now(); Date.now() - began < 1000; await sleep(5)) {
+        const size = await sizeOf();
+        if (size && size !== sizes.at(-1)) sizes.push(size);
+      }
+      await sleep(2000);
     } finally {
       process.kill(child.pid, 'SIGTERM');
     }
     const run = await child;
     assert.equal(run.exitCode, 0, String(run.stderr));
-    assert.ok(logLines(String(run.stderr)).some((l) => l['msg'] === 'stopped'));
-    for (const id of ['1080p', '720p'] as const) assertVideoTrack(id, await analyseTrack(join(dir, `${id}.mp4`), SEGDUR));
+    assert.ok(sizes.length >= 9, `the segment file grew in ${sizes.length} steps within a second`);
+    const logs = logLines(String(run.stderr));
+    assert.ok(logs.some((l) => l['msg'] === 'stopped'));
+    for (const id of ['1080p', '720p'] as const) {
+      assertVideoTrack(id, await analyseTrack(await readTrack(dir, id), SEGDUR));
+      const last = (await segmentNumbers(dir, id)).at(-1)!;
+      const layout = await segmentLayout(dir, id, last);
+      assert.equal(layout.chunkTimes.length, 10, `${id}: the segment in progress at SIGTERM was finished`);
+      assert.ok(!layout.brands.includes('lmsg'), 'a service stop does not end the stream');
+    }
+    const mpd = await readFile(join(dir, 'live.mpd'), 'utf8');
+    assert.match(mpd, /type="dynamic"/);
+    assert.match(mpd, /minimumUpdatePeriod=/);
+    assert.doesNotMatch(mpd, /mediaPresentationDuration/);
   });
 });
 
@@ -169,7 +256,7 @@ describe('process lifetime', { timeout: 60_000 }, () => {
     const survivors = (await Promise.all(pids.map(async (pid) => ((await alive(pid)) ? [pid] : [])))).flat();
     for (const pid of survivors) process.kill(pid, 'SIGKILL');
     assert.deepEqual(survivors, [], 'the appliance and its ffmpeg stopped');
-    const report = await analyseTrack(join(dir, '1080p.mp4'), SEGDUR);
+    const report = await analyseTrack(await readTrack(dir, '1080p'), SEGDUR);
     assert.ok(report.samples.length >= 30, `${report.samples.length} frames on disk`);
   });
 

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { codecString, readFmp4, type Sample, type TrackInfo } from '../../src/packager/fmp4.ts';
 import { segmentTicks } from '../../src/encode/epoch-grid.ts';
 
@@ -12,11 +13,24 @@ export interface TrackReport {
   frameRate: number;
 }
 
-/** Reads one track's fMP4 file and measures it against the epoch grid of `segdur`. */
-export async function analyseTrack(path: string, segdur: number): Promise<TrackReport> {
-  const { tracks, fragments } = readFmp4(await readFile(path));
+/** Segment numbers present in a track's directory, in order. */
+export async function segmentNumbers(dir: string, track: string): Promise<bigint[]> {
+  const names = await readdir(join(dir, track));
+  return names.flatMap((n) => (/^\d+\.m4s$/.test(n) ? [BigInt(n.slice(0, -4))] : [])).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** A track as written by the directory output: its init segment, then every segment in order. */
+export async function readTrack(dir: string, track: string): Promise<Uint8Array> {
+  const parts = [await readFile(join(dir, track, 'init.mp4'))];
+  for (const n of await segmentNumbers(dir, track)) parts.push(await readFile(join(dir, track, `${n}.m4s`)));
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/** Measures one track's fMP4 bytes against the epoch grid of `segdur`. */
+export async function analyseTrack(bytes: Uint8Array, segdur: number): Promise<TrackReport> {
+  const { tracks, fragments } = readFmp4(bytes);
   const track = tracks[0];
-  if (!track) throw new Error(`${path}: no track`);
+  if (!track) throw new Error('no track in the init segment');
   const samples = fragments.flatMap((f) => f.tracks.flatMap((t) => t.samples));
   const ticks = segmentTicks(segdur, track.timescale);
   const bySegment = new Map<bigint, { bytes: number; ticks: bigint; starts: boolean }>();

@@ -12,6 +12,13 @@ describe('appliance start arguments', () => {
     const o = parseStartArgs(['--segdur', '2', '--cdur=0.2', '--asto', '0', '--duration', '10']);
     assert.deepEqual([o.segdur, o.cdur, o.asto, o.duration], [2, 0.2, 0, 10]);
   });
+  it('--tsb and --utc-timing', () => {
+    const o = parseStartArgs(['--tsb', '60', '--utc-timing', 'http://127.0.0.1:8080/time']);
+    assert.deepEqual([o.tsb, o.utcTiming], [60, 'http://127.0.0.1:8080/time']);
+    assert.equal(parseStartArgs([]).utcTiming, 'https://time.akamai.com/?iso&ms');
+    assert.throws(() => parseStartArgs(['--utc-timing', 'ntp://pool.ntp.org']), /--utc-timing "ntp:\/\/pool.ntp.org": expected an http:\/\/ or https:\/\/ URL/);
+  });
+
   it('refuses bad flags and values by name', () => {
     assert.throws(() => parseStartArgs(['--segdru', '1']), /Unknown option '--segdru'/);
     assert.throws(() => parseStartArgs(['--segdur', 'one']), /--segdur "one": expected a number of seconds greater than 0/);

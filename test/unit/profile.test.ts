@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -57,6 +57,7 @@ describe('built-in profiles', () => {
     await writeFile(file, ultraText.replace('name: ultra-ll', 'name: mine'));
     assert.equal((await loadProfile(file)).profile.name, 'mine');
     await assert.rejects(loadProfile(join(dir, 'missing.yaml')), /cannot read profile file .*missing\.yaml: no such file/);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 
@@ -116,6 +117,10 @@ describe('timing rules', () => {
     assert.equal(p.segdur, 2);
     assert.equal(p.cdur, 0.1);
     assert.equal(p.asto, 0.9);
+  });
+  it('the time-shift window holds at least 3 segments', () => {
+    assert.match(timing({ tsb: 2 }).errors.join(), /tsb 2 s must hold at least 3 segments \(3 s\)/);
+    assert.deepEqual(timing({ tsb: 3 }).errors, []);
   });
   it('the latency window must contain its target', () => {
     assert.match(checkTiming({ ...ultra, latency: { ...ultra.latency, target: 2 } }).errors.join(), /latency\.min 0\.5 ≤ latency\.target 2 ≤ latency\.max 1\.5 does not hold/);

@@ -3,8 +3,7 @@ import { describe, it } from 'node:test';
 import { parseSource } from '../../src/capture/source.ts';
 import { loadProfile } from '../../src/config/profile.ts';
 import { planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
-import { readFile } from 'node:fs/promises';
-import { IdrGridCheck, placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
+import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
 
 const { profile } = await loadProfile('ultra-ll');
 const r1080 = profile.video.renditions[0]!;
@@ -50,14 +49,4 @@ describe('epoch grid', () => {
     assert.equal(mediaTimeToDate(t + 45_000n, 90_000).toISOString(), '2026-11-21T00:09:54.500Z');
   });
 
-  it('finds each IDR of a stream arriving in pieces and places it on the grid', async () => {
-    const bytes = new Uint8Array(await readFile(new URL('../fixtures/media/epoch-64x64-2s.mp4', import.meta.url)));
-    for (const [segdur, aligned] of [[1, true], [2, false]] as const) {
-      const check = new IdrGridCheck(segdur);
-      const found = [];
-      for (let at = 0; at < bytes.length; at += 1000) found.push(...check.push(bytes.subarray(at, at + 1000)));
-      assert.deepEqual(found.map((p) => p.decodeTime), [1_795_219_794n * 90_000n, 1_795_219_795n * 90_000n]);
-      assert.equal(found[1]!.aligned, aligned, `segdur ${segdur}: the IDR at an odd second is ${aligned ? '' : 'not '}a segment start`);
-    }
-  });
 });

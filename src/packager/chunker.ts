@@ -1,0 +1,258 @@
+import { TopLevelBoxSplitter, type Box } from './boxes.ts';
+import { mdatHeader, moof, prft, styp } from './box-writer.ts';
+import { parseMoof, parseMoov, type Sample, type TrackInfo } from './fmp4.ts';
+
+export interface InitEvent {
+  type: 'init';
+  track: string;
+  info: TrackInfo;
+  /** ftyp + moov as ffmpeg wrote them. */
+  bytes: Uint8Array;
+}
+
+export interface ChunkEvent {
+  type: 'chunk';
+  track: string;
+  segment: bigint;
+  /** 0-based position of the chunk in its segment. */
+  part: number;
+  /** The chunk's bytes in order: [styp on part 0], prft, moof, mdat header, then views of the samples. */
+  parts: Uint8Array[];
+  byteLength: number;
+  independent: boolean;
+  decodeTime: bigint;
+  /** In the track's timescale. */
+  duration: number;
+  timescale: number;
+  /** The last chunk of its segment. */
+  segmentComplete: boolean;
+}
+
+export interface SegmentEndEvent {
+  type: 'segmentEnd';
+  track: string;
+  segment: bigint;
+  /** The stream ends with this segment (it carries lmsg). */
+  last: boolean;
+}
+
+export type PackagerEvent = InitEvent | ChunkEvent | SegmentEndEvent;
+
+export interface ChunkerTiming {
+  segdur: number;
+  cdur: number;
+}
+
+interface SampleWithData extends Sample {
+  data: Uint8Array;
+}
+
+interface OpenSegment {
+  segment: bigint;
+  start: bigint;
+  /** Chunk boundaries in frames (audio) from the segment's first frame; undefined for video. */
+  audioBounds?: number[] | undefined;
+  chunk: number;
+  pending: SampleWithData[];
+  /** Chunks of this segment already emitted; the first one carries styp. */
+  emitted: number;
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Pure: one track's fragmented MP4 (as ffmpeg writes it, cut anywhere) → CMAF chunks on the epoch
+ * grid. Segment n covers [n·segdur, (n+1)·segdur); video chunks are the frames of each cdur slot,
+ * and a video segment must start with a sync sample exactly on n·segdur. An audio segment is the
+ * frames from the one nearest n·segdur to the one before the frame nearest (n+1)·segdur (46 or 47
+ * AAC frames at 48 kHz), split into chunks whose sizes differ by at most one frame. Each chunk is
+ * emitted as soon as its last sample is parsed; frames before the first whole segment are dropped.
+ */
+export class TrackChunker {
+  readonly track: string;
+  readonly #timing: ChunkerTiming;
+  readonly #splitter = new TopLevelBoxSplitter();
+  #ftyp: Uint8Array | undefined;
+  #info: TrackInfo | undefined;
+  #pendingMoof: { box: Box; samples: Sample[] } | undefined;
+  #open: OpenSegment | undefined;
+  #sequence = 0;
+  #end: { segment: bigint; last: boolean } | undefined;
+  #finished = false;
+  #lastCompleted: bigint | undefined;
+  #dropped = 0;
+
+  constructor(track: string, timing: ChunkerTiming) {
+    this.track = track;
+    this.#timing = timing;
+  }
+
+  get info(): TrackInfo | undefined {
+    return this.#info;
+  }
+
+  /** True once the segment before the requested end is complete. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Samples dropped because they were not part of a whole segment (e.g. before the first). */
+  get droppedSamples(): number {
+    return this.#dropped;
+  }
+
+  get lastCompletedSegment(): bigint | undefined {
+    return this.#lastCompleted;
+  }
+
+  /** The segment now being produced, if one is open. */
+  get openSegment(): bigint | undefined {
+    return this.#open?.segment;
+  }
+
+  /**
+   * Ends the stream before `segment` (exclusive). With `last`, that final segment is branded lmsg;
+   * a segment already open when this is called is finished first.
+   */
+  endBefore(segment: bigint, { last }: { last: boolean }): void {
+    const floor = this.#open ? this.#open.segment + 1n : segment;
+    this.#end = { segment: segment > floor ? segment : floor, last };
+    if (!this.#open && this.#lastCompleted !== undefined && this.#lastCompleted + 1n >= this.#end.segment) this.#finished = true;
+  }
+
+  push(piece: Uint8Array): PackagerEvent[] {
+    const events: PackagerEvent[] = [];
+    for (const box of this.#splitter.push(piece)) {
+      if (box.type === 'ftyp') this.#ftyp = box.bytes;
+      else if (box.type === 'moov') {
+        const [info] = parseMoov(box.payload);
+        if (!info) throw new Error(`${this.track}: init segment without a track`);
+        this.#info = info;
+        const bytes = new Uint8Array((this.#ftyp?.length ?? 0) + box.size);
+        if (this.#ftyp) bytes.set(this.#ftyp);
+        bytes.set(box.bytes, this.#ftyp?.length ?? 0);
+        events.push({ type: 'init', track: this.track, info, bytes });
+      } else if (box.type === 'moof') {
+        if (!this.#info) throw new Error(`${this.track}: fragment before the init segment`);
+        const fragment = parseMoof(box.payload, new Map([[this.#info.trackId, this.#info]]));
+        this.#pendingMoof = { box, samples: fragment.tracks.flatMap((t) => t.samples) };
+      } else if (box.type === 'mdat' && this.#pendingMoof) {
+        const { box: moofBox, samples } = this.#pendingMoof;
+        this.#pendingMoof = undefined;
+        for (const sample of samples) {
+          const at = sample.dataOffset - moofBox.size;
+          const data = box.bytes.subarray(at, at + sample.size);
+          if (data.length !== sample.size) throw new Error(`${this.track}: sample data outside its mdat`);
+          this.#sample({ ...sample, data }, events);
+        }
+      }
+    }
+    return events;
+  }
+
+  #segmentTicks(): bigint {
+    return BigInt(Math.round(this.#timing.segdur * this.#info!.timescale));
+  }
+
+  #chunksPerSegment(): number {
+    return Math.max(1, Math.round(this.#timing.segdur / this.#timing.cdur));
+  }
+
+  #sample(sample: SampleWithData, events: PackagerEvent[]): void {
+    if (this.#finished) return void this.#dropped++;
+    const info = this.#info!;
+    const audio = info.handler === 'soun';
+    const S = this.#segmentTicks();
+    const half = BigInt(Math.floor(sample.duration / 2));
+    const t = sample.decodeTime;
+    const segment = audio ? (t + half) / S : t / S;
+
+    if (this.#end && segment >= this.#end.segment && !this.#open) {
+      this.#finished = true;
+      return void this.#dropped++;
+    }
+    if (this.#open && segment !== this.#open.segment) this.#closeSegment(events, false);
+    if (!this.#open) {
+      const startsSegment = audio ? (t + half) % S < BigInt(sample.duration) : sample.sync && t % S === 0n;
+      if (!startsSegment) return void this.#dropped++;
+      this.#open = { segment, start: t, chunk: 0, pending: [], emitted: 0 };
+      if (audio) {
+        const frames = Number(((segment + 1n) * S - half - t + BigInt(sample.duration) - 1n) / BigInt(sample.duration));
+        const chunks = Math.min(this.#chunksPerSegment(), frames);
+        this.#open.audioBounds = Array.from({ length: chunks + 1 }, (_, j) => Math.round((j * frames) / chunks));
+      }
+    }
+    const open = this.#open;
+    const chunkOf = (s: Sample): number => {
+      const offset = s.decodeTime - open.start;
+      if (open.audioBounds) {
+        const frame = Number(offset / BigInt(s.duration));
+        return open.audioBounds.findIndex((bound, j) => j > 0 && frame < bound) - 1;
+      }
+      const chunkTicks = S / BigInt(this.#chunksPerSegment());
+      return Number(offset / chunkTicks);
+    };
+    const chunk = chunkOf(sample);
+    if (chunk < 0) {
+      // Past the segment's last planned frame: only after a discontinuity.
+      this.#closeSegment(events, false);
+      return this.#sample(sample, events);
+    }
+    if (chunk > open.chunk && open.pending.length) this.#emitChunk(events, false);
+    open.chunk = chunk;
+    open.pending.push(sample);
+
+    const end = t + BigInt(sample.duration);
+    const chunkEnd = open.audioBounds
+      ? open.start + BigInt(open.audioBounds[chunk + 1]! * sample.duration)
+      : open.start + (S / BigInt(this.#chunksPerSegment())) * BigInt(chunk + 1);
+    const segmentEnd = open.audioBounds ? open.start + BigInt(open.audioBounds.at(-1)! * sample.duration) : open.start + S;
+    if (end >= segmentEnd) this.#closeSegment(events, true);
+    else if (end >= chunkEnd) this.#emitChunk(events, false);
+  }
+
+  #emitChunk(events: PackagerEvent[], segmentComplete: boolean): void {
+    const open = this.#open!;
+    const samples = open.pending;
+    if (!samples.length) return;
+    open.pending = [];
+    const info = this.#info!;
+    const first = samples[0]!;
+    const last = this.#end?.last === true && open.segment + 1n === this.#end.segment;
+    const header = moof(++this.#sequence, info.trackId, first.decodeTime, samples);
+    const payload = sum(samples.map((s) => s.size));
+    const micros = (first.decodeTime * 1_000_000n) / BigInt(info.timescale);
+    const parts = [
+      ...(open.emitted === 0 ? [styp({ last })] : []),
+      prft(info.trackId, first.decodeTime, micros),
+      header,
+      mdatHeader(payload),
+      ...samples.map((s) => s.data),
+    ];
+    events.push({
+      type: 'chunk',
+      track: this.track,
+      segment: open.segment,
+      part: open.emitted++,
+      parts,
+      byteLength: sum(parts.map((p) => p.length)),
+      independent: first.sync,
+      decodeTime: first.decodeTime,
+      duration: sum(samples.map((s) => s.duration)),
+      timescale: info.timescale,
+      segmentComplete,
+    });
+  }
+
+  #closeSegment(events: PackagerEvent[], complete: boolean): void {
+    const open = this.#open!;
+    this.#emitChunk(events, complete);
+    if (open.emitted > 0) {
+      const last = this.#end?.last === true && open.segment + 1n === this.#end.segment;
+      events.push({ type: 'segmentEnd', track: this.track, segment: open.segment, last });
+      this.#lastCompleted = open.segment;
+    }
+    this.#open = undefined;
+    if (this.#end && open.segment + 1n >= this.#end.segment) this.#finished = true;
+  }
+}

@@ -1,0 +1,163 @@
+import { XMLBuilder } from 'fast-xml-parser';
+
+/** Everything the LL-DASH manifest says, as data; the MPD is rebuilt from it, never patched. */
+export interface MpdModel {
+  publishTime: Date;
+  segdur: number;
+  cdur: number;
+  asto: number;
+  timeShiftBufferDepth: number;
+  minimumUpdatePeriod: number;
+  /** Longest segment of any track (audio segments of 47 AAC frames run past segdur). */
+  maxSegmentDuration: number;
+  latency: { target: number; min: number; max: number; playbackRate: { min: number; max: number } };
+  utcTimingUrl: string;
+  /** A wall-clock instant on the epoch timeline (a segment start), for ProducerReferenceTime. */
+  referenceSeconds: number;
+  video: VideoRepresentation[];
+  audio: AudioRepresentation[];
+  /** Set once the stream has ended (after --duration): the end on the epoch timeline, in seconds. */
+  endedAt?: number | undefined;
+}
+
+export interface VideoRepresentation {
+  id: string;
+  codecs: string;
+  bandwidth: number;
+  width: number;
+  height: number;
+  frameRate: number;
+  sar: string;
+  timescale: number;
+}
+
+export interface AudioRepresentation {
+  id: string;
+  codecs: string;
+  bandwidth: number;
+  samplingRate: number;
+  channels: number;
+  timescale: number;
+}
+
+export const MPD_PROFILES = [
+  'urn:mpeg:dash:profile:isoff-live:2011',
+  'urn:mpeg:dash:profile:cmaf:2019',
+  'http://www.dashif.org/guidelines/low-latency-live-v5',
+].join(',');
+
+const HTTP_ISO = 'urn:mpeg:dash:utc:http-iso:2014';
+
+/** xs:duration with millisecond precision, e.g. PT0.9S, PT30S. */
+export function isoDuration(seconds: number): string {
+  return `PT${Number(seconds.toFixed(3))}S`;
+}
+
+const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+const ratio = (w: number, h: number) => `${w / gcd(w, h)}:${h / gcd(w, h)}`;
+const ms = (seconds: number) => Math.round(seconds * 1000);
+
+function segmentTemplate(model: MpdModel, timescale: number) {
+  return {
+    '@_timescale': timescale,
+    '@_duration': Math.round(model.segdur * timescale),
+    '@_startNumber': 0,
+    '@_initialization': '$RepresentationID$/init.mp4',
+    '@_media': '$RepresentationID$/$Number$.m4s',
+    // asto 0 (no early availability) is no low-latency template: leave both attributes out.
+    ...(model.asto > 0 ? { '@_availabilityTimeOffset': model.asto, '@_availabilityTimeComplete': 'false' } : {}),
+  };
+}
+
+function producerReferenceTime(model: MpdModel, timescale: number) {
+  return {
+    '@_id': 0,
+    '@_type': 'captured',
+    '@_inband': 'true',
+    '@_wallClockTime': new Date(model.referenceSeconds * 1000).toISOString(),
+    '@_presentationTime': Math.round(model.referenceSeconds * timescale),
+    UTCTiming: { '@_schemeIdUri': HTTP_ISO, '@_value': model.utcTimingUrl },
+  };
+}
+
+function resync(model: MpdModel, timescale: number) {
+  return { '@_type': 0, '@_dT': Math.round(model.cdur * timescale), '@_marker': 'true' };
+}
+
+/** Pure: the model → the MPD document. */
+export function buildMpd(model: MpdModel): string {
+  const ended = model.endedAt !== undefined;
+  const adaptationSets = [];
+  const video = model.video[0];
+  if (video) {
+    adaptationSets.push({
+      '@_id': 0,
+      '@_contentType': 'video',
+      '@_mimeType': 'video/mp4',
+      '@_segmentAlignment': 'true',
+      '@_startWithSAP': 1,
+      '@_maxWidth': Math.max(...model.video.map((r) => r.width)),
+      '@_maxHeight': Math.max(...model.video.map((r) => r.height)),
+      '@_par': ratio(video.width, video.height),
+      '@_frameRate': video.frameRate,
+      ProducerReferenceTime: producerReferenceTime(model, video.timescale),
+      Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
+      SegmentTemplate: segmentTemplate(model, video.timescale),
+      Representation: model.video.map((r) => ({
+        '@_id': r.id,
+        '@_codecs': r.codecs,
+        '@_bandwidth': r.bandwidth,
+        '@_width': r.width,
+        '@_height': r.height,
+        '@_frameRate': r.frameRate,
+        '@_sar': r.sar,
+        Resync: resync(model, r.timescale),
+      })),
+    });
+  }
+  const audio = model.audio[0];
+  if (audio) {
+    adaptationSets.push({
+      '@_id': 1,
+      '@_contentType': 'audio',
+      '@_mimeType': 'audio/mp4',
+      '@_segmentAlignment': 'true',
+      '@_startWithSAP': 1,
+      ProducerReferenceTime: producerReferenceTime(model, audio.timescale),
+      Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
+      SegmentTemplate: segmentTemplate(model, audio.timescale),
+      Representation: model.audio.map((r) => ({
+        '@_id': r.id,
+        '@_codecs': r.codecs,
+        '@_bandwidth': r.bandwidth,
+        '@_audioSamplingRate': r.samplingRate,
+        AudioChannelConfiguration: { '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011', '@_value': r.channels },
+        Resync: resync(model, r.timescale),
+      })),
+    });
+  }
+  const document = {
+    '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
+    MPD: {
+      '@_xmlns': 'urn:mpeg:dash:schema:mpd:2011',
+      '@_profiles': MPD_PROFILES,
+      '@_type': 'dynamic',
+      '@_availabilityStartTime': '1970-01-01T00:00:00Z',
+      '@_publishTime': model.publishTime.toISOString(),
+      // An ended stream stops asking for updates and states where it ends (DASH-IF IOP).
+      ...(ended ? { '@_mediaPresentationDuration': isoDuration(model.endedAt!) } : { '@_minimumUpdatePeriod': isoDuration(model.minimumUpdatePeriod) }),
+      '@_timeShiftBufferDepth': isoDuration(model.timeShiftBufferDepth),
+      '@_maxSegmentDuration': isoDuration(model.maxSegmentDuration),
+      '@_minBufferTime': isoDuration(model.segdur),
+      ServiceDescription: {
+        '@_id': 0,
+        Latency: { '@_referenceId': 0, '@_target': ms(model.latency.target), '@_min': ms(model.latency.min), '@_max': ms(model.latency.max) },
+        PlaybackRate: { '@_min': model.latency.playbackRate.min, '@_max': model.latency.playbackRate.max },
+      },
+      Period: { '@_id': '0', '@_start': 'PT0S', AdaptationSet: adaptationSets },
+      UTCTiming: { '@_schemeIdUri': HTTP_ISO, '@_value': model.utcTimingUrl },
+    },
+  };
+  const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', format: true, indentBy: '  ', suppressEmptyNode: true, suppressBooleanAttributes: false });
+  return builder.build(document) as string;
+}

@@ -1,0 +1,111 @@
+import type { Profile } from '../config/schema.ts';
+import { TrackChunker, type InitEvent, type PackagerEvent } from './chunker.ts';
+import { codecString } from './fmp4.ts';
+import type { MpdModel } from './mpd.ts';
+
+export interface PackagedTrack {
+  id: string;
+  kind: 'video' | 'audio';
+  bitrate: number;
+}
+
+export interface ManifestOptions {
+  timeShiftBufferDepth: number;
+  utcTimingUrl: string;
+}
+
+/**
+ * Pure: every track's fMP4 stream → CMAF events, plus the state the manifests are built from.
+ * `push` returns the events the bytes completed; nothing waits for later input.
+ */
+export class Packager {
+  readonly #chunkers: Map<string, TrackChunker>;
+  readonly #tracks: readonly PackagedTrack[];
+  readonly #inits = new Map<string, InitEvent>();
+  #firstSegment: bigint | undefined;
+  #end: { segment: bigint; last: boolean } | undefined;
+
+  constructor(tracks: readonly PackagedTrack[], timing: { segdur: number; cdur: number }) {
+    this.#tracks = tracks;
+    this.#chunkers = new Map(tracks.map((t) => [t.id, new TrackChunker(t.id, timing)]));
+  }
+
+  push(track: string, piece: Uint8Array): PackagerEvent[] {
+    const chunker = this.#chunkers.get(track);
+    if (!chunker) throw new Error(`unknown track ${track}`);
+    const events = chunker.push(piece);
+    for (const event of events) {
+      if (event.type === 'init') this.#inits.set(track, event);
+      else if (event.type === 'chunk' && event.part === 0 && this.#firstSegment === undefined) this.#firstSegment = event.segment;
+    }
+    return events;
+  }
+
+  /** Every track's init segment has arrived: the manifest can be written. */
+  get ready(): boolean {
+    return this.#inits.size === this.#tracks.length;
+  }
+
+  /** Every track has completed the segment before the requested end. */
+  get finished(): boolean {
+    return [...this.#chunkers.values()].every((c) => c.finished);
+  }
+
+  get firstSegment(): bigint | undefined {
+    return this.#firstSegment;
+  }
+
+  get end(): { segment: bigint; last: boolean } | undefined {
+    return this.#end;
+  }
+
+  /** The furthest segment any track has begun or completed. */
+  get currentSegment(): bigint | undefined {
+    let furthest: bigint | undefined;
+    for (const c of this.#chunkers.values()) {
+      const s = c.openSegment ?? c.lastCompletedSegment;
+      if (s !== undefined && (furthest === undefined || s > furthest)) furthest = s;
+    }
+    return furthest;
+  }
+
+  droppedSamples(track: string): number {
+    return this.#chunkers.get(track)?.droppedSamples ?? 0;
+  }
+
+  /** Ends every track before `segment`; with `last`, the final segment carries lmsg. */
+  endBefore(segment: bigint, options: { last: boolean }): void {
+    this.#end = { segment, ...options };
+    for (const c of this.#chunkers.values()) c.endBefore(segment, options);
+  }
+
+  /** Pure: the manifest's model from the profile, the tracks' init segments and the options. */
+  mpdModel(profile: Profile, options: ManifestOptions, now: Date): MpdModel {
+    const info = (id: string) => this.#inits.get(id)!.info;
+    const video = this.#tracks.filter((t) => t.kind === 'video');
+    const audio = this.#tracks.filter((t) => t.kind === 'audio');
+    const audioFrameSeconds = audio.length ? 1024 / (info(audio[0]!.id).sampleRate ?? 48000) : 0;
+    const reference = this.#firstSegment ?? BigInt(Math.floor(now.getTime() / 1000 / profile.segdur));
+    return {
+      publishTime: now,
+      segdur: profile.segdur,
+      cdur: profile.cdur,
+      asto: profile.asto,
+      timeShiftBufferDepth: options.timeShiftBufferDepth,
+      minimumUpdatePeriod: Math.max(2, profile.segdur),
+      maxSegmentDuration: Math.ceil((profile.segdur + audioFrameSeconds) * 1000) / 1000,
+      latency: profile.latency,
+      utcTimingUrl: options.utcTimingUrl,
+      referenceSeconds: Number(reference) * profile.segdur,
+      video: video.map((t) => {
+        const i = info(t.id);
+        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, width: i.width!, height: i.height!, frameRate: profile.video.framerate, sar: i.sar ?? '1:1', timescale: i.timescale };
+      }),
+      audio: audio.map((t) => {
+        const i = info(t.id);
+        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, samplingRate: i.sampleRate!, channels: i.channels!, timescale: i.timescale };
+      }),
+      endedAt: this.#end?.last ? Number(this.#end.segment) * profile.segdur : undefined,
+    };
+  }
+}

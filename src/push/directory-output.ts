@@ -1,0 +1,116 @@
+import { mkdir, open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log.ts';
+import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+
+/** The file names the MPD's SegmentTemplate gives: `<track>/init.mp4`, `<track>/<n>.m4s`. */
+export const initPath = (track: string) => join(track, 'init.mp4');
+export const segmentPath = (track: string, segment: bigint) => join(track, `${segment}.m4s`);
+
+/** Writes `bytes` to `path` so that readers see the old file or the new one, never a part. */
+export async function writeAtomically(path: string, bytes: string | Uint8Array): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}`;
+  await writeFile(temporary, bytes);
+  await rename(temporary, path);
+}
+
+/** Pure: the segments of a time-shift window ending with `newest` start at this number. */
+export function oldestKept(newest: bigint, segdur: number, timeShiftBufferDepth: number): bigint {
+  // One segment more than the window, for players still reading the segment leaving it.
+  return newest - BigInt(Math.ceil(timeShiftBufferDepth / segdur)) - 1n;
+}
+
+/**
+ * Delivers packager events into a directory as they happen: a segment file is opened with its
+ * first chunk and each chunk is appended at once (a reader sees the file grow chunk by chunk);
+ * manifests and init segments replace their file atomically; segments older than the time-shift
+ * window are deleted. Writes of one track stay in order; tracks do not wait for each other.
+ */
+export class DirectoryOutput {
+  readonly dir: string;
+  readonly #segdur: number;
+  readonly #timeShiftBufferDepth: number;
+  readonly #logger: Logger;
+  readonly #onChunkWritten: ((event: ChunkEvent, writtenAt: number) => void) | undefined;
+  readonly #queues = new Map<string, Promise<void>>();
+  readonly #open = new Map<string, FileHandle>();
+  #failures = 0;
+
+  constructor(options: {
+    dir: string;
+    segdur: number;
+    timeShiftBufferDepth: number;
+    logger: Logger;
+    onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void;
+  }) {
+    this.dir = options.dir;
+    this.#segdur = options.segdur;
+    this.#timeShiftBufferDepth = options.timeShiftBufferDepth;
+    this.#logger = options.logger;
+    this.#onChunkWritten = options.onChunkWritten;
+  }
+
+  /** Writes that failed (logged each time); the stream goes on. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  handle(event: PackagerEvent): void {
+    this.#enqueue(event.track, () => this.#write(event));
+  }
+
+  async writeManifest(name: string, text: string): Promise<void> {
+    await writeAtomically(join(this.dir, name), text);
+  }
+
+  /** Resolves when everything handed over so far is on disk and every segment file is closed. */
+  async flush(): Promise<void> {
+    await Promise.all(this.#queues.values());
+    await Promise.all([...this.#open.values()].map((handle) => handle.close()));
+    this.#open.clear();
+  }
+
+  #enqueue(track: string, operation: () => Promise<void>): void {
+    const previous = this.#queues.get(track) ?? Promise.resolve();
+    this.#queues.set(
+      track,
+      previous.then(operation).catch((error: unknown) => {
+        this.#failures++;
+        this.#logger.error({ track, err: error }, 'directory output: write failed');
+      }),
+    );
+  }
+
+  async #write(event: PackagerEvent): Promise<void> {
+    const track = event.track;
+    if (event.type === 'init') {
+      await mkdir(join(this.dir, track), { recursive: true });
+      await writeAtomically(join(this.dir, initPath(track)), event.bytes);
+      await this.#expireLeftovers(track);
+    } else if (event.type === 'chunk') {
+      let handle = this.#open.get(track);
+      if (event.part === 0 || !handle) {
+        await handle?.close();
+        handle = await open(join(this.dir, segmentPath(track, event.segment)), 'w');
+        this.#open.set(track, handle);
+      }
+      await handle.writev(event.parts);
+      this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
+    } else {
+      await this.#open.get(track)?.close();
+      this.#open.delete(track);
+      const expired = oldestKept(event.segment, this.#segdur, this.#timeShiftBufferDepth) - 1n;
+      if (expired >= 0n) await unlink(join(this.dir, segmentPath(track, expired))).catch(() => undefined);
+    }
+  }
+
+  /** Segments a previous run left behind, older than the window of now. */
+  async #expireLeftovers(track: string): Promise<void> {
+    const now = BigInt(Math.floor(Date.now() / 1000 / this.#segdur));
+    const oldest = oldestKept(now, this.#segdur, this.#timeShiftBufferDepth);
+    for (const name of await readdir(join(this.dir, track))) {
+      const match = /^(\d+)\.m4s$/.exec(name);
+      if (match && BigInt(match[1]!) < oldest) await unlink(join(this.dir, track, name)).catch(() => undefined);
+    }
+  }
+}
