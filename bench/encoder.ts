@@ -19,7 +19,6 @@ export interface EncoderRun {
   idrsOnGrid: number;
   ffmpegCoresPerMediaSecond: number;
   ffmpegPeakRssMiB: number;
-  nodeRssMiB: number;
   speed: number | undefined;
 }
 
@@ -94,7 +93,6 @@ export async function runEncoderOnce(options: { seconds: number; profile: string
     idrsOnGrid,
     ffmpegCoresPerMediaSecond: (ended.cpuSeconds - started.cpuSeconds) / options.seconds,
     ffmpegPeakRssMiB: ended.peakRssMiB,
-    nodeRssMiB: process.memoryUsage().rss / 2 ** 20,
     speed,
   };
 }

@@ -16,6 +16,8 @@ import { ensureWritableDirectory, parseOutput, type DirectoryTarget } from '../p
 import { DirectoryOutput } from '../push/directory-output.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
+import type { ChunkEvent } from '../packager/chunker.ts';
+import { RecentValues } from '../stats.ts';
 import type { StartOptions } from './args.ts';
 
 export interface ResolvedStart {
@@ -49,7 +51,7 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
   const output = parseOutput(options.output, cwd);
   await ensureWritableDirectory(output.dir, { create: !options.dryRun });
   const plan = buildEncoderPlan(profile, source, ladder.renditions);
-  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'fps', 'select', 'split', 'scale', 'format', 'aresample'] });
+  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
   return { profile, profileFile: loaded.file, source, output, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
 }
 
@@ -75,6 +77,9 @@ export function describe(resolved: ResolvedStart): string {
 /** How often progress is logged at info level, in progress reports (one a second). */
 const PROGRESS_LOG_EVERY = 10;
 
+/** Chunk delays kept for the quantiles in the log: the last 5 minutes of 100 ms chunks. */
+const CHUNK_DELAY_WINDOW = 3000;
+
 /** Wall-clock now as a segment number on the epoch grid. */
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
@@ -95,7 +100,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   };
 
   const packager = new Packager(plan.tracks, profile);
-  const directory = new DirectoryOutput({ dir: output.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger });
+  // Chunk delay: the chunk's last byte on disk minus the wall-clock end of its media.
+  const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
+  const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
+    const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
+    delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
+  };
+  const logDelays = () => logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
+  const delayReport = setInterval(logDelays, 60_000);
+  const directory = new DirectoryOutput({ dir: output.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten });
   const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: options.utcTiming };
   let manifests = Promise.resolve();
   const writeManifest = () => {
@@ -164,6 +177,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     await directory.flush();
   } finally {
     clearTimeout(safety);
+    clearInterval(delayReport);
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     process.off('SIGHUP', stop);
@@ -177,6 +191,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     ]);
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
+  logDelays();
   if (directory.failures) throw new RuntimeFailure(`${directory.failures} writes to ${output.dir} failed (see the log)`);
   logger.info({ dir: output.dir, manifest: output.manifest }, 'stopped');
 }

@@ -23,8 +23,9 @@ export interface EncoderPlan {
 /** Per-track outputs start after stdin, stdout (progress) and stderr. */
 export const FIRST_TRACK_FD = 3;
 export const VIDEO_TIMESCALE = 90_000;
+const AAC_FRAME_SAMPLES = 1024;
 
-const micros = (seconds: number) => String(Math.round(seconds * 1e6));
+const micros = (seconds: number) => String(Math.floor(seconds * 1e6));
 
 /**
  * Fragmented MP4 with absolute (epoch) decode times: `-copyts` keeps the wall-clock stamps,
@@ -89,7 +90,9 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     '-b:a', String(profile.audio.bitrate),
     '-ar', String(profile.audio.samplerate),
     '-ac', String(profile.audio.channels),
-    ...muxArgs(profile.cdur),
+    // One AAC frame per fragment: the packager groups 4–5 into a chunk and closes each chunk on its
+    // own last frame; with cdur-long fragments (5 frames) a 4-frame chunk waited for the fifth.
+    ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
     `pipe:${tracks.at(-1)!.fd}`,
   );
   return { args, tracks, progressFd: 1 };

@@ -34,7 +34,10 @@ export function videoFilterGraph({ profile, renditions, source, overlay }: Video
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
-    `fps=${fps}`,
+    // Snap each wall-clock stamp to the nearest frame slot of the epoch, without the fps filter's
+    // one-frame lookahead (33 ms at 30 fps); a late frame takes the next free slot.
+    `settb=1/${fps}`,
+    "setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))'",
     'format=yuv420p',
     `select='if(selected_n,1,eq(mod(round(t*${fps}),${segmentFrames}),0))'`,
     ...(overlay ? [overlay] : []),

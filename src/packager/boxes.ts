@@ -76,54 +76,113 @@ export function findBoxes(bytes: Uint8Array, type: string): Box[] {
   return [...childBoxes(bytes)].filter((box) => box.type === type);
 }
 
+/** A top-level box of a stream: the views it arrived in, in order, header included. */
+export interface StreamBox extends BoxHeader {
+  /** Offset of the box in the whole stream. */
+  offset: number;
+  pieces: Uint8Array[];
+}
+
+/** The box's bytes in one array: the piece itself when it arrived whole, else a joined copy. */
+export function joined(box: StreamBox): Uint8Array {
+  if (box.pieces.length === 1) return box.pieces[0]!;
+  const out = new Uint8Array(box.size);
+  let at = 0;
+  for (const piece of box.pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+/** Views of `length` bytes from `offset` across `pieces`, without copying. */
+export function sliceViews(pieces: readonly Uint8Array[], offset: number, length: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = offset;
+  let wanted = length;
+  for (const piece of pieces) {
+    if (wanted === 0) break;
+    if (skip >= piece.length) {
+      skip -= piece.length;
+      continue;
+    }
+    const view = piece.subarray(skip, Math.min(piece.length, skip + wanted));
+    out.push(view);
+    wanted -= view.length;
+    skip = 0;
+  }
+  if (wanted > 0) throw new BoxFormatError(`slice of ${length} bytes at ${offset} runs past its box`);
+  return out;
+}
+
+const HEADER_PEEK = 16;
+
 /**
- * Splits a byte stream, arriving in pieces cut anywhere, into whole top-level boxes.
- * A box inside one piece is returned as a view of it; only a box spanning pieces is joined.
+ * Splits a byte stream, arriving in pieces cut anywhere, into whole top-level boxes. Nothing is
+ * copied: a box is returned as views of the pieces it arrived in (only a box header split across
+ * pieces is read through a 16-byte scratch buffer).
  */
 export class TopLevelBoxSplitter {
-  #pending: Uint8Array[] = [];
-  #pendingLength = 0;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
   #consumed = 0;
+  readonly #scratch = new Uint8Array(HEADER_PEEK);
 
   /** Bytes of the stream consumed into whole boxes so far. */
   get position(): number {
     return this.#consumed;
   }
 
-  push(piece: Uint8Array): Box[] {
-    const out: Box[] = [];
-    let bytes: Uint8Array;
-    if (this.#pendingLength === 0) {
-      bytes = piece;
-    } else {
-      bytes = new Uint8Array(this.#pendingLength + piece.length);
-      let at = 0;
-      for (const part of [...this.#pending, piece]) {
-        bytes.set(part, at);
-        at += part.length;
-      }
+  /** Bytes of an incomplete box still waiting for the rest. */
+  get buffered(): number {
+    return this.#queued;
+  }
+
+  push(piece: Uint8Array): StreamBox[] {
+    if (piece.length) {
+      this.#queue.push(piece);
+      this.#queued += piece.length;
     }
-    let offset = 0;
+    const out: StreamBox[] = [];
     for (;;) {
-      const header = readBoxHeader(bytes, offset);
-      if (!header || bytes.length - offset < header.size) break;
-      out.push({
-        ...header,
-        offset: this.#consumed,
-        payload: bytes.subarray(offset + header.headerSize, offset + header.size),
-        bytes: bytes.subarray(offset, offset + header.size),
-      });
-      offset += header.size;
+      const header = readBoxHeader(this.#peek(), 0);
+      if (!header || this.#queued < header.size) break;
+      out.push({ ...header, offset: this.#consumed, pieces: this.#take(header.size) });
       this.#consumed += header.size;
     }
-    const rest = bytes.subarray(offset);
-    this.#pending = rest.length ? [rest] : [];
-    this.#pendingLength = rest.length;
     return out;
   }
 
-  /** Bytes of an incomplete box still waiting for the rest. */
-  get buffered(): number {
-    return this.#pendingLength;
+  #peek(): Uint8Array {
+    const first = this.#queue[0];
+    if (!first) return this.#scratch.subarray(0, 0);
+    if (first.length >= HEADER_PEEK || this.#queue.length === 1) return first;
+    let at = 0;
+    for (const piece of this.#queue) {
+      const n = Math.min(piece.length, HEADER_PEEK - at);
+      this.#scratch.set(piece.subarray(0, n), at);
+      at += n;
+      if (at === HEADER_PEEK) break;
+    }
+    return this.#scratch.subarray(0, at);
+  }
+
+  #take(size: number): Uint8Array[] {
+    const taken: Uint8Array[] = [];
+    let wanted = size;
+    while (wanted > 0) {
+      const first = this.#queue[0]!;
+      if (first.length <= wanted) {
+        taken.push(first);
+        this.#queue.shift();
+        wanted -= first.length;
+      } else {
+        taken.push(first.subarray(0, wanted));
+        this.#queue[0] = first.subarray(wanted);
+        wanted = 0;
+      }
+    }
+    this.#queued -= size;
+    return taken;
   }
 }

@@ -1,4 +1,4 @@
-import { TopLevelBoxSplitter, type Box } from './boxes.ts';
+import { joined, sliceViews, TopLevelBoxSplitter } from './boxes.ts';
 import { mdatHeader, moof, prft, styp } from './box-writer.ts';
 import { parseMoof, parseMoov, type Sample, type TrackInfo } from './fmp4.ts';
 
@@ -44,7 +44,8 @@ export interface ChunkerTiming {
 }
 
 interface SampleWithData extends Sample {
-  data: Uint8Array;
+  /** Views of the sample's bytes where ffmpeg's output holds them (more than one if split). */
+  data: Uint8Array[];
 }
 
 interface OpenSegment {
@@ -74,7 +75,7 @@ export class TrackChunker {
   readonly #splitter = new TopLevelBoxSplitter();
   #ftyp: Uint8Array | undefined;
   #info: TrackInfo | undefined;
-  #pendingMoof: { box: Box; samples: Sample[] } | undefined;
+  #pendingMoof: { size: number; samples: Sample[] } | undefined;
   #open: OpenSegment | undefined;
   #sequence = 0;
   #end: { segment: bigint; last: boolean } | undefined;
@@ -123,26 +124,26 @@ export class TrackChunker {
   push(piece: Uint8Array): PackagerEvent[] {
     const events: PackagerEvent[] = [];
     for (const box of this.#splitter.push(piece)) {
-      if (box.type === 'ftyp') this.#ftyp = box.bytes;
+      if (box.type === 'ftyp') this.#ftyp = joined(box);
       else if (box.type === 'moov') {
-        const [info] = parseMoov(box.payload);
+        const moov = joined(box);
+        const [info] = parseMoov(moov.subarray(box.headerSize));
         if (!info) throw new Error(`${this.track}: init segment without a track`);
         this.#info = info;
         const bytes = new Uint8Array((this.#ftyp?.length ?? 0) + box.size);
         if (this.#ftyp) bytes.set(this.#ftyp);
-        bytes.set(box.bytes, this.#ftyp?.length ?? 0);
+        bytes.set(moov, this.#ftyp?.length ?? 0);
         events.push({ type: 'init', track: this.track, info, bytes });
       } else if (box.type === 'moof') {
         if (!this.#info) throw new Error(`${this.track}: fragment before the init segment`);
-        const fragment = parseMoof(box.payload, new Map([[this.#info.trackId, this.#info]]));
-        this.#pendingMoof = { box, samples: fragment.tracks.flatMap((t) => t.samples) };
+        const fragment = parseMoof(joined(box).subarray(box.headerSize), new Map([[this.#info.trackId, this.#info]]));
+        this.#pendingMoof = { size: box.size, samples: fragment.tracks.flatMap((t) => t.samples) };
       } else if (box.type === 'mdat' && this.#pendingMoof) {
-        const { box: moofBox, samples } = this.#pendingMoof;
+        const { size: moofSize, samples } = this.#pendingMoof;
         this.#pendingMoof = undefined;
         for (const sample of samples) {
-          const at = sample.dataOffset - moofBox.size;
-          const data = box.bytes.subarray(at, at + sample.size);
-          if (data.length !== sample.size) throw new Error(`${this.track}: sample data outside its mdat`);
+          // trun offsets count from the moof's start; the mdat follows the moof.
+          const data = sliceViews(box.pieces, sample.dataOffset - moofSize, sample.size);
           this.#sample({ ...sample, data }, events);
         }
       }
@@ -227,7 +228,7 @@ export class TrackChunker {
       prft(info.trackId, first.decodeTime, micros),
       header,
       mdatHeader(payload),
-      ...samples.map((s) => s.data),
+      ...samples.flatMap((s) => s.data),
     ];
     events.push({
       type: 'chunk',

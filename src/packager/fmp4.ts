@@ -1,4 +1,4 @@
-import { BoxFormatError, childBoxes, findBox, findBoxes, TopLevelBoxSplitter, view, type Box } from './boxes.ts';
+import { BoxFormatError, childBoxes, findBox, findBoxes, joined, TopLevelBoxSplitter, view, type Box } from './boxes.ts';
 
 /** What the init segment says about a track. */
 export interface TrackInfo {
@@ -180,11 +180,11 @@ export class Fmp4StreamReader {
     const events: Fmp4Event[] = [];
     for (const box of this.#splitter.push(piece)) {
       if (box.type === 'moov') {
-        const tracks = parseMoov(box.payload);
+        const tracks = parseMoov(joined(box).subarray(box.headerSize));
         this.#tracks = new Map(tracks.map((track) => [track.trackId, track]));
         events.push({ type: 'init', tracks });
       } else if (box.type === 'moof') {
-        this.#pendingFragment = { fragment: parseMoof(box.payload, this.#tracks), bytes: box.size };
+        this.#pendingFragment = { fragment: parseMoof(joined(box).subarray(box.headerSize), this.#tracks), bytes: box.size };
       } else if (box.type === 'mdat' && this.#pendingFragment) {
         events.push({ type: 'fragment', fragment: this.#pendingFragment.fragment, bytes: this.#pendingFragment.bytes + box.size });
         this.#pendingFragment = undefined;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { BoxFormatError, childBoxes, findBox, readBoxHeader, TopLevelBoxSplitter } from '../../src/packager/boxes.ts';
+import { BoxFormatError, childBoxes, findBox, joined, readBoxHeader, sliceViews, TopLevelBoxSplitter } from '../../src/packager/boxes.ts';
 import { codecString, Fmp4StreamReader, parseMoof, readFmp4, type Fmp4Event } from '../../src/packager/fmp4.ts';
 
 const fixture = new Uint8Array(await readFile(new URL('../fixtures/media/epoch-64x64-2s.mp4', import.meta.url)));
@@ -98,16 +98,44 @@ describe('fragmented MP4 from ffmpeg', () => {
     }
   });
 
-  it('the splitter returns boxes inside one piece as views, joining only across pieces', () => {
+  it('the splitter returns every box as views of the pieces it arrived in, never a copy', () => {
     const splitter = new TopLevelBoxSplitter();
     const boxes = splitter.push(fixture);
     assert.deepEqual(boxes.slice(0, 3).map((b) => b.type), ['ftyp', 'moov', 'moof']);
-    assert.ok(boxes.every((b) => b.bytes.buffer === fixture.buffer));
+    assert.ok(boxes.every((b) => b.pieces.length === 1 && b.pieces[0]!.buffer === fixture.buffer));
     assert.equal(splitter.position, fixture.length);
     assert.equal(splitter.buffered, 0);
-    const split = new TopLevelBoxSplitter();
-    assert.deepEqual(split.push(fixture.subarray(0, 30)).map((b) => b.type), ['ftyp']);
-    assert.ok(split.buffered > 0);
+    // Cut into 1000-byte pieces: a box spanning several comes back as several views, in order.
+    const cut = new TopLevelBoxSplitter();
+    const pieces: Uint8Array[] = [];
+    const out = [];
+    for (let at = 0; at < fixture.length; at += 1000) {
+      const piece = fixture.slice(at, at + 1000);
+      pieces.push(piece);
+      out.push(...cut.push(piece));
+    }
+    const spanning = out.find((b) => b.pieces.length > 1)!;
+    assert.ok(spanning, 'some box spans pieces');
+    assert.ok(spanning.pieces.every((v) => pieces.some((p) => p.buffer === v.buffer)), 'views of the input pieces');
+    assert.deepEqual(joined(spanning), fixture.subarray(spanning.offset, spanning.offset + spanning.size));
+    assert.deepEqual(out.map((b) => [b.type, b.offset, b.size]), boxes.map((b) => [b.type, b.offset, b.size]));
     assert.ok(findBox(fixture, ['moov', 'trak', 'mdia', 'mdhd']));
+  });
+
+  it('a header split across pieces is still read', () => {
+    const splitter = new TopLevelBoxSplitter();
+    assert.deepEqual(splitter.push(fixture.subarray(0, 3)), []);
+    assert.deepEqual(splitter.push(fixture.subarray(3, 9)), []);
+    assert.deepEqual(splitter.push(fixture.subarray(9, 40)).map((b) => b.type), ['ftyp']);
+  });
+
+  it('sliceViews takes a range across pieces without copying', () => {
+    const a = Uint8Array.of(1, 2, 3);
+    const b = Uint8Array.of(4, 5);
+    const c = Uint8Array.of(6, 7, 8);
+    const views = sliceViews([a, b, c], 2, 5);
+    assert.deepEqual(views.map((v) => [...v]), [[3], [4, 5], [6, 7]]);
+    assert.deepEqual(views.map((v) => v.buffer), [a.buffer, b.buffer, c.buffer]);
+    assert.throws(() => sliceViews([a, b], 4, 5), /runs past its box/);
   });
 });

@@ -31,12 +31,12 @@ describe('ladder', () => {
   it('one graph: snap, select the first frame on a boundary, overlay, split, scale', () => {
     assert.equal(
       videoFilterGraph({ profile, renditions: [r1080, r720], source: { width: 1920, height: 1080 }, overlay: 'drawtext=x' }),
-      "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]",
+      "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]",
     );
   });
   it('a single rendition needs no split; a smaller one is scaled', () => {
-    assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',scale=1280:720[v0]");
-    assert.equal(videoFilterGraph({ profile, renditions: [r1080], source: { width: 1920, height: 1080 } }), "[0:v]fps=30,format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))'[v0]");
+    assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',scale=1280:720[v0]");
+    assert.equal(videoFilterGraph({ profile, renditions: [r1080], source: { width: 1920, height: 1080 } }), "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))'[v0]");
   });
 });
 
