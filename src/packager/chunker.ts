@@ -172,7 +172,10 @@ export class TrackChunker {
       this.#finished = true;
       return void this.#dropped++;
     }
-    if (this.#open && segment !== this.#open.segment) this.#closeSegment(events, false);
+    if (this.#open && segment !== this.#open.segment) {
+      this.#closeSegment(events, false);
+      if (this.#finished) return void this.#dropped++;
+    }
     if (!this.#open) {
       const startsSegment = audio ? (t + half) % S < BigInt(sample.duration) : sample.sync && t % S === 0n;
       if (!startsSegment) return void this.#dropped++;

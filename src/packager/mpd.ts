@@ -84,57 +84,48 @@ function resync(model: MpdModel, timescale: number) {
   return { '@_type': 0, '@_dT': Math.round(model.cdur * timescale), '@_marker': 'true' };
 }
 
+/** One AdaptationSet: what video and audio sets share, around their own attributes and Representations. */
+function adaptationSet(model: MpdModel, id: number, contentType: 'video' | 'audio', timescale: number, attributes: Record<string, unknown>, representations: Record<string, unknown>[]) {
+  return {
+    '@_id': id,
+    '@_contentType': contentType,
+    '@_mimeType': `${contentType}/mp4`,
+    '@_segmentAlignment': 'true',
+    '@_startWithSAP': 1,
+    ...attributes,
+    ProducerReferenceTime: producerReferenceTime(model, timescale),
+    Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
+    SegmentTemplate: segmentTemplate(model, timescale),
+    Representation: representations,
+  };
+}
+
+function representation(model: MpdModel, r: { id: string; codecs: string; bandwidth: number; timescale: number }, attributes: Record<string, unknown>, children: Record<string, unknown> = {}) {
+  return { '@_id': r.id, '@_codecs': r.codecs, '@_bandwidth': r.bandwidth, ...attributes, ...children, Resync: resync(model, r.timescale) };
+}
+
 /** Pure: the model → the MPD document. */
 export function buildMpd(model: MpdModel): string {
   const ended = model.endedAt !== undefined;
   const adaptationSets = [];
   const video = model.video[0];
   if (video) {
-    adaptationSets.push({
-      '@_id': 0,
-      '@_contentType': 'video',
-      '@_mimeType': 'video/mp4',
-      '@_segmentAlignment': 'true',
-      '@_startWithSAP': 1,
-      '@_maxWidth': Math.max(...model.video.map((r) => r.width)),
-      '@_maxHeight': Math.max(...model.video.map((r) => r.height)),
-      '@_par': ratio(video.width, video.height),
-      '@_frameRate': video.frameRate,
-      ProducerReferenceTime: producerReferenceTime(model, video.timescale),
-      Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
-      SegmentTemplate: segmentTemplate(model, video.timescale),
-      Representation: model.video.map((r) => ({
-        '@_id': r.id,
-        '@_codecs': r.codecs,
-        '@_bandwidth': r.bandwidth,
-        '@_width': r.width,
-        '@_height': r.height,
-        '@_frameRate': r.frameRate,
-        '@_sar': r.sar,
-        Resync: resync(model, r.timescale),
-      })),
-    });
+    const size = { '@_maxWidth': Math.max(...model.video.map((r) => r.width)), '@_maxHeight': Math.max(...model.video.map((r) => r.height)) };
+    adaptationSets.push(
+      adaptationSet(model, 0, 'video', video.timescale, { ...size, '@_par': ratio(video.width, video.height), '@_frameRate': video.frameRate }, model.video.map((r) =>
+        representation(model, r, { '@_width': r.width, '@_height': r.height, '@_frameRate': r.frameRate, '@_sar': r.sar }),
+      )),
+    );
   }
   const audio = model.audio[0];
   if (audio) {
-    adaptationSets.push({
-      '@_id': 1,
-      '@_contentType': 'audio',
-      '@_mimeType': 'audio/mp4',
-      '@_segmentAlignment': 'true',
-      '@_startWithSAP': 1,
-      ProducerReferenceTime: producerReferenceTime(model, audio.timescale),
-      Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
-      SegmentTemplate: segmentTemplate(model, audio.timescale),
-      Representation: model.audio.map((r) => ({
-        '@_id': r.id,
-        '@_codecs': r.codecs,
-        '@_bandwidth': r.bandwidth,
-        '@_audioSamplingRate': r.samplingRate,
-        AudioChannelConfiguration: { '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011', '@_value': r.channels },
-        Resync: resync(model, r.timescale),
-      })),
-    });
+    adaptationSets.push(
+      adaptationSet(model, 1, 'audio', audio.timescale, {}, model.audio.map((r) =>
+        representation(model, r, { '@_audioSamplingRate': r.samplingRate }, {
+          AudioChannelConfiguration: { '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011', '@_value': r.channels },
+        }),
+      )),
+    );
   }
   const document = {
     '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },

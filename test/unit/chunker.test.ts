@@ -159,6 +159,22 @@ describe('video: chunks of whole frames on the epoch grid', () => {
     assert.equal(c.droppedSamples, 15);
   });
 
+  it('ends cleanly even when the last segment misses its final frame', () => {
+    const { tracks, fragments } = readFmp4(recordedVideo);
+    const source = sourceSamples(recordedVideo);
+    const init = [...childBoxes(recordedVideo)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes);
+    const frames = fragments.flatMap((f) => f.tracks[0]!.samples).filter((_, i) => i !== 59);
+    const c = new TrackChunker('720p', timing);
+    c.endBefore(EPOCH + 2n, { last: true });
+    const out = [...c.push(concat(init))];
+    frames.forEach((s, i) => out.push(...c.push(concat([moof(i + 1, tracks[0]!.trackId, s.decodeTime, [s]), mdatHeader(s.size), source.get(s.decodeTime)!]))));
+    assert.deepEqual([...new Set(chunks(out).map((x) => x.segment))], [EPOCH, EPOCH + 1n], 'no segment opened past the end');
+    assert.deepEqual(out.filter((e) => e.type === 'segmentEnd').map((e) => [e.segment, e.last]), [[EPOCH, false], [EPOCH + 1n, true]]);
+    assert.equal(c.finished, true);
+    assert.equal(c.openSegment, undefined, 'nothing left open past the end');
+    assert.equal(c.droppedSamples, 60, 'every frame of the two segments after the end is dropped');
+  });
+
   it('ends before a segment: the last one carries lmsg, later frames are dropped', () => {
     const c = new TrackChunker('720p', timing);
     c.endBefore(EPOCH + 2n, { last: true });

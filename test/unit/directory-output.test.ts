@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
+import { DirectoryOutput, oldestKept } from '../../src/push/directory-output.ts';
+import { createLogger } from '../../src/log.ts';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+async function scratch() {
+  const dir = await mkdtemp(join(tmpdir(), 'appliance-dir-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const info = { trackId: 1, timescale: 1000, handler: 'vide', sampleEntry: 'avc1', defaults: { duration: 0, size: 0, flags: 0 } };
+const chunk = (segment: bigint, part: number, text: string): ChunkEvent => ({
+  type: 'chunk', track: 'v', segment, part, parts: [new TextEncoder().encode(text)], byteLength: text.length,
+  independent: part === 0, decodeTime: segment * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === 9,
+});
+
+describe('directory output', () => {
+  it('appends chunks to their segment file in order and writes init and manifest atomically', async () => {
+    const dir = await scratch();
+    const written: string[] = [];
+    const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 30, logger: createLogger('silent'), onChunkWritten: (c) => written.push(`${c.segment}.${c.part}`) });
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    const events: PackagerEvent[] = [{ type: 'init', track: 'v', info, bytes: Uint8Array.of(1, 2, 3) }, chunk(now, 0, 'a'), chunk(now, 1, 'b'), chunk(now, 2, 'c'), { type: 'segmentEnd', track: 'v', segment: now, last: false }];
+    for (const e of events) out.handle(e);
+    await out.writeManifest('live.mpd', '<MPD/>');
+    await out.flush();
+    assert.equal(await readFile(join(dir, 'v', `${now}.m4s`), 'utf8'), 'abc');
+    assert.deepEqual([...(await readFile(join(dir, 'v', 'init.mp4')))], [1, 2, 3]);
+    assert.equal(await readFile(join(dir, 'live.mpd'), 'utf8'), '<MPD/>');
+    assert.deepEqual(written, [`${now}.0`, `${now}.1`, `${now}.2`]);
+    assert.deepEqual((await readdir(dir)).sort(), ['live.mpd', 'v'], 'no temporary file left');
+  });
+
+  it('deletes segments as they leave the time-shift window, and leftovers of an earlier run', async () => {
+    const dir = await scratch();
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    await mkdir(join(dir, 'v'), { recursive: true });
+    await writeFile(join(dir, 'v', `${now - 3600n}.m4s`), 'an hour old');
+    await writeFile(join(dir, 'v', `${now - 2n}.m4s`), 'recent');
+    const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 3, logger: createLogger('silent') });
+    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(0) });
+    for (let n = now; n <= now + 10n; n++) {
+      out.handle(chunk(n, 0, 'x'));
+      out.handle({ type: 'segmentEnd', track: 'v', segment: n, last: false });
+    }
+    await out.flush();
+    const kept = (await readdir(join(dir, 'v'))).filter((f) => f.endsWith('.m4s')).map((f) => BigInt(f.slice(0, -4))).sort((a, b) => Number(a - b));
+    const oldest = oldestKept(now + 10n, 1, 3);
+    assert.equal(oldest, now + 6n);
+    assert.deepEqual(kept, [now + 6n, now + 7n, now + 8n, now + 9n, now + 10n], 'the window (3 s) plus one segment, and the newest');
+  });
+});
