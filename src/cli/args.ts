@@ -2,26 +2,30 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
+import { DEFAULT_LISTEN } from '../push/output-target.ts';
 
-export const COMMANDS = ['start'] as const;
+export const COMMANDS = ['start', 'origin'] as const;
 
 export const USAGE = `Usage: appliance <command> [options]
 
 Commands:
   start       capture, encode and deliver a live stream
+  origin      a receiving origin for pushes from appliances (see appliance origin --help)
   --version   the appliance's version and the Node it runs on
 
 appliance start [options]
   --profile NAME|FILE   ultra-ll (default), ll, standard, or the path of a profile file
   --source SPEC         test (default: moving pattern, burnt-in UTC clock, 1 kHz tone)
                         or test:mandelbrot (high-motion pattern)
-  --output DIR/live.mpd where the stream goes (default: out/live.mpd)
+  --output DIR/live.mpd write the stream to a directory (default: serve it, see --listen)
+  --listen HOST:PORT    where the built-in origin serves the stream without --output
+                        (default: 127.0.0.1:8080; port 0 picks a free one)
   --segdur S            segment duration in seconds (overrides the profile)
   --cdur S              CMAF chunk duration in seconds (overrides the profile)
   --asto S              availabilityTimeOffset in seconds (overrides the profile)
   --tsb S               time-shift window in seconds: manifest depth and files kept (overrides the profile)
   --utc-timing URL      the clock players synchronise with (MPD UTCTiming, http-iso with milliseconds)
-                        (default: https://time.akamai.com/?iso&ms)
+                        (default: the built-in server's /time, or https://time.akamai.com/?iso&ms)
   --duration S          stop after S seconds (default: run until SIGTERM or Ctrl-C)
   --ffmpeg PATH         the ffmpeg binary (else APPLIANCE_FFMPEG, the system ffmpeg, ffmpeg-static)
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
@@ -34,6 +38,7 @@ const START_OPTIONS = {
   profile: { type: 'string' },
   source: { type: 'string' },
   output: { type: 'string' },
+  listen: { type: 'string' },
   segdur: { type: 'string' },
   cdur: { type: 'string' },
   asto: { type: 'string' },
@@ -49,12 +54,14 @@ const START_OPTIONS = {
 export interface StartOptions {
   profile: string;
   source: string;
-  output: string;
+  output?: string | undefined;
+  listen: string;
   segdur?: number | undefined;
   cdur?: number | undefined;
   asto?: number | undefined;
   tsb?: number | undefined;
-  utcTiming: string;
+  /** Explicit --utc-timing; otherwise the built-in server's /time, or DEFAULT_UTC_TIMING. */
+  utcTiming?: string | undefined;
   duration?: number | undefined;
   ffmpeg?: string | undefined;
   logLevel: LogLevel;
@@ -98,12 +105,13 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
   return {
     profile: values.profile ?? DEFAULT_PROFILE,
     source: values.source ?? 'test',
-    output: values.output ?? 'out/live.mpd',
+    output: values.output,
+    listen: values.listen ?? DEFAULT_LISTEN,
     segdur: seconds('segdur', values.segdur),
     cdur: seconds('cdur', values.cdur),
     asto: seconds('asto', values.asto, { allowZero: true }),
     tsb: seconds('tsb', values.tsb),
-    utcTiming: httpUrl('utc-timing', values['utc-timing'] ?? DEFAULT_UTC_TIMING),
+    utcTiming: values['utc-timing'] === undefined ? undefined : httpUrl('utc-timing', values['utc-timing']),
     duration: seconds('duration', values.duration),
     ffmpeg: values.ffmpeg,
     logLevel: logLevel as LogLevel,

@@ -3,6 +3,7 @@ import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, RuntimeFailure } from '
 import { createLogger } from '../log.ts';
 import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
+import { runOrigin } from './origin.ts';
 
 async function packageVersion(): Promise<string> {
   const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8');
@@ -33,6 +34,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return EXIT_OK;
       }
       await runStart(resolved, options, createLogger(options.logLevel));
+      return EXIT_OK;
+    }
+    if (command === 'origin') {
+      await runOrigin(rest);
       return EXIT_OK;
     }
     throw new ConfigError(`unknown command "${command}"; available: ${COMMANDS.join(', ')}. Run "appliance --help".`);

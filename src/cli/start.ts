@@ -12,8 +12,9 @@ import type { EncoderProgress } from '../encode/progress.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
-import { ensureWritableDirectory, parseOutput, type DirectoryTarget } from '../push/output-target.ts';
-import { DirectoryOutput } from '../push/directory-output.ts';
+import { ensureWritableDirectory, parseOutput, type OutputTarget } from '../push/output-target.ts';
+import { openOutput, hostForUrl } from './outputs.ts';
+import { DEFAULT_UTC_TIMING } from './args.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
 import type { ChunkEvent } from '../packager/chunker.ts';
@@ -24,10 +25,11 @@ export interface ResolvedStart {
   profile: Profile;
   profileFile: string;
   source: Source;
-  output: DirectoryTarget;
+  output: OutputTarget;
   plan: EncoderPlan;
   ffmpeg: Ffmpeg;
-  utcTiming: string;
+  /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
+  utcTiming: string | undefined;
   warnings: string[];
 }
 
@@ -48,8 +50,8 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
     ...timing.warnings,
     ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
   ];
-  const output = parseOutput(options.output, cwd);
-  await ensureWritableDirectory(output.dir, { create: !options.dryRun });
+  const output = parseOutput(options.output, cwd, options.listen);
+  if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
   const plan = buildEncoderPlan(profile, source, ladder.renditions);
   const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
   return { profile, profileFile: loaded.file, source, output, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
@@ -67,7 +69,13 @@ export function describe(resolved: ResolvedStart): string {
         : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
     ),
     latency: profile.latency,
-    output: { directory: output.dir, manifest: output.manifest, segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`), timeShiftBufferDepth: profile.tsb, utcTiming: resolved.utcTiming },
+    output: {
+      ...(output.kind === 'directory' ? { directory: output.dir } : { serve: `http://${hostForUrl(output.host)}:${output.port}/${output.manifest}` }),
+      manifest: output.manifest,
+      segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
+      timeShiftBufferDepth: profile.tsb,
+      utcTiming: resolved.utcTiming ?? (output.kind === 'serve' ? `http://${hostForUrl(output.host)}:${output.port}/time` : DEFAULT_UTC_TIMING),
+    },
     ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
     warnings: resolved.warnings,
   };
@@ -87,7 +95,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const { profile, plan, ffmpeg, output } = resolved;
   for (const warning of resolved.warnings) logger.warn(warning);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
-  logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb, output: output.dir }, 'starting');
+  logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
 
   let reports = 0;
   let lastDrops = 0;
@@ -108,8 +116,9 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   };
   const logDelays = () => logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
   const delayReport = setInterval(logDelays, 60_000);
-  const directory = new DirectoryOutput({ dir: output.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten });
-  const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: options.utcTiming };
+  const sink = await openOutput(output, profile, options.utcTiming, logger, onChunkWritten);
+  const directory = sink.output;
+  const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: sink.utcTiming };
   let manifests = Promise.resolve();
   const writeManifest = () => {
     const text = buildMpd(packager.mpdModel(profile, manifestOptions, new Date()));
@@ -176,6 +185,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     await manifests;
     await directory.flush();
   } finally {
+    await sink.close();
     clearTimeout(safety);
     clearInterval(delayReport);
     process.off('SIGTERM', stop);
@@ -192,6 +202,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
   logDelays();
-  if (directory.failures) throw new RuntimeFailure(`${directory.failures} writes to ${output.dir} failed (see the log)`);
-  logger.info({ dir: output.dir, manifest: output.manifest }, 'stopped');
+  if (directory.failures) throw new RuntimeFailure(`${directory.failures} writes to ${sink.where} failed (see the log)`);
+  logger.info({ output: sink.where, manifest: output.manifest }, 'stopped');
 }

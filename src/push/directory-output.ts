@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 
-/** The file names the MPD's SegmentTemplate gives: `<track>/init.mp4`, `<track>/<n>.m4s`. */
-export const initPath = (track: string) => join(track, 'init.mp4');
-export const segmentPath = (track: string, segment: bigint) => join(track, `${segment}.m4s`);
+/** The names the MPD's SegmentTemplate gives (URL paths, '/' on every OS): `<track>/init.mp4`, `<track>/<n>.m4s`. */
+export const initPath = (track: string) => `${track}/init.mp4`;
+export const segmentPath = (track: string, segment: bigint) => `${track}/${segment}.m4s`;
 
 /** Writes `bytes` to `path` so that readers see the old file or the new one, never a part. */
 export async function writeAtomically(path: string, bytes: string | Uint8Array): Promise<void> {

@@ -9,8 +9,33 @@ export interface DirectoryTarget {
   manifest: string;
 }
 
-/** Pure: `--output` → where the stream goes. */
-export function parseOutput(spec: string, cwd: string): DirectoryTarget {
+/** No --output: the built-in origin serves the stream. */
+export interface ServeTarget {
+  kind: 'serve';
+  host: string;
+  port: number;
+  manifest: string;
+}
+
+export type OutputTarget = DirectoryTarget | ServeTarget;
+
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+
+/** Pure: `HOST:PORT` (IPv6 in brackets) → host and port, or a ConfigError naming the flag. */
+export function parseListen(spec: string, flag = '--listen'): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError(`${flag} "${spec}": expected HOST:PORT, e.g. ${DEFAULT_LISTEN} or [::1]:8080 (port 0 picks a free one)`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+/** Pure: `--output` (or its absence) and `--listen` → where the stream goes. */
+export function parseOutput(spec: string | undefined, cwd: string, listen = DEFAULT_LISTEN): OutputTarget {
+  if (spec === undefined) return { kind: 'serve', ...parseListen(listen), manifest: 'live.mpd' };
+  return parseDirectoryOutput(spec, cwd);
+}
+
+function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
     throw new ConfigError(`--output "${spec}": this version writes to a directory only (e.g. --output out/live.mpd); pushing to an origin is not supported yet`);
   }

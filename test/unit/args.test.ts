@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseStartArgs } from '../../src/cli/args.ts';
-import { parseOutput } from '../../src/push/output-target.ts';
+import { parseListen, parseOutput } from '../../src/push/output-target.ts';
 
 describe('appliance start arguments', () => {
-  it('defaults: ultra-ll, the test source, out/live.mpd', () => {
+  it('defaults: ultra-ll, the test source, served on 127.0.0.1:8080', () => {
     const o = parseStartArgs([]);
-    assert.deepEqual([o.profile, o.source, o.output, o.dryRun, o.logLevel], ['ultra-ll', 'test', 'out/live.mpd', false, 'info']);
+    assert.deepEqual([o.profile, o.source, o.output, o.listen, o.dryRun, o.logLevel], ['ultra-ll', 'test', undefined, '127.0.0.1:8080', false, 'info']);
   });
   it('reads the overrides as seconds', () => {
     const o = parseStartArgs(['--segdur', '2', '--cdur=0.2', '--asto', '0', '--duration', '10']);
@@ -15,7 +15,7 @@ describe('appliance start arguments', () => {
   it('--tsb and --utc-timing', () => {
     const o = parseStartArgs(['--tsb', '60', '--utc-timing', 'http://127.0.0.1:8080/time']);
     assert.deepEqual([o.tsb, o.utcTiming], [60, 'http://127.0.0.1:8080/time']);
-    assert.equal(parseStartArgs([]).utcTiming, 'https://time.akamai.com/?iso&ms');
+    assert.equal(parseStartArgs([]).utcTiming, undefined, 'chosen by the output: the server\'s /time, or a public clock');
     assert.throws(() => parseStartArgs(['--utc-timing', 'ntp://pool.ntp.org']), /--utc-timing "ntp:\/\/pool.ntp.org": expected an http:\/\/ or https:\/\/ URL/);
   });
 
@@ -29,7 +29,15 @@ describe('appliance start arguments', () => {
   });
 });
 
-describe('--output', () => {
+describe('--output and --listen', () => {
+  it('no --output: the built-in origin serves the stream on --listen', () => {
+    assert.deepEqual(parseOutput(undefined, '/srv'), { kind: 'serve', host: '127.0.0.1', port: 8080, manifest: 'live.mpd' });
+    assert.deepEqual(parseOutput(undefined, '/srv', '[::1]:0'), { kind: 'serve', host: '::1', port: 0, manifest: 'live.mpd' });
+    assert.deepEqual(parseListen('0.0.0.0:9000'), { host: '0.0.0.0', port: 9000 });
+    assert.throws(() => parseListen('8080'), /--listen "8080": expected HOST:PORT/);
+    assert.throws(() => parseListen('localhost:70000'), /expected HOST:PORT/);
+  });
+
   it('DIR/live.mpd names a directory and the manifest', () => {
     assert.deepEqual(parseOutput('out/live.mpd', '/srv'), { kind: 'directory', dir: '/srv/out', manifest: 'live.mpd' });
     assert.deepEqual(parseOutput('/data/stream', '/srv'), { kind: 'directory', dir: '/data/stream', manifest: 'live.mpd' });

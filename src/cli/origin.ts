@@ -1,0 +1,110 @@
+import { readFile, mkdir, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../errors.ts';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
+import { createOriginServer, listen } from '../origin/http.ts';
+import { ObjectStore } from '../origin/store.ts';
+import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
+import { writeAtomically } from '../push/directory-output.ts';
+import { parseBitrate } from '../config/schema.ts';
+import { hostForUrl } from './outputs.ts';
+
+export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for pushes from appliances
+  --listen HOST:PORT    where to listen (default: ${DEFAULT_LISTEN}; port 0 picks a free one)
+  --dir DIR             also keep every complete upload as a file under DIR
+  --tsb S               time-shift window in seconds: how long media is kept (default: 30)
+  --hold S              how long a GET for the next segment waits for its upload (default: 1)
+  --max-body SIZE       largest upload, e.g. 64M (default: 64M)
+  --token-file FILE     file holding the ingest token (else APPLIANCE_INGEST_TOKEN)
+  --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
+The ingest token never goes on the command line: /proc and the journal would show it.`;
+
+const OPTIONS = {
+  listen: { type: 'string' },
+  dir: { type: 'string' },
+  tsb: { type: 'string' },
+  hold: { type: 'string' },
+  'max-body': { type: 'string' },
+  'token-file': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const positive = (flag: string, value: string | undefined, fallback: number) => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`--${flag} "${value}": expected a number of seconds greater than 0`);
+  return n;
+};
+
+async function ingestToken(file: string | undefined): Promise<string> {
+  if (file) {
+    const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError(`--token-file ${file}: cannot read it (${e.code ?? e.message})`);
+    });
+    const token = text.trim();
+    if (!token) throw new ConfigError(`--token-file ${file}: the file is empty`);
+    return token;
+  }
+  const token = process.env['APPLIANCE_INGEST_TOKEN']?.trim();
+  if (!token) throw new ConfigError('the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN or give --token-file FILE (never on the command line)');
+  return token;
+}
+
+export async function runOrigin(argv: readonly string[]): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n${ORIGIN_USAGE}`);
+  }
+  if (values['help']) return void process.stdout.write(`${ORIGIN_USAGE}\n`);
+  const level = (values['log-level'] as string | undefined) ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`--log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
+  const logger = createLogger(level as LogLevel);
+  const { host, port } = parseListen((values['listen'] as string | undefined) ?? DEFAULT_LISTEN);
+  const tsb = positive('tsb', values['tsb'] as string | undefined, 30);
+  const hold = positive('hold', values['hold'] as string | undefined, 1);
+  const maxBody = values['max-body'] === undefined ? 64_000_000 : parseBitrate(values['max-body'] as string);
+  if (!maxBody) throw new ConfigError(`--max-body "${values['max-body']}": expected a size such as 64M, 500k or 1000000 (bytes)`);
+  const token = await ingestToken(values['token-file'] as string | undefined);
+  const dir = values['dir'] as string | undefined;
+  if (dir) await ensureWritableDirectory(dir, { create: true });
+
+  const store = new ObjectStore({ timeShiftBufferDepth: tsb, holdMs: hold * 1000 });
+  const onDisk = (key: string) => join(dir!, ...key.split('/'));
+  const persist = (key: string, bytes: Uint8Array) =>
+    mkdir(dirname(onDisk(key)), { recursive: true })
+      .then(() => writeAtomically(onDisk(key), bytes))
+      .catch((err: unknown) => logger.error({ err, path: key }, 'origin: writing to --dir failed'));
+  const remove = (key: string) => void unlink(onDisk(key)).catch(() => undefined);
+  const server = createOriginServer({
+    store,
+    ingestToken: token,
+    maxBodyBytes: maxBody,
+    logger,
+    index: () => {
+      const manifests = store.paths().filter((p) => /\.(mpd|m3u8)$/.test(p));
+      return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${m}">/${m}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
+    },
+    onStored: dir ? (object) => void persist(object.path, Buffer.concat(object.chunks)) : undefined,
+    onDeleted: dir ? remove : undefined,
+  });
+  const address = await listen(server, host, port).catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`--listen ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})`);
+  });
+  const expiry = setInterval(() => {
+    for (const path of store.expire()) if (dir) remove(path);
+  }, 1000);
+  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody }, 'origin listening');
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  clearInterval(expiry);
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  logger.info('origin stopped');
+}

@@ -1,0 +1,245 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.ts';
+import { classify, contentTypeFor, type ObjectStore, type StoredObject } from './store.ts';
+import { findBox } from '../packager/boxes.ts';
+import { parseMoov } from '../packager/fmp4.ts';
+
+export interface OriginHttpOptions {
+  store: ObjectStore;
+  /** Bearer token for PUT/POST/DELETE; without one, ingest is not offered (405). */
+  ingestToken?: string | undefined;
+  maxBodyBytes: number;
+  logger: Logger;
+  /** The page at `/`. */
+  index: () => string;
+  /** Called when an upload completes (e.g. to copy it to a directory). */
+  onStored?: ((object: StoredObject) => void) | undefined;
+  /** Called when a DELETE removed an object. */
+  onDeleted?: ((path: string) => void) | undefined;
+}
+
+/** The largest last-byte-pos a client can send for "everything, as it grows" (RFC 8673). */
+export const LIVE_RANGE_END = 2 ** 53 - 1;
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'Date, Content-Range, Content-Length, ETag, Age',
+};
+
+/** Pure: a request path → a store key, or undefined when it could escape or is malformed. */
+export function storeKey(rawPath: string): string | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return undefined;
+  }
+  if (!decoded.startsWith('/') || /[\0\\]/.test(decoded)) return undefined;
+  const parts = decoded.slice(1).split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return undefined;
+  return parts.join('/');
+}
+
+/** Pure: a single `bytes=` range against `length` bytes (undefined: the whole object). */
+export function parseRange(header: string | undefined): { start: number; end: number | undefined } | 'invalid' | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return 'invalid';
+  if (match[1] === '') return { start: -Number(match[2]), end: undefined }; // suffix: the last N bytes
+  const start = Number(match[1]);
+  const end = match[2] === '' ? undefined : Number(match[2]);
+  if (end !== undefined && end < start) return 'invalid';
+  return { start, end };
+}
+
+function cacheControl(object: StoredObject): string {
+  if (object.state !== 'complete') return 'no-store';
+  const { kind } = classify(object.path);
+  // Manifests change; an init segment keeps its name across sessions but not its bytes.
+  if (kind === 'manifest' || kind === 'init') return 'no-cache';
+  return 'public, max-age=86400, immutable';
+}
+
+function tokenMatches(expected: string, header: string | undefined): 'missing' | 'wrong' | 'ok' {
+  const presented = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1];
+  if (!presented) return 'missing';
+  const a = Buffer.from(presented);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b) ? 'ok' : 'wrong';
+}
+
+/** The handler of an uploaded init segment's track ('vide', 'soun'), if it parses as one. */
+function handlerOf(object: StoredObject): string | undefined {
+  try {
+    const bytes = Buffer.concat(object.chunks);
+    const moov = findBox(bytes, ['moov']);
+    return moov ? parseMoov(moov.payload)[0]?.handler : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fail(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}) {
+  res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(`${message}\n`);
+}
+
+/** Streams an object to a reader: what is there now, then each chunk as it lands. */
+function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, contentType: string) {
+  const range = parseRange(req.headers.range);
+  if (range === 'invalid') return fail(res, 416, 'unsupported range', { 'Content-Range': `bytes */${object.state === 'complete' ? object.length : '*'}` });
+  const headers: Record<string, string | number> = { ...CORS, 'Content-Type': contentType, 'Cache-Control': cacheControl(object), 'Accept-Ranges': 'bytes' };
+  let start = 0;
+  let end: number | undefined; // inclusive; undefined: to the end, however long it grows
+  let status = 200;
+  if (object.state === 'complete') {
+    headers['ETag'] = object.etag!;
+    if (!range && req.headers['if-none-match'] === object.etag) {
+      res.writeHead(304, headers);
+      return res.end();
+    }
+    if (range) {
+      start = range.start < 0 ? Math.max(0, object.length + range.start) : range.start;
+      end = Math.min(range.end ?? object.length - 1, object.length - 1);
+      if (start >= object.length) return fail(res, 416, 'range not satisfiable', { 'Content-Range': `bytes */${object.length}` });
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${object.length}`;
+    }
+    headers['Content-Length'] = (end ?? object.length - 1) - start + 1;
+  } else if (range) {
+    if (range.start < 0) return fail(res, 416, 'a suffix range of an object still growing has no end yet', { 'Content-Range': 'bytes */*' });
+    start = range.start;
+    end = range.end === undefined || range.end >= LIVE_RANGE_END ? undefined : range.end;
+    status = 206;
+    // RFC 8673: the complete length is unknown while the object grows.
+    headers['Content-Range'] = `bytes ${start}-${end ?? LIVE_RANGE_END}/*`;
+  }
+  res.writeHead(status, headers);
+  if (req.method === 'HEAD') return res.end();
+
+  let sent = 0; // bytes of the object passed, counting from its start
+  const write = (chunk: Uint8Array): boolean => {
+    const from = Math.max(0, start - sent);
+    const to = end === undefined ? chunk.length : Math.min(chunk.length, end + 1 - sent);
+    sent += chunk.length;
+    if (to > from) res.write(chunk.subarray(from, to));
+    return end !== undefined && sent > end;
+  };
+  res.cork();
+  let done = false;
+  for (const chunk of object.chunks) if ((done = write(chunk))) break;
+  res.uncork();
+  if (done || object.state === 'complete') return res.end();
+  if (object.state === 'aborted') return res.destroy();
+  const unsubscribe = object.subscribe((event) => {
+    if (event.type === 'data') {
+      if (write(event.chunk)) {
+        unsubscribe();
+        res.end();
+      }
+    } else if (event.type === 'end') res.end();
+    else res.destroy(); // an upload cut short must not look like a complete, short object
+  });
+  res.on('close', unsubscribe);
+}
+
+async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions) {
+  const { store, maxBodyBytes, logger } = options;
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBodyBytes) return fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+  const existing = store.get(key);
+  const object = store.begin(key);
+  let received = 0;
+  let refused = false;
+  req.on('data', (chunk: Buffer) => {
+    if (refused) return;
+    received += chunk.length;
+    if (received > maxBodyBytes) {
+      refused = true;
+      object.abort();
+      store.delete(key);
+      fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+      req.destroy();
+      return;
+    }
+    object.append(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+  });
+  req.on('end', () => {
+    if (refused) return;
+    object.complete(store.now());
+    if (classify(key).kind === 'init') store.markAudio(classify(key).directory, handlerOf(object) === 'soun');
+    options.onStored?.(object);
+    const same = existing?.state === 'complete' && existing.etag === object.etag;
+    res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
+    res.end();
+  });
+  req.on('close', () => {
+    if (object.state === 'growing') {
+      logger.warn({ path: key, received }, 'origin: upload cut before its end');
+      object.abort();
+      if (store.get(key) === object) store.delete(key);
+    }
+  });
+}
+
+export function createOriginServer(options: OriginHttpOptions): Server {
+  const { store, logger } = options;
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    res.setHeader('Date', new Date().toUTCString());
+    const url = new URL(req.url ?? '/', 'http://origin');
+    const method = req.method ?? 'GET';
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { ...CORS, 'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS, PUT, POST, DELETE', 'Access-Control-Allow-Headers': 'Range, Authorization, Content-Type, If-None-Match', 'Access-Control-Max-Age': '86400' });
+      return res.end();
+    }
+    if ((method === 'GET' || method === 'HEAD') && url.pathname === '/time') {
+      res.writeHead(200, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+      return res.end(new Date().toISOString());
+    }
+    if ((method === 'GET' || method === 'HEAD') && url.pathname === '/') {
+      res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor('index.html', false)!, 'Cache-Control': 'no-cache' });
+      return res.end(method === 'HEAD' ? undefined : options.index());
+    }
+    // The raw path: URL parsing would quietly resolve "/../" before anyone could refuse it.
+    const key = storeKey((req.url ?? '/').split('?')[0]!);
+    if (!key) return fail(res, 400, 'bad path');
+    if (method === 'GET' || method === 'HEAD') {
+      void store.lookup(key).then((object) => (object ? serve(req, res, object, store.contentTypeOf(key)) : fail(res, 404, 'not found')));
+      return;
+    }
+    if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
+      if (!options.ingestToken) return fail(res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
+      const auth = tokenMatches(options.ingestToken, req.headers.authorization);
+      if (auth === 'missing') return fail(res, 401, 'an ingest token is required', { 'WWW-Authenticate': 'Bearer realm="appliance origin"' });
+      if (auth === 'wrong') return fail(res, 403, 'wrong ingest token');
+      if (method === 'DELETE') {
+        if (!store.delete(key)) return fail(res, 404, 'not found');
+        options.onDeleted?.(key);
+        res.writeHead(204, CORS);
+        return res.end();
+      }
+      return void ingest(req, res, key, options);
+    }
+    fail(res, 405, `method ${method} not allowed`, { Allow: 'GET, HEAD, OPTIONS, PUT, POST, DELETE' });
+  });
+  // Chunks must leave at once: Nagle's algorithm would hold small writes for the peer's delayed ACK.
+  server.on('connection', (socket) => socket.setNoDelay(true));
+  server.on('clientError', (error, socket) => {
+    logger.debug({ err: error }, 'origin: bad request');
+    socket.destroy();
+  });
+  return server;
+}
+
+export async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address() as AddressInfo;
+}

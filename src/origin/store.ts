@@ -1,0 +1,252 @@
+import { createHash } from 'node:crypto';
+
+export type ObjectState = 'growing' | 'complete' | 'aborted';
+
+export type ObjectEvent = { type: 'data'; chunk: Uint8Array } | { type: 'end' } | { type: 'abort' };
+
+/**
+ * One stored object (a manifest, an init segment, a segment). A segment is created when its first
+ * chunk arrives and grows chunk by chunk; readers subscribe and receive each chunk as it lands.
+ */
+export class StoredObject {
+  readonly path: string;
+  readonly createdAt: number;
+  readonly chunks: Uint8Array[] = [];
+  #length = 0;
+  #state: ObjectState = 'growing';
+  #etag: string | undefined;
+  #completedAt: number | undefined;
+  readonly #listeners = new Set<(event: ObjectEvent) => void>();
+
+  constructor(path: string, now: number) {
+    this.path = path;
+    this.createdAt = now;
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get state(): ObjectState {
+    return this.#state;
+  }
+
+  get etag(): string | undefined {
+    return this.#etag;
+  }
+
+  /** When the upload ended; the creation time while it is still growing. */
+  get modifiedAt(): number {
+    return this.#completedAt ?? this.createdAt;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.#state !== 'growing') throw new Error(`${this.path} is ${this.#state}`);
+    if (!chunk.length) return;
+    this.chunks.push(chunk);
+    this.#length += chunk.length;
+    for (const listener of this.#listeners) listener({ type: 'data', chunk });
+  }
+
+  complete(now: number): void {
+    if (this.#state !== 'growing') return;
+    this.#state = 'complete';
+    this.#completedAt = now;
+    const hash = createHash('sha1');
+    for (const chunk of this.chunks) hash.update(chunk);
+    this.#etag = `"${hash.digest('base64url').slice(0, 20)}"`;
+    this.#emit({ type: 'end' });
+  }
+
+  /** The upload was cut: readers must see a broken transfer, never a clean short one. */
+  abort(): void {
+    if (this.#state !== 'growing') return;
+    this.#state = 'aborted';
+    this.#emit({ type: 'abort' });
+  }
+
+  /** Follows the object: returns the unsubscribe function. Events only; read `chunks` for what is there. */
+  subscribe(listener: (event: ObjectEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get readers(): number {
+    return this.#listeners.size;
+  }
+
+  #emit(event: ObjectEvent): void {
+    for (const listener of [...this.#listeners]) listener(event);
+    this.#listeners.clear();
+  }
+}
+
+/** Pure: the content type for a path, from its extension (and the track kind for media). */
+export function contentTypeFor(path: string, audio: boolean): string | undefined {
+  const extension = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
+  switch (extension) {
+    case 'mpd':
+      return 'application/dash+xml';
+    case 'm3u8':
+      return 'application/vnd.apple.mpegurl';
+    case 'cmfa':
+      return 'audio/mp4';
+    case 'cmfv':
+      return 'video/mp4';
+    case 'mp4':
+    case 'm4s':
+    case 'cmfi':
+    case 'm4a':
+    case 'm4v':
+      return audio ? 'audio/mp4' : 'video/mp4';
+    case 'html':
+      return 'text/html; charset=utf-8';
+    case 'js':
+      return 'text/javascript; charset=utf-8';
+    default:
+      return undefined;
+  }
+}
+
+/** What a path is, for caching and holding: manifests, init segments, numbered media segments. */
+export function classify(path: string): { kind: 'manifest' | 'init' | 'segment' | 'other'; directory: string; number?: bigint | undefined } {
+  const slash = path.lastIndexOf('/');
+  const directory = slash >= 0 ? path.slice(0, slash) : '';
+  const name = path.slice(slash + 1);
+  if (/\.(mpd|m3u8)$/i.test(name)) return { kind: 'manifest', directory };
+  if (/^init\.|\.init$|_init\./i.test(name)) return { kind: 'init', directory };
+  const number = /(\d+)\.(m4s|cmf[av]|mp4)(\.\d+)?$/i.exec(name)?.[1];
+  if (number !== undefined) return { kind: 'segment', directory, number: BigInt(number) };
+  return { kind: 'other', directory };
+}
+
+export interface StoreOptions {
+  /** Time-shift window, seconds: media older than this (plus a grace period) is freed. */
+  timeShiftBufferDepth: number;
+  /** Longest a GET for a segment not yet begun is held, milliseconds (one segment duration). */
+  holdMs: number;
+  now?: () => number;
+}
+
+/**
+ * Objects by path. Segments are freed once they are older than the time-shift window (plus the
+ * hold time, for players still reading the oldest); manifests and init segments are kept until
+ * replaced or deleted. A GET for the next segment of a rendition waits for its upload to begin.
+ */
+export class ObjectStore {
+  readonly #objects = new Map<string, StoredObject>();
+  readonly #waiting = new Map<string, Set<(object: StoredObject | undefined) => void>>();
+  /** Highest segment number seen per directory, and whether that directory holds audio. */
+  readonly #directories = new Map<string, { latest: bigint | undefined; audio: boolean }>();
+  readonly #options: StoreOptions;
+  readonly now: () => number;
+
+  constructor(options: StoreOptions) {
+    this.#options = options;
+    this.now = options.now ?? (() => Date.now());
+  }
+
+  get(path: string): StoredObject | undefined {
+    return this.#objects.get(path);
+  }
+
+  get size(): number {
+    return this.#objects.size;
+  }
+
+  /** Bytes held by complete and growing objects. */
+  get bytes(): number {
+    let total = 0;
+    for (const object of this.#objects.values()) total += object.length;
+    return total;
+  }
+
+  paths(): string[] {
+    return [...this.#objects.keys()];
+  }
+
+  /** Declares whether a directory's media is audio (from its init segment), for Content-Type. */
+  markAudio(directory: string, audio: boolean): void {
+    const entry = this.#directories.get(directory) ?? { latest: undefined, audio };
+    entry.audio = audio;
+    this.#directories.set(directory, entry);
+  }
+
+  /** The Content-Type of `path`: by extension, and for media by what its rendition's init segment holds. */
+  contentTypeOf(path: string): string {
+    return contentTypeFor(path, this.#directories.get(classify(path).directory)?.audio ?? false) ?? 'application/octet-stream';
+  }
+
+  /** Starts (or restarts) the object at `path`; readers of a previous version keep theirs. */
+  begin(path: string): StoredObject {
+    const { kind, directory, number } = classify(path);
+    const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
+    if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest)) entry.latest = number;
+    this.#directories.set(directory, entry);
+    const object = new StoredObject(path, this.now());
+    this.#objects.get(path)?.abort();
+    this.#objects.set(path, object);
+    const waiters = this.#waiting.get(path);
+    if (waiters) {
+      this.#waiting.delete(path);
+      for (const resolve of waiters) resolve(object);
+    }
+    return object;
+  }
+
+  /** A whole object at once (manifests, init segments). */
+  put(path: string, bytes: Uint8Array): StoredObject {
+    const object = this.begin(path);
+    object.append(bytes);
+    object.complete(this.now());
+    return object;
+  }
+
+  delete(path: string): boolean {
+    const object = this.#objects.get(path);
+    if (!object) return false;
+    object.abort();
+    this.#objects.delete(path);
+    return true;
+  }
+
+  /**
+   * The object at `path`, or, for the next segment of a rendition (number ≤ latest + 1) whose
+   * upload has not begun, the object once it begins, waiting at most `holdMs`. Undefined if none.
+   */
+  async lookup(path: string): Promise<StoredObject | undefined> {
+    const existing = this.#objects.get(path);
+    if (existing) return existing;
+    const { kind, directory, number } = classify(path);
+    const latest = this.#directories.get(directory)?.latest;
+    if (kind !== 'segment' || number === undefined || latest === undefined || number > latest + 1n || number <= latest - 2n) return undefined;
+    return new Promise((resolve) => {
+      const waiters = this.#waiting.get(path) ?? new Set();
+      const done = (object: StoredObject | undefined) => {
+        clearTimeout(timer);
+        resolve(object);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(done);
+        if (!waiters.size) this.#waiting.delete(path);
+        resolve(this.#objects.get(path));
+      }, this.#options.holdMs);
+      waiters.add(done);
+      this.#waiting.set(path, waiters);
+    });
+  }
+
+  /** Frees media segments older than the time-shift window; returns their paths. */
+  expire(): string[] {
+    const limit = this.now() - (this.#options.timeShiftBufferDepth * 1000 + this.#options.holdMs);
+    const freed: string[] = [];
+    for (const [path, object] of this.#objects) {
+      if (object.state === 'growing' || object.modifiedAt >= limit) continue;
+      const { kind } = classify(path);
+      if (kind === 'manifest' || kind === 'init') continue;
+      this.#objects.delete(path);
+      freed.push(path);
+    }
+    return freed;
+  }
+}
