@@ -198,6 +198,10 @@ export function createOriginServer(options: OriginHttpOptions): Server {
       res.writeHead(200, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
       return res.end(new Date().toISOString());
     }
+    if ((method === 'GET' || method === 'HEAD') && url.pathname === '/favicon.ico') {
+      res.writeHead(204, { ...CORS, 'Cache-Control': 'public, max-age=86400' });
+      return res.end();
+    }
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/') {
       res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor('index.html', false)!, 'Cache-Control': 'no-cache' });
       return res.end(method === 'HEAD' ? undefined : options.index());
