@@ -1,11 +1,12 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30).
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runEncoderOnce, type EncoderRun } from './encoder.ts';
 import { liveRun, type LiveRun } from './live.ts';
 import { packagerThroughput, recordLadder } from './packager.ts';
+import { originFanOut, type FanOutRun } from './origin.ts';
 
 const { values } = parseArgs({
   options: {
@@ -106,6 +107,31 @@ if (want('encoder')) {
   targets['segmentBitrateDeviationMaxAbsPct'] = { target: '<= 10', measured: round(maxDeviation), met: maxDeviation <= 10 };
   targets['ffmpegCoresPerMediaSecond'] = { target: '< 1.2', measured: round(cores, 2), met: cores < 1.2 };
   targets['encoderVideoFragmentLatencyP50Ms'] = { target: '< 60', measured: round(videoLatency), met: videoLatency < 60 };
+}
+
+if (want('origin')) {
+  const fanOut: Record<string, unknown> = {};
+  for (const readers of [100, 500]) {
+    const results: FanOutRun[] = [];
+    for (let i = 0; i < runs; i++) {
+      results.push(await originFanOut(readers, 15));
+      log(`origin ${readers} readers run ${i + 1} done`);
+    }
+    const p99 = median(results.map((r) => r.delaysMs.p99));
+    fanOut[String(readers)] = {
+      deliveryDelayMs: { p50: round(median(results.map((r) => r.delaysMs.p50)), 2), p99: round(p99, 2), max: round(Math.max(...results.map((r) => r.delaysMs.max)), 2) },
+      p99PerRun: results.map((r) => r.delaysMs.p99),
+      originCpuPercentOfCore: round(median(results.map((r) => r.originCpuPercentOfCore))),
+      originPeakRssMiB: round(median(results.map((r) => r.originPeakRssMiB))),
+      readerErrors: results.reduce((n, r) => n + r.errors, 0),
+      load1: results.map((r) => r.load1),
+    };
+    if (readers === 500) targets['originFanOut500P99Ms'] = { target: '<= 20', measured: round(p99, 2), met: p99 <= 20 };
+  }
+  report['origin'] = {
+    what: 'appliance origin fed one 720p ultra-ll rendition (37.5 KB chunks every 100 ms, chunked PUT per segment); N raw-TCP readers in one process follow the growing segments; delay = chunk received − chunk sent, only chunks sent after the reader asked',
+    readers: fanOut,
+  };
 }
 
 report['load1AtEnd'] = round(loadavg()[0]!, 2);

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { runAppliance } from '../helpers/run.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
 let dir: string;
 before(async () => {
@@ -98,5 +99,41 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
     assert.match(command, new RegExp(`^${settings['ffmpeg'].path} -hide_banner `));
     assert.match(command, /-frag_duration 200000 pipe:3/);
     assert.equal(await exists(join(dir, 'dry')), false, 'dry run creates no directory');
+  });
+
+  it('appliance origin refuses to start without an ingest token, never taking one on the command line', async () => {
+    const run = await runAppliance(['origin', '--listen', '127.0.0.1:0'], { env: { APPLIANCE_INGEST_TOKEN: '' } });
+    assert.equal(run.exitCode, 2);
+    assert.match(String(run.stderr), /the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN or give --token-file FILE \(never on the command line\)/);
+    const flag = await runAppliance(['origin', '--token', 'secret']);
+    assert.equal(flag.exitCode, 2);
+    assert.match(String(flag.stderr), /Unknown option '--token'/);
+  });
+
+  it('appliance origin takes a push, serves it, keeps it in --dir, and stops on SIGTERM', async () => {
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, 'file-token\n');
+    const origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--dir', join(dir, 'kept')]);
+    try {
+      let url: string | undefined;
+      let log = '';
+      origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
+      for (let i = 0; i < 100 && !url; i++) {
+        await sleep(50);
+        url = logLines(log).find((l) => l['msg'] === 'origin listening')?.['url'] as string | undefined;
+      }
+      assert.ok(url, 'the origin announced where it listens');
+      assert.doesNotMatch(log, /file-token/, 'the token never reaches the log');
+      const put = await fetch(new URL('live/live.mpd', url), { method: 'PUT', body: '<MPD/>', headers: { Authorization: 'Bearer file-token' } });
+      assert.equal(put.status, 201);
+      const get = await fetch(new URL('live/live.mpd', url));
+      assert.equal(get.headers.get('content-type'), 'application/dash+xml');
+      assert.equal(await get.text(), '<MPD/>');
+      await sleep(100);
+      assert.equal(await readFile(join(dir, 'kept', 'live', 'live.mpd'), 'utf8'), '<MPD/>');
+    } finally {
+      process.kill(origin.pid!, 'SIGTERM');
+    }
+    assert.equal((await origin).exitCode, 0);
   });
 });
