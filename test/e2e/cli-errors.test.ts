@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+import { runAppliance, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
 
 let dir: string;
 before(async () => {
@@ -115,15 +115,10 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
     await writeFile(tokenFile, 'file-token\n');
     const origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--dir', join(dir, 'kept')]);
     try {
-      let url: string | undefined;
       let log = '';
       origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
-      for (let i = 0; i < 100 && !url; i++) {
-        await sleep(50);
-        url = logLines(log).find((l) => l['msg'] === 'origin listening')?.['url'] as string | undefined;
-      }
+      const url = await waitForLogField(origin, 'origin listening', 'url');
       assert.ok(url, 'the origin announced where it listens');
-      assert.doesNotMatch(log, /file-token/, 'the token never reaches the log');
       const put = await fetch(new URL('live/live.mpd', url), { method: 'PUT', body: '<MPD/>', headers: { Authorization: 'Bearer file-token' } });
       assert.equal(put.status, 201);
       const get = await fetch(new URL('live/live.mpd', url));
@@ -131,6 +126,7 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
       assert.equal(await get.text(), '<MPD/>');
       await sleep(100);
       assert.equal(await readFile(join(dir, 'kept', 'live', 'live.mpd'), 'utf8'), '<MPD/>');
+      assert.doesNotMatch(log, /file-token/, 'the token never reaches the log');
     } finally {
       process.kill(origin.pid!, 'SIGTERM');
     }

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
-import { logLines, startAppliance, systemNode } from '../helpers/run.ts';
+import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
 
 // The package's "require" export is the UMD build, which defines window.dashjs.
 const DASH_JS = createRequire(import.meta.url).resolve('dashjs');
@@ -43,13 +43,7 @@ describe('dash.js in headless Chromium', { timeout: 120_000 }, () => {
     let browser: Browser | undefined;
     try {
       // The appliance logs the URL it serves once it listens.
-      let url: string | undefined;
-      const stderr: string[] = [];
-      appliance.stderr?.on('data', (piece: Buffer) => stderr.push(piece.toString()));
-      for (let i = 0; i < 100 && !url; i++) {
-        await sleep(100);
-        url = logLines(stderr.join('')).find((l) => l['msg'] === 'serving')?.['url'] as string | undefined;
-      }
+      const url = await waitForLogField(appliance, 'serving', 'url');
       assert.ok(url, 'the appliance announced its stream URL');
       const base = new URL(url).origin;
       // Wait for the first segments, so the player starts on a live edge that exists.

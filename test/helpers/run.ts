@@ -1,7 +1,8 @@
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa, type Options } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type Options, type ResultPromise } from 'execa';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'appliance.js');
@@ -46,4 +47,20 @@ export function logLines(stderr: string): Record<string, unknown>[] {
       return [];
     }
   });
+}
+
+/** Waits (up to `timeoutMs`) for the running appliance to log `msg` and returns that line's `field`. */
+export async function waitForLogField(child: ResultPromise, msg: string, field: string, timeoutMs = 10_000): Promise<string | undefined> {
+  let log = '';
+  const collect = (piece: Buffer) => (log += piece.toString());
+  child.stderr?.on('data', collect);
+  try {
+    for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(50)) {
+      const value = logLines(log).find((l) => l['msg'] === msg)?.[field];
+      if (typeof value === 'string') return value;
+    }
+    return undefined;
+  } finally {
+    child.stderr?.off('data', collect);
+  }
 }
