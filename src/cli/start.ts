@@ -115,14 +115,16 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
   };
   const logDelays = () => logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
-  const delayReport = setInterval(logDelays, 60_000);
+  // Opened before any timer or process exists: a --listen that fails leaves nothing running.
   const sink = await openOutput(output, profile, options.utcTiming, logger, onChunkWritten);
-  const directory = sink.output;
+  const delivery = sink.output;
+  const delayReport = setInterval(logDelays, 60_000);
+  delayReport.unref();
   const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: sink.utcTiming };
   let manifests = Promise.resolve();
   const writeManifest = () => {
     const text = buildMpd(packager.mpdModel(profile, manifestOptions, new Date()));
-    manifests = manifests.then(() => directory.writeManifest(output.manifest, text)).catch((err: unknown) => logger.error({ err }, 'manifest write failed'));
+    manifests = manifests.then(() => delivery.writeManifest(output.manifest, text)).catch((err: unknown) => logger.error({ err }, 'manifest write failed'));
     return manifests;
   };
   if (options.duration) {
@@ -149,7 +151,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     stream.on('data', (piece: Uint8Array) => {
       mediaSeen = true;
       for (const event of packager.push(track, piece)) {
-        directory.handle(event);
+        delivery.handle(event);
         if (event.type === 'chunk' && !firstSeen.has(track)) {
           firstSeen.add(track);
           logger.info({ track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
@@ -183,7 +185,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     exit = await encoder.exited;
     await finishing;
     await manifests;
-    await directory.flush();
+    await delivery.flush();
   } finally {
     await sink.close();
     clearTimeout(safety);
@@ -202,6 +204,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
   logDelays();
-  if (directory.failures) throw new RuntimeFailure(`${directory.failures} writes to ${sink.where} failed (see the log)`);
+  if (delivery.failures) throw new RuntimeFailure(`${delivery.failures} writes to ${sink.where} failed (see the log)`);
   logger.info({ output: sink.where, manifest: output.manifest }, 'stopped');
 }

@@ -3,6 +3,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runAppliance, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
@@ -131,5 +133,20 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
       process.kill(origin.pid!, 'SIGTERM');
     }
     assert.equal((await origin).exitCode, 0);
+  });
+
+  it('a --listen address in use: exit 2 at once, naming the flag', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const run = await runAppliance(['start', '--listen', `127.0.0.1:${port}`, '--duration', '5']);
+      assert.equal(run.exitCode, 2, String(run.stderr));
+      assert.match(String(run.stderr), new RegExp(`--listen 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\); another program uses that port`));
+      assert.ok(Date.now() - started < 5000, 'exits at once, leaving nothing running');
+    } finally {
+      blocker.close();
+    }
   });
 });
