@@ -103,6 +103,12 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
     assert.equal(await exists(join(dir, 'dry')), false, 'dry run creates no directory');
   });
 
+  it('appliance origin refuses a bad --max-body', async () => {
+    const run = await runAppliance(['origin', '--max-body', 'lots'], { env: { APPLIANCE_INGEST_TOKEN: 't' } });
+    assert.equal(run.exitCode, 2);
+    assert.match(String(run.stderr), /--max-body "lots": expected a size such as 64M/);
+  });
+
   it('appliance origin refuses to start without an ingest token, never taking one on the command line', async () => {
     const run = await runAppliance(['origin', '--listen', '127.0.0.1:0'], { env: { APPLIANCE_INGEST_TOKEN: '' } });
     assert.equal(run.exitCode, 2);
@@ -115,7 +121,7 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
   it('appliance origin takes a push, serves it, keeps it in --dir, and stops on SIGTERM', async () => {
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, 'file-token\n');
-    const origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--dir', join(dir, 'kept')]);
+    const origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--dir', join(dir, 'kept'), '--max-body', '1k']);
     try {
       let log = '';
       origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
@@ -128,6 +134,12 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
       assert.equal(await get.text(), '<MPD/>');
       await sleep(100);
       assert.equal(await readFile(join(dir, 'kept', 'live', 'live.mpd'), 'utf8'), '<MPD/>');
+      const big = await fetch(new URL('live/1.m4s', url), { method: 'PUT', body: 'x'.repeat(1001), headers: { Authorization: 'Bearer file-token' } });
+      assert.equal(big.status, 413, '--max-body 1k');
+      const del = await fetch(new URL('live/live.mpd', url), { method: 'DELETE', headers: { Authorization: 'Bearer file-token' } });
+      assert.equal(del.status, 204);
+      await sleep(100);
+      assert.equal(await exists(join(dir, 'kept', 'live', 'live.mpd')), false, 'deleted from --dir too');
       assert.doesNotMatch(log, /file-token/, 'the token never reaches the log');
     } finally {
       process.kill(origin.pid!, 'SIGTERM');

@@ -88,6 +88,9 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
     const ffmpeg = logs.find((l) => l['msg'] === 'ffmpeg');
     assert.ok(ffmpeg?.['path'] && /^\d/.test(String(ffmpeg['version'])), 'path and version logged');
     assert.ok(logs.some((l) => l['msg'] === 'stream ended'));
+    const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number; p95: number; count: number }>;
+    assert.deepEqual(Object.keys(delays).sort(), ['1080p', '720p', 'audio'], 'the chunk delay report covers every track');
+    for (const [track, d] of Object.entries(delays)) assert.ok(d.count >= 90 && d.p50 > 0 && d.p50 <= d.p95, `${track}: ${JSON.stringify(d)}`);
     assert.ok(Date.now() - startedAt < 20_000);
   });
 

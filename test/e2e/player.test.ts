@@ -48,6 +48,9 @@ describe('dash.js in headless Chromium', { timeout: 120_000 }, () => {
       const base = new URL(url).origin;
       // Wait for the first segments, so the player starts on a live edge that exists.
       await sleep(3000);
+      const mpd = await (await fetch(url)).text();
+      assert.match(mpd, new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${base}/time"/>`), 'players sync with the server\'s own clock');
+      assert.equal((await fetch(`${base}/favicon.ico`)).status, 204);
 
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
       const page = await browser.newPage();
