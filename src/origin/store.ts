@@ -71,10 +71,6 @@ export class StoredObject {
     return () => this.#listeners.delete(listener);
   }
 
-  get readers(): number {
-    return this.#listeners.size;
-  }
-
   #emit(event: ObjectEvent): void {
     for (const listener of [...this.#listeners]) listener(event);
     this.#listeners.clear();
@@ -148,10 +144,6 @@ export class ObjectStore {
 
   get(path: string): StoredObject | undefined {
     return this.#objects.get(path);
-  }
-
-  get size(): number {
-    return this.#objects.size;
   }
 
   /** Bytes held by complete and growing objects. */

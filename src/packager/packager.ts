@@ -69,10 +69,6 @@ export class Packager {
     return furthest;
   }
 
-  droppedSamples(track: string): number {
-    return this.#chunkers.get(track)?.droppedSamples ?? 0;
-  }
-
   /** Ends every track before `segment`; with `last`, the final segment carries lmsg. */
   endBefore(segment: bigint, options: { last: boolean }): void {
     this.#end = { segment, ...options };
