@@ -153,13 +153,17 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   const object = store.begin(key);
   let received = 0;
   let refused = false;
+  // Drops this upload's object, and only it: a newer upload may already hold the path.
+  const discard = () => {
+    object.abort();
+    if (store.get(key) === object) store.delete(key);
+  };
   req.on('data', (chunk: Buffer) => {
     if (refused) return;
     received += chunk.length;
     if (received > maxBodyBytes) {
       refused = true;
-      object.abort();
-      store.delete(key);
+      discard();
       fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
       req.destroy();
       return;
@@ -169,7 +173,8 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   req.on('end', () => {
     if (refused) return;
     object.complete(store.now());
-    if (classify(key).kind === 'init') store.markAudio(classify(key).directory, handlerOf(object) === 'soun');
+    const { kind, directory } = classify(key);
+    if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');
     options.onStored?.(object);
     const same = existing?.state === 'complete' && existing.etag === object.etag;
     res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
@@ -178,8 +183,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   req.on('close', () => {
     if (object.state === 'growing') {
       logger.warn({ path: key, received }, 'origin: upload cut before its end');
-      object.abort();
-      if (store.get(key) === object) store.delete(key);
+      discard();
     }
   });
 }
