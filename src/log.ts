@@ -21,3 +21,27 @@ export function createLogger(level: LogLevel = 'info'): Logger {
     pino.destination({ fd: 2, sync: true }),
   );
 }
+
+/**
+ * Pure: lets a message through at most once per window per shape (digits and addresses
+ * ignored), counting what it held back, so a warning ffmpeg prints every frame cannot flood the
+ * journal while the first occurrence and the count still show.
+ */
+export class RepeatLimiter {
+  readonly #windowMs: number;
+  readonly #seen = new Map<string, { loggedAt: number; suppressed: number }>();
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  admit(line: string, now: number): { log: boolean; suppressed: number } {
+    const shape = line.replace(/0x[0-9a-f]+|\d+(\.\d+)?/gi, '#');
+    const entry = this.#seen.get(shape);
+    if (entry && now - entry.loggedAt < this.#windowMs) {
+      entry.suppressed++;
+      return { log: false, suppressed: 0 };
+    }
+    this.#seen.set(shape, { loggedAt: now, suppressed: 0 });
+    return { log: true, suppressed: entry?.suppressed ?? 0 };
+  }
+}

@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { DEFAULT_LISTEN } from '../push/output-target.ts';
+import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 
 export const COMMANDS = ['start', 'origin'] as const;
 
@@ -18,6 +19,18 @@ appliance start [options]
   --source SPEC         test (default: moving pattern, burnt-in UTC clock, 1 kHz tone)
                         or test:mandelbrot (high-motion pattern)
   --output DIR/live.mpd write the stream to a directory (default: serve it, see --listen)
+  --output URL          push it to an origin, e.g. https://origin.example/live/live.mpd
+                        (give --output several times for several destinations)
+  --origin-profile P    appliance (default: an origin that serves segments while they arrive,
+                        like "appliance origin") or generic (nginx/WebDAV, object stores: a file
+                        exists once its upload ends); once for all outputs, or once per --output
+  --method PUT|POST     the upload method (default: PUT)
+  --header-file FILE    extra headers for every upload, "Name: value" per line (e.g. credentials);
+                        or APPLIANCE_PUSH_TOKEN (bearer), APPLIANCE_PUSH_USER + APPLIANCE_PUSH_PASSWORD (basic)
+  --ca FILE             also trust the CA certificates in FILE (PEM) for https origins
+  --push-budget S       unacknowledged media kept per origin, in seconds of the ladder (default: 30);
+                        beyond it the oldest unsent media is dropped and counted
+  --no-delete           do not DELETE segments that left the time-shift window at the origin
   --listen HOST:PORT    where the built-in origin serves the stream without --output
                         (default: 127.0.0.1:8080; port 0 picks a free one)
   --segdur S            segment duration in seconds (overrides the profile)
@@ -37,7 +50,13 @@ Exit status: 0 done, 1 failed while running, 2 bad arguments, configuration or f
 const START_OPTIONS = {
   profile: { type: 'string' },
   source: { type: 'string' },
-  output: { type: 'string' },
+  output: { type: 'string', multiple: true },
+  'origin-profile': { type: 'string', multiple: true },
+  method: { type: 'string' },
+  'header-file': { type: 'string' },
+  ca: { type: 'string' },
+  'push-budget': { type: 'string' },
+  'no-delete': { type: 'boolean' },
   listen: { type: 'string' },
   segdur: { type: 'string' },
   cdur: { type: 'string' },
@@ -54,7 +73,16 @@ const START_OPTIONS = {
 export interface StartOptions {
   profile: string;
   source: string;
-  output?: string | undefined;
+  /** Every --output, in order; none: serve. */
+  outputs: string[];
+  /** One per output (or one for all). */
+  originProfiles: OriginProfile[];
+  method: 'PUT' | 'POST';
+  headerFile?: string | undefined;
+  ca?: string | undefined;
+  /** Seconds of the ladder's bitrate. */
+  pushBudget: number;
+  deleteExpired: boolean;
   listen: string;
   segdur?: number | undefined;
   cdur?: number | undefined;
@@ -90,6 +118,19 @@ function httpUrl(flag: string, value: string): string {
   throw new ConfigError(`--${flag} "${value}": expected an http:// or https:// URL, e.g. --${flag} ${DEFAULT_UTC_TIMING}`);
 }
 
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`--${flag} "${value}": expected one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function originProfiles(given: readonly string[], outputs: number): OriginProfile[] {
+  const profiles = given.map((p) => oneOf('origin-profile', p, ORIGIN_PROFILES));
+  if (profiles.length > 1 && profiles.length !== outputs) {
+    throw new ConfigError(`--origin-profile is given ${profiles.length} times for ${outputs} --output: give it once for all outputs, or once per --output in the same order`);
+  }
+  return profiles;
+}
+
 /** Pure: the arguments after `start` → options, or a ConfigError naming the bad flag. */
 export function parseStartArgs(argv: readonly string[]): StartOptions {
   let values: ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
@@ -105,7 +146,13 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
   return {
     profile: values.profile ?? DEFAULT_PROFILE,
     source: values.source ?? 'test',
-    output: values.output,
+    outputs: values.output ?? [],
+    originProfiles: originProfiles(values['origin-profile'] ?? [], (values.output ?? []).length),
+    method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),
+    headerFile: values['header-file'],
+    ca: values.ca,
+    pushBudget: seconds('push-budget', values['push-budget']) ?? 30,
+    deleteExpired: !values['no-delete'],
     listen: values.listen ?? DEFAULT_LISTEN,
     segdur: seconds('segdur', values.segdur),
     cdur: seconds('cdur', values.cdur),

@@ -1,14 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, RuntimeFailure } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
 import { runOrigin } from './origin.ts';
+import { packageVersion } from '../version.ts';
 
-async function packageVersion(): Promise<string> {
-  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8');
-  return (JSON.parse(text) as { version: string }).version;
-}
 
 /** Runs one command; returns the exit status. Only this function prints user-facing errors. */
 export async function main(argv: readonly string[]): Promise<number> {

@@ -5,23 +5,38 @@ import { ObjectStore } from '../origin/store.ts';
 import { StoreOutput } from '../origin/store-output.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { DirectoryOutput } from '../push/directory-output.ts';
-import type { OutputTarget } from '../push/output-target.ts';
+import { HttpPushOutput } from '../push/http-output.ts';
+import type { OutputTarget, PushTarget } from '../push/output-target.ts';
+import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { ConfigError } from '../errors.ts';
 
-/** Where packager events and manifests go: a directory or the built-in origin's store. */
+/** Where packager events and manifests go: a directory, the built-in origin's store, or an origin. */
 export interface Output {
+  readonly name: string;
   handle(event: PackagerEvent): void;
-  writeManifest(name: string, text: string): Promise<void>;
+  /** What the manifest says; the output builds it (with its own view) when it writes it. */
+  publishManifest(build: ManifestBuilder): void;
+  /** Delivers everything handed over so far (as far as it can) and closes. */
   flush(): Promise<void>;
   readonly failures: number;
+  /** Set when the output gave up for good. */
+  readonly fatal?: Error | undefined;
 }
 
-export interface OpenedOutput {
-  output: Output;
-  /** The clock URL the manifest names. */
-  utcTiming: string;
-  /** For messages: the directory, or the stream's URL. */
+export interface PushSettings {
+  profiles: OriginProfile[];
+  method: 'PUT' | 'POST';
+  headers: Record<string, string>;
+  ca: string[] | undefined;
+  budgetBytes: number;
+  deleteExpired: boolean;
+  userAgent: string;
+}
+
+export interface OpenedOutputs {
+  outputs: Output[];
+  /** For messages: the directories and URLs. */
   where: string;
   close(): Promise<void>;
 }
@@ -40,16 +55,102 @@ export function indexPage(base: string, manifest: string): string {
 `;
 }
 
-export async function openOutput(
-  target: OutputTarget,
-  profile: Profile,
-  utcTiming: string | undefined,
-  logger: Logger,
-  onChunkWritten: (event: ChunkEvent, writtenAt: number) => void,
-): Promise<OpenedOutput> {
+/** The clock a push target's manifest names: our origin serves /time; other origins get the public default. */
+export function pushUtcTiming(target: PushTarget, profile: OriginProfile, explicit: string | undefined): string {
+  return explicit ?? (profile === 'appliance' ? new URL('/time', target.url).href : DEFAULT_UTC_TIMING);
+}
+
+/**
+ * Writes manifests for outputs that take text at once (directory, store): each published manifest
+ * is built and written in order, a newer one replacing any not yet started.
+ */
+class ManifestWriter {
+  readonly #view: ManifestView;
+  readonly #write: (text: string) => Promise<void>;
+  readonly #onError: (error: unknown) => void;
+  #pending: ManifestBuilder | undefined;
+  #chain = Promise.resolve();
+
+  constructor(view: ManifestView, write: (text: string) => Promise<void>, onError: (error: unknown) => void) {
+    this.#view = view;
+    this.#write = write;
+    this.#onError = onError;
+  }
+
+  publish(build: ManifestBuilder): void {
+    const first = this.#pending === undefined;
+    this.#pending = build;
+    if (!first) return;
+    this.#chain = this.#chain.then(() => {
+      const builder = this.#pending!;
+      this.#pending = undefined;
+      return this.#write(builder(this.#view)).catch(this.#onError);
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.#chain;
+  }
+}
+
+interface Context {
+  profile: Profile;
+  utcTiming: string | undefined;
+  logger: Logger;
+  onChunkWritten: (event: ChunkEvent, writtenAt: number) => void;
+  push: PushSettings;
+  onPushEvent?: ((event: PushEvent) => void) | undefined;
+  onFatal: (output: Output, error: Error) => void;
+}
+
+async function openOne(target: OutputTarget, index: number, context: Context): Promise<{ output: Output; where: string; close?: () => Promise<void> }> {
+  const { profile, logger } = context;
+  // Only the first output reports chunk delays: one figure per track, not one per destination.
+  const onChunkWritten = index === 0 ? context.onChunkWritten : undefined;
+  if (target.kind === 'push') {
+    const originProfile = context.push.profiles[index] ?? context.push.profiles[0] ?? 'appliance';
+    const output: HttpPushOutput = new HttpPushOutput({
+      url: target.url,
+      profile: originProfile,
+      method: context.push.method,
+      segdur: profile.segdur,
+      tsb: profile.tsb,
+      asto: profile.asto,
+      utcTimingUrl: pushUtcTiming(target, originProfile, context.utcTiming),
+      budgetBytes: context.push.budgetBytes,
+      headers: context.push.headers,
+      ca: context.push.ca,
+      userAgent: context.push.userAgent,
+      deleteExpired: context.push.deleteExpired,
+      logger,
+      onEvent: context.onPushEvent,
+      onChunkWritten,
+      onFatal: (error) => context.onFatal(output, error),
+    });
+    logger.info({ url: output.name, originProfile, method: context.push.method, budgetBytes: context.push.budgetBytes }, 'pushing');
+    return { output, where: output.name };
+  }
   if (target.kind === 'directory') {
-    const output = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten });
-    return { output, utcTiming: utcTiming ?? DEFAULT_UTC_TIMING, where: target.dir, close: async () => {} };
+    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten });
+    const view = { utcTimingUrl: context.utcTiming ?? DEFAULT_UTC_TIMING, asto: profile.asto };
+    let failures = 0;
+    const manifests = new ManifestWriter(view, (text) => directory.writeManifest(target.manifest, text), (err) => {
+      failures++;
+      logger.error({ err }, 'manifest write failed');
+    });
+    const output: Output = {
+      name: target.dir,
+      handle: (event) => directory.handle(event),
+      publishManifest: (build) => manifests.publish(build),
+      flush: async () => {
+        await manifests.flush();
+        await directory.flush();
+      },
+      get failures() {
+        return directory.failures + failures;
+      },
+    };
+    return { output, where: target.dir };
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
@@ -61,14 +162,41 @@ export async function openOutput(
   const expiry = setInterval(() => store.expire(), 1000);
   expiry.unref();
   logger.info({ url: `${base}/${target.manifest}`, page: `${base}/` }, 'serving');
+  const storeOutput = new StoreOutput(store, onChunkWritten);
+  const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, (text) => storeOutput.writeManifest(target.manifest, text), (err) => logger.error({ err }, 'manifest write failed'));
+  const output: Output = {
+    name: `${base}/${target.manifest}`,
+    handle: (event) => storeOutput.handle(event),
+    publishManifest: (build) => manifests.publish(build),
+    flush: async () => {
+      await manifests.flush();
+      await storeOutput.flush();
+    },
+    failures: 0,
+  };
   return {
-    output: new StoreOutput(store, onChunkWritten),
-    utcTiming: utcTiming ?? `${base}/time`,
-    where: `${base}/${target.manifest}`,
+    output,
+    where: output.name,
     close: async () => {
       clearInterval(expiry);
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** Opens every target; a target that cannot be opened closes those already open. */
+export async function openOutputs(targets: readonly OutputTarget[], context: Context): Promise<OpenedOutputs> {
+  const opened: Awaited<ReturnType<typeof openOne>>[] = [];
+  const close = async () => {
+    await Promise.all(opened.map((o) => o.close?.()));
+  };
+  try {
+    for (const [index, target] of targets.entries()) opened.push(await openOne(target, index, context));
+  } catch (error) {
+    await Promise.all(opened.map((o) => o.output.flush()));
+    await close();
+    throw error;
+  }
+  return { outputs: opened.map((o) => o.output), where: opened.map((o) => o.where).join(', '), close };
 }

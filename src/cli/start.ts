@@ -12,8 +12,11 @@ import type { EncoderProgress } from '../encode/progress.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
-import { ensureWritableDirectory, parseOutput, type OutputTarget } from '../push/output-target.ts';
-import { openOutput, hostForUrl } from './outputs.ts';
+import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
+import { openOutputs, hostForUrl, pushUtcTiming, type Output, type PushSettings } from './outputs.ts';
+import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
+import { PushStats } from '../push/push-stats.ts';
+import { packageVersion, userAgent } from '../version.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
@@ -25,7 +28,8 @@ export interface ResolvedStart {
   profile: Profile;
   profileFile: string;
   source: Source;
-  output: OutputTarget;
+  outputs: OutputTarget[];
+  push: PushSettings;
   plan: EncoderPlan;
   ffmpeg: Ffmpeg;
   /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
@@ -50,15 +54,43 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
     ...timing.warnings,
     ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
   ];
-  const output = parseOutput(options.output, cwd, options.listen);
-  if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
+  const outputs = parseOutputs(options.outputs, cwd, options.listen);
+  for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
   const plan = buildEncoderPlan(profile, source, ladder.renditions);
+  const pushing = outputs.some((o) => o.kind === 'push');
+  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
+  const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
+  const push: PushSettings = {
+    profiles: options.originProfiles,
+    method: options.method,
+    headers: pushing ? pushHeaders(process.env, await readHeaderFile(options.headerFile)) : {},
+    ca: options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:') ? await trustedCertificates(options.ca) : undefined,
+    budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
+    deleteExpired: options.deleteExpired,
+    userAgent: userAgent(await packageVersion()),
+  };
   const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
-  return { profile, profileFile: loaded.file, source, output, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
-  const { profile, source, output, plan, ffmpeg } = resolved;
+  const { profile, source, outputs, plan, ffmpeg, push } = resolved;
+  const credentials = push.headers['authorization']?.split(' ')[0];
+  const describeOutput = (output: OutputTarget, index: number) => {
+    if (output.kind === 'directory') return { directory: output.dir, manifest: output.manifest, utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
+    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/${output.manifest}`, utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
+    const originProfile = push.profiles[index] ?? push.profiles[0] ?? 'appliance';
+    return {
+      push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
+      originProfile,
+      method: push.method,
+      utcTiming: pushUtcTiming(output, originProfile, resolved.utcTiming),
+      credentials: credentials ? `${credentials} (value hidden)` : 'none',
+      headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
+      budgetBytes: push.budgetBytes,
+      deleteExpired: push.deleteExpired,
+    };
+  };
   const settings = {
     profile: { name: profile.name, file: resolved.profileFile },
     timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
@@ -69,13 +101,9 @@ export function describe(resolved: ResolvedStart): string {
         : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
     ),
     latency: profile.latency,
-    output: {
-      ...(output.kind === 'directory' ? { directory: output.dir } : { serve: `http://${hostForUrl(output.host)}:${output.port}/${output.manifest}` }),
-      manifest: output.manifest,
-      segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
-      timeShiftBufferDepth: profile.tsb,
-      utcTiming: resolved.utcTiming ?? (output.kind === 'serve' ? `http://${hostForUrl(output.host)}:${output.port}/time` : DEFAULT_UTC_TIMING),
-    },
+    outputs: outputs.map(describeOutput),
+    segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
+    timeShiftBufferDepth: profile.tsb,
     ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
     warnings: resolved.warnings,
   };
@@ -92,7 +120,7 @@ const CHUNK_DELAY_WINDOW = 3000;
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
 export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger): Promise<void> {
-  const { profile, plan, ffmpeg, output } = resolved;
+  const { profile, plan, ffmpeg } = resolved;
   for (const warning of resolved.warnings) logger.warn(warning);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
   logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
@@ -108,24 +136,47 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   };
 
   const packager = new Packager(plan.tracks, profile);
-  // Chunk delay: the chunk's last byte on disk minus the wall-clock end of its media.
+  // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
+  // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
+    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, at: writtenAt }, 'chunk');
   };
-  const logDelays = () => logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
+  const tracing = logger.isLevelEnabled('trace');
+  const pushStats = new PushStats();
+  let stopForGood: ((why: string) => void) | undefined;
+  const fatalErrors: string[] = [];
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
-  const sink = await openOutput(output, profile, options.utcTiming, logger, onChunkWritten);
-  const delivery = sink.output;
+  const sink = await openOutputs(resolved.outputs, {
+    profile,
+    utcTiming: options.utcTiming,
+    logger,
+    onChunkWritten,
+    push: resolved.push,
+    onPushEvent: (event) => pushStats.add(event),
+    onFatal: (_output, error) => {
+      fatalErrors.push(error.message);
+      if (outputs.every((o) => o.fatal)) stopForGood?.('every output failed for good');
+    },
+  });
+  const outputs: Output[] = sink.outputs;
+  const backlogOf = (name: string) => (outputs.find((o) => o.name === name) as { backlogBytes?: number } | undefined)?.backlogBytes ?? 0;
+  const logDelays = () => {
+    logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
+    for (const figures of pushStats.summary(backlogOf)) logger.info(figures, 'push');
+  };
   const delayReport = setInterval(logDelays, 60_000);
   delayReport.unref();
-  const manifestOptions = { timeShiftBufferDepth: profile.tsb, utcTimingUrl: sink.utcTiming };
-  let manifests = Promise.resolve();
-  const writeManifest = () => {
-    const text = buildMpd(packager.mpdModel(profile, manifestOptions, new Date()));
-    manifests = manifests.then(() => delivery.writeManifest(output.manifest, text)).catch((err: unknown) => logger.error({ err }, 'manifest write failed'));
-    return manifests;
+  const publishManifest = () => {
+    for (const output of outputs) {
+      output.publishManifest((view) => {
+        const model = packager.mpdModel(profile, { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl }, new Date());
+        // Origins that only serve complete files list what they have and are asked again every segment.
+        return buildMpd({ ...model, asto: view.asto, announced: view.announced, minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod });
+      });
+    }
   };
   if (options.duration) {
     // The stream ends at the first segment boundary at or after start + duration.
@@ -136,13 +187,17 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
 
   const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress });
   logger.info({ pid: encoder.pid }, 'ffmpeg started');
+  stopForGood = (why) => {
+    logger.error(why);
+    void encoder.stop();
+  };
 
   let mediaSeen = false;
-  let manifestWritten = false;
+  let manifestPublished = false;
   let finishing: Promise<unknown> | undefined;
   const finish = () =>
     (finishing ??= (async () => {
-      if (packager.end?.last) await writeManifest();
+      if (packager.end?.last) publishManifest();
       logger.info({ lastSegment: packager.currentSegment?.toString() }, packager.end?.last ? 'stream ended' : 'segment finished; stopping');
       await encoder.stop();
     })());
@@ -151,15 +206,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     stream.on('data', (piece: Uint8Array) => {
       mediaSeen = true;
       for (const event of packager.push(track, piece)) {
-        delivery.handle(event);
+        for (const output of outputs) output.handle(event);
         if (event.type === 'chunk' && !firstSeen.has(track)) {
           firstSeen.add(track);
           logger.info({ track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
         }
       }
-      if (!manifestWritten && packager.ready) {
-        manifestWritten = true;
-        void writeManifest();
+      if (!manifestPublished && packager.ready) {
+        manifestPublished = true;
+        publishManifest();
       }
       if (packager.end && packager.finished) void finish();
     });
@@ -184,8 +239,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   try {
     exit = await encoder.exited;
     await finishing;
-    await manifests;
-    await delivery.flush();
+    await Promise.all(outputs.map((o) => o.flush()));
   } finally {
     await sink.close();
     clearTimeout(safety);
@@ -194,6 +248,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     process.off('SIGINT', stop);
     process.off('SIGHUP', stop);
   }
+  logDelays();
+  if (fatalErrors.length && outputs.every((o) => o.fatal)) throw new ConfigError(fatalErrors.join('\n'));
   if (!exit.requested) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     const hint = failureHint(exit.stderrTail);
@@ -203,7 +259,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     ]);
   }
   if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
-  logDelays();
-  if (delivery.failures) throw new RuntimeFailure(`${delivery.failures} writes to ${sink.where} failed (see the log)`);
-  logger.info({ output: sink.where, manifest: output.manifest }, 'stopped');
+  const failed = outputs.filter((o) => o.failures);
+  if (failed.length) throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
+  logger.info({ outputs: outputs.map((o) => o.name) }, 'stopped');
 }

@@ -1,3 +1,4 @@
+import { RepeatLimiter } from '../log.ts';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import type { Logger } from '../log.ts';
@@ -17,30 +18,6 @@ export interface EncoderExit {
 const EXPECTED_WARNINGS = [/No meaningful edit list will be written/, /starts with a nonzero dts/];
 const STDERR_TAIL_LINES = 30;
 const REPEAT_WINDOW_MS = 10_000;
-
-/**
- * Pure: lets a message through at most once per window per shape (digits and addresses
- * ignored), counting what it held back, so a warning ffmpeg prints every frame cannot flood the
- * journal while the first occurrence and the count still show.
- */
-export class RepeatLimiter {
-  readonly #windowMs: number;
-  readonly #seen = new Map<string, { loggedAt: number; suppressed: number }>();
-  constructor(windowMs: number) {
-    this.#windowMs = windowMs;
-  }
-
-  admit(line: string, now: number): { log: boolean; suppressed: number } {
-    const shape = line.replace(/0x[0-9a-f]+|\d+(\.\d+)?/gi, '#');
-    const entry = this.#seen.get(shape);
-    if (entry && now - entry.loggedAt < this.#windowMs) {
-      entry.suppressed++;
-      return { log: false, suppressed: 0 };
-    }
-    this.#seen.set(shape, { loggedAt: now, suppressed: 0 });
-    return { log: true, suppressed: entry?.suppressed ?? 0 };
-  }
-}
 
 export interface EncoderProcess {
   readonly pid: number | undefined;

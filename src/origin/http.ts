@@ -192,6 +192,8 @@ export function createOriginServer(options: OriginHttpOptions): Server {
   const { store, logger } = options;
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     res.setHeader('Date', new Date().toUTCString());
+    // Pushers tell our origin (which serves segments while they arrive) from others by this.
+    res.setHeader('Server', 'appliance');
     const url = new URL(req.url ?? '/', 'http://origin');
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {

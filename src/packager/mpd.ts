@@ -18,6 +18,16 @@ export interface MpdModel {
   audio: AudioRepresentation[];
   /** Set once the stream has ended (after --duration): the end on the epoch timeline, in seconds. */
   endedAt?: number | undefined;
+  /**
+   * Set for origins that serve only complete files: the segments each content type may announce
+   * (those the origin acknowledged), listed in a SegmentTimeline instead of a open-ended template.
+   */
+  announced?: { video?: SegmentRun | undefined; audio?: SegmentRun | undefined } | undefined;
+}
+
+export interface SegmentRun {
+  first: bigint;
+  last: bigint;
 }
 
 export interface VideoRepresentation {
@@ -57,13 +67,18 @@ const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
 const ratio = (w: number, h: number) => `${w / gcd(w, h)}:${h / gcd(w, h)}`;
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
-function segmentTemplate(model: MpdModel, timescale: number) {
+function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video' | 'audio') {
+  const duration = Math.round(model.segdur * timescale);
+  const run = model.announced?.[contentType];
+  const timing = run
+    ? { '@_startNumber': run.first.toString(), SegmentTimeline: { S: { '@_t': (run.first * BigInt(duration)).toString(), '@_d': duration, '@_r': (run.last - run.first).toString() } } }
+    : { '@_duration': duration, '@_startNumber': 0 };
   return {
     '@_timescale': timescale,
-    '@_duration': Math.round(model.segdur * timescale),
-    '@_startNumber': 0,
+    ...(run ? {} : timing),
     '@_initialization': '$RepresentationID$/init.mp4',
     '@_media': '$RepresentationID$/$Number$.m4s',
+    ...(run ? timing : {}),
     // asto 0 (no early availability) is no low-latency template: leave both attributes out.
     ...(model.asto > 0 ? { '@_availabilityTimeOffset': model.asto, '@_availabilityTimeComplete': 'false' } : {}),
   };
@@ -95,7 +110,7 @@ function adaptationSet(model: MpdModel, id: number, contentType: 'video' | 'audi
     ...attributes,
     ProducerReferenceTime: producerReferenceTime(model, timescale),
     Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
-    SegmentTemplate: segmentTemplate(model, timescale),
+    SegmentTemplate: segmentTemplate(model, timescale, contentType),
     Representation: representations,
   };
 }

@@ -17,7 +17,15 @@ export interface ServeTarget {
   manifest: string;
 }
 
-export type OutputTarget = DirectoryTarget | ServeTarget;
+/** An HTTP(S) origin the stream is pushed to. */
+export interface PushTarget {
+  kind: 'push';
+  /** The manifest's URL; segments and init segments go next to it. */
+  url: URL;
+  manifest: string;
+}
+
+export type OutputTarget = DirectoryTarget | ServeTarget | PushTarget;
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
 
@@ -32,13 +40,38 @@ export function parseListen(spec: string, flag = '--listen'): { host: string; po
 /** Pure: `--output` (or its absence) and `--listen` → where the stream goes. */
 export function parseOutput(spec: string | undefined, cwd: string, listen = DEFAULT_LISTEN): OutputTarget {
   if (spec === undefined) return { kind: 'serve', ...parseListen(listen), manifest: 'live.mpd' };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return parsePushOutput(spec);
   return parseDirectoryOutput(spec, cwd);
 }
 
-function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
-    throw new ConfigError(`--output "${spec}": this version writes to a directory only (e.g. --output out/live.mpd); pushing to an origin is not supported yet`);
+/** Pure: every `--output` (none: serve) → targets; the same destination twice is a mistake worth naming. */
+export function parseOutputs(specs: readonly string[], cwd: string, listen = DEFAULT_LISTEN): OutputTarget[] {
+  if (!specs.length) return [parseOutput(undefined, cwd, listen)];
+  const targets = specs.map((spec) => parseOutput(spec, cwd, listen));
+  const keys = targets.map((t) => (t.kind === 'push' ? t.url.href : t.kind === 'directory' ? `${t.dir}/${t.manifest}` : ''));
+  const twice = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (twice) throw new ConfigError(`--output ${twice} is given twice`);
+  return targets;
+}
+
+function parsePushOutput(spec: string): PushTarget {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new ConfigError(`--output "${spec}": not a valid URL; expected e.g. https://origin.example/live/live.mpd`);
   }
+  const shown = `${url.protocol}//${url.host}${url.pathname}`;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--output "${shown}": only http:// and https:// origins are supported (or a directory, e.g. out/live.mpd)`);
+  if (url.username || url.password) {
+    throw new ConfigError(`--output ${shown}: credentials in the URL would show in the process list and logs; give them with APPLIANCE_PUSH_USER and APPLIANCE_PUSH_PASSWORD, APPLIANCE_PUSH_TOKEN or --header-file`);
+  }
+  if (url.hash) throw new ConfigError(`--output ${shown}: a URL fragment (#…) is never sent to an origin; remove it`);
+  if (!/\.mpd$/i.test(url.pathname)) url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
+  return { kind: 'push', url, manifest: url.pathname.split('/').pop()! };
+}
+
+function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {
   const path = resolve(cwd, spec);
   return /\.mpd$/i.test(spec) ? { kind: 'directory', dir: dirname(path), manifest: basename(path) } : { kind: 'directory', dir: path, manifest: 'live.mpd' };
 }

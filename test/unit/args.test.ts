@@ -6,7 +6,7 @@ import { parseListen, parseOutput } from '../../src/push/output-target.ts';
 describe('appliance start arguments', () => {
   it('defaults: ultra-ll, the test source, served on 127.0.0.1:8080', () => {
     const o = parseStartArgs([]);
-    assert.deepEqual([o.profile, o.source, o.output, o.listen, o.dryRun, o.logLevel], ['ultra-ll', 'test', undefined, '127.0.0.1:8080', false, 'info']);
+    assert.deepEqual([o.profile, o.source, o.outputs, o.listen, o.dryRun, o.logLevel], ['ultra-ll', 'test', [], '127.0.0.1:8080', false, 'info']);
   });
   it('reads the overrides as seconds', () => {
     const o = parseStartArgs(['--segdur', '2', '--cdur=0.2', '--asto', '0', '--duration', '10']);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { RepeatLimiter } from '../../src/encode/encoder.ts';
+import { RepeatLimiter } from '../../src/log.ts';
 
 it('ffmpeg warnings of one shape are logged once per window, with the count held back', () => {
   const limiter = new RepeatLimiter(10_000);

@@ -1,0 +1,503 @@
+import type { Logger } from '../log.ts';
+import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import { initPath, oldestKept, segmentPath } from './directory-output.ts';
+import { Lane, type LaneOptions } from './lane.ts';
+import type { DropReason, ManifestBuilder, ManifestView, OriginProfile, PushEvent, SegmentRun, SegmentUpload } from './push-types.ts';
+import { UploadBody } from './upload-body.ts';
+import { CREDENTIAL_ATTEMPTS, credentialDelayMs, isCertificateProblem, MAX_REDIRECTS, retryDelayMs, safeUrl, type UploadOutcome } from './upload-outcome.ts';
+import { Wakeup } from './wakeup.ts';
+
+export interface HttpPushOptions {
+  /** The manifest's URL; every other object goes next to it. */
+  url: URL;
+  profile: OriginProfile;
+  method: 'PUT' | 'POST';
+  segdur: number;
+  tsb: number;
+  /** availabilityTimeOffset for origins that serve growing segments. */
+  asto: number;
+  utcTimingUrl: string;
+  /** Unacknowledged media kept at most, in bytes; beyond it the oldest unsent is dropped. */
+  budgetBytes: number;
+  /** Sent with every request (credentials, the user's headers). */
+  headers: Record<string, string>;
+  ca: string[] | undefined;
+  userAgent: string;
+  deleteExpired: boolean;
+  logger: Logger;
+  onEvent?: ((event: PushEvent) => void) | undefined;
+  onChunkWritten?: ((event: ChunkEvent, writtenAt: number) => void) | undefined;
+  /** The output gave up for good (refused credentials, an untrusted certificate, a refused init). */
+  onFatal?: ((error: Error) => void) | undefined;
+}
+
+interface TrackState {
+  id: string;
+  kind: 'video' | 'audio';
+  init: Uint8Array;
+  initAcknowledged: boolean;
+  queue: SegmentUpload[];
+  growing: SegmentUpload | undefined;
+  live: bigint | undefined;
+  lane: Lane;
+  wakeup: Wakeup;
+  /** Consecutive failed attempts on the track's connection. */
+  failures: number;
+  failingSince: number | undefined;
+  acknowledged: Set<bigint>;
+  loop: Promise<void>;
+}
+
+/** Segments this far behind the newest are sent by the backfill connection, not ahead of live media. */
+const BACKFILL_AFTER = 3n;
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Pushes the stream to one origin over HTTP: per track one keep-alive connection carrying one
+ * request per segment, opened with the segment's first chunk and fed each chunk as it is made;
+ * manifests (coalesced: one in flight, the newest pending) and DELETEs on a connection of their
+ * own; missed segments re-sent by a backfill connection. Nothing here ever waits on the encoder's
+ * side: `handle` only appends to memory, bounded by the budget.
+ */
+export class HttpPushOutput {
+  readonly name: string;
+  readonly #options: HttpPushOptions;
+  #base: URL;
+  readonly #manifestName: string;
+  readonly #tracks = new Map<string, TrackState>();
+  readonly #laneOptions: LaneOptions;
+  readonly #control: Lane;
+  readonly #backfill: Lane;
+  readonly #controlWakeup = new Wakeup();
+  readonly #backfillWakeup = new Wakeup();
+  readonly #loops: Promise<void>[] = [];
+  readonly #deletes: string[] = [];
+  readonly #warned = new Set<string>();
+  #builder: ManifestBuilder | undefined;
+  #manifestDirty = false;
+  #backlogBytes = 0;
+  #lengthRequired = false;
+  #done = false;
+  #fatal: Error | undefined;
+  readonly totals = { acknowledgedSegments: 0, acknowledgedBytes: 0, retries: 0, droppedSegments: 0, droppedBytes: 0 };
+
+  constructor(options: HttpPushOptions) {
+    this.#options = options;
+    this.name = safeUrl(options.url);
+    this.#base = new URL('./', options.url);
+    this.#manifestName = options.url.pathname.split('/').pop()!;
+    const laneOptions = {
+      ca: options.url.protocol === 'https:' ? options.ca : undefined,
+      connectMs: Math.max(1000, Math.min(6000, options.segdur * 1000)),
+      stallMs: Math.max(2000, 2 * options.segdur * 1000),
+    };
+    this.#control = new Lane(laneOptions);
+    this.#backfill = new Lane(laneOptions);
+    this.#laneOptions = laneOptions;
+    this.#loops.push(this.#runControl(), this.#runBackfill());
+  }
+
+  /** The output stopped for good; its error says why. */
+  get fatal(): Error | undefined {
+    return this.#fatal;
+  }
+
+  get failures(): number {
+    return this.#fatal ? 1 : 0;
+  }
+
+  get backlogBytes(): number {
+    return this.#backlogBytes;
+  }
+
+  handle(event: PackagerEvent): void {
+    if (this.#done) return;
+    if (event.type === 'init') return this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes);
+    const track = this.#tracks.get(event.track);
+    if (!track) return;
+    if (event.type === 'chunk') {
+      if (event.part === 0) {
+        const upload: SegmentUpload = { track: track.id, segment: event.segment, path: segmentPath(track.id, event.segment), body: new UploadBody(), attempts: 0, completedAt: undefined, sending: false, lane: 'live', redirectedTo: undefined, redirects: 0 };
+        track.queue.push(upload);
+        track.growing = upload;
+        track.live = event.segment;
+      }
+      const upload = track.growing;
+      // A segment dropped while it grew takes none of its later chunks.
+      if (!upload || upload.segment !== event.segment) return;
+      const chunk = event.parts.length === 1 ? event.parts[0]! : Buffer.concat(event.parts);
+      upload.body.append(chunk);
+      this.#backlogBytes += chunk.byteLength;
+      this.#options.onChunkWritten?.(event, now());
+      this.#enforceBudget();
+    } else {
+      const upload = track.growing;
+      if (upload && upload.segment === event.segment) {
+        upload.body.finish();
+        upload.completedAt = now();
+      }
+      track.growing = undefined;
+      this.#expire(track, event.segment);
+      this.#backfillWakeup.wake();
+    }
+    track.wakeup.wake();
+  }
+
+  /** Sets what the manifest says; it is sent once every init segment is acknowledged, and again whenever it changes. */
+  publishManifest(build: ManifestBuilder): void {
+    this.#builder = build;
+    this.#touchManifest();
+  }
+
+  /**
+   * Waits (up to `timeoutMs`) for everything made so far to be acknowledged and the manifest to
+   * be delivered; what is still unsent then is dropped and counted. The output is closed after.
+   */
+  async flush(timeoutMs = Math.max(5000, 3 * this.#options.segdur * 1000)): Promise<void> {
+    const deadline = now() + timeoutMs;
+    while (!this.#fatal && now() < deadline && (this.#manifestDirty || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
+    const left = [...this.#tracks.values()].flatMap((t) => t.queue);
+    if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
+    for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
+    this.#done = true;
+    this.#controlWakeup.wake();
+    this.#backfillWakeup.wake();
+    for (const track of this.#tracks.values()) track.wakeup.wake();
+    await Promise.all([...this.#loops, ...[...this.#tracks.values()].map((t) => t.loop)]);
+    await Promise.all([this.#control.close(), this.#backfill.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
+  }
+
+  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array): void {
+    const track = this.#tracks.get(id);
+    if (track) {
+      // A new init (an encoder restart) goes out again on every connection before more media.
+      if (Buffer.compare(track.init, init) !== 0) {
+        track.init = init;
+        track.initAcknowledged = false;
+        for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(id);
+      }
+      return track.wakeup.wake();
+    }
+    const state: TrackState = { id, kind, init, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), loop: Promise.resolve() };
+    this.#tracks.set(id, state);
+    state.loop = this.#runTrack(state);
+  }
+
+  // ---- the track's own connection: init, then its segments in order, live first after a long outage
+
+  async #runTrack(track: TrackState): Promise<void> {
+    while (!this.#done) {
+      if (!track.lane.initsSent.has(track.id)) {
+        if (!(await this.#sendInit(track, track.lane))) {
+          await this.#afterFailure(track);
+          continue;
+        }
+      }
+      const next = this.#nextLive(track);
+      if (!next) {
+        await track.wakeup.wait();
+        continue;
+      }
+      const result = await this.#sendSegment(track.lane, next);
+      if (result === 'retry') await this.#afterFailure(track);
+      else this.#recovered(track);
+    }
+  }
+
+  #nextLive(track: TrackState): SegmentUpload | undefined {
+    for (const upload of track.queue) {
+      if (upload.sending || upload.lane !== 'live' || track.live === undefined || track.live - upload.segment < BACKFILL_AFTER) continue;
+      upload.lane = 'backfill';
+      this.#backfillWakeup.wake();
+    }
+    return track.queue.find((u) => u.lane === 'live' && !u.sending);
+  }
+
+  async #afterFailure(track: TrackState): Promise<void> {
+    track.lane.reset();
+    track.failingSince ??= now();
+    await track.wakeup.wait(retryDelayMs(track.failures++, this.#options.segdur));
+    // Woken early by a new chunk is fine: the retry goes at once, the backoff continues on failure.
+  }
+
+  #recovered(track: TrackState): void {
+    if (track.failingSince !== undefined) {
+      this.#options.logger.info({ output: this.name, track: track.id, downMs: Math.round(now() - track.failingSince), backlogBytes: this.#backlogBytes }, 'push: origin reachable again');
+      this.#backfillWakeup.wake();
+    }
+    track.failures = 0;
+    track.failingSince = undefined;
+  }
+
+  async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
+    const result = await this.#deliver(lane, track.id, initPath(track.id), undefined, track.init, `${track.kind}/mp4`);
+    if (result === 'ok') {
+      lane.initsSent.add(track.id);
+      if (!track.initAcknowledged) {
+        track.initAcknowledged = true;
+        this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'init', bytes: track.init.byteLength, attempts: 0, ackMs: undefined });
+        this.#touchManifest();
+      }
+      return true;
+    }
+    if (result === 'gave-up' && !this.#done) this.#fail(new Error(`${this.name}: the origin refused the init segment of track ${track.id} (see the log): check the URL, its path and the origin's configuration`));
+    return false;
+  }
+
+  async #sendSegment(lane: Lane, upload: SegmentUpload): Promise<'ok' | 'retry' | 'gave-up'> {
+    upload.sending = true;
+    const result = await this.#deliver(lane, upload.track, upload.path, upload, upload.body, `${this.#tracks.get(upload.track)!.kind}/mp4`);
+    upload.sending = false;
+    if (result === 'ok') this.#acknowledged(upload);
+    else if (result === 'retry') upload.attempts++;
+    else if (!this.#done) this.#drop(upload, 'rejected');
+    return result;
+  }
+
+  // ---- one object, whatever the origin answers
+
+  async #deliver(lane: Lane, track: string, path: string, upload: SegmentUpload | undefined, body: UploadBody | Uint8Array | undefined, contentType: string, method: 'PUT' | 'POST' | 'DELETE' = this.#options.method): Promise<'ok' | 'retry' | 'gave-up'> {
+    let target = upload?.redirectedTo ?? new URL(path + this.#options.url.search, this.#base);
+    let refusals = 0;
+    for (let redirects = upload?.redirects ?? 0; !this.#done; ) {
+      const result = await lane.send({
+        url: target,
+        method,
+        headers: { ...this.#options.headers, 'user-agent': this.#options.userAgent, ...(body ? { 'content-type': contentType } : {}) },
+        body,
+        wholeBody: this.#lengthRequired,
+        onChunk: upload && ((chunk) => this.#emit({ type: 'chunk', output: this.name, track, segment: upload.segment, bytes: chunk.byteLength, at: now() })),
+      });
+      const outcome = result.outcome;
+      if (outcome.kind === 'acknowledged') {
+        this.#checkOriginKind(result.server);
+        return 'ok';
+      }
+      lane.reset();
+      if (this.#done) return 'gave-up';
+      const where = safeUrl(target);
+      switch (outcome.kind) {
+        case 'retry':
+          this.totals.retries++;
+          this.#emit({ type: 'retry', output: this.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
+          this.#options.logger[upload && upload.attempts > 0 ? 'debug' : 'warn']({ output: this.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
+          return 'retry';
+        case 'redirect': {
+          const next = new URL(outcome.location, target);
+          if (++redirects > MAX_REDIRECTS) return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
+          if (upload) Object.assign(upload, { redirectedTo: next, redirects });
+          const moved = next.origin + next.pathname;
+          if (outcome.permanent && moved.endsWith(path) && method !== 'DELETE') {
+            this.#base = new URL(moved.slice(0, -path.length));
+            this.#options.logger.info({ output: this.name, base: safeUrl(this.#base) }, 'push: the origin moved permanently; following it');
+            if (upload) upload.redirectedTo = undefined;
+          }
+          target = next;
+          continue;
+        }
+        case 'length-required':
+          if (!this.#lengthRequired) this.#options.logger.warn({ output: this.name, url: where }, 'push: the origin refuses chunked uploads (411 Length Required): segments now go whole, each after its last chunk, which adds a segment of latency');
+          this.#lengthRequired = true;
+          if (!body || !(body instanceof UploadBody)) return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
+          continue;
+        case 'credentials':
+          if (++refusals >= CREDENTIAL_ATTEMPTS) {
+            const certificate = isCertificateProblem(outcome);
+            this.#fail(new Error(certificate
+              ? `${where}: ${outcome.reason}. Give the origin's CA with --ca FILE (certificate errors are never ignored)`
+              : `${where}: the origin refused the credentials (${outcome.reason}) ${CREDENTIAL_ATTEMPTS} times: check APPLIANCE_PUSH_TOKEN, APPLIANCE_PUSH_USER/APPLIANCE_PUSH_PASSWORD or the --header-file`));
+            return 'gave-up';
+          }
+          this.#options.logger.warn({ output: this.name, url: where, reason: outcome.reason, attempt: refusals }, 'push: the origin refused the credentials; trying again');
+          await sleep(credentialDelayMs(refusals - 1));
+          continue;
+        default:
+          return this.#refused(outcome, where, method);
+      }
+    }
+    return 'gave-up';
+  }
+
+  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'gave-up' {
+    const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
+    // A DELETE of something already gone is what was wanted.
+    if (method === 'DELETE' && (status === 404 || status === 410)) return 'gave-up';
+    const message = outcome.kind === 'too-large'
+      ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
+      : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
+    this.#options.logger.error({ output: this.name, method, url: where, status }, message);
+    return 'gave-up';
+  }
+
+  #checkOriginKind(server: string | undefined): void {
+    if (this.#options.profile !== 'appliance' || this.#warned.has('kind') || /^appliance\b/i.test(server ?? '')) return;
+    this.#warned.add('kind');
+    this.#options.logger.warn({ output: this.name, server }, 'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"');
+  }
+
+  #acknowledged(upload: SegmentUpload): void {
+    const track = this.#tracks.get(upload.track)!;
+    this.#remove(upload);
+    track.acknowledged.add(upload.segment);
+    this.totals.acknowledgedSegments++;
+    this.totals.acknowledgedBytes += upload.body.bytes;
+    this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'segment', segment: upload.segment, bytes: upload.body.bytes, attempts: upload.attempts, ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt });
+    if (this.#options.profile === 'generic') this.#touchManifest();
+  }
+
+  #remove(upload: SegmentUpload): void {
+    const track = this.#tracks.get(upload.track)!;
+    const index = track.queue.indexOf(upload);
+    if (index < 0) return;
+    track.queue.splice(index, 1);
+    this.#backlogBytes -= upload.body.bytes;
+    if (track.growing === upload) track.growing = undefined;
+  }
+
+  #drop(upload: SegmentUpload, reason: DropReason): void {
+    const bytes = upload.body.bytes;
+    this.#remove(upload);
+    upload.body.abandon(`dropped (${reason})`);
+    this.totals.droppedSegments++;
+    this.totals.droppedBytes += bytes;
+    this.#emit({ type: 'dropped', output: this.name, track: upload.track, segment: upload.segment, bytes, reason });
+    if (reason !== 'stopped' && reason !== 'fatal' && !this.#warned.has(`drop:${reason}:${Math.floor(now() / 10_000)}`)) {
+      this.#warned.add(`drop:${reason}:${Math.floor(now() / 10_000)}`);
+      this.#options.logger.warn({ output: this.name, track: upload.track, segment: upload.segment.toString(), reason, droppedSegments: this.totals.droppedSegments }, 'push: media dropped');
+    }
+  }
+
+  /** Past the budget, the oldest media not being sent goes first; media being sent is never cut. */
+  #enforceBudget(): void {
+    while (this.#backlogBytes > this.#options.budgetBytes) {
+      let oldest: SegmentUpload | undefined;
+      for (const track of this.#tracks.values()) {
+        for (const upload of track.queue) if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
+      }
+      if (!oldest) return;
+      this.#drop(oldest, 'budget');
+    }
+  }
+
+  #fail(error: Error): void {
+    if (this.#fatal) return;
+    this.#fatal = error;
+    this.#options.logger.error({ output: this.name }, `push: ${error.message}; this output stops`);
+    for (const track of this.#tracks.values()) for (const upload of [...track.queue]) this.#drop(upload, 'fatal');
+    this.#done = true;
+    this.#controlWakeup.wake();
+    this.#backfillWakeup.wake();
+    for (const track of this.#tracks.values()) track.wakeup.wake();
+    this.#options.onFatal?.(error);
+  }
+
+  #emit(event: PushEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  // ---- the backfill connection: segments missed in an outage, oldest first, while live is healthy
+
+  async #runBackfill(): Promise<void> {
+    let failures = 0;
+    while (!this.#done) {
+      const tracks = [...this.#tracks.values()];
+      const next = tracks.every((t) => t.failures === 0) ? this.#nextBackfill(tracks) : undefined;
+      if (!next) {
+        await this.#backfillWakeup.wait(1000);
+        continue;
+      }
+      const track = this.#tracks.get(next.track)!;
+      const ready = this.#backfill.initsSent.has(track.id) || (await this.#sendInit(track, this.#backfill));
+      const result = ready ? await this.#sendSegment(this.#backfill, next) : 'retry';
+      if (result === 'retry') {
+        this.#backfill.reset();
+        await this.#backfillWakeup.wait(retryDelayMs(failures++, this.#options.segdur));
+      } else failures = 0;
+    }
+  }
+
+  #nextBackfill(tracks: TrackState[]): SegmentUpload | undefined {
+    let oldest: SegmentUpload | undefined;
+    for (const track of tracks) {
+      const keptFrom = track.live === undefined ? undefined : oldestKept(track.live, this.#options.segdur, this.#options.tsb);
+      for (const upload of [...track.queue]) {
+        if (upload.lane !== 'backfill' || upload.sending) continue;
+        // Media older than the time-shift window is no use to any viewer.
+        if (keptFrom !== undefined && upload.segment < keptFrom) this.#drop(upload, 'expired');
+        else if (!oldest || upload.segment < oldest.segment) oldest = upload;
+      }
+    }
+    return oldest;
+  }
+
+  // ---- the control connection: manifests (coalesced) first, then DELETEs of expired segments
+
+  #touchManifest(): void {
+    if (!this.#builder) return;
+    this.#manifestDirty = true;
+    this.#controlWakeup.wake();
+  }
+
+  #manifestView(): ManifestView {
+    const generic = this.#options.profile === 'generic';
+    return {
+      utcTimingUrl: this.#options.utcTimingUrl,
+      asto: generic ? 0 : this.#options.asto,
+      announced: generic ? { video: this.#announced('video'), audio: this.#announced('audio') } : undefined,
+    };
+  }
+
+  /** The newest contiguous run of segments every track of `kind` has at the origin, within the window. */
+  #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
+    const tracks = [...this.#tracks.values()].filter((t) => t.kind === kind);
+    if (!tracks.length) return undefined;
+    const everywhere = (segment: bigint) => tracks.every((t) => t.acknowledged.has(segment));
+    let last: bigint | undefined;
+    for (const segment of tracks[0]!.acknowledged) if (everywhere(segment) && (last === undefined || segment > last)) last = segment;
+    if (last === undefined) return undefined;
+    const window = BigInt(Math.ceil(this.#options.tsb / this.#options.segdur));
+    let first = last;
+    while (last - first < window && everywhere(first - 1n)) first--;
+    return { first, last };
+  }
+
+  async #runControl(): Promise<void> {
+    let failures = 0;
+    while (!this.#done || this.#manifestDirty) {
+      const ready = this.#builder && this.#tracks.size > 0 && [...this.#tracks.values()].every((t) => t.initAcknowledged);
+      let result: 'ok' | 'retry' | 'gave-up' | undefined;
+      if (this.#manifestDirty && ready && !this.#fatal) {
+        this.#manifestDirty = false;
+        const text = new TextEncoder().encode(this.#builder!(this.#manifestView()));
+        result = await this.#deliver(this.#control, 'manifest', this.#manifestName, undefined, text, 'application/dash+xml');
+        if (result === 'ok') this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes: text.byteLength, attempts: failures, ackMs: undefined });
+        else if (result === 'retry') this.#manifestDirty = true;
+      } else if (this.#deletes.length && !this.#done) {
+        result = await this.#deliver(this.#control, 'delete', this.#deletes.shift()!, undefined, undefined, '', 'DELETE');
+      } else if (this.#done) {
+        return;
+      } else {
+        await this.#controlWakeup.wait();
+        continue;
+      }
+      if (result === 'retry') {
+        this.#control.reset();
+        await this.#controlWakeup.wait(retryDelayMs(failures++, this.#options.segdur));
+      } else failures = 0;
+    }
+  }
+
+  /** Segments past the window and the RFC's availability grace are deleted at the origin. */
+  #expire(track: TrackState, newest: bigint): void {
+    const grace = BigInt(Math.ceil((this.#options.segdur + this.#options.tsb) / this.#options.segdur));
+    const keptFrom = oldestKept(newest - grace, this.#options.segdur, this.#options.tsb);
+    for (const segment of track.acknowledged) {
+      if (segment >= keptFrom) continue;
+      track.acknowledged.delete(segment);
+      if (this.#options.deleteExpired) this.#deletes.push(segmentPath(track.id, segment));
+    }
+    if (this.#deletes.length) this.#controlWakeup.wake();
+  }
+}

@@ -1,0 +1,52 @@
+import { RecentValues } from '../stats.ts';
+import type { DropReason, PushEvent } from './push-types.ts';
+
+/** Acknowledgement times kept per origin: the last 5 minutes of 1 s segments of a 3-track ladder. */
+const ACK_WINDOW = 900;
+
+interface OriginFigures {
+  segments: number;
+  bytes: number;
+  manifests: number;
+  retries: number;
+  dropped: Partial<Record<DropReason, number>>;
+  ackMs: RecentValues;
+}
+
+/** Push events folded into per-origin figures for the log (and, later, metrics). */
+export class PushStats {
+  readonly #origins = new Map<string, OriginFigures>();
+
+  #figures(output: string): OriginFigures {
+    let figures = this.#origins.get(output);
+    if (!figures) this.#origins.set(output, (figures = { segments: 0, bytes: 0, manifests: 0, retries: 0, dropped: {}, ackMs: new RecentValues(ACK_WINDOW) }));
+    return figures;
+  }
+
+  add(event: PushEvent): void {
+    if (event.type === 'chunk' || event.type === 'backlog') return;
+    const figures = this.#figures(event.output);
+    if (event.type === 'acknowledged') {
+      if (event.object === 'manifest') figures.manifests++;
+      if (event.object !== 'segment') return;
+      figures.segments++;
+      figures.bytes += event.bytes;
+      if (event.ackMs !== undefined) figures.ackMs.add(event.ackMs);
+    } else if (event.type === 'retry') figures.retries++;
+    else figures.dropped[event.reason] = (figures.dropped[event.reason] ?? 0) + 1;
+  }
+
+  /** One entry per origin, for a log line. */
+  summary(backlog: (output: string) => number): Record<string, unknown>[] {
+    return [...this.#origins].map(([output, f]) => ({
+      output,
+      acknowledgedSegments: f.segments,
+      acknowledgedBytes: f.bytes,
+      manifests: f.manifests,
+      retries: f.retries,
+      dropped: f.dropped,
+      backlogBytes: backlog(output),
+      ackMs: f.ackMs.summary(),
+    }));
+  }
+}

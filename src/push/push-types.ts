@@ -1,0 +1,50 @@
+import type { UploadBody } from './upload-body.ts';
+
+/** Which kind of origin receives the push; it decides what the manifests may promise. */
+export const ORIGIN_PROFILES = ['appliance', 'generic'] as const;
+export type OriginProfile = (typeof ORIGIN_PROFILES)[number];
+
+/** One segment of one track, held until the origin acknowledged it. */
+export interface SegmentUpload {
+  track: string;
+  segment: bigint;
+  path: string;
+  body: UploadBody;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** When its last chunk was made (ms since the epoch). */
+  completedAt: number | undefined;
+  /** A request is carrying it right now. */
+  sending: boolean;
+  /** `live`: the track's own connection, in order; `backfill`: the output's backfill connection, when there is room. */
+  lane: 'live' | 'backfill';
+  /** Where a redirect sent it, and how many redirects it followed. */
+  redirectedTo: URL | undefined;
+  redirects: number;
+}
+
+/** What push reports, for logs now and metrics later. Times are ms since the epoch. */
+export type PushEvent =
+  | { type: 'chunk'; output: string; track: string; segment: bigint; bytes: number; at: number }
+  | { type: 'acknowledged'; output: string; track: string; object: 'init' | 'segment' | 'manifest'; segment?: bigint; bytes: number; attempts: number; ackMs: number | undefined }
+  | { type: 'retry'; output: string; track: string; path: string; reason: string; attempt: number }
+  | { type: 'dropped'; output: string; track: string; segment: bigint; bytes: number; reason: DropReason }
+  | { type: 'backlog'; output: string; bytes: number };
+
+export type DropReason = 'budget' | 'expired' | 'rejected' | 'too-large' | 'stopped' | 'fatal';
+
+/** What a manifest builder is told about the output it writes for. */
+export interface ManifestView {
+  utcTimingUrl: string;
+  /** availabilityTimeOffset: the profile's for origins that serve growing segments, 0 otherwise. */
+  asto: number;
+  /** Only segments the origin acknowledged, per content type: a contiguous run (generic origins). */
+  announced?: { video?: SegmentRun | undefined; audio?: SegmentRun | undefined } | undefined;
+}
+
+export interface SegmentRun {
+  first: bigint;
+  last: bigint;
+}
+
+export type ManifestBuilder = (view: ManifestView) => string;

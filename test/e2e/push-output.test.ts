@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
+import { HttpPushOutput, type HttpPushOptions } from '../../src/push/http-output.ts';
+import { trustedCertificates } from '../../src/push/credentials.ts';
+import type { PushEvent } from '../../src/push/push-types.ts';
+import { startTestOrigin, type TestOrigin } from '../helpers/push-origin.ts';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+after(() => Promise.all(cleanups.map((c) => c())));
+
+const info = { trackId: 1, timescale: 1000, handler: 'vide', sampleEntry: 'avc1', defaults: { duration: 0, size: 0, flags: 0 } };
+const CHUNKS = 10;
+
+/** A track's events for `segments` segments from now, with recognisable bytes (1 kB per chunk). */
+function segmentEvents(track: string, first: bigint, segments: number): PackagerEvent[] {
+  const events: PackagerEvent[] = [];
+  for (let s = first; s < first + BigInt(segments); s++) {
+    for (let part = 0; part < CHUNKS; part++) {
+      const bytes = new Uint8Array(1000).fill((Number(s % 200n) + part) & 0xff);
+      events.push({ type: 'chunk', track, segment: s, part, parts: [bytes.subarray(0, 400), bytes.subarray(400)], byteLength: 1000, independent: part === 0, decodeTime: s * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === CHUNKS - 1 } satisfies ChunkEvent);
+    }
+    events.push({ type: 'segmentEnd', track, segment: s, last: false });
+  }
+  return events;
+}
+
+const expectedHash = (segment: bigint) => {
+  const hash = createHash('sha256');
+  for (let part = 0; part < CHUNKS; part++) hash.update(new Uint8Array(1000).fill((Number(segment % 200n) + part) & 0xff));
+  return hash.digest('hex');
+};
+
+function logCollector() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines, messages: () => lines.map((l) => String(l['msg'])) };
+}
+
+interface Setup {
+  origin: TestOrigin;
+  output: HttpPushOutput;
+  events: PushEvent[];
+  log: ReturnType<typeof logCollector>;
+  fatal: Error[];
+}
+
+async function setup(overrides: Partial<HttpPushOptions> = {}, origin?: TestOrigin): Promise<Setup> {
+  origin ??= await startTestOrigin();
+  cleanups.push(() => origin.close());
+  const log = logCollector();
+  const events: PushEvent[] = [];
+  const fatal: Error[] = [];
+  const output = new HttpPushOutput({
+    url: new URL(`${origin.base}/live/live.mpd`),
+    profile: 'appliance',
+    method: 'PUT',
+    segdur: 1,
+    tsb: 30,
+    asto: 0.9,
+    utcTimingUrl: `${origin.base}/time`,
+    budgetBytes: 1_000_000,
+    headers: { authorization: 'Bearer test-token' },
+    ca: undefined,
+    userAgent: 'appliance/test',
+    deleteExpired: true,
+    logger: log.logger,
+    onEvent: (e) => events.push(e),
+    onFatal: (e) => fatal.push(e),
+    ...overrides,
+  });
+  return { origin, output, events, log, fatal };
+}
+
+/** Feeds events at 100 ms per chunk (as the packager would), or all at once. */
+async function feed(output: HttpPushOutput, events: PackagerEvent[], paced = false) {
+  output.handle({ type: 'init', track: 'v', info, bytes: new TextEncoder().encode('init-v') });
+  output.publishManifest((view) => `<MPD asto="${view.asto}"/>`);
+  for (const event of events) {
+    output.handle(event);
+    if (paced && event.type === 'chunk') await sleep(100);
+  }
+}
+
+const segmentsAt = (origin: TestOrigin) => origin.store.paths().filter((p) => p.endsWith('.m4s'));
+
+describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, () => {
+  it('streams each segment as one chunked request, one HTTP chunk per CMAF chunk, with init and manifest', async () => {
+    const { origin, output, log } = await setup();
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 2), true);
+    await output.flush();
+    const segments = origin.uploads.filter((u) => u.path.endsWith('.m4s'));
+    assert.deepEqual(segments.map((u) => u.path), [`live/v/${first}.m4s`, `live/v/${first + 1n}.m4s`]);
+    for (const upload of segments) {
+      assert.equal(upload.headers['transfer-encoding'], 'chunked');
+      assert.equal(upload.headers['content-type'], 'video/mp4');
+      assert.equal(upload.headers['user-agent'], 'appliance/test');
+      // The body grew while the segment was made: ~10 arrivals ~100 ms apart, not one at the end.
+      const bursts = upload.pieces.filter((p, i) => i === 0 || p.at - upload.pieces[i - 1]!.at > 40);
+      assert.ok(bursts.length >= 8, `${bursts.length} bursts`);
+      assert.ok(upload.endedAt! - upload.startedAt > 700, 'the request lasted the segment');
+      assert.equal(origin.hash(upload.path), expectedHash(BigInt(upload.path.split('/').pop()!.split('.')[0]!)));
+    }
+    const manifest = origin.uploads.find((u) => u.path === 'live/live.mpd')!;
+    assert.equal(manifest.headers['content-type'], 'application/dash+xml');
+    assert.ok(manifest.startedAt > origin.uploads.find((u) => u.path === 'live/v/init.mp4')!.endedAt!, 'the manifest follows the acknowledged init');
+    assert.ok(!log.messages().some((m) => m.includes('does not say it is an appliance origin')), 'our origin is recognised');
+  });
+
+  it('re-sends a segment cut mid-body, whole, after the init, on a fresh connection', async () => {
+    const origin = await startTestOrigin();
+    let cut = 0;
+    origin.fault = (req) => {
+      if (!req.url?.endsWith('.m4s') || cut++ > 0) return false;
+      req.once('data', () => req.socket.destroy());
+      return false;
+    };
+    const { output } = await setup({}, origin);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 2));
+    await output.flush();
+    assert.equal(origin.hash(`live/v/${first}.m4s`), expectedHash(first));
+    assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
+    const paths = origin.uploads.map((u) => u.path);
+    const retry = paths.lastIndexOf(`live/v/${first}.m4s`);
+    assert.ok(retry > paths.indexOf(`live/v/${first}.m4s`), 'sent again');
+    assert.equal(paths[retry - 1], 'live/v/init.mp4', 'the init goes first on the new connection');
+  });
+
+  it('backfills through 5xx answers', async () => {
+    const origin = await startTestOrigin();
+    let failing = 4;
+    origin.fault = (req, res) => {
+      if (!req.url?.endsWith('.m4s') || failing-- <= 0) return false;
+      res.writeHead(503).end();
+      return true;
+    };
+    const { output, events } = await setup({}, origin);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 3));
+    await output.flush();
+    for (let s = first; s < first + 3n; s++) assert.equal(origin.hash(`live/v/${s}.m4s`), expectedHash(s));
+    assert.equal(events.filter((e) => e.type === 'retry').length, 4);
+    assert.equal(events.filter((e) => e.type === 'dropped').length, 0);
+  });
+
+  it('falls back to whole segments with Content-Length on 411, with a warning', async () => {
+    const origin = await startTestOrigin();
+    origin.fault = (req, res) => {
+      if (req.headers['transfer-encoding'] !== 'chunked') return false;
+      res.writeHead(411, { Connection: 'close' }).end();
+      return true;
+    };
+    const { output, log } = await setup({}, origin);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 2));
+    await output.flush();
+    assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
+    const whole = origin.uploads.filter((u) => u.path.endsWith('.m4s') && u.status === 201);
+    assert.ok(whole.length === 2 && whole.every((u) => u.headers['content-length'] === '10000'));
+    assert.equal(log.messages().filter((m) => m.includes('411')).length, 1);
+  });
+
+  it('follows redirects, and a permanent one moves every later upload', async () => {
+    const origin = await startTestOrigin();
+    origin.fault = (req, res) => {
+      if (!req.url?.startsWith('/old/')) return false;
+      res.writeHead(308, { Location: req.url.replace('/old/', '/live/') }).end();
+      return true;
+    };
+    const { output } = await setup({ url: new URL(`${origin.base}/old/live.mpd`) }, origin);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 2));
+    await output.flush();
+    assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
+    assert.ok(origin.store.get('live/live.mpd'));
+    assert.equal(origin.uploads.filter((u) => u.path.startsWith('old/')).length, 1, 'only the first upload went to the old place');
+  });
+
+  it('gives up a segment the origin calls too large (413) with the likely limit named, and does not loop', async () => {
+    const origin = await startTestOrigin();
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    origin.fault = (req, res) => {
+      if (req.url !== `/live/v/${first}.m4s`) return false;
+      res.writeHead(413, { Connection: 'close' }).end();
+      return true;
+    };
+    const { output, log, events } = await setup({}, origin);
+    await feed(output, segmentEvents('v', first, 2));
+    await output.flush();
+    assert.equal(origin.uploads.filter((u) => u.path === `live/v/${first}.m4s`).length, 1);
+    assert.ok(log.lines.some((l) => String(l['msg']).includes('client_max_body_size') && l['url'] === `${origin.base}/live/v/${first}.m4s`));
+    assert.deepEqual(events.filter((e) => e.type === 'dropped').map((e) => e.type === 'dropped' && e.reason), ['rejected']);
+    assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
+  });
+
+  it('stops with a credential error after a few refusals, never a retry storm, and no secret in the log', async () => {
+    const { origin, output, fatal, log } = await setup({ headers: { authorization: 'Bearer wrong-secret-value' } });
+    const started = Date.now();
+    await feed(output, segmentEvents('v', BigInt(Math.floor(Date.now() / 1000)), 1));
+    for (let i = 0; i < 100 && !fatal.length; i++) await sleep(100);
+    await output.flush();
+    assert.equal(fatal.length, 1);
+    assert.match(fatal[0]!.message, /refused the credentials \(HTTP 403\) 3 times/);
+    assert.ok(Date.now() - started >= 2500, 'retried with pauses');
+    assert.ok(origin.uploads.length <= 4, `${origin.uploads.length} requests`);
+    assert.ok(!JSON.stringify(log.lines).includes('wrong-secret-value'));
+  });
+
+  it('drops the oldest unsent media beyond the budget, counts it exactly, and never blocks the producer', async () => {
+    const origin = await startTestOrigin();
+    // An origin that takes the request and never answers: everything waits.
+    origin.fault = (req) => req.url!.endsWith('.m4s');
+    const { output, events } = await setup({ budgetBytes: 25_000 }, origin);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    const started = performance.now();
+    await feed(output, segmentEvents('v', first, 8));
+    assert.ok(performance.now() - started < 200, 'handing 80 chunks over does not wait for the origin');
+    assert.ok(output.backlogBytes <= 25_000 + 10_000, `backlog ${output.backlogBytes} within the budget plus the segment in flight`);
+    const dropped = events.filter((e) => e.type === 'dropped');
+    await output.flush(500);
+    const all = events.filter((e) => e.type === 'dropped');
+    assert.ok(dropped.length >= 5, `${dropped.length} dropped under the budget`);
+    assert.ok(dropped.every((e) => e.type === 'dropped' && e.reason === 'budget'));
+    assert.equal(all.length, 8, 'every segment is either acknowledged or counted as dropped');
+  });
+
+  it('trusts an https origin only through --ca, and names a certificate error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'appliance-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    const plain = await startTestOrigin();
+    // TLS in front of the plain origin: every request is passed on as it streams.
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      req.pipe(httpRequest({ port: plain.port, host: '127.0.0.1', method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode!, up.headers);
+        up.pipe(res);
+      }));
+    };
+    const tls = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, handler);
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => tls.close(resolve)));
+    tls.on('connection', (socket) => cleanups.push(async () => socket.destroy()));
+    const url = new URL(`https://127.0.0.1:${(tls.address() as AddressInfo).port}/live/live.mpd`);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+
+    const trusted = await setup({ url, ca: await trustedCertificates(join(dir, 'cert.pem')) }, plain);
+    await feed(trusted.output, segmentEvents('v', first, 1));
+    await trusted.output.flush();
+    assert.equal(plain.hash(`live/v/${first}.m4s`), expectedHash(first));
+
+    const untrusted = await setup({ url, ca: await trustedCertificates(undefined) }, plain);
+    await feed(untrusted.output, segmentEvents('v', first, 1));
+    for (let i = 0; i < 100 && !untrusted.fatal.length; i++) await sleep(100);
+    await untrusted.output.flush();
+    assert.match(untrusted.fatal[0]?.message ?? '', /certificate not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\).*--ca FILE/);
+  });
+});
