@@ -159,7 +159,8 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     if (store.get(key) === object) store.delete(key);
   };
   req.on('data', (chunk: Buffer) => {
-    if (refused) return;
+    // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
+    if (refused || object.state !== 'growing') return;
     received += chunk.length;
     if (received > maxBodyBytes) {
       refused = true;
@@ -172,6 +173,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   });
   req.on('end', () => {
     if (refused) return;
+    if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
     object.complete(store.now());
     const { kind, directory } = classify(key);
     if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');

@@ -80,6 +80,8 @@ export class HttpPushOutput {
   #backlogBytes = 0;
   #lengthRequired = false;
   #done = false;
+  readonly #stopController = new AbortController();
+  readonly #stopped = this.#stopController.signal;
   #fatal: Error | undefined;
   readonly totals = { acknowledgedSegments: 0, acknowledgedBytes: 0, retries: 0, droppedSegments: 0, droppedBytes: 0 };
 
@@ -162,6 +164,7 @@ export class HttpPushOutput {
     if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
     for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
     this.#done = true;
+    this.#stopController.abort();
     this.#controlWakeup.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
@@ -218,8 +221,21 @@ export class HttpPushOutput {
   async #afterFailure(track: TrackState): Promise<void> {
     track.lane.reset();
     track.failingSince ??= now();
-    await track.wakeup.wait(retryDelayMs(track.failures++, this.#options.segdur));
-    // Woken early by a new chunk is fine: the retry goes at once, the backoff continues on failure.
+    await this.#pause(retryDelayMs(track.failures++, this.#options.segdur));
+  }
+
+  /** A backoff pause: new media does not cut it short (that would be a retry storm), a stop does. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const stop = this.#stopped;
+      function done() {
+        clearTimeout(timer);
+        stop.removeEventListener('abort', done);
+        resolve();
+      }
+      stop.addEventListener('abort', done, { once: true });
+    });
   }
 
   #recovered(track: TrackState): void {
@@ -311,7 +327,7 @@ export class HttpPushOutput {
             return 'gave-up';
           }
           this.#options.logger.warn({ output: this.name, url: where, reason: outcome.reason, attempt: refusals }, 'push: the origin refused the credentials; trying again');
-          await sleep(credentialDelayMs(refusals - 1));
+          await this.#pause(credentialDelayMs(refusals - 1));
           continue;
         default:
           return this.#refused(outcome, where, method);
@@ -387,6 +403,7 @@ export class HttpPushOutput {
     this.#options.logger.error({ output: this.name }, `push: ${error.message}; this output stops`);
     for (const track of this.#tracks.values()) for (const upload of [...track.queue]) this.#drop(upload, 'fatal');
     this.#done = true;
+    this.#stopController.abort();
     this.#controlWakeup.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
@@ -413,7 +430,7 @@ export class HttpPushOutput {
       const result = ready ? await this.#sendSegment(this.#backfill, next) : 'retry';
       if (result === 'retry') {
         this.#backfill.reset();
-        await this.#backfillWakeup.wait(retryDelayMs(failures++, this.#options.segdur));
+        await this.#pause(retryDelayMs(failures++, this.#options.segdur));
       } else failures = 0;
     }
   }
@@ -484,7 +501,7 @@ export class HttpPushOutput {
       }
       if (result === 'retry') {
         this.#control.reset();
-        await this.#controlWakeup.wait(retryDelayMs(failures++, this.#options.segdur));
+        await this.#pause(retryDelayMs(failures++, this.#options.segdur));
       } else failures = 0;
     }
   }

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { logLines, startAppliance } from '../helpers/run.ts';
+import { quantile, startTestOrigin, type TestOrigin, type UploadRecord } from '../helpers/push-origin.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+
+const TRACKS = ['1080p', '720p', 'audio'];
+const TOKEN = 'push-test-token';
+const env = { ...process.env, APPLIANCE_PUSH_TOKEN: TOKEN };
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+async function scratch() {
+  const dir = await mkdtemp(join(tmpdir(), 'appliance-push-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** The appliance on the pinned Node, one process (as the service runs it), with the push token. */
+function appliance(args: string[]) {
+  return startAppliance(process.execPath, ['start', ...args], { env, timeout: 90_000 });
+}
+
+/** Every segment the directory output holds, which the origin must hold byte for byte too. */
+async function producedSegments(dir: string): Promise<{ path: string; hash: string }[]> {
+  const out: { path: string; hash: string }[] = [];
+  for (const track of TRACKS) {
+    for (const name of (await readdir(join(dir, track))).filter((n) => n.endsWith('.m4s'))) {
+      out.push({ path: `${track}/${name}`, hash: createHash('sha256').update(await readFile(join(dir, track, name))).digest('hex') });
+    }
+  }
+  return out;
+}
+
+/** Per chunk of live media (earliest arrival of each, over every request): arrival − media end. */
+function chunkDelays(origin: TestOrigin, track: string, from = 0, to = Infinity): number[] {
+  const earliest = new Map<number, number>();
+  for (const upload of origin.uploads.filter((u) => u.path.startsWith(`live/${track}/`))) {
+    for (const c of upload.chunks) if (c.mediaEndMs >= from && c.mediaEndMs < to) earliest.set(c.mediaEndMs, Math.min(earliest.get(c.mediaEndMs) ?? Infinity, c.at));
+  }
+  return [...earliest].map(([end, at]) => at - end);
+}
+
+const segmentUploads = (origin: TestOrigin, track: string): UploadRecord[] => origin.uploads.filter((u) => u.path.startsWith(`live/${track}/`) && u.path.endsWith('.m4s'));
+
+describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 240_000 }, () => {
+  it('puts every chunk on the origin as it is made: one chunked request per segment, bytes equal to what was produced', async () => {
+    const dir = await scratch();
+    const origin = await startTestOrigin({ token: TOKEN });
+    try {
+      const result = await appliance(['--duration', '20', '--output', join(dir, 'live.mpd'), '--output', `${origin.base}/live/live.mpd`]);
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      const produced = await producedSegments(dir);
+      assert.ok(produced.length >= 3 * 18, `${produced.length} segments produced`);
+      for (const { path, hash } of produced) {
+        assert.equal(origin.hash(`live/${path}`), hash, `live/${path} at the origin equals the produced segment`);
+        const requests = origin.uploads.filter((u) => u.path === `live/${path}`);
+        assert.equal(requests.length, 1, `one request for ${path}`);
+        assert.equal(requests[0]!.headers['transfer-encoding'], 'chunked');
+        assert.equal(requests[0]!.headers['content-type'], path.startsWith('audio') ? 'audio/mp4' : 'video/mp4');
+        assert.match(String(requests[0]!.headers['user-agent']), /^appliance\/\d+\.\d+\.\d+ /);
+      }
+      for (const track of TRACKS) assert.ok(origin.hash(`live/${track}/init.mp4`), `${track} init`);
+      const mpd = new TextDecoder().decode(Buffer.concat(origin.store.get('live/live.mpd')!.chunks));
+      assert.match(mpd, /availabilityTimeOffset="0\.9"/);
+      assert.match(mpd, new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${origin.base}/time"/>`));
+      assert.match(mpd, /mediaPresentationDuration=/, 'the final manifest after --duration');
+
+      // The body grows every ~100 ms while the segment is made, timed at the origin.
+      const uploads = segmentUploads(origin, '1080p').slice(1, -1);
+      const gaps = uploads.flatMap((u) => u.chunks.slice(1).map((c, i) => c.at - u.chunks[i]!.at));
+      assert.ok(uploads.every((u) => u.chunks.length === 10), 'ten chunks per segment');
+      const gap = { p50: quantile(gaps, 0.5), p95: quantile(gaps, 0.95) };
+      assert.ok(gap.p50 > 80 && gap.p50 < 120, `chunk inter-arrival median ${gap.p50.toFixed(1)} ms`);
+      const delays = Object.fromEntries(TRACKS.map((t) => [t, chunkDelays(origin, t)]));
+      const summary = Object.fromEntries(Object.entries(delays).map(([t, d]) => [t, { p50: +quantile(d, 0.5).toFixed(1), p95: +quantile(d, 0.95).toFixed(1) }]));
+      for (const [track, d] of Object.entries(summary)) assert.ok(d.p95 < 500, `${track} chunk delay at the origin p95 ${d.p95} ms`);
+      process.stderr.write(`# push: chunk delay at the origin ${JSON.stringify(summary)}, inter-arrival ${JSON.stringify(gap)}\n`);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  it('loses nothing through a 10 s outage and 5 s of 500s, and is back at the live edge within 2 segments', async () => {
+    const dir = await scratch();
+    const origin = await startTestOrigin({ token: TOKEN });
+    try {
+      const run = appliance(['--duration', '32', '--output', join(dir, 'live.mpd'), '--output', `${origin.base}/live/live.mpd`]);
+      await sleep(6000);
+      await origin.down();
+      const downAt = Date.now();
+      await sleep(10_000);
+      await origin.up();
+      const upAt = Date.now();
+      await sleep(4000);
+      origin.fault = (req, res) => {
+        if (req.method !== 'PUT') return false;
+        res.writeHead(500).end();
+        return true;
+      };
+      const errorsFrom = Date.now();
+      await sleep(5000);
+      origin.fault = undefined;
+      const errorsTo = Date.now();
+      const result = await run;
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      const produced = await producedSegments(dir);
+      const missing = produced.filter(({ path, hash }) => origin.hash(`live/${path}`) !== hash).map((p) => p.path);
+      assert.deepEqual(missing, [], 'every produced segment is at the origin, byte for byte');
+      const normal = Math.max(...TRACKS.map((t) => quantile(chunkDelays(origin, t, 0, downAt - 1000), 0.95)));
+      // Live media from 2 segments after the origin returned arrives as fast as before the outage.
+      const after = TRACKS.flatMap((t) => chunkDelays(origin, t, upAt + 2000, upAt + 4000));
+      const afterErrors = TRACKS.flatMap((t) => chunkDelays(origin, t, errorsTo + 2000, errorsTo + 4000));
+      assert.ok(after.length > 40 && afterErrors.length > 40);
+      assert.ok(quantile(after, 0.95) < Math.max(250, normal * 2), `back at the live edge after the outage: p95 ${quantile(after, 0.95).toFixed(0)} ms (normal ${normal.toFixed(0)})`);
+      assert.ok(quantile(afterErrors, 0.95) < Math.max(250, normal * 2), `back at the live edge after the 500s: p95 ${quantile(afterErrors, 0.95).toFixed(0)} ms`);
+      const push = logLines(String(result.stderr)).find((l) => l['msg'] === 'push')!;
+      assert.deepEqual(push['dropped'], {});
+      assert.ok(Number(push['retries']) > 0);
+      process.stderr.write(`# outage ${((upAt - downAt) / 1000).toFixed(1)} s and 500s ${((errorsTo - errorsFrom) / 1000).toFixed(1)} s: ${produced.length} segments, 0 lost, ${push['retries']} retries; live chunk delay p95 after: ${quantile(after, 0.95).toFixed(0)} / ${quantile(afterErrors, 0.95).toFixed(0)} ms (normal ${normal.toFixed(0)})\n`);
+    } finally {
+      origin.fault = undefined;
+      await origin.close();
+    }
+  });
+
+  it('bounds memory under an origin reading 1 byte/ms: drops counted exactly, the encoder never held up', async () => {
+    const dir = await scratch();
+    const origin = await startTestOrigin({ token: TOKEN });
+    const slow = await startTcpProxy(origin.port, { bytesPerMs: 1 });
+    try {
+      const run = appliance(['--duration', '20', '--push-budget', '5', '--output', join(dir, 'live.mpd'), '--output', `http://127.0.0.1:${slow.port}/live/live.mpd`]);
+      let peakRss = 0;
+      while (run.exitCode === null && run.pid) {
+        const status = await readFile(`/proc/${run.pid}/status`, 'utf8').catch(() => '');
+        peakRss = Math.max(peakRss, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024);
+        await sleep(500);
+      }
+      const result = await run;
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      const logs = logLines(String(result.stderr));
+      const push = logs.find((l) => l['msg'] === 'push' && l['output'] === `http://127.0.0.1:${slow.port}/live/live.mpd`)!;
+      const budget = Number(logs.find((l) => l['msg'] === 'pushing')!['budgetBytes']);
+      const produced = await producedSegments(dir);
+      const dropped = Object.values(push['dropped'] as Record<string, number>).reduce((a, b) => a + b, 0);
+      assert.equal(Number(push['acknowledgedSegments']) + dropped, produced.length, 'every segment acknowledged or counted as dropped');
+      assert.ok((push['dropped'] as Record<string, number>)['budget']! > 0, 'the budget dropped media');
+      // The directory output (first) took every chunk on time: nothing waited for the slow origin.
+      const delay = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)!['chunkDelayMs'] as Record<string, { p95: number }>;
+      for (const track of TRACKS) assert.ok(delay[track]!.p95 < 250, `${track} chunk delay p95 ${delay[track]!.p95} ms`);
+      assert.ok(produced.length >= 3 * 18, `${produced.length} segments produced`);
+      const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+      process.stderr.write(`# slow origin: budget ${mib(budget)} MiB, peak RSS ${mib(peakRss)} MiB, ${produced.length} produced, ${dropped} dropped, ${push['acknowledgedSegments']} acknowledged\n`);
+      assert.ok(peakRss < budget + 160 * 2 ** 20, `peak RSS ${mib(peakRss)} MiB`);
+    } finally {
+      await slow.close();
+      await origin.close();
+    }
+  });
+
+  it('over a 50 ms-RTT path, chunks still arrive within one chunk of the local path', async () => {
+    const origin = await startTestOrigin({ token: TOKEN });
+    const far = await startTcpProxy(origin.port, { delayMs: 25 });
+    try {
+      const result = await appliance(['--duration', '12', '--output', `http://127.0.0.1:${far.port}/live/live.mpd`]);
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      const logs = logLines(String(result.stderr));
+      const local = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)!['chunkDelayMs'] as Record<string, { p95: number }>;
+      const push = logs.find((l) => l['msg'] === 'push')!;
+      assert.deepEqual(push['dropped'], {});
+      for (const track of TRACKS) {
+        const atOrigin = quantile(chunkDelays(origin, track), 0.95);
+        assert.ok(atOrigin - local[track]!.p95 <= 100, `${track}: p95 ${atOrigin.toFixed(0)} ms at the origin vs ${local[track]!.p95} ms handed over`);
+      }
+      process.stderr.write(`# 50 ms RTT: chunk delay p95 at the origin ${JSON.stringify(Object.fromEntries(TRACKS.map((t) => [t, Math.round(quantile(chunkDelays(origin, t), 0.95))])))} vs handed over ${JSON.stringify(Object.fromEntries(TRACKS.map((t) => [t, local[t]!.p95])))}\n`);
+    } finally {
+      await far.close();
+      await origin.close();
+    }
+  });
+
+  it('stops with exit 2 and a credential error when the origin refuses the token', async () => {
+    const origin = await startTestOrigin({ token: 'another-token' });
+    try {
+      const result = await appliance(['--duration', '20', '--output', `${origin.base}/live/live.mpd`]);
+      assert.equal(result.exitCode, 2);
+      assert.match(String(result.stderr), /refused the credentials \(HTTP 403\) 3 times: check APPLIANCE_PUSH_TOKEN/);
+      assert.ok(!String(result.stderr).includes(TOKEN), 'the token never reaches the log');
+      assert.ok(origin.uploads.length <= 12, `${origin.uploads.length} requests: no retry storm`);
+    } finally {
+      await origin.close();
+    }
+  });
+});
