@@ -101,7 +101,8 @@ export class Packager {
         const i = info(t.id);
         return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, samplingRate: i.sampleRate!, channels: i.channels!, timescale: i.timescale };
       }),
-      endedAt: this.#end?.last ? Number(this.#end.segment) * profile.segdur : undefined,
+      // Only once every track has completed its last segment: until then the stream is still live.
+      endedAt: this.#end?.last && this.finished ? Number(this.#end.segment) * profile.segdur : undefined,
     };
   }
 }

@@ -480,10 +480,16 @@ export class HttpPushOutput {
     return { first, last };
   }
 
+  /** A generic origin's manifest waits for a first acknowledged segment of every content type: it must not promise more. */
+  #announcesSomething(): boolean {
+    if (this.#options.profile !== 'generic') return true;
+    return [...new Set([...this.#tracks.values()].map((t) => t.kind))].every((kind) => this.#announced(kind));
+  }
+
   async #runControl(): Promise<void> {
     let failures = 0;
     while (!this.#done || this.#manifestDirty) {
-      const ready = this.#builder && this.#tracks.size > 0 && [...this.#tracks.values()].every((t) => t.initAcknowledged);
+      const ready = this.#builder && this.#tracks.size > 0 && [...this.#tracks.values()].every((t) => t.initAcknowledged) && this.#announcesSomething();
       let result: 'ok' | 'retry' | 'gave-up' | undefined;
       if (this.#manifestDirty && ready && !this.#fatal) {
         this.#manifestDirty = false;

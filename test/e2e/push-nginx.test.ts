@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { chromium, type Browser } from 'playwright-core';
+import { logLines, startAppliance } from '../helpers/run.ts';
+import { CHROMIUM, CHROMIUM_ARGS, DASH_JS, SAMPLE, START_PLAYER, type PlayerSample } from '../helpers/player.ts';
+import { startTestOrigin } from '../helpers/push-origin.ts';
+
+const TRACKS = ['1080p', '720p', 'audio'];
+const NGINX = process.env['NGINX'] ?? '/usr/sbin/nginx';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Debian's nginx as a WebDAV origin: PUT and DELETE, full paths created, a body limit for 1 s segments. */
+async function startNginx(root: string) {
+  const port = await freePort();
+  for (const d of ['www', 'tmp', 'logs']) await mkdir(join(root, d), { recursive: true });
+  await writeFile(join(root, 'www', 'index.html'), '<!doctype html><title>nginx origin</title>');
+  await writeFile(join(root, 'nginx.conf'), `
+pid ${root}/nginx.pid;
+error_log ${root}/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${root}/tmp;
+  types { text/html html; application/dash+xml mpd; video/mp4 mp4 m4s; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${root}/www;
+    location / {
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      client_max_body_size 16m;
+    }
+  }
+}
+`);
+  // One process in the foreground, so the test holds its pid and stops it.
+  const nginx = execa(NGINX, ['-p', root, '-e', `${root}/logs/error.log`, '-c', join(root, 'nginx.conf'), '-g', 'daemon off; master_process off;'], { reject: false });
+  for (let i = 0; i < 50; i++) {
+    if ((await fetch(`http://127.0.0.1:${port}/index.html`).catch(() => undefined))?.ok) break;
+    await sleep(100);
+  }
+  return { nginx, base: `http://127.0.0.1:${port}`, www: join(root, 'www') };
+}
+
+describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }, () => {
+  it('lands complete segments and manifests that dash.js plays from nginx, and deletes what left the window', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'appliance-nginx-'));
+    dirs.push(root);
+    const { nginx, base, www } = await startNginx(root);
+    // nginx has no clock endpoint for players: the project's origin lends its /time.
+    const clock = await startTestOrigin();
+    const produced = join(root, 'produced');
+    const run = startAppliance(process.execPath, ['start', '--duration', '40', '--tsb', '4', '--origin-profile', 'generic', '--utc-timing', `${clock.base}/time`, '--output', join(produced, 'live.mpd'), '--output', `${base}/live/live.mpd`], { timeout: 90_000 });
+    let browser: Browser | undefined;
+    try {
+      await sleep(5000);
+      const mpd = await (await fetch(`${base}/live/live.mpd`)).text();
+      assert.match(mpd, /<SegmentTimeline>/, 'a generic origin gets a timeline of acknowledged segments');
+      assert.doesNotMatch(mpd, /availabilityTimeOffset/, 'and no early availability');
+      assert.match(mpd, /minimumUpdatePeriod="PT1S"/);
+
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+      const page = await browser.newPage();
+      const failed: string[] = [];
+      page.on('response', (response) => response.status() >= 400 && failed.push(`${response.status()} ${new URL(response.url()).pathname}`));
+      await page.goto(`${base}/index.html`);
+      await page.addScriptTag({ path: DASH_JS });
+      await page.evaluate(`(${START_PLAYER})(${JSON.stringify(`${base}/live/live.mpd`)})`);
+      const samples: PlayerSample[] = [];
+      for (let i = 0; i < 15; i++) {
+        await sleep(1000);
+        samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
+      }
+      const { errors } = (await page.evaluate('({ errors: window.errors })')) as { errors: string[] };
+      assert.deepEqual(errors, [], 'no dash.js error');
+      assert.deepEqual(failed, [], 'no failed request: only acknowledged segments are announced');
+      const playing = samples.filter((s) => s.currentTime > 0);
+      assert.ok(playing.length >= 10, `playing for ${playing.length} of 15 s`);
+      const advanced = playing.at(-1)!.currentTime - playing[0]!.currentTime;
+      assert.ok(advanced >= (playing.at(-1)!.at - playing[0]!.at) / 1000 - 2, `media advanced ${advanced.toFixed(1)} s`);
+      const latency = playing.at(-1)!.latency;
+      process.stderr.write(`# dash.js from nginx (generic): latency ${latency.toFixed(2)} s after ${playing.length} s of play\n`);
+
+      const result = await run;
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      const push = logLines(String(result.stderr)).find((l) => l['msg'] === 'push')!;
+      assert.deepEqual(push['dropped'], {});
+      for (const track of TRACKS) {
+        const atOrigin = (await readdir(join(www, 'live', track))).filter((n) => n.endsWith('.m4s')).map((n) => BigInt(n.split('.')[0]!)).sort((a, b) => (a < b ? -1 : 1));
+        const here = (await readdir(join(produced, track))).filter((n) => n.endsWith('.m4s'));
+        // Old segments were DELETEd: what nginx keeps is the window plus the RFC's grace, no more.
+        assert.ok(atOrigin.length >= 8 && atOrigin.length <= 14, `${track}: nginx keeps ${atOrigin.length} segments`);
+        for (const name of here.filter((n) => atOrigin.includes(BigInt(n.split('.')[0]!)))) {
+          const hash = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+          assert.equal(await hash(join(www, 'live', track, name)), await hash(join(produced, track, name)), `${track}/${name}`);
+        }
+      }
+    } finally {
+      await browser?.close();
+      if (run.pid && run.exitCode === null) process.kill(run.pid, 'SIGTERM');
+      await run;
+      nginx.kill('SIGQUIT');
+      await nginx;
+      await clock.close();
+    }
+  });
+});
