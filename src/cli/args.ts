@@ -5,13 +5,14 @@ import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { DEFAULT_LISTEN } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 
-export const COMMANDS = ['start', 'origin'] as const;
+export const COMMANDS = ['start', 'origin', 'check'] as const;
 
 export const USAGE = `Usage: appliance <command> [options]
 
 Commands:
   start       capture, encode and deliver a live stream
   origin      a receiving origin for pushes from appliances (see appliance origin --help)
+  check       probe an origin: reachable, credentials, which --origin-profile (appliance check --help)
   --version   the appliance's version and the Node it runs on
 
 appliance start [options]

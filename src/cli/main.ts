@@ -3,6 +3,7 @@ import { createLogger } from '../log.ts';
 import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
 import { runOrigin } from './origin.ts';
+import { runCheck } from './check.ts';
 import { packageVersion } from '../version.ts';
 
 
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       await runStart(resolved, options, createLogger(options.logLevel));
       return EXIT_OK;
     }
+    if (command === 'check') return await runCheck(rest);
     if (command === 'origin') {
       await runOrigin(rest);
       return EXIT_OK;

@@ -64,6 +64,11 @@ describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }
     const root = await mkdtemp(join(tmpdir(), 'appliance-nginx-'));
     dirs.push(root);
     const { nginx, base, www } = await startNginx(root);
+    const check = await startAppliance(process.execPath, ['check', '--json', '--output', `${base}/live/live.mpd`]);
+    assert.equal(check.exitCode, 0, String(check.stderr));
+    const report = JSON.parse(String(check.stdout)) as Record<string, unknown>;
+    assert.equal(report['originProfile'], 'generic', 'appliance check tells nginx needs the generic profile');
+    assert.equal(report['deleteStatus'], 204);
     // nginx has no clock endpoint for players: the project's origin lends its /time.
     const clock = await startTestOrigin();
     const produced = join(root, 'produced');
