@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseStartArgs } from '../../src/cli/args.ts';
-import { parseListen, parseOutput } from '../../src/push/output-target.ts';
+import { parseListen, parseOutput, parseOutputs } from '../../src/push/output-target.ts';
 
 describe('appliance start arguments', () => {
   it('defaults: ultra-ll, the test source, served on 127.0.0.1:8080', () => {
@@ -42,7 +42,25 @@ describe('--output and --listen', () => {
     assert.deepEqual(parseOutput('out/live.mpd', '/srv'), { kind: 'directory', dir: '/srv/out', manifest: 'live.mpd' });
     assert.deepEqual(parseOutput('/data/stream', '/srv'), { kind: 'directory', dir: '/data/stream', manifest: 'live.mpd' });
   });
-  it('an origin URL is refused until push exists', () => {
-    assert.throws(() => parseOutput('https://origin.example/live/live.mpd', '/'), /writes to a directory only/);
+  it('an origin URL is a push target; the manifest name defaults to live.mpd; credentials in the URL are refused', () => {
+    const push = parseOutput('https://origin.example/live/main.mpd?session=7', '/');
+    assert.ok(push.kind === 'push');
+    assert.equal(push.url.href, 'https://origin.example/live/main.mpd?session=7');
+    assert.equal(push.manifest, 'main.mpd');
+    const bare = parseOutput('http://origin.example/live', '/');
+    assert.ok(bare.kind === 'push' && bare.url.href === 'http://origin.example/live/live.mpd');
+    assert.throws(() => parseOutput('https://user:hunter2@origin.example/live.mpd', '/'), (e: Error) => /APPLIANCE_PUSH_USER/.test(e.message) && !e.message.includes('hunter2'));
+    assert.throws(() => parseOutput('ftp://origin.example/live.mpd', '/'), /only http:\/\/ and https:\/\//);
+    assert.throws(() => parseOutputs(['http://a.example/live.mpd', 'http://a.example/live.mpd'], '/'), /given twice/);
+    assert.equal(parseOutputs(['out', 'http://a.example/x/live.mpd'], '/srv').length, 2);
+  });
+
+  it('--origin-profile once for all outputs or once per output; --method PUT or POST', () => {
+    const o = parseStartArgs(['--output', 'http://a/live.mpd', '--output', 'http://b/live.mpd', '--origin-profile', 'appliance', '--origin-profile', 'generic', '--method', 'post']);
+    assert.deepEqual([o.outputs, o.originProfiles, o.method, o.pushBudget, o.deleteExpired], [['http://a/live.mpd', 'http://b/live.mpd'], ['appliance', 'generic'], 'POST', 30, true]);
+    assert.throws(() => parseStartArgs(['--output', 'http://a/live.mpd', '--origin-profile', 'generic', '--origin-profile', 'generic', '--origin-profile', 'generic']), /given 3 times for 1 --output/);
+    assert.throws(() => parseStartArgs(['--origin-profile', 's3']), /--origin-profile "s3": expected one of appliance, generic/);
+    assert.throws(() => parseStartArgs(['--method', 'PATCH']), /--method "PATCH": expected one of PUT, POST/);
+    assert.equal(parseStartArgs(['--no-delete', '--push-budget', '10']).deleteExpired, false);
   });
 });

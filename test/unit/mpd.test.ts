@@ -93,3 +93,20 @@ describe('LL-DASH manifest', () => {
     assert.deepEqual([isoDuration(0.9), isoDuration(30), isoDuration(1.0213333)], ['PT0.9S', 'PT30S', 'PT1.021S']);
   });
 });
+
+describe('LL-DASH manifest for an origin that serves only complete files', () => {
+  it('lists acknowledged segments in a SegmentTimeline, with no early availability', async () => {
+    const { profile, packager } = await packaged('ultra-ll');
+    const model = packager.mpdModel(profile, options, NOW);
+    const announced = { video: { first: 1_795_219_790n, last: 1_795_219_795n }, audio: { first: 1_795_219_791n, last: 1_795_219_794n } };
+    const { MPD } = parse(buildMpd({ ...model, asto: 0, announced, minimumUpdatePeriod: profile.segdur }));
+    assert.equal(MPD.minimumUpdatePeriod, 'PT1S');
+    const [videoSet, audioSet] = MPD.Period.AdaptationSet;
+    assert.equal(videoSet.SegmentTemplate.availabilityTimeOffset, undefined);
+    assert.equal(videoSet.SegmentTemplate.duration, undefined);
+    assert.equal(videoSet.SegmentTemplate.startNumber, '1795219790');
+    assert.deepEqual(videoSet.SegmentTemplate.SegmentTimeline.S, { t: String(1_795_219_790n * 90000n), d: '90000', r: '5' });
+    assert.equal(audioSet.SegmentTemplate.startNumber, '1795219791');
+    assert.deepEqual(audioSet.SegmentTemplate.SegmentTimeline.S, { t: String(1_795_219_791n * 48000n), d: '48000', r: '3' });
+  });
+});
