@@ -7,13 +7,13 @@ import { execa } from 'execa';
 const ROOT = new URL('../', import.meta.url);
 const CLOCK_TICKS_PER_SECOND = 100;
 
-interface ProcessSample {
+export interface ProcessSample {
   at: number;
   cpuSeconds: number;
   peakRssMiB: number;
 }
 
-async function sampleProcess(pid: number): Promise<ProcessSample | undefined> {
+export async function sampleProcess(pid: number): Promise<ProcessSample | undefined> {
   try {
     const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
     const status = await readFile(`/proc/${pid}/status`, 'utf8');

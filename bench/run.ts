@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30).
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -7,6 +7,7 @@ import { runEncoderOnce, type EncoderRun } from './encoder.ts';
 import { liveRun, type LiveRun } from './live.ts';
 import { packagerThroughput, recordLadder } from './packager.ts';
 import { originFanOut, type FanOutRun } from './origin.ts';
+import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 
 const { values } = parseArgs({
   options: {
@@ -132,6 +133,53 @@ if (want('origin')) {
     what: 'appliance origin fed one 720p ultra-ll rendition (37.5 KB chunks every 100 ms, chunked PUT per segment); N raw-TCP readers in one process follow the growing segments; delay = chunk received − chunk sent, only chunks sent after the reader asked',
     readers: fanOut,
   };
+}
+
+if (want('push')) {
+  const seconds = Number(values.seconds);
+  const ours: PushRun[] = [];
+  const theirs: PushRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    ours.push(await appliancePushRun(seconds));
+    theirs.push(await ffmpegDashRun(seconds));
+    log(`push run ${i + 1}/${runs} done (appliance, then ffmpeg -f dash)`);
+  }
+  const summarise = (results: PushRun[]) => {
+    const tracks = Object.keys(results[0]!.chunkDelayMs);
+    return {
+      chunkDelayMs: Object.fromEntries(tracks.map((t) => [t, { p50: round(median(results.map((r) => r.chunkDelayMs[t]!.p50))), p95: round(median(results.map((r) => r.chunkDelayMs[t]!.p95))) }])),
+      interArrivalMs: { p50: round(median(results.map((r) => r.interArrivalMs.p50))), p95: round(median(results.map((r) => r.interArrivalMs.p95))) },
+      chunksPerSegment: median(results.map((r) => r.chunksPerSegment)),
+      totalCpuPercentOfCore: round(median(results.map((r) => r.totalCpuPercent))),
+      load1: results.map((r) => round(r.load1, 2)),
+    };
+  };
+  const us = summarise(ours);
+  const them = summarise(theirs);
+  const worst = (s: ReturnType<typeof summarise>, q: 'p50' | 'p95') => Math.max(...Object.values(s.chunkDelayMs).map((d) => d[q]));
+  const pushP50 = median(ours.map((r) => r.pushLatencyMs!.p50));
+  const pushP99 = median(ours.map((r) => r.pushLatencyMs!.p99));
+  report['push'] = {
+    what: `${runs} runs of ${seconds} s each: the appliance (ultra-ll, test source) pushing to the project's origin on 127.0.0.1, then ffmpeg -f dash -ldash 1 -streaming 1 -method PUT with the same source, ladder and 1 s / 100 ms cut; all figures measured at the origin (medians across runs)`,
+    appliance: {
+      ...us,
+      pushLatencyMs: { p50: round(pushP50), p95: round(median(ours.map((r) => r.pushLatencyMs!.p95))), p99: round(pushP99) },
+      nodeCpuPercentOfCore: round(median(ours.map((r) => r.nodeCpuPercent!))),
+      nodePeakRssMiB: round(median(ours.map((r) => r.nodePeakRssMiB!))),
+    },
+    ffmpegDash: them,
+    ratios: {
+      chunkDelayP50: round(worst(them, 'p50') / worst(us, 'p50')),
+      chunkDelayP95: round(worst(them, 'p95') / worst(us, 'p95')),
+      interArrivalP95: round(them.interArrivalMs.p95 / us.interArrivalMs.p95),
+      totalCpu: round(them.totalCpuPercentOfCore / us.totalCpuPercentOfCore),
+      note: 'ffmpeg / appliance: above 1, the appliance is better on latency; CPU above 1 means ffmpeg used more',
+    },
+  };
+  targets['pushLatencyP50Ms'] = { target: '<= 2', measured: round(pushP50), met: pushP50 <= 2 };
+  targets['pushLatencyP99Ms'] = { target: '<= 10', measured: round(pushP99), met: pushP99 <= 10 };
+  targets['pushChunkDelayAtOriginP50Ms'] = { target: '<= 50', measured: worst(us, 'p50'), met: worst(us, 'p50') <= 50 };
+  targets['pushChunkDelayAtOriginP95Ms'] = { target: '<= 120', measured: worst(us, 'p95'), met: worst(us, 'p95') <= 120 };
 }
 
 report['load1AtEnd'] = round(loadavg()[0]!, 2);

@@ -142,7 +142,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
-    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, at: writtenAt }, 'chunk');
+    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt }, 'chunk');
   };
   const tracing = logger.isLevelEnabled('trace');
   const pushStats = new PushStats();

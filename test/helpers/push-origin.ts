@@ -6,7 +6,6 @@ import { createOriginServer, listen } from '../../src/origin/http.ts';
 import { ObjectStore } from '../../src/origin/store.ts';
 import { TopLevelBoxSplitter, joined } from '../../src/packager/boxes.ts';
 import { parseMoof, parseMoov } from '../../src/packager/fmp4.ts';
-import { findBox } from '../../src/packager/boxes.ts';
 
 /** One request the origin received, timed as its bytes arrived. */
 export interface UploadRecord {
@@ -87,7 +86,8 @@ export async function startTestOrigin(options: { token?: string; tsb?: number; p
     if (req.method === 'PUT' || req.method === 'POST') {
       origin.uploads.push(record);
       const splitter = new TopLevelBoxSplitter();
-      const track = path.split('/').slice(-2, -1)[0] ?? '';
+      // Our names are <track>/<n>.m4s; ffmpeg's dash muxer puts the stream in the file name.
+      const track = /stream(\d+)/.exec(path)?.[0] ?? path.split('/').slice(-2, -1)[0] ?? '';
       let pendingMoof: Uint8Array | undefined;
       req.on('data', (piece: Buffer) => {
         const at = now();
@@ -124,10 +124,4 @@ export async function startTestOrigin(options: { token?: string; tsb?: number; p
 export function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
-}
-
-/** The moov's track timescale of an init segment's bytes. */
-export function initTimescale(bytes: Uint8Array): number | undefined {
-  const moov = findBox(bytes, ['moov']);
-  return moov ? parseMoov(moov.payload)[0]?.timescale : undefined;
 }
