@@ -46,6 +46,8 @@ export async function liveRun(seconds: number): Promise<LiveRun> {
   // One process, as a unit file starts it: the pinned Node, its flags, the launcher running in-process.
   const child = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--duration', String(seconds), '--output', join(dir, 'live.mpd')], {
     cwd: ROOT,
+    // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
+    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
     reject: false,
     timeout: (seconds + 30) * 1000,
   });

@@ -79,7 +79,8 @@ export async function appliancePushRun(seconds: number): Promise<PushRun> {
   try {
     const child = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--duration', String(seconds), '--log-level', 'trace', '--output', `${origin.base}/live/live.mpd`], {
       cwd: ROOT,
-      env: { ...process.env, APPLIANCE_PUSH_TOKEN: TOKEN },
+      // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
+      env: { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN },
       reject: false,
       timeout: (seconds + 30) * 1000,
     });

@@ -11,7 +11,8 @@ import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const TRACKS = ['1080p', '720p', 'audio'];
 const TOKEN = 'push-test-token';
-const env = { ...process.env, APPLIANCE_PUSH_TOKEN: TOKEN };
+// As the launcher (and a unit file) run the pinned Node: two malloc arenas.
+const env = { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN };
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
