@@ -17,7 +17,7 @@ const NODE_FLAGS = ['--max-semi-space-size=2'];
 // glibc gives each thread that allocates its own malloc arena; Node's worker threads leave ~16 MB
 // of RSS in them that two arenas do not (measured pushing to an origin: 143 → 127 MB). Read at
 // process start, so it is set for the child; a unit file starting the pinned Node sets it itself.
-const NODE_ENV = { MALLOC_ARENA_MAX: '2' };
+const PINNED_NODE_ENV = { MALLOC_ARENA_MAX: '2' };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'src', 'appliance.ts');
 
@@ -45,7 +45,7 @@ const currentMajor = Number(process.versions.node.split('.')[0]);
 if (pinned && !samePath(pinned, process.execPath)) {
   // The IPC channel closes when this launcher dies, even by SIGKILL: the appliance then stops
   // cleanly on its own instead of running on as an orphan.
-  const child = spawn(pinned, [...NODE_FLAGS, entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...NODE_ENV, ...process.env } });
+  const child = spawn(pinned, [...NODE_FLAGS, entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...PINNED_NODE_ENV, ...process.env } });
   // A service manager or script may signal only this process; pass it on. The child handles a
   // repeated signal (e.g. Ctrl-C reaching both processes) as one stop request.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
