@@ -2,9 +2,11 @@ import type { Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { initPath, oldestKept, segmentPath } from './directory-output.ts';
 import { Lane, type LaneOptions } from './lane.ts';
-import type { DropReason, ManifestBuilder, ManifestView, OriginProfile, PushEvent, SegmentRun, SegmentUpload } from './push-types.ts';
+import type { DropReason, ManifestBuilder, OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
+import { ControlLane } from './control-lane.ts';
+import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
-import { CREDENTIAL_ATTEMPTS, credentialDelayMs, isCertificateProblem, MAX_REDIRECTS, retryDelayMs, safeUrl, type UploadOutcome } from './upload-outcome.ts';
+import { retryDelayMs, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 
 export interface HttpPushOptions {
@@ -64,21 +66,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class HttpPushOutput {
   readonly name: string;
   readonly #options: HttpPushOptions;
-  #base: URL;
+  readonly #deliverer: Deliverer;
   readonly #manifestName: string;
   readonly #tracks = new Map<string, TrackState>();
   readonly #laneOptions: LaneOptions;
-  readonly #control: Lane;
+  readonly #control: ControlLane;
   readonly #backfill: Lane;
-  readonly #controlWakeup = new Wakeup();
   readonly #backfillWakeup = new Wakeup();
   readonly #loops: Promise<void>[] = [];
-  readonly #deletes: string[] = [];
   readonly #warned = new Set<string>();
-  #builder: ManifestBuilder | undefined;
-  #manifestDirty = false;
   #backlogBytes = 0;
-  #lengthRequired = false;
   #done = false;
   readonly #stopController = new AbortController();
   readonly #stopped = this.#stopController.signal;
@@ -88,17 +85,33 @@ export class HttpPushOutput {
   constructor(options: HttpPushOptions) {
     this.#options = options;
     this.name = safeUrl(options.url);
-    this.#base = new URL('./', options.url);
+    this.#deliverer = new Deliverer({
+      ...options,
+      name: this.name,
+      emit: (event) => this.#emit(event),
+      fail: (error) => this.#fail(error),
+      pause: (ms) => this.#pause(ms),
+      stopped: () => this.#done,
+      onRetry: () => this.totals.retries++,
+    });
     this.#manifestName = options.url.pathname.split('/').pop()!;
     const laneOptions = {
       ca: options.url.protocol === 'https:' ? options.ca : undefined,
       connectMs: Math.max(1000, Math.min(6000, options.segdur * 1000)),
       stallMs: Math.max(2000, 2 * options.segdur * 1000),
     };
-    this.#control = new Lane(laneOptions);
     this.#backfill = new Lane(laneOptions);
     this.#laneOptions = laneOptions;
-    this.#loops.push(this.#runControl(), this.#runBackfill());
+    this.#control = new ControlLane({
+      ...options,
+      manifestName: this.#manifestName,
+      tracks: () => this.#tracks.values(),
+      deliver: (lane, path, body, contentType, method) => this.#deliverer.deliver(lane, method ? 'delete' : 'manifest', path, undefined, body, contentType, method),
+      pause: (ms) => this.#pause(ms),
+      stopped: () => this.#done,
+      onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
+    }, new Lane(laneOptions));
+    this.#loops.push(this.#control.loop, this.#runBackfill());
   }
 
   /** The output stopped for good; its error says why. */
@@ -141,7 +154,7 @@ export class HttpPushOutput {
         upload.completedAt = now();
       }
       track.growing = undefined;
-      this.#expire(track, event.segment);
+      this.#control.expire(track, event.segment);
       this.#backfillWakeup.wake();
     }
     track.wakeup.wake();
@@ -149,8 +162,7 @@ export class HttpPushOutput {
 
   /** Sets what the manifest says; it is sent once every init segment is acknowledged, and again whenever it changes. */
   publishManifest(build: ManifestBuilder): void {
-    this.#builder = build;
-    this.#touchManifest();
+    this.#control.publish(build);
   }
 
   /**
@@ -159,13 +171,13 @@ export class HttpPushOutput {
    */
   async flush(timeoutMs = Math.max(5000, 3 * this.#options.segdur * 1000)): Promise<void> {
     const deadline = now() + timeoutMs;
-    while (!this.#fatal && now() < deadline && (this.#manifestDirty || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
+    while (!this.#fatal && now() < deadline && (this.#control.pending || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
     const left = [...this.#tracks.values()].flatMap((t) => t.queue);
     if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
     for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
     this.#done = true;
     this.#stopController.abort();
-    this.#controlWakeup.wake();
+    this.#control.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
     await Promise.all([...this.#loops, ...[...this.#tracks.values()].map((t) => t.loop)]);
@@ -248,13 +260,13 @@ export class HttpPushOutput {
   }
 
   async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
-    const result = await this.#deliver(lane, track.id, initPath(track.id), undefined, track.init, `${track.kind}/mp4`);
+    const result = await this.#deliverer.deliver(lane, track.id, initPath(track.id), undefined, track.init, `${track.kind}/mp4`);
     if (result === 'ok') {
       lane.initsSent.add(track.id);
       if (!track.initAcknowledged) {
         track.initAcknowledged = true;
         this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'init', bytes: track.init.byteLength, attempts: 0, ackMs: undefined });
-        this.#touchManifest();
+        this.#control.touch();
       }
       return true;
     }
@@ -264,93 +276,12 @@ export class HttpPushOutput {
 
   async #sendSegment(lane: Lane, upload: SegmentUpload): Promise<'ok' | 'retry' | 'gave-up'> {
     upload.sending = true;
-    const result = await this.#deliver(lane, upload.track, upload.path, upload, upload.body, `${this.#tracks.get(upload.track)!.kind}/mp4`);
+    const result = await this.#deliverer.deliver(lane, upload.track, upload.path, upload, upload.body, `${this.#tracks.get(upload.track)!.kind}/mp4`);
     upload.sending = false;
     if (result === 'ok') this.#acknowledged(upload);
     else if (result === 'retry') upload.attempts++;
     else if (!this.#done) this.#drop(upload, 'rejected');
     return result;
-  }
-
-  // ---- one object, whatever the origin answers
-
-  async #deliver(lane: Lane, track: string, path: string, upload: SegmentUpload | undefined, body: UploadBody | Uint8Array | undefined, contentType: string, method: 'PUT' | 'POST' | 'DELETE' = this.#options.method): Promise<'ok' | 'retry' | 'gave-up'> {
-    let target = upload?.redirectedTo ?? new URL(path + this.#options.url.search, this.#base);
-    let refusals = 0;
-    for (let redirects = upload?.redirects ?? 0; !this.#done; ) {
-      const result = await lane.send({
-        url: target,
-        method,
-        headers: { ...this.#options.headers, 'user-agent': this.#options.userAgent, ...(body ? { 'content-type': contentType } : {}) },
-        body,
-        wholeBody: this.#lengthRequired,
-        onChunk: upload && ((chunk) => this.#emit({ type: 'chunk', output: this.name, track, segment: upload.segment, bytes: chunk.byteLength, at: now() })),
-      });
-      const outcome = result.outcome;
-      if (outcome.kind === 'acknowledged') {
-        this.#checkOriginKind(result.server);
-        return 'ok';
-      }
-      lane.reset();
-      if (this.#done) return 'gave-up';
-      const where = safeUrl(target);
-      switch (outcome.kind) {
-        case 'retry':
-          this.totals.retries++;
-          this.#emit({ type: 'retry', output: this.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
-          this.#options.logger[upload && upload.attempts > 0 ? 'debug' : 'warn']({ output: this.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
-          return 'retry';
-        case 'redirect': {
-          const next = new URL(outcome.location, target);
-          if (++redirects > MAX_REDIRECTS) return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
-          if (upload) Object.assign(upload, { redirectedTo: next, redirects });
-          const moved = next.origin + next.pathname;
-          if (outcome.permanent && moved.endsWith(path) && method !== 'DELETE') {
-            this.#base = new URL(moved.slice(0, -path.length));
-            this.#options.logger.info({ output: this.name, base: safeUrl(this.#base) }, 'push: the origin moved permanently; following it');
-            if (upload) upload.redirectedTo = undefined;
-          }
-          target = next;
-          continue;
-        }
-        case 'length-required':
-          if (!this.#lengthRequired) this.#options.logger.warn({ output: this.name, url: where }, 'push: the origin refuses chunked uploads (411 Length Required): segments now go whole, each after its last chunk, which adds a segment of latency');
-          this.#lengthRequired = true;
-          if (!body || !(body instanceof UploadBody)) return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
-          continue;
-        case 'credentials':
-          if (++refusals >= CREDENTIAL_ATTEMPTS) {
-            const certificate = isCertificateProblem(outcome);
-            this.#fail(new Error(certificate
-              ? `${where}: ${outcome.reason}. Give the origin's CA with --ca FILE (certificate errors are never ignored)`
-              : `${where}: the origin refused the credentials (${outcome.reason}) ${CREDENTIAL_ATTEMPTS} times: check APPLIANCE_PUSH_TOKEN, APPLIANCE_PUSH_USER/APPLIANCE_PUSH_PASSWORD or the --header-file`));
-            return 'gave-up';
-          }
-          this.#options.logger.warn({ output: this.name, url: where, reason: outcome.reason, attempt: refusals }, 'push: the origin refused the credentials; trying again');
-          await this.#pause(credentialDelayMs(refusals - 1));
-          continue;
-        default:
-          return this.#refused(outcome, where, method);
-      }
-    }
-    return 'gave-up';
-  }
-
-  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'gave-up' {
-    const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
-    // A DELETE of something already gone is what was wanted.
-    if (method === 'DELETE' && (status === 404 || status === 410)) return 'gave-up';
-    const message = outcome.kind === 'too-large'
-      ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
-      : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
-    this.#options.logger.error({ output: this.name, method, url: where, status }, message);
-    return 'gave-up';
-  }
-
-  #checkOriginKind(server: string | undefined): void {
-    if (this.#options.profile !== 'appliance' || this.#warned.has('kind') || /^appliance\b/i.test(server ?? '')) return;
-    this.#warned.add('kind');
-    this.#options.logger.warn({ output: this.name, server }, 'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"');
   }
 
   #acknowledged(upload: SegmentUpload): void {
@@ -360,7 +291,7 @@ export class HttpPushOutput {
     this.totals.acknowledgedSegments++;
     this.totals.acknowledgedBytes += upload.body.bytes;
     this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'segment', segment: upload.segment, bytes: upload.body.bytes, attempts: upload.attempts, ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt });
-    if (this.#options.profile === 'generic') this.#touchManifest();
+    if (this.#options.profile === 'generic') this.#control.touch();
   }
 
   #remove(upload: SegmentUpload): void {
@@ -404,7 +335,7 @@ export class HttpPushOutput {
     for (const track of this.#tracks.values()) for (const upload of [...track.queue]) this.#drop(upload, 'fatal');
     this.#done = true;
     this.#stopController.abort();
-    this.#controlWakeup.wake();
+    this.#control.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
     this.#options.onFatal?.(error);
@@ -447,80 +378,5 @@ export class HttpPushOutput {
       }
     }
     return oldest;
-  }
-
-  // ---- the control connection: manifests (coalesced) first, then DELETEs of expired segments
-
-  #touchManifest(): void {
-    if (!this.#builder) return;
-    this.#manifestDirty = true;
-    this.#controlWakeup.wake();
-  }
-
-  #manifestView(): ManifestView {
-    const generic = this.#options.profile === 'generic';
-    return {
-      utcTimingUrl: this.#options.utcTimingUrl,
-      asto: generic ? 0 : this.#options.asto,
-      announced: generic ? { video: this.#announced('video'), audio: this.#announced('audio') } : undefined,
-    };
-  }
-
-  /** The newest contiguous run of segments every track of `kind` has at the origin, within the window. */
-  #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
-    const tracks = [...this.#tracks.values()].filter((t) => t.kind === kind);
-    if (!tracks.length) return undefined;
-    const everywhere = (segment: bigint) => tracks.every((t) => t.acknowledged.has(segment));
-    let last: bigint | undefined;
-    for (const segment of tracks[0]!.acknowledged) if (everywhere(segment) && (last === undefined || segment > last)) last = segment;
-    if (last === undefined) return undefined;
-    const window = BigInt(Math.ceil(this.#options.tsb / this.#options.segdur));
-    let first = last;
-    while (last - first < window && everywhere(first - 1n)) first--;
-    return { first, last };
-  }
-
-  /** A generic origin's manifest waits for a first acknowledged segment of every content type: it must not promise more. */
-  #announcesSomething(): boolean {
-    if (this.#options.profile !== 'generic') return true;
-    return [...new Set([...this.#tracks.values()].map((t) => t.kind))].every((kind) => this.#announced(kind));
-  }
-
-  async #runControl(): Promise<void> {
-    let failures = 0;
-    while (!this.#done || this.#manifestDirty) {
-      const ready = this.#builder && this.#tracks.size > 0 && [...this.#tracks.values()].every((t) => t.initAcknowledged) && this.#announcesSomething();
-      let result: 'ok' | 'retry' | 'gave-up' | undefined;
-      if (this.#manifestDirty && ready && !this.#fatal) {
-        this.#manifestDirty = false;
-        const text = new TextEncoder().encode(this.#builder!(this.#manifestView()));
-        result = await this.#deliver(this.#control, 'manifest', this.#manifestName, undefined, text, 'application/dash+xml');
-        if (result === 'ok') this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes: text.byteLength, attempts: failures, ackMs: undefined });
-        else if (result === 'retry') this.#manifestDirty = true;
-      } else if (this.#deletes.length && !this.#done) {
-        result = await this.#deliver(this.#control, 'delete', this.#deletes.shift()!, undefined, undefined, '', 'DELETE');
-      } else if (this.#done) {
-        return;
-      } else {
-        await this.#controlWakeup.wait();
-        continue;
-      }
-      if (result === 'retry') {
-        this.#control.reset();
-        await this.#pause(retryDelayMs(failures++, this.#options.segdur));
-      } else failures = 0;
-    }
-  }
-
-  /** Segments past the window and the RFC's availability grace are deleted at the origin. */
-  #expire(track: TrackState, newest: bigint): void {
-    const grace = BigInt(Math.ceil((this.#options.segdur + this.#options.tsb) / this.#options.segdur));
-    const keptFrom = oldestKept(newest - grace, this.#options.segdur, this.#options.tsb);
-    for (const segment of track.acknowledged) {
-      if (segment >= keptFrom) continue;
-      track.acknowledged.delete(segment);
-      if (this.#options.deleteExpired) this.#deletes.push(segmentPath(track.id, segment));
-    }
-    if (this.#deletes.length) this.#controlWakeup.wake();
   }
 }

@@ -93,8 +93,6 @@ async function feed(output: HttpPushOutput, events: PackagerEvent[], paced = fal
   }
 }
 
-const segmentsAt = (origin: TestOrigin) => origin.store.paths().filter((p) => p.endsWith('.m4s'));
-
 describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, () => {
   it('streams each segment as one chunked request, one HTTP chunk per CMAF chunk, with init and manifest', async () => {
     const { origin, output, log } = await setup();

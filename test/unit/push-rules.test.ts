@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseHeaderFile, pemCertificates, pushHeaders } from '../../src/push/credentials.ts';
 import { outcomeOfError, outcomeOfStatus, retryDelayMs, safeUrl } from '../../src/push/upload-outcome.ts';
 import { UploadBody } from '../../src/push/upload-body.ts';
+import { deleteBefore, newestCommonRun } from '../../src/push/control-lane.ts';
 
 describe('what an origin\'s answer means (DASH-IF ingest failure rules)', () => {
   it('classifies statuses', () => {
@@ -88,5 +89,22 @@ describe('an upload body', () => {
     })();
     body.abandon('dropped (budget)');
     await assert.rejects(reading, /dropped \(budget\)/);
+  });
+});
+
+describe('what a generic origin\'s manifest announces, and what is deleted', () => {
+  it('announces the newest run every rendition has, within the window', () => {
+    const set = (...n: number[]) => new Set(n.map(BigInt));
+    assert.deepEqual(newestCommonRun([set(1, 2, 3, 4), set(1, 2, 3)], 30n), { first: 1n, last: 3n });
+    assert.deepEqual(newestCommonRun([set(1, 2, 4, 5, 6), set(1, 2, 4, 5, 6)], 30n), { first: 4n, last: 6n }, 'a gap (dropped media) starts the run again');
+    assert.deepEqual(newestCommonRun([set(...Array.from({ length: 50 }, (_, i) => i))], 30n), { first: 19n, last: 49n });
+    assert.equal(newestCommonRun([set(1), set(2)], 30n), undefined);
+    assert.equal(newestCommonRun([], 30n), undefined);
+  });
+
+  it('deletes a segment once it left the window and the LL-HLS grace (a segment plus the window)', () => {
+    // 30 s window of 1 s segments: kept from n-31; the grace is 31 more segments.
+    assert.equal(deleteBefore(100n, 1, 30), 100n - 31n - 31n);
+    assert.equal(deleteBefore(100n, 2, 4), 100n - 3n - 2n - 1n);
   });
 });

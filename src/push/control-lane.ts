@@ -1,0 +1,151 @@
+import { oldestKept, segmentPath } from './directory-output.ts';
+import { Lane } from './lane.ts';
+import type { ManifestBuilder, ManifestView, OriginProfile, SegmentRun } from './push-types.ts';
+import { retryDelayMs } from './upload-outcome.ts';
+import { Wakeup } from './wakeup.ts';
+
+type Delivery = 'ok' | 'retry' | 'gave-up';
+
+/** What the control connection needs to know of the output it serves. */
+export interface ControlContext {
+  profile: OriginProfile;
+  segdur: number;
+  tsb: number;
+  asto: number;
+  utcTimingUrl: string;
+  deleteExpired: boolean;
+  manifestName: string;
+  tracks(): Iterable<{ id: string; kind: 'video' | 'audio'; initAcknowledged: boolean; acknowledged: Set<bigint> }>;
+  deliver(lane: Lane, path: string, body: Uint8Array | undefined, contentType: string, method?: 'DELETE'): Promise<Delivery>;
+  pause(ms: number): Promise<void>;
+  stopped(): boolean;
+  onManifestAcknowledged(bytes: number, attempts: number): void;
+}
+
+/** Pure: the newest run of consecutive segments every set holds, at most `window` + 1 long. */
+export function newestCommonRun(sets: readonly Set<bigint>[], window: bigint): SegmentRun | undefined {
+  if (!sets.length) return undefined;
+  const everywhere = (segment: bigint) => sets.every((s) => s.has(segment));
+  let last: bigint | undefined;
+  for (const segment of sets[0]!) if (everywhere(segment) && (last === undefined || segment > last)) last = segment;
+  if (last === undefined) return undefined;
+  let first = last;
+  while (last - first < window && everywhere(first - 1n)) first--;
+  return { first, last };
+}
+
+/**
+ * Pure: with `newest` just completed, segments before this number may go from the origin: they
+ * left the time-shift window longer ago than the LL-HLS RFC's grace (one segment plus the longest
+ * playlist, the window again).
+ */
+export function deleteBefore(newest: bigint, segdur: number, tsb: number): bigint {
+  const grace = BigInt(Math.ceil((segdur + tsb) / segdur));
+  return oldestKept(newest - grace, segdur, tsb);
+}
+
+/**
+ * The output's control connection: the manifest (coalesced: one in flight, the newest pending,
+ * built when it is sent) and, when no manifest waits, DELETEs of expired segments.
+ */
+export class ControlLane {
+  readonly #context: ControlContext;
+  readonly #lane: Lane;
+  readonly #wakeup = new Wakeup();
+  readonly #deletes: string[] = [];
+  #builder: ManifestBuilder | undefined;
+  #dirty = false;
+  readonly loop: Promise<void>;
+
+  constructor(context: ControlContext, lane: Lane) {
+    this.#context = context;
+    this.#lane = lane;
+    this.loop = this.#run();
+  }
+
+  /** A manifest is waiting to be sent (or resent). */
+  get pending(): boolean {
+    return this.#dirty;
+  }
+
+  publish(build: ManifestBuilder): void {
+    this.#builder = build;
+    this.touch();
+  }
+
+  /** What the manifest would say changed: send it again. */
+  touch(): void {
+    if (!this.#builder) return;
+    this.#dirty = true;
+    this.#wakeup.wake();
+  }
+
+  wake(): void {
+    this.#wakeup.wake();
+  }
+
+  close(): Promise<void> {
+    return this.#lane.close();
+  }
+
+  /** Queues DELETEs for `track`'s acknowledged segments that expired with `newest`. */
+  expire(track: { id: string; acknowledged: Set<bigint> }, newest: bigint): void {
+    const before = deleteBefore(newest, this.#context.segdur, this.#context.tsb);
+    for (const segment of track.acknowledged) {
+      if (segment >= before) continue;
+      track.acknowledged.delete(segment);
+      if (this.#context.deleteExpired) this.#deletes.push(segmentPath(track.id, segment));
+    }
+    if (this.#deletes.length) this.#wakeup.wake();
+  }
+
+  #view(): ManifestView {
+    const generic = this.#context.profile === 'generic';
+    return {
+      utcTimingUrl: this.#context.utcTimingUrl,
+      asto: generic ? 0 : this.#context.asto,
+      announced: generic ? { video: this.#announced('video'), audio: this.#announced('audio') } : undefined,
+    };
+  }
+
+  #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
+    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind).map((t) => t.acknowledged);
+    return newestCommonRun(sets, BigInt(Math.ceil(this.#context.tsb / this.#context.segdur)));
+  }
+
+  /**
+   * Every init acknowledged; for a generic origin also a first acknowledged segment of every
+   * content type (its manifest must not promise what the origin does not have).
+   */
+  #ready(): boolean {
+    const tracks = [...this.#context.tracks()];
+    if (!this.#builder || !tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
+    return this.#context.profile !== 'generic' || [...new Set(tracks.map((t) => t.kind))].every((kind) => this.#announced(kind));
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    const stopped = () => this.#context.stopped();
+    while (!stopped() || this.#dirty) {
+      let result: Delivery;
+      if (this.#dirty && this.#ready() && !stopped()) {
+        this.#dirty = false;
+        const text = new TextEncoder().encode(this.#builder!(this.#view()));
+        result = await this.#context.deliver(this.#lane, this.#context.manifestName, text, 'application/dash+xml');
+        if (result === 'ok') this.#context.onManifestAcknowledged(text.byteLength, failures);
+        else if (result === 'retry') this.#dirty = true;
+      } else if (this.#deletes.length && !stopped()) {
+        result = await this.#context.deliver(this.#lane, this.#deletes.shift()!, undefined, '', 'DELETE');
+      } else if (stopped()) {
+        return;
+      } else {
+        await this.#wakeup.wait();
+        continue;
+      }
+      if (result === 'retry') {
+        this.#lane.reset();
+        await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
+      } else failures = 0;
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import type { Logger } from '../log.ts';
+import type { Lane } from './lane.ts';
+import type { OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
+import { UploadBody } from './upload-body.ts';
+import { CREDENTIAL_ATTEMPTS, credentialDelayMs, isCertificateProblem, MAX_REDIRECTS, safeUrl, type UploadOutcome } from './upload-outcome.ts';
+
+export type Delivery = 'ok' | 'retry' | 'gave-up';
+
+export interface DelivererContext {
+  /** The output, for logs. */
+  name: string;
+  /** The manifest's URL: objects go next to it, with its query. */
+  url: URL;
+  profile: OriginProfile;
+  method: 'PUT' | 'POST';
+  headers: Record<string, string>;
+  userAgent: string;
+  logger: Logger;
+  emit(event: PushEvent): void;
+  /** The output gives up for good. */
+  fail(error: Error): void;
+  pause(ms: number): Promise<void>;
+  stopped(): boolean;
+  onRetry(): void;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * Sends one object to the origin and acts on the answer (the DASH-IF ingest failure rules):
+ * follows redirects (a permanent one moves every later upload), falls back to whole bodies on 411,
+ * retries refused credentials a few times before the output gives up, names the limit behind a
+ * 413, and tells the caller whether to send the object again.
+ */
+export class Deliverer {
+  readonly #context: DelivererContext;
+  #base: URL;
+  #lengthRequired = false;
+  #warnedKind = false;
+
+  constructor(context: DelivererContext) {
+    this.#context = context;
+    this.#base = new URL('./', context.url);
+  }
+
+  async deliver(lane: Lane, track: string, path: string, upload: SegmentUpload | undefined, body: UploadBody | Uint8Array | undefined, contentType: string, method: 'PUT' | 'POST' | 'DELETE' = this.#context.method): Promise<'ok' | 'retry' | 'gave-up'> {
+    let target = upload?.redirectedTo ?? new URL(path + this.#context.url.search, this.#base);
+    let refusals = 0;
+    for (let redirects = upload?.redirects ?? 0; !this.#context.stopped(); ) {
+      const result = await lane.send({
+        url: target,
+        method,
+        headers: { ...this.#context.headers, 'user-agent': this.#context.userAgent, ...(body ? { 'content-type': contentType } : {}) },
+        body,
+        wholeBody: this.#lengthRequired,
+        onChunk: upload && ((chunk) => this.#context.emit({ type: 'chunk', output: this.#context.name, track, segment: upload.segment, bytes: chunk.byteLength, at: now() })),
+      });
+      const outcome = result.outcome;
+      if (outcome.kind === 'acknowledged') {
+        this.#checkOriginKind(result.server);
+        return 'ok';
+      }
+      lane.reset();
+      if (this.#context.stopped()) return 'gave-up';
+      const where = safeUrl(target);
+      switch (outcome.kind) {
+        case 'retry':
+          this.#context.onRetry();
+          this.#context.emit({ type: 'retry', output: this.#context.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
+          this.#context.logger[upload && upload.attempts > 0 ? 'debug' : 'warn']({ output: this.#context.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
+          return 'retry';
+        case 'redirect': {
+          const next = new URL(outcome.location, target);
+          if (++redirects > MAX_REDIRECTS) return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
+          if (upload) Object.assign(upload, { redirectedTo: next, redirects });
+          const moved = next.origin + next.pathname;
+          if (outcome.permanent && moved.endsWith(path) && method !== 'DELETE') {
+            this.#base = new URL(moved.slice(0, -path.length));
+            this.#context.logger.info({ output: this.#context.name, base: safeUrl(this.#base) }, 'push: the origin moved permanently; following it');
+            if (upload) upload.redirectedTo = undefined;
+          }
+          target = next;
+          continue;
+        }
+        case 'length-required':
+          if (!this.#lengthRequired) this.#context.logger.warn({ output: this.#context.name, url: where }, 'push: the origin refuses chunked uploads (411 Length Required): segments now go whole, each after its last chunk, which adds a segment of latency');
+          this.#lengthRequired = true;
+          if (!body || !(body instanceof UploadBody)) return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
+          continue;
+        case 'credentials':
+          if (++refusals >= CREDENTIAL_ATTEMPTS) {
+            const certificate = isCertificateProblem(outcome);
+            this.#context.fail(new Error(certificate
+              ? `${where}: ${outcome.reason}. Give the origin's CA with --ca FILE (certificate errors are never ignored)`
+              : `${where}: the origin refused the credentials (${outcome.reason}) ${CREDENTIAL_ATTEMPTS} times: check APPLIANCE_PUSH_TOKEN, APPLIANCE_PUSH_USER/APPLIANCE_PUSH_PASSWORD or the --header-file`));
+            return 'gave-up';
+          }
+          this.#context.logger.warn({ output: this.#context.name, url: where, reason: outcome.reason, attempt: refusals }, 'push: the origin refused the credentials; trying again');
+          await this.#context.pause(credentialDelayMs(refusals - 1));
+          continue;
+        default:
+          return this.#refused(outcome, where, method);
+      }
+    }
+    return 'gave-up';
+  }
+
+  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'gave-up' {
+    const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
+    // A DELETE of something already gone is what was wanted.
+    if (method === 'DELETE' && (status === 404 || status === 410)) return 'gave-up';
+    const message = outcome.kind === 'too-large'
+      ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
+      : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
+    this.#context.logger.error({ output: this.#context.name, method, url: where, status }, message);
+    return 'gave-up';
+  }
+
+  #checkOriginKind(server: string | undefined): void {
+    if (this.#context.profile !== 'appliance' || this.#warnedKind || /^appliance\b/i.test(server ?? '')) return;
+    this.#warnedKind = true;
+    this.#context.logger.warn({ output: this.#context.name, server }, 'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"');
+  }
+}
