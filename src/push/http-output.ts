@@ -155,6 +155,7 @@ export class HttpPushOutput {
       }
       track.growing = undefined;
       this.#control.expire(track, event.segment);
+      this.#emit({ type: 'backlog', output: this.name, bytes: this.#backlogBytes });
       this.#backfillWakeup.wake();
     }
     track.wakeup.wake();

@@ -117,6 +117,16 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     assert.ok(!log.messages().some((m) => m.includes('does not say it is an appliance origin')), 'our origin is recognised');
   });
 
+  it('uploads with POST when asked, and reports the backlog at each segment end', async () => {
+    const { origin, output, events } = await setup({ method: 'POST' });
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    await feed(output, segmentEvents('v', first, 2));
+    await output.flush();
+    assert.deepEqual([...new Set(origin.uploads.map((u) => u.method))], ['POST']);
+    assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
+    assert.equal(events.filter((e) => e.type === 'backlog').length, 2);
+  });
+
   it('re-sends a segment cut mid-body, whole, after the init, on a fresh connection', async () => {
     const origin = await startTestOrigin();
     let cut = 0;

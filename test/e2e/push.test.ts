@@ -130,12 +130,13 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
     }
   });
 
-  it('bounds memory under an origin reading 1 byte/ms: drops counted exactly, the encoder never held up', async () => {
+  it('bounds memory under an origin reading 1 byte/ms: drops counted exactly, the encoder and a second origin never held up', async () => {
     const dir = await scratch();
     const origin = await startTestOrigin({ token: TOKEN });
     const slow = await startTcpProxy(origin.port, { bytesPerMs: 1 });
+    const healthy = await startTestOrigin({ token: TOKEN });
     try {
-      const run = appliance(['--duration', '20', '--push-budget', '5', '--output', join(dir, 'live.mpd'), '--output', `http://127.0.0.1:${slow.port}/live/live.mpd`]);
+      const run = appliance(['--duration', '20', '--push-budget', '5', '--output', join(dir, 'live.mpd'), '--output', `http://127.0.0.1:${slow.port}/live/live.mpd`, '--output', `${healthy.base}/live/live.mpd`]);
       let peakRss = 0;
       while (run.exitCode === null && run.pid) {
         const status = await readFile(`/proc/${run.pid}/status`, 'utf8').catch(() => '');
@@ -155,12 +156,16 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       const delay = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)!['chunkDelayMs'] as Record<string, { p95: number }>;
       for (const track of TRACKS) assert.ok(delay[track]!.p95 < 250, `${track} chunk delay p95 ${delay[track]!.p95} ms`);
       assert.ok(produced.length >= 3 * 18, `${produced.length} segments produced`);
+      // A second origin, healthy, is not slowed by the slow one: all of it, on time.
+      assert.deepEqual(produced.filter(({ path, hash }) => healthy.hash(`live/${path}`) !== hash).map((p) => p.path), []);
+      for (const track of TRACKS) assert.ok(quantile(chunkDelays(healthy, track), 0.9) < 250, `${track} at the healthy origin: p90 ${quantile(chunkDelays(healthy, track), 0.9).toFixed(0)} ms`);
       const mib = (n: number) => (n / 2 ** 20).toFixed(1);
       process.stderr.write(`# slow origin: budget ${mib(budget)} MiB, peak RSS ${mib(peakRss)} MiB, ${produced.length} produced, ${dropped} dropped, ${push['acknowledgedSegments']} acknowledged\n`);
       assert.ok(peakRss < budget + 160 * 2 ** 20, `peak RSS ${mib(peakRss)} MiB`);
     } finally {
       await slow.close();
       await origin.close();
+      await healthy.close();
     }
   });
 
