@@ -1,4 +1,7 @@
+import type { SegmentRun } from '../packager/mpd.ts';
 import type { UploadBody } from './upload-body.ts';
+
+export type { SegmentRun };
 
 /** Which kind of origin receives the push; it decides what the manifests may promise. */
 export const ORIGIN_PROFILES = ['appliance', 'generic'] as const;
@@ -42,9 +45,5 @@ export interface ManifestView {
   announced?: { video?: SegmentRun | undefined; audio?: SegmentRun | undefined } | undefined;
 }
 
-export interface SegmentRun {
-  first: bigint;
-  last: bigint;
-}
 
 export type ManifestBuilder = (view: ManifestView) => string;
