@@ -198,7 +198,8 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
     assert.ok(child.pid, 'started');
     const sizes: number[] = [];
     try {
-      await sleep(4000);
+      // Two segments written (a busy machine may take longer to start than an idle one).
+      for (let i = 0; i < 200 && (await segmentNumbers(dir, '1080p').catch(() => [])).length < 2; i++) await sleep(100);
       // Watch the next segment from its creation for one second: it must grow chunk by chunk.
       const watched = join(dir, '1080p', `${(await segmentNumbers(dir, '1080p')).at(-1)! + 1n}.m4s`);
       const sizeOf = () => stat(watched).then((s) => s.size, () => 0);
