@@ -22,6 +22,8 @@ export interface Output {
   readonly failures: number;
   /** Set when the output gave up for good. */
   readonly fatal?: Error | undefined;
+  /** Media waiting for an origin's acknowledgement (push outputs). */
+  readonly backlogBytes?: number;
 }
 
 export interface PushSettings {

@@ -162,7 +162,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
   });
   const outputs: Output[] = sink.outputs;
-  const backlogOf = (name: string) => (outputs.find((o) => o.name === name) as { backlogBytes?: number } | undefined)?.backlogBytes ?? 0;
+  const backlogOf = (name: string) => outputs.find((o) => o.name === name)?.backlogBytes ?? 0;
   const logDelays = () => {
     logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
     for (const figures of pushStats.summary(backlogOf)) logger.info(figures, 'push');

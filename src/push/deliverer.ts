@@ -21,7 +21,6 @@ export interface DelivererContext {
   fail(error: Error): void;
   pause(ms: number): Promise<void>;
   stopped(): boolean;
-  onRetry(): void;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -65,7 +64,6 @@ export class Deliverer {
       const where = safeUrl(target);
       switch (outcome.kind) {
         case 'retry':
-          this.#context.onRetry();
           this.#context.emit({ type: 'retry', output: this.#context.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
           this.#context.logger[upload && upload.attempts > 0 ? 'debug' : 'warn']({ output: this.#context.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
           return 'retry';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import { RepeatLimiter, type Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { initPath, oldestKept, segmentPath } from './directory-output.ts';
 import { Lane, type LaneOptions } from './lane.ts';
@@ -74,13 +74,13 @@ export class HttpPushOutput {
   readonly #backfill: Lane;
   readonly #backfillWakeup = new Wakeup();
   readonly #loops: Promise<void>[] = [];
-  readonly #warned = new Set<string>();
+  /** At most one "media dropped" warning per reason per 10 s. */
+  readonly #dropWarnings = new RepeatLimiter(10_000);
+  #droppedSegments = 0;
   #backlogBytes = 0;
-  #done = false;
+  /** Aborted when the output stops (flushed, or failed for good): loops end, pauses are cut short. */
   readonly #stopController = new AbortController();
-  readonly #stopped = this.#stopController.signal;
   #fatal: Error | undefined;
-  readonly totals = { acknowledgedSegments: 0, acknowledgedBytes: 0, retries: 0, droppedSegments: 0, droppedBytes: 0 };
 
   constructor(options: HttpPushOptions) {
     this.#options = options;
@@ -92,7 +92,6 @@ export class HttpPushOutput {
       fail: (error) => this.#fail(error),
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
-      onRetry: () => this.totals.retries++,
     });
     this.#manifestName = options.url.pathname.split('/').pop()!;
     const laneOptions = {
@@ -112,6 +111,10 @@ export class HttpPushOutput {
       onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
     }, new Lane(laneOptions));
     this.#loops.push(this.#control.loop, this.#runBackfill());
+  }
+
+  get #done(): boolean {
+    return this.#stopController.signal.aborted;
   }
 
   /** The output stopped for good; its error says why. */
@@ -176,11 +179,7 @@ export class HttpPushOutput {
     const left = [...this.#tracks.values()].flatMap((t) => t.queue);
     if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
     for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
-    this.#done = true;
-    this.#stopController.abort();
-    this.#control.wake();
-    this.#backfillWakeup.wake();
-    for (const track of this.#tracks.values()) track.wakeup.wake();
+    this.#stop();
     await Promise.all([...this.#loops, ...[...this.#tracks.values()].map((t) => t.loop)]);
     await Promise.all([this.#control.close(), this.#backfill.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
   }
@@ -241,7 +240,7 @@ export class HttpPushOutput {
   #pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      const stop = this.#stopped;
+      const stop = this.#stopController.signal;
       function done() {
         clearTimeout(timer);
         stop.removeEventListener('abort', done);
@@ -289,8 +288,6 @@ export class HttpPushOutput {
     const track = this.#tracks.get(upload.track)!;
     this.#remove(upload);
     track.acknowledged.add(upload.segment);
-    this.totals.acknowledgedSegments++;
-    this.totals.acknowledgedBytes += upload.body.bytes;
     this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'segment', segment: upload.segment, bytes: upload.body.bytes, attempts: upload.attempts, ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt });
     if (this.#options.profile === 'generic') this.#control.touch();
   }
@@ -308,12 +305,10 @@ export class HttpPushOutput {
     const bytes = upload.body.bytes;
     this.#remove(upload);
     upload.body.abandon(`dropped (${reason})`);
-    this.totals.droppedSegments++;
-    this.totals.droppedBytes += bytes;
+    this.#droppedSegments++;
     this.#emit({ type: 'dropped', output: this.name, track: upload.track, segment: upload.segment, bytes, reason });
-    if (reason !== 'stopped' && reason !== 'fatal' && !this.#warned.has(`drop:${reason}:${Math.floor(now() / 10_000)}`)) {
-      this.#warned.add(`drop:${reason}:${Math.floor(now() / 10_000)}`);
-      this.#options.logger.warn({ output: this.name, track: upload.track, segment: upload.segment.toString(), reason, droppedSegments: this.totals.droppedSegments }, 'push: media dropped');
+    if (reason !== 'stopped' && reason !== 'fatal' && this.#dropWarnings.admit(reason, Date.now()).log) {
+      this.#options.logger.warn({ output: this.name, track: upload.track, segment: upload.segment.toString(), reason, droppedSegments: this.#droppedSegments }, 'push: media dropped');
     }
   }
 
@@ -334,12 +329,16 @@ export class HttpPushOutput {
     this.#fatal = error;
     this.#options.logger.error({ output: this.name }, `push: ${error.message}; this output stops`);
     for (const track of this.#tracks.values()) for (const upload of [...track.queue]) this.#drop(upload, 'fatal');
-    this.#done = true;
+    this.#stop();
+    this.#options.onFatal?.(error);
+  }
+
+  /** Every loop wakes up to see the output stopped and ends; pauses end at once. */
+  #stop(): void {
     this.#stopController.abort();
     this.#control.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
-    this.#options.onFatal?.(error);
   }
 
   #emit(event: PushEvent): void {

@@ -27,8 +27,6 @@ export interface UploadResult {
   outcome: UploadOutcome;
   /** The origin's Server header, to tell our origin from others. */
   server: string | undefined;
-  /** When the last body byte was handed to the connection. */
-  bodySentAt: number | undefined;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -117,11 +115,10 @@ export class Lane {
       return {
         outcome: outcomeOfStatus(response.statusCode, Array.isArray(location) ? location[0] : location),
         server: [response.headers['server']].flat()[0],
-        bodySentAt,
       };
     } catch (error) {
-      if (error instanceof UploadAbandoned) return { outcome: { kind: 'retry', reason: error.message }, server: undefined, bodySentAt };
-      return { outcome: stalled ? { kind: 'retry', reason: stalled } : outcomeOfError(error), server: undefined, bodySentAt };
+      if (error instanceof UploadAbandoned) return { outcome: { kind: 'retry', reason: error.message }, server: undefined };
+      return { outcome: stalled ? { kind: 'retry', reason: stalled } : outcomeOfError(error), server: undefined };
     } finally {
       clearInterval(watchdog);
       if (!controller.signal.aborted) controller.abort();
