@@ -127,6 +127,32 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     assert.equal(events.filter((e) => e.type === 'backlog').length, 2);
   });
 
+  it('DELETEs segments past the window and its grace, unless told not to', async () => {
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    const deletes = async (deleteExpired: boolean) => {
+      // A 1 s window: segment n goes once n + 5 is complete (kept from n-2, plus 2 segments of grace).
+      const { origin, output } = await setup({ tsb: 1, deleteExpired });
+      const seen: string[] = [];
+      origin.fault = (req) => {
+        if (req.method === 'DELETE') seen.push(req.url!);
+        return false;
+      };
+      // Only what the origin acknowledged is deleted: give each segment time to land.
+      await feed(output, []);
+      for (let s = 0n; s < 8n; s++) {
+        for (const event of segmentEvents('v', first + s, 1)) output.handle(event);
+        for (let i = 0; i < 100 && output.backlogBytes > 0; i++) await sleep(5);
+      }
+      await output.flush();
+      return { seen, kept: origin.store.paths().filter((p) => p.endsWith('.m4s')).length };
+    };
+    const on = await deletes(true);
+    assert.deepEqual(on.seen, [`/live/v/${first}.m4s`, `/live/v/${first + 1n}.m4s`, `/live/v/${first + 2n}.m4s`]);
+    assert.equal(on.kept, 5);
+    const off = await deletes(false);
+    assert.deepEqual(off, { seen: [], kept: 8 });
+  });
+
   it('re-sends a segment cut mid-body, whole, after the init, on a fresh connection', async () => {
     const origin = await startTestOrigin();
     let cut = 0;
