@@ -57,6 +57,9 @@ export function indexPage(base: string, manifest: string): string {
 `;
 }
 
+/** The origin profile of the output at `index`: given per output, once for all, or the default. */
+export const originProfileOf = (push: PushSettings, index: number): OriginProfile => push.profiles[index] ?? push.profiles[0] ?? 'appliance';
+
 /** The clock a push target's manifest names: our origin serves /time; other origins get the public default. */
 export function pushUtcTiming(target: PushTarget, profile: OriginProfile, explicit: string | undefined): string {
   return explicit ?? (profile === 'appliance' ? new URL('/time', target.url).href : DEFAULT_UTC_TIMING);
@@ -110,7 +113,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   // Only the first output reports chunk delays: one figure per track, not one per destination.
   const onChunkWritten = index === 0 ? context.onChunkWritten : undefined;
   if (target.kind === 'push') {
-    const originProfile = context.push.profiles[index] ?? context.push.profiles[0] ?? 'appliance';
+    const originProfile = originProfileOf(context.push, index);
     const output: HttpPushOutput = new HttpPushOutput({
       url: target.url,
       profile: originProfile,

@@ -13,7 +13,7 @@ import { ConfigError, RuntimeFailure } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
 import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
-import { openOutputs, hostForUrl, pushUtcTiming, type Output, type PushSettings } from './outputs.ts';
+import { openOutputs, hostForUrl, originProfileOf, pushUtcTiming, type Output, type PushSettings } from './outputs.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
 import { PushStats } from '../push/push-stats.ts';
 import { packageVersion, userAgent } from '../version.ts';
@@ -79,7 +79,7 @@ export function describe(resolved: ResolvedStart): string {
   const describeOutput = (output: OutputTarget, index: number) => {
     if (output.kind === 'directory') return { directory: output.dir, manifest: output.manifest, utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
     if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/${output.manifest}`, utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
-    const originProfile = push.profiles[index] ?? push.profiles[0] ?? 'appliance';
+    const originProfile = originProfileOf(push, index);
     return {
       push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
       originProfile,
@@ -139,12 +139,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
   // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
+  const tracing = logger.isLevelEnabled('trace');
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
     if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt }, 'chunk');
   };
-  const tracing = logger.isLevelEnabled('trace');
   const pushStats = new PushStats();
   let stopForGood: ((why: string) => void) | undefined;
   const fatalErrors: string[] = [];
