@@ -5,6 +5,7 @@ import type { Logger } from '../log.ts';
 import { classify, contentTypeFor, type ObjectStore, type StoredObject } from './store.ts';
 import { findBox } from '../packager/boxes.ts';
 import { parseMoov } from '../packager/fmp4.ts';
+import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
@@ -16,6 +17,8 @@ export interface OriginHttpOptions {
   index: () => string;
   /** Called when an upload completes (e.g. to copy it to a directory). */
   onStored?: ((object: StoredObject) => void) | undefined;
+  /** Longest a pushed playlist waits for the media it names (then it is served anyway); one target duration. */
+  playlistWaitMs?: number | undefined;
   /** Called when a DELETE removed an object. */
   onDeleted?: ((path: string) => void) | undefined;
 }
@@ -119,36 +122,69 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
   res.writeHead(status, headers);
   if (req.method === 'HEAD') return res.end();
 
-  let sent = 0; // bytes of the object passed, counting from its start
-  const write = (chunk: Uint8Array): boolean => {
-    const from = Math.max(0, start - sent);
-    const to = end === undefined ? chunk.length : Math.min(chunk.length, end + 1 - sent);
-    sent += chunk.length;
-    if (to > from) res.write(chunk.subarray(from, to));
-    return end !== undefined && sent > end;
+  // Sends what the object has released beyond what went already, within the range; true when the range is done.
+  let position = 0; // bytes of the object passed, counting from its start
+  let chunkIndex = 0;
+  let chunkOffset = 0;
+  const pump = (): boolean => {
+    const limit = Math.min(object.released, end === undefined ? Infinity : end + 1);
+    res.cork();
+    while (position < limit && chunkIndex < object.chunks.length) {
+      const chunk = object.chunks[chunkIndex]!;
+      const take = Math.min(chunk.length - chunkOffset, limit - position);
+      const from = Math.max(chunkOffset, chunkOffset + start - position);
+      if (from < chunkOffset + take) res.write(chunk.subarray(from, chunkOffset + take));
+      position += take;
+      chunkOffset += take;
+      if (chunkOffset === chunk.length) {
+        chunkIndex++;
+        chunkOffset = 0;
+      }
+    }
+    res.uncork();
+    return end !== undefined && position > end;
   };
-  res.cork();
-  let done = false;
-  for (const chunk of object.chunks) if ((done = write(chunk))) break;
-  res.uncork();
-  if (done || object.state === 'complete') return res.end();
+  if (pump() || object.state === 'complete') return res.end();
   if (object.state === 'aborted') return res.destroy();
   const unsubscribe = object.subscribe((event) => {
     if (event.type === 'data') {
-      if (write(event.chunk)) {
+      if (pump()) {
         unsubscribe();
         res.end();
       }
-    } else if (event.type === 'end') res.end();
-    else res.destroy(); // an upload cut short must not look like a complete, short object
+    } else if (event.type === 'end') {
+      pump();
+      res.end();
+    } else res.destroy(); // an upload cut short must not look like a complete, short object
   });
   res.on('close', unsubscribe);
 }
 
-async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions) {
+/** A pushed playlist is taken whole, then published once the media it names is here (PlaylistGate). */
+function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
+  const pieces: Buffer[] = [];
+  let received = 0;
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > options.maxBodyBytes) {
+      fail(res, 413, `body larger than ${options.maxBodyBytes} bytes`, { Connection: 'close' });
+      req.destroy();
+    } else pieces.push(chunk);
+  });
+  req.on('end', () => {
+    if (received > options.maxBodyBytes) return;
+    const existed = options.store.get(key) !== undefined;
+    gate.publish(key, Buffer.concat(pieces));
+    res.writeHead(existed ? 204 : 201, { ...CORS, 'Cache-Control': 'no-store' });
+    res.end();
+  });
+}
+
+async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
   const { store, maxBodyBytes, logger } = options;
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBodyBytes) return fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+  if (key.endsWith('.m3u8')) return ingestPlaylist(req, res, key, options, gate);
   const existing = store.get(key);
   const object = store.begin(key);
   let received = 0;
@@ -192,6 +228,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
 
 export function createOriginServer(options: OriginHttpOptions): Server {
   const { store, logger } = options;
+  const gate = new PlaylistGate(store, { timeoutMs: options.playlistWaitMs ?? 1000, logger, onStored: options.onStored });
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     res.setHeader('Date', new Date().toUTCString());
     // Pushers tell our origin (which serves segments while they arrive) from others by this.
@@ -217,6 +254,9 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     // The raw path: URL parsing would quietly resolve "/../" before anyone could refuse it.
     const key = storeKey((req.url ?? '/').split('?')[0]!);
     if (!key) return fail(res, 400, 'bad path');
+    if ((method === 'GET' || method === 'HEAD') && key.endsWith('.m3u8') && hasDirectives(url.searchParams)) {
+      return answerPlaylist(req, res, key, url.searchParams, store);
+    }
     if (method === 'GET' || method === 'HEAD') {
       void store.lookup(key).then((object) => (object ? serve(req, res, object, store.contentTypeOf(key)) : fail(res, 404, 'not found')));
       return;
@@ -232,12 +272,13 @@ export function createOriginServer(options: OriginHttpOptions): Server {
         res.writeHead(204, CORS);
         return res.end();
       }
-      return void ingest(req, res, key, options);
+      return void ingest(req, res, key, options, gate);
     }
     fail(res, 405, `method ${method} not allowed`, { Allow: 'GET, HEAD, OPTIONS, PUT, POST, DELETE' });
   });
   // Chunks must leave at once: Nagle's algorithm would hold small writes for the peer's delayed ACK.
   server.on('connection', (socket) => socket.setNoDelay(true));
+  server.on('close', () => gate.close());
   server.on('clientError', (error, socket) => {
     logger.debug({ err: error }, 'origin: bad request');
     socket.destroy();

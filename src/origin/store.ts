@@ -17,14 +17,29 @@ export class StoredObject {
   #etag: string | undefined;
   #completedAt: number | undefined;
   readonly #listeners = new Set<(event: ObjectEvent) => void>();
+  readonly #boxes: BoxBoundaries | undefined;
+  readonly #onChange: (() => void) | undefined;
 
-  constructor(path: string, now: number) {
+  /** `media`: an ISO-BMFF segment, whose bytes readers get a whole CMAF chunk at a time while it grows. */
+  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void } = {}) {
     this.path = path;
     this.createdAt = now;
+    this.#boxes = options.media ? new BoxBoundaries() : undefined;
+    this.#onChange = options.onChange;
   }
 
   get length(): number {
     return this.#length;
+  }
+
+  /**
+   * Bytes a reader may have: all of them once complete; while a media segment grows, up to the end
+   * of its last complete \`mdat\` (RFC 8216bis §6.2.6: no byte of a part before the whole part can
+   * go at line speed).
+   */
+  get released(): number {
+    if (this.#state === 'complete' || !this.#boxes) return this.#length;
+    return this.#boxes.released ?? this.#length;
   }
 
   get state(): ObjectState {
@@ -44,8 +59,10 @@ export class StoredObject {
     if (this.#state !== 'growing') throw new Error(`${this.path} is ${this.#state}`);
     if (!chunk.length) return;
     this.chunks.push(chunk);
+    this.#boxes?.scan(chunk);
     this.#length += chunk.length;
     for (const listener of this.#listeners) listener({ type: 'data', chunk });
+    this.#onChange?.();
   }
 
   complete(now: number): void {
@@ -74,6 +91,56 @@ export class StoredObject {
   #emit(event: ObjectEvent): void {
     for (const listener of [...this.#listeners]) listener(event);
     this.#listeners.clear();
+    this.#onChange?.();
+  }
+}
+
+/**
+ * Follows the top-level boxes of a growing ISO-BMFF byte stream, cut anywhere: \`released\` is the
+ * end of the last complete \`mdat\` (a CMAF chunk's end). Undefined when the bytes are not boxes.
+ */
+class BoxBoundaries {
+  released: number | undefined = 0;
+  #position = 0;
+  #boxEnd: number | undefined;
+  #isMdat = false;
+  readonly #header = new Uint8Array(16);
+  #headerBytes = 0;
+
+  scan(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length && this.released !== undefined) {
+      if (this.#boxEnd === undefined) {
+        const wanted = this.#headerBytes >= 8 && this.#size32() === 1 ? 16 : 8;
+        const take = Math.min(wanted - this.#headerBytes, chunk.length - at);
+        this.#header.set(chunk.subarray(at, at + take), this.#headerBytes);
+        this.#headerBytes += take;
+        at += take;
+        if (this.#headerBytes < wanted || (wanted === 8 && this.#size32() === 1)) continue;
+        const view = new DataView(this.#header.buffer);
+        const size = wanted === 16 ? Number(view.getBigUint64(8)) : this.#size32();
+        if (size < wanted) {
+          this.released = undefined; // not boxes (or a box running to the end): no boundaries to keep
+          return;
+        }
+        this.#isMdat = String.fromCharCode(...this.#header.subarray(4, 8)) === 'mdat';
+        this.#boxEnd = this.#position + size;
+        this.#position += wanted;
+        this.#headerBytes = 0;
+      } else {
+        const take = Math.min(this.#boxEnd - this.#position, chunk.length - at);
+        at += take;
+        this.#position += take;
+      }
+      if (this.#boxEnd !== undefined && this.#position === this.#boxEnd) {
+        if (this.#isMdat) this.released = this.#boxEnd;
+        this.#boxEnd = undefined;
+      }
+    }
+  }
+
+  #size32(): number {
+    return new DataView(this.#header.buffer).getUint32(0);
   }
 }
 
@@ -135,6 +202,7 @@ export class ObjectStore {
   /** Highest segment number seen per directory, and whether that directory holds audio. */
   readonly #directories = new Map<string, { latest: bigint | undefined; audio: boolean }>();
   readonly #options: StoreOptions;
+  readonly #watchers = new Map<string, Set<() => void>>();
   readonly now: () => number;
 
   constructor(options: StoreOptions) {
@@ -169,15 +237,35 @@ export class ObjectStore {
     return contentTypeFor(path, this.#directories.get(classify(path).directory)?.audio ?? false) ?? 'application/octet-stream';
   }
 
+  /**
+   * Calls `listener` whenever the object at `path` begins, grows, completes, is cut or deleted
+   * (whether or not it exists yet); returns the function that stops it.
+   */
+  watch(path: string, listener: () => void): () => void {
+    const listeners = this.#watchers.get(path) ?? new Set();
+    listeners.add(listener);
+    this.#watchers.set(path, listeners);
+    return () => {
+      listeners.delete(listener);
+      if (!listeners.size && this.#watchers.get(path) === listeners) this.#watchers.delete(path);
+    };
+  }
+
+  #changed(path: string): void {
+    const listeners = this.#watchers.get(path);
+    if (listeners) for (const listener of [...listeners]) listener();
+  }
+
   /** Starts (or restarts) the object at `path`; readers of a previous version keep theirs. */
   begin(path: string): StoredObject {
     const { kind, directory, number } = classify(path);
     const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
     if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest)) entry.latest = number;
     this.#directories.set(directory, entry);
-    const object = new StoredObject(path, this.now());
+    const object = new StoredObject(path, this.now(), { media: kind === 'segment', onChange: () => this.#objects.get(path) === object && this.#changed(path) });
     this.#objects.get(path)?.abort();
     this.#objects.set(path, object);
+    this.#changed(path);
     const waiters = this.#waiting.get(path);
     if (waiters) {
       this.#waiting.delete(path);
@@ -199,6 +287,7 @@ export class ObjectStore {
     if (!object) return false;
     object.abort();
     this.#objects.delete(path);
+    this.#changed(path);
     return true;
   }
 

@@ -1,0 +1,193 @@
+import type { HlsSegment, PlaylistPosition } from './hls-timeline.ts';
+
+/** `br`: parts are byte ranges of the segment being made; `sf`: also files of their own; `off`: classic HLS. */
+export const LLHLS_MODES = ['br', 'sf', 'off'] as const;
+export type LlhlsMode = (typeof LLHLS_MODES)[number];
+
+/** The values every playlist of a session shares; fixed before the first segment, never changed. */
+export interface HlsTiming {
+  targetDuration: number;
+  /** The longest part of any track (seconds, 5 decimals, rounded up). */
+  partTarget: number;
+  partHoldBack: number;
+  holdBack: number;
+  /** How far back a delta update may skip (≥ 6 target durations); 0 when the window is too short. */
+  canSkipUntil: number;
+  /** Segments listed (the time-shift window). */
+  windowSegments: number;
+  /** The newest segments that keep their EXT-X-PART lines (3 target durations). */
+  partSegments: number;
+}
+
+const ceil5 = (seconds: number) => Math.ceil(seconds * 1e5 - 1e-6) / 1e5;
+const ceil3 = (seconds: number) => Math.ceil(seconds * 1e3 - 1e-6) / 1e3;
+
+/**
+ * Pure: the session's playlist timing from the segment and chunk durations. Video parts are
+ * `partChunks` chunks; audio chunks are whole AAC frames (sizes differing by at most one frame), so
+ * the longest audio part is `partChunks` of the largest chunk. PART-HOLD-BACK is 3 part targets.
+ */
+export function hlsTiming(options: { segdur: number; cdur: number; partChunks: number; audioSampleRate: number | undefined; tsb: number; llhls: LlhlsMode }): HlsTiming {
+  const { segdur, cdur, partChunks } = options;
+  const chunksPerSegment = Math.round(segdur / cdur);
+  const videoPart = Math.min(segdur, partChunks * cdur);
+  let audioPart = 0;
+  let audioSegment = 0;
+  if (options.audioSampleRate) {
+    const frame = 1024 / options.audioSampleRate;
+    const framesPerSegment = Math.ceil(segdur / frame);
+    audioSegment = framesPerSegment * frame;
+    audioPart = Math.min(framesPerSegment, partChunks * Math.ceil(framesPerSegment / chunksPerSegment)) * frame;
+  }
+  const targetDuration = Math.max(1, Math.round(Math.max(segdur, audioSegment)));
+  const partTarget = options.llhls === 'off' ? 0 : ceil5(Math.max(videoPart, audioPart));
+  const windowSegments = Math.ceil(options.tsb / segdur);
+  return {
+    targetDuration,
+    partTarget,
+    partHoldBack: ceil3(3 * partTarget),
+    holdBack: 3 * targetDuration,
+    canSkipUntil: windowSegments * segdur > 6 * targetDuration ? 6 * targetDuration : 0,
+    windowSegments,
+    partSegments: Math.ceil((3 * targetDuration) / segdur),
+  };
+}
+
+/** What the playlists are called and where their media is, relative to the multivariant playlist. */
+export interface HlsNames {
+  mediaPlaylist(track: string): string;
+  init(track: string): string;
+  segment(track: string, msn: bigint): string;
+  /** `index` is the part's 0-based position; part files are numbered from 1. */
+  partFile(track: string, msn: bigint, index: number): string;
+}
+
+/** The playlist names for a manifest called `<base>.mpd` or `<base>.m3u8`, with the MPD's segment names. */
+export function hlsNames(base: string): HlsNames {
+  return {
+    mediaPlaylist: (track) => `${base}_${track}.m3u8`,
+    init: (track) => `${track}/init.mp4`,
+    segment: (track, msn) => `${track}/${msn}.m4s`,
+    partFile: (track, msn, index) => `${track}/${msn}.m4s.${index + 1}`,
+  };
+}
+
+/** How a playlist is delivered, which decides what it may promise. */
+export interface HlsDelivery {
+  llhls: LlhlsMode;
+  /** The origin answers blocking reloads and delta updates (CAN-BLOCK-RELOAD, CAN-SKIP-UNTIL). */
+  blocking: boolean;
+  /** The origin holds a request for a hinted part until it exists (EXT-X-PRELOAD-HINT). */
+  hints: boolean;
+}
+
+export interface MediaPlaylistInput {
+  track: string;
+  segments: readonly HlsSegment[];
+  /** The other playlists' positions, for EXT-X-RENDITION-REPORT. */
+  others: { track: string; position: PlaylistPosition }[];
+  timing: HlsTiming;
+  names: HlsNames;
+  delivery: HlsDelivery;
+  ended: boolean;
+}
+
+const decimal = (seconds: number) => seconds.toFixed(5);
+const pdt = (seconds: number) => new Date(Math.round(seconds * 1000)).toISOString();
+
+/** Pure: the header lines that must be identical in every media playlist of the session. */
+function header(timing: HlsTiming, delivery: HlsDelivery): string[] {
+  const lines = ['#EXTM3U', `#EXT-X-VERSION:${delivery.llhls === 'off' ? 7 : 9}`, `#EXT-X-TARGETDURATION:${timing.targetDuration}`];
+  if (delivery.llhls !== 'off') {
+    const control = [
+      ...(delivery.blocking ? ['CAN-BLOCK-RELOAD=YES'] : []),
+      ...(delivery.blocking && timing.canSkipUntil ? [`CAN-SKIP-UNTIL=${timing.canSkipUntil.toFixed(1)}`] : []),
+      `PART-HOLD-BACK=${timing.partHoldBack.toFixed(3)}`,
+      `HOLD-BACK=${timing.holdBack.toFixed(1)}`,
+    ];
+    lines.push(`#EXT-X-SERVER-CONTROL:${control.join(',')}`, `#EXT-X-PART-INF:PART-TARGET=${decimal(timing.partTarget)}`);
+  } else {
+    lines.push(`#EXT-X-SERVER-CONTROL:HOLD-BACK=${timing.holdBack.toFixed(1)}`);
+  }
+  return lines;
+}
+
+/** Pure: one track's media playlist. */
+export function buildMediaPlaylist(input: MediaPlaylistInput): string {
+  const { track, timing, names, delivery } = input;
+  const ll = delivery.llhls !== 'off';
+  const listed = input.segments.filter((s) => s.complete || (ll && s.parts.length));
+  const window = listed.slice(-timing.windowSegments - (listed.at(-1)?.complete ? 0 : 1));
+  const lines = header(timing, delivery);
+  const first = window[0];
+  lines.push(`#EXT-X-MEDIA-SEQUENCE:${first?.msn ?? 0n}`);
+  lines.push(`#EXT-X-MAP:URI="${names.init(track)}"`);
+  const newestComplete = window.findLast((s) => s.complete)?.msn;
+  for (const segment of window) {
+    lines.push(`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`);
+    const recent = newestComplete === undefined || segment.msn > newestComplete - BigInt(timing.partSegments);
+    if (ll && (recent || !segment.complete)) {
+      for (const part of segment.parts) {
+        const uri = delivery.llhls === 'sf' ? `URI="${names.partFile(track, segment.msn, part.index)}"` : `URI="${names.segment(track, segment.msn)}",BYTERANGE="${part.length}@${part.offset}"`;
+        lines.push(`#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`);
+      }
+    }
+    if (segment.complete) lines.push(`#EXTINF:${decimal(segment.duration)},`, names.segment(track, segment.msn));
+  }
+  const last = window.at(-1);
+  if (input.ended) {
+    lines.push('#EXT-X-ENDLIST');
+  } else if (ll && delivery.hints && last) {
+    const next = last.complete ? { msn: last.msn + 1n, index: 0, offset: 0 } : { msn: last.msn, index: last.parts.length, offset: last.length };
+    lines.push(delivery.llhls === 'sf'
+      ? `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.partFile(track, next.msn, next.index)}"`
+      : `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.segment(track, next.msn)}"${next.offset ? `,BYTERANGE-START=${next.offset}` : ''}`);
+  }
+  if (ll && !input.ended) {
+    for (const other of input.others) lines.push(`#EXT-X-RENDITION-REPORT:URI="${names.mediaPlaylist(other.track)}",LAST-MSN=${other.position.lastMsn},LAST-PART=${other.position.lastPart}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface HlsVideoRendition {
+  id: string;
+  codecs: string;
+  /** Bits per second: the rate the encoder aims at, and the most a segment can carry (VBV). */
+  averageBandwidth: number;
+  peakBandwidth: number;
+  width: number;
+  height: number;
+  frameRate: number;
+}
+
+export interface HlsAudioRendition {
+  id: string;
+  codecs: string;
+  averageBandwidth: number;
+  peakBandwidth: number;
+  channels: number;
+}
+
+/** Pure: the multivariant playlist: one variant per video rendition, every one with the audio group. */
+export function buildMultivariantPlaylist(input: { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined; names: HlsNames; delivery: HlsDelivery }): string {
+  const { names, audio } = input;
+  const lines = ['#EXTM3U', `#EXT-X-VERSION:${input.delivery.llhls === 'off' ? 7 : 9}`, '#EXT-X-INDEPENDENT-SEGMENTS'];
+  if (audio) {
+    lines.push(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="${audio.id}",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="${audio.channels}",URI="${names.mediaPlaylist(audio.id)}"`);
+  }
+  for (const video of input.video) {
+    const attributes = [
+      `BANDWIDTH=${video.peakBandwidth + (audio?.peakBandwidth ?? 0)}`,
+      `AVERAGE-BANDWIDTH=${video.averageBandwidth + (audio?.averageBandwidth ?? 0)}`,
+      `CODECS="${[video.codecs, ...(audio ? [audio.codecs] : [])].join(',')}"`,
+      `RESOLUTION=${video.width}x${video.height}`,
+      `FRAME-RATE=${video.frameRate.toFixed(3)}`,
+      ...(audio ? ['AUDIO="audio"'] : []),
+    ];
+    lines.push(`#EXT-X-STREAM-INF:${attributes.join(',')}`, names.mediaPlaylist(video.id));
+  }
+  if (!input.video.length && audio) {
+    lines.push(`#EXT-X-STREAM-INF:BANDWIDTH=${audio.peakBandwidth},AVERAGE-BANDWIDTH=${audio.averageBandwidth},CODECS="${audio.codecs}"`, names.mediaPlaylist(audio.id));
+  }
+  return `${lines.join('\n')}\n`;
+}

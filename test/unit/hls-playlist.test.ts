@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { acknowledgedView, HlsTimeline, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
+import { buildMediaPlaylist, buildMultivariantPlaylist, hlsNames, hlsTiming, type HlsDelivery } from '../../src/packager/hls-playlist.ts';
+
+/** Chunks of a 1 s segment as the chunker makes them: 10 video chunks of 3 frames, or audio chunks of 5/4 AAC frames. */
+function videoChunks(track: string, segment: bigint, sizes = Array.from({ length: 10 }, (_, i) => 1000 + i)): HlsChunk[] {
+  return sizes.map((byteLength, part) => ({ track, segment, part, byteLength, duration: 9000, timescale: 90000, decodeTime: segment * 90000n + BigInt(part * 9000), independent: part === 0, segmentComplete: part === sizes.length - 1 }));
+}
+function audioChunks(segment: bigint): HlsChunk[] {
+  const frames = [5, 4, 5, 5, 5, 4, 5, 5, 4, 5];
+  let at = segment * 48000n;
+  return frames.map((n, part) => {
+    const chunk = { track: 'audio', segment, part, byteLength: n * 400, duration: n * 1024, timescale: 48000, decodeTime: at, independent: true, segmentComplete: part === frames.length - 1 };
+    at += BigInt(n * 1024);
+    return chunk;
+  });
+}
+
+const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
+const names = hlsNames('live');
+const appliance: HlsDelivery = { llhls: 'br', blocking: true, hints: true };
+
+describe('LL-HLS timing', () => {
+  it('fixes target duration, part target (the longest part: 5 AAC frames) and hold-backs for ultra-ll', () => {
+    assert.equal(timing.targetDuration, 1);
+    assert.equal(timing.partTarget, 0.10667);
+    assert.ok(timing.partHoldBack >= 3 * timing.partTarget);
+    assert.equal(timing.holdBack, 3);
+    assert.equal(timing.canSkipUntil, 6);
+    assert.equal(timing.windowSegments, 30);
+    assert.equal(timing.partSegments, 3);
+  });
+  it('grows parts with the chunks per part, and never past a segment', () => {
+    const two = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 2, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
+    assert.equal(two.partTarget, 0.21334);
+    const ll = hlsTiming({ segdur: 2, cdur: 0.5, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
+    assert.equal(ll.targetDuration, 2);
+    assert.ok(ll.partTarget >= 0.5 && ll.partTarget < 0.6);
+    assert.equal(hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 4, llhls: 'br' }).canSkipUntil, 0, 'a window shorter than 6 target durations offers no skipping');
+  });
+});
+
+describe('HLS timeline', () => {
+  it('groups chunks into parts with byte ranges, independence and durations', () => {
+    const timeline = new HlsTimeline({ partChunks: 3, keepSegments: 40 });
+    const completed = videoChunks('v', 100n).map((c) => timeline.addChunk(c));
+    assert.deepEqual(completed.map((p) => p?.index), [undefined, undefined, 0, undefined, undefined, 1, undefined, undefined, 2, 3]);
+    const [segment] = timeline.segments('v');
+    assert.equal(segment!.complete, true);
+    assert.equal(segment!.start, 100);
+    assert.deepEqual(segment!.parts.map((p) => [p.offset, p.length, p.independent]), [[0, 3003, true], [3003, 3012, false], [6015, 3021, false], [9036, 1009, false]]);
+    assert.ok(Math.abs(segment!.duration - 1) < 1e-9);
+    assert.deepEqual(positionOf(timeline.segments('v')), { lastMsn: 100n, lastPart: 3 });
+  });
+  it('forgets old segments and drops a segment left incomplete', () => {
+    const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 2 });
+    for (const s of [1n, 2n, 3n]) for (const c of videoChunks('v', s)) timeline.addChunk(c);
+    assert.deepEqual(timeline.segments('v').map((s) => s.msn), [2n, 3n]);
+    for (const c of videoChunks('v', 4n).slice(0, 4)) timeline.addChunk(c);
+    for (const c of videoChunks('v', 5n).slice(0, 2)) timeline.addChunk(c);
+    assert.deepEqual(timeline.segments('v').map((s) => s.msn), [5n], 'the incomplete segment 4 is gone, and 3 left the window');
+  });
+  it('acknowledgedView lists the newest acknowledged run, then acknowledged leading part files', () => {
+    const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
+    for (const s of [1n, 2n, 3n, 4n, 5n]) for (const c of videoChunks('v', s)) timeline.addChunk(c);
+    for (const c of videoChunks('v', 6n).slice(0, 5)) timeline.addChunk(c);
+    const view = acknowledgedView(timeline.segments('v'), new Set([1n, 3n, 4n]), new Map([[5n, 3]]), 30);
+    assert.deepEqual(view.map((s) => [s.msn, s.complete, s.parts.length]), [[3n, true, 10], [4n, true, 10], [5n, false, 3]]);
+    assert.deepEqual(acknowledgedView(timeline.segments('v'), new Set(), new Map(), 30), []);
+  });
+});
+
+function playlistFor(segments: bigint[], partialChunks: number, delivery: HlsDelivery, ended = false) {
+  const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
+  for (const s of segments) {
+    for (const c of videoChunks('720p', s)) timeline.addChunk(c);
+    for (const c of audioChunks(s)) timeline.addChunk(c);
+  }
+  const next = segments.at(-1)! + 1n;
+  for (const c of videoChunks('720p', next).slice(0, partialChunks)) timeline.addChunk(c);
+  for (const c of audioChunks(next).slice(0, partialChunks)) timeline.addChunk(c);
+  return buildMediaPlaylist({ track: '720p', segments: timeline.segments('720p'), others: [{ track: 'audio', position: positionOf(timeline.segments('audio'))! }], timing, names, delivery, ended });
+}
+
+describe('media playlists', () => {
+  it('names parts as byte ranges, with server control, map, PDT, preload hint and rendition reports', () => {
+    const text = playlistFor([1000n, 1001n, 1002n, 1003n], 4, appliance);
+    const lines = text.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 7), [
+      '#EXTM3U',
+      '#EXT-X-VERSION:9',
+      '#EXT-X-TARGETDURATION:1',
+      '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,PART-HOLD-BACK=0.321,HOLD-BACK=3.0',
+      '#EXT-X-PART-INF:PART-TARGET=0.10667',
+      '#EXT-X-MEDIA-SEQUENCE:1000',
+      '#EXT-X-MAP:URI="720p/init.mp4"',
+    ]);
+    assert.ok(lines.includes('#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:16:40.000Z'));
+    // Parts only for the newest 3 segments plus the one in progress.
+    assert.equal(lines.filter((l) => l.startsWith('#EXT-X-PART:')).length, 3 * 10 + 4);
+    assert.ok(lines.includes('#EXT-X-PART:DURATION=0.10000,URI="720p/1004.m4s",BYTERANGE="1000@0",INDEPENDENT=YES'));
+    assert.ok(lines.includes('#EXT-X-PART:DURATION=0.10000,URI="720p/1004.m4s",BYTERANGE="1001@1000"'));
+    assert.equal(lines.filter((l) => l.startsWith('#EXTINF:')).length, 4);
+    assert.ok(lines.includes('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p/1004.m4s",BYTERANGE-START=4006'));
+    assert.equal(lines.at(-1), '#EXT-X-RENDITION-REPORT:URI="live_audio.m3u8",LAST-MSN=1004,LAST-PART=3');
+    for (const line of lines.filter((l) => l.startsWith('#EXT-X-PART:'))) {
+      const duration = Number(/DURATION=([\d.]+)/.exec(line)![1]);
+      assert.ok(duration <= timing.partTarget, line);
+      assert.ok(duration >= 0.85 * timing.partTarget || line.includes('INDEPENDENT=YES'), `${line}: ≥ 85 % of PART-TARGET`);
+    }
+  });
+  it('hints the next segment after a complete one, and part files with sf (1-based names)', () => {
+    assert.match(playlistFor([5n], 0, appliance), /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p\/6.m4s"\n/);
+    const sf = playlistFor([5n], 2, { llhls: 'sf', blocking: true, hints: true });
+    assert.match(sf, /#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.1",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.2"\n/);
+    assert.match(sf, /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p\/6.m4s.3"\n/);
+  });
+  it('promises neither blocking nor hints to an origin that cannot keep them, and ends with ENDLIST', () => {
+    const generic = playlistFor([5n, 6n], 2, { llhls: 'br', blocking: false, hints: false });
+    assert.match(generic, /#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=0.321,HOLD-BACK=3.0\n/);
+    assert.doesNotMatch(generic, /PRELOAD-HINT|CAN-BLOCK|CAN-SKIP/);
+    const ended = playlistFor([5n, 6n], 0, appliance, true);
+    assert.match(ended, /#EXT-X-ENDLIST\n$/);
+    assert.doesNotMatch(ended, /PRELOAD-HINT|RENDITION-REPORT/);
+  });
+  it('classic HLS lists complete segments only', () => {
+    const text = playlistFor([5n, 6n], 3, { llhls: 'off', blocking: false, hints: false });
+    assert.doesNotMatch(text, /EXT-X-PART|PRELOAD|RENDITION-REPORT|PART-INF/);
+    assert.match(text, /#EXT-X-VERSION:7\n/);
+    assert.equal(text.match(/#EXTINF/g)?.length, 2);
+  });
+  it('keeps the header identical across tracks and over time', () => {
+    const header = (text: string) => text.split('\n').slice(0, 5).join('\n');
+    assert.equal(header(playlistFor([5n], 1, appliance)), header(playlistFor([5n, 6n, 7n], 9, appliance)));
+  });
+});
+
+describe('multivariant playlist', () => {
+  it('lists each video rendition with the audio group, codecs, bandwidths, resolution and frame rate', () => {
+    const text = buildMultivariantPlaylist({
+      video: [{ id: '1080p', codecs: 'avc1.640028', averageBandwidth: 6_000_000, peakBandwidth: 9_000_000, width: 1920, height: 1080, frameRate: 30 }],
+      audio: { id: 'audio', codecs: 'mp4a.40.2', averageBandwidth: 128_000, peakBandwidth: 140_000, channels: 2 },
+      names,
+      delivery: appliance,
+    });
+    assert.equal(text, [
+      '#EXTM3U',
+      '#EXT-X-VERSION:9',
+      '#EXT-X-INDEPENDENT-SEGMENTS',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="live_audio.m3u8"',
+      '#EXT-X-STREAM-INF:BANDWIDTH=9140000,AVERAGE-BANDWIDTH=6128000,CODECS="avc1.640028,mp4a.40.2",RESOLUTION=1920x1080,FRAME-RATE=30.000,AUDIO="audio"',
+      'live_1080p.m3u8',
+      '',
+    ].join('\n'));
+  });
+});
