@@ -4,6 +4,7 @@ import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { DEFAULT_LISTEN } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
+import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 
 export const COMMANDS = ['start', 'origin', 'check'] as const;
 
@@ -32,6 +33,11 @@ appliance start [options]
   --push-budget S       unacknowledged media kept per origin, in seconds of the ladder (default: 30);
                         beyond it the oldest unsent media is dropped and counted
   --no-delete           do not DELETE segments that left the time-shift window at the origin
+  --llhls br|sf|off     LL-HLS parts as byte ranges of the segment being made (br), also as part
+                        files <segment>.<N> (sf), or classic HLS (off) (default: the profile's)
+  --part-chunks N       CMAF chunks per LL-HLS part (default: the profile's, 1)
+  --dual, --no-dual     DASH and HLS from the same segments (ultra-ll: on), or only the format the
+                        output's name asks for (live.mpd: DASH, live.m3u8: HLS)
   --listen HOST:PORT    where the built-in origin serves the stream without --output
                         (default: 127.0.0.1:8080; port 0 picks a free one)
   --segdur S            segment duration in seconds (overrides the profile)
@@ -58,6 +64,10 @@ const START_OPTIONS = {
   ca: { type: 'string' },
   'push-budget': { type: 'string' },
   'no-delete': { type: 'boolean' },
+  llhls: { type: 'string' },
+  'part-chunks': { type: 'string' },
+  dual: { type: 'boolean' },
+  'no-dual': { type: 'boolean' },
   listen: { type: 'string' },
   segdur: { type: 'string' },
   cdur: { type: 'string' },
@@ -85,6 +95,9 @@ export interface StartOptions {
   pushBudget: number;
   deleteExpired: boolean;
   listen: string;
+  llhls?: 'br' | 'sf' | 'off' | undefined;
+  partChunks?: number | undefined;
+  dual?: boolean | undefined;
   segdur?: number | undefined;
   cdur?: number | undefined;
   asto?: number | undefined;
@@ -132,6 +145,18 @@ function originProfiles(given: readonly string[], outputs: number): OriginProfil
   return profiles;
 }
 
+function partChunks(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value.trim()) || parsed < 1 || parsed > 50) throw new ConfigError(`--part-chunks "${value}": expected a whole number of CMAF chunks per LL-HLS part, 1 to 50`);
+  return parsed;
+}
+
+function dual(on: boolean | undefined, off: boolean | undefined): boolean | undefined {
+  if (on && off) throw new ConfigError('--dual and --no-dual contradict each other: give one');
+  return on ? true : off ? false : undefined;
+}
+
 /** Pure: the arguments after `start` → options, or a ConfigError naming the bad flag. */
 export function parseStartArgs(argv: readonly string[]): StartOptions {
   let values: ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
@@ -155,6 +180,9 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
     pushBudget: seconds('push-budget', values['push-budget']) ?? 30,
     deleteExpired: !values['no-delete'],
     listen: values.listen ?? DEFAULT_LISTEN,
+    llhls: values.llhls === undefined ? undefined : oneOf('llhls', values.llhls, LLHLS_MODES),
+    partChunks: partChunks(values['part-chunks']),
+    dual: dual(values.dual, values['no-dual']),
     segdur: seconds('segdur', values.segdur),
     cdur: seconds('cdur', values.cdur),
     asto: seconds('asto', values.asto, { allowZero: true }),

@@ -10,6 +10,7 @@ import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { ConfigError } from '../errors.ts';
+import { HlsPlaylists, outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
 
 /** Where packager events and manifests go: a directory, the built-in origin's store, or an origin. */
 export interface Output {
@@ -100,6 +101,7 @@ class ManifestWriter {
 
 interface Context {
   profile: Profile;
+  hls: HlsSession;
   utcTiming: string | undefined;
   logger: Logger;
   onChunkWritten: (event: ChunkEvent, writtenAt: number) => void;
@@ -112,6 +114,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   const { profile, logger } = context;
   // Only the first output reports chunk delays: one figure per track, not one per destination.
   const onChunkWritten = index === 0 ? context.onChunkWritten : undefined;
+  const formats = outputFormats(target.manifest, profile.hls.dual);
   if (target.kind === 'push') {
     const originProfile = originProfileOf(context.push, index);
     const output: HttpPushOutput = new HttpPushOutput({
@@ -127,6 +130,9 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
       ca: context.push.ca,
       userAgent: context.push.userAgent,
       deleteExpired: context.push.deleteExpired,
+      formats,
+      hls: context.hls,
+      cdur: profile.cdur,
       logger,
       onEvent: context.onPushEvent,
       onChunkWritten,
@@ -136,17 +142,22 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
     return { output, where: output.name };
   }
   if (target.kind === 'directory') {
-    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten });
+    // Whatever serves the directory holds no request back: no blocking reloads, no preload hints.
+    const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: false, hints: false }) : undefined;
+    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, cdur: profile.cdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten, hls });
     const view = { utcTimingUrl: context.utcTiming ?? DEFAULT_UTC_TIMING, asto: profile.asto };
     let failures = 0;
-    const manifests = new ManifestWriter(view, (text) => directory.writeManifest(target.manifest, text), (err) => {
+    const manifests = new ManifestWriter(view, (text) => directory.writeManifest(formats.mpd, text), (err) => {
       failures++;
       logger.error({ err }, 'manifest write failed');
     });
     const output: Output = {
       name: target.dir,
       handle: (event) => directory.handle(event),
-      publishManifest: (build) => manifests.publish(build),
+      publishManifest: (build) => {
+        if (formats.dash) manifests.publish(build);
+        directory.writePlaylists(formats.multivariant);
+      },
       flush: async () => {
         await manifests.flush();
         await directory.flush();
@@ -167,12 +178,16 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   const expiry = setInterval(() => store.expire(), 1000);
   expiry.unref();
   logger.info({ url: `${base}/${target.manifest}`, page: `${base}/` }, 'serving');
-  const storeOutput = new StoreOutput(store, onChunkWritten);
-  const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, (text) => storeOutput.writeManifest(target.manifest, text), (err) => logger.error({ err }, 'manifest write failed'));
+  const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: true, hints: true }) : undefined;
+  const storeOutput = new StoreOutput(store, onChunkWritten, hls);
+  const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, async (text) => storeOutput.writeManifest(formats.mpd, text), (err) => logger.error({ err }, 'manifest write failed'));
   const output: Output = {
     name: `${base}/${target.manifest}`,
     handle: (event) => storeOutput.handle(event),
-    publishManifest: (build) => manifests.publish(build),
+    publishManifest: (build) => {
+      if (formats.dash) manifests.publish(build);
+      storeOutput.writePlaylists(formats.multivariant);
+    },
     flush: async () => {
       await manifests.flush();
       await storeOutput.flush();

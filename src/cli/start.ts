@@ -20,6 +20,8 @@ import { packageVersion, userAgent } from '../version.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
+import { hlsTiming } from '../packager/hls-playlist.ts';
+import type { HlsSession } from '../packager/hls-playlists.ts';
 import type { ChunkEvent } from '../packager/chunker.ts';
 import { RecentValues } from '../stats.ts';
 import type { StartOptions } from './args.ts';
@@ -149,8 +151,17 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   let stopForGood: ((why: string) => void) | undefined;
   const fatalErrors: string[] = [];
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
+  const audioTrack = plan.tracks.find((t) => t.kind === 'audio');
+  const hls: HlsSession = {
+    llhls: profile.hls.llhls,
+    partChunks: profile.hls.partChunks,
+    timing: hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: audioTrack ? profile.audio.samplerate : undefined, tsb: profile.tsb, llhls: profile.hls.llhls }),
+    renditions: () => packager.hlsRenditions(profile),
+    ended: () => Boolean(packager.end?.last && packager.finished),
+  };
   const sink = await openOutputs(resolved.outputs, {
     profile,
+    hls,
     utcTiming: options.utcTiming,
     logger,
     onChunkWritten,

@@ -95,6 +95,9 @@ export interface TimingOverrides {
   cdur?: number | undefined;
   asto?: number | undefined;
   tsb?: number | undefined;
+  llhls?: 'br' | 'sf' | 'off' | undefined;
+  partChunks?: number | undefined;
+  dual?: boolean | undefined;
 }
 
 export function applyOverrides(profile: Profile, overrides: TimingOverrides): Profile {
@@ -104,6 +107,11 @@ export function applyOverrides(profile: Profile, overrides: TimingOverrides): Pr
     cdur: overrides.cdur ?? profile.cdur,
     asto: overrides.asto ?? profile.asto,
     tsb: overrides.tsb ?? profile.tsb,
+    hls: {
+      llhls: overrides.llhls ?? profile.hls.llhls,
+      partChunks: overrides.partChunks ?? profile.hls.partChunks,
+      dual: overrides.dual ?? profile.hls.dual,
+    },
   };
 }
 
@@ -140,6 +148,9 @@ export function checkTiming(profile: Profile): { errors: string[]; warnings: str
     warnings.push(
       `asto ${asto} s is more than segdur − cdur = ${Number((segdur - cdur).toFixed(6))} s: players would ask for a segment before its first chunk exists`,
     );
+  }
+  if (errors.length === 0 && profile.hls.llhls !== 'off' && profile.hls.partChunks * cdur >= segdur - EPSILON) {
+    warnings.push(`LL-HLS parts of ${profile.hls.partChunks} × cdur ${cdur} s are whole segments: players gain nothing from them (use a shorter cdur or hls.llhls: off)`);
   }
   const { target, min, max } = profile.latency;
   if (profile.tsb < 3 * segdur) {

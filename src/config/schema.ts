@@ -54,6 +54,13 @@ export const profileSchema = z.strictObject({
     samplerate: z.union([z.literal(48000), z.literal(44100)], { error: 'expected 48000 or 44100' }),
     channels: z.union([z.literal(1), z.literal(2)], { error: 'expected 1 or 2' }),
   }),
+  hls: z
+    .strictObject({
+      llhls: z.enum(['br', 'sf', 'off'], { error: 'expected br (parts as byte ranges), sf (also part files) or off (classic HLS)' }).default('br'),
+      partChunks: z.number().int({ error: 'expected a whole number of chunks per LL-HLS part' }).min(1).max(50).default(1),
+      dual: z.boolean({ error: 'expected true (the MPD and the HLS playlists) or false (the format the output name asks for)' }).default(true),
+    })
+    .default({ llhls: 'br', partChunks: 1, dual: true }),
   latency: z.strictObject({
     target: positiveSeconds,
     min: positiveSeconds,

@@ -96,7 +96,8 @@ export class PlaylistGate {
   }
 
   #put(key: string, bytes: Uint8Array): void {
-    this.#onStored?.(this.#store.put(key, bytes));
+    const object = this.#store.put(key, bytes);
+    this.#onStored?.(object);
   }
 
   /** Stores the playlist now, or once what it names is there. */

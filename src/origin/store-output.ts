@@ -1,6 +1,7 @@
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { initPath, segmentPath } from '../push/directory-output.ts';
 import type { ObjectStore, StoredObject } from './store.ts';
+import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
 /**
  * Delivers packager events straight into the origin's store (the built-in server: no HTTP hop):
@@ -11,9 +12,23 @@ export class StoreOutput {
   readonly #onChunkWritten: ((event: ChunkEvent, writtenAt: number) => void) | undefined;
   readonly #growing = new Map<string, StoredObject>();
 
-  constructor(store: ObjectStore, onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void) {
+  readonly #hls: HlsPlaylists | undefined;
+
+  constructor(store: ObjectStore, onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void, hls?: HlsPlaylists) {
     this.#store = store;
     this.#onChunkWritten = onChunkWritten;
+    this.#hls = hls;
+  }
+
+  /** The multivariant playlist and every media playlist, as they stand (at start, and at the end for ENDLIST). */
+  writePlaylists(multivariantName: string): void {
+    if (!this.#hls) return;
+    const multivariant = this.#hls.multivariant();
+    if (multivariant) this.writeManifest(multivariantName, multivariant);
+    for (const track of this.#hls.timeline.tracks()) {
+      const text = this.#hls.media(track);
+      if (text) this.writeManifest(this.#hls.names.mediaPlaylist(track), text);
+    }
   }
 
   get failures(): number {
@@ -32,6 +47,11 @@ export class StoreOutput {
         this.#growing.set(event.track, object);
       }
       for (const part of event.parts) object.append(part);
+      if (this.#hls) {
+        const { partFile, playlist } = this.#hls.onChunk(event);
+        if (partFile) this.#store.put(partFile.path, Buffer.concat(partFile.bytes));
+        if (playlist) this.writeManifest(playlist.name, playlist.text);
+      }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {
       this.#growing.get(event.track)?.complete(this.#store.now());
@@ -39,7 +59,7 @@ export class StoreOutput {
     }
   }
 
-  async writeManifest(name: string, text: string): Promise<void> {
+  writeManifest(name: string, text: string): void {
     this.#store.put(name, new TextEncoder().encode(text));
   }
 

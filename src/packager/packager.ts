@@ -2,6 +2,7 @@ import type { Profile } from '../config/schema.ts';
 import { TrackChunker, type InitEvent, type PackagerEvent } from './chunker.ts';
 import { codecString } from './fmp4.ts';
 import type { MpdModel } from './mpd.ts';
+import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
 
 export interface PackagedTrack {
   id: string;
@@ -73,6 +74,32 @@ export class Packager {
   endBefore(segment: bigint, options: { last: boolean }): void {
     this.#end = { segment, ...options };
     for (const c of this.#chunkers.values()) c.endBefore(segment, options);
+  }
+
+  /**
+   * The HLS variants, once every init is known. BANDWIDTH is the most a segment can carry: capped
+   * VBR lets a segment hold maxrate·segdur plus the VBV buffer; AAC stays within 10 % of its rate.
+   * A few percent on top cover the CMAF boxes (styp, prft, moof per chunk).
+   */
+  hlsRenditions(profile: Profile): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined {
+    if (!this.ready) return undefined;
+    const info = (id: string) => this.#inits.get(id)!.info;
+    const boxes = 1.03;
+    const audioTrack = this.#tracks.find((t) => t.kind === 'audio');
+    return {
+      video: this.#tracks.filter((t) => t.kind === 'video').map((t) => {
+        const i = info(t.id);
+        const peak = Math.ceil(t.bitrate * (1 + profile.video.vbvBuffer / profile.segdur) * boxes);
+        return { id: t.id, codecs: codecString(i), averageBandwidth: Math.ceil(t.bitrate * boxes), peakBandwidth: peak, width: i.width!, height: i.height!, frameRate: profile.video.framerate };
+      }),
+      audio: audioTrack && {
+        id: audioTrack.id,
+        codecs: codecString(info(audioTrack.id)),
+        averageBandwidth: Math.ceil(audioTrack.bitrate * boxes),
+        peakBandwidth: Math.ceil(audioTrack.bitrate * 1.1 * boxes),
+        channels: info(audioTrack.id).channels ?? 2,
+      },
+    };
   }
 
   /** Pure: the manifest's model from the profile, the tracks' init segments and the options. */

@@ -17,6 +17,8 @@ export interface ControlContext {
   manifestName: string;
   tracks(): Iterable<{ id: string; kind: 'video' | 'audio'; initAcknowledged: boolean; acknowledged: Set<bigint> }>;
   deliver(lane: Lane, path: string, body: Uint8Array | undefined, contentType: string, method?: 'DELETE'): Promise<Delivery>;
+  /** A segment's other objects that go with it (LL-HLS part files). */
+  companions(track: string, segment: bigint): string[];
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   onManifestAcknowledged(bytes: number, attempts: number): void;
@@ -44,6 +46,9 @@ export function deleteBefore(newest: bigint, segdur: number, tsb: number): bigin
   return oldestKept(newest - grace, segdur, tsb);
 }
 
+/** DELETEs sent at once, pipelined on one connection. */
+const DELETES_IN_FLIGHT = 8;
+
 /**
  * The output's control connection: the manifest (coalesced: one in flight, the newest pending,
  * built when it is sent) and, when no manifest waits, DELETEs of expired segments.
@@ -51,21 +56,32 @@ export function deleteBefore(newest: bigint, segdur: number, tsb: number): bigin
 export class ControlLane {
   readonly #context: ControlContext;
   readonly #lane: Lane;
+  /** DELETEs go pipelined on a connection of their own: LL-HLS part files make many of them. */
+  readonly #deleteLane: Lane;
   readonly #wakeup = new Wakeup();
   readonly #deletes: string[] = [];
   #builder: ManifestBuilder | undefined;
   #dirty = false;
+  /** Other whole documents (the multivariant playlist), sent after the manifest when they change. */
+  readonly #documents = new Map<string, { contentType: string; build: () => string | undefined; dirty: boolean }>();
   readonly loop: Promise<void>;
 
-  constructor(context: ControlContext, lane: Lane) {
+  constructor(context: ControlContext, lane: Lane, deleteLane: Lane) {
     this.#context = context;
     this.#lane = lane;
+    this.#deleteLane = deleteLane;
     this.loop = this.#run();
   }
 
   /** A manifest is waiting to be sent (or resent). */
   get pending(): boolean {
-    return this.#dirty;
+    return this.#dirty || [...this.#documents.values()].some((d) => d.dirty);
+  }
+
+  /** Sends `name` (once ready, like the manifest) and again after each `touchDocument`. */
+  publishDocument(name: string, contentType: string, build: () => string | undefined): void {
+    this.#documents.set(name, { contentType, build, dirty: true });
+    this.#wakeup.wake();
   }
 
   publish(build: ManifestBuilder): void {
@@ -84,8 +100,8 @@ export class ControlLane {
     this.#wakeup.wake();
   }
 
-  close(): Promise<void> {
-    return this.#lane.close();
+  async close(): Promise<void> {
+    await Promise.all([this.#lane.close(), this.#deleteLane.close()]);
   }
 
   /** Queues DELETEs for `track`'s acknowledged segments that expired with `newest`. */
@@ -94,7 +110,7 @@ export class ControlLane {
     for (const segment of track.acknowledged) {
       if (segment >= before) continue;
       track.acknowledged.delete(segment);
-      if (this.#context.deleteExpired) this.#deletes.push(segmentPath(track.id, segment));
+      if (this.#context.deleteExpired) this.#deletes.push(segmentPath(track.id, segment), ...this.#context.companions(track.id, segment));
     }
     if (this.#deletes.length) this.#wakeup.wake();
   }
@@ -119,23 +135,37 @@ export class ControlLane {
    */
   #ready(): boolean {
     const tracks = [...this.#context.tracks()];
-    if (!this.#builder || !tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
+    if (!tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
     return this.#context.profile !== 'generic' || [...new Set(tracks.map((t) => t.kind))].every((kind) => this.#announced(kind));
   }
 
   async #run(): Promise<void> {
     let failures = 0;
     const stopped = () => this.#context.stopped();
-    while (!stopped() || this.#dirty) {
+    while (!stopped() || this.pending) {
       let result: Delivery;
-      if (this.#dirty && this.#ready() && !stopped()) {
+      const document = this.#ready() ? [...this.#documents].find(([, d]) => d.dirty) : undefined;
+      if (this.#dirty && this.#builder && this.#ready() && !stopped()) {
         this.#dirty = false;
         const text = new TextEncoder().encode(this.#builder!(this.#view()));
         result = await this.#context.deliver(this.#lane, this.#context.manifestName, text, 'application/dash+xml');
         if (result === 'ok') this.#context.onManifestAcknowledged(text.byteLength, failures);
         else if (result === 'retry') this.#dirty = true;
+      } else if (document && !stopped()) {
+        const [name, entry] = document;
+        entry.dirty = false;
+        const text = entry.build();
+        result = text === undefined ? 'ok' : await this.#context.deliver(this.#lane, name, new TextEncoder().encode(text), entry.contentType);
+        if (result === 'retry') entry.dirty = true;
       } else if (this.#deletes.length && !stopped()) {
-        result = await this.#context.deliver(this.#lane, this.#deletes.shift()!, undefined, '', 'DELETE');
+        const batch = this.#deletes.splice(0, DELETES_IN_FLIGHT);
+        const results = await Promise.all(batch.map((path) => this.#context.deliver(this.#deleteLane, path, undefined, '', 'DELETE')));
+        result = results.includes('retry') ? 'retry' : 'ok';
+        if (result === 'retry') {
+          this.#deleteLane.reset();
+          await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
+          continue;
+        }
       } else if (stopped()) {
         return;
       } else {

@@ -2,6 +2,7 @@ import { mkdir, open, readdir, rename, unlink, writeFile, type FileHandle } from
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
 /** The names the MPD's SegmentTemplate gives (URL paths, '/' on every OS): `<track>/init.mp4`, `<track>/<n>.m4s`. */
 export const initPath = (track: string) => `${track}/init.mp4`;
@@ -35,6 +36,8 @@ export class DirectoryOutput {
   readonly #queues = new Map<string, Promise<void>>();
   readonly #open = new Map<string, FileHandle>();
   #failures = 0;
+  readonly #hls: HlsPlaylists | undefined;
+  readonly #partsPerSegment: number;
 
   constructor(options: {
     dir: string;
@@ -42,7 +45,12 @@ export class DirectoryOutput {
     timeShiftBufferDepth: number;
     logger: Logger;
     onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void;
+    /** HLS playlists (and part files) written beside the segments. */
+    hls?: HlsPlaylists | undefined;
+    cdur?: number;
   }) {
+    this.#hls = options.hls;
+    this.#partsPerSegment = options.hls ? Math.ceil(Math.round(options.segdur / (options.cdur ?? options.segdur)) / options.hls.session.partChunks) : 0;
     this.dir = options.dir;
     this.#segdur = options.segdur;
     this.#timeShiftBufferDepth = options.timeShiftBufferDepth;
@@ -61,6 +69,18 @@ export class DirectoryOutput {
 
   async writeManifest(name: string, text: string): Promise<void> {
     await writeAtomically(join(this.dir, name), text);
+  }
+
+  /** The multivariant playlist and every media playlist as they stand (at start; at the end, with ENDLIST). */
+  writePlaylists(multivariantName: string): void {
+    const hls = this.#hls;
+    if (!hls) return;
+    const multivariant = hls.multivariant();
+    if (multivariant) this.#enqueue('', () => this.writeManifest(multivariantName, multivariant));
+    for (const track of hls.timeline.tracks()) this.#enqueue(track, async () => {
+      const text = hls.media(track);
+      if (text) await this.writeManifest(hls.names.mediaPlaylist(track), text);
+    });
   }
 
   /** Resolves when everything handed over so far is on disk and every segment file is closed. */
@@ -95,12 +115,22 @@ export class DirectoryOutput {
         this.#open.set(track, handle);
       }
       await handle.writev(event.parts);
+      if (this.#hls) {
+        const { partFile, playlist } = this.#hls.onChunk(event);
+        if (partFile) await writeAtomically(join(this.dir, partFile.path), Buffer.concat(partFile.bytes));
+        if (playlist) await this.writeManifest(playlist.name, playlist.text);
+      }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {
       await this.#open.get(track)?.close();
       this.#open.delete(track);
       const expired = oldestKept(event.segment, this.#segdur, this.#timeShiftBufferDepth) - 1n;
-      if (expired >= 0n) await unlink(join(this.dir, segmentPath(track, expired))).catch(() => undefined);
+      if (expired >= 0n) {
+        await unlink(join(this.dir, segmentPath(track, expired))).catch(() => undefined);
+        for (let index = 0; this.#hls?.session.llhls === 'sf' && index < this.#partsPerSegment; index++) {
+          await unlink(join(this.dir, this.#hls.names.partFile(track, expired, index))).catch(() => undefined);
+        }
+      }
     }
   }
 
@@ -109,7 +139,7 @@ export class DirectoryOutput {
     const now = BigInt(Math.floor(Date.now() / 1000 / this.#segdur));
     const oldest = oldestKept(now, this.#segdur, this.#timeShiftBufferDepth);
     for (const name of await readdir(join(this.dir, track))) {
-      const match = /^(\d+)\.m4s$/.exec(name);
+      const match = /^(\d+)\.m4s(\.\d+)?$/.exec(name);
       if (match && BigInt(match[1]!) < oldest) await unlink(join(this.dir, track, name)).catch(() => undefined);
     }
   }

@@ -8,6 +8,8 @@ import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
 import { retryDelayMs, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
+import { HlsPush } from './hls-push.ts';
+import type { HlsSession, OutputFormats } from '../packager/hls-playlists.ts';
 
 export interface HttpPushOptions {
   /** The manifest's URL; every other object goes next to it. */
@@ -27,6 +29,10 @@ export interface HttpPushOptions {
   userAgent: string;
   deleteExpired: boolean;
   logger: Logger;
+  /** The formats the output carries and their names; HLS playlists (and part files) when `hls` is set. */
+  formats: OutputFormats;
+  hls?: HlsSession | undefined;
+  cdur: number;
   onEvent?: ((event: PushEvent) => void) | undefined;
   onChunkWritten?: ((event: ChunkEvent, writtenAt: number) => void) | undefined;
   /** The output gave up for good (refused credentials, an untrusted certificate, a refused init). */
@@ -81,6 +87,7 @@ export class HttpPushOutput {
   /** Aborted when the output stops (flushed, or failed for good): loops end, pauses are cut short. */
   readonly #stopController = new AbortController();
   #fatal: Error | undefined;
+  readonly #hls: HlsPush | undefined;
 
   constructor(options: HttpPushOptions) {
     this.#options = options;
@@ -93,7 +100,7 @@ export class HttpPushOutput {
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
     });
-    this.#manifestName = options.url.pathname.split('/').pop()!;
+    this.#manifestName = options.formats.mpd;
     const laneOptions = {
       ca: options.url.protocol === 'https:' ? options.ca : undefined,
       connectMs: Math.max(1000, Math.min(6000, options.segdur * 1000)),
@@ -106,11 +113,29 @@ export class HttpPushOutput {
       manifestName: this.#manifestName,
       tracks: () => this.#tracks.values(),
       deliver: (lane, path, body, contentType, method) => this.#deliverer.deliver(lane, method ? 'delete' : 'manifest', path, undefined, body, contentType, method),
+      companions: (track, segment) => this.#hls?.companions(track, segment) ?? [],
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
       onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
-    }, new Lane(laneOptions));
+    }, new Lane(laneOptions), new Lane({ ...laneOptions, pipelining: 8 }));
     this.#loops.push(this.#control.loop, this.#runBackfill());
+    if (options.formats.hls && options.hls) {
+      const hls = options.hls;
+      this.#hls = new HlsPush({
+        session: hls,
+        formats: options.formats,
+        profile: options.profile,
+        segdur: options.segdur,
+        partsPerSegment: Math.ceil(Math.round(options.segdur / options.cdur) / hls.partChunks),
+        laneOptions,
+        deliver: (lane, path, body, contentType) => this.#deliverer.deliver(lane, 'playlist', path, undefined, body, contentType),
+        pause: (ms) => this.#pause(ms),
+        stopped: () => this.#done,
+        track: (id) => this.#tracks.get(id),
+        onPartDropped: (track, part) => this.#emit({ type: 'dropped', output: this.name, track, segment: part.segment, bytes: part.bytes.byteLength, reason: this.#done ? 'stopped' : 'expired' }),
+      });
+      this.#control.publishDocument(options.formats.multivariant, 'application/vnd.apple.mpegurl', () => this.#hls!.playlists.multivariant());
+    }
   }
 
   get #done(): boolean {
@@ -148,6 +173,7 @@ export class HttpPushOutput {
       const chunk = event.parts.length === 1 ? event.parts[0]! : Buffer.concat(event.parts);
       upload.body.append(chunk);
       this.#backlogBytes += chunk.byteLength;
+      this.#hls?.onChunk(event);
       this.#options.onChunkWritten?.(event, now());
       this.#enforceBudget();
     } else {
@@ -166,7 +192,8 @@ export class HttpPushOutput {
 
   /** Sets what the manifest says; it is sent once every init segment is acknowledged, and again whenever it changes. */
   publishManifest(build: ManifestBuilder): void {
-    this.#control.publish(build);
+    if (this.#options.formats.dash) this.#control.publish(build);
+    this.#hls?.publishAll();
   }
 
   /**
@@ -175,13 +202,14 @@ export class HttpPushOutput {
    */
   async flush(timeoutMs = Math.max(5000, 3 * this.#options.segdur * 1000)): Promise<void> {
     const deadline = now() + timeoutMs;
-    while (!this.#fatal && now() < deadline && (this.#control.pending || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
+    while (!this.#fatal && now() < deadline && (this.#control.pending || this.#hls?.pending || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
     const left = [...this.#tracks.values()].flatMap((t) => t.queue);
     if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
     for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
+    this.#hls?.dropQueued();
     this.#stop();
-    await Promise.all([...this.#loops, ...[...this.#tracks.values()].map((t) => t.loop)]);
-    await Promise.all([this.#control.close(), this.#backfill.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
+    await Promise.all([...this.#loops, ...(this.#hls?.loops ?? []), ...[...this.#tracks.values()].map((t) => t.loop)]);
+    await Promise.all([this.#control.close(), this.#backfill.close(), this.#hls?.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
   }
 
   #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array): void {
@@ -197,6 +225,7 @@ export class HttpPushOutput {
     }
     const state: TrackState = { id, kind, init, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), loop: Promise.resolve() };
     this.#tracks.set(id, state);
+    this.#hls?.addTrack(id, kind);
     state.loop = this.#runTrack(state);
   }
 
@@ -267,6 +296,7 @@ export class HttpPushOutput {
         track.initAcknowledged = true;
         this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'init', bytes: track.init.byteLength, attempts: 0, ackMs: undefined });
         this.#control.touch();
+        this.#hls?.onInitAcknowledged(track.id);
       }
       return true;
     }
@@ -290,6 +320,7 @@ export class HttpPushOutput {
     track.acknowledged.add(upload.segment);
     this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'segment', segment: upload.segment, bytes: upload.body.bytes, attempts: upload.attempts, ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt });
     if (this.#options.profile === 'generic') this.#control.touch();
+    this.#hls?.onSegmentAcknowledged(track.id);
   }
 
   #remove(upload: SegmentUpload): void {
@@ -337,6 +368,7 @@ export class HttpPushOutput {
   #stop(): void {
     this.#stopController.abort();
     this.#control.wake();
+    this.#hls?.wake();
     this.#backfillWakeup.wake();
     for (const track of this.#tracks.values()) track.wakeup.wake();
   }

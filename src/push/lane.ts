@@ -10,6 +10,8 @@ export interface LaneOptions {
   connectMs: number;
   /** An upload whose connection takes no data for this long, or whose answer takes this long, is cut. */
   stallMs: number;
+  /** Requests in flight at once on the connection (1: one at a time). */
+  pipelining?: number;
 }
 
 export interface UploadRequest {
@@ -51,7 +53,7 @@ export class Lane {
     if (!client) {
       client = new Client(origin, {
         connect: { timeout: this.#options.connectMs, ...(this.#options.ca ? { ca: this.#options.ca } : {}) },
-        pipelining: 1,
+        pipelining: this.#options.pipelining ?? 1,
         // An upload's answer comes only after its body, which streams for a whole segment:
         // the stall watchdog below times uploads instead.
         headersTimeout: 0,

@@ -67,13 +67,13 @@ function parsePushOutput(spec: string): PushTarget {
     throw new ConfigError(`--output ${shown}: credentials in the URL would show in the process list and logs; give them with APPLIANCE_PUSH_USER and APPLIANCE_PUSH_PASSWORD, APPLIANCE_PUSH_TOKEN or --header-file`);
   }
   if (url.hash) throw new ConfigError(`--output ${shown}: a URL fragment (#…) is never sent to an origin; remove it`);
-  if (!/\.mpd$/i.test(url.pathname)) url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
+  if (!/\.(mpd|m3u8)$/i.test(url.pathname)) url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
   return { kind: 'push', url, manifest: url.pathname.split('/').pop()! };
 }
 
 function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {
   const path = resolve(cwd, spec);
-  return /\.mpd$/i.test(spec) ? { kind: 'directory', dir: dirname(path), manifest: basename(path) } : { kind: 'directory', dir: path, manifest: 'live.mpd' };
+  return /\.(mpd|m3u8)$/i.test(spec) ? { kind: 'directory', dir: dirname(path), manifest: basename(path) } : { kind: 'directory', dir: path, manifest: 'live.mpd' };
 }
 
 async function nearestExisting(path: string): Promise<string> {

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
+import { outputFormats } from '../../src/packager/hls-playlists.ts';
 import { HttpPushOutput, type HttpPushOptions } from '../../src/push/http-output.ts';
 import { trustedCertificates } from '../../src/push/credentials.ts';
 import type { PushEvent } from '../../src/push/push-types.ts';
@@ -71,6 +72,8 @@ async function setup(overrides: Partial<HttpPushOptions> = {}, origin?: TestOrig
     asto: 0.9,
     utcTimingUrl: `${origin.base}/time`,
     budgetBytes: 1_000_000,
+    formats: outputFormats('live.mpd', false),
+    cdur: 0.1,
     headers: { authorization: 'Bearer test-token' },
     ca: undefined,
     userAgent: 'appliance/test',

@@ -1,0 +1,100 @@
+import { HlsTimeline, positionOf, type HlsChunk, type HlsPart, type HlsSegment } from './hls-timeline.ts';
+import { buildMediaPlaylist, buildMultivariantPlaylist, hlsNames, type HlsAudioRendition, type HlsDelivery, type HlsNames, type HlsTiming, type HlsVideoRendition, type LlhlsMode } from './hls-playlist.ts';
+
+/** What every output's playlists share: fixed timing, the renditions (once the inits are known), the end. */
+export interface HlsSession {
+  llhls: LlhlsMode;
+  partChunks: number;
+  timing: HlsTiming;
+  /** Undefined until every track's init segment is known. */
+  renditions(): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined;
+  /** The stream has ended (after --duration): playlists get EXT-X-ENDLIST. */
+  ended(): boolean;
+}
+
+/** Which formats an output carries, and what its manifests are called. */
+export interface OutputFormats {
+  dash: boolean;
+  hls: boolean;
+  mpd: string;
+  multivariant: string;
+  names: HlsNames;
+}
+
+/** Pure: `live.mpd` or `live.m3u8` → the formats (both with `dual`) and the names next to it. */
+export function outputFormats(manifest: string, dual: boolean): OutputFormats {
+  const base = manifest.replace(/\.(mpd|m3u8)$/i, '');
+  const hlsAsked = /\.m3u8$/i.test(manifest);
+  return { dash: dual || !hlsAsked, hls: dual || hlsAsked, mpd: `${base}.mpd`, multivariant: `${base}.m3u8`, names: hlsNames(base) };
+}
+
+/**
+ * One output's HLS playlists: fed each chunk once its bytes are where the playlists will be read,
+ * so a playlist never names a part before that. `view` narrows what may be named further (an
+ * origin that serves only acknowledged uploads).
+ */
+export class HlsPlaylists {
+  readonly session: HlsSession;
+  readonly names: HlsNames;
+  readonly delivery: HlsDelivery;
+  readonly timeline: HlsTimeline;
+  readonly #view: ((track: string, segments: readonly HlsSegment[]) => readonly HlsSegment[]) | undefined;
+  /** With \`sf\`: the bytes of each track's part in progress. */
+  readonly #partBytes = new Map<string, Uint8Array[]>();
+
+  constructor(session: HlsSession, names: HlsNames, delivery: Omit<HlsDelivery, 'llhls'>, view?: (track: string, segments: readonly HlsSegment[]) => readonly HlsSegment[]) {
+    this.session = session;
+    this.names = names;
+    this.delivery = { ...delivery, llhls: session.llhls };
+    this.timeline = new HlsTimeline({ partChunks: session.partChunks, keepSegments: session.timing.windowSegments + 2 });
+    this.#view = view;
+  }
+
+  /**
+   * A chunk's bytes are available where the playlists are read: what to write now — with \`sf\`, the
+   * part file it completed; the track's media playlist whenever it changed.
+   */
+  onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): { partFile?: { path: string; bytes: Uint8Array[] }; playlist?: { name: string; text: string } } {
+    let pending = this.#partBytes.get(chunk.track);
+    if (this.session.llhls === 'sf') {
+      if (chunk.part % this.session.partChunks === 0 || !pending) this.#partBytes.set(chunk.track, (pending = []));
+      pending.push(...chunk.parts);
+    }
+    const part = this.add(chunk);
+    if (!part) return {};
+    const text = this.media(chunk.track);
+    return {
+      ...(this.session.llhls === 'sf' && pending ? { partFile: { path: this.names.partFile(chunk.track, chunk.segment, part.index), bytes: pending } } : {}),
+      ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
+    };
+  }
+
+  /** The chunk's bytes are available; returns the part it completed (the track's playlist changed). */
+  add(chunk: HlsChunk): HlsPart | undefined {
+    const part = this.timeline.addChunk(chunk);
+    // Classic HLS changes only when a segment completes.
+    return this.session.llhls === 'off' && !chunk.segmentComplete ? undefined : part;
+  }
+
+  #segments(track: string): readonly HlsSegment[] {
+    const segments = this.timeline.segments(track);
+    return this.#view ? this.#view(track, segments) : segments;
+  }
+
+  /** The track's media playlist; undefined while it has nothing to name. */
+  media(track: string): string | undefined {
+    const segments = this.#segments(track);
+    if (!segments.some((s) => s.complete || (this.session.llhls !== 'off' && s.parts.length))) return undefined;
+    const others = this.timeline.tracks().filter((t) => t !== track).flatMap((t) => {
+      const position = positionOf(this.#segments(t));
+      return position ? [{ track: t, position }] : [];
+    });
+    return buildMediaPlaylist({ track, segments, others, timing: this.session.timing, names: this.names, delivery: this.delivery, ended: this.session.ended() });
+  }
+
+  /** The multivariant playlist; undefined until every init segment is known. */
+  multivariant(): string | undefined {
+    const renditions = this.session.renditions();
+    return renditions && buildMultivariantPlaylist({ ...renditions, names: this.names, delivery: this.delivery });
+  }
+}

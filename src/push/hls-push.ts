@@ -1,0 +1,139 @@
+import type { ChunkEvent } from '../packager/chunker.ts';
+import { HlsPlaylists, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
+import { acknowledgedView } from '../packager/hls-timeline.ts';
+import { Lane, type LaneOptions } from './lane.ts';
+import { DocumentLane, PartLane, type PartUpload } from './playlist-lanes.ts';
+import type { OriginProfile } from './push-types.ts';
+
+type Delivery = 'ok' | 'retry' | 'gave-up';
+
+export interface HlsPushContext {
+  session: HlsSession;
+  formats: OutputFormats;
+  profile: OriginProfile;
+  segdur: number;
+  /** The most parts a segment has (its part files are deleted with it). */
+  partsPerSegment: number;
+  laneOptions: LaneOptions;
+  deliver(lane: Lane, path: string, body: Uint8Array, contentType: string): Promise<Delivery>;
+  pause(ms: number): Promise<void>;
+  stopped(): boolean;
+  /** What the output knows of the track: its init acknowledged, its acknowledged segments, its newest segment. */
+  track(id: string): { initAcknowledged: boolean; acknowledged: ReadonlySet<bigint>; live: bigint | undefined } | undefined;
+  onPartDropped(track: string, part: PartUpload): void;
+}
+
+const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+
+interface HlsTrack {
+  playlist: DocumentLane;
+  parts: PartLane | undefined;
+  /** Segment → how many of its leading part files the origin acknowledged. */
+  acknowledgedParts: Map<bigint, number>;
+}
+
+/**
+ * The HLS side of a push output: per track, the media playlist on a connection of its own
+ * (coalesced, rebuilt at every part) and, with `sf`, the part files on another. Toward an appliance
+ * origin a playlist names what was handed to the uploads (the origin serves it once those bytes
+ * arrived); toward a generic origin only what the origin acknowledged, without blocking or hints.
+ */
+export class HlsPush {
+  readonly playlists: HlsPlaylists;
+  readonly #context: HlsPushContext;
+  readonly #tracks = new Map<string, HlsTrack>();
+  readonly #generic: boolean;
+
+  constructor(context: HlsPushContext) {
+    this.#context = context;
+    this.#generic = context.profile === 'generic';
+    const window = context.session.timing.windowSegments;
+    const view = this.#generic
+      ? (track: string, segments: Parameters<typeof acknowledgedView>[0]) => acknowledgedView(segments, context.track(track)?.acknowledged ?? new Set(), this.#tracks.get(track)?.acknowledgedParts ?? new Map(), window)
+      : undefined;
+    this.playlists = new HlsPlaylists(context.session, context.formats.names, { blocking: !this.#generic, hints: !this.#generic }, view);
+  }
+
+  /** Playlists or part files still waiting for the origin. */
+  get pending(): boolean {
+    return [...this.#tracks.values()].some((t) => t.playlist.pending || t.parts?.pending);
+  }
+
+  get loops(): Promise<void>[] {
+    return [...this.#tracks.values()].flatMap((t) => [t.playlist.loop, ...(t.parts ? [t.parts.loop] : [])]);
+  }
+
+  addTrack(id: string, kind: 'video' | 'audio'): void {
+    if (this.#tracks.has(id)) return;
+    const names = this.#context.formats.names;
+    const lanes = { segdur: this.#context.segdur, deliver: this.#context.deliver, pause: this.#context.pause, stopped: this.#context.stopped };
+    const playlist = new DocumentLane(lanes, new Lane(this.#context.laneOptions), names.mediaPlaylist(id), PLAYLIST_TYPE, () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined));
+    const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map() };
+    if (this.#context.session.llhls === 'sf') {
+      state.parts = new PartLane({
+        ...lanes,
+        oldestUseful: () => {
+          const live = this.#context.track(id)?.live;
+          return live === undefined ? undefined : live - BigInt(this.#context.session.timing.partSegments);
+        },
+        onAcknowledged: (part) => {
+          const count = state.acknowledgedParts.get(part.segment) ?? 0;
+          if (part.index === count) state.acknowledgedParts.set(part.segment, count + 1);
+          for (const segment of state.acknowledgedParts.keys()) if (segment < part.segment - 3n) state.acknowledgedParts.delete(segment);
+          if (this.#generic) playlist.touch();
+        },
+        onDropped: (part) => this.#context.onPartDropped(id, part),
+      }, new Lane(this.#context.laneOptions), `${kind}/mp4`);
+    }
+    this.#tracks.set(id, state);
+  }
+
+  /** A chunk was handed to the segment's upload. */
+  onChunk(event: ChunkEvent): void {
+    const track = this.#tracks.get(event.track);
+    if (!track) return;
+    const { partFile, playlist } = this.playlists.onChunk(event);
+    if (partFile && track.parts) {
+      const index = Number(partFile.path.slice(partFile.path.lastIndexOf('.') + 1)) - 1;
+      track.parts.add({ segment: event.segment, index, path: partFile.path, bytes: Buffer.concat(partFile.bytes) });
+    }
+    if (playlist && !this.#generic) track.playlist.touch();
+  }
+
+  /** The init of `track` was acknowledged: its playlist may go. */
+  onInitAcknowledged(track: string): void {
+    this.#tracks.get(track)?.playlist.touch();
+  }
+
+  /** A segment of `track` was acknowledged: a generic origin's playlist may name it. */
+  onSegmentAcknowledged(track: string): void {
+    if (this.#generic) this.#tracks.get(track)?.playlist.touch();
+  }
+
+  /** Every playlist again (at the end: with ENDLIST). */
+  publishAll(): void {
+    for (const track of this.#tracks.values()) track.playlist.touch();
+  }
+
+  /** A segment's part files, which go (DELETE) with it. */
+  companions(track: string, segment: bigint): string[] {
+    if (this.#context.session.llhls !== 'sf') return [];
+    return Array.from({ length: this.#context.partsPerSegment }, (_, index) => this.#context.formats.names.partFile(track, segment, index));
+  }
+
+  /** Drops the part files still queued (at stop), for the counts. */
+  dropQueued(): void {
+    for (const [id, track] of this.#tracks) for (const part of track.parts?.clear() ?? []) this.#context.onPartDropped(id, part);
+  }
+
+  wake(): void {
+    for (const track of this.#tracks.values()) {
+      track.playlist.wake();
+      track.parts?.wake();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#tracks.values()].flatMap((t) => [t.playlist.close(), ...(t.parts ? [t.parts.close()] : [])]));
+  }
+}
