@@ -155,7 +155,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const hls: HlsSession = {
     llhls: profile.hls.llhls,
     partChunks: profile.hls.partChunks,
-    timing: hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: audioTrack ? profile.audio.samplerate : undefined, tsb: profile.tsb, llhls: profile.hls.llhls }),
+    timing: hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: audioTrack ? profile.audio.samplerate : undefined, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target }),
     renditions: () => packager.hlsRenditions(profile),
     ended: () => Boolean(packager.end?.last && packager.finished),
   };

@@ -25,9 +25,10 @@ const ceil3 = (seconds: number) => Math.ceil(seconds * 1e3 - 1e-6) / 1e3;
 /**
  * Pure: the session's playlist timing from the segment and chunk durations. Video parts are
  * `partChunks` chunks; audio chunks are whole AAC frames (sizes differing by at most one frame), so
- * the longest audio part is `partChunks` of the largest chunk. PART-HOLD-BACK is 3 part targets.
+ * the longest audio part is `partChunks` of the largest chunk. PART-HOLD-BACK is 3 part targets, or
+ * the profile's latency target if longer.
  */
-export function hlsTiming(options: { segdur: number; cdur: number; partChunks: number; audioSampleRate: number | undefined; tsb: number; llhls: LlhlsMode }): HlsTiming {
+export function hlsTiming(options: { segdur: number; cdur: number; partChunks: number; audioSampleRate: number | undefined; tsb: number; llhls: LlhlsMode; latencyTarget?: number }): HlsTiming {
   const { segdur, cdur, partChunks } = options;
   const chunksPerSegment = Math.round(segdur / cdur);
   const videoPart = Math.min(segdur, partChunks * cdur);
@@ -45,7 +46,10 @@ export function hlsTiming(options: { segdur: number; cdur: number; partChunks: n
   return {
     targetDuration,
     partTarget,
-    partHoldBack: ceil3(3 * partTarget),
+    // Players start PART-HOLD-BACK behind the newest part: the RFC's floor of 3 parts (0.32 s) leaves
+    // no room for a part's delivery jitter and hls.js stalls once, then backs off by itself; the
+    // profile's latency target (the DASH ServiceDescription's) is what players are meant to hold.
+    partHoldBack: ceil3(Math.max(3 * partTarget, options.latencyTarget ?? 0)),
     holdBack: 3 * targetDuration,
     canSkipUntil: windowSegments * segdur > 6 * targetDuration ? 6 * targetDuration : 0,
     windowSegments,

@@ -1,57 +1,130 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
-import { CHROMIUM, CHROMIUM_ARGS, DASH_JS, SAMPLE, START_PLAYER, type PlayerSample } from '../helpers/player.ts';
+import { describeReport, launchChromium, watchPlayer, type PlayerKind, type PlayerReport } from '../helpers/player.ts';
 
-describe('dash.js in headless Chromium', { timeout: 120_000 }, () => {
-  it('plays the built-in server\'s LL-DASH stream for 20 s without error', async () => {
-    const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--duration', '60']);
-    let browser: Browser | undefined;
-    try {
-      // The appliance logs the URL it serves once it listens.
-      const url = await waitForLogField(appliance, 'serving', 'url');
-      assert.ok(url, 'the appliance announced its stream URL');
-      const base = new URL(url).origin;
-      // Wait for the first segments, so the player starts on a live edge that exists.
-      await sleep(3000);
-      const mpd = await (await fetch(url)).text();
-      assert.match(mpd, new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${base}/time"/>`), 'players sync with the server\'s own clock');
-      assert.equal((await fetch(`${base}/favicon.ico`)).status, 204);
+const children: { pid?: number | undefined; exitCode: number | null; then: PromiseLike<unknown>['then'] }[] = [];
+let browser: Browser | undefined;
+after(async () => {
+  await browser?.close();
+  for (const child of children) if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+  await Promise.allSettled(children);
+});
 
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-      const page = await browser.newPage();
-      const consoleErrors: string[] = [];
-      page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
-      const notFound: string[] = [];
-      page.on('response', (response) => response.status() >= 400 && notFound.push(`${response.status()} ${new URL(response.url()).pathname}`));
-      await page.goto(`${base}/`);
-      await page.addScriptTag({ path: DASH_JS });
-      await page.evaluate(`(${START_PLAYER})(${JSON.stringify(url)})`);
+/** The sanity bounds CI holds every player to: no error, no failed request, live, and moving at real time. */
+function assertPlaysLive(kind: PlayerKind, report: PlayerReport) {
+  process.stderr.write(describeReport(kind, report));
+  assert.deepEqual(report.errors, [], `no ${kind} error`);
+  assert.deepEqual(report.failedRequests, [], `${kind}: no failed request`);
+  assert.deepEqual(report.consoleErrors, [], `${kind}: no error in the page`);
+  const playing = report.samples.filter((s) => s.currentTime > 0);
+  assert.ok(playing.length >= 15, `${kind}: playing for ${playing.length} of ${report.samples.length} s`);
+  assert.ok(report.advance > 0.9, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
+  assert.ok(report.samples.at(-1)!.readyState >= 3, `${kind}: has data to play`);
+  assert.ok(report.medianLatency > 0 && report.medianLatency < 3, `${kind}: live latency ${report.medianLatency.toFixed(2)} s`);
+  assert.ok(report.samples.at(-1)!.height > 0 && report.samples.at(-1)!.height <= 720, `${kind}: capped at 720p in CI (${report.samples.at(-1)!.height})`);
+}
 
-      const samples: PlayerSample[] = [];
-      for (let i = 0; i < 20; i++) {
-        await sleep(1000);
-        samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
-      }
-      const { errors, stalls } = (await page.evaluate('({ errors: window.errors, stalls: window.stalls })')) as { errors: string[]; stalls: number };
-      assert.deepEqual(errors, [], 'no dash.js error');
-      assert.deepEqual(notFound, [], 'no failed request');
-      assert.deepEqual(consoleErrors, [], 'no error in the page');
-      const playing = samples.filter((s) => s.currentTime > 0);
-      assert.ok(playing.length >= 15, `playing for ${playing.length} of 20 s`);
-      const advanced = playing.at(-1)!.currentTime - playing[0]!.currentTime;
-      assert.ok(advanced >= (playing.at(-1)!.at - playing[0]!.at) / 1000 - 2, `media advanced ${advanced.toFixed(1)} s`);
-      assert.ok(samples.at(-1)!.readyState >= 3, 'has data to play');
-      const latencies = playing.slice(5).map((s) => s.latency).sort((a, b) => a - b);
-      const median = latencies[Math.floor(latencies.length / 2)]!;
-      assert.ok(median > 0 && median < 3, `live latency ${median.toFixed(2)} s`);
-      process.stderr.write(`# dash.js: median latency ${median.toFixed(2)} s, ${stalls} stall events, failed requests: ${JSON.stringify(notFound)}\n`);
-    } finally {
-      await browser?.close();
-      if (appliance.pid) process.kill(appliance.pid, 'SIGTERM');
-      await appliance;
+async function playBoth(base: string, dir: string, kinds: PlayerKind[]) {
+  browser ??= await launchChromium();
+  for (const kind of kinds) {
+    const url = `${base}/${dir}live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`;
+    assertPlaysLive(kind, await watchPlayer(browser, { kind, url, seconds: 22 }));
+  }
+}
+
+const lastPosition = (playlist: string) => {
+  const report = /#EXT-X-PART:[^\n]*\n(?![\s\S]*#EXT-X-PART:)/.exec(playlist);
+  assert.ok(report, 'the playlist names parts');
+  const sequence = BigInt(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(playlist)![1]!);
+  const complete = (playlist.match(/#EXTINF/g) ?? []).length;
+  const trailing = playlist.slice(playlist.lastIndexOf('.m4s\n') + 1).match(/#EXT-X-PART:/g)?.length ?? 0;
+  return trailing ? { msn: sequence + BigInt(complete), part: trailing - 1 } : { msn: sequence + BigInt(complete) - 1n, part: 9 };
+};
+
+describe('real players, live, in headless Chromium', { timeout: 300_000 }, () => {
+  it('dash.js and hls.js play the built-in origin (ultra-ll, DASH + LL-HLS byte ranges), which keeps the LL-HLS rules', async () => {
+    const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--duration', '75']);
+    children.push(appliance);
+    const url = await waitForLogField(appliance, 'serving', 'url');
+    assert.ok(url, 'the appliance announced its stream URL');
+    const base = new URL(url).origin;
+    await sleep(3500);
+    const mpd = await (await fetch(url)).text();
+    assert.match(mpd, new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${base}/time"/>`), 'players sync with the server\'s own clock');
+
+    // Blocking reload: the next part is answered as soon as it exists, about one part later.
+    const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
+    const { msn, part } = lastPosition(playlist);
+    const asked = performance.now();
+    const blocked = await fetch(`${base}/live_720p.m3u8?_HLS_msn=${msn}&_HLS_part=${part + 1}`);
+    const waited = performance.now() - asked;
+    assert.equal(blocked.status, 200);
+    assert.equal(blocked.headers.get('cache-control'), 'no-cache');
+    assert.ok(waited < 1000, `held ${waited.toFixed(0)} ms for the next part`);
+    const next = await blocked.text();
+    const after = lastPosition(next);
+    assert.ok(after.msn > msn || after.part > part, 'the answer names the part asked for');
+    assert.equal((await fetch(`${base}/live_720p.m3u8?_HLS_part=1`)).status, 400, '_HLS_part without _HLS_msn');
+    assert.equal((await fetch(`${base}/live_720p.m3u8?_HLS_msn=${msn + 5n}`)).status, 400, 'too far ahead');
+    const past = performance.now();
+    assert.equal((await fetch(`${base}/live_720p.m3u8?_HLS_msn=${msn - 2n}`)).status, 200);
+    assert.ok(performance.now() - past < 200, 'a position in the past is answered at once');
+    // The newest part named is there in full the moment the playlist names it.
+    const [, lastUri, length, offset] = /URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"(?:,INDEPENDENT=YES)?\n(?![\s\S]*#EXT-X-PART:)/.exec(next)!;
+    const bytes = await (await fetch(`${base}/${lastUri!}`, { headers: { range: `bytes=${offset!}-${Number(offset) + Number(length) - 1}` } })).arrayBuffer();
+    assert.equal(bytes.byteLength, Number(length));
+    // One header for every playlist; program date-times that agree.
+    const playlists = await Promise.all(['1080p', '720p', 'audio'].map(async (t) => (await fetch(`${base}/live_${t}.m3u8`)).text()));
+    const headers = playlists.map((p) => p.split('\n').slice(0, 5).join('\n'));
+    assert.equal(new Set(headers).size, 1, 'TARGETDURATION, SERVER-CONTROL and PART-INF are the same in every playlist');
+    const dates = (p: string) => new Map([...p.matchAll(/#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?:#EXT-X-PART:[^\n]*\n)*#EXTINF:[^\n]*\n\S+\/(\d+)\.m4s/g)].map((m) => [m[2], Date.parse(m[1]!)]));
+    const video = dates(playlists[0]!);
+    const audio = dates(playlists[2]!);
+    for (const [segment, at] of video) {
+      assert.equal(at, Number(segment) * 1000, `video segment ${segment} starts on the epoch grid`);
+      if (audio.has(segment)) assert.ok(Math.abs(audio.get(segment)! - at) <= 22, `audio segment ${segment} within one AAC frame`);
     }
+
+    await playBoth(base, '', ['dash.js', 'hls.js']);
+    process.kill(appliance.pid!, 'SIGTERM');
+    await appliance;
+  });
+
+  it('dash.js and hls.js play through the push path: appliance → appliance origin → player', async () => {
+    const node = await systemNode();
+    const env = { APPLIANCE_INGEST_TOKEN: 'player-test', APPLIANCE_PUSH_TOKEN: 'player-test' };
+    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+    children.push(origin);
+    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+    assert.ok(originUrl);
+    const base = originUrl.replace(/\/$/, '');
+    const appliance = startAppliance(node, ['start', '--output', `${base}/live/live.mpd`, '--duration', '70'], { env });
+    children.push(appliance);
+    await sleep(5000);
+    await playBoth(base, 'live/', ['dash.js', 'hls.js']);
+    process.kill(appliance.pid!, 'SIGTERM');
+    await appliance;
+    process.kill(origin.pid!, 'SIGTERM');
+    await origin;
+  });
+
+  it('hls.js plays part files (--llhls sf)', async () => {
+    const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--llhls', 'sf', '--duration', '45']);
+    children.push(appliance);
+    const url = await waitForLogField(appliance, 'serving', 'url');
+    assert.ok(url);
+    const base = new URL(url).origin;
+    await sleep(3500);
+    const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
+    const partFile = /#EXT-X-PART:DURATION=[\d.]+,URI="(720p\/\d+\.m4s\.1)",INDEPENDENT=YES/.exec(playlist)?.[1];
+    assert.ok(partFile, 'parts are files of their own, numbered from 1');
+    assert.doesNotMatch(playlist, /BYTERANGE/);
+    assert.equal((await fetch(`${base}/${partFile}`)).status, 200);
+    await playBoth(base, '', ['hls.js']);
+    process.kill(appliance.pid!, 'SIGTERM');
+    await appliance;
   });
 });

@@ -1,34 +1,153 @@
 import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
-// The package's "require" export is the UMD build, which defines window.dashjs.
-export const DASH_JS = createRequire(import.meta.url).resolve('dashjs');
+const require = createRequire(import.meta.url);
+// The packages' "require" exports are the UMD builds, which define window.dashjs and window.Hls.
+export const DASH_JS = require.resolve('dashjs');
+export const HLS_JS = require.resolve('hls.js');
 /** Debian's Chromium, installed by .ci/run; never a downloaded browser. */
 export const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
 // As root, without the network: no sandbox, and nothing that phones home.
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
 
-/** Runs in the page (plain JavaScript): a muted video element and a dash.js player on the MPD. */
-export const START_PLAYER = `(mpd) => {
+export type PlayerKind = 'dash.js' | 'hls.js';
+
+/**
+ * Runs in the page (plain JavaScript): a muted 640×360 video element, the player, and counters of
+ * everything that spoils live playback — not only errors: time spent waiting, seeks, gap jumps.
+ * `maxHeight` caps the renditions the player picks (720p in CI: one player on 2 cores).
+ */
+export const START_PLAYER = `({ kind, url, maxHeight }) => {
   const video = document.createElement('video');
   video.muted = true;
   video.autoplay = true;
+  video.width = 640;
+  video.height = 360;
   document.body.append(video);
-  window.errors = [];
-  window.stalls = 0;
-  video.addEventListener('waiting', () => window.stalls++);
-  const player = dashjs.MediaPlayer().create();
-  player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push(String(e.error && e.error.code) + ': ' + String(e.error && e.error.message)));
-  player.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => window.errors.push('playback: ' + JSON.stringify(e)));
-  player.initialize(video, mpd, true);
-  window.player = player;
+  const m = window.metrics = { errors: [], warnings: [], waitingMs: 0, waitingSince: undefined, waits: 0, seeks: 0, gapJumps: 0, started: false };
+  video.addEventListener('playing', () => {
+    m.started = true;
+    if (m.waitingSince !== undefined) m.waitingMs += performance.now() - m.waitingSince;
+    m.waitingSince = undefined;
+  });
+  video.addEventListener('waiting', () => {
+    if (!m.started) return; // the start-up buffering is no stall
+    m.waits++;
+    m.waitingSince ??= performance.now();
+  });
+  video.addEventListener('seeking', () => { if (m.started) m.seeks++; });
   window.video = video;
+  if (kind === 'dash.js') {
+    const player = dashjs.MediaPlayer().create();
+    player.updateSettings({ streaming: { abr: { maxBitrate: { video: maxHeight <= 720 ? 4000 : -1 } } } });
+    player.on(dashjs.MediaPlayer.events.ERROR, (e) => m.errors.push(String(e.error && e.error.code) + ': ' + String(e.error && e.error.message)));
+    player.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => m.errors.push('playback: ' + JSON.stringify(e)));
+    if (dashjs.MediaPlayer.events.GAP_CAUSED_INTERNAL_SEEK) player.on(dashjs.MediaPlayer.events.GAP_CAUSED_INTERNAL_SEEK, () => m.gapJumps++);
+    player.initialize(video, url, true);
+    window.latency = () => player.getCurrentLiveLatency();
+    window.wallClockLatency = () => player.getCurrentLiveLatency();
+    window.player = player;
+  } else {
+    const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, capLevelToPlayerSize: maxHeight <= 720, backBufferLength: 10 });
+    hls.on(Hls.Events.ERROR, (_e, data) => {
+      const what = data.type + ': ' + data.details + (data.response ? ' ' + data.response.code : '') + (data.frag ? ' ' + data.frag.relurl : '');
+      if (data.details === 'bufferSeekOverHole' || data.details === 'bufferNudgeOnStall') m.gapJumps++;
+      if (data.fatal) m.errors.push(what); else m.warnings.push(what);
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    window.latency = () => hls.latency;
+    window.wallClockLatency = () => (hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : NaN);
+    window.player = hls;
+  }
 }`;
-export const SAMPLE = '({ at: Date.now(), currentTime: video.currentTime, readyState: video.readyState, latency: player.getCurrentLiveLatency() })';
+
+export const SAMPLE = `({
+  at: Date.now(),
+  currentTime: video.currentTime,
+  readyState: video.readyState,
+  latency: window.latency(),
+  wallClockLatency: window.wallClockLatency(),
+  dropped: video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().droppedVideoFrames : 0,
+  height: video.videoHeight,
+})`;
 
 export interface PlayerSample {
   at: number;
   currentTime: number;
   readyState: number;
   latency: number;
+  wallClockLatency: number;
+  dropped: number;
+  height: number;
 }
 
+export interface PlayerReport {
+  samples: PlayerSample[];
+  errors: string[];
+  warnings: string[];
+  /** Requests answered with an error status, e.g. `404 /live/720p/12.m4s`. */
+  failedRequests: string[];
+  consoleErrors: string[];
+  waitingMs: number;
+  waits: number;
+  seeks: number;
+  gapJumps: number;
+  /** Median of the player's own latency over the samples after the first `settle` seconds. */
+  medianLatency: number;
+  medianWallClockLatency: number;
+  droppedFrames: number;
+  /** Seconds of media played per second of wall clock over the watch. */
+  advance: number;
+}
+
+const median = (values: number[]) => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : NaN;
+};
+
+/** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` and watches it for `seconds`. */
+export async function watchPlayer(browser: Browser, options: { kind: PlayerKind; pageUrl?: string; url: string; seconds: number; maxHeight?: number; settle?: number; onPage?: (page: Page) => Promise<void> }): Promise<PlayerReport> {
+  const page = await browser.newPage();
+  try {
+    const consoleErrors: string[] = [];
+    page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
+    const failedRequests: string[] = [];
+    page.on('response', (response) => response.status() >= 400 && failedRequests.push(`${response.status()} ${new URL(response.url()).pathname}`));
+    // The origin's clock by default: a page of that origin that starts no player of its own.
+    await page.goto(options.pageUrl ?? new URL('/time', options.url).href);
+    await page.addScriptTag({ path: options.kind === 'dash.js' ? DASH_JS : HLS_JS });
+    await page.evaluate(`(${START_PLAYER})(${JSON.stringify({ kind: options.kind, url: options.url, maxHeight: options.maxHeight ?? 720 })})`);
+    const samples: PlayerSample[] = [];
+    for (let i = 0; i < options.seconds; i++) {
+      await sleep(1000);
+      samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
+    }
+    await options.onPage?.(page);
+    const metrics = (await page.evaluate('({ ...window.metrics, waitingMs: window.metrics.waitingMs + (window.metrics.waitingSince === undefined ? 0 : performance.now() - window.metrics.waitingSince) })')) as Omit<PlayerReport, 'samples'>;
+    const playing = samples.filter((s) => s.currentTime > 0);
+    const settled = playing.slice(options.settle ?? 5);
+    return {
+      ...metrics,
+      samples,
+      failedRequests,
+      consoleErrors,
+      medianLatency: median(settled.map((s) => s.latency)),
+      medianWallClockLatency: median(settled.map((s) => s.wallClockLatency)),
+      droppedFrames: samples.at(-1)?.dropped ?? 0,
+      advance: playing.length > 1 ? (playing.at(-1)!.currentTime - playing[0]!.currentTime) / ((playing.at(-1)!.at - playing[0]!.at) / 1000) : 0,
+    };
+  } finally {
+    await page.close();
+  }
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** One line for the test output: what the player did. */
+export function describeReport(kind: PlayerKind, report: PlayerReport): string {
+  return `# ${kind}: median latency ${report.medianLatency.toFixed(2)} s (wall clock ${report.medianWallClockLatency.toFixed(2)} s), advance ${report.advance.toFixed(3)}, waiting ${Math.round(report.waitingMs)} ms in ${report.waits} stalls, ${report.seeks} seeks, ${report.gapJumps} gap jumps, ${report.droppedFrames} dropped frames, warnings ${JSON.stringify(report.warnings.slice(0, 5))}, failed requests ${JSON.stringify(report.failedRequests.slice(0, 5))}\n`;
+}
