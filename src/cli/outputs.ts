@@ -10,6 +10,7 @@ import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { ConfigError } from '../errors.ts';
+import { PLAYER_SCRIPTS, previewPage, type PreviewInfo } from '../origin/preview-page.ts';
 import { HlsPlaylists, outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
 
 /** Where packager events and manifests go: a directory, the built-in origin's store, or an origin. */
@@ -45,18 +46,6 @@ export interface OpenedOutputs {
 }
 
 export const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
-
-/** The page at `/` of the built-in server. */
-export function indexPage(base: string, manifest: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>appliance</title></head>
-<body>
-<h1>appliance</h1>
-<p>Live stream (LL-DASH): <a href="/${manifest}">${base}/${manifest}</a></p>
-<p>Clock for players (UTCTiming, http-iso): <a href="/time">${base}/time</a></p>
-</body></html>
-`;
-}
 
 /** The origin profile of the output at `index`: given per output, once for all, or the default. */
 export const originProfileOf = (push: PushSettings, index: number): OriginProfile => push.profiles[index] ?? push.profiles[0] ?? 'appliance';
@@ -170,7 +159,19 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
-  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => indexPage(base, target.manifest) });
+  const preview = (): PreviewInfo => {
+    const renditions = context.hls.renditions();
+    return {
+      base,
+      mpd: formats.dash ? formats.mpd : undefined,
+      multivariant: formats.hls ? formats.multivariant : undefined,
+      mediaPlaylists: formats.hls && renditions ? [...renditions.video.map((r) => r.id), ...(renditions.audio ? [renditions.audio.id] : [])].map((id) => formats.names.mediaPlaylist(id)) : [],
+      renditions: renditions
+        ? [...renditions.video.map((r) => ({ id: r.id, kind: 'video' as const, width: r.width, height: r.height, bitrate: r.bitrate, codecs: r.codecs })), ...(renditions.audio ? [{ id: renditions.audio.id, kind: 'audio' as const, bitrate: renditions.audio.bitrate, codecs: renditions.audio.codecs }] : [])]
+        : [],
+    };
+  };
+  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(preview()), assets: PLAYER_SCRIPTS });
   const address = await listen(server, target.host, target.port).catch((error: NodeJS.ErrnoException) => {
     throw new ConfigError(`--listen ${hostForUrl(target.host)}:${target.port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? '; another program uses that port: pick another with --listen' : ''}`);
   });

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
@@ -15,6 +16,8 @@ export interface OriginHttpOptions {
   logger: Logger;
   /** The page at `/`. */
   index: () => string;
+  /** Files served as they are: URL path → file (the preview page's players). */
+  assets?: Record<string, string> | undefined;
   /** Called when an upload completes (e.g. to copy it to a directory). */
   onStored?: ((object: StoredObject) => void) | undefined;
   /** Longest a pushed playlist waits for the media it names (then it is served anyway); one target duration. */
@@ -246,6 +249,14 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/favicon.ico') {
       res.writeHead(204, { ...CORS, 'Cache-Control': 'public, max-age=86400' });
       return res.end();
+    }
+    const asset = options.assets?.[url.pathname];
+    if ((method === 'GET' || method === 'HEAD') && asset) {
+      void readFile(asset).then((bytes) => {
+        res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor(asset, false) ?? 'application/octet-stream', 'Content-Length': bytes.length, 'Cache-Control': 'public, max-age=3600' });
+        res.end(method === 'HEAD' ? undefined : bytes);
+      }, () => fail(res, 404, 'not found'));
+      return;
     }
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/') {
       res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor('index.html', false)!, 'Cache-Control': 'no-cache' });

@@ -156,6 +156,8 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
 export interface HlsVideoRendition {
   id: string;
   codecs: string;
+  /** The encoder's rate (bits per second). */
+  bitrate: number;
   /** Bits per second: the rate the encoder aims at, and the most a segment can carry (VBV). */
   averageBandwidth: number;
   peakBandwidth: number;
@@ -167,6 +169,7 @@ export interface HlsVideoRendition {
 export interface HlsAudioRendition {
   id: string;
   codecs: string;
+  bitrate: number;
   averageBandwidth: number;
   peakBandwidth: number;
   channels: number;

@@ -90,11 +90,12 @@ export class Packager {
       video: this.#tracks.filter((t) => t.kind === 'video').map((t) => {
         const i = info(t.id);
         const peak = Math.ceil(t.bitrate * (1 + profile.video.vbvBuffer / profile.segdur) * boxes);
-        return { id: t.id, codecs: codecString(i), averageBandwidth: Math.ceil(t.bitrate * boxes), peakBandwidth: peak, width: i.width!, height: i.height!, frameRate: profile.video.framerate };
+        return { id: t.id, codecs: codecString(i), bitrate: t.bitrate, averageBandwidth: Math.ceil(t.bitrate * boxes), peakBandwidth: peak, width: i.width!, height: i.height!, frameRate: profile.video.framerate };
       }),
       audio: audioTrack && {
         id: audioTrack.id,
         codecs: codecString(info(audioTrack.id)),
+        bitrate: audioTrack.bitrate,
         averageBandwidth: Math.ceil(audioTrack.bitrate * boxes),
         peakBandwidth: Math.ceil(audioTrack.bitrate * 1.1 * boxes),
         channels: info(audioTrack.id).channels ?? 2,

@@ -139,8 +139,8 @@ describe('media playlists', () => {
 describe('multivariant playlist', () => {
   it('lists each video rendition with the audio group, codecs, bandwidths, resolution and frame rate', () => {
     const text = buildMultivariantPlaylist({
-      video: [{ id: '1080p', codecs: 'avc1.640028', averageBandwidth: 6_000_000, peakBandwidth: 9_000_000, width: 1920, height: 1080, frameRate: 30 }],
-      audio: { id: 'audio', codecs: 'mp4a.40.2', averageBandwidth: 128_000, peakBandwidth: 140_000, channels: 2 },
+      video: [{ id: '1080p', codecs: 'avc1.640028', bitrate: 6_000_000, averageBandwidth: 6_000_000, peakBandwidth: 9_000_000, width: 1920, height: 1080, frameRate: 30 }],
+      audio: { id: 'audio', codecs: 'mp4a.40.2', bitrate: 128_000, averageBandwidth: 128_000, peakBandwidth: 140_000, channels: 2 },
       names,
       delivery: appliance,
     });
