@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logLines, startAppliance } from '../helpers/run.ts';
-import { quantile, startTestOrigin, type TestOrigin, type UploadRecord } from '../helpers/push-origin.ts';
+import { quantile, recordPlaylistLag, startTestOrigin, type TestOrigin, type UploadRecord } from '../helpers/push-origin.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const TRACKS = ['1080p', '720p', 'audio'];
@@ -169,9 +169,10 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
     }
   });
 
-  it('over a 50 ms-RTT path, each chunk still reaches the origin within one chunk of being handed over', async () => {
+  it('over a 50 ms-RTT path, each chunk still reaches the origin within one chunk of being handed over, and each playlist within a part', async () => {
     const origin = await startTestOrigin({ token: TOKEN });
     const far = await startTcpProxy(origin.port, { delayMs: 25 });
+    const playlistLags = TRACKS.map((track) => [track, recordPlaylistLag(origin, `live/live_${track}.m3u8`)] as const);
     try {
       // trace: one line per chunk handed over, to pair with its arrival at the origin.
       const result = await appliance(['--duration', '12', '--log-level', 'trace', '--output', `http://127.0.0.1:${far.port}/live/live.mpd`]);
@@ -192,6 +193,17 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
         assert.ok(figures[track]! <= 100, `${track}: p95 ${figures[track]} ms from hand-over to the origin`);
       }
       process.stderr.write(`# 50 ms RTT: hand-over → origin p95 ${JSON.stringify(figures)} ms\n`);
+      // Part complete at the origin → a playlist naming it available there (the origin holds a
+      // playlist until the media it names has arrived, so this is never negative).
+      const lagFigures: Record<string, { p50: number; p95: number; count: number }> = {};
+      for (const [track, lags] of playlistLags) {
+        const values = lags().slice(20);
+        assert.ok(values.length >= 50, `${track}: ${values.length} parts named`);
+        assert.ok(Math.min(...values) >= 0, `${track}: no playlist named a part before its bytes arrived`);
+        lagFigures[track] = { p50: Math.round(quantile(values, 0.5)), p95: Math.round(quantile(values, 0.95)), count: values.length };
+        assert.ok(lagFigures[track].p95 <= 250, `${track}: playlist lag p95 ${lagFigures[track].p95} ms`);
+      }
+      process.stderr.write(`# 50 ms RTT: playlist lag (part at the origin → playlist naming it) ${JSON.stringify(lagFigures)} ms\n`);
     } finally {
       await far.close();
       await origin.close();

@@ -125,3 +125,50 @@ export function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
+
+/**
+ * Playlist lag at the origin: for every part a version of `playlistPath` names for the first time,
+ * how long after the part's last byte arrived that version became available. Call the returned
+ * function at the end for the lags (ms).
+ */
+export function recordPlaylistLag(origin: TestOrigin, playlistPath: string): () => number[] {
+  const versions: { at: number; parts: { uri: string; end: number }[] }[] = [];
+  const seen = new WeakSet<object>();
+  const directory = playlistPath.slice(0, playlistPath.lastIndexOf('/') + 1);
+  origin.store.watch(playlistPath, () => {
+    const object = origin.store.get(playlistPath);
+    if (!object || object.state !== 'complete' || seen.has(object)) return;
+    seen.add(object);
+    const text = Buffer.concat(object.chunks).toString('utf8');
+    const parts = [...text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"/g)].map((m) => ({ uri: directory + m[1]!, end: Number(m[2]) + Number(m[3]) }));
+    versions.push({ at: now(), parts });
+  });
+  const arrival = (path: string, end: number) => {
+    let earliest = Infinity;
+    for (const upload of origin.uploads.filter((u) => u.path === path)) {
+      let received = 0;
+      for (const piece of upload.pieces) {
+        received += piece.bytes;
+        if (received >= end) {
+          earliest = Math.min(earliest, piece.at);
+          break;
+        }
+      }
+    }
+    return earliest;
+  };
+  return () => {
+    const named = new Set<string>();
+    const lags: number[] = [];
+    for (const version of versions) {
+      for (const part of version.parts) {
+        const key = `${part.uri}@${part.end}`;
+        if (named.has(key)) continue;
+        named.add(key);
+        const at = arrival(part.uri, part.end);
+        if (Number.isFinite(at)) lags.push(version.at - at);
+      }
+    }
+    return lags;
+  };
+}
