@@ -18,12 +18,14 @@ export type PlayerKind = 'dash.js' | 'hls.js';
  * everything that spoils live playback — not only errors: time spent waiting, seeks, gap jumps.
  * `maxHeight` caps the renditions the player picks (720p in CI: one player on 2 cores).
  */
-export const START_PLAYER = `({ kind, url, maxHeight }) => {
+export const START_PLAYER = `({ kind, url, maxHeight, width }) => {
   const video = document.createElement('video');
   video.muted = true;
   video.autoplay = true;
-  video.width = 640;
-  video.height = 360;
+  video.width = width;
+  video.height = width * 9 / 16;
+  // Fixed at the top left, over whatever the page shows: a screenshot there is the picture.
+  video.style.cssText = 'position: fixed; left: 0; top: 0; background: #000';
   document.body.append(video);
   const m = window.metrics = { errors: [], warnings: [], waitingMs: 0, waitingSince: undefined, waits: 0, seeks: 0, gapJumps: 0, started: false };
   video.addEventListener('playing', () => {
@@ -108,8 +110,9 @@ const median = (values: number[]) => {
 };
 
 /** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` and watches it for `seconds`. */
-export async function watchPlayer(browser: Browser, options: { kind: PlayerKind; pageUrl?: string; url: string; seconds: number; maxHeight?: number; settle?: number; onPage?: (page: Page) => Promise<void> }): Promise<PlayerReport> {
-  const page = await browser.newPage();
+export async function watchPlayer(browser: Browser, options: { kind: PlayerKind; pageUrl?: string; url: string; seconds: number; maxHeight?: number; width?: number; settle?: number; onSecond?: (page: Page) => Promise<void> }): Promise<PlayerReport> {
+  const width = options.width ?? 640;
+  const page = await browser.newPage({ viewport: { width: Math.max(800, width), height: Math.max(600, Math.ceil((width * 9) / 16)) } });
   try {
     const consoleErrors: string[] = [];
     page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
@@ -118,13 +121,13 @@ export async function watchPlayer(browser: Browser, options: { kind: PlayerKind;
     // The origin's clock by default: a page of that origin that starts no player of its own.
     await page.goto(options.pageUrl ?? new URL('/time', options.url).href);
     await page.addScriptTag({ path: options.kind === 'dash.js' ? DASH_JS : HLS_JS });
-    await page.evaluate(`(${START_PLAYER})(${JSON.stringify({ kind: options.kind, url: options.url, maxHeight: options.maxHeight ?? 720 })})`);
+    await page.evaluate(`(${START_PLAYER})(${JSON.stringify({ kind: options.kind, url: options.url, maxHeight: options.maxHeight ?? 720, width })})`);
     const samples: PlayerSample[] = [];
     for (let i = 0; i < options.seconds; i++) {
       await sleep(1000);
       samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
+      await options.onSecond?.(page);
     }
-    await options.onPage?.(page);
     const metrics = (await page.evaluate('({ ...window.metrics, waitingMs: window.metrics.waitingMs + (window.metrics.waitingSince === undefined ? 0 : performance.now() - window.metrics.waitingSince) })')) as Omit<PlayerReport, 'samples'>;
     const playing = samples.filter((s) => s.currentTime > 0);
     const settled = playing.slice(options.settle ?? 5);
