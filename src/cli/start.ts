@@ -21,7 +21,7 @@ import { DEFAULT_UTC_TIMING } from './args.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
-import type { HlsSession } from '../packager/hls-playlists.ts';
+import { outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
 import type { ChunkEvent } from '../packager/chunker.ts';
 import { RecentValues } from '../stats.ts';
 import type { StartOptions } from './args.ts';
@@ -78,12 +78,17 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
 export function describe(resolved: ResolvedStart): string {
   const { profile, source, outputs, plan, ffmpeg, push } = resolved;
   const credentials = push.headers['authorization']?.split(' ')[0];
+  const manifests = (manifest: string) => {
+    const formats = outputFormats(manifest, profile.hls.dual);
+    return [...(formats.dash ? [formats.mpd] : []), ...(formats.hls ? [formats.multivariant, ...plan.tracks.map((t) => formats.names.mediaPlaylist(t.id))] : [])];
+  };
   const describeOutput = (output: OutputTarget, index: number) => {
-    if (output.kind === 'directory') return { directory: output.dir, manifest: output.manifest, utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
-    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/${output.manifest}`, utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
+    if (output.kind === 'directory') return { directory: output.dir, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
+    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/`, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
     const originProfile = originProfileOf(push, index);
     return {
       push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
+      manifests: manifests(output.manifest),
       originProfile,
       method: push.method,
       utcTiming: pushUtcTiming(output, originProfile, resolved.utcTiming),
@@ -103,6 +108,7 @@ export function describe(resolved: ResolvedStart): string {
         : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
     ),
     latency: profile.latency,
+    hls: describeHls(profile),
     outputs: outputs.map(describeOutput),
     segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
     timeShiftBufferDepth: profile.tsb,
@@ -110,6 +116,18 @@ export function describe(resolved: ResolvedStart): string {
     warnings: resolved.warnings,
   };
   return `# resolved settings\n${toYaml(settings)}\n# ffmpeg command line (tracks on fds ${plan.tracks.map((t) => t.fd).join(', ')}, -progress on stdout)\n${shellQuote([ffmpeg.path, ...plan.args])}\n`;
+}
+
+/** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */
+function describeHls(profile: Profile) {
+  const timing = hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
+  return {
+    llhls: profile.hls.llhls,
+    dual: profile.hls.dual,
+    targetDuration: timing.targetDuration,
+    ...(profile.hls.llhls === 'off' ? {} : { partChunks: profile.hls.partChunks, partTarget: timing.partTarget, partHoldBack: timing.partHoldBack }),
+    holdBack: timing.holdBack,
+  };
 }
 
 /** How often progress is logged at info level, in progress reports (one a second). */
