@@ -95,6 +95,9 @@ export class StoredObject {
   }
 }
 
+/** Boxes a CMAF segment (or chunk) may begin with. */
+const FIRST_BOXES = new Set(['styp', 'ftyp', 'prft', 'moof', 'sidx', 'emsg', 'free', 'skip', 'moov', 'mdat']);
+
 /**
  * Follows the top-level boxes of a growing ISO-BMFF byte stream, cut anywhere: \`released\` is the
  * end of the last complete \`mdat\` (a CMAF chunk's end). Undefined when the bytes are not boxes.
@@ -119,11 +122,13 @@ class BoxBoundaries {
         if (this.#headerBytes < wanted || (wanted === 8 && this.#size32() === 1)) continue;
         const view = new DataView(this.#header.buffer);
         const size = wanted === 16 ? Number(view.getBigUint64(8)) : this.#size32();
-        if (size < wanted) {
-          this.released = undefined; // not boxes (or a box running to the end): no boundaries to keep
+        const type = String.fromCharCode(...this.#header.subarray(4, 8));
+        // Not boxes (or a box running to the end): no boundaries to keep, every byte goes at once.
+        if (size < wanted || !/^[a-z0-9 ]{4}$/i.test(type) || (this.#position === 0 && !FIRST_BOXES.has(type))) {
+          this.released = undefined;
           return;
         }
-        this.#isMdat = String.fromCharCode(...this.#header.subarray(4, 8)) === 'mdat';
+        this.#isMdat = type === 'mdat';
         this.#boxEnd = this.#position + size;
         this.#position += wanted;
         this.#headerBytes = 0;

@@ -175,7 +175,16 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
     const sets = mpd.MPD.Period.AdaptationSet as Record<string, any>[];
     const representations = sets.flatMap((set) => [set.Representation].flat().map((r: { id: string }) => ({ id: r.id, template: set.SegmentTemplate })));
     assert.deepEqual(representations.map((r) => r.id).sort(), [...TRACKS].sort());
-    assert.deepEqual((await readdir(dir)).sort(), [...TRACKS, 'live.mpd'].sort(), 'nothing else in the directory (no temporary files)');
+    const playlists = TRACKS.map((t) => `live_${t}.m3u8`);
+    assert.deepEqual((await readdir(dir)).sort(), [...TRACKS, 'live.mpd', 'live.m3u8', ...playlists].sort(), 'nothing else in the directory (no temporary files)');
+    // The HLS playlists name the same segments, and end with the stream.
+    for (const track of TRACKS) {
+      const playlist = await readFile(join(dir, `live_${track}.m3u8`), 'utf8');
+      assert.match(playlist, /#EXT-X-ENDLIST\n$/, `${track}: the ended stream's playlist is closed`);
+      const listed = [...playlist.matchAll(/^(\S+\.m4s)$/gm)].map((m) => m[1]!);
+      assert.ok(listed.length >= 8, `${track}: ${listed.length} segments listed`);
+      for (const uri of listed) assert.ok((await readdir(join(dir, track))).includes(uri.split('/')[1]!), `${uri} exists`);
+    }
     const end = Number(/^PT(\d+)S$/.exec(mpd.MPD.mediaPresentationDuration)![1]);
     for (const { id, template } of representations) {
       assert.equal(template.initialization.replace('$RepresentationID$', id), `${id}/init.mp4`);
