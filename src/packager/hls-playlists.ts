@@ -54,7 +54,7 @@ export class HlsPlaylists {
    * A chunk's bytes are available where the playlists are read: what to write now — with \`sf\`, the
    * part file it completed; the track's media playlist whenever it changed.
    */
-  onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): { partFile?: { path: string; bytes: Uint8Array[] }; playlist?: { name: string; text: string } } {
+  onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): { partFile?: { path: string; index: number; bytes: Uint8Array[] }; playlist?: { name: string; text: string } } {
     let pending = this.#partBytes.get(chunk.track);
     if (this.session.llhls === 'sf') {
       if (chunk.part % this.session.partChunks === 0 || !pending) this.#partBytes.set(chunk.track, (pending = []));
@@ -64,7 +64,7 @@ export class HlsPlaylists {
     if (!part) return {};
     const text = this.media(chunk.track);
     return {
-      ...(this.session.llhls === 'sf' && pending ? { partFile: { path: this.names.partFile(chunk.track, chunk.segment, part.index), bytes: pending } } : {}),
+      ...(this.session.llhls === 'sf' && pending ? { partFile: { path: this.names.partFile(chunk.track, chunk.segment, part.index), index: part.index, bytes: pending } } : {}),
       ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
     };
   }

@@ -93,10 +93,7 @@ export class HlsPush {
     const track = this.#tracks.get(event.track);
     if (!track) return;
     const { partFile, playlist } = this.playlists.onChunk(event);
-    if (partFile && track.parts) {
-      const index = Number(partFile.path.slice(partFile.path.lastIndexOf('.') + 1)) - 1;
-      track.parts.add({ segment: event.segment, index, path: partFile.path, bytes: Buffer.concat(partFile.bytes) });
-    }
+    if (partFile && track.parts) track.parts.add({ segment: event.segment, index: partFile.index, path: partFile.path, bytes: Buffer.concat(partFile.bytes) });
     if (playlist && !this.#generic) track.playlist.touch();
   }
 

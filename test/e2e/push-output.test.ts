@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
-import { outputFormats } from '../../src/packager/hls-playlists.ts';
+import { outputFormats, type HlsSession } from '../../src/packager/hls-playlists.ts';
+import { hlsTiming } from '../../src/packager/hls-playlist.ts';
 import { HttpPushOutput, type HttpPushOptions } from '../../src/push/http-output.ts';
 import { trustedCertificates } from '../../src/push/credentials.ts';
 import type { PushEvent } from '../../src/push/push-types.ts';
@@ -118,6 +119,37 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     assert.equal(manifest.headers['content-type'], 'application/dash+xml');
     assert.ok(manifest.startedAt > origin.uploads.find((u) => u.path === 'live/v/init.mp4')!.endedAt!, 'the manifest follows the acknowledged init');
     assert.ok(!log.messages().some((m) => m.includes('does not say it is an appliance origin')), 'our origin is recognised');
+  });
+
+  it('pushes LL-HLS part files (sf) and playlists that name only parts the origin holds; a generic origin gets only acknowledged ones', async () => {
+    for (const profile of ['appliance', 'generic'] as const) {
+      const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: 'sf' });
+      const hls: HlsSession = { llhls: 'sf', partChunks: 1, timing, renditions: () => ({ video: [{ id: 'v', codecs: 'avc1.640028', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6, width: 640, height: 360, frameRate: 30 }], audio: undefined }), ended: () => false };
+      const { origin, output } = await setup({ profile, formats: outputFormats('live.mpd', true), hls });
+      const versions: string[] = [];
+      origin.store.watch('live/live_v.m3u8', () => {
+        const object = origin.store.get('live/live_v.m3u8');
+        if (object?.state !== 'complete') return;
+        const text = Buffer.concat(object.chunks).toString();
+        // Every part a version names is complete at the origin when that version is served.
+        for (const [, uri] of text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)"/g)) assert.equal(origin.store.get(`live/${uri}`)?.state, 'complete', `${profile}: ${uri} named before it arrived`);
+        versions.push(text);
+      });
+      const first = BigInt(Math.floor(Date.now() / 1000));
+      await feed(output, segmentEvents('v', first, 2), true);
+      await output.flush();
+      for (let part = 1; part <= CHUNKS; part++) {
+        const stored = origin.store.get(`live/v/${first + 1n}.m4s.${part}`);
+        assert.equal(stored?.state, 'complete', `${profile}: part file ${part} (numbered from 1)`);
+        assert.deepEqual(Buffer.concat(stored.chunks), Buffer.from(new Uint8Array(1000).fill((Number((first + 1n) % 200n) + part - 1) & 0xff)));
+      }
+      assert.ok(versions.length >= 10, `${profile}: ${versions.length} playlist versions`);
+      const last = versions.at(-1)!;
+      assert.match(last, new RegExp(`#EXT-X-PART:DURATION=0.10000,URI="v/${first + 1n}.m4s.10"`));
+      assert.ok(origin.store.get('live/live.m3u8'), `${profile}: the multivariant playlist`);
+      if (profile === 'generic') assert.doesNotMatch(versions.join(''), /CAN-BLOCK-RELOAD|PRELOAD-HINT/);
+      else assert.match(last, /CAN-BLOCK-RELOAD=YES/);
+    }
   });
 
   it('uploads with POST when asked, and reports the backlog at each segment end', async () => {
