@@ -232,6 +232,47 @@ describe('HTTP manners', { timeout: 30_000 }, () => {
   });
 });
 
+describe('LL-HLS requests', { timeout: 30_000 }, () => {
+  const playlist = (parts: number) => [
+    '#EXTM3U', '#EXT-X-VERSION:9', '#EXT-X-TARGETDURATION:1',
+    '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.3,HOLD-BACK=3.0', '#EXT-X-PART-INF:PART-TARGET=0.1',
+    '#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MAP:URI="h/init.mp4"',
+    '#EXTINF:1.0,', 'h/100.m4s',
+    ...Array.from({ length: parts }, (_, i) => `#EXT-X-PART:DURATION=0.1,URI="h/101.m4s.${i + 1}"`), '',
+  ].join('\n');
+
+  it('holds a pushed playlist until the part files it names arrive, and a blocking request until its part is named', async () => {
+    assert.equal(await put('/hls/h/100.m4s', bytes(100, 1)), 201);
+    assert.equal(await put('/hls/h/101.m4s.1', bytes(50, 2)), 201);
+    assert.equal(await put('/hls/live_h.m3u8', playlist(1)), 201);
+    assert.match(await (await fetch(`${base}/hls/live_h.m3u8`)).text(), /101\.m4s\.1"\n$/);
+    // Part 2 is named before its file exists: the origin keeps that playlist back until it does.
+    const asked = Date.now();
+    const blocked = fetch(`${base}/hls/live_h.m3u8?_HLS_msn=101&_HLS_part=1`);
+    assert.equal(await put('/hls/live_h.m3u8', playlist(2)), 204);
+    await sleep(150);
+    assert.doesNotMatch(await (await fetch(`${base}/hls/live_h.m3u8`)).text(), /101\.m4s\.2/, 'not served before its part arrived');
+    assert.equal(await put('/hls/h/101.m4s.2', bytes(50, 3)), 201);
+    const answer = await blocked;
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('cache-control'), 'no-cache');
+    assert.match(await answer.text(), /101\.m4s\.2"\n$/);
+    assert.ok(Date.now() - asked >= 150, 'held until the part existed');
+  });
+
+  it('answers 503 when the part asked for does not come within 3 target durations, 400 for nonsense', async () => {
+    const asked = Date.now();
+    const answer = await fetch(`${base}/hls/live_h.m3u8?_HLS_msn=101&_HLS_part=4`);
+    assert.equal(answer.status, 503);
+    const waited = Date.now() - asked;
+    assert.ok(waited >= 2900 && waited < 4500, `503 after ${waited} ms`);
+    assert.equal((await fetch(`${base}/hls/live_h.m3u8?_HLS_part=2`)).status, 400);
+    assert.equal((await fetch(`${base}/hls/live_h.m3u8?_HLS_msn=abc`)).status, 400);
+    assert.equal((await fetch(`${base}/hls/live_h.m3u8?_HLS_msn=99&_HLS_part=0`)).status, 200, 'the past at once');
+    assert.equal((await fetch(`${base}/hls/nothing.m3u8?_HLS_msn=1`)).status, 404);
+  });
+});
+
 describe('retention', () => {
   it('memory stays flat over two hours of synthetic uploads', () => {
     let now = 1_795_219_794_000;
