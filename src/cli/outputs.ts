@@ -10,8 +10,8 @@ import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import { ConfigError } from '../errors.ts';
-import { PLAYER_SCRIPTS, previewPage, type PreviewInfo } from '../origin/preview-page.ts';
-import { HlsPlaylists, outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
+import { PLAYER_SCRIPTS, previewInfo, previewPage } from '../origin/preview-page.ts';
+import { HlsPlaylists, outputFormats, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
 
 /** Where packager events and manifests go: a directory, the built-in origin's store, or an origin. */
 export interface Output {
@@ -88,6 +88,32 @@ class ManifestWriter {
   }
 }
 
+/** What the directory and the built-in server's store take: events, playlists on demand, a flush. */
+interface LocalSink {
+  handle(event: PackagerEvent): void;
+  writePlaylists(multivariantName: string): void;
+  flush(): Promise<void>;
+}
+
+/** An output writing straight to a local sink: the MPD through its ManifestWriter, the playlists as they stand. */
+function localOutput(name: string, sink: LocalSink, manifests: ManifestWriter, formats: OutputFormats, failures: () => number): Output {
+  return {
+    name,
+    handle: (event) => sink.handle(event),
+    publishManifest: (build) => {
+      if (formats.dash) manifests.publish(build);
+      sink.writePlaylists(formats.multivariant);
+    },
+    flush: async () => {
+      await manifests.flush();
+      await sink.flush();
+    },
+    get failures() {
+      return failures();
+    },
+  };
+}
+
 interface Context {
   profile: Profile;
   hls: HlsSession;
@@ -121,7 +147,6 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
       deleteExpired: context.push.deleteExpired,
       formats,
       hls: context.hls,
-      cdur: profile.cdur,
       logger,
       onEvent: context.onPushEvent,
       onChunkWritten,
@@ -133,45 +158,19 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   if (target.kind === 'directory') {
     // Whatever serves the directory holds no request back: no blocking reloads, no preload hints.
     const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: false, hints: false }) : undefined;
-    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, cdur: profile.cdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten, hls });
+    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten, hls });
     const view = { utcTimingUrl: context.utcTiming ?? DEFAULT_UTC_TIMING, asto: profile.asto };
     let failures = 0;
     const manifests = new ManifestWriter(view, (text) => directory.writeManifest(formats.mpd, text), (err) => {
       failures++;
       logger.error({ err }, 'manifest write failed');
     });
-    const output: Output = {
-      name: target.dir,
-      handle: (event) => directory.handle(event),
-      publishManifest: (build) => {
-        if (formats.dash) manifests.publish(build);
-        directory.writePlaylists(formats.multivariant);
-      },
-      flush: async () => {
-        await manifests.flush();
-        await directory.flush();
-      },
-      get failures() {
-        return directory.failures + failures;
-      },
-    };
+    const output = localOutput(target.dir, directory, manifests, formats, () => directory.failures + failures);
     return { output, where: target.dir };
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
-  const preview = (): PreviewInfo => {
-    const renditions = context.hls.renditions();
-    return {
-      base,
-      mpd: formats.dash ? formats.mpd : undefined,
-      multivariant: formats.hls ? formats.multivariant : undefined,
-      mediaPlaylists: formats.hls && renditions ? [...renditions.video.map((r) => r.id), ...(renditions.audio ? [renditions.audio.id] : [])].map((id) => formats.names.mediaPlaylist(id)) : [],
-      renditions: renditions
-        ? [...renditions.video.map((r) => ({ id: r.id, kind: 'video' as const, width: r.width, height: r.height, bitrate: r.bitrate, codecs: r.codecs })), ...(renditions.audio ? [{ id: renditions.audio.id, kind: 'audio' as const, bitrate: renditions.audio.bitrate, codecs: renditions.audio.codecs }] : [])]
-        : [],
-    };
-  };
-  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(preview()), assets: PLAYER_SCRIPTS });
+  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(previewInfo(base, formats, context.hls.renditions())), assets: PLAYER_SCRIPTS });
   const address = await listen(server, target.host, target.port).catch((error: NodeJS.ErrnoException) => {
     throw new ConfigError(`--listen ${hostForUrl(target.host)}:${target.port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? '; another program uses that port: pick another with --listen' : ''}`);
   });
@@ -182,19 +181,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: true, hints: true }) : undefined;
   const storeOutput = new StoreOutput(store, onChunkWritten, hls);
   const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, async (text) => storeOutput.writeManifest(formats.mpd, text), (err) => logger.error({ err }, 'manifest write failed'));
-  const output: Output = {
-    name: `${base}/${target.manifest}`,
-    handle: (event) => storeOutput.handle(event),
-    publishManifest: (build) => {
-      if (formats.dash) manifests.publish(build);
-      storeOutput.writePlaylists(formats.multivariant);
-    },
-    flush: async () => {
-      await manifests.flush();
-      await storeOutput.flush();
-    },
-    failures: 0,
-  };
+  const output = localOutput(`${base}/${target.manifest}`, storeOutput, manifests, formats, () => 0);
   return {
     output,
     where: output.name,

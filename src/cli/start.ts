@@ -118,9 +118,14 @@ export function describe(resolved: ResolvedStart): string {
   return `# resolved settings\n${toYaml(settings)}\n# ffmpeg command line (tracks on fds ${plan.tracks.map((t) => t.fd).join(', ')}, -progress on stdout)\n${shellQuote([ffmpeg.path, ...plan.args])}\n`;
 }
 
+/** The timing every playlist of a session carries (the ladder always has its audio track). */
+function sessionHlsTiming(profile: Profile) {
+  return hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
+}
+
 /** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */
 function describeHls(profile: Profile) {
-  const timing = hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
+  const timing = sessionHlsTiming(profile);
   return {
     llhls: profile.hls.llhls,
     dual: profile.hls.dual,
@@ -169,11 +174,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   let stopForGood: ((why: string) => void) | undefined;
   const fatalErrors: string[] = [];
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
-  const audioTrack = plan.tracks.find((t) => t.kind === 'audio');
   const hls: HlsSession = {
     llhls: profile.hls.llhls,
     partChunks: profile.hls.partChunks,
-    timing: hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: audioTrack ? profile.audio.samplerate : undefined, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target }),
+    timing: sessionHlsTiming(profile),
     renditions: () => packager.hlsRenditions(profile),
     ended: () => Boolean(packager.end?.last && packager.finished),
   };

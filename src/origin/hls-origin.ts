@@ -2,12 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import { deltaPlaylist, namedPieces, parseBlockingQuery, parsePlaylist, satisfies, tooFarAhead, type PlaylistState } from './hls-requests.ts';
 import type { ObjectStore, StoredObject } from './store.ts';
+import { CORS } from './cors.ts';
+import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 
-const CORS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Expose-Headers': 'Date, Content-Range, Content-Length, ETag, Age',
-};
-const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 
 /** Whether a playlist request carries LL-HLS delivery directives. */
 export const hasDirectives = (query: URLSearchParams) => query.has('_HLS_msn') || query.has('_HLS_part') || query.has('_HLS_skip');
@@ -68,7 +65,7 @@ export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: s
     }
     finish();
     const body = request.skip ? deltaPlaylist(text, request.skip) : text;
-    reply(res, 200, req.method === 'HEAD' ? '' : body, PLAYLIST_TYPE);
+    reply(res, 200, req.method === 'HEAD' ? '' : body, HLS_CONTENT_TYPE);
     return true;
   };
   if (attempt()) return;

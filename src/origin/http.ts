@@ -7,6 +7,7 @@ import { classify, contentTypeFor, type ObjectStore, type StoredObject } from '.
 import { findBox } from '../packager/boxes.ts';
 import { parseMoov } from '../packager/fmp4.ts';
 import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
+import { CORS } from './cors.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
@@ -28,11 +29,6 @@ export interface OriginHttpOptions {
 
 /** The largest last-byte-pos a client can send for "everything, as it grows" (RFC 8673). */
 export const LIVE_RANGE_END = 2 ** 53 - 1;
-
-const CORS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Expose-Headers': 'Date, Content-Range, Content-Length, ETag, Age',
-};
 
 /** Pure: a request path → a store key, or undefined when it could escape or is malformed. */
 export function storeKey(rawPath: string): string | undefined {

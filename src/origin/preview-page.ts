@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import type { HlsAudioRendition, HlsVideoRendition } from '../packager/hls-playlist.ts';
+import type { OutputFormats } from '../packager/hls-playlists.ts';
 
 /** What the preview page shows beside the player. */
 export interface PreviewInfo {
@@ -8,6 +10,18 @@ export interface PreviewInfo {
   multivariant: string | undefined;
   mediaPlaylists: string[];
   renditions: { id: string; kind: 'video' | 'audio'; width?: number | undefined; height?: number | undefined; bitrate: number; codecs?: string | undefined }[];
+}
+
+/** Pure: what the page shows, from the output's formats and the renditions (none until the inits are known). */
+export function previewInfo(base: string, formats: OutputFormats, renditions: { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined): PreviewInfo {
+  const tracks = renditions ? [...renditions.video.map((r) => ({ ...r, kind: 'video' as const })), ...(renditions.audio ? [{ ...renditions.audio, kind: 'audio' as const }] : [])] : [];
+  return {
+    base,
+    mpd: formats.dash ? formats.mpd : undefined,
+    multivariant: formats.hls ? formats.multivariant : undefined,
+    mediaPlaylists: formats.hls ? tracks.map((t) => formats.names.mediaPlaylist(t.id)) : [],
+    renditions: tracks.map((t) => ({ id: t.id, kind: t.kind, width: 'width' in t ? t.width : undefined, height: 'height' in t ? t.height : undefined, bitrate: t.bitrate, codecs: t.codecs })),
+  };
 }
 
 const require = createRequire(import.meta.url);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 
 export type ObjectState = 'growing' | 'complete' | 'aborted';
 
@@ -156,7 +157,7 @@ export function contentTypeFor(path: string, audio: boolean): string | undefined
     case 'mpd':
       return 'application/dash+xml';
     case 'm3u8':
-      return 'application/vnd.apple.mpegurl';
+      return HLS_CONTENT_TYPE;
     case 'cmfa':
       return 'audio/mp4';
     case 'cmfv':

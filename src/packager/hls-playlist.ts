@@ -17,7 +17,12 @@ export interface HlsTiming {
   windowSegments: number;
   /** The newest segments that keep their EXT-X-PART lines (3 target durations). */
   partSegments: number;
+  /** The most parts a segment has (a segment's part files number 1 to this). */
+  partsPerSegment: number;
 }
+
+/** Playlists' Content-Type. */
+export const HLS_CONTENT_TYPE = 'application/vnd.apple.mpegurl';
 
 const ceil5 = (seconds: number) => Math.ceil(seconds * 1e5 - 1e-6) / 1e5;
 const ceil3 = (seconds: number) => Math.ceil(seconds * 1e3 - 1e-6) / 1e3;
@@ -54,6 +59,7 @@ export function hlsTiming(options: { segdur: number; cdur: number; partChunks: n
     canSkipUntil: windowSegments * segdur > 6 * targetDuration ? 6 * targetDuration : 0,
     windowSegments,
     partSegments: Math.ceil((3 * targetDuration) / segdur),
+    partsPerSegment: Math.ceil(chunksPerSegment / partChunks),
   };
 }
 

@@ -37,7 +37,6 @@ export class DirectoryOutput {
   readonly #open = new Map<string, FileHandle>();
   #failures = 0;
   readonly #hls: HlsPlaylists | undefined;
-  readonly #partsPerSegment: number;
 
   constructor(options: {
     dir: string;
@@ -47,10 +46,8 @@ export class DirectoryOutput {
     onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void;
     /** HLS playlists (and part files) written beside the segments. */
     hls?: HlsPlaylists | undefined;
-    cdur?: number;
   }) {
     this.#hls = options.hls;
-    this.#partsPerSegment = options.hls ? Math.ceil(Math.round(options.segdur / (options.cdur ?? options.segdur)) / options.hls.session.partChunks) : 0;
     this.dir = options.dir;
     this.#segdur = options.segdur;
     this.#timeShiftBufferDepth = options.timeShiftBufferDepth;
@@ -127,7 +124,7 @@ export class DirectoryOutput {
       const expired = oldestKept(event.segment, this.#segdur, this.#timeShiftBufferDepth) - 1n;
       if (expired >= 0n) {
         await unlink(join(this.dir, segmentPath(track, expired))).catch(() => undefined);
-        for (let index = 0; this.#hls?.session.llhls === 'sf' && index < this.#partsPerSegment; index++) {
+        for (let index = 0; this.#hls?.session.llhls === 'sf' && index < this.#hls.session.timing.partsPerSegment; index++) {
           await unlink(join(this.dir, this.#hls.names.partFile(track, expired, index))).catch(() => undefined);
         }
       }

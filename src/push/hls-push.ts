@@ -1,6 +1,7 @@
 import type { ChunkEvent } from '../packager/chunker.ts';
 import { HlsPlaylists, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
 import { acknowledgedView } from '../packager/hls-timeline.ts';
+import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import { DocumentLane, PartLane, type PartUpload } from './playlist-lanes.ts';
 import type { OriginProfile } from './push-types.ts';
@@ -12,8 +13,6 @@ export interface HlsPushContext {
   formats: OutputFormats;
   profile: OriginProfile;
   segdur: number;
-  /** The most parts a segment has (its part files are deleted with it). */
-  partsPerSegment: number;
   laneOptions: LaneOptions;
   deliver(lane: Lane, path: string, body: Uint8Array, contentType: string): Promise<Delivery>;
   pause(ms: number): Promise<void>;
@@ -23,7 +22,6 @@ export interface HlsPushContext {
   onPartDropped(track: string, part: PartUpload): void;
 }
 
-const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 
 interface HlsTrack {
   playlist: DocumentLane;
@@ -67,7 +65,7 @@ export class HlsPush {
     if (this.#tracks.has(id)) return;
     const names = this.#context.formats.names;
     const lanes = { segdur: this.#context.segdur, deliver: this.#context.deliver, pause: this.#context.pause, stopped: this.#context.stopped };
-    const playlist = new DocumentLane(lanes, new Lane(this.#context.laneOptions), names.mediaPlaylist(id), PLAYLIST_TYPE, () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined));
+    const playlist = new DocumentLane(lanes, new Lane(this.#context.laneOptions), names.mediaPlaylist(id), HLS_CONTENT_TYPE, () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined));
     const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map() };
     if (this.#context.session.llhls === 'sf') {
       state.parts = new PartLane({
@@ -115,7 +113,7 @@ export class HlsPush {
   /** A segment's part files, which go (DELETE) with it. */
   companions(track: string, segment: bigint): string[] {
     if (this.#context.session.llhls !== 'sf') return [];
-    return Array.from({ length: this.#context.partsPerSegment }, (_, index) => this.#context.formats.names.partFile(track, segment, index));
+    return Array.from({ length: this.#context.session.timing.partsPerSegment }, (_, index) => this.#context.formats.names.partFile(track, segment, index));
   }
 
   /** Drops the part files still queued (at stop), for the counts. */

@@ -10,6 +10,7 @@ import { retryDelayMs, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
 import type { HlsSession, OutputFormats } from '../packager/hls-playlists.ts';
+import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 
 export interface HttpPushOptions {
   /** The manifest's URL; every other object goes next to it. */
@@ -32,7 +33,6 @@ export interface HttpPushOptions {
   /** The formats the output carries and their names; HLS playlists (and part files) when `hls` is set. */
   formats: OutputFormats;
   hls?: HlsSession | undefined;
-  cdur: number;
   onEvent?: ((event: PushEvent) => void) | undefined;
   onChunkWritten?: ((event: ChunkEvent, writtenAt: number) => void) | undefined;
   /** The output gave up for good (refused credentials, an untrusted certificate, a refused init). */
@@ -126,7 +126,6 @@ export class HttpPushOutput {
         formats: options.formats,
         profile: options.profile,
         segdur: options.segdur,
-        partsPerSegment: Math.ceil(Math.round(options.segdur / options.cdur) / hls.partChunks),
         laneOptions,
         deliver: (lane, path, body, contentType) => this.#deliverer.deliver(lane, 'playlist', path, undefined, body, contentType),
         pause: (ms) => this.#pause(ms),
@@ -134,7 +133,7 @@ export class HttpPushOutput {
         track: (id) => this.#tracks.get(id),
         onPartDropped: (track, part) => this.#emit({ type: 'dropped', output: this.name, track, segment: part.segment, bytes: part.bytes.byteLength, reason: this.#done ? 'stopped' : 'expired' }),
       });
-      this.#control.publishDocument(options.formats.multivariant, 'application/vnd.apple.mpegurl', () => this.#hls!.playlists.multivariant());
+      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () => this.#hls!.playlists.multivariant());
     }
   }
 

@@ -9,7 +9,6 @@ export interface DocumentLaneContext {
   deliver(lane: Lane, path: string, body: Uint8Array, contentType: string): Promise<Delivery>;
   pause(ms: number): Promise<void>;
   stopped(): boolean;
-  onDelivered?: ((path: string, bytes: number) => void) | undefined;
 }
 
 /**
@@ -67,7 +66,6 @@ export class DocumentLane {
       this.#dirty = false;
       const body = new TextEncoder().encode(text);
       const result = await this.#context.deliver(this.#lane, this.#path, body, this.#contentType);
-      if (result === 'ok') this.#context.onDelivered?.(this.#path, body.byteLength);
       if (result === 'retry') {
         this.#dirty = true;
         this.#lane.reset();
@@ -113,10 +111,6 @@ export class PartLane {
 
   get pending(): boolean {
     return this.#queue.length > 0;
-  }
-
-  get backlogBytes(): number {
-    return this.#queue.reduce((sum, p) => sum + p.bytes.byteLength, 0);
   }
 
   add(part: PartUpload): void {

@@ -80,7 +80,6 @@ async function setup(overrides: Partial<HttpPushOptions> = {}, origin?: TestOrig
     utcTimingUrl: `${origin.base}/time`,
     budgetBytes: 1_000_000,
     formats: outputFormats('live.mpd', false),
-    cdur: 0.1,
     headers: { authorization: 'Bearer test-token' },
     ca: undefined,
     userAgent: 'appliance/test',

@@ -30,10 +30,13 @@ describe('LL-HLS timing', () => {
     assert.equal(timing.canSkipUntil, 6);
     assert.equal(timing.windowSegments, 30);
     assert.equal(timing.partSegments, 3);
+    assert.equal(timing.partsPerSegment, 10);
   });
   it('grows parts with the chunks per part, and never past a segment', () => {
     const two = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 2, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
     assert.equal(two.partTarget, 0.21334);
+    assert.equal(two.partsPerSegment, 5);
+    assert.equal(hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 3, audioSampleRate: 48000, tsb: 30, llhls: 'br' }).partsPerSegment, 4, 'a shorter last part counts');
     const ll = hlsTiming({ segdur: 2, cdur: 0.5, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
     assert.equal(ll.targetDuration, 2);
     assert.ok(ll.partTarget >= 0.5 && ll.partTarget < 0.6);
