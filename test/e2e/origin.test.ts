@@ -260,6 +260,19 @@ describe('LL-HLS requests', { timeout: 30_000 }, () => {
     assert.ok(Date.now() - asked >= 150, 'held until the part existed');
   });
 
+  it('answers _HLS_skip with a delta update, and a playlist that offers no skipping whole', async () => {
+    const segments = Array.from({ length: 12 }, (_, i) => [`#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`, '#EXTINF:1.00000,', `d/${200 + i}.m4s`]).flat();
+    const text = (control: string) => ['#EXTM3U', '#EXT-X-VERSION:9', '#EXT-X-TARGETDURATION:1', `#EXT-X-SERVER-CONTROL:${control}`, '#EXT-X-MEDIA-SEQUENCE:200', '#EXT-X-MAP:URI="d/init.mp4"', ...segments, ''].join('\n');
+    store.put('skip/live_d.m3u8', new TextEncoder().encode(text('CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,HOLD-BACK=3.0')));
+    const delta = await fetch(`${base}/skip/live_d.m3u8?_HLS_skip=YES`);
+    assert.equal(delta.headers.get('cache-control'), 'no-cache');
+    const body = await delta.text();
+    assert.match(body, /#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:06.000Z\n/);
+    assert.equal(body.match(/#EXTINF/g)?.length, 6);
+    store.put('skip/live_e.m3u8', new TextEncoder().encode(text('CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0')));
+    assert.equal(await (await fetch(`${base}/skip/live_e.m3u8?_HLS_skip=YES`)).text(), text('CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0'));
+  });
+
   it('answers 503 when the part asked for does not come within 3 target durations, 400 for nonsense', async () => {
     const asked = Date.now();
     const answer = await fetch(`${base}/hls/live_h.m3u8?_HLS_msn=101&_HLS_part=4`);

@@ -19,6 +19,17 @@ describe('appliance start arguments', () => {
     assert.throws(() => parseStartArgs(['--utc-timing', 'ntp://pool.ntp.org']), /--utc-timing "ntp:\/\/pool.ntp.org": expected an http:\/\/ or https:\/\/ URL/);
   });
 
+  it('--llhls, --part-chunks, --dual and --no-dual', () => {
+    const o = parseStartArgs(['--llhls', 'sf', '--part-chunks', '2', '--no-dual']);
+    assert.deepEqual([o.llhls, o.partChunks, o.dual], ['sf', 2, false]);
+    assert.equal(parseStartArgs(['--dual']).dual, true);
+    assert.deepEqual([parseStartArgs([]).llhls, parseStartArgs([]).partChunks, parseStartArgs([]).dual], [undefined, undefined, undefined], 'the profile decides');
+    assert.throws(() => parseStartArgs(['--llhls', 'yes']), /--llhls "yes": expected one of br, sf, off/);
+    assert.throws(() => parseStartArgs(['--part-chunks', '0']), /--part-chunks "0": expected a whole number of CMAF chunks per LL-HLS part, 1 to 50/);
+    assert.throws(() => parseStartArgs(['--part-chunks', '1.5']), /--part-chunks "1.5"/);
+    assert.throws(() => parseStartArgs(['--dual', '--no-dual']), /--dual and --no-dual contradict each other/);
+  });
+
   it('refuses bad flags and values by name', () => {
     assert.throws(() => parseStartArgs(['--segdru', '1']), /Unknown option '--segdru'/);
     assert.throws(() => parseStartArgs(['--segdur', 'one']), /--segdur "one": expected a number of seconds greater than 0/);

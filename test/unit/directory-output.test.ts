@@ -6,6 +6,8 @@ import { after, describe, it } from 'node:test';
 import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { DirectoryOutput, oldestKept } from '../../src/push/directory-output.ts';
 import { createLogger } from '../../src/log.ts';
+import { hlsTiming } from '../../src/packager/hls-playlist.ts';
+import { HlsPlaylists, outputFormats, type HlsSession } from '../../src/packager/hls-playlists.ts';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -36,6 +38,30 @@ describe('directory output', () => {
     assert.equal(await readFile(join(dir, 'live.mpd'), 'utf8'), '<MPD/>');
     assert.deepEqual(written, [`${now}.0`, `${now}.1`, `${now}.2`]);
     assert.deepEqual((await readdir(dir)).sort(), ['live.mpd', 'v'], 'no temporary file left');
+  });
+
+  it('with LL-HLS part files (sf): writes each part file and the playlist naming it, and deletes part files with their segment', async () => {
+    const dir = await scratch();
+    const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 3, llhls: 'sf' });
+    const session: HlsSession = { llhls: 'sf', partChunks: 1, timing, renditions: () => undefined, ended: () => false };
+    const hls = new HlsPlaylists(session, outputFormats('live.mpd', true).names, { blocking: false, hints: false });
+    const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 3, logger: createLogger('silent'), hls });
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(1) });
+    for (let s = first; s < first + 7n; s++) {
+      for (let part = 0; part < 10; part++) out.handle(chunk(s, part, `${s % 10n}${part}`));
+      out.handle({ type: 'segmentEnd', track: 'v', segment: s, last: false });
+    }
+    await out.flush();
+    const last = first + 6n;
+    assert.equal(await readFile(join(dir, 'v', `${last}.m4s.3`), 'utf8'), `${last % 10n}2`, 'part files are numbered from 1');
+    const playlist = await readFile(join(dir, 'live_v.m3u8'), 'utf8');
+    assert.match(playlist, new RegExp(`#EXT-X-PART:DURATION=0.10000,URI="v/${last}.m4s.10"\n#EXTINF:1.00000,\nv/${last}.m4s\n`));
+    assert.doesNotMatch(playlist, /CAN-BLOCK-RELOAD|PRELOAD-HINT/, 'nothing serving a directory holds requests');
+    const files = await readdir(join(dir, 'v'));
+    const expired = oldestKept(last, 1, 3) - 1n;
+    assert.ok(!files.some((f) => f.startsWith(`${expired}.m4s`)), 'an expired segment goes with its part files');
+    assert.equal(files.filter((f) => f.startsWith(`${expired + 1n}.m4s`)).length, 11, 'a kept segment keeps its 10 part files');
   });
 
   it('deletes segments as they leave the time-shift window, and leftovers of an earlier run', async () => {

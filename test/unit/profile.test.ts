@@ -83,6 +83,10 @@ describe('profile validation errors name the field, the value and what is allowe
   it('audio sample rate', () => {
     rejects(ultraText.replace('samplerate: 48000', 'samplerate: 32000'), /audio\.samplerate: 32000 is not allowed; expected 48000 or 44100/);
   });
+  it('the hls section', () => {
+    rejects(ultraText.replace('llhls: br ', 'llhls: on '), /hls\.llhls: "on" is not allowed; expected one of "br", "sf", "off"/);
+    rejects(ultraText.replace('partChunks: 1 ', 'partChunks: 0.5 '), /hls\.partChunks: 0\.5 is not allowed; expected a whole number of chunks per LL-HLS part/);
+  });
   it('YAML that does not parse says where', () => {
     rejects('segdur: [1,\n', /not valid YAML at line \d+, column \d+/);
   });
@@ -121,6 +125,13 @@ describe('timing rules', () => {
   it('the time-shift window holds at least 3 segments', () => {
     assert.match(timing({ tsb: 2 }).errors.join(), /tsb 2 s must hold at least 3 segments \(3 s\)/);
     assert.deepEqual(timing({ tsb: 3 }).errors, []);
+  });
+  it('warns when LL-HLS parts would be whole segments; the HLS overrides replace the profile\'s', () => {
+    assert.match(timing({ cdur: 1, asto: 0 }).warnings.join(), /LL-HLS parts of 1 × cdur 1 s are whole segments/);
+    assert.match(timing({ partChunks: 10 }).warnings.join(), /LL-HLS parts of 10 × cdur 0\.1 s are whole segments/);
+    assert.deepEqual(timing({ cdur: 1, asto: 0, llhls: 'off' }).warnings, []);
+    const p = applyOverrides(ultra, { llhls: 'sf', dual: false });
+    assert.deepEqual(p.hls, { llhls: 'sf', partChunks: 1, dual: false });
   });
   it('the latency window must contain its target', () => {
     assert.match(checkTiming({ ...ultra, latency: { ...ultra.latency, target: 2 } }).errors.join(), /latency\.min 0\.5 ≤ latency\.target 2 ≤ latency\.max 1\.5 does not hold/);
