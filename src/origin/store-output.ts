@@ -1,5 +1,5 @@
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
-import { initPath, segmentPath } from '../push/directory-output.ts';
+import { segmentPath } from '../push/directory-output.ts';
 import type { ObjectStore, StoredObject } from './store.ts';
 import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
@@ -38,7 +38,7 @@ export class StoreOutput {
   handle(event: PackagerEvent): void {
     if (event.type === 'init') {
       this.#store.markAudio(event.track, event.info.handler === 'soun');
-      this.#store.put(initPath(event.track), event.bytes);
+      this.#store.put(event.path, event.bytes);
     } else if (event.type === 'chunk') {
       let object = this.#growing.get(event.track);
       if (event.part === 0 || !object) {

@@ -20,9 +20,9 @@ function fullBoxHeader(version: number, flags: number): Uint8Array {
   return Uint8Array.of(version, (flags >> 16) & 0xff, (flags >> 8) & 0xff, flags & 0xff);
 }
 
-/** CMAF segment brands; `lmsg` marks the last segment of a stream. */
-export function styp({ last }: { last: boolean }): Uint8Array {
-  const brands = ['cmfs', 'msdh', 'cmfc', 'iso6', ...(last ? ['lmsg'] : [])];
+/** CMAF segment brands; `lmsg` marks the last segment of a stream, `slat` a slate (DASH-IF ingest). */
+export function styp({ last, slate = false }: { last: boolean; slate?: boolean }): Uint8Array {
+  const brands = ['cmfs', 'msdh', 'cmfc', 'iso6', ...(slate ? ['slat'] : []), ...(last ? ['lmsg'] : [])];
   return box('styp', ascii.encode('cmfs'), new Uint8Array(4), ...brands.map((b) => ascii.encode(b)));
 }
 

@@ -8,6 +8,8 @@ export interface InitEvent {
   info: TrackInfo;
   /** ftyp + moov as ffmpeg wrote them. */
   bytes: Uint8Array;
+  /** Where it is written: `<track>/init.mp4`, or the init of a later period (see Packager). */
+  path: string;
 }
 
 export interface ChunkEvent {
@@ -26,6 +28,8 @@ export interface ChunkEvent {
   timescale: number;
   /** The last chunk of its segment. */
   segmentComplete: boolean;
+  /** Slate media (the "signal lost" picture or silence), not the source's. */
+  slate: boolean;
 }
 
 export interface SegmentEndEvent {
@@ -43,7 +47,7 @@ export interface ChunkerTiming {
   cdur: number;
 }
 
-interface SampleWithData extends Sample {
+export interface SampleWithData extends Sample {
   /** Views of the sample's bytes where ffmpeg's output holds them (more than one if split). */
   data: Uint8Array[];
 }
@@ -57,7 +61,14 @@ interface OpenSegment {
   pending: SampleWithData[];
   /** Chunks of this segment already emitted; the first one carries styp. */
   emitted: number;
+  /** Opened by slate media: its styp carries the `slat` brand. */
+  slate: boolean;
+  /** The chunk in progress is slate. */
+  pendingSlate?: boolean;
 }
+
+/** What one run of ffmpeg's bytes held: an init segment, or a sample with its data. */
+export type ReadItem = { init: InitEvent; sample?: undefined } | { sample: SampleWithData; init?: undefined };
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -72,9 +83,13 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 export class TrackChunker {
   readonly track: string;
   readonly #timing: ChunkerTiming;
-  readonly #splitter = new TopLevelBoxSplitter();
+  #splitter = new TopLevelBoxSplitter();
   #ftyp: Uint8Array | undefined;
+  /** The init the samples being packaged are described by. */
   #info: TrackInfo | undefined;
+  /** The init of the run being read (the same unless the encoder restarted with another). */
+  #runInfo: TrackInfo | undefined;
+  #mediaEnd: bigint | undefined;
   #pendingMoof: { size: number; samples: Sample[] } | undefined;
   #open: OpenSegment | undefined;
   #sequence = 0;
@@ -121,22 +136,46 @@ export class TrackChunker {
     if (!this.#open && this.#lastCompleted !== undefined && this.#lastCompleted + 1n >= this.#end.segment) this.#finished = true;
   }
 
+  /** Parses and packages: `read` then `addSample` for each sample. */
   push(piece: Uint8Array): PackagerEvent[] {
     const events: PackagerEvent[] = [];
+    for (const item of this.read(piece)) {
+      if (item.init) events.push(this.useInit(item.init));
+      else this.addSample(item.sample, events);
+    }
+    return events;
+  }
+
+  /** A new run of the encoder: its bytes start afresh (a new init), the timeline and numbering go on. */
+  newRun(): void {
+    this.#splitter = new TopLevelBoxSplitter();
+    this.#ftyp = undefined;
+    this.#pendingMoof = undefined;
+  }
+
+  /** The init segment the following samples are described by. */
+  useInit(init: InitEvent): InitEvent {
+    this.#info = init.info;
+    return init;
+  }
+
+  /** Pure parsing of the encoder's bytes, cut anywhere: init segments and samples, in order. */
+  read(piece: Uint8Array): ReadItem[] {
+    const items: ReadItem[] = [];
     for (const box of this.#splitter.push(piece)) {
       if (box.type === 'ftyp') this.#ftyp = joined(box);
       else if (box.type === 'moov') {
         const moov = joined(box);
         const [info] = parseMoov(moov.subarray(box.headerSize));
         if (!info) throw new Error(`${this.track}: init segment without a track`);
-        this.#info = info;
+        this.#runInfo = info;
         const bytes = new Uint8Array((this.#ftyp?.length ?? 0) + box.size);
         if (this.#ftyp) bytes.set(this.#ftyp);
         bytes.set(moov, this.#ftyp?.length ?? 0);
-        events.push({ type: 'init', track: this.track, info, bytes });
+        items.push({ init: { type: 'init', track: this.track, info, bytes, path: `${this.track}/init.mp4` } });
       } else if (box.type === 'moof') {
-        if (!this.#info) throw new Error(`${this.track}: fragment before the init segment`);
-        const fragment = parseMoof(joined(box).subarray(box.headerSize), new Map([[this.#info.trackId, this.#info]]));
+        if (!this.#runInfo) throw new Error(`${this.track}: fragment before the init segment`);
+        const fragment = parseMoof(joined(box).subarray(box.headerSize), new Map([[this.#runInfo.trackId, this.#runInfo]]));
         this.#pendingMoof = { size: box.size, samples: fragment.tracks.flatMap((t) => t.samples) };
       } else if (box.type === 'mdat' && this.#pendingMoof) {
         const { size: moofSize, samples } = this.#pendingMoof;
@@ -144,10 +183,41 @@ export class TrackChunker {
         for (const sample of samples) {
           // trun offsets count from the moof's start; the mdat follows the moof.
           const data = sliceViews(box.pieces, sample.dataOffset - moofSize, sample.size);
-          this.#sample({ ...sample, data }, events);
+          items.push({ sample: { ...sample, data } });
         }
       }
     }
+    return items;
+  }
+
+  /** Where the emitted media ends (the next sample's decode time if nothing is missing). */
+  get mediaEnd(): bigint | undefined {
+    return this.#mediaEnd;
+  }
+
+  /** The segment a sample belongs to on the grid, and whether it may open that segment. */
+  placeSample(sample: Pick<Sample, 'decodeTime' | 'duration' | 'sync'>): { segment: bigint; startsSegment: boolean } {
+    const audio = this.#info!.handler === 'soun';
+    const S = this.#segmentTicks();
+    const half = BigInt(Math.floor(sample.duration / 2));
+    const t = sample.decodeTime;
+    return audio
+      ? { segment: (t + half) / S, startsSegment: (t + half) % S < BigInt(sample.duration) }
+      : { segment: t / S, startsSegment: sample.sync && t % S === 0n };
+  }
+
+  /**
+   * The source stopped mid-segment: the samples of the chunk in progress are dropped (never
+   * published), so media ends at the last emitted chunk and the segment stays open for slate.
+   */
+  interrupt(): void {
+    if (this.#open) this.#open.pending = [];
+  }
+
+  /** Closes the open segment as it stands (short), when nothing will complete it. */
+  closeOpen(): PackagerEvent[] {
+    const events: PackagerEvent[] = [];
+    if (this.#open) this.#closeSegment(events, false);
     return events;
   }
 
@@ -159,7 +229,13 @@ export class TrackChunker {
     return Math.max(1, Math.round(this.#timing.segdur / this.#timing.cdur));
   }
 
-  #sample(sample: SampleWithData, events: PackagerEvent[]): void {
+  /** Packages one sample (the source's, or slate with `slate`); events it completes go to `events`. */
+  addSample(sample: SampleWithData, events: PackagerEvent[], slate = false): void {
+    if (!this.#info) throw new Error(`${this.track}: sample before the init segment`);
+    this.#sample(sample, events, slate);
+  }
+
+  #sample(sample: SampleWithData, events: PackagerEvent[], slate = false): void {
     if (this.#finished) return void this.#dropped++;
     const info = this.#info!;
     const audio = info.handler === 'soun';
@@ -179,7 +255,7 @@ export class TrackChunker {
     if (!this.#open) {
       const startsSegment = audio ? (t + half) % S < BigInt(sample.duration) : sample.sync && t % S === 0n;
       if (!startsSegment) return void this.#dropped++;
-      this.#open = { segment, start: t, chunk: 0, pending: [], emitted: 0 };
+      this.#open = { segment, start: t, chunk: 0, pending: [], emitted: 0, slate };
       if (audio) {
         const frames = Number(((segment + 1n) * S - half - t + BigInt(sample.duration) - 1n) / BigInt(sample.duration));
         const chunks = Math.min(this.#chunksPerSegment(), frames);
@@ -200,9 +276,10 @@ export class TrackChunker {
     if (chunk < 0) {
       // Past the segment's last planned frame: only after a discontinuity.
       this.#closeSegment(events, false);
-      return this.#sample(sample, events);
+      return this.#sample(sample, events, slate);
     }
     if (chunk > open.chunk && open.pending.length) this.#emitChunk(events, false);
+    if (!open.pending.length) open.pendingSlate = slate;
     open.chunk = chunk;
     open.pending.push(sample);
 
@@ -227,7 +304,7 @@ export class TrackChunker {
     const payload = sum(samples.map((s) => s.size));
     const micros = (first.decodeTime * 1_000_000n) / BigInt(info.timescale);
     const parts = [
-      ...(open.emitted === 0 ? [styp({ last })] : []),
+      ...(open.emitted === 0 ? [styp({ last, slate: open.slate })] : []),
       prft(info.trackId, first.decodeTime, micros),
       header,
       mdatHeader(payload),
@@ -245,7 +322,10 @@ export class TrackChunker {
       duration: sum(samples.map((s) => s.duration)),
       timescale: info.timescale,
       segmentComplete,
+      slate: open.pendingSlate === true,
     });
+    const lastSample = samples.at(-1)!;
+    this.#mediaEnd = lastSample.decodeTime + BigInt(lastSample.duration);
   }
 
   #closeSegment(events: PackagerEvent[], complete: boolean): void {

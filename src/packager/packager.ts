@@ -1,5 +1,6 @@
 import type { Profile } from '../config/schema.ts';
-import { TrackChunker, type InitEvent, type PackagerEvent } from './chunker.ts';
+import { TrackChunker, type InitEvent, type PackagerEvent, type SampleWithData } from './chunker.ts';
+import { SlateCursor, type SlateClip } from './slate.ts';
 import { codecString } from './fmp4.ts';
 import type { MpdModel } from './mpd.ts';
 import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
@@ -16,40 +17,310 @@ export interface ManifestOptions {
 }
 
 /**
- * Pure: every track's fMP4 stream → CMAF events, plus the state the manifests are built from.
- * `push` returns the events the bytes completed; nothing waits for later input.
+ * A stretch of the timeline with one init segment per track. A restarted encoder whose init is
+ * byte for byte the same continues the period; another init starts a new one (a DASH Period, an
+ * HLS discontinuity with a new EXT-X-MAP), at a segment boundary.
+ */
+export interface Period {
+  /** Its first segment; the first period of a history starts at 0 (PT0S). */
+  start: bigint;
+  inits: Map<string, InitEvent>;
+}
+
+/** Where a track's init segment of a period is written: `<track>/init.mp4`, later ones `<track>/init-<start>.mp4`. */
+export const initPathOf = (track: string, periodStart: bigint) => (periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`);
+
+export interface PackagerOptions {
+  /** The wall clock in ms since 1970 (injectable: the slate runs on it, tests step it). */
+  now?: () => number;
+  /**
+   * How long a new segment of slate waits for the source's media of that segment, after its first
+   * chunk would be due, while the source is flowing again (its media arrives a little after real time).
+   */
+  resumeWaitMs?: number;
+  /** A forward jump in a track's media larger than this (ms) is a discontinuity: slate until the next boundary. */
+  jumpToleranceMs?: number;
+  /** A new period starts at least this long (ms) after it is decided, so DASH players reload the MPD first. */
+  periodLeadMs?: number;
+}
+
+/** Why the packager left or dropped the source's media, for the log and the counters. */
+export interface ContinuityCounters {
+  /** Source samples older than what was already packaged (a clock stepped back): dropped. */
+  backwardsSamples: number;
+  /** Source samples dropped while the slate held their segment, or before the resume point. */
+  heldBackSamples: number;
+  /** Slate samples packaged, per track. */
+  slateSamples: Map<string, number>;
+  interruptions: number;
+}
+
+interface TrackState {
+  chunker: TrackChunker;
+  kind: 'video' | 'audio';
+  /** `live`: the source's media is packaged; `slate`: the slate fills in until the source resumes. */
+  mode: 'live' | 'slate';
+  slate: SlateCursor | undefined;
+  /** A new run's init that differs from the track's in the current period. */
+  pendingInit: InitEvent | undefined;
+}
+
+const MAX_SLATE_CATCH_UP_SEGMENTS = 10n;
+
+/**
+ * Pure (the clock is injected): every track's fMP4 stream → CMAF events, across encoder runs, with
+ * slate while the source is missing, plus the state the manifests are built from. `push` returns
+ * the events the bytes completed; nothing waits for later input. `tick` makes the slate due by now.
  */
 export class Packager {
-  readonly #chunkers: Map<string, TrackChunker>;
+  readonly #states: Map<string, TrackState>;
   readonly #tracks: readonly PackagedTrack[];
-  readonly #inits = new Map<string, InitEvent>();
+  readonly #timing: { segdur: number; cdur: number };
+  readonly #now: () => number;
+  readonly #resumeWaitMs: number;
+  readonly #jumpToleranceMs: number;
+  readonly #periodLeadMs: number;
+  readonly #periods: Period[] = [];
+  readonly #clips = new Map<string, SlateClip>();
   #firstSegment: bigint | undefined;
   #end: { segment: bigint; last: boolean } | undefined;
+  /** After an interruption: the segment from which the source's media is taken again. */
+  #resumeAt: bigint | undefined;
+  #sourceSeenAt = -Infinity;
+  readonly counters: ContinuityCounters = { backwardsSamples: 0, heldBackSamples: 0, slateSamples: new Map(), interruptions: 0 };
 
-  constructor(tracks: readonly PackagedTrack[], timing: { segdur: number; cdur: number }) {
+  constructor(tracks: readonly PackagedTrack[], timing: { segdur: number; cdur: number }, options: PackagerOptions = {}) {
     this.#tracks = tracks;
-    this.#chunkers = new Map(tracks.map((t) => [t.id, new TrackChunker(t.id, timing)]));
+    this.#timing = timing;
+    this.#now = options.now ?? Date.now;
+    this.#resumeWaitMs = options.resumeWaitMs ?? 300;
+    this.#jumpToleranceMs = options.jumpToleranceMs ?? timing.cdur * 1000;
+    this.#periodLeadMs = options.periodLeadMs ?? 3000;
+    this.#states = new Map(tracks.map((t) => [t.id, { chunker: new TrackChunker(t.id, timing), kind: t.kind, mode: 'live', slate: undefined, pendingInit: undefined }]));
   }
 
+  #state(track: string): TrackState {
+    const state = this.#states.get(track);
+    if (!state) throw new Error(`unknown track ${track}`);
+    return state;
+  }
+
+  /** The source's bytes for `track` from the current encoder run. */
   push(track: string, piece: Uint8Array): PackagerEvent[] {
-    const chunker = this.#chunkers.get(track);
-    if (!chunker) throw new Error(`unknown track ${track}`);
-    const events = chunker.push(piece);
-    for (const event of events) {
-      if (event.type === 'init') this.#inits.set(track, event);
-      else if (event.type === 'chunk' && event.part === 0 && this.#firstSegment === undefined) this.#firstSegment = event.segment;
+    const state = this.#state(track);
+    const events: PackagerEvent[] = [];
+    for (const item of state.chunker.read(piece)) {
+      if (item.init) this.#sourceInit(state, item.init, events);
+      else this.#sourceSample(state, item.sample, events);
     }
+    this.#noteFirstSegment(events);
     return events;
+  }
+
+  /** The encoder was restarted: its bytes start afresh; until it delivers a whole segment, slate. */
+  newRun(): PackagerEvent[] {
+    const events = this.interrupt();
+    for (const state of this.#states.values()) state.chunker.newRun();
+    return events;
+  }
+
+  /**
+   * The source stopped (the encoder died or stalled, the clock stepped): each track's media ends
+   * at its last whole chunk, and slate continues from there, due by the clock, until the source
+   * delivers the start of a segment again. Without a slate, the open segment ends short.
+   */
+  interrupt(): PackagerEvent[] {
+    const events: PackagerEvent[] = [];
+    const wasLive = [...this.#states.values()].some((s) => s.mode === 'live');
+    if (wasLive) this.counters.interruptions++;
+    this.#resumeAt = undefined;
+    for (const state of this.#states.values()) {
+      if (state.mode === 'live') {
+        state.chunker.interrupt();
+        state.mode = 'slate';
+        state.slate = undefined;
+      }
+    }
+    events.push(...this.tick());
+    return events;
+  }
+
+  /** The slate's clip for a track; used only while its init is byte for byte the track's. */
+  setSlate(clip: SlateClip): void {
+    this.#clips.set(clip.init.track, clip);
+  }
+
+  /** The slate of `track` can stand in for its media (same init as the track's current one). */
+  slateUsable(track: string): boolean {
+    const clip = this.#clips.get(track);
+    const init = this.#periods.at(-1)?.inits.get(track);
+    return Boolean(clip && init && sameBytes(clip.init.bytes, init.bytes));
+  }
+
+  /** Slate due by now, for every track waiting for its source. */
+  tick(): PackagerEvent[] {
+    const events: PackagerEvent[] = [];
+    const nowMs = this.#now();
+    for (const [track, state] of this.#states) {
+      if (state.mode !== 'slate') continue;
+      const chunker = state.chunker;
+      const info = chunker.info;
+      if (!info) continue;
+      if (!this.slateUsable(track)) {
+        events.push(...chunker.closeOpen());
+        continue;
+      }
+      const S = BigInt(Math.round(this.#timing.segdur * info.timescale));
+      const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
+      if (!state.slate) {
+        const from = chunker.mediaEnd ?? (nowTicks / S) * S;
+        state.slate = new SlateCursor(this.#clips.get(track)!, S, from);
+      }
+      const cursor = state.slate;
+      if (nowTicks - cursor.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
+        // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
+        events.push(...chunker.closeOpen());
+        state.slate = new SlateCursor(this.#clips.get(track)!, S, (nowTicks / S) * S);
+        continue;
+      }
+      for (let guard = 0; guard < 100_000 && !chunker.finished; guard++) {
+        const t = cursor.next;
+        if (t + BigInt(cursor.peekDuration()) > nowTicks) break;
+        if (t % S === 0n && this.#holdsSegmentFor(t / S, nowMs)) break;
+        chunker.addSample(cursor.take(), events, true);
+        this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
+      }
+    }
+    this.#noteFirstSegment(events);
+    return events;
+  }
+
+  /** Slate waits a moment before opening `segment` while the source is flowing again. */
+  #holdsSegmentFor(segment: bigint, nowMs: number): boolean {
+    if (nowMs - this.#sourceSeenAt > 1000) return false;
+    if (this.#resumeAt !== undefined && segment < this.#resumeAt) return false;
+    const dueMs = Number(segment) * this.#timing.segdur * 1000 + this.#timing.cdur * 1000;
+    return nowMs < dueMs + this.#resumeWaitMs;
+  }
+
+  #sourceInit(state: TrackState, init: InitEvent, events: PackagerEvent[]): void {
+    const period = this.#periods.at(-1);
+    if (!period) {
+      this.#periods.push({ start: 0n, inits: new Map() });
+    }
+    const current = this.#periods.at(-1)!;
+    const known = current.inits.get(init.track);
+    if (!known) {
+      const placed = { ...init, path: initPathOf(init.track, current.start) };
+      current.inits.set(init.track, placed);
+      state.chunker.useInit(placed);
+      events.push(placed);
+      return;
+    }
+    state.pendingInit = sameBytes(known.bytes, init.bytes) ? undefined : init;
+  }
+
+  #sourceSample(state: TrackState, sample: SampleWithData, events: PackagerEvent[]): void {
+    const chunker = state.chunker;
+    this.#sourceSeenAt = this.#now();
+    if (chunker.finished) return;
+    if (state.mode === 'live') {
+      const end = chunker.mediaEnd;
+      const info = chunker.info!;
+      if (end !== undefined && sample.decodeTime < end) {
+        this.counters.backwardsSamples++;
+        return;
+      }
+      const toleranceTicks = BigInt(Math.round((this.#jumpToleranceMs * info.timescale) / 1000));
+      if (end !== undefined && sample.decodeTime - end > toleranceTicks + BigInt(sample.duration)) {
+        // The source's time jumped ahead (a clock step): slate from where media ended, resume at a boundary.
+        events.push(...this.interrupt());
+      } else {
+        chunker.addSample(sample, events);
+        return;
+      }
+    }
+    const place = chunker.placeSample(sample);
+    if (!place.startsSegment) return void this.counters.heldBackSamples++;
+    if (this.#resumeAt === undefined && (state.kind === 'video' || !this.#tracks.some((t) => t.kind === 'video'))) {
+      this.#resumeAt = this.#decideResume(place.segment, events);
+    }
+    const begun = chunker.openSegment !== undefined ? chunker.openSegment : chunker.lastCompletedSegment;
+    if (this.#resumeAt === undefined || place.segment < this.#resumeAt || (begun !== undefined && place.segment <= begun)) {
+      return void this.counters.heldBackSamples++;
+    }
+    // The slate's open segment (if any) is completed first: the source takes over at a boundary.
+    if (state.slate && chunker.openSegment !== undefined) {
+      for (let guard = 0; guard < 10_000 && chunker.openSegment !== undefined && state.slate.next < sample.decodeTime; guard++) {
+        chunker.addSample(state.slate.take(), events, true);
+      }
+      events.push(...chunker.closeOpen());
+    }
+    const period = this.#periods.at(-1)!;
+    const init = period.inits.get(chunker.track)!;
+    if (state.pendingInit && !sameBytes(state.pendingInit.bytes, init.bytes)) {
+      // This run's init came after its period was started: its media cannot be used in it.
+      return void this.counters.heldBackSamples++;
+    }
+    state.pendingInit = undefined;
+    chunker.useInit(init);
+    state.mode = 'live';
+    state.slate = undefined;
+    chunker.addSample(sample, events);
+  }
+
+  /**
+   * The first segment the source's media is taken from again, seen its first whole segment: the
+   * segments the slate has begun stay slate; a changed init needs a new period, which starts far
+   * enough ahead for DASH players to learn of it (its init events go out now).
+   */
+  #decideResume(segment: bigint, events: PackagerEvent[]): bigint {
+    let begun = -1n;
+    for (const state of this.#states.values()) {
+      const s = state.chunker.openSegment ?? state.chunker.lastCompletedSegment;
+      if (s !== undefined && s > begun) begun = s;
+    }
+    let resume = segment > begun ? segment : begun + 1n;
+    const changed = [...this.#states.values()].filter((s) => s.pendingInit);
+    if (!changed.length) return resume;
+    const leadSegment = BigInt(Math.ceil((this.#now() + this.#periodLeadMs) / 1000 / this.#timing.segdur));
+    if (leadSegment > resume) resume = leadSegment;
+    const previous = this.#periods.at(-1)!;
+    const period: Period = { start: resume, inits: new Map(previous.inits) };
+    for (const state of changed) {
+      const init = { ...state.pendingInit!, path: initPathOf(state.chunker.track, resume) };
+      period.inits.set(init.track, init);
+      state.pendingInit = init;
+      events.push(init);
+    }
+    this.#periods.push(period);
+    return resume;
+  }
+
+  #noteFirstSegment(events: readonly PackagerEvent[]): void {
+    if (this.#firstSegment !== undefined) return;
+    for (const event of events) if (event.type === 'chunk' && event.part === 0) return void (this.#firstSegment = event.segment);
+  }
+
+  /** The periods so far, oldest first. */
+  get periods(): readonly Period[] {
+    return this.#periods;
   }
 
   /** Every track's init segment has arrived: the manifest can be written. */
   get ready(): boolean {
-    return this.#inits.size === this.#tracks.length;
+    const period = this.#periods.at(-1);
+    return Boolean(period && this.#tracks.every((t) => period.inits.has(t.id)));
+  }
+
+  /** Tracks now filled with slate. */
+  get slateTracks(): string[] {
+    return [...this.#states].filter(([, s]) => s.mode === 'slate').map(([id]) => id);
   }
 
   /** Every track has completed the segment before the requested end. */
   get finished(): boolean {
-    return [...this.#chunkers.values()].every((c) => c.finished);
+    return [...this.#states.values()].every((s) => s.chunker.finished);
   }
 
   get firstSegment(): bigint | undefined {
@@ -63,7 +334,7 @@ export class Packager {
   /** The furthest segment any track has begun or completed. */
   get currentSegment(): bigint | undefined {
     let furthest: bigint | undefined;
-    for (const c of this.#chunkers.values()) {
+    for (const { chunker: c } of this.#states.values()) {
       const s = c.openSegment ?? c.lastCompletedSegment;
       if (s !== undefined && (furthest === undefined || s > furthest)) furthest = s;
     }
@@ -73,7 +344,7 @@ export class Packager {
   /** Ends every track before `segment`; with `last`, the final segment carries lmsg. */
   endBefore(segment: bigint, options: { last: boolean }): void {
     this.#end = { segment, ...options };
-    for (const c of this.#chunkers.values()) c.endBefore(segment, options);
+    for (const { chunker: c } of this.#states.values()) c.endBefore(segment, options);
   }
 
   /**
@@ -83,7 +354,7 @@ export class Packager {
    */
   hlsRenditions(profile: Profile): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined {
     if (!this.ready) return undefined;
-    const info = (id: string) => this.#inits.get(id)!.info;
+    const info = (id: string) => this.#periods.at(-1)!.inits.get(id)!.info;
     const boxes = 1.03;
     const audioTrack = this.#tracks.find((t) => t.kind === 'audio');
     return {
@@ -105,7 +376,7 @@ export class Packager {
 
   /** Pure: the manifest's model from the profile, the tracks' init segments and the options. */
   mpdModel(profile: Profile, options: ManifestOptions, now: Date): MpdModel {
-    const info = (id: string) => this.#inits.get(id)!.info;
+    const info = (id: string) => this.#periods.at(-1)!.inits.get(id)!.info;
     const video = this.#tracks.filter((t) => t.kind === 'video');
     const audio = this.#tracks.filter((t) => t.kind === 'audio');
     const audioFrameSeconds = audio.length ? 1024 / (info(audio[0]!.id).sampleRate ?? 48000) : 0;
@@ -134,3 +405,5 @@ export class Packager {
     };
   }
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;

@@ -5,7 +5,6 @@ import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
 /** The names the MPD's SegmentTemplate gives (URL paths, '/' on every OS): `<track>/init.mp4`, `<track>/<n>.m4s`. */
-export const initPath = (track: string) => `${track}/init.mp4`;
 export const segmentPath = (track: string, segment: bigint) => `${track}/${segment}.m4s`;
 
 /** Writes `bytes` to `path` so that readers see the old file or the new one, never a part. */
@@ -102,7 +101,7 @@ export class DirectoryOutput {
     const track = event.track;
     if (event.type === 'init') {
       await mkdir(join(this.dir, track), { recursive: true });
-      await writeAtomically(join(this.dir, initPath(track)), event.bytes);
+      await writeAtomically(join(this.dir, event.path), event.bytes);
       await this.#expireLeftovers(track);
     } else if (event.type === 'chunk') {
       let handle = this.#open.get(track);

@@ -1,6 +1,6 @@
 import { RepeatLimiter, type Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
-import { initPath, oldestKept, segmentPath } from './directory-output.ts';
+import { oldestKept, segmentPath } from './directory-output.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import type { DropReason, ManifestBuilder, OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
 import { ControlLane } from './control-lane.ts';
@@ -43,6 +43,8 @@ interface TrackState {
   id: string;
   kind: 'video' | 'audio';
   init: Uint8Array;
+  /** Where the init goes: a new period's init has a name of its own. */
+  initPath: string;
   initAcknowledged: boolean;
   queue: SegmentUpload[];
   growing: SegmentUpload | undefined;
@@ -156,7 +158,7 @@ export class HttpPushOutput {
 
   handle(event: PackagerEvent): void {
     if (this.#done) return;
-    if (event.type === 'init') return this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes);
+    if (event.type === 'init') return this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes, event.path);
     const track = this.#tracks.get(event.track);
     if (!track) return;
     if (event.type === 'chunk') {
@@ -211,18 +213,19 @@ export class HttpPushOutput {
     await Promise.all([this.#control.close(), this.#backfill.close(), this.#hls?.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
   }
 
-  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array): void {
+  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, initPath: string): void {
     const track = this.#tracks.get(id);
     if (track) {
-      // A new init (an encoder restart) goes out again on every connection before more media.
-      if (Buffer.compare(track.init, init) !== 0) {
+      // A new init (a new period) goes out again on every connection before more media.
+      if (Buffer.compare(track.init, init) !== 0 || track.initPath !== initPath) {
         track.init = init;
+        track.initPath = initPath;
         track.initAcknowledged = false;
         for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(id);
       }
       return track.wakeup.wake();
     }
-    const state: TrackState = { id, kind, init, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), loop: Promise.resolve() };
+    const state: TrackState = { id, kind, init, initPath, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), loop: Promise.resolve() };
     this.#tracks.set(id, state);
     this.#hls?.addTrack(id, kind);
     state.loop = this.#runTrack(state);
@@ -288,7 +291,7 @@ export class HttpPushOutput {
   }
 
   async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
-    const result = await this.#deliverer.deliver(lane, track.id, initPath(track.id), undefined, track.init, `${track.kind}/mp4`);
+    const result = await this.#deliverer.deliver(lane, track.id, track.initPath, undefined, track.init, `${track.kind}/mp4`);
     if (result === 'ok') {
       lane.initsSent.add(track.id);
       if (!track.initAcknowledged) {

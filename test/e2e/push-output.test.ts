@@ -37,7 +37,7 @@ function segmentEvents(track: string, first: bigint, segments: number): Packager
   for (let s = first; s < first + BigInt(segments); s++) {
     for (let part = 0; part < CHUNKS; part++) {
       const bytes = new Uint8Array(1000).fill(fillOf(s, part));
-      events.push({ type: 'chunk', track, segment: s, part, parts: [bytes.subarray(0, 400), bytes.subarray(400)], byteLength: 1000, independent: part === 0, decodeTime: s * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === CHUNKS - 1 } satisfies ChunkEvent);
+      events.push({ type: 'chunk', track, segment: s, part, parts: [bytes.subarray(0, 400), bytes.subarray(400)], byteLength: 1000, independent: part === 0, decodeTime: s * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === CHUNKS - 1, slate: false } satisfies ChunkEvent);
     }
     events.push({ type: 'segmentEnd', track, segment: s, last: false });
   }
@@ -94,7 +94,7 @@ async function setup(overrides: Partial<HttpPushOptions> = {}, origin?: TestOrig
 
 /** Feeds events at 100 ms per chunk (as the packager would), or all at once. */
 async function feed(output: HttpPushOutput, events: PackagerEvent[], paced = false) {
-  output.handle({ type: 'init', track: 'v', info, bytes: new TextEncoder().encode('init-v') });
+  output.handle({ type: 'init', track: 'v', info, bytes: new TextEncoder().encode('init-v'), path: 'v/init.mp4' });
   output.publishManifest((view) => `<MPD asto="${view.asto}"/>`);
   for (const event of events) {
     output.handle(event);

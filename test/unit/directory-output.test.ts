@@ -20,7 +20,7 @@ async function scratch() {
 const info = { trackId: 1, timescale: 1000, handler: 'vide', sampleEntry: 'avc1', defaults: { duration: 0, size: 0, flags: 0 } };
 const chunk = (segment: bigint, part: number, text: string): ChunkEvent => ({
   type: 'chunk', track: 'v', segment, part, parts: [new TextEncoder().encode(text)], byteLength: text.length,
-  independent: part === 0, decodeTime: segment * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === 9,
+  independent: part === 0, decodeTime: segment * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === 9, slate: false,
 });
 
 describe('directory output', () => {
@@ -29,7 +29,7 @@ describe('directory output', () => {
     const written: string[] = [];
     const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 30, logger: createLogger('silent'), onChunkWritten: (c) => written.push(`${c.segment}.${c.part}`) });
     const now = BigInt(Math.floor(Date.now() / 1000));
-    const events: PackagerEvent[] = [{ type: 'init', track: 'v', info, bytes: Uint8Array.of(1, 2, 3) }, chunk(now, 0, 'a'), chunk(now, 1, 'b'), chunk(now, 2, 'c'), { type: 'segmentEnd', track: 'v', segment: now, last: false }];
+    const events: PackagerEvent[] = [{ type: 'init', track: 'v', info, bytes: Uint8Array.of(1, 2, 3), path: 'v/init.mp4' }, chunk(now, 0, 'a'), chunk(now, 1, 'b'), chunk(now, 2, 'c'), { type: 'segmentEnd', track: 'v', segment: now, last: false }];
     for (const e of events) out.handle(e);
     await out.writeManifest('live.mpd', '<MPD/>');
     await out.flush();
@@ -47,7 +47,7 @@ describe('directory output', () => {
     const hls = new HlsPlaylists(session, outputFormats('live.mpd', true).names, { blocking: false, hints: false });
     const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 3, logger: createLogger('silent'), hls });
     const first = BigInt(Math.floor(Date.now() / 1000));
-    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(1) });
+    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(1), path: 'v/init.mp4' });
     for (let s = first; s < first + 7n; s++) {
       for (let part = 0; part < 10; part++) out.handle(chunk(s, part, `${s % 10n}${part}`));
       out.handle({ type: 'segmentEnd', track: 'v', segment: s, last: false });
@@ -71,7 +71,7 @@ describe('directory output', () => {
     await writeFile(join(dir, 'v', `${now - 3600n}.m4s`), 'an hour old');
     await writeFile(join(dir, 'v', `${now - 2n}.m4s`), 'recent');
     const out = new DirectoryOutput({ dir, segdur: 1, timeShiftBufferDepth: 3, logger: createLogger('silent') });
-    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(0) });
+    out.handle({ type: 'init', track: 'v', info, bytes: Uint8Array.of(0), path: 'v/init.mp4' });
     for (let n = now; n <= now + 10n; n++) {
       out.handle(chunk(n, 0, 'x'));
       out.handle({ type: 'segmentEnd', track: 'v', segment: n, last: false });
