@@ -52,7 +52,10 @@ export interface ContinuityCounters {
   heldBackSamples: number;
   /** Slate samples packaged, per track. */
   slateSamples: Map<string, number>;
+  /** The source stopped (`interrupt`: encoder exit, stall, clock step seen by the shell). */
   interruptions: number;
+  /** A track's source media jumped ahead (per track): slate until the next boundary. */
+  jumps: number;
 }
 
 interface TrackState {
@@ -63,6 +66,8 @@ interface TrackState {
   slate: SlateCursor | undefined;
   /** A new run's init that differs from the track's in the current period. */
   pendingInit: InitEvent | undefined;
+  /** End of the newest sample packaged (source or slate): the next one may not start before it. */
+  end: bigint | undefined;
 }
 
 const MAX_SLATE_CATCH_UP_SEGMENTS = 10n;
@@ -87,7 +92,7 @@ export class Packager {
   /** After an interruption: the segment from which the source's media is taken again. */
   #resumeAt: bigint | undefined;
   #sourceSeenAt = -Infinity;
-  readonly counters: ContinuityCounters = { backwardsSamples: 0, heldBackSamples: 0, slateSamples: new Map(), interruptions: 0 };
+  readonly counters: ContinuityCounters = { backwardsSamples: 0, heldBackSamples: 0, slateSamples: new Map(), interruptions: 0, jumps: 0 };
 
   constructor(tracks: readonly PackagedTrack[], timing: { segdur: number; cdur: number }, options: PackagerOptions = {}) {
     this.#tracks = tracks;
@@ -96,7 +101,7 @@ export class Packager {
     this.#resumeWaitMs = options.resumeWaitMs ?? 300;
     this.#jumpToleranceMs = options.jumpToleranceMs ?? timing.cdur * 1000;
     this.#periodLeadMs = options.periodLeadMs ?? 3000;
-    this.#states = new Map(tracks.map((t) => [t.id, { chunker: new TrackChunker(t.id, timing), kind: t.kind, mode: 'live', slate: undefined, pendingInit: undefined }]));
+    this.#states = new Map(tracks.map((t) => [t.id, { chunker: new TrackChunker(t.id, timing), kind: t.kind, mode: 'live', slate: undefined, pendingInit: undefined, end: undefined }]));
   }
 
   #state(track: string): TrackState {
@@ -130,19 +135,18 @@ export class Packager {
    * delivers the start of a segment again. Without a slate, the open segment ends short.
    */
   interrupt(): PackagerEvent[] {
-    const events: PackagerEvent[] = [];
-    const wasLive = [...this.#states.values()].some((s) => s.mode === 'live');
-    if (wasLive) this.counters.interruptions++;
+    if ([...this.#states.values()].some((s) => s.mode === 'live')) this.counters.interruptions++;
     this.#resumeAt = undefined;
-    for (const state of this.#states.values()) {
-      if (state.mode === 'live') {
-        state.chunker.interrupt();
-        state.mode = 'slate';
-        state.slate = undefined;
-      }
-    }
-    events.push(...this.tick());
-    return events;
+    for (const state of this.#states.values()) this.#interruptTrack(state);
+    return this.tick();
+  }
+
+  #interruptTrack(state: TrackState): void {
+    if (state.mode !== 'live') return;
+    state.chunker.interrupt();
+    state.mode = 'slate';
+    state.slate = undefined;
+    state.end = state.chunker.mediaEnd;
   }
 
   /** The slate's clip for a track; used only while its init is byte for byte the track's. */
@@ -186,8 +190,9 @@ export class Packager {
       for (let guard = 0; guard < 100_000 && !chunker.finished; guard++) {
         const t = cursor.next;
         if (t + BigInt(cursor.peekDuration()) > nowTicks) break;
-        if (t % S === 0n && this.#holdsSegmentFor(t / S, nowMs)) break;
-        chunker.addSample(cursor.take(), events, true);
+        const place = chunker.placeSample({ decodeTime: t, duration: cursor.peekDuration(), sync: true });
+        if (place.startsSegment && chunker.openSegment !== place.segment && this.#holdsSegmentFor(place.segment, nowMs)) break;
+        this.#add(state, cursor.take(), events, true);
         this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
       }
     }
@@ -225,7 +230,7 @@ export class Packager {
     this.#sourceSeenAt = this.#now();
     if (chunker.finished) return;
     if (state.mode === 'live') {
-      const end = chunker.mediaEnd;
+      const end = state.end;
       const info = chunker.info!;
       if (end !== undefined && sample.decodeTime < end) {
         this.counters.backwardsSamples++;
@@ -234,17 +239,18 @@ export class Packager {
       const toleranceTicks = BigInt(Math.round((this.#jumpToleranceMs * info.timescale) / 1000));
       if (end !== undefined && sample.decodeTime - end > toleranceTicks + BigInt(sample.duration)) {
         // The source's time jumped ahead (a clock step): slate from where media ended, resume at a boundary.
-        events.push(...this.interrupt());
+        this.counters.jumps++;
+        this.#interruptTrack(state);
+        if ([...this.#states.values()].every((s) => s.mode === 'slate')) this.#resumeAt = undefined;
+        events.push(...this.tick());
       } else {
-        chunker.addSample(sample, events);
+        this.#add(state, sample, events, false);
         return;
       }
     }
     const place = chunker.placeSample(sample);
     if (!place.startsSegment) return void this.counters.heldBackSamples++;
-    if (this.#resumeAt === undefined && (state.kind === 'video' || !this.#tracks.some((t) => t.kind === 'video'))) {
-      this.#resumeAt = this.#decideResume(place.segment, events);
-    }
+    this.#resumeAt ??= this.#decideResume(place.segment, events);
     const begun = chunker.openSegment !== undefined ? chunker.openSegment : chunker.lastCompletedSegment;
     if (this.#resumeAt === undefined || place.segment < this.#resumeAt || (begun !== undefined && place.segment <= begun)) {
       return void this.counters.heldBackSamples++;
@@ -252,7 +258,7 @@ export class Packager {
     // The slate's open segment (if any) is completed first: the source takes over at a boundary.
     if (state.slate && chunker.openSegment !== undefined) {
       for (let guard = 0; guard < 10_000 && chunker.openSegment !== undefined && state.slate.next < sample.decodeTime; guard++) {
-        chunker.addSample(state.slate.take(), events, true);
+        this.#add(state, state.slate.take(), events, true);
       }
       events.push(...chunker.closeOpen());
     }
@@ -266,7 +272,12 @@ export class Packager {
     chunker.useInit(init);
     state.mode = 'live';
     state.slate = undefined;
-    chunker.addSample(sample, events);
+    this.#add(state, sample, events, false);
+  }
+
+  #add(state: TrackState, sample: SampleWithData, events: PackagerEvent[], slate: boolean): void {
+    state.chunker.addSample(sample, events, slate);
+    state.end = sample.decodeTime + BigInt(sample.duration);
   }
 
   /**

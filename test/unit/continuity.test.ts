@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { childBoxes } from '../../src/packager/boxes.ts';
+import { TrackChunker, type ChunkEvent, type InitEvent, type PackagerEvent, type SampleWithData } from '../../src/packager/chunker.ts';
+import { parseMoof } from '../../src/packager/fmp4.ts';
+import { Packager } from '../../src/packager/packager.ts';
+import type { SlateClip } from '../../src/packager/slate.ts';
+
+const fixture = async (name: string) => new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
+const recorded = { '180p': await fixture('recorded-video-320x180-4s.mp4'), audio: await fixture('recorded-audio-4s.mp4') };
+/** The recordings cover 1795219794.0 to 1795219798.0 on the epoch timeline. */
+const T0 = 1_795_219_794;
+const timing = { segdur: 1, cdur: 0.1 };
+const TRACKS = [{ id: '180p', kind: 'video' as const, bitrate: 300_000 }, { id: 'audio', kind: 'audio' as const, bitrate: 64_000 }];
+
+/** A recording as ffmpeg delivered it: the init, then each fragment with its first decode time (seconds). */
+function pieces(bytes: Uint8Array) {
+  const boxes = [...childBoxes(bytes)];
+  const moovEnd = boxes.find((b) => b.type === 'moov')!;
+  const init = bytes.subarray(0, moovEnd.offset + moovEnd.size);
+  let timescale = 0;
+  const reader = new TrackChunker('probe', timing);
+  for (const item of reader.read(init)) if (item.init) timescale = item.init.info.timescale;
+  const fragments: { start: number; bytes: Uint8Array }[] = [];
+  for (let i = 0; i < boxes.length; i++) {
+    const b = boxes[i]!;
+    if (b.type !== 'moof') continue;
+    const mdat = boxes[i + 1]!;
+    const start = Number(parseMoof(b.payload, new Map()).tracks[0]!.baseDecodeTime) / timescale;
+    fragments.push({ start, bytes: bytes.subarray(b.offset, mdat.offset + mdat.size) });
+  }
+  return { init, fragments };
+}
+
+/** The slate clip of a track: its init and samples, here the recording's own first second. */
+function clipOf(track: '180p' | 'audio'): SlateClip {
+  const reader = new TrackChunker(track, timing);
+  const items = reader.read(recorded[track]);
+  const init = items.find((i) => i.init)!.init! as InitEvent;
+  const samples = items.flatMap((i) => (i.sample ? [i.sample] : [])) as SampleWithData[];
+  const firstSync = samples.findIndex((s) => s.sync);
+  return { init, samples: samples.slice(firstSync, firstSync + (track === 'audio' ? 60 : 30)) };
+}
+
+/** Runs a packager on a clock the test moves. */
+function harness() {
+  let nowMs = T0 * 1000;
+  const packager = new Packager(TRACKS, timing, { now: () => nowMs });
+  packager.setSlate(clipOf('180p'));
+  packager.setSlate(clipOf('audio'));
+  const events: PackagerEvent[] = [];
+  const feeds = { '180p': pieces(recorded['180p']), audio: pieces(recorded.audio) };
+  return {
+    packager,
+    events,
+    set now(ms: number) {
+      nowMs = ms;
+    },
+    get now() {
+      return nowMs;
+    },
+    /** The run's init segments. */
+    init() {
+      for (const track of ['180p', 'audio'] as const) events.push(...packager.push(track, feeds[track].init));
+    },
+    /** Source fragments starting in [from, to) seconds after T0, as the clock passes their end, with slate ticks between. */
+    play(from: number, to: number, options: { source?: boolean } = {}) {
+      for (let t = from; t < to - 1e-9; t += 0.05) {
+        nowMs = Math.round((T0 + t + 0.05) * 1000);
+        if (options.source !== false) {
+          for (const track of ['180p', 'audio'] as const) {
+            for (const f of feeds[track].fragments) if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...packager.push(track, f.bytes));
+          }
+        }
+        events.push(...packager.tick());
+      }
+    },
+  };
+}
+
+const chunksOf = (events: PackagerEvent[], track: string) => events.filter((e): e is ChunkEvent => e.type === 'chunk' && e.track === track);
+const bytesOf = (chunk: ChunkEvent) => Buffer.concat(chunk.parts);
+const mfhdSequence = (chunk: ChunkEvent) => {
+  const bytes = bytesOf(chunk);
+  const moof = [...childBoxes(bytes)].find((b) => b.type === 'moof')!;
+  return parseMoof(moof.payload, new Map()).sequenceNumber;
+};
+const brands = (chunk: ChunkEvent) => {
+  const styp = [...childBoxes(bytesOf(chunk))].find((b) => b.type === 'styp');
+  return styp ? Buffer.from(styp.payload).toString('latin1').match(/.{4}/g)!.filter((_, i) => i !== 1) : [];
+};
+
+/** Media never goes back and never leaves a hole inside the stretch checked; sequence numbers only grow. */
+function assertContinuous(chunks: ChunkEvent[]) {
+  for (let i = 1; i < chunks.length; i++) {
+    const before = chunks[i - 1]!;
+    const chunk = chunks[i]!;
+    assert.equal(chunk.decodeTime, before.decodeTime + BigInt(before.duration), `${chunk.track} ${chunk.segment}.${chunk.part} starts where ${before.segment}.${before.part} ends`);
+    assert.ok(mfhdSequence(chunk) > mfhdSequence(before), 'mfhd sequence numbers increase');
+  }
+}
+
+describe('continuity: slate while the source is missing', () => {
+  it('an encoder killed mid-segment: slate completes the segment from an IDR, fills the next on time, and the new run takes over at a boundary', () => {
+    const h = harness();
+    h.init();
+    h.play(0, 1.5);
+    h.events.push(...h.packager.interrupt());
+    h.play(1.5, 2.9, { source: false });
+    const video = chunksOf(h.events, '180p');
+    const seg95 = video.filter((c) => c.segment === BigInt(T0 + 1));
+    assert.deepEqual(seg95.map((c) => c.slate), [false, false, false, false, false, true, true, true, true, true]);
+    assert.ok(seg95[9]!.segmentComplete);
+    const slateStart = seg95[5]!;
+    assert.equal(slateStart.decodeTime, BigInt(T0 + 1) * 90_000n + 45_000n, 'the slate starts where the last whole chunk ended');
+    assert.ok(slateStart.independent, 'and with an IDR');
+    const seg96 = video.filter((c) => c.segment === BigInt(T0 + 2));
+    assert.equal(seg96.length, 9, 'slate chunks are due by the clock (96.9 s), not all at once');
+    assert.ok(seg96.every((c) => c.slate));
+    assert.ok(brands(seg96[0]!).includes('slat'), 'a slate segment is branded slat');
+    assert.ok(!brands(video[0]!).includes('slat'));
+
+    // The encoder is back: its audio flows first, its video starts on the next boundary.
+    h.events.push(...h.packager.newRun());
+    h.init();
+    h.play(2.9, 4);
+    const after = chunksOf(h.events, '180p');
+    const seg97 = after.filter((c) => c.segment === BigInt(T0 + 3));
+    assert.equal(seg97.length, 10);
+    assert.ok(seg97.every((c) => !c.slate), 'the source takes segment 97 back');
+    assert.equal(after.filter((c) => c.segment === BigInt(T0 + 2)).length, 10, 'the slate segment before it is whole');
+    assertContinuous(after);
+    const audio = chunksOf(h.events, 'audio');
+    assertContinuous(audio);
+    assert.ok(audio.some((c) => c.slate) && audio.at(-1)!.slate === false, 'audio: silence, then the source again');
+    assert.deepEqual(h.packager.slateTracks, []);
+    assert.equal(h.packager.periods.length, 1, 'an identical init continues the period');
+    assert.equal(h.events.filter((e) => e.type === 'init').length, 2, 'and is not announced again');
+  });
+
+  it('a clock stepped forward: slate from where media ended, the source again at the next boundary, never backwards', () => {
+    const h = harness();
+    h.init();
+    h.play(0, 1.5);
+    // The clock (and with it the source's stamps) jumps from 95.5 to 97.0.
+    h.play(3, 4);
+    const video = chunksOf(h.events, '180p');
+    assertContinuous(video);
+    assert.ok(video.some((c) => c.slate), 'slate between');
+    assert.equal(video.at(-1)!.slate, false);
+    assert.equal(video.find((c) => !c.slate && c.segment > BigInt(T0 + 1))!.decodeTime, BigInt(T0 + 3) * 90_000n, 'the source resumes at a boundary');
+    assert.equal(h.packager.counters.jumps, 2, 'each track saw its media jump');
+    assert.equal(h.packager.counters.interruptions, 0);
+  });
+
+  it('a clock stepped back: the source media older than what was packaged is dropped, tfdt never goes back', () => {
+    const h = harness();
+    h.init();
+    h.play(0, 2);
+    const before = h.events.length;
+    h.play(0, 1);
+    assert.equal(h.events.length, before, 'nothing new from the past');
+    assert.ok(h.packager.counters.backwardsSamples > 0);
+    h.play(2, 4);
+    assertContinuous(chunksOf(h.events, '180p'));
+  });
+
+  it('without a slate, an interrupted segment ends short and the source resumes at a boundary', () => {
+    let nowMs = T0 * 1000;
+    const packager = new Packager(TRACKS, timing, { now: () => nowMs });
+    const events: PackagerEvent[] = [];
+    const feed = pieces(recorded['180p']);
+    events.push(...packager.push('180p', feed.init));
+    for (const f of feed.fragments.filter((f) => f.start < T0 + 1.5)) events.push(...packager.push('180p', f.bytes));
+    nowMs = (T0 + 1.6) * 1000;
+    events.push(...packager.interrupt());
+    const short = events.filter((e) => e.type === 'segmentEnd');
+    assert.equal(short.length, 2, 'segment 95 is closed as it stands');
+    packager.newRun();
+    events.push(...packager.push('180p', feed.init));
+    nowMs = (T0 + 3.5) * 1000;
+    for (const f of feed.fragments.filter((f) => f.start >= T0 + 2.5)) events.push(...packager.push('180p', f.bytes));
+    const resumed = chunksOf(events, '180p').filter((c) => c.segment === BigInt(T0 + 3));
+    assert.equal(resumed.length, 10);
+  });
+
+  it('a new run whose init differs starts a new period far enough ahead, under a new init name', () => {
+    const h = harness();
+    h.init();
+    h.play(0, 1.2);
+    h.events.push(...h.packager.newRun());
+    // Another init: the same track with one byte of its movie header changed.
+    const changed = new Uint8Array(pieces(recorded['180p']).init);
+    const mvhd = Buffer.from(changed).indexOf('mvhd');
+    changed[mvhd + 8] = (changed[mvhd + 8]! + 1) & 0xff;
+    const events = h.packager.push('180p', changed);
+    assert.equal(events.length, 0, 'nothing until the run delivers media');
+    const feed = pieces(recorded['180p']);
+    h.now = (T0 + 2.05) * 1000;
+    for (const f of feed.fragments.filter((f) => f.start >= T0 + 2 && f.start < T0 + 2.05)) h.events.push(...h.packager.push('180p', f.bytes));
+    const periods = h.packager.periods;
+    assert.equal(periods.length, 2);
+    assert.ok(periods[1]!.start >= BigInt(T0 + 5), `the period starts ≥ 3 s ahead (at ${periods[1]!.start})`);
+    const init = h.events.filter((e): e is InitEvent => e.type === 'init').at(-1)!;
+    assert.equal(init.path, `180p/init-${periods[1]!.start}.mp4`);
+    assert.equal(periods[0]!.inits.get('180p')!.path, '180p/init.mp4');
+  });
+});
