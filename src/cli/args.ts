@@ -47,6 +47,8 @@ appliance start [options]
   --utc-timing URL      the clock players synchronise with (MPD UTCTiming, http-iso with milliseconds)
                         (default: the built-in server's /time, or https://time.akamai.com/?iso&ms)
   --duration S          stop after S seconds (default: run until SIGTERM or Ctrl-C)
+  --state-dir DIR       where state outliving the process is kept: the slate cache and the session
+                        (default: $STATE_DIRECTORY under systemd, else ~/.local/state/appliance)
   --ffmpeg PATH         the ffmpeg binary (else APPLIANCE_FFMPEG, the system ffmpeg, ffmpeg-static)
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
   --dry-run             print the resolved settings and the ffmpeg command line, then exit
@@ -76,6 +78,7 @@ const START_OPTIONS = {
   'utc-timing': { type: 'string' },
   duration: { type: 'string' },
   ffmpeg: { type: 'string' },
+  'state-dir': { type: 'string' },
   'log-level': { type: 'string' },
   'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -105,6 +108,7 @@ export interface StartOptions {
   /** Explicit --utc-timing; otherwise the built-in server's /time, or DEFAULT_UTC_TIMING. */
   utcTiming?: string | undefined;
   duration?: number | undefined;
+  stateDir?: string | undefined;
   ffmpeg?: string | undefined;
   logLevel: LogLevel;
   dryRun: boolean;
@@ -192,6 +196,7 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
     ffmpeg: values.ffmpeg,
     logLevel: logLevel as LogLevel,
     dryRun: values['dry-run'] ?? false,
+    stateDir: values['state-dir'],
     help: values.help ?? false,
   };
 }

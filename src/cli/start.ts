@@ -4,6 +4,10 @@ import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
+import { EncoderSupervisor } from '../encode/supervisor.ts';
+import { prepareSlate } from '../encode/slate-encoder.ts';
+import { ClockStepDetector } from '../encode/clock.ts';
+import { stateDirectory } from '../config/state-dir.ts';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
@@ -22,7 +26,7 @@ import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
-import type { ChunkEvent } from '../packager/chunker.ts';
+import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { RecentValues } from '../stats.ts';
 import type { StartOptions } from './args.ts';
 
@@ -33,6 +37,10 @@ export interface ResolvedStart {
   outputs: OutputTarget[];
   push: PushSettings;
   plan: EncoderPlan;
+  /** The same outputs and settings, encoding the slate. */
+  slatePlan: EncoderPlan;
+  /** Where state outlives the process (the slate cache); undefined: nowhere. */
+  stateDir: string | undefined;
   ffmpeg: Ffmpeg;
   /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
   utcTiming: string | undefined;
@@ -59,6 +67,7 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
   for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
   const plan = buildEncoderPlan(profile, source, ladder.renditions);
+  const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');
   if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
   const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
@@ -72,7 +81,7 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
     userAgent: userAgent(await packageVersion()),
   };
   const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, ffmpeg, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -160,7 +169,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     lastDrops = p.dupFrames + p.dropFrames;
   };
 
-  const packager = new Packager(plan.tracks, profile);
+  const packager = new Packager(plan.tracks, profile, { note: (fields, message) => logger.debug(fields, message) });
   // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
   // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
@@ -218,62 +227,103 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     logger.info({ lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() }, 'stream end planned');
   }
 
-  const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress });
-  logger.info({ pid: encoder.pid }, 'ffmpeg started');
-  stopForGood = (why) => {
-    logger.error(why);
-    void encoder.stop();
-  };
-
   let mediaSeen = false;
   let manifestPublished = false;
+  let periodsPublished = 0;
   let finishing: Promise<unknown> | undefined;
+  let failedAtStart: EncoderExit | undefined;
+  const firstSeen = new Set<string>();
+  const emit = (events: readonly PackagerEvent[]) => {
+    for (const event of events) {
+      for (const output of outputs) output.handle(event);
+      if (event.type === 'chunk' && !firstSeen.has(event.track)) {
+        firstSeen.add(event.track);
+        logger.info({ track: event.track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
+      }
+    }
+    if (packager.ready && (!manifestPublished || packager.periods.length !== periodsPublished)) {
+      if (manifestPublished) logger.warn({ period: packager.periods.at(-1)!.start.toString() }, 'the encoder restarted with another init segment: a new period');
+      manifestPublished = true;
+      periodsPublished = packager.periods.length;
+      publishManifest();
+    }
+    if (packager.end && packager.finished) void finish();
+  };
+  const supervisor = new EncoderSupervisor({
+    start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress }),
+    onData: (track, piece) => {
+      mediaSeen = true;
+      emit(packager.push(track, piece));
+    },
+    onInterrupted: (why) => {
+      slateSince ??= Date.now();
+      emit(packager.interrupt());
+      logger.info({ why, slate: packager.slateTracks.filter((t) => packager.slateUsable(t)) }, 'source interrupted');
+    },
+    onNewRun: () => emit(packager.newRun()),
+    onFailedAtStart: (exit) => (failedAtStart = exit),
+    logger,
+    stallMs: Math.max(1500, profile.segdur * 1000),
+    stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
+  });
+  stopForGood = (why) => {
+    logger.error(why);
+    void supervisor.stop();
+  };
   const finish = () =>
     (finishing ??= (async () => {
       if (packager.end?.last) publishManifest();
       logger.info({ lastSegment: packager.currentSegment?.toString() }, packager.end?.last ? 'stream ended' : 'segment finished; stopping');
-      await encoder.stop();
+      await supervisor.stop();
     })());
-  const firstSeen = new Set<string>();
-  for (const [track, stream] of encoder.tracks) {
-    stream.on('data', (piece: Uint8Array) => {
-      mediaSeen = true;
-      for (const event of packager.push(track, piece)) {
-        for (const output of outputs) output.handle(event);
-        if (event.type === 'chunk' && !firstSeen.has(track)) {
-          firstSeen.add(track);
-          logger.info({ track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
-        }
-      }
-      if (!manifestPublished && packager.ready) {
-        manifestPublished = true;
-        publishManifest();
-      }
-      if (packager.end && packager.finished) void finish();
-    });
-  }
+
+  // The slate is due by the clock; the same timer watches the clock for steps.
+  let slateSince: number | undefined;
+  const clockWatch = new ClockStepDetector(1000 / profile.video.framerate);
+  const ticker = setInterval(() => {
+    const step = clockWatch.check(Date.now(), performance.now());
+    if (step !== undefined) {
+      logger.warn({ stepMs: Math.round(step) }, 'the system clock stepped: slate, then a clean restart of the encoder at the next boundary');
+      emit(packager.interrupt());
+      supervisor.restartNow('clock step');
+    }
+    if (packager.slateTracks.length) emit(packager.tick());
+    else if (slateSince !== undefined) {
+      logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
+      slateSince = undefined;
+    }
+  }, 20);
+  void prepareSlate({ ffmpegPath: ffmpeg.path, plan: resolved.slatePlan, timing: profile, cacheDir: resolved.stateDir, logger })
+    .then((clips) => {
+      for (const clip of clips) packager.setSlate(clip);
+    })
+    .catch((error: Error) => logger.warn({ err: error.message }, 'no slate: an interrupted source leaves a hole instead'));
+
+  supervisor.start();
+  logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 
   // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream).
   let safety: NodeJS.Timeout | undefined;
   const stop = () => {
     if (packager.end && !packager.end.last) return;
     const current = packager.currentSegment;
-    if (current === undefined) return void encoder.stop();
+    if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
     packager.endBefore((current > now ? current : now) + 1n, { last: false });
     logger.info({ lastSegment: packager.end!.segment - 1n + '' }, 'stop requested: finishing the current segment');
     if (packager.finished) void finish();
-    safety = setTimeout(() => void encoder.stop(), (2 * profile.segdur + 3) * 1000);
+    safety = setTimeout(() => void supervisor.stop(), (2 * profile.segdur + 3) * 1000);
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', stop);
   let exit: EncoderExit;
   try {
-    exit = await encoder.exited;
+    exit = await supervisor.done;
     await finishing;
     await Promise.all(outputs.map((o) => o.flush()));
   } finally {
+    clearInterval(ticker);
     await sink.close();
     clearTimeout(safety);
     clearInterval(delayReport);
@@ -281,17 +331,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     process.off('SIGINT', stop);
     process.off('SIGHUP', stop);
   }
+  if (failedAtStart) {
+    const hint = failureHint(failedAtStart.stderrTail);
+    const how = failedAtStart.signal ? `was killed by ${failedAtStart.signal}` : `exited with code ${failedAtStart.code}`;
+    throw new RuntimeFailure(`ffmpeg ${how} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);
+  }
+  logger.info({ restarts: supervisor.restarts, stalls: supervisor.stalls, ...packager.counters, slateSamples: Object.fromEntries(packager.counters.slateSamples) }, 'continuity');
   logDelays();
   if (fatalErrors.length && outputs.every((o) => o.fatal)) throw new ConfigError(fatalErrors.join('\n'));
-  if (!exit.requested) {
-    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    const hint = failureHint(exit.stderrTail);
-    throw new RuntimeFailure(`ffmpeg ${how} ${mediaSeen ? 'while encoding' : 'at start, before any media'}; its last messages:`, [
-      ...exit.stderrTail.slice(-12),
-      ...(hint ? [`hint: ${hint}`] : []),
-    ]);
-  }
-  if (exit.code !== 0) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
+  if (exit.code !== 0 && mediaSeen) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
   const failed = outputs.filter((o) => o.failures);
   if (failed.length) throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
   logger.info({ outputs: outputs.map((o) => o.name) }, 'stopped');

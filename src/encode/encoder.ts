@@ -26,6 +26,8 @@ export interface EncoderProcess {
   readonly exited: Promise<EncoderExit>;
   /** Asks ffmpeg to finish (`q` on stdin) and kills it if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<EncoderExit>;
+  /** Kills it at once (SIGKILL): its exit is not a requested one. */
+  kill(): void;
 }
 
 export function startEncoder(options: {
@@ -100,6 +102,9 @@ export function startEncoder(options: {
     pid: child.pid,
     tracks,
     exited,
+    kill() {
+      child.kill('SIGKILL');
+    },
     stop(graceMs = 5000) {
       stopping ??= (async () => {
         requested = true;

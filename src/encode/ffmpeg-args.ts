@@ -64,17 +64,38 @@ function videoEncoderArgs(profile: Profile, rendition: Rendition): string[] {
   ];
 }
 
-/** Pure: profile + source + ladder → the complete ffmpeg argv (without the binary) and its outputs. */
-export function buildEncoderPlan(profile: Profile, source: Source, renditions: readonly Rendition[]): EncoderPlan {
+/**
+ * The slate's inputs: a "signal lost" card at the source's size and silence, not paced (encoded as
+ * fast as ffmpeg can), long enough for one segment of video and a few more AAC frames.
+ */
+function slateInputs(source: { width: number; height: number }, profile: Profile): string[] {
+  const seconds = String(profile.segdur + 0.5);
+  const scale = source.height / 1080;
+  const card = [
+    `color=c=0x1b1f24:size=${source.width}x${source.height}:rate=${profile.video.framerate}`,
+    `drawtext=font=sans:text='SIGNAL LOST':fontcolor=white:fontsize=${Math.round(120 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2-${Math.round(60 * scale)}`,
+    `drawtext=font=sans:text='the picture returns by itself':fontcolor=0xb0b8c0:fontsize=${Math.round(48 * scale)}:x=(w-text_w)/2:y=(h/2)+${Math.round(60 * scale)}`,
+  ].join(',');
+  return [
+    '-f', 'lavfi', '-t', seconds, '-i', card,
+    '-f', 'lavfi', '-t', seconds, '-i', `anullsrc=r=${profile.audio.samplerate}:cl=stereo`,
+  ];
+}
+
+/**
+ * Pure: profile + source + ladder → the complete ffmpeg argv (without the binary) and its outputs.
+ * With `slate`, the same outputs and encoder settings (so the same init segments) encode the slate.
+ */
+export function buildEncoderPlan(profile: Profile, source: Source, renditions: readonly Rendition[], options: { slate?: boolean } = {}): EncoderPlan {
   const tracks: TrackOutput[] = [
     ...renditions.map((rendition, i) => ({ id: rendition.id, kind: 'video' as const, fd: FIRST_TRACK_FD + i, bitrate: rendition.bitrate, rendition })),
     { id: 'audio', kind: 'audio', fd: FIRST_TRACK_FD + renditions.length, bitrate: profile.audio.bitrate },
   ];
-  const graph = videoFilterGraph({ profile, renditions, source, overlay: clockOverlay(source.height) });
+  const graph = videoFilterGraph({ profile, renditions, source, overlay: options.slate ? undefined : clockOverlay(source.height) });
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
     '-progress', 'pipe:1', '-stats_period', '1',
-    ...testSourceInputs(source, profile.video.framerate, profile.audio.samplerate),
+    ...(options.slate ? slateInputs(source, profile) : testSourceInputs(source, profile.video.framerate, profile.audio.samplerate)),
     '-copyts',
     '-filter_complex', graph,
   ];

@@ -214,10 +214,13 @@ export class TrackChunker {
     if (this.#open) this.#open.pending = [];
   }
 
-  /** Closes the open segment as it stands (short), when nothing will complete it. */
-  closeOpen(): PackagerEvent[] {
+  /**
+   * Closes the open segment as it stands, when nothing will complete it: short and incomplete, or
+   * with `complete` as a whole segment (slate handing over to the source a fraction of a frame early).
+   */
+  closeOpen({ complete = false } = {}): PackagerEvent[] {
     const events: PackagerEvent[] = [];
-    if (this.#open) this.#closeSegment(events, false);
+    if (this.#open) this.#closeSegment(events, complete);
     return events;
   }
 

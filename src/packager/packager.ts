@@ -42,6 +42,8 @@ export interface PackagerOptions {
   jumpToleranceMs?: number;
   /** A new period starts at least this long (ms) after it is decided, so DASH players reload the MPD first. */
   periodLeadMs?: number;
+  /** Where the packager says what it decided (resume points, jumps), for a debug log. */
+  note?: (fields: Record<string, unknown>, message: string) => void;
 }
 
 /** Why the packager left or dropped the source's media, for the log and the counters. */
@@ -85,6 +87,7 @@ export class Packager {
   readonly #resumeWaitMs: number;
   readonly #jumpToleranceMs: number;
   readonly #periodLeadMs: number;
+  readonly #note: (fields: Record<string, unknown>, message: string) => void;
   readonly #periods: Period[] = [];
   readonly #clips = new Map<string, SlateClip>();
   #firstSegment: bigint | undefined;
@@ -98,9 +101,10 @@ export class Packager {
     this.#tracks = tracks;
     this.#timing = timing;
     this.#now = options.now ?? Date.now;
-    this.#resumeWaitMs = options.resumeWaitMs ?? 300;
+    this.#resumeWaitMs = options.resumeWaitMs ?? 150;
     this.#jumpToleranceMs = options.jumpToleranceMs ?? timing.cdur * 1000;
     this.#periodLeadMs = options.periodLeadMs ?? 3000;
+    this.#note = options.note ?? (() => undefined);
     this.#states = new Map(tracks.map((t) => [t.id, { chunker: new TrackChunker(t.id, timing), kind: t.kind, mode: 'live', slate: undefined, pendingInit: undefined, end: undefined }]));
   }
 
@@ -137,6 +141,8 @@ export class Packager {
   interrupt(): PackagerEvent[] {
     if ([...this.#states.values()].some((s) => s.mode === 'live')) this.counters.interruptions++;
     this.#resumeAt = undefined;
+    // The source that stopped is not one to wait for.
+    this.#sourceSeenAt = -Infinity;
     for (const state of this.#states.values()) this.#interruptTrack(state);
     return this.tick();
   }
@@ -209,6 +215,7 @@ export class Packager {
   }
 
   #sourceInit(state: TrackState, init: InitEvent, events: PackagerEvent[]): void {
+    this.#sourceSeenAt = this.#now();
     const period = this.#periods.at(-1);
     if (!period) {
       this.#periods.push({ start: 0n, inits: new Map() });
@@ -227,6 +234,7 @@ export class Packager {
 
   #sourceSample(state: TrackState, sample: SampleWithData, events: PackagerEvent[]): void {
     const chunker = state.chunker;
+    if (process.env['DBG'] && state.kind === 'audio' && state.mode === 'slate') console.error('src', Date.now() / 1000, Number(sample.decodeTime) / 48000, chunker.placeSample(sample).startsSegment, String(this.#resumeAt), chunker.openSegment, chunker.lastCompletedSegment);
     this.#sourceSeenAt = this.#now();
     if (chunker.finished) return;
     if (state.mode === 'live') {
@@ -240,6 +248,7 @@ export class Packager {
       if (end !== undefined && sample.decodeTime - end > toleranceTicks + BigInt(sample.duration)) {
         // The source's time jumped ahead (a clock step): slate from where media ended, resume at a boundary.
         this.counters.jumps++;
+        this.#note({ track: chunker.track, from: Number(end) / info.timescale, to: Number(sample.decodeTime) / info.timescale }, 'source media jumped ahead');
         this.#interruptTrack(state);
         if ([...this.#states.values()].every((s) => s.mode === 'slate')) this.#resumeAt = undefined;
         events.push(...this.tick());
@@ -260,7 +269,9 @@ export class Packager {
       for (let guard = 0; guard < 10_000 && chunker.openSegment !== undefined && state.slate.next < sample.decodeTime; guard++) {
         this.#add(state, state.slate.take(), events, true);
       }
-      events.push(...chunker.closeOpen());
+      this.#note({ track: chunker.track, segment: String(chunker.openSegment), slateEnd: Number(state.slate.next) / chunker.info!.timescale, sourceStart: Number(sample.decodeTime) / chunker.info!.timescale }, 'slate hands over');
+      // Audio grids of two runs differ by a fraction of a frame: the slate's segment ends where the source begins.
+      events.push(...chunker.closeOpen({ complete: true }));
     }
     const period = this.#periods.at(-1)!;
     const init = period.inits.get(chunker.track)!;
@@ -269,6 +280,7 @@ export class Packager {
       return void this.counters.heldBackSamples++;
     }
     state.pendingInit = undefined;
+    this.#note({ track: chunker.track, segment: String(place.segment), at: Number(sample.decodeTime) / chunker.info!.timescale }, 'source resumes');
     chunker.useInit(init);
     state.mode = 'live';
     state.slate = undefined;

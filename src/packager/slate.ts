@@ -14,6 +14,16 @@ export interface SlateClip {
 const AUDIO_SKIP = 2;
 
 /**
+ * Audio: only whole frames (the encode's last frame is shorter), so repeated slate audio stays on
+ * the frame grid the packager splits segments by.
+ */
+function steadyFrames(clip: SlateClip): SlateClip {
+  if (clip.init.info.handler !== 'soun') return clip;
+  const frame = clip.samples[AUDIO_SKIP]?.duration;
+  return { ...clip, samples: clip.samples.filter((s, i) => i < AUDIO_SKIP || s.duration === frame) };
+}
+
+/**
  * Pure: the slate's samples for one track, re-stamped onto the timeline from `start` on. Video
  * restarts the clip (an IDR) where the slate begins and at every segment boundary, and shortens
  * the frame before a boundary that is not on the frame grid; audio repeats silent frames, keeping
@@ -27,7 +37,7 @@ export class SlateCursor {
   #index = 0;
 
   constructor(clip: SlateClip, segmentTicks: bigint, start: bigint) {
-    this.#clip = clip;
+    this.#clip = steadyFrames(clip);
     this.#segmentTicks = segmentTicks;
     this.#video = clip.init.info.handler !== 'soun';
     this.#next = start;

@@ -207,3 +207,27 @@ describe('continuity: slate while the source is missing', () => {
     assert.equal(periods[0]!.inits.get('180p')!.path, '180p/init.mp4');
   });
 });
+
+describe('slate cursor', () => {
+  it('repeats only whole AAC frames: the short last frame of the encode would shift the frame grid', async () => {
+    const { SlateCursor } = await import('../../src/packager/slate.ts');
+    const clip = clipOf('audio');
+    const short = { ...clip, samples: [...clip.samples.slice(0, 10), { ...clip.samples[10]!, duration: 640 }] };
+    const cursor = new SlateCursor(short, 48_000n, 1000n);
+    const taken = Array.from({ length: 40 }, () => cursor.take());
+    assert.ok(taken.every((s) => s.duration === 1024));
+    assert.equal(cursor.next, 1000n + 40n * 1024n);
+  });
+
+  it('video restarts the clip with its IDR at every boundary and ends the frame before one on it', async () => {
+    const { SlateCursor } = await import('../../src/packager/slate.ts');
+    const S = 90_000n;
+    const cursor = new SlateCursor(clipOf('180p'), S, 10n * S + 44_000n);
+    const first = cursor.take();
+    assert.ok(first.sync, 'a fill starts with the IDR');
+    const taken = [first];
+    while (cursor.next < 11n * S) taken.push(cursor.take());
+    assert.equal(cursor.next, 11n * S, 'the last frame before the boundary is shortened to end on it');
+    assert.ok(cursor.take().sync, 'the next segment starts with the IDR');
+  });
+});

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log.ts';
+import { TrackChunker, type InitEvent, type SampleWithData } from '../packager/chunker.ts';
+import type { SlateClip } from '../packager/slate.ts';
+import { startEncoder } from './encoder.ts';
+import type { EncoderPlan } from './ffmpeg-args.ts';
+
+/** Pure: one track's encoded slate (fMP4 bytes) → its clip. */
+export function slateClipFrom(track: string, bytes: Uint8Array, timing: { segdur: number; cdur: number }): SlateClip {
+  const reader = new TrackChunker(track, timing);
+  let init: InitEvent | undefined;
+  const samples: SampleWithData[] = [];
+  for (const item of reader.read(bytes)) {
+    if (item.init) init = item.init;
+    else samples.push(item.sample);
+  }
+  if (!init || !samples.length) throw new Error(`the slate of ${track} has no ${init ? 'samples' : 'init segment'}`);
+  return { init, samples };
+}
+
+const collect = (stream: Readable) =>
+  new Promise<Uint8Array>((resolve, reject) => {
+    const pieces: Buffer[] = [];
+    stream.on('data', (piece: Buffer) => pieces.push(piece));
+    stream.on('end', () => resolve(Buffer.concat(pieces)));
+    stream.on('error', reject);
+  });
+
+/**
+ * Encodes the slate with the live encoder's settings (the plan built with `slate`), or reads it
+ * from `cacheDir` where the same command line encoded it before. Runs at low priority beside the
+ * live encoder. Returns a clip per track.
+ */
+export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderPlan; timing: { segdur: number; cdur: number }; cacheDir: string | undefined; logger: Logger }): Promise<SlateClip[]> {
+  const { plan, logger } = options;
+  const key = createHash('sha256').update(JSON.stringify([options.ffmpegPath, plan.args])).digest('hex').slice(0, 16);
+  const dir = options.cacheDir && join(options.cacheDir, 'slate', key);
+  if (dir) {
+    try {
+      const clips = await Promise.all(plan.tracks.map(async (t) => slateClipFrom(t.id, new Uint8Array(await readFile(join(dir, `${t.id}.mp4`))), options.timing)));
+      logger.debug({ dir }, 'slate read from the cache');
+      return clips;
+    } catch {
+      // Not cached yet (or unreadable): encode it.
+    }
+  }
+  const started = Date.now();
+  const encoder = startEncoder({ ffmpegPath: options.ffmpegPath, plan, logger: logger.child({ component: 'slate' }) });
+  try {
+    if (encoder.pid && process.platform !== 'win32') (await import('node:os')).setPriority(encoder.pid, 10);
+  } catch {
+    // Lowering the priority is a courtesy to the live encoder; without it the slate is still made.
+  }
+  const bytes = await Promise.all(plan.tracks.map((t) => collect(encoder.tracks.get(t.id)!)));
+  const exit = await encoder.exited;
+  if (exit.code !== 0) throw new Error(`ffmpeg could not encode the slate (exit ${exit.code ?? exit.signal}): ${exit.stderrTail.slice(-3).join(' | ')}`);
+  const clips = plan.tracks.map((t, i) => slateClipFrom(t.id, bytes[i]!, options.timing));
+  logger.info({ ms: Date.now() - started, tracks: clips.map((c) => `${c.init.track}: ${c.samples.length} samples`) }, 'slate encoded');
+  if (dir) {
+    try {
+      await mkdir(dir, { recursive: true });
+      await Promise.all(plan.tracks.map(async (t, i) => {
+        await writeFile(join(dir, `${t.id}.mp4.tmp`), bytes[i]!);
+        await rename(join(dir, `${t.id}.mp4.tmp`), join(dir, `${t.id}.mp4`));
+      }));
+    } catch (error) {
+      logger.warn({ err: error, dir }, 'cannot cache the slate; it will be encoded again at the next start');
+    }
+  }
+  return clips;
+}

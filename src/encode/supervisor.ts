@@ -1,0 +1,167 @@
+import type { Logger } from '../log.ts';
+import type { EncoderExit, EncoderProcess } from './encoder.ts';
+import { failureHint } from './failure-hints.ts';
+
+/** Pure: the wait before restart `attempt` (1-based): doubling from `firstMs`, at most `maxMs`. */
+export function restartDelay(attempt: number, firstMs = 500, maxMs = 10_000): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
+}
+
+export interface SupervisorOptions {
+  /** Starts one run of the encoder. */
+  start(): EncoderProcess;
+  /** A run's bytes for a track. */
+  onData(track: string, piece: Uint8Array): void;
+  /** The running encoder stopped delivering (it exited, stalled, or was restarted on purpose). */
+  onInterrupted(why: string): void;
+  /** A new run is about to start (after an interruption). */
+  onNewRun(): void;
+  /** The first run failed before any media: a broken setup, not a passing fault. */
+  onFailedAtStart(exit: EncoderExit): void;
+  logger: Logger;
+  /** No bytes from a running encoder for this long: slate, and after `stallKillMs` a restart. */
+  stallMs: number;
+  stallKillMs: number;
+  /** A run that delivered media this long resets the backoff. */
+  stableMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Keeps one encoder running: an exit for any reason (crash, kill -9, device error) is logged with
+ * ffmpeg's last words and followed by a restart after a backoff; a run that stops delivering bytes
+ * is reported as stalled and killed. Stops for good only when asked.
+ */
+export class EncoderSupervisor {
+  readonly #options: SupervisorOptions;
+  readonly #now: () => number;
+  #encoder: EncoderProcess | undefined;
+  #stopping = false;
+  #attempt = 0;
+  #runStartedAt = 0;
+  #lastDataAt = 0;
+  #mediaEver = false;
+  #stalled = false;
+  #runExited = false;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #done: { resolve: (exit: EncoderExit) => void; promise: Promise<EncoderExit> };
+  restarts = 0;
+  stalls = 0;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    let resolve!: (exit: EncoderExit) => void;
+    const promise = new Promise<EncoderExit>((r) => (resolve = r));
+    this.#done = { resolve, promise };
+  }
+
+  /** Resolves with the last run's exit once stopped for good. */
+  get done(): Promise<EncoderExit> {
+    return this.#done.promise;
+  }
+
+  get pid(): number | undefined {
+    return this.#encoder?.pid;
+  }
+
+  start(): void {
+    this.#run();
+    this.#watchdog = setInterval(() => this.#checkStall(), 100);
+    this.#watchdog.unref();
+  }
+
+  #run(): void {
+    const encoder = this.#options.start();
+    this.#encoder = encoder;
+    this.#runExited = false;
+    this.#runStartedAt = this.#now();
+    this.#lastDataAt = this.#now();
+    this.#stalled = false;
+    let mediaThisRun = false;
+    for (const [track, stream] of encoder.tracks) {
+      stream.on('data', (piece: Uint8Array) => {
+        if (encoder !== this.#encoder) return;
+        this.#lastDataAt = this.#now();
+        mediaThisRun = true;
+        this.#mediaEver = true;
+        this.#stalled = false;
+        this.#options.onData(track, piece);
+      });
+    }
+    void encoder.exited.then((exit) => this.#exited(encoder, exit, mediaThisRun));
+  }
+
+  #exited(encoder: EncoderProcess, exit: EncoderExit, mediaThisRun: boolean): void {
+    if (encoder !== this.#encoder) return;
+    this.#runExited = true;
+    if (this.#stopping || exit.requested) return this.#finish(exit);
+    const { logger } = this.#options;
+    if (!this.#mediaEver) {
+      this.#options.onFailedAtStart(exit);
+      return this.#finish(exit);
+    }
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    const hint = failureHint(exit.stderrTail);
+    logger.error({ stderr: exit.stderrTail.slice(-8), ...(hint ? { hint } : {}) }, `ffmpeg ${how}; slate until it is back`);
+    this.#options.onInterrupted(`ffmpeg ${how}`);
+    const stable = mediaThisRun && this.#now() - this.#runStartedAt >= (this.#options.stableMs ?? 30_000);
+    this.#attempt = stable ? 1 : this.#attempt + 1;
+    const delay = restartDelay(this.#attempt);
+    logger.info({ delayMs: delay, attempt: this.#attempt }, 'restarting ffmpeg');
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopping) return;
+      this.restarts++;
+      this.#options.onNewRun();
+      this.#run();
+      this.#options.logger.info({ pid: this.#encoder?.pid }, 'ffmpeg restarted');
+    }, delay);
+  }
+
+  #checkStall(): void {
+    if (this.#stopping || !this.#encoder || !this.#mediaEver) return;
+    const silentMs = this.#now() - this.#lastDataAt;
+    if (!this.#stalled && silentMs >= this.#options.stallMs) {
+      this.#stalled = true;
+      this.stalls++;
+      this.#options.logger.warn({ silentMs }, 'ffmpeg delivers no media: slate until it does');
+      this.#options.onInterrupted('ffmpeg stalled');
+    }
+    if (silentMs >= this.#options.stallKillMs) {
+      this.#options.logger.error({ silentMs }, 'ffmpeg still delivers nothing: killing it for a restart');
+      this.#lastDataAt = this.#now();
+      this.#encoder.kill();
+    }
+  }
+
+  /** Kills the running encoder on purpose (e.g. after a clock step): a clean restart, no backoff. */
+  restartNow(why: string): void {
+    if (this.#stopping || !this.#encoder) return;
+    this.#options.logger.warn({ why }, 'restarting ffmpeg');
+    this.#attempt = 0;
+    this.#encoder.kill();
+  }
+
+  /** Stops for good: no more restarts; the running encoder finishes what it has (`q`). */
+  async stop(graceMs?: number): Promise<EncoderExit> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    clearInterval(this.#watchdog);
+    const encoder = this.#encoder;
+    if (encoder && !this.#runExited) {
+      const exit = await encoder.stop(graceMs);
+      this.#finish(exit);
+    } else {
+      this.#finish({ code: 0, signal: undefined, stderrTail: [], requested: true });
+    }
+    return this.done;
+  }
+
+  #finish(exit: EncoderExit): void {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    clearInterval(this.#watchdog);
+    this.#done.resolve(exit);
+  }
+}
