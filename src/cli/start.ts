@@ -189,6 +189,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     timing: sessionHlsTiming(profile),
     renditions: () => packager.hlsRenditions(profile),
     ended: () => Boolean(packager.end?.last && packager.finished),
+    periods: () => packager.periods.map((p) => p.start),
   };
   const sink = await openOutputs(resolved.outputs, {
     profile,

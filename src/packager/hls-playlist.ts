@@ -66,7 +66,8 @@ export function hlsTiming(options: { segdur: number; cdur: number; partChunks: n
 /** What the playlists are called and where their media is, relative to the multivariant playlist. */
 export interface HlsNames {
   mediaPlaylist(track: string): string;
-  init(track: string): string;
+  /** The init of the period starting at `periodStart` (0: the first). */
+  init(track: string, periodStart?: bigint): string;
   segment(track: string, msn: bigint): string;
   /** `index` is the part's 0-based position; part files are numbered from 1. */
   partFile(track: string, msn: bigint, index: number): string;
@@ -76,7 +77,7 @@ export interface HlsNames {
 export function hlsNames(base: string): HlsNames {
   return {
     mediaPlaylist: (track) => `${base}_${track}.m3u8`,
-    init: (track) => `${track}/init.mp4`,
+    init: (track, periodStart = 0n) => (periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`),
     segment: (track, msn) => `${track}/${msn}.m4s`,
     partFile: (track, msn, index) => `${track}/${msn}.m4s.${index + 1}`,
   };
@@ -100,6 +101,8 @@ export interface MediaPlaylistInput {
   names: HlsNames;
   delivery: HlsDelivery;
   ended: boolean;
+  /** First segments of the periods (ascending); a new period is a discontinuity with its own init. */
+  periods?: readonly bigint[] | undefined;
 }
 
 const decimal = (seconds: number) => seconds.toFixed(5);
@@ -130,10 +133,16 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
   const window = listed.slice(-timing.windowSegments - (listed.at(-1)?.complete ? 0 : 1));
   const lines = header(timing, delivery);
   const first = window[0];
-  lines.push(`#EXT-X-MEDIA-SEQUENCE:${first?.msn ?? 0n}`);
-  lines.push(`#EXT-X-MAP:URI="${names.init(track)}"`);
+  const starts = input.periods?.length ? input.periods : [0n];
+  const periodOf = (msn: bigint) => starts.findLast((s) => s <= msn) ?? starts[0]!;
+  const firstMsn = first?.msn ?? 0n;
+  lines.push(`#EXT-X-MEDIA-SEQUENCE:${firstMsn}`);
+  const discontinuities = starts.slice(1).filter((s) => s <= firstMsn).length;
+  if (discontinuities) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuities}`);
+  lines.push(`#EXT-X-MAP:URI="${names.init(track, periodOf(firstMsn))}"`);
   const newestComplete = window.findLast((s) => s.complete)?.msn;
-  for (const segment of window) {
+  for (const [i, segment] of window.entries()) {
+    if (i > 0 && starts.includes(segment.msn) && segment.msn !== starts[0]) lines.push('#EXT-X-DISCONTINUITY', `#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`);
     lines.push(`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`);
     const recent = newestComplete === undefined || segment.msn > newestComplete - BigInt(timing.partSegments);
     if (ll && (recent || !segment.complete)) {

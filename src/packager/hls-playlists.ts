@@ -10,6 +10,8 @@ export interface HlsSession {
   renditions(): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined;
   /** The stream has ended (after --duration): playlists get EXT-X-ENDLIST. */
   ended(): boolean;
+  /** First segments of the periods so far (encoder restarts with another init). */
+  periods?: () => readonly bigint[];
 }
 
 /** Which formats an output carries, and what its manifests are called. */
@@ -89,7 +91,7 @@ export class HlsPlaylists {
       const position = positionOf(this.#segments(t));
       return position ? [{ track: t, position }] : [];
     });
-    return buildMediaPlaylist({ track, segments, others, timing: this.session.timing, names: this.names, delivery: this.delivery, ended: this.session.ended() });
+    return buildMediaPlaylist({ track, segments, others, timing: this.session.timing, names: this.names, delivery: this.delivery, ended: this.session.ended(), periods: this.session.periods?.() });
   }
 
   /** The multivariant playlist; undefined until every init segment is known. */

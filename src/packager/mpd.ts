@@ -16,6 +16,12 @@ export interface MpdModel {
   referenceSeconds: number;
   video: VideoRepresentation[];
   audio: AudioRepresentation[];
+  /**
+   * The first segment of the current period (0: the whole timeline, PT0S). Encoder restarts with
+   * another init start new periods; earlier ones still in the time-shift window come first.
+   */
+  periodStart?: bigint | undefined;
+  earlierPeriods?: { start: bigint; video: VideoRepresentation[]; audio: AudioRepresentation[] }[] | undefined;
   /** Set once the stream has ended (after --duration): the end on the epoch timeline, in seconds. */
   endedAt?: number | undefined;
   /**
@@ -67,16 +73,28 @@ const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
 const ratio = (w: number, h: number) => `${w / gcd(w, h)}:${h / gcd(w, h)}`;
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
-function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video' | 'audio') {
+/** The span of one Period: its first segment and the first of the next (undefined: open-ended). */
+interface PeriodSpan {
+  start: bigint;
+  end: bigint | undefined;
+}
+
+function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video' | 'audio', span: PeriodSpan) {
   const duration = Math.round(model.segdur * timescale);
-  const run = model.announced?.[contentType];
+  const announced = model.announced?.[contentType];
+  // A generic origin's acknowledged run, within this period.
+  const run = announced && {
+    first: announced.first > span.start ? announced.first : span.start,
+    last: span.end !== undefined && announced.last >= span.end ? span.end - 1n : announced.last,
+  };
+  const offset = span.start > 0n ? { '@_presentationTimeOffset': (span.start * BigInt(duration)).toString() } : {};
   const timing = run
-    ? { '@_startNumber': run.first.toString(), SegmentTimeline: { S: { '@_t': (run.first * BigInt(duration)).toString(), '@_d': duration, '@_r': (run.last - run.first).toString() } } }
-    : { '@_duration': duration, '@_startNumber': 0 };
+    ? { '@_startNumber': run.first.toString(), ...offset, SegmentTimeline: run.last >= run.first ? { S: { '@_t': (run.first * BigInt(duration)).toString(), '@_d': duration, '@_r': (run.last - run.first).toString() } } : undefined }
+    : { '@_duration': duration, '@_startNumber': span.start.toString(), ...offset };
   return {
     '@_timescale': timescale,
     ...(run ? {} : timing),
-    '@_initialization': '$RepresentationID$/init.mp4',
+    '@_initialization': span.start === 0n ? '$RepresentationID$/init.mp4' : `$RepresentationID$/init-${span.start}.mp4`,
     '@_media': '$RepresentationID$/$Number$.m4s',
     ...(run ? timing : {}),
     // asto 0 (no early availability) is no low-latency template: leave both attributes out.
@@ -84,13 +102,17 @@ function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video
   };
 }
 
-function producerReferenceTime(model: MpdModel, timescale: number) {
+function producerReferenceTime(model: MpdModel, timescale: number, span: PeriodSpan) {
+  // A media time of the period itself: its start when the reference lies outside it.
+  const periodStart = Number(span.start) * model.segdur;
+  const periodEnd = span.end === undefined ? Infinity : Number(span.end) * model.segdur;
+  const reference = model.referenceSeconds >= periodStart && model.referenceSeconds < periodEnd ? model.referenceSeconds : periodStart;
   return {
     '@_id': 0,
     '@_type': 'captured',
     '@_inband': 'true',
-    '@_wallClockTime': new Date(model.referenceSeconds * 1000).toISOString(),
-    '@_presentationTime': Math.round(model.referenceSeconds * timescale),
+    '@_wallClockTime': new Date(reference * 1000).toISOString(),
+    '@_presentationTime': Math.round(reference * timescale),
     UTCTiming: { '@_schemeIdUri': HTTP_ISO, '@_value': model.utcTimingUrl },
   };
 }
@@ -100,7 +122,7 @@ function resync(model: MpdModel, timescale: number) {
 }
 
 /** One AdaptationSet: what video and audio sets share, around their own attributes and Representations. */
-function adaptationSet(model: MpdModel, id: number, contentType: 'video' | 'audio', timescale: number, attributes: Record<string, unknown>, representations: Record<string, unknown>[]) {
+function adaptationSet(model: MpdModel, span: PeriodSpan, id: number, contentType: 'video' | 'audio', timescale: number, attributes: Record<string, unknown>, representations: Record<string, unknown>[]) {
   return {
     '@_id': id,
     '@_contentType': contentType,
@@ -108,9 +130,9 @@ function adaptationSet(model: MpdModel, id: number, contentType: 'video' | 'audi
     '@_segmentAlignment': 'true',
     '@_startWithSAP': 1,
     ...attributes,
-    ProducerReferenceTime: producerReferenceTime(model, timescale),
+    ProducerReferenceTime: producerReferenceTime(model, timescale, span),
     Role: { '@_schemeIdUri': 'urn:mpeg:dash:role:2011', '@_value': 'main' },
-    SegmentTemplate: segmentTemplate(model, timescale, contentType),
+    SegmentTemplate: segmentTemplate(model, timescale, contentType, span),
     Representation: representations,
   };
 }
@@ -119,29 +141,39 @@ function representation(model: MpdModel, r: { id: string; codecs: string; bandwi
   return { '@_id': r.id, '@_codecs': r.codecs, '@_bandwidth': r.bandwidth, ...attributes, ...children, Resync: resync(model, r.timescale) };
 }
 
-/** Pure: the model → the MPD document. */
-export function buildMpd(model: MpdModel): string {
-  const ended = model.endedAt !== undefined;
+/** One Period's AdaptationSets: the video renditions and the audio. */
+function periodSets(model: MpdModel, span: PeriodSpan, videos: VideoRepresentation[], audios: AudioRepresentation[]) {
   const adaptationSets = [];
-  const video = model.video[0];
+  const video = videos[0];
   if (video) {
-    const size = { '@_maxWidth': Math.max(...model.video.map((r) => r.width)), '@_maxHeight': Math.max(...model.video.map((r) => r.height)) };
+    const size = { '@_maxWidth': Math.max(...videos.map((r) => r.width)), '@_maxHeight': Math.max(...videos.map((r) => r.height)) };
     adaptationSets.push(
-      adaptationSet(model, 0, 'video', video.timescale, { ...size, '@_par': ratio(video.width, video.height), '@_frameRate': video.frameRate }, model.video.map((r) =>
+      adaptationSet(model, span, 0, 'video', video.timescale, { ...size, '@_par': ratio(video.width, video.height), '@_frameRate': video.frameRate }, videos.map((r) =>
         representation(model, r, { '@_width': r.width, '@_height': r.height, '@_frameRate': r.frameRate, '@_sar': r.sar }),
       )),
     );
   }
-  const audio = model.audio[0];
+  const audio = audios[0];
   if (audio) {
     adaptationSets.push(
-      adaptationSet(model, 1, 'audio', audio.timescale, {}, model.audio.map((r) =>
+      adaptationSet(model, span, 1, 'audio', audio.timescale, {}, audios.map((r) =>
         representation(model, r, { '@_audioSamplingRate': r.samplingRate }, {
           AudioChannelConfiguration: { '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011', '@_value': r.channels },
         }),
       )),
     );
   }
+  return adaptationSets;
+}
+
+/** Pure: the model → the MPD document. */
+export function buildMpd(model: MpdModel): string {
+  const ended = model.endedAt !== undefined;
+  const periods = [...(model.earlierPeriods ?? []), { start: model.periodStart ?? 0n, video: model.video, audio: model.audio }];
+  const Period = periods.map((p, i) => {
+    const span = { start: p.start, end: periods[i + 1]?.start };
+    return { '@_id': String(p.start), '@_start': isoDuration(Number(p.start) * model.segdur), AdaptationSet: periodSets(model, span, p.video, p.audio) };
+  });
   const document = {
     '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
     MPD: {
@@ -160,7 +192,7 @@ export function buildMpd(model: MpdModel): string {
         Latency: { '@_referenceId': 0, '@_target': ms(model.latency.target), '@_min': ms(model.latency.min), '@_max': ms(model.latency.max) },
         PlaybackRate: { '@_min': model.latency.playbackRate.min, '@_max': model.latency.playbackRate.max },
       },
-      Period: { '@_id': '0', '@_start': 'PT0S', AdaptationSet: adaptationSets },
+      Period: Period.length === 1 ? Period[0] : Period,
       UTCTiming: { '@_schemeIdUri': HTTP_ISO, '@_value': model.utcTimingUrl },
     },
   };

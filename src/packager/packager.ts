@@ -399,11 +399,13 @@ export class Packager {
 
   /** Pure: the manifest's model from the profile, the tracks' init segments and the options. */
   mpdModel(profile: Profile, options: ManifestOptions, now: Date): MpdModel {
-    const info = (id: string) => this.#periods.at(-1)!.inits.get(id)!.info;
-    const video = this.#tracks.filter((t) => t.kind === 'video');
+    const current = this.#periods.at(-1)!;
     const audio = this.#tracks.filter((t) => t.kind === 'audio');
-    const audioFrameSeconds = audio.length ? 1024 / (info(audio[0]!.id).sampleRate ?? 48000) : 0;
+    const audioFrameSeconds = audio.length ? 1024 / (current.inits.get(audio[0]!.id)!.info.sampleRate ?? 48000) : 0;
     const reference = this.#firstSegment ?? BigInt(Math.floor(now.getTime() / 1000 / profile.segdur));
+    // Earlier periods stay listed while any of their segments is in the time-shift window.
+    const windowStart = BigInt(Math.floor((now.getTime() / 1000 - options.timeShiftBufferDepth) / profile.segdur));
+    const earlier = this.#periods.slice(0, -1).filter((p, i) => this.#periods[i + 1]!.start > windowStart);
     return {
       publishTime: now,
       segdur: profile.segdur,
@@ -415,18 +417,30 @@ export class Packager {
       latency: profile.latency,
       utcTimingUrl: options.utcTimingUrl,
       referenceSeconds: Number(reference) * profile.segdur,
-      video: video.map((t) => {
-        const i = info(t.id);
-        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, width: i.width!, height: i.height!, frameRate: profile.video.framerate, sar: i.sar ?? '1:1', timescale: i.timescale };
-      }),
-      audio: audio.map((t) => {
-        const i = info(t.id);
-        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, samplingRate: i.sampleRate!, channels: i.channels!, timescale: i.timescale };
-      }),
+      ...this.#representations(profile, current),
+      periodStart: current.start,
+      earlierPeriods: earlier.map((p) => ({ start: p.start, ...this.#representations(profile, p) })),
       // Only once every track has completed its last segment: until then the stream is still live.
       endedAt: this.#end?.last && this.finished ? Number(this.#end.segment) * profile.segdur : undefined,
     };
   }
+
+  /** A period's Representations, from its init segments. */
+  #representations(profile: Profile, period: Period): Pick<MpdModel, 'video' | 'audio'> {
+    const present = this.#tracks.filter((t) => period.inits.has(t.id));
+    const info = (id: string) => period.inits.get(id)!.info;
+    return {
+      video: present.filter((t) => t.kind === 'video').map((t) => {
+        const i = info(t.id);
+        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, width: i.width!, height: i.height!, frameRate: profile.video.framerate, sar: i.sar ?? '1:1', timescale: i.timescale };
+      }),
+      audio: present.filter((t) => t.kind === 'audio').map((t) => {
+        const i = info(t.id);
+        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, samplingRate: i.sampleRate!, channels: i.channels!, timescale: i.timescale };
+      }),
+    };
+  }
+
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;

@@ -139,6 +139,28 @@ describe('media playlists', () => {
   });
 });
 
+describe('periods in media playlists', () => {
+  const playlistFor = (from: bigint, to: bigint, periods: bigint[]) => {
+    const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
+    for (let s = from; s <= to; s++) for (const c of videoChunks('v', s)) timeline.addChunk(c);
+    return buildMediaPlaylist({ track: 'v', segments: timeline.segments('v'), others: [], timing, names, delivery: appliance, ended: false, periods });
+  };
+  it('a new period is a discontinuity with the init of its own name', () => {
+    const text = playlistFor(100n, 110n, [0n, 105n]);
+    assert.match(text, /#EXT-X-MAP:URI="v\/init.mp4"\n/);
+    assert.match(text, /v\/104.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="v\/init-105.mp4"\n#EXT-X-PROGRAM-DATE-TIME/);
+    assert.doesNotMatch(text, /DISCONTINUITY-SEQUENCE/);
+    assert.equal(text.match(/#EXT-X-DISCONTINUITY\n/g)?.length, 1);
+  });
+  it('counts discontinuities that left the window, and maps the first segment to its period', () => {
+    const text = playlistFor(106n, 110n, [0n, 105n]);
+    assert.match(text, /#EXT-X-MEDIA-SEQUENCE:106\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"\n/);
+    assert.doesNotMatch(text, /#EXT-X-DISCONTINUITY\n/);
+    const atStart = playlistFor(105n, 110n, [0n, 105n]);
+    assert.match(atStart, /#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"/, 'a window starting on the new period counts it');
+  });
+});
+
 describe('multivariant playlist', () => {
   it('lists each video rendition with the audio group, codecs, bandwidths, resolution and frame rate', () => {
     const text = buildMultivariantPlaylist({

@@ -94,6 +94,24 @@ describe('LL-DASH manifest', () => {
   });
 });
 
+describe('LL-DASH manifest with periods', () => {
+  it('an encoder restart with another init: a second Period on the same numbering, with its own init and offset', async () => {
+    const { profile, packager } = await packaged('ultra-ll');
+    const model = packager.mpdModel(profile, options, NOW);
+    const text = buildMpd({ ...model, periodStart: 1_795_219_800n, earlierPeriods: [{ start: 0n, video: model.video, audio: model.audio }] });
+    const periods = parse(text).MPD['Period'] as Record<string, any>[];
+    assert.equal(periods.length, 2);
+    assert.deepEqual(periods.map((p) => [p['id'], p['start']]), [['0', 'PT0S'], ['1795219800', 'PT1795219800S']]);
+    const template = periods[1]!['AdaptationSet'][0]['SegmentTemplate'];
+    assert.equal(template['startNumber'], '1795219800');
+    assert.equal(template['presentationTimeOffset'], String(1_795_219_800n * 90_000n));
+    assert.equal(template['initialization'], '$RepresentationID$/init-1795219800.mp4');
+    assert.equal(periods[0]!['AdaptationSet'][0]['SegmentTemplate']['initialization'], '$RepresentationID$/init.mp4');
+    const prft = periods[1]!['AdaptationSet'][0]['ProducerReferenceTime'];
+    assert.equal(prft['wallClockTime'], new Date(1_795_219_800_000).toISOString(), 'the reference lies in its period');
+  });
+});
+
 describe('LL-DASH manifest for an origin that serves only complete files', () => {
   it('lists acknowledged segments in a SegmentTimeline, with no early availability', async () => {
     const { profile, packager } = await packaged('ultra-ll');
