@@ -5,9 +5,10 @@ import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { EncoderSupervisor } from '../encode/supervisor.ts';
-import { prepareSlate } from '../encode/slate-encoder.ts';
+import { cachedSlates, prepareSlate } from '../encode/slate-encoder.ts';
 import { ClockStepDetector } from '../encode/clock.ts';
 import { stateDirectory } from '../config/state-dir.ts';
+import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
@@ -234,9 +235,16 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   let finishing: Promise<unknown> | undefined;
   let failedAtStart: EncoderExit | undefined;
   const firstSeen = new Set<string>();
+  const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
+  const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
+  let savedAt = 0;
   const emit = (events: readonly PackagerEvent[]) => {
     for (const event of events) {
       for (const output of outputs) output.handle(event);
+      if (event.type === 'segmentEnd' && saver && Date.now() - savedAt >= 1000 && packager.ready) {
+        savedAt = Date.now();
+        saver.save(packager.periods, event.segment);
+      }
       if (event.type === 'chunk' && !firstSeen.has(event.track)) {
         firstSeen.add(event.track);
         logger.info({ track: event.track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
@@ -274,6 +282,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const finish = () =>
     (finishing ??= (async () => {
       if (packager.end?.last) publishManifest();
+      if (packager.end?.last) await saver?.forget();
+      else if (packager.end && packager.ready) saver?.save(packager.periods, packager.end.segment - 1n);
       logger.info({ lastSegment: packager.currentSegment?.toString() }, packager.end?.last ? 'stream ended' : 'segment finished; stopping');
       await supervisor.stop();
     })());
@@ -300,6 +310,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     })
     .catch((error: Error) => logger.warn({ err: error.message }, 'no slate: an interrupted source leaves a hole instead'));
 
+  const previous = sessionFile ? await loadSession(sessionFile, profile, Date.now(), logger) : undefined;
+  if (previous && resolved.stateDir) {
+    for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile)) packager.setSlate(clip);
+    logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
+    emit(packager.resume(previous.periods, previous.lastSegment));
+  }
   supervisor.start();
   logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 
@@ -323,6 +339,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     exit = await supervisor.done;
     await finishing;
     await Promise.all(outputs.map((o) => o.flush()));
+    await saver?.flush();
   } finally {
     clearInterval(ticker);
     await sink.close();

@@ -30,6 +30,26 @@ const collect = (stream: Readable) =>
   });
 
 /**
+ * Every slate cached under `cacheDir` (earlier settings too): a restart after a settings change
+ * fills the previous period with the slate made for it.
+ */
+export async function cachedSlates(cacheDir: string, tracks: readonly string[], timing: { segdur: number; cdur: number }): Promise<SlateClip[]> {
+  const { readdir } = await import('node:fs/promises');
+  const keys = await readdir(join(cacheDir, 'slate')).catch(() => [] as string[]);
+  const clips: SlateClip[] = [];
+  for (const key of keys) {
+    for (const track of tracks) {
+      try {
+        clips.push(slateClipFrom(track, new Uint8Array(await readFile(join(cacheDir, 'slate', key, `${track}.mp4`))), timing));
+      } catch {
+        // Not a slate of this track.
+      }
+    }
+  }
+  return clips;
+}
+
+/**
  * Encodes the slate with the live encoder's settings (the plan built with `slate`), or reads it
  * from `cacheDir` where the same command line encoded it before. Runs at low priority beside the
  * live encoder. Returns a clip per track.

@@ -214,6 +214,11 @@ export class TrackChunker {
     if (this.#open) this.#open.pending = [];
   }
 
+  /** A previous process completed segments up to `segment`: the next one is `segment + 1`. */
+  continueAfter(segment: bigint): void {
+    this.#lastCompleted = segment;
+  }
+
   /**
    * Closes the open segment as it stands, when nothing will complete it: short and incomplete, or
    * with `complete` as a whole segment (slate handing over to the source a fraction of a frame early).

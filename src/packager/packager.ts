@@ -89,7 +89,7 @@ export class Packager {
   readonly #periodLeadMs: number;
   readonly #note: (fields: Record<string, unknown>, message: string) => void;
   readonly #periods: Period[] = [];
-  readonly #clips = new Map<string, SlateClip>();
+  readonly #clips = new Map<string, SlateClip[]>();
   #firstSegment: bigint | undefined;
   #end: { segment: bigint; last: boolean } | undefined;
   /** After an interruption: the segment from which the source's media is taken again. */
@@ -157,14 +157,43 @@ export class Packager {
 
   /** The slate's clip for a track; used only while its init is byte for byte the track's. */
   setSlate(clip: SlateClip): void {
-    this.#clips.set(clip.init.track, clip);
+    const clips = this.#clips.get(clip.init.track) ?? [];
+    if (!clips.some((c) => sameBytes(c.init.bytes, clip.init.bytes))) clips.push(clip);
+    this.#clips.set(clip.init.track, clips);
+  }
+
+  /** The slate clip for the track's current init, if there is one. */
+  #clipFor(track: string): SlateClip | undefined {
+    const init = this.#periods.at(-1)?.inits.get(track);
+    return init && this.#clips.get(track)?.find((c) => sameBytes(c.init.bytes, init.bytes));
   }
 
   /** The slate of `track` can stand in for its media (same init as the track's current one). */
   slateUsable(track: string): boolean {
-    const clip = this.#clips.get(track);
-    const init = this.#periods.at(-1)?.inits.get(track);
-    return Boolean(clip && init && sameBytes(clip.init.bytes, init.bytes));
+    return this.#clipFor(track) !== undefined;
+  }
+
+  /**
+   * Continues a session a previous process left (a service restart): its periods, and slate from
+   * the segment after its last until this process's source takes over. Returns the init events
+   * of the periods, for outputs that lost them.
+   */
+  resume(periods: readonly Period[], lastSegment: bigint): PackagerEvent[] {
+    if (this.#periods.length || !periods.length) return [];
+    this.#periods.push(...periods);
+    const current = periods.at(-1)!;
+    const events: PackagerEvent[] = periods.flatMap((p) => [...p.inits.values()]);
+    for (const [track, state] of this.#states) {
+      const init = current.inits.get(track);
+      if (!init) continue;
+      state.chunker.useInit(init);
+      state.chunker.continueAfter(lastSegment);
+      state.mode = 'slate';
+      state.slate = undefined;
+      const S = BigInt(Math.round(this.#timing.segdur * init.info.timescale));
+      state.end = (lastSegment + 1n) * S;
+    }
+    return events;
   }
 
   /** Slate due by now, for every track waiting for its source. */
@@ -183,14 +212,14 @@ export class Packager {
       const S = BigInt(Math.round(this.#timing.segdur * info.timescale));
       const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
       if (!state.slate) {
-        const from = chunker.mediaEnd ?? (nowTicks / S) * S;
-        state.slate = new SlateCursor(this.#clips.get(track)!, S, from);
+        const from = chunker.mediaEnd ?? state.end ?? (nowTicks / S) * S;
+        state.slate = new SlateCursor(this.#clipFor(track)!, S, from);
       }
       const cursor = state.slate;
       if (nowTicks - cursor.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
         // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
         events.push(...chunker.closeOpen());
-        state.slate = new SlateCursor(this.#clips.get(track)!, S, (nowTicks / S) * S);
+        state.slate = new SlateCursor(this.#clipFor(track)!, S, (nowTicks / S) * S);
         continue;
       }
       for (let guard = 0; guard < 100_000 && !chunker.finished; guard++) {
@@ -308,12 +337,15 @@ export class Packager {
     if (!changed.length) return resume;
     const leadSegment = BigInt(Math.ceil((this.#now() + this.#periodLeadMs) / 1000 / this.#timing.segdur));
     if (leadSegment > resume) resume = leadSegment;
+    // Every init of the new period is written under the period's name; the DASH template names them so.
     const previous = this.#periods.at(-1)!;
-    const period: Period = { start: resume, inits: new Map(previous.inits) };
-    for (const state of changed) {
-      const init = { ...state.pendingInit!, path: initPathOf(state.chunker.track, resume) };
-      period.inits.set(init.track, init);
-      state.pendingInit = init;
+    const period: Period = { start: resume, inits: new Map() };
+    for (const [track, state] of this.#states) {
+      const source = state.pendingInit ?? previous.inits.get(track);
+      if (!source) continue;
+      const init = { ...source, path: initPathOf(track, resume) };
+      period.inits.set(track, init);
+      if (state.pendingInit) state.pendingInit = init;
       events.push(init);
     }
     this.#periods.push(period);

@@ -108,3 +108,76 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
     });
   }
 });
+
+/** A profile file: ultra-ll with its second rendition at 960x540, which changes that track's init segment. */
+async function otherSizeProfile(dir: string): Promise<string> {
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const file = join(dir, 'other-size.yaml');
+  const text = await readFile(new URL('../../profiles/ultra-ll.yaml', import.meta.url), 'utf8');
+  const changed = text.replace(/width: 1280, height: 720/, 'width: 960, height: 540');
+  assert.notEqual(changed, text);
+  await writeFile(file, changed);
+  return file;
+}
+
+describe('stopping without ending, and restarting', { timeout: 300_000 }, () => {
+  it('SIGTERM finishes the segment and leaves the stream live; a restart continues it, one with another init starts a new period; dash.js plays through both', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'appliance-state-'));
+    const env = { APPLIANCE_INGEST_TOKEN: 'continuity-token', APPLIANCE_PUSH_TOKEN: 'continuity-token' };
+    const node = await systemNode();
+    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+    children.push(origin);
+    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+    assert.ok(originUrl);
+    const base = new URL('live/', originUrl).href.replace(/\/$/, '');
+    const run = (extra: string[] = []) => {
+      const child = startAppliance(node, ['start', '--output', `${base}/live.mpd`, '--state-dir', stateDir, ...extra], { env });
+      children.push(child);
+      return child;
+    };
+    let appliance = run();
+    await waitForLogField(appliance, 'first segment', 'segment', 15_000);
+    await sleep(3000);
+    browser ??= await launchChromium();
+    let second = 0;
+    const checks: string[] = [];
+    const report = await watchPlayer(browser, {
+      kind: 'dash.js',
+      pageUrl: `${new URL(originUrl).origin}/time`,
+      url: `${base}/live.mpd`,
+      seconds: 34,
+      onSecond: async () => {
+        second++;
+        if (second === 8 || second === 20) {
+          appliance.kill('SIGTERM');
+          const stopped = await appliance;
+          assert.equal(stopped.exitCode, 0, 'SIGTERM is a clean stop');
+          const last = logLines(String(stopped.stderr)).find((l) => l['msg'] === 'stop requested: finishing the current segment')?.['lastSegment'] as string;
+          const segment = await fetch(`${base}/720p/${last}.m4s`);
+          assert.equal(segment.status, 200, `the final segment is at the origin: ${base}/720p/${last}.m4s`);
+          const bytes = new Uint8Array(await segment.arrayBuffer());
+          assert.ok(!Buffer.from(bytes).includes('lmsg'), 'a stop is not an end: no lmsg');
+          await assertManifestsLive(base);
+          checks.push(`stopped after ${last}`);
+          appliance = run(second === 20 ? ['--profile', await otherSizeProfile(stateDir)] : []);
+        }
+      },
+    });
+    process.stderr.write(describeReport('dash.js', report));
+    assert.deepEqual(checks.length, 2);
+    assert.deepEqual(report.errors, [], 'no dash.js error');
+    appliance.kill('SIGTERM');
+    const lines = logLines(String((await appliance).stderr));
+    assert.ok(lines.some((l) => l['msg'] === 'continuing the session a previous run left on these outputs: slate until the encoder delivers'));
+    const mpd = await (await fetch(`${base}/live.mpd`)).text();
+    const periods = mpd.match(/<Period /g)?.length ?? 0;
+    assert.equal(periods, 2, 'the changed init started a second period');
+    assert.match(mpd, /init-\d+\.mp4/);
+    const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
+    assert.match(playlist, /#EXT-X-MAP:URI="720p\/init-\d+\.mp4"/, 'and HLS maps its new init');
+    const playing = report.samples.filter((s) => s.currentTime > 0);
+    assert.ok(playing.at(-1)!.currentTime - playing[0]!.currentTime > 20, `dash.js kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`);
+    origin.kill('SIGTERM');
+    await origin;
+  });
+});
