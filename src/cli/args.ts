@@ -6,12 +6,13 @@ import { DEFAULT_LISTEN } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 
-export const COMMANDS = ['start', 'origin', 'check'] as const;
+export const COMMANDS = ['start', 'stop', 'origin', 'check'] as const;
 
 export const USAGE = `Usage: appliance <command> [options]
 
 Commands:
   start       capture, encode and deliver a live stream
+  stop        stop the running appliance (viewers keep a live stream), or with --end end the stream
   origin      a receiving origin for pushes from appliances (see appliance origin --help)
   check       probe an origin: reachable, credentials, which --origin-profile (appliance check --help)
   --version   the appliance's version and the Node it runs on

@@ -4,6 +4,7 @@ import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
 import { runOrigin } from './origin.ts';
 import { runCheck } from './check.ts';
+import { runStop } from './stop.ts';
 import { packageVersion } from '../version.ts';
 
 
@@ -34,6 +35,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     }
     if (command === 'check') return await runCheck(rest);
+    if (command === 'stop') {
+      await runStop(rest);
+      return EXIT_OK;
+    }
     if (command === 'origin') {
       await runOrigin(rest);
       return EXIT_OK;

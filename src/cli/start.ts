@@ -6,9 +6,12 @@ import type { Profile } from '../config/schema.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { EncoderSupervisor } from '../encode/supervisor.ts';
 import { cachedSlates, prepareSlate } from '../encode/slate-encoder.ts';
-import { ClockStepDetector } from '../encode/clock.ts';
+import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, ClockStepDetector, measureClockOffset } from '../encode/clock.ts';
 import { stateDirectory } from '../config/state-dir.ts';
 import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
+import { END_SIGNAL, pidFileOf } from './stop.ts';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
@@ -128,6 +131,22 @@ export function describe(resolved: ResolvedStart): string {
   return `# resolved settings\n${toYaml(settings)}\n# ffmpeg command line (tracks on fds ${plan.tracks.map((t) => t.fd).join(', ')}, -progress on stdout)\n${shellQuote([ffmpeg.path, ...plan.args])}\n`;
 }
 
+/**
+ * The clock is the timeline: its offset is measured and reported, warned about above 20 ms, and
+ * ultra-ll (whose latency budget it eats) refuses to start above 100 ms.
+ */
+async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<void> {
+  const timeUrls = resolved.outputs.flatMap((o, i) => (o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : []));
+  const measured = await measureClockOffset({ timeUrls });
+  if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
+  const fields = { offsetMs: Math.round(measured.offsetMs * 10) / 10, source: measured.source };
+  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll') {
+    throw new ConfigError(`the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`);
+  }
+  if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
+  else logger.info(fields, 'clock offset');
+}
+
 /** The timing every playlist of a session carries (the ladder always has its audio track). */
 function sessionHlsTiming(profile: Profile) {
   return hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
@@ -157,6 +176,7 @@ const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / seg
 export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger): Promise<void> {
   const { profile, plan, ffmpeg } = resolved;
   for (const warning of resolved.warnings) logger.warn(warning);
+  await checkClock(resolved, logger);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
   logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
 
@@ -319,18 +339,24 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   supervisor.start();
   logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 
-  // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream).
+  // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream);
+  // `appliance stop --end` (SIGUSR2) ends the stream for viewers at the same point.
   let safety: NodeJS.Timeout | undefined;
-  const stop = () => {
-    if (packager.end && !packager.end.last) return;
+  const halt = (last: boolean) => {
+    if (packager.end && (packager.end.last || !last)) return;
     const current = packager.currentSegment;
     if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
-    packager.endBefore((current > now ? current : now) + 1n, { last: false });
-    logger.info({ lastSegment: packager.end!.segment - 1n + '' }, 'stop requested: finishing the current segment');
+    packager.endBefore((current > now ? current : now) + 1n, { last });
+    logger.info({ lastSegment: packager.end!.segment - 1n + '' }, last ? 'end requested: the stream ends after the current segment' : 'stop requested: finishing the current segment');
     if (packager.finished) void finish();
-    safety = setTimeout(() => void supervisor.stop(), (2 * profile.segdur + 3) * 1000);
+    safety ??= setTimeout(() => void supervisor.stop(), (2 * profile.segdur + 3) * 1000);
   };
+  const stop = () => halt(false);
+  const end = () => halt(true);
+  const pidFile = resolved.stateDir ? pidFileOf(resolved.stateDir) : undefined;
+  if (pidFile) await mkdir(dirname(pidFile), { recursive: true }).then(() => writeFile(pidFile, `${process.pid}\n`)).catch((error: Error) => logger.warn({ err: error.message }, 'cannot write the pid file: appliance stop will not find this run'));
+  process.on(END_SIGNAL, end);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', stop);
@@ -346,6 +372,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     clearTimeout(safety);
     clearInterval(delayReport);
     process.off('SIGTERM', stop);
+    process.off(END_SIGNAL, end);
+    if (pidFile) await rm(pidFile, { force: true });
     process.off('SIGINT', stop);
     process.off('SIGHUP', stop);
   }

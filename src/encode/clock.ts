@@ -22,3 +22,70 @@ export class ClockStepDetector {
     return Math.abs(step) > this.#thresholdMs ? step : undefined;
   }
 }
+
+export interface ClockOffset {
+  /** Local clock minus true time, in ms (positive: ours is ahead). */
+  offsetMs: number;
+  /** Where the figure came from. */
+  source: string;
+}
+
+/** Pure: `chronyc tracking` → the offset ("System time : 0.000012 seconds fast of NTP time"). */
+export function parseChronyTracking(text: string): number | undefined {
+  const match = /System time\s*:\s*([\d.]+) seconds (fast|slow) of NTP time/.exec(text);
+  if (!match) return undefined;
+  const ms = Number(match[1]) * 1000;
+  return match[2] === 'fast' ? ms : -ms;
+}
+
+/** Pure: `timedatectl timesync-status` → the offset ("Offset: +1.234ms"). */
+export function parseTimesyncStatus(text: string): number | undefined {
+  const match = /Offset:\s*([+-]?[\d.]+)(us|ms|s)\b/.exec(text);
+  if (!match) return undefined;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
+
+/** Pure: an http-iso clock's answer, read at `sentMs` and received at `receivedMs` → our offset, RTT halved. */
+export function offsetFromServer(serverIso: string, sentMs: number, receivedMs: number): number | undefined {
+  const server = Date.parse(serverIso.trim());
+  if (!Number.isFinite(server)) return undefined;
+  return (sentMs + receivedMs) / 2 - server;
+}
+
+/** Above this the log warns; ultra-ll refuses to start above `CLOCK_REFUSE_MS`. */
+export const CLOCK_WARN_MS = 20;
+export const CLOCK_REFUSE_MS = 100;
+
+/**
+ * The host clock's offset: chrony or systemd-timesyncd where present, else an http-iso clock (our
+ * origin's /time) with the round trip halved (the best of three). Undefined when nothing answers.
+ */
+export async function measureClockOffset(options: { timeUrls: readonly string[]; run?: (file: string, args: string[]) => Promise<string> }): Promise<ClockOffset | undefined> {
+  const run = options.run ?? (async (file: string, args: string[]) => (await (await import('execa')).execa(file, args, { timeout: 2000 })).stdout);
+  for (const [file, args, parse] of [['chronyc', ['tracking'], parseChronyTracking], ['timedatectl', ['timesync-status'], parseTimesyncStatus]] as const) {
+    try {
+      const offsetMs = parse(await run(file, [...args]));
+      if (offsetMs !== undefined) return { offsetMs, source: `${file} ${args.join(' ')}` };
+    } catch {
+      // Not installed or not running: try the next.
+    }
+  }
+  for (const url of options.timeUrls) {
+    let best: { offsetMs: number; rtt: number } | undefined;
+    for (let i = 0; i < 3; i++) {
+      try {
+        const sent = Date.now();
+        const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        const text = await response.text();
+        const received = Date.now();
+        const offsetMs = response.ok ? offsetFromServer(text, sent, received) : undefined;
+        if (offsetMs !== undefined && (!best || received - sent < best.rtt)) best = { offsetMs, rtt: received - sent };
+      } catch {
+        break;
+      }
+    }
+    if (best) return { offsetMs: best.offsetMs, source: `${url} (round trip ${best.rtt} ms)` };
+  }
+  return undefined;
+}

@@ -181,3 +181,30 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
     await origin;
   });
 });
+
+describe('appliance stop', { timeout: 120_000 }, () => {
+  it('--end ends the stream for viewers (lmsg, ENDLIST, a final MPD) and forgets the session; without a running appliance, exit 2', async () => {
+    const { readFile, readdir } = await import('node:fs/promises');
+    const stateDir = await mkdtemp(join(tmpdir(), 'appliance-state-'));
+    const out = await mkdtemp(join(tmpdir(), 'appliance-out-'));
+    const node = await systemNode();
+    const appliance = startAppliance(node, ['start', '--output', join(out, 'live.mpd'), '--state-dir', stateDir]);
+    children.push(appliance);
+    await waitForLogField(appliance, 'first segment', 'segment', 15_000);
+    await sleep(1500);
+    const stop = await startAppliance(node, ['stop', '--end', '--state-dir', stateDir]);
+    assert.equal(stop.exitCode, 0, String(stop.stderr));
+    const result = await appliance;
+    assert.equal(result.exitCode, 0);
+    const playlist = await readFile(join(out, 'live_720p.m3u8'), 'utf8');
+    assert.match(playlist, /#EXT-X-ENDLIST\n$/);
+    const mpd = await readFile(join(out, 'live.mpd'), 'utf8');
+    assert.match(mpd, /mediaPresentationDuration=/);
+    const last = /(\d+)\.m4s\n#EXT-X-ENDLIST/.exec(playlist)![1]!;
+    assert.ok((await readFile(join(out, '720p', `${last}.m4s`))).includes('lmsg'), 'the last segment carries lmsg');
+    assert.deepEqual(await readdir(join(stateDir, 'sessions')), [], 'an ended stream is not continued by the next start');
+    const again = await startAppliance(node, ['stop', '--state-dir', stateDir]);
+    assert.equal(again.exitCode, 2);
+    assert.match(String(again.stderr), /no running appliance/);
+  });
+});

@@ -231,3 +231,22 @@ describe('slate cursor', () => {
     assert.ok(cursor.take().sync, 'the next segment starts with the IDR');
   });
 });
+
+describe('clock', () => {
+  it('reads the offset from chrony and systemd-timesyncd, and from an http-iso clock with the round trip halved', async () => {
+    const { parseChronyTracking, parseTimesyncStatus, offsetFromServer, ClockStepDetector, measureClockOffset } = await import('../../src/encode/clock.ts');
+    assert.equal(parseChronyTracking('Reference ID    : C0A80001 (gw)\nSystem time     : 0.012500000 seconds slow of NTP time\n'), -12.5);
+    assert.equal(parseChronyTracking('System time     : 0.000100000 seconds fast of NTP time'), 0.1);
+    assert.equal(parseTimesyncStatus('       Server: 192.168.0.1\n       Offset: +1.234ms\n'), 1.234);
+    assert.equal(parseTimesyncStatus('Offset: -250us'), -0.25);
+    assert.equal(parseChronyTracking('506 Cannot talk to daemon'), undefined);
+    assert.equal(offsetFromServer('2026-11-21T00:00:00.000Z', Date.parse('2026-11-21T00:00:00.100Z'), Date.parse('2026-11-21T00:00:00.140Z')), 120);
+    const measured = await measureClockOffset({ timeUrls: [], run: async (file) => (file === 'chronyc' ? Promise.reject(new Error('ENOENT')) : 'Offset: +30ms') });
+    assert.deepEqual(measured, { offsetMs: 30, source: 'timedatectl timesync-status' });
+    const steps = new ClockStepDetector(33);
+    assert.equal(steps.check(1_000_000, 500), undefined);
+    assert.equal(steps.check(1_000_100, 600), undefined, 'both clocks moved together');
+    assert.equal(steps.check(1_005_200, 700), 5000, 'the wall clock jumped 5 s ahead');
+    assert.equal(steps.check(1_004_210, 710), -1000);
+  });
+});
