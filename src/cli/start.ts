@@ -342,8 +342,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream);
   // `appliance stop --end` (SIGUSR2) ends the stream for viewers at the same point.
   let safety: NodeJS.Timeout | undefined;
+  let halting: 'stop' | 'end' | undefined;
   const halt = (last: boolean) => {
-    if (packager.end && (packager.end.last || !last)) return;
+    // A stop after a stop, or anything after an end, changes nothing; an end upgrades a stop.
+    if (halting === 'end' || (halting === 'stop' && !last)) return;
+    halting = last ? 'end' : 'stop';
     const current = packager.currentSegment;
     if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
