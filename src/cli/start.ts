@@ -13,7 +13,7 @@ import { END_SIGNAL, pidFileOf } from './stop.ts';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
-import { failureHint } from '../encode/failure-hints.ts';
+import { failureHint, howItEnded } from '../encode/failure-hints.ts';
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
@@ -350,7 +350,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     const current = packager.currentSegment;
     if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
-    packager.endBefore((current > now ? current : now) + 1n, { last });
+    // lmsg goes in the styp of the last segment's first chunk: an end needs a segment not yet begun.
+    packager.endBefore((current > now ? current : now) + (last ? 2n : 1n), { last });
     logger.info({ lastSegment: packager.end!.segment - 1n + '' }, last ? 'end requested: the stream ends after the current segment' : 'stop requested: finishing the current segment');
     if (packager.finished) void finish();
     safety ??= setTimeout(() => void supervisor.stop(), (2 * profile.segdur + 3) * 1000);
@@ -382,8 +383,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   }
   if (failedAtStart) {
     const hint = failureHint(failedAtStart.stderrTail);
-    const how = failedAtStart.signal ? `was killed by ${failedAtStart.signal}` : `exited with code ${failedAtStart.code}`;
-    throw new RuntimeFailure(`ffmpeg ${how} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);
+    throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);
   }
   logger.info({ restarts: supervisor.restarts, stalls: supervisor.stalls, ...packager.counters, slateSamples: Object.fromEntries(packager.counters.slateSamples) }, 'continuity');
   logDelays();
