@@ -8,6 +8,11 @@ const HINTS: { pattern: RegExp; hint: string }[] = [
   { pattern: /Cannot allocate memory|Out of memory/i, hint: 'the machine ran out of memory; a lighter profile or fewer renditions may fit' },
 ];
 
+/** Pure: how an ffmpeg run ended, for messages: `was killed by SIGKILL`, `exited with code 1`. */
+export function howItEnded(exit: { signal?: string | undefined; code?: number | undefined }): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
 export function failureHint(stderrTail: readonly string[]): string | undefined {
   const text = stderrTail.join('\n');
   return HINTS.find(({ pattern }) => pattern.test(text))?.hint;

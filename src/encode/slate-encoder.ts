@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
@@ -34,7 +34,6 @@ const collect = (stream: Readable) =>
  * fills the previous period with the slate made for it.
  */
 export async function cachedSlates(cacheDir: string, tracks: readonly string[], timing: { segdur: number; cdur: number }): Promise<SlateClip[]> {
-  const { readdir } = await import('node:fs/promises');
   const keys = await readdir(join(cacheDir, 'slate')).catch(() => [] as string[]);
   const clips: SlateClip[] = [];
   for (const key of keys) {

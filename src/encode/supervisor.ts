@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
 import type { EncoderExit, EncoderProcess } from './encoder.ts';
-import { failureHint } from './failure-hints.ts';
+import { failureHint, howItEnded } from './failure-hints.ts';
 
 /** Pure: the wait before restart `attempt` (1-based): doubling from `firstMs`, at most `maxMs`. */
 export function restartDelay(attempt: number, firstMs = 500, maxMs = 10_000): number {
@@ -102,7 +102,7 @@ export class EncoderSupervisor {
       this.#options.onFailedAtStart(exit);
       return this.#finish(exit);
     }
-    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    const how = howItEnded(exit);
     const hint = failureHint(exit.stderrTail);
     logger.error({ stderr: exit.stderrTail.slice(-8), ...(hint ? { hint } : {}) }, `ffmpeg ${how}; slate until it is back`);
     this.#options.onInterrupted(`ffmpeg ${how}`);
@@ -145,9 +145,8 @@ export class EncoderSupervisor {
 
   /** Stops for good: no more restarts; the running encoder finishes what it has (`q`). */
   async stop(graceMs?: number): Promise<EncoderExit> {
+    // From here no restart is scheduled and the watchdog does nothing; #finish clears both.
     this.#stopping = true;
-    clearTimeout(this.#restartTimer);
-    clearInterval(this.#watchdog);
     const encoder = this.#encoder;
     if (encoder && !this.#runExited) {
       const exit = await encoder.stop(graceMs);

@@ -1,6 +1,7 @@
 import { joined, sliceViews, TopLevelBoxSplitter } from './boxes.ts';
 import { mdatHeader, moof, prft, styp } from './box-writer.ts';
 import { parseMoof, parseMoov, type Sample, type TrackInfo } from './fmp4.ts';
+import { segmentTicks } from '../encode/epoch-grid.ts';
 
 export interface InitEvent {
   type: 'init';
@@ -230,7 +231,7 @@ export class TrackChunker {
   }
 
   #segmentTicks(): bigint {
-    return BigInt(Math.round(this.#timing.segdur * this.#info!.timescale));
+    return segmentTicks(this.#timing.segdur, this.#info!.timescale);
   }
 
   #chunksPerSegment(): number {

@@ -2,6 +2,7 @@ import type { Profile } from '../config/schema.ts';
 import { TrackChunker, type InitEvent, type PackagerEvent, type SampleWithData } from './chunker.ts';
 import { SlateCursor, type SlateClip } from './slate.ts';
 import { codecString } from './fmp4.ts';
+import { segmentTicks } from '../encode/epoch-grid.ts';
 import type { MpdModel } from './mpd.ts';
 import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
 
@@ -190,8 +191,7 @@ export class Packager {
       state.chunker.continueAfter(lastSegment);
       state.mode = 'slate';
       state.slate = undefined;
-      const S = BigInt(Math.round(this.#timing.segdur * init.info.timescale));
-      state.end = (lastSegment + 1n) * S;
+      state.end = (lastSegment + 1n) * segmentTicks(this.#timing.segdur, init.info.timescale);
     }
     return events;
   }
@@ -209,7 +209,7 @@ export class Packager {
         events.push(...chunker.closeOpen());
         continue;
       }
-      const S = BigInt(Math.round(this.#timing.segdur * info.timescale));
+      const S = segmentTicks(this.#timing.segdur, info.timescale);
       const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
       if (!state.slate) {
         const from = chunker.mediaEnd ?? state.end ?? (nowTicks / S) * S;
@@ -245,10 +245,7 @@ export class Packager {
 
   #sourceInit(state: TrackState, init: InitEvent, events: PackagerEvent[]): void {
     this.#sourceSeenAt = this.#now();
-    const period = this.#periods.at(-1);
-    if (!period) {
-      this.#periods.push({ start: 0n, inits: new Map() });
-    }
+    if (!this.#periods.length) this.#periods.push({ start: 0n, inits: new Map() });
     const current = this.#periods.at(-1)!;
     const known = current.inits.get(init.track);
     if (!known) {
@@ -263,7 +260,6 @@ export class Packager {
 
   #sourceSample(state: TrackState, sample: SampleWithData, events: PackagerEvent[]): void {
     const chunker = state.chunker;
-    if (process.env['DBG'] && state.kind === 'audio' && state.mode === 'slate') console.error('src', Date.now() / 1000, Number(sample.decodeTime) / 48000, chunker.placeSample(sample).startsSegment, String(this.#resumeAt), chunker.openSegment, chunker.lastCompletedSegment);
     this.#sourceSeenAt = this.#now();
     if (chunker.finished) return;
     if (state.mode === 'live') {
@@ -289,7 +285,7 @@ export class Packager {
     const place = chunker.placeSample(sample);
     if (!place.startsSegment) return void this.counters.heldBackSamples++;
     this.#resumeAt ??= this.#decideResume(place.segment, events);
-    const begun = chunker.openSegment !== undefined ? chunker.openSegment : chunker.lastCompletedSegment;
+    const begun = chunker.openSegment ?? chunker.lastCompletedSegment;
     if (this.#resumeAt === undefined || place.segment < this.#resumeAt || (begun !== undefined && place.segment <= begun)) {
       return void this.counters.heldBackSamples++;
     }
@@ -327,11 +323,7 @@ export class Packager {
    * enough ahead for DASH players to learn of it (its init events go out now).
    */
   #decideResume(segment: bigint, events: PackagerEvent[]): bigint {
-    let begun = -1n;
-    for (const state of this.#states.values()) {
-      const s = state.chunker.openSegment ?? state.chunker.lastCompletedSegment;
-      if (s !== undefined && s > begun) begun = s;
-    }
+    const begun = this.currentSegment ?? -1n;
     let resume = segment > begun ? segment : begun + 1n;
     const changed = [...this.#states.values()].filter((s) => s.pendingInit);
     if (!changed.length) return resume;

@@ -74,6 +74,7 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
       browser ??= await launchChromium();
       let killedAt = 0;
       let second = 0;
+      let slateLog: [number, boolean][] = [];
       const report = await watchPlayer(browser, {
         kind,
         url: `${base}/live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`,
@@ -88,12 +89,11 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
             killedAt = Date.now();
           }
           if (second > 9) await assertManifestsLive(base);
-          if (second === 24) (globalThis as { slateLog?: unknown }).slateLog = await page.evaluate('window.slateLog');
+          if (second === 24) slateLog = (await page.evaluate('window.slateLog')) as [number, boolean][];
         },
       });
       process.stderr.write(describeReport(kind, report));
       if (process.env.DEBUG_CONT) process.stderr.write(JSON.stringify({ killedAt, samples: report.samples.map((s) => [s.at - killedAt, s.currentTime.toFixed(2), s.latency?.toFixed(2), s.readyState]), warnings: report.warnings }) + "\n");
-      const slateLog = (globalThis as { slateLog?: [number, boolean][] }).slateLog!;
       assert.deepEqual(report.errors, [], `no ${kind} error`);
       // A request answered 404 is logged by the page too; the player's own errors are what counts here.
       assert.deepEqual(report.consoleErrors.filter((e) => !/status of 404/.test(e)), [], 'no error in the page');

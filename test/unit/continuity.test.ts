@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { childBoxes } from '../../src/packager/boxes.ts';
-import { TrackChunker, type ChunkEvent, type InitEvent, type PackagerEvent, type SampleWithData } from '../../src/packager/chunker.ts';
+import { TrackChunker, type ChunkEvent, type InitEvent, type PackagerEvent } from '../../src/packager/chunker.ts';
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import { Packager } from '../../src/packager/packager.ts';
 import type { SlateClip } from '../../src/packager/slate.ts';
+import { slateClipFrom } from '../../src/encode/slate-encoder.ts';
 
 const fixture = async (name: string) => new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
 const recorded = { '180p': await fixture('recorded-video-320x180-4s.mp4'), audio: await fixture('recorded-audio-4s.mp4') };
@@ -35,10 +36,7 @@ function pieces(bytes: Uint8Array) {
 
 /** The slate clip of a track: its init and samples, here the recording's own first second. */
 function clipOf(track: '180p' | 'audio'): SlateClip {
-  const reader = new TrackChunker(track, timing);
-  const items = reader.read(recorded[track]);
-  const init = items.find((i) => i.init)!.init! as InitEvent;
-  const samples = items.flatMap((i) => (i.sample ? [i.sample] : [])) as SampleWithData[];
+  const { init, samples } = slateClipFrom(track, recorded[track], timing);
   const firstSync = samples.findIndex((s) => s.sync);
   return { init, samples: samples.slice(firstSync, firstSync + (track === 'audio' ? 60 : 30)) };
 }
