@@ -248,3 +248,56 @@ describe('clock', () => {
     assert.equal(steps.check(1_004_210, 710), -1000);
   });
 });
+
+describe('supervision and session state', () => {
+  it('restarts back off from 0.5 s, doubling, to at most 10 s', async () => {
+    const { restartDelay } = await import('../../src/encode/supervisor.ts');
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 10].map((n) => restartDelay(n)), [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+  });
+
+  it('the state directory: --state-dir, else systemd StateDirectory, else XDG_STATE_HOME, else ~/.local/state', async () => {
+    const { stateDirectory } = await import('../../src/config/state-dir.ts');
+    assert.equal(stateDirectory('/srv/x', { STATE_DIRECTORY: '/var/lib/appliance' }, '/home/u'), '/srv/x');
+    assert.equal(stateDirectory(undefined, { STATE_DIRECTORY: '/var/lib/appliance:/var/lib/other' }, '/home/u'), '/var/lib/appliance');
+    assert.equal(stateDirectory(undefined, { XDG_STATE_HOME: '/home/u/.st' }, '/home/u'), '/home/u/.st/appliance');
+    assert.equal(stateDirectory(undefined, {}, '/home/u'), '/home/u/.local/state/appliance');
+  });
+
+  it('a saved session comes back with its periods, init segments byte for byte, and last segment; junk does not', async () => {
+    const { sessionState, restoreState } = await import('../../src/packager/session-state.ts');
+    const { sessionFileOf } = await import('../../src/cli/session-file.ts');
+    const h = harness();
+    h.init();
+    const saved = JSON.parse(JSON.stringify(sessionState(h.packager.periods, 1_795_219_795n))) as unknown;
+    const restored = restoreState(saved, timing)!;
+    assert.equal(restored.lastSegment, 1_795_219_795n);
+    assert.equal(restored.periods.length, 1);
+    for (const [track, init] of h.packager.periods[0]!.inits) {
+      assert.deepEqual(Buffer.from(restored.periods[0]!.inits.get(track)!.bytes), Buffer.from(init.bytes));
+      assert.equal(restored.periods[0]!.inits.get(track)!.info.timescale, init.info.timescale);
+    }
+    assert.equal(restoreState({ version: 2 }, timing), undefined);
+    assert.equal(restoreState({ version: 1, lastSegment: '5', periods: [{ start: '0', inits: { v: { path: 'v/init.mp4', bytes: 'AAAA' } } }] }, timing), undefined);
+    const a = sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never);
+    assert.equal(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never), 'the same outputs: the same session');
+    assert.notEqual(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/other', manifest: 'live.mpd' }] as never));
+  });
+
+  it('a resumed session fills from the segment after the last with slate, in the same period', () => {
+    const h = harness();
+    h.init();
+    const periods = h.packager.periods;
+    const nowMs = (T0 + 3.35) * 1000;
+    const next = new Packager(TRACKS, timing, { now: () => nowMs });
+    next.setSlate(clipOf('180p'));
+    next.setSlate(clipOf('audio'));
+    const inits = next.resume(periods, BigInt(T0 + 2));
+    assert.deepEqual(inits.map((e) => e.type === 'init' && e.path), ['180p/init.mp4', 'audio/init.mp4'], 'inits again, for outputs that lost them');
+    const events = next.tick();
+    const video = chunksOf(events, '180p');
+    assert.equal(video[0]!.segment, BigInt(T0 + 3));
+    assert.equal(video[0]!.decodeTime, BigInt(T0 + 3) * 90_000n);
+    assert.ok(video.every((c) => c.slate));
+    assert.equal(next.periods.length, 1);
+  });
+});
