@@ -324,11 +324,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       slateSince = undefined;
     }
   }, 20);
-  void prepareSlate({ ffmpegPath: ffmpeg.path, plan: resolved.slatePlan, timing: profile, cacheDir: resolved.stateDir, logger })
-    .then((clips) => {
-      for (const clip of clips) packager.setSlate(clip);
-    })
-    .catch((error: Error) => logger.warn({ err: error.message }, 'no slate: an interrupted source leaves a hole instead'));
+  // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
+  try {
+    for (const clip of await prepareSlate({ ffmpegPath: ffmpeg.path, plan: resolved.slatePlan, timing: profile, cacheDir: resolved.stateDir, logger })) packager.setSlate(clip);
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'no slate: an interrupted source leaves a hole instead');
+  }
 
   const previous = sessionFile ? await loadSession(sessionFile, profile, Date.now(), logger) : undefined;
   if (previous && resolved.stateDir) {

@@ -50,8 +50,7 @@ export async function cachedSlates(cacheDir: string, tracks: readonly string[], 
 
 /**
  * Encodes the slate with the live encoder's settings (the plan built with `slate`), or reads it
- * from `cacheDir` where the same command line encoded it before. Runs at low priority beside the
- * live encoder. Returns a clip per track.
+ * from `cacheDir` where the same command line encoded it before. Returns a clip per track.
  */
 export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderPlan; timing: { segdur: number; cdur: number }; cacheDir: string | undefined; logger: Logger }): Promise<SlateClip[]> {
   const { plan, logger } = options;
@@ -68,11 +67,6 @@ export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderP
   }
   const started = Date.now();
   const encoder = startEncoder({ ffmpegPath: options.ffmpegPath, plan, logger: logger.child({ component: 'slate' }) });
-  try {
-    if (encoder.pid && process.platform !== 'win32') (await import('node:os')).setPriority(encoder.pid, 10);
-  } catch {
-    // Lowering the priority is a courtesy to the live encoder; without it the slate is still made.
-  }
   const bytes = await Promise.all(plan.tracks.map((t) => collect(encoder.tracks.get(t.id)!)));
   const exit = await encoder.exited;
   if (exit.code !== 0) throw new Error(`ffmpeg could not encode the slate (exit ${exit.code ?? exit.signal}): ${exit.stderrTail.slice(-3).join(' | ')}`);
