@@ -64,9 +64,9 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
       const stopAppliance = () => {
         if (appliance.exitCode === null) appliance.kill('SIGTERM');
       };
-      try {
       let log = '';
       appliance.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
+      try {
       const url = await waitForLogField(appliance, 'serving', 'url');
       assert.ok(url);
       const base = new URL(url).origin;
@@ -117,6 +117,10 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
       appliance.kill('SIGTERM');
       const result = await appliance;
       assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+      } catch (error) {
+        // The appliance's own account of the run, for a failure seen only on CI.
+        process.stderr.write(`# appliance log (last lines):\n${log.split('\n').filter((l) => !l.includes('"msg":"chunk"')).slice(-40).join('\n')}\n`);
+        throw error;
       } finally {
         stopAppliance();
       }
