@@ -44,6 +44,10 @@ function videoEncoderArgs(profile: Profile, rendition: Rendition): string[] {
   const gop = String(Math.round(profile.idr * profile.video.framerate));
   return [
     '-c:v', 'libx264',
+    // The encoder's rate, not ffmpeg's guess from the input's wall-clock stamps (29.92 in one
+    // start in ~13 here): the guess goes into the SPS timing (a new init, so a new period, at
+    // every restart that guesses otherwise) and paces ffmpeg's frame dup/drop off the 1/30 grid.
+    '-r', String(profile.video.framerate),
     '-preset', profile.video.preset,
     '-tune', 'zerolatency',
     '-profile:v', 'high',

@@ -38,6 +38,7 @@ describe('what the argv must say, whatever the golden files hold', () => {
     for (const fd of [3, 4, 5]) assert.ok(args.includes(`pipe:${fd}`));
     assert.equal(args.filter((a) => a === '-copyts').length, 1);
     assert.equal(joined.match(/-tune zerolatency/g)?.length, 2);
+    assert.equal(joined.match(/-c:v libx264 -r 30 /g)?.length, 2, 'the encoder rate is the profile\'s, never a guess from the stamps');
     assert.equal(joined.match(/-bf 0/g)?.length, 2);
     assert.equal(joined.match(/-sc_threshold 0/g)?.length, 2);
     assert.equal(joined.match(/-force_key_frames expr:gte\(t,n_forced\*1\)/g)?.length, 2);
