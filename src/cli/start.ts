@@ -1,168 +1,30 @@
-import { stringify as toYaml } from 'yaml';
-import { parseSource, type Source } from '../capture/source.ts';
-import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
-import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
-import type { Profile } from '../config/schema.ts';
-import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
-import { EncoderSupervisor } from '../encode/supervisor.ts';
-import { cachedSlates, prepareSlate } from '../encode/slate-encoder.ts';
-import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, ClockStepDetector, measureClockOffset } from '../encode/clock.ts';
-import { stateDirectory } from '../config/state-dir.ts';
-import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
-import { END_SIGNAL, pidFileOf } from './stop.ts';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ClockStepDetector } from '../encode/clock.ts';
+import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint, howItEnded } from '../encode/failure-hints.ts';
-import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
-import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
+import { cachedSlates, prepareSlate } from '../encode/slate-encoder.ts';
+import { EncoderSupervisor } from '../encode/supervisor.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
-import { planLadder } from '../ladder/ladder.ts';
 import type { Logger } from '../log.ts';
-import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
-import { openOutputs, hostForUrl, originProfileOf, pushUtcTiming, type Output, type PushSettings } from './outputs.ts';
-import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
-import { PushStats } from '../push/push-stats.ts';
-import { packageVersion, userAgent } from '../version.ts';
-import { DEFAULT_UTC_TIMING } from './args.ts';
+import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import type { HlsSession } from '../packager/hls-playlists.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
-import { hlsTiming } from '../packager/hls-playlist.ts';
-import { outputFormats, type HlsSession } from '../packager/hls-playlists.ts';
-import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import { PushStats } from '../push/push-stats.ts';
 import { RecentValues } from '../stats.ts';
 import type { StartOptions } from './args.ts';
+import { openOutputs, type Output } from './outputs.ts';
+import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
+import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
+import { END_SIGNAL, pidFileOf } from './stop.ts';
 
-export interface ResolvedStart {
-  profile: Profile;
-  profileFile: string;
-  source: Source;
-  outputs: OutputTarget[];
-  push: PushSettings;
-  plan: EncoderPlan;
-  /** The same outputs and settings, encoding the slate. */
-  slatePlan: EncoderPlan;
-  /** Where state outlives the process (the slate cache); undefined: nowhere. */
-  stateDir: string | undefined;
-  ffmpeg: Ffmpeg;
-  /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
-  utcTiming: string | undefined;
-  warnings: string[];
-}
+export { describe, resolveStart, type ResolvedStart } from './start-settings.ts';
 
-/** Everything `start` needs, checked before anything runs; every failure here is a ConfigError. */
-export async function resolveStart(options: StartOptions, cwd: string): Promise<ResolvedStart> {
-  const loaded = await loadProfile(options.profile);
-  const profile = applyOverrides(loaded.profile, options);
-  const timing = checkTiming(profile);
-  if (timing.errors.length) {
-    throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides):\n  ${timing.errors.join('\n  ')}`);
-  }
-  const source = parseSource(options.source);
-  const ladder = planLadder(profile.video.renditions, source);
-  if (ladder.renditions.length === 0) {
-    throw new ConfigError(`every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`);
-  }
-  const warnings = [
-    ...timing.warnings,
-    ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
-  ];
-  const outputs = parseOutputs(options.outputs, cwd, options.listen);
-  for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const plan = buildEncoderPlan(profile, source, ladder.renditions);
-  const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
-  const pushing = outputs.some((o) => o.kind === 'push');
-  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
-  const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
-  const push: PushSettings = {
-    profiles: options.originProfiles,
-    method: options.method,
-    headers: pushing ? pushHeaders(process.env, await readHeaderFile(options.headerFile)) : {},
-    ca: options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:') ? await trustedCertificates(options.ca) : undefined,
-    budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
-    deleteExpired: options.deleteExpired,
-    userAgent: userAgent(await packageVersion()),
-  };
-  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, utcTiming: options.utcTiming, warnings };
-}
-
-export function describe(resolved: ResolvedStart): string {
-  const { profile, source, outputs, plan, ffmpeg, push } = resolved;
-  const credentials = push.headers['authorization']?.split(' ')[0];
-  const manifests = (manifest: string) => {
-    const formats = outputFormats(manifest, profile.hls.dual);
-    return [...(formats.dash ? [formats.mpd] : []), ...(formats.hls ? [formats.multivariant, ...plan.tracks.map((t) => formats.names.mediaPlaylist(t.id))] : [])];
-  };
-  const describeOutput = (output: OutputTarget, index: number) => {
-    if (output.kind === 'directory') return { directory: output.dir, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
-    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/`, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
-    const originProfile = originProfileOf(push, index);
-    return {
-      push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
-      manifests: manifests(output.manifest),
-      originProfile,
-      method: push.method,
-      utcTiming: pushUtcTiming(output, originProfile, resolved.utcTiming),
-      credentials: credentials ? `${credentials} (value hidden)` : 'none',
-      headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
-      budgetBytes: push.budgetBytes,
-      deleteExpired: push.deleteExpired,
-    };
-  };
-  const settings = {
-    profile: { name: profile.name, file: resolved.profileFile },
-    timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
-    source: { spec: `${source.kind}${source.pattern === 'testsrc2' ? '' : `:${source.pattern}`}`, width: source.width, height: source.height, framerate: profile.video.framerate },
-    tracks: plan.tracks.map((t) =>
-      t.rendition
-        ? { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }
-        : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
-    ),
-    latency: profile.latency,
-    hls: describeHls(profile),
-    outputs: outputs.map(describeOutput),
-    segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
-    timeShiftBufferDepth: profile.tsb,
-    ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
-    warnings: resolved.warnings,
-  };
-  return `# resolved settings\n${toYaml(settings)}\n# ffmpeg command line (tracks on fds ${plan.tracks.map((t) => t.fd).join(', ')}, -progress on stdout)\n${shellQuote([ffmpeg.path, ...plan.args])}\n`;
-}
-
-/**
- * The clock is the timeline: its offset is measured and reported, warned about above 20 ms, and
- * ultra-ll (whose latency budget it eats) refuses to start above 100 ms.
- */
-async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<void> {
-  const timeUrls = resolved.outputs.flatMap((o, i) => (o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : []));
-  const measured = await measureClockOffset({ timeUrls });
-  if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
-  const fields = { offsetMs: Math.round(measured.offsetMs * 10) / 10, source: measured.source };
-  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll') {
-    throw new ConfigError(`the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`);
-  }
-  if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
-  else logger.info(fields, 'clock offset');
-}
-
-/** The timing every playlist of a session carries (the ladder always has its audio track). */
-function sessionHlsTiming(profile: Profile) {
-  return hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
-}
-
-/** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */
-function describeHls(profile: Profile) {
-  const timing = sessionHlsTiming(profile);
-  return {
-    llhls: profile.hls.llhls,
-    dual: profile.hls.dual,
-    targetDuration: timing.targetDuration,
-    ...(profile.hls.llhls === 'off' ? {} : { partChunks: profile.hls.partChunks, partTarget: timing.partTarget, partHoldBack: timing.partHoldBack }),
-    holdBack: timing.holdBack,
-  };
-}
+// `appliance start`: the encoder under supervision, the packager, the outputs, slate and clock
+// watch, signals, and the session that outlives the process.
 
 /** How often progress is logged at info level, in progress reports (one a second). */
 const PROGRESS_LOG_EVERY = 10;
@@ -198,7 +60,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
-    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt }, 'chunk');
+    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt, ...(chunk.slate && { slate: true }) }, 'chunk');
   };
   const pushStats = new PushStats();
   let stopForGood: ((why: string) => void) | undefined;
@@ -272,6 +134,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     }
     if (packager.ready && (!manifestPublished || packager.periods.length !== periodsPublished)) {
       if (manifestPublished) logger.warn({ period: packager.periods.at(-1)!.start.toString() }, 'the encoder restarted with another init segment: a new period');
+      const withoutSlate = manifestPublished || !slatePrepared ? [] : plan.tracks.map((t) => t.id).filter((id) => !packager.slateUsable(id));
+      if (withoutSlate.length) logger.warn({ tracks: withoutSlate }, 'the slate\'s init segment differs from the live one: an interruption would leave a hole in these tracks');
       manifestPublished = true;
       periodsPublished = packager.periods.length;
       publishManifest();
@@ -282,6 +146,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress }),
     onData: (track, piece) => {
       mediaSeen = true;
+      sourceDataAt = Date.now();
       emit(packager.push(track, piece));
     },
     onInterrupted: (why) => {
@@ -310,6 +175,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
 
   // The slate is due by the clock; the same timer watches the clock for steps.
   let slateSince: number | undefined;
+  let unusableSince: number | undefined;
+  // Longer than the slate can last while a restarted encoder's media is on its way: its start, a
+  // whole segment, a new period's lead (3 s) and a boundary to resume at.
+  const unusableSourceMs = (4 * profile.segdur + 6) * 1000;
+  let sourceDataAt = -Infinity;
   const clockWatch = new ClockStepDetector(1000 / profile.video.framerate);
   const ticker = setInterval(() => {
     const step = clockWatch.check(Date.now(), performance.now());
@@ -318,15 +188,28 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       emit(packager.interrupt());
       supervisor.restartNow('clock step');
     }
-    if (packager.slateTracks.length) emit(packager.tick());
-    else if (slateSince !== undefined) {
+    if (packager.slateTracks.length) {
+      emit(packager.tick());
+      // Media flowing that the packager never takes (no IDR on a boundary, a period that never
+      // comes) would leave the slate on for good: a fresh encoder run is the remedy at hand.
+      const now = Date.now();
+      if (now - (unusableSince ??= now) > unusableSourceMs && now - sourceDataAt < 1000) {
+        logger.error({ tracks: packager.trackStates, counters: { ...packager.counters, slateSamples: undefined } }, 'ffmpeg delivers media the packager cannot take: restarting it');
+        unusableSince = now;
+        emit(packager.interrupt());
+        supervisor.restartNow('media not usable');
+      }
+    } else if (slateSince !== undefined) {
       logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
       slateSince = undefined;
+      unusableSince = undefined;
     }
   }, 20);
   // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
+  let slatePrepared = false;
   try {
     for (const clip of await prepareSlate({ ffmpegPath: ffmpeg.path, plan: resolved.slatePlan, timing: profile, cacheDir: resolved.stateDir, logger })) packager.setSlate(clip);
+    slatePrepared = true;
   } catch (error) {
     logger.warn({ err: (error as Error).message }, 'no slate: an interrupted source leaves a hole instead');
   }
@@ -343,6 +226,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream);
   // `appliance stop --end` (SIGUSR2) ends the stream for viewers at the same point.
   let safety: NodeJS.Timeout | undefined;
+  // A planned end that has not come this long after its time (a track whose media stopped and
+  // that has no slate cannot complete it) stops the run anyway: an end must end.
+  const overdueMs = (2 * profile.segdur + 3) * 1000;
+  const stopIfStuck = (why: string) => {
+    if (packager.finished) return;
+    logger.error({ tracks: packager.trackStates }, why);
+    void supervisor.stop();
+  };
+  if (packager.end) safety = setTimeout(() => stopIfStuck('the planned end did not come: stopping'), Number(packager.end.segment) * profile.segdur * 1000 - Date.now() + overdueMs);
   let halting: 'stop' | 'end' | undefined;
   const halt = (last: boolean) => {
     // A stop after a stop, or anything after an end, changes nothing; an end upgrades a stop.
@@ -355,7 +247,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     packager.endBefore((current > now ? current : now) + (last ? 2n : 1n), { last });
     logger.info({ lastSegment: packager.end!.segment - 1n + '' }, last ? 'end requested: the stream ends after the current segment' : 'stop requested: finishing the current segment');
     if (packager.finished) void finish();
-    safety ??= setTimeout(() => void supervisor.stop(), (2 * profile.segdur + 3) * 1000);
+    clearTimeout(safety);
+    safety = setTimeout(() => stopIfStuck('the current segment did not finish: stopping'), overdueMs);
   };
   const stop = () => halt(false);
   const end = () => halt(true);

@@ -83,10 +83,14 @@ export class HlsPlaylists {
     return this.#view ? this.#view(track, segments) : segments;
   }
 
-  /** The track's media playlist; undefined while it has nothing to name. */
+  /**
+   * The track's media playlist; undefined until it names a whole segment. Parts alone are no
+   * playlist to hls.js ("No Segments found in Playlist"): after a service restart such a playlist
+   * would replace the previous process's at the origin and stall the players reading it.
+   */
   media(track: string): string | undefined {
     const segments = this.#segments(track);
-    if (!segments.some((s) => s.complete || (this.session.llhls !== 'off' && s.parts.length))) return undefined;
+    if (!segments.some((s) => s.complete)) return undefined;
     const others = this.timeline.tracks().filter((t) => t !== track).flatMap((t) => {
       const position = positionOf(this.#segments(t));
       return position ? [{ track: t, position }] : [];

@@ -370,6 +370,13 @@ export class Packager {
     return [...this.#states.values()].every((s) => s.chunker.finished);
   }
 
+  /** Where each track stands, for a log line when something does not finish. */
+  get trackStates(): Record<string, { mode: 'live' | 'slate'; openSegment?: string; lastCompleted?: string; slateUsable: boolean; finished: boolean }> {
+    return Object.fromEntries(
+      [...this.#states].map(([id, s]) => [id, { mode: s.mode, openSegment: s.chunker.openSegment?.toString(), lastCompleted: s.chunker.lastCompletedSegment?.toString(), slateUsable: this.slateUsable(id), finished: s.chunker.finished }]),
+    );
+  }
+
   get firstSegment(): bigint | undefined {
     return this.#firstSegment;
   }

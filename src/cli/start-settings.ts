@@ -1,0 +1,151 @@
+import { stringify as toYaml } from 'yaml';
+import { parseSource, type Source } from '../capture/source.ts';
+import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
+import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
+import type { Profile } from '../config/schema.ts';
+import { stateDirectory } from '../config/state-dir.ts';
+import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, measureClockOffset } from '../encode/clock.ts';
+import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
+import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
+import { ConfigError } from '../errors.ts';
+import { planLadder } from '../ladder/ladder.ts';
+import type { Logger } from '../log.ts';
+import { hlsTiming } from '../packager/hls-playlist.ts';
+import { outputFormats } from '../packager/hls-playlists.ts';
+import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
+import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
+import { userAgent, packageVersion } from '../version.ts';
+import { DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
+import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
+
+// What `start` runs with, resolved and checked before anything runs, and how --dry-run shows it.
+
+export interface ResolvedStart {
+  profile: Profile;
+  profileFile: string;
+  source: Source;
+  outputs: OutputTarget[];
+  push: PushSettings;
+  plan: EncoderPlan;
+  /** The same outputs and settings, encoding the slate. */
+  slatePlan: EncoderPlan;
+  /** Where state outlives the process (the slate cache); undefined: nowhere. */
+  stateDir: string | undefined;
+  ffmpeg: Ffmpeg;
+  /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
+  utcTiming: string | undefined;
+  warnings: string[];
+}
+
+/** Everything `start` needs, checked before anything runs; every failure here is a ConfigError. */
+export async function resolveStart(options: StartOptions, cwd: string): Promise<ResolvedStart> {
+  const loaded = await loadProfile(options.profile);
+  const profile = applyOverrides(loaded.profile, options);
+  const timing = checkTiming(profile);
+  if (timing.errors.length) {
+    throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides):\n  ${timing.errors.join('\n  ')}`);
+  }
+  const source = parseSource(options.source);
+  const ladder = planLadder(profile.video.renditions, source);
+  if (ladder.renditions.length === 0) {
+    throw new ConfigError(`every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`);
+  }
+  const warnings = [
+    ...timing.warnings,
+    ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
+  ];
+  const outputs = parseOutputs(options.outputs, cwd, options.listen);
+  for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
+  const plan = buildEncoderPlan(profile, source, ladder.renditions);
+  const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
+  const pushing = outputs.some((o) => o.kind === 'push');
+  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
+  const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
+  const push: PushSettings = {
+    profiles: options.originProfiles,
+    method: options.method,
+    headers: pushing ? pushHeaders(process.env, await readHeaderFile(options.headerFile)) : {},
+    ca: options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:') ? await trustedCertificates(options.ca) : undefined,
+    budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
+    deleteExpired: options.deleteExpired,
+    userAgent: userAgent(await packageVersion()),
+  };
+  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, utcTiming: options.utcTiming, warnings };
+}
+
+export function describe(resolved: ResolvedStart): string {
+  const { profile, source, outputs, plan, ffmpeg, push } = resolved;
+  const credentials = push.headers['authorization']?.split(' ')[0];
+  const manifests = (manifest: string) => {
+    const formats = outputFormats(manifest, profile.hls.dual);
+    return [...(formats.dash ? [formats.mpd] : []), ...(formats.hls ? [formats.multivariant, ...plan.tracks.map((t) => formats.names.mediaPlaylist(t.id))] : [])];
+  };
+  const describeOutput = (output: OutputTarget, index: number) => {
+    if (output.kind === 'directory') return { directory: output.dir, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
+    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/`, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
+    const originProfile = originProfileOf(push, index);
+    return {
+      push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
+      manifests: manifests(output.manifest),
+      originProfile,
+      method: push.method,
+      utcTiming: pushUtcTiming(output, originProfile, resolved.utcTiming),
+      credentials: credentials ? `${credentials} (value hidden)` : 'none',
+      headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
+      budgetBytes: push.budgetBytes,
+      deleteExpired: push.deleteExpired,
+    };
+  };
+  const settings = {
+    profile: { name: profile.name, file: resolved.profileFile },
+    timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
+    source: { spec: `${source.kind}${source.pattern === 'testsrc2' ? '' : `:${source.pattern}`}`, width: source.width, height: source.height, framerate: profile.video.framerate },
+    tracks: plan.tracks.map((t) =>
+      t.rendition
+        ? { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }
+        : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
+    ),
+    latency: profile.latency,
+    hls: describeHls(profile),
+    outputs: outputs.map(describeOutput),
+    segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
+    timeShiftBufferDepth: profile.tsb,
+    ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
+    warnings: resolved.warnings,
+  };
+  return `# resolved settings\n${toYaml(settings)}\n# ffmpeg command line (tracks on fds ${plan.tracks.map((t) => t.fd).join(', ')}, -progress on stdout)\n${shellQuote([ffmpeg.path, ...plan.args])}\n`;
+}
+
+/**
+ * The clock is the timeline: its offset is measured and reported, warned about above 20 ms, and
+ * ultra-ll (whose latency budget it eats) refuses to start above 100 ms.
+ */
+export async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<void> {
+  const timeUrls = resolved.outputs.flatMap((o, i) => (o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : []));
+  const measured = await measureClockOffset({ timeUrls });
+  if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
+  const fields = { offsetMs: Math.round(measured.offsetMs * 10) / 10, source: measured.source };
+  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll') {
+    throw new ConfigError(`the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`);
+  }
+  if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
+  else logger.info(fields, 'clock offset');
+}
+
+/** The timing every playlist of a session carries (the ladder always has its audio track). */
+export function sessionHlsTiming(profile: Profile) {
+  return hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
+}
+
+/** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */
+function describeHls(profile: Profile) {
+  const timing = sessionHlsTiming(profile);
+  return {
+    llhls: profile.hls.llhls,
+    dual: profile.hls.dual,
+    targetDuration: timing.targetDuration,
+    ...(profile.hls.llhls === 'off' ? {} : { partChunks: profile.hls.partChunks, partTarget: timing.partTarget, partHoldBack: timing.partHoldBack }),
+    holdBack: timing.holdBack,
+  };
+}
