@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|players|continuity, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30).
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { packagerThroughput, recordLadder } from './packager.ts';
 import { originFanOut, type FanOutRun } from './origin.ts';
 import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 import { playersRun, type PlayerRun } from './players.ts';
+import { killRun, playerKillRuns, restartRun, type KillRun, type PlayerKillRun, type RestartRun } from './continuity.ts';
 
 const { values } = parseArgs({
   options: {
@@ -218,6 +219,63 @@ if (want('players')) {
     ...summary,
     gpacForComparison: 'measured earlier (../shared/notes/gpac-behaviour-measured.md): dash.js at ~4 s, hls.js at 1.1–1.35 s with 2–4 stalls per 30 s',
   };
+}
+
+if (want('continuity')) {
+  const kills: KillRun[] = [];
+  const restarts: RestartRun[] = [];
+  const players: PlayerKillRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    kills.push(await killRun());
+    restarts.push(await restartRun());
+    players.push(...(await playerKillRuns()));
+    log(`continuity run ${i + 1}/${runs} done`);
+  }
+  const med = <T>(xs: T[], f: (x: T) => number) => round(median(xs.map(f)));
+  const holes = [...kills, ...restarts].reduce((n, r) => n + r.sequenceHoles, 0);
+  const skipped = Math.max(...restarts.map((r) => r.segmentsSkipped));
+  const silence = med(kills, (r) => r.longestSilenceMs);
+  const perPlayer = Object.fromEntries(
+    (['dash.js', 'hls.js'] as const).map((kind) => {
+      const mine = players.filter((r) => r.kind === kind);
+      return [kind, {
+        slateInMediaMs: { median: med(mine, (r) => r.slateInMediaMs), perRun: mine.map((r) => Math.round(r.slateInMediaMs)) },
+        slateOnScreenMs: med(mine, (r) => r.slateOnScreenMs),
+        slateShownMs: med(mine, (r) => r.slateShownMs),
+        latencyMs: med(mine, (r) => r.latencyMs),
+        stalls: mine.reduce((n, r) => n + r.waits, 0),
+        waitingMs: { median: med(mine, (r) => r.waitingMs), perRun: mine.map((r) => r.waitingMs) },
+        errors: mine.reduce((n, r) => n + r.errors, 0),
+        liveAgainAtEnd: mine.every((r) => r.liveAtEnd),
+      }];
+    }),
+  );
+  report['continuity'] = {
+    what: `${runs} runs each of: ffmpeg SIGKILLed 8 s into a 24 s run to a directory (figures from the appliance's per-chunk trace); SIGTERM 10.45 s in and a new process on the same outputs and state (systemctl restart); and each player on the built-in origin while ffmpeg is SIGKILLed 9 s in (slate seen on a canvas every 100 ms). Medians across runs`,
+    kill: {
+      detectedAfterMs: med(kills, (r) => r.detectedAfterMs),
+      longestOutputSilenceMs: { median: silence, perRun: kills.map((r) => r.longestSilenceMs), normalBeforeKill: med(kills, (r) => r.longestSilenceBeforeMs) },
+      slateChunkDelayMs: { p50: med(kills, (r) => r.slateChunkDelayMs.p50), p95: med(kills, (r) => r.slateChunkDelayMs.p95), max: Math.max(...kills.map((r) => r.slateChunkDelayMs.max)) },
+      slateMs: med(kills, (r) => r.slateMs),
+      restarted: kills.every((r) => r.restarted),
+    },
+    serviceRestart: {
+      stopMs: med(restarts, (r) => r.stopMs),
+      handoverSilenceMs: { median: med(restarts, (r) => r.handoverSilenceMs), perRun: restarts.map((r) => r.handoverSilenceMs) },
+      segmentsSkipped: skipped,
+      slateMs: med(restarts, (r) => r.slateMs),
+      periods: [...new Set(restarts.map((r) => r.periods))],
+    },
+    sequenceHoles: holes,
+    players: perPlayer,
+  };
+  const worstSlate = Math.max(...Object.values(perPlayer).map((p) => p.slateInMediaMs.median));
+  const playerWaiting = Math.max(...Object.values(perPlayer).map((p) => p.waitingMs.median));
+  targets['continuitySlateWithinMediaMs'] = { target: '<= 2000', measured: worstSlate, met: worstSlate <= 2000 };
+  targets['continuityPlayerWaitingMs'] = { target: '<= 500', measured: playerWaiting, met: playerWaiting <= 500 };
+  targets['continuityOutputSilenceMs'] = { target: '<= 200', measured: silence, met: silence <= 200 };
+  targets['continuitySequenceHoles'] = { target: '0', measured: holes, met: holes === 0 };
+  targets['serviceRestartSegmentsSkipped'] = { target: '0', measured: skipped, met: skipped === 0 };
 }
 
 report['load1AtEnd'] = round(loadavg()[0]!, 2);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser } from 'fast-xml-parser';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { killUnderPlayer } from '../helpers/slate-watch.ts';
 import { logLines, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
 import { describeReport, launchChromium, watchPlayer, type PlayerKind } from '../helpers/player.ts';
 
@@ -22,26 +23,6 @@ after(async () => {
   }
   await Promise.allSettled(children);
 });
-
-/**
- * In the page, every 100 ms: whether the picture is the slate (the "signal lost" card is a flat
- * 0x1b1f24 away from its text; the test pattern never is at these three points).
- */
-const WATCH_SLATE = `(() => {
-  const canvas = document.createElement('canvas');
-  canvas.width = 64; canvas.height = 36;
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  window.slateLog = [];
-  setInterval(() => {
-    if (!window.video || window.video.readyState < 2) return;
-    context.drawImage(window.video, 0, 0, 64, 36);
-    const flat = [[3, 33], [32, 34], [60, 33], [60, 3]].every(([x, y]) => {
-      const [r, g, b] = context.getImageData(x, y, 1, 1).data;
-      return Math.abs(r - 27) < 14 && Math.abs(g - 31) < 14 && Math.abs(b - 36) < 14;
-    });
-    window.slateLog.push([Date.now(), flat]);
-  }, 100);
-})()`;
 
 /** The manifests as a player fetches them: still live, still well formed. */
 async function assertManifestsLive(base: string) {
@@ -67,56 +48,50 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
       let log = '';
       appliance.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
       try {
-      const url = await waitForLogField(appliance, 'serving', 'url');
-      assert.ok(url);
-      const base = new URL(url).origin;
-      await sleep(2500);
-      browser ??= await launchChromium();
-      let killedAt = 0;
-      let second = 0;
-      let slateLog: [number, boolean][] = [];
-      const report = await watchPlayer(browser, {
-        kind,
-        url: `${base}/live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`,
-        seconds: 24,
-        onSecond: async (page: Page) => {
-          second++;
-          if (second === 1) await page.evaluate(WATCH_SLATE);
-          if (second === 9) {
+        const url = await waitForLogField(appliance, 'serving', 'url');
+        assert.ok(url);
+        const base = new URL(url).origin;
+        await sleep(2500);
+        browser ??= await launchChromium();
+        const { report, killedAt, figures } = await killUnderPlayer(browser, {
+          kind,
+          url: `${base}/live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`,
+          seconds: 24,
+          killAtSecond: 9,
+          kill: () => {
             const pid = logLines(log).filter((l) => l['msg'] === 'ffmpeg started' || l['msg'] === 'ffmpeg restarted').at(-1)?.['pid'];
             assert.equal(typeof pid, 'number');
             process.kill(pid as number, 'SIGKILL');
-            killedAt = Date.now();
-          }
-          if (second > 9) await assertManifestsLive(base);
-          if (second === 24) slateLog = (await page.evaluate('window.slateLog')) as [number, boolean][];
-        },
-      });
-      process.stderr.write(describeReport(kind, report));
-      if (process.env.DEBUG_CONT) process.stderr.write(JSON.stringify({ killedAt, samples: report.samples.map((s) => [s.at - killedAt, s.currentTime.toFixed(2), s.latency?.toFixed(2), s.readyState]), warnings: report.warnings }) + "\n");
-      assert.deepEqual(report.errors, [], `no ${kind} error`);
-      // A request answered 404 is logged by the page too; the player's own errors are what counts here.
-      assert.deepEqual(report.consoleErrors.filter((e) => !/status of 404/.test(e)), [], 'no error in the page');
-      assert.ok(report.waitingMs < 1500, `${kind} waited ${Math.round(report.waitingMs)} ms in all`);
-      const before = slateLog.filter(([at]) => at < killedAt);
-      assert.ok(before.length > 20 && before.every(([, slate]) => !slate), 'the live picture before the kill');
-      const firstSlate = slateLog.find(([at, slate]) => at >= killedAt && slate);
-      assert.ok(firstSlate, 'the slate is shown');
-      const latencyMs = report.medianWallClockLatency * 1000;
-      const shownAfter = firstSlate[0] - killedAt - latencyMs;
-      process.stderr.write(`# ${kind}: slate on screen ${Math.round(firstSlate[0] - killedAt)} ms after the kill (latency ${Math.round(latencyMs)} ms)\n`);
-      assert.ok(shownAfter < 2000, `slate within 2 segments of the kill, in media time (${Math.round(shownAfter)} ms)`);
-      const live = slateLog.filter(([at]) => at > firstSlate[0]).findIndex(([, slate]) => !slate);
-      assert.ok(live >= 0, 'the live picture returns');
-      assert.ok(slateLog.slice(-20).every(([, slate]) => !slate), 'and stays');
-      const playing = report.samples.filter((s) => s.currentTime > 0);
-      assert.ok(report.advance > 0.85, `${kind} kept playing (${report.advance.toFixed(2)}× real time)`);
-      assert.ok(playing.length >= 20);
-      const lines = logLines(log);
-      assert.ok(lines.some((l) => l['msg'] === 'ffmpeg restarted'), 'the encoder was restarted');
-      appliance.kill('SIGTERM');
-      const result = await appliance;
-      assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+          },
+          everySecondAfter: () => assertManifestsLive(base),
+        });
+        process.stderr.write(describeReport(kind, report));
+        if (process.env.DEBUG_CONT) process.stderr.write(JSON.stringify({ killedAt, samples: report.samples.map((s) => [s.at - killedAt, s.currentTime.toFixed(2), s.latency?.toFixed(2), s.readyState]), warnings: report.warnings }) + "\n");
+        assert.deepEqual(report.errors, [], `no ${kind} error`);
+        // A request answered 404 is logged by the page too; the player's own errors are what counts here.
+        assert.deepEqual(report.consoleErrors.filter((e) => !/status of 404/.test(e)), [], 'no error in the page');
+        // Through the kill and the slate (6 s from the kill) the picture keeps moving; over the whole
+        // run hls.js is allowed one stall of its own (seen ~1 run in 5 well after the source was
+        // back, as in runs without a kill: the players benchmark counts those).
+        const around = report.samples.filter((s) => s.at >= killedAt - 1000 && s.at <= killedAt + 6000);
+        const mediaAdvance = around.at(-1)!.currentTime - around[0]!.currentTime;
+        const wallAdvance = (around.at(-1)!.at - around[0]!.at) / 1000;
+        assert.ok(mediaAdvance > 0.85 * wallAdvance, `${kind} played through the kill and the slate (${mediaAdvance.toFixed(2)} s of media in ${wallAdvance.toFixed(2)} s)`);
+        assert.ok(report.waitingMs < (kind === 'hls.js' ? 3000 : 1500), `${kind} waited ${Math.round(report.waitingMs)} ms in all`);
+        assert.ok(figures.liveBefore, 'the live picture before the kill');
+        assert.ok(figures.slateOnScreenMs !== undefined && figures.slateInMediaMs !== undefined, 'the slate is shown');
+        process.stderr.write(`# ${kind}: slate on screen ${Math.round(figures.slateOnScreenMs)} ms after the kill (latency ${Math.round(report.medianWallClockLatency * 1000)} ms)\n`);
+        assert.ok(figures.slateInMediaMs < 2000, `slate within 2 segments of the kill, in media time (${Math.round(figures.slateInMediaMs)} ms)`);
+        assert.ok(figures.slateShownMs !== undefined, 'the live picture returns');
+        assert.ok(figures.liveAtEnd, 'and stays');
+        const playing = report.samples.filter((s) => s.currentTime > 0);
+        assert.ok(report.advance > 0.85, `${kind} kept playing (${report.advance.toFixed(2)}× real time)`);
+        assert.ok(playing.length >= 20);
+        const lines = logLines(log);
+        assert.ok(lines.some((l) => l['msg'] === 'ffmpeg restarted'), 'the encoder was restarted');
+        appliance.kill('SIGTERM');
+        const result = await appliance;
+        assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
       } catch (error) {
         // The appliance's own account of the run, for a failure seen only on CI.
         process.stderr.write(`# appliance log (last lines):\n${log.split('\n').filter((l) => !l.includes('"msg":"chunk"')).slice(-40).join('\n')}\n`);
@@ -140,65 +115,67 @@ async function otherSizeProfile(dir: string): Promise<string> {
 }
 
 describe('stopping without ending, and restarting', { timeout: 300_000 }, () => {
-  it('SIGTERM finishes the segment and leaves the stream live; a restart continues it, one with another init starts a new period; dash.js plays through both', async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'appliance-state-'));
-    const env = { APPLIANCE_INGEST_TOKEN: 'continuity-token', APPLIANCE_PUSH_TOKEN: 'continuity-token' };
-    const node = await systemNode();
-    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
-    children.push(origin);
-    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
-    assert.ok(originUrl);
-    const base = new URL('live/', originUrl).href.replace(/\/$/, '');
-    const run = (extra: string[] = []) => {
-      const child = startAppliance(node, ['start', '--output', `${base}/live.mpd`, '--state-dir', stateDir, ...extra], { env });
-      children.push(child);
-      return child;
-    };
-    let appliance = run();
-    await waitForLogField(appliance, 'first segment', 'segment', 15_000);
-    await sleep(3000);
-    browser ??= await launchChromium();
-    let second = 0;
-    const checks: string[] = [];
-    const report = await watchPlayer(browser, {
-      kind: 'dash.js',
-      pageUrl: `${new URL(originUrl).origin}/time`,
-      url: `${base}/live.mpd`,
-      seconds: 34,
-      onSecond: async () => {
-        second++;
-        if (second === 8 || second === 20) {
-          appliance.kill('SIGTERM');
-          const stopped = await appliance;
-          assert.equal(stopped.exitCode, 0, 'SIGTERM is a clean stop');
-          const last = logLines(String(stopped.stderr)).find((l) => l['msg'] === 'stop requested: finishing the current segment')?.['lastSegment'] as string;
-          const segment = await fetch(`${base}/720p/${last}.m4s`);
-          assert.equal(segment.status, 200, `the final segment is at the origin: ${base}/720p/${last}.m4s`);
-          const bytes = new Uint8Array(await segment.arrayBuffer());
-          assert.ok(!Buffer.from(bytes).includes('lmsg'), 'a stop is not an end: no lmsg');
-          await assertManifestsLive(base);
-          checks.push(`stopped after ${last}`);
-          appliance = run(second === 20 ? ['--profile', await otherSizeProfile(stateDir)] : []);
-        }
-      },
+  for (const kind of ['dash.js', 'hls.js'] as PlayerKind[]) {
+    it(`SIGTERM finishes the segment and leaves the stream live; a restart continues it, one with another init starts a new period; ${kind} plays through both`, async () => {
+      const stateDir = await mkdtemp(join(tmpdir(), 'appliance-state-'));
+      const env = { APPLIANCE_INGEST_TOKEN: 'continuity-token', APPLIANCE_PUSH_TOKEN: 'continuity-token' };
+      const node = await systemNode();
+      const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+      children.push(origin);
+      const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+      assert.ok(originUrl);
+      const base = new URL('live/', originUrl).href.replace(/\/$/, '');
+      const run = (extra: string[] = []) => {
+        const child = startAppliance(node, ['start', '--output', `${base}/live.mpd`, '--state-dir', stateDir, ...extra], { env });
+        children.push(child);
+        return child;
+      };
+      let appliance = run();
+      await waitForLogField(appliance, 'first segment', 'segment', 15_000);
+      await sleep(3000);
+      browser ??= await launchChromium();
+      let second = 0;
+      const checks: string[] = [];
+      const report = await watchPlayer(browser, {
+        kind,
+        pageUrl: `${new URL(originUrl).origin}/time`,
+        url: `${base}/live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`,
+        seconds: 34,
+        onSecond: async () => {
+          second++;
+          if (second === 8 || second === 20) {
+            appliance.kill('SIGTERM');
+            const stopped = await appliance;
+            assert.equal(stopped.exitCode, 0, 'SIGTERM is a clean stop');
+            const last = logLines(String(stopped.stderr)).find((l) => l['msg'] === 'stop requested: finishing the current segment')?.['lastSegment'] as string;
+            const segment = await fetch(`${base}/720p/${last}.m4s`);
+            assert.equal(segment.status, 200, `the final segment is at the origin: ${base}/720p/${last}.m4s`);
+            const bytes = new Uint8Array(await segment.arrayBuffer());
+            assert.ok(!Buffer.from(bytes).includes('lmsg'), 'a stop is not an end: no lmsg');
+            await assertManifestsLive(base);
+            checks.push(`stopped after ${last}`);
+            appliance = run(second === 20 ? ['--profile', await otherSizeProfile(stateDir)] : []);
+          }
+        },
+      });
+      process.stderr.write(describeReport(kind, report));
+      assert.deepEqual(checks.length, 2);
+      assert.deepEqual(report.errors, [], `no ${kind} error`);
+      appliance.kill('SIGTERM');
+      const lines = logLines(String((await appliance).stderr));
+      assert.ok(lines.some((l) => l['msg'] === 'continuing the session a previous run left on these outputs: slate until the encoder delivers'));
+      const mpd = await (await fetch(`${base}/live.mpd`)).text();
+      const periods = mpd.match(/<Period /g)?.length ?? 0;
+      assert.equal(periods, 2, 'the changed init started a second period');
+      assert.match(mpd, /init-\d+\.mp4/);
+      const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
+      assert.match(playlist, /#EXT-X-MAP:URI="720p\/init-\d+\.mp4"/, 'and HLS maps its new init');
+      const playing = report.samples.filter((s) => s.currentTime > 0);
+      assert.ok(playing.at(-1)!.currentTime - playing[0]!.currentTime > 20, `${kind} kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`);
+      origin.kill('SIGTERM');
+      await origin;
     });
-    process.stderr.write(describeReport('dash.js', report));
-    assert.deepEqual(checks.length, 2);
-    assert.deepEqual(report.errors, [], 'no dash.js error');
-    appliance.kill('SIGTERM');
-    const lines = logLines(String((await appliance).stderr));
-    assert.ok(lines.some((l) => l['msg'] === 'continuing the session a previous run left on these outputs: slate until the encoder delivers'));
-    const mpd = await (await fetch(`${base}/live.mpd`)).text();
-    const periods = mpd.match(/<Period /g)?.length ?? 0;
-    assert.equal(periods, 2, 'the changed init started a second period');
-    assert.match(mpd, /init-\d+\.mp4/);
-    const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
-    assert.match(playlist, /#EXT-X-MAP:URI="720p\/init-\d+\.mp4"/, 'and HLS maps its new init');
-    const playing = report.samples.filter((s) => s.currentTime > 0);
-    assert.ok(playing.at(-1)!.currentTime - playing[0]!.currentTime > 20, `dash.js kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`);
-    origin.kill('SIGTERM');
-    await origin;
-  });
+  }
 });
 
 describe('appliance stop', { timeout: 120_000 }, () => {
