@@ -151,7 +151,7 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
         lines.push(`#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`);
       }
     }
-    if (segment.complete) lines.push(`#EXTINF:${decimal(segment.duration)},`, names.segment(track, segment.msn));
+    if (segment.complete) lines.push(...(segment.gap ? ['#EXT-X-GAP'] : []), `#EXTINF:${decimal(segment.duration)},`, names.segment(track, segment.msn));
   }
   const last = window.at(-1);
   if (input.ended) {

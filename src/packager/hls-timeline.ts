@@ -22,6 +22,8 @@ export interface HlsSegment {
   length: number;
   parts: HlsPart[];
   complete: boolean;
+  /** Media that will never exist at this origin (dropped under the push budget): `EXT-X-GAP`, no parts. */
+  gap?: boolean;
 }
 
 export type HlsChunk = Pick<ChunkEvent, 'track' | 'segment' | 'part' | 'byteLength' | 'duration' | 'timescale' | 'decodeTime' | 'independent' | 'segmentComplete'>;
@@ -111,6 +113,12 @@ export function positionOf(segments: readonly HlsSegment[]): PlaylistPosition | 
  * run of consecutive acknowledged segments (at most `window` long), then, of the segment after it,
  * the leading parts whose own files were acknowledged (part files, `sf`).
  */
+/** Marks the segments in `dropped` as gaps: listed with `EXT-X-GAP` once complete, never by their parts. Pure. */
+export function markGaps(segments: readonly HlsSegment[], dropped: ReadonlySet<bigint>): readonly HlsSegment[] {
+  if (!dropped.size) return segments;
+  return segments.map((s) => (dropped.has(s.msn) ? { ...s, parts: [], gap: true } : s));
+}
+
 export function acknowledgedView(segments: readonly HlsSegment[], acknowledged: ReadonlySet<bigint>, acknowledgedParts: ReadonlyMap<bigint, number>, window: number): HlsSegment[] {
   let end = segments.length - 1;
   while (end >= 0 && !(segments[end]!.complete && acknowledged.has(segments[end]!.msn))) end--;

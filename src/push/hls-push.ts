@@ -1,6 +1,6 @@
 import type { ChunkEvent } from '../packager/chunker.ts';
 import { HlsPlaylists, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
-import { acknowledgedView } from '../packager/hls-timeline.ts';
+import { acknowledgedView, markGaps } from '../packager/hls-timeline.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import { DocumentLane, PartLane, type PartUpload } from './playlist-lanes.ts';
@@ -18,7 +18,7 @@ export interface HlsPushContext {
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   /** What the output knows of the track: its init acknowledged, its acknowledged segments, its newest segment. */
-  track(id: string): { initAcknowledged: boolean; acknowledged: ReadonlySet<bigint>; live: bigint | undefined } | undefined;
+  track(id: string): { initAcknowledged: boolean; acknowledged: ReadonlySet<bigint>; gaps: ReadonlySet<bigint>; live: bigint | undefined } | undefined;
   onPartDropped(track: string, part: PartUpload): void;
 }
 
@@ -46,9 +46,13 @@ export class HlsPush {
     this.#context = context;
     this.#generic = context.profile === 'generic';
     const window = context.session.timing.windowSegments;
-    const view = this.#generic
-      ? (track: string, segments: Parameters<typeof acknowledgedView>[0]) => acknowledgedView(segments, context.track(track)?.acknowledged ?? new Set(), this.#tracks.get(track)?.acknowledgedParts ?? new Map(), window)
-      : undefined;
+    // Media dropped for good is a gap (EXT-X-GAP), not a hole the players trip over.
+    const view = (track: string, segments: Parameters<typeof acknowledgedView>[0]) => {
+      const known = context.track(track);
+      const gaps = known?.gaps ?? new Set<bigint>();
+      const marked = markGaps(segments, gaps);
+      return this.#generic ? acknowledgedView(marked, new Set([...(known?.acknowledged ?? []), ...gaps]), this.#tracks.get(track)?.acknowledgedParts ?? new Map(), window) : marked;
+    };
     this.playlists = new HlsPlaylists(context.session, context.formats.names, { blocking: !this.#generic, hints: !this.#generic }, view);
   }
 

@@ -55,8 +55,13 @@ interface TrackState {
   failures: number;
   failingSince: number | undefined;
   acknowledged: Set<bigint>;
+  /** Segments dropped for good (budget, expiry, refusal): gaps in this origin's playlists. */
+  gaps: Set<bigint>;
   loop: Promise<void>;
 }
+
+/** Gaps remembered per track: more than any playlist window names. */
+const GAPS_KEPT = 64;
 
 /** Segments this far behind the newest are sent by the backfill connection, not ahead of live media. */
 const BACKFILL_AFTER = 3n;
@@ -225,7 +230,7 @@ export class HttpPushOutput {
       }
       return track.wakeup.wake();
     }
-    const state: TrackState = { id, kind, init, initPath, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), loop: Promise.resolve() };
+    const state: TrackState = { id, kind, init, initPath, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), gaps: new Set(), loop: Promise.resolve() };
     this.#tracks.set(id, state);
     this.#hls?.addTrack(id, kind);
     state.loop = this.#runTrack(state);
@@ -339,6 +344,11 @@ export class HttpPushOutput {
     this.#remove(upload);
     upload.body.abandon(`dropped (${reason})`);
     this.#droppedSegments++;
+    const gaps = this.#tracks.get(upload.track)?.gaps;
+    if (gaps && reason !== 'stopped' && reason !== 'fatal') {
+      gaps.add(upload.segment);
+      for (const old of gaps) if (gaps.size > GAPS_KEPT) gaps.delete(old);
+    }
     this.#emit({ type: 'dropped', output: this.name, track: upload.track, segment: upload.segment, bytes, reason });
     if (reason !== 'stopped' && reason !== 'fatal' && this.#dropWarnings.admit(reason, Date.now()).log) {
       this.#options.logger.warn({ output: this.name, track: upload.track, segment: upload.segment.toString(), reason, droppedSegments: this.#droppedSegments }, 'push: media dropped');

@@ -311,6 +311,29 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     assert.equal(all.length, 8, 'every segment is either acknowledged or counted as dropped');
   });
 
+  it('lists media dropped under the budget as EXT-X-GAP in the playlists it pushes', async () => {
+    const origin = await startTestOrigin();
+    origin.fault = (req) => req.url!.endsWith('.m4s');
+    const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: 'br' });
+    const hls: HlsSession = { llhls: 'br', partChunks: 1, timing, renditions: () => ({ video: [{ id: 'v', codecs: 'avc1.640028', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6, width: 640, height: 360, frameRate: 30 }], audio: undefined }), ended: () => false };
+    const { output, events } = await setup({ budgetBytes: 25_000, profile: 'generic', formats: outputFormats('live.mpd', true), hls }, origin);
+    try {
+      const first = BigInt(Math.floor(Date.now() / 1000));
+      await feed(output, segmentEvents('v', first, 8));
+      const dropped = events.flatMap((e) => (e.type === 'dropped' ? [e.segment] : []));
+      assert.ok(dropped.length >= 3, `${dropped.length} dropped`);
+      let playlist = '';
+      for (let i = 0; i < 40 && !playlist.includes('#EXT-X-GAP'); i++) {
+        await sleep(50);
+        const object = origin.store.get('live/live_v.m3u8');
+        if (object?.state === 'complete') playlist = Buffer.concat(object.chunks).toString();
+      }
+      for (const segment of dropped) assert.match(playlist, new RegExp(`#EXT-X-GAP\n#EXTINF:[0-9.]+,\nv/${segment}\.m4s`), `segment ${segment} is a gap:\n${playlist}`);
+    } finally {
+      await output.flush(500);
+    }
+  });
+
   it('trusts an https origin only through --ca, and names a certificate error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'appliance-tls-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acknowledgedView, HlsTimeline, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
+import { acknowledgedView, HlsTimeline, markGaps, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
 import { buildMediaPlaylist, buildMultivariantPlaylist, hlsNames, hlsTiming, type HlsDelivery } from '../../src/packager/hls-playlist.ts';
 
 /** Chunks of a 1 s segment as the chunker makes them: 10 video chunks of 3 frames, or audio chunks of 5/4 AAC frames. */
@@ -71,6 +71,26 @@ describe('HLS timeline', () => {
     const view = acknowledgedView(timeline.segments('v'), new Set([1n, 3n, 4n]), new Map([[5n, 3]]), 30);
     assert.deepEqual(view.map((s) => [s.msn, s.complete, s.parts.length]), [[3n, true, 10], [4n, true, 10], [5n, false, 3]]);
     assert.deepEqual(acknowledgedView(timeline.segments('v'), new Set(), new Map(), 30), []);
+  });
+  it('media dropped for good is an EXT-X-GAP segment without parts, in order, and nothing else changes', () => {
+    const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
+    for (const s of [1n, 2n, 3n, 4n]) for (const c of videoChunks('v', s)) timeline.addChunk(c);
+    for (const c of videoChunks('v', 5n).slice(0, 4)) timeline.addChunk(c);
+    const segments = timeline.segments('v');
+    assert.equal(markGaps(segments, new Set()), segments, 'no gap: the same list');
+    const marked = markGaps(segments, new Set([3n, 5n]));
+    const text = buildMediaPlaylist({ track: 'v', segments: marked, others: [], timing, names, delivery: appliance, ended: false });
+    const lines = text.split('\n');
+    const gapAt = lines.indexOf('#EXT-X-GAP');
+    assert.ok(gapAt > 0, text);
+    assert.deepEqual(lines.slice(gapAt, gapAt + 3), ['#EXT-X-GAP', '#EXTINF:1.00000,', 'v/3.m4s']);
+    assert.equal(lines.filter((l) => l === '#EXT-X-GAP').length, 1, 'the dropped segment still growing is not listed at all');
+    assert.doesNotMatch(text, /URI="v\/3\.m4s",BYTERANGE/, 'no parts of a gap');
+    assert.doesNotMatch(text, /URI="v\/5\.m4s",BYTERANGE/);
+    assert.match(text, /#EXTINF:1\.00000,\nv\/4\.m4s/);
+    // A generic origin lists the gap like an acknowledged segment: the window does not restart after it.
+    const generic = acknowledgedView(marked, new Set([1n, 2n, 4n, 3n]), new Map(), 30);
+    assert.deepEqual(generic.map((s) => [s.msn, Boolean(s.gap)]), [[1n, false], [2n, false], [3n, true], [4n, false]]);
   });
 });
 
