@@ -199,10 +199,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
         emit(packager.interrupt());
         supervisor.restartNow('media not usable');
       }
-    } else if (slateSince !== undefined) {
-      logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
-      slateSince = undefined;
+    } else {
       unusableSince = undefined;
+      if (slateSince !== undefined) logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
+      slateSince = undefined;
     }
   }, 20);
   // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
@@ -218,6 +218,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   if (previous && resolved.stateDir) {
     for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile)) packager.setSlate(clip);
     logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
+    slateSince = Date.now();
     emit(packager.resume(previous.periods, previous.lastSegment));
   }
   supervisor.start();
