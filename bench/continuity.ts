@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { launchChromium, type PlayerKind } from '../test/helpers/player.ts';
 import { killUnderPlayer } from '../test/helpers/slate-watch.ts';
+import { quantile } from '../test/helpers/push-origin.ts';
+import { logLines } from '../test/helpers/run.ts';
 
 const ROOT = new URL('../', import.meta.url);
 
@@ -19,14 +21,7 @@ interface ChunkLine {
 
 type LogLine = Record<string, any>;
 
-const parseLog = (text: string): LogLine[] =>
-  text.split('\n').flatMap((line) => {
-    try {
-      return [JSON.parse(line) as LogLine];
-    } catch {
-      return [];
-    }
-  });
+const parseLog = (text: string) => logLines(text) as LogLine[];
 
 /** One appliance as a unit file starts it (pinned Node, two malloc arenas), on the test source, logging every chunk. */
 function startAppliance(args: string[]): ResultPromise & { log: () => string } {
@@ -91,11 +86,6 @@ function slateSpanMs(chunks: ChunkLine[]): number {
   return mine[last]!.mediaEndMs - start;
 }
 
-const sortedQuantile = (xs: number[], q: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN;
-};
-
 export interface KillRun {
   /** SIGKILL of ffmpeg → the appliance logged the interruption. */
   detectedAfterMs: number;
@@ -137,7 +127,7 @@ export async function killRun(seconds = 24, killAfter = 8): Promise<KillRun> {
       detectedAfterMs: timeOf(interrupted) - killedAt,
       longestSilenceMs: longestSilenceMs(chunks, killedAt - 2000, timeOf(back) + 2000),
       longestSilenceBeforeMs: longestSilenceMs(chunks, killedAt - 6000, killedAt - 1000),
-      slateChunkDelayMs: { p50: sortedQuantile(slate, 0.5), p95: sortedQuantile(slate, 0.95), max: Math.max(...slate), count: slate.length },
+      slateChunkDelayMs: { p50: quantile(slate, 0.5), p95: quantile(slate, 0.95), max: Math.max(...slate), count: slate.length },
       slateMs: slateSpanMs(chunks),
       sequenceHoles: sequenceHoles(chunks),
       restarted: lines.some((l) => l['msg'] === 'ffmpeg restarted'),

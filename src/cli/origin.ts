@@ -6,7 +6,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
 import { createOriginServer, listen } from '../origin/http.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
-import { writeAtomically } from '../push/directory-output.ts';
+import { writeAtomically } from '../files.ts';
 import { parseBitrate } from '../config/schema.ts';
 import { hostForUrl } from './outputs.ts';
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { writeAtomically } from '../files.ts';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { Period } from '../packager/packager.ts';
@@ -57,8 +58,7 @@ export class SessionSaver {
       this.#pending = undefined;
       try {
         await mkdir(dirname(this.#file), { recursive: true });
-        await writeFile(`${this.#file}.tmp`, text);
-        await rename(`${this.#file}.tmp`, this.#file);
+        await writeAtomically(this.#file, text);
       } catch (error) {
         if (!this.#failed) this.#logger.warn({ err: (error as Error).message, file: this.#file }, 'cannot save the session: a restart will start a new one');
         this.#failed = true;

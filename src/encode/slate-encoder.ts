@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { writeAtomically } from '../files.ts';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
@@ -75,10 +76,7 @@ export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderP
   if (dir) {
     try {
       await mkdir(dir, { recursive: true });
-      await Promise.all(plan.tracks.map(async (t, i) => {
-        await writeFile(join(dir, `${t.id}.mp4.tmp`), bytes[i]!);
-        await rename(join(dir, `${t.id}.mp4.tmp`), join(dir, `${t.id}.mp4`));
-      }));
+      await Promise.all(plan.tracks.map((t, i) => writeAtomically(join(dir, `${t.id}.mp4`), bytes[i]!)));
     } catch (error) {
       logger.warn({ err: error, dir }, 'cannot cache the slate; it will be encoded again at the next start');
     }

@@ -251,7 +251,7 @@ export class TrackChunker {
     const S = this.#segmentTicks();
     const half = BigInt(Math.floor(sample.duration / 2));
     const t = sample.decodeTime;
-    const segment = audio ? (t + half) / S : t / S;
+    const { segment, startsSegment } = this.placeSample(sample);
 
     if (this.#end && segment >= this.#end.segment && !this.#open) {
       this.#finished = true;
@@ -262,7 +262,6 @@ export class TrackChunker {
       if (this.#finished) return void this.#dropped++;
     }
     if (!this.#open) {
-      const startsSegment = audio ? (t + half) % S < BigInt(sample.duration) : sample.sync && t % S === 0n;
       if (!startsSegment) return void this.#dropped++;
       this.#open = { segment, start: t, chunk: 0, pending: [], emitted: 0, slate };
       if (audio) {

@@ -1,18 +1,12 @@
-import { mkdir, open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomically } from '../files.ts';
 import type { Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
 /** The names the MPD's SegmentTemplate gives (URL paths, '/' on every OS): `<track>/init.mp4`, `<track>/<n>.m4s`. */
 export const segmentPath = (track: string, segment: bigint) => `${track}/${segment}.m4s`;
-
-/** Writes `bytes` to `path` so that readers see the old file or the new one, never a part. */
-export async function writeAtomically(path: string, bytes: string | Uint8Array): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
-  await writeFile(temporary, bytes);
-  await rename(temporary, path);
-}
 
 /** Pure: the segments of a time-shift window ending with `newest` start at this number. */
 export function oldestKept(newest: bigint, segdur: number, timeShiftBufferDepth: number): bigint {
