@@ -5,7 +5,7 @@ import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
 import { failureHint, howItEnded } from '../encode/failure-hints.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
-import { cachedSlates, prepareSlate } from '../encode/slate-encoder.ts';
+import { cachedSlates, prepareSlate, slateCacheKey } from '../encode/slate-encoder.ts';
 import { EncoderSupervisor } from '../encode/supervisor.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -216,7 +216,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
 
   const previous = sessionFile ? await loadSession(sessionFile, profile, Date.now(), logger) : undefined;
   if (previous && resolved.stateDir) {
-    for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile)) packager.setSlate(clip);
+    for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile, slateCacheKey(ffmpeg.path, resolved.slatePlan))) packager.setSlate(clip);
     logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
     slateSince = Date.now();
     emit(packager.resume(previous.periods, previous.lastSegment));

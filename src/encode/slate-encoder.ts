@@ -31,11 +31,11 @@ const collect = (stream: Readable) =>
   });
 
 /**
- * Every slate cached under `cacheDir` (earlier settings too): a restart after a settings change
- * fills the previous period with the slate made for it.
+ * Every slate cached under `cacheDir` but `except` (the current settings', which prepareSlate
+ * has read): a restart after a settings change fills the previous period with the slate made for it.
  */
-export async function cachedSlates(cacheDir: string, tracks: readonly string[], timing: { segdur: number; cdur: number }): Promise<SlateClip[]> {
-  const keys = await readdir(join(cacheDir, 'slate')).catch(() => [] as string[]);
+export async function cachedSlates(cacheDir: string, tracks: readonly string[], timing: { segdur: number; cdur: number }, except?: string): Promise<SlateClip[]> {
+  const keys = (await readdir(join(cacheDir, 'slate')).catch(() => [] as string[])).filter((key) => key !== except);
   const clips: SlateClip[] = [];
   for (const key of keys) {
     for (const track of tracks) {
@@ -49,14 +49,16 @@ export async function cachedSlates(cacheDir: string, tracks: readonly string[], 
   return clips;
 }
 
+/** Pure: the slate cache's name for a command line (the same command line, the same slate). */
+export const slateCacheKey = (ffmpegPath: string, plan: EncoderPlan) => createHash('sha256').update(JSON.stringify([ffmpegPath, plan.args])).digest('hex').slice(0, 16);
+
 /**
  * Encodes the slate with the live encoder's settings (the plan built with `slate`), or reads it
  * from `cacheDir` where the same command line encoded it before. Returns a clip per track.
  */
 export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderPlan; timing: { segdur: number; cdur: number }; cacheDir: string | undefined; logger: Logger }): Promise<SlateClip[]> {
   const { plan, logger } = options;
-  const key = createHash('sha256').update(JSON.stringify([options.ffmpegPath, plan.args])).digest('hex').slice(0, 16);
-  const dir = options.cacheDir && join(options.cacheDir, 'slate', key);
+  const dir = options.cacheDir && join(options.cacheDir, 'slate', slateCacheKey(options.ffmpegPath, plan));
   if (dir) {
     try {
       const clips = await Promise.all(plan.tracks.map(async (t) => slateClipFrom(t.id, new Uint8Array(await readFile(join(dir, `${t.id}.mp4`))), options.timing)));
