@@ -24,7 +24,13 @@ export async function loadSession(file: string, timing: { segdur: number; cdur: 
   } catch {
     return undefined;
   }
-  const restored = restoreState(JSON.parse(text) as unknown, timing);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined; // a truncated or foreign file: unreadable, like any other junk
+  }
+  const restored = restoreState(parsed, timing);
   if (!restored) {
     logger.warn({ file }, 'the saved session is unreadable: starting a new one');
     return undefined;

@@ -265,7 +265,7 @@ describe('supervision and session state', () => {
 
   it('a saved session comes back with its periods, init segments byte for byte, and last segment; junk does not', async () => {
     const { sessionState, restoreState } = await import('../../src/packager/session-state.ts');
-    const { sessionFileOf } = await import('../../src/cli/session-file.ts');
+    const { sessionFileOf, loadSession } = await import('../../src/cli/session-file.ts');
     const h = harness();
     h.init();
     const saved = JSON.parse(JSON.stringify(sessionState(h.packager.periods, 1_795_219_795n))) as unknown;
@@ -278,6 +278,17 @@ describe('supervision and session state', () => {
     }
     assert.equal(restoreState({ version: 2 }, timing), undefined);
     assert.equal(restoreState({ version: 1, lastSegment: '5', periods: [{ start: '0', inits: { v: { path: 'v/init.mp4', bytes: 'AAAA' } } }] }, timing), undefined);
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(await mkdtemp(join(tmpdir(), 'appliance-session-')), 'cut.json');
+    await writeFile(file, JSON.stringify(saved).slice(0, 40));
+    const warnings: string[] = [];
+    const logger = { warn: (_fields: unknown, message: string) => warnings.push(message) } as never;
+    assert.equal(await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger), undefined, 'a cut file is refused, not thrown');
+    assert.deepEqual(warnings, ['the saved session is unreadable: starting a new one']);
+    await writeFile(file, JSON.stringify(saved));
+    assert.equal((await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger))?.lastSegment, 1_795_219_795n);
     const a = sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never);
     assert.equal(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never), 'the same outputs: the same session');
     assert.notEqual(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/other', manifest: 'live.mpd' }] as never));
