@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseSource } from '../src/capture/source.ts';
+import { parseTestSource } from '../src/capture/source.ts';
 import { TEST_SOURCE_FILTERS } from '../src/capture/test-source.ts';
 import { loadProfile } from '../src/config/profile.ts';
 import { startEncoder } from '../src/encode/encoder.ts';
@@ -34,7 +34,7 @@ async function procStat(pid: number): Promise<{ cpuSeconds: number; peakRssMiB: 
 
 export async function runEncoderOnce(options: { seconds: number; profile: string; source: string }): Promise<EncoderRun> {
   const { profile } = await loadProfile(options.profile);
-  const source = parseSource(options.source);
+  const source = parseTestSource(options.source);
   const plan = buildEncoderPlan(profile, source, profile.video.renditions);
   const ffmpeg = await locateFfmpeg(undefined, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS] });
   const logger = createLogger('error');

@@ -1,6 +1,8 @@
 import { ConfigError } from '../errors.ts';
+import type { DeviceSource } from './device-args.ts';
+import { parseDeviceSpec, type DeviceRequest } from './device-spec.ts';
 
-export const TEST_PATTERNS = ['testsrc2', 'mandelbrot'] as const;
+export const TEST_PATTERNS = ['testsrc2', 'mandelbrot', 'sync'] as const;
 export type TestPattern = (typeof TEST_PATTERNS)[number];
 
 export interface TestSource {
@@ -9,27 +11,42 @@ export interface TestSource {
   /** The test source is always 1080p: the ladder's top rendition. */
   width: 1920;
   height: 1080;
+  /** `test:sync:drift`: the tone's clock runs 1500 ppm fast, then 500 ppm slow from 30 s (a drifting sound card). */
+  audioDrift?: boolean;
 }
 
-export type Source = TestSource;
+export type Source = TestSource | DeviceSource;
 
-export const SOURCE_SPECS = ['test', 'test:mandelbrot'] as const;
-const LATER_KINDS = /^(device(:|$)|file:|udp:\/\/|srt:\/\/)/;
+export const SOURCE_SPECS = ['test', 'test:mandelbrot', 'test:sync', 'test:sync:drift', 'device', 'device:video=NAME|INDEX|none,audio=NAME|INDEX|none'] as const;
+const LATER_KINDS = /^(file:|udp:\/\/|srt:\/\/)/;
 
-/** Pure: the `--source` value → a source description, or a ConfigError saying what is accepted. */
-export function parseSource(spec: string): Source {
-  const [kind, variant] = spec.split(/:(.*)/s, 2) as [string, string | undefined];
+/** Pure: the `--source` value → a test source, or a request for capture devices (resolved against the listing). */
+export function parseSource(spec: string): TestSource | DeviceRequest {
+  if (spec === 'device' || spec.startsWith('device:')) return parseDeviceSpec(spec);
+  const [kind, variant, option] = spec.split(':') as [string, string | undefined, string | undefined];
   if (kind === 'test') {
     const pattern = (variant === undefined || variant === '' ? 'testsrc2' : variant) as TestPattern;
-    if (!TEST_PATTERNS.includes(pattern)) {
-      throw new ConfigError(`--source "${spec}": unknown test pattern "${variant}"; accepted: ${SOURCE_SPECS.join(', ')}`);
+    const drift = pattern === 'sync' && option === 'drift';
+    if (!TEST_PATTERNS.includes(pattern) || (option !== undefined && !drift)) {
+      throw new ConfigError(`--source "${spec}": unknown test source; accepted: ${SOURCE_SPECS.filter((s) => s.startsWith('test')).join(', ')}`);
     }
-    return { kind: 'test', pattern, width: 1920, height: 1080 };
+    return { kind: 'test', pattern, width: 1920, height: 1080, ...(drift ? { audioDrift: true } : {}) };
   }
   if (LATER_KINDS.test(spec)) {
-    throw new ConfigError(
-      `--source "${spec}": this version captures only its test source (${SOURCE_SPECS.join(', ')}); cameras, microphones, files and UDP/SRT feeds are not supported yet`,
-    );
+    throw new ConfigError(`--source "${spec}": files and UDP/SRT feeds are not supported yet; accepted: ${SOURCE_SPECS.join(', ')}`);
   }
   throw new ConfigError(`--source "${spec}" is not a source; accepted: ${SOURCE_SPECS.join(', ')}`);
+}
+
+/** How a source is named in settings and logs: `test`, `test:sync`, `device:video=…,audio=…`. */
+export function sourceSpecOf(source: Source): string {
+  if (source.kind === 'test') return ['test', ...(source.pattern === 'testsrc2' ? [] : [source.pattern]), ...(source.audioDrift ? ['drift'] : [])].join(':');
+  return `device:video=${source.video?.id ?? 'none'},audio=${source.audio?.id ?? 'none'}`;
+}
+
+/** Pure: a `test…` source spec → the test source (benchmarks and tests build plans from it). */
+export function parseTestSource(spec: string): TestSource {
+  const source = parseSource(spec);
+  if (source.kind !== 'test') throw new ConfigError(`--source "${spec}" is not a test source`);
+  return source;
 }

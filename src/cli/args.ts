@@ -6,21 +6,28 @@ import { DEFAULT_LISTEN } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 
-export const COMMANDS = ['start', 'stop', 'origin', 'check'] as const;
+export const COMMANDS = ['start', 'stop', 'devices', 'origin', 'check'] as const;
 
 export const USAGE = `Usage: appliance <command> [options]
 
 Commands:
   start       capture, encode and deliver a live stream
   stop        stop the running appliance (viewers keep a live stream), or with --end end the stream
+  devices     list cameras and microphones with their formats (--json for scripts)
   origin      a receiving origin for pushes from appliances (see appliance origin --help)
   check       probe an origin: reachable, credentials, which --origin-profile (appliance check --help)
   --version   the appliance's version and the Node it runs on
 
 appliance start [options]
   --profile NAME|FILE   ultra-ll (default), ll, standard, or the path of a profile file
-  --source SPEC         test (default: moving pattern, burnt-in UTC clock, 1 kHz tone)
-                        or test:mandelbrot (high-motion pattern)
+  --source SPEC         test (default: moving pattern, burnt-in UTC clock, 1 kHz tone),
+                        test:mandelbrot (high-motion pattern), test:sync (a flash and a beep at
+                        every second, for lip sync; test:sync:drift with a drifting sound card),
+                        device (the default camera and microphone), or
+                        device:video=NAME|INDEX|none,audio=NAME|INDEX|none (see appliance devices);
+                        default: the profile's source, else test
+  --retry-devices       a missing or busy camera/microphone is retried (slate meanwhile) instead
+                        of failing the start (default under systemd; --no-retry-devices: never)
   --output DIR/live.mpd write the stream to a directory (default: serve it, see --listen)
   --output URL          push it to an origin, e.g. https://origin.example/live/live.mpd
                         (give --output several times for several destinations)
@@ -82,12 +89,17 @@ const START_OPTIONS = {
   'state-dir': { type: 'string' },
   'log-level': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  'retry-devices': { type: 'boolean' },
+  'no-retry-devices': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
 export interface StartOptions {
   profile: string;
-  source: string;
+  /** Undefined: the profile's `source`, else test. */
+  source: string | undefined;
+  /** Undefined: on under systemd, off otherwise. */
+  retryDevices: boolean | undefined;
   /** Every --output, in order; none: serve. */
   outputs: string[];
   /** One per output (or one for all). */
@@ -157,8 +169,12 @@ function partChunks(value: string | undefined): number | undefined {
   return parsed;
 }
 
+function contradiction(a: string, b: string): never {
+  throw new ConfigError(`${a} and ${b} contradict each other: give one`);
+}
+
 function dual(on: boolean | undefined, off: boolean | undefined): boolean | undefined {
-  if (on && off) throw new ConfigError('--dual and --no-dual contradict each other: give one');
+  if (on && off) contradiction('--dual', '--no-dual');
   return on ? true : off ? false : undefined;
 }
 
@@ -176,7 +192,8 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
   }
   return {
     profile: values.profile ?? DEFAULT_PROFILE,
-    source: values.source ?? 'test',
+    source: values.source,
+    retryDevices: values['retry-devices'] && values['no-retry-devices'] ? contradiction('--retry-devices', '--no-retry-devices') : values['retry-devices'] ? true : values['no-retry-devices'] ? false : undefined,
     outputs: values.output ?? [],
     originProfiles: originProfiles(values['origin-profile'] ?? [], (values.output ?? []).length),
     method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),

@@ -4,6 +4,7 @@ import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
 import { describe, resolveStart, runStart } from './start.ts';
 import { runOrigin } from './origin.ts';
 import { runCheck } from './check.ts';
+import { runDevices } from './devices.ts';
 import { runStop } from './stop.ts';
 import { packageVersion } from '../version.ts';
 
@@ -35,6 +36,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     }
     if (command === 'check') return await runCheck(rest);
+    if (command === 'devices') return await runDevices(rest);
     if (command === 'stop') {
       await runStop(rest);
       return EXIT_OK;

@@ -1,5 +1,7 @@
 import { stringify as toYaml } from 'yaml';
-import { parseSource, type Source } from '../capture/source.ts';
+import { parseSource, sourceSpecOf, type Source } from '../capture/source.ts';
+import { listDevices } from '../capture/devices/list-devices.ts';
+import { resolveDevices } from '../capture/resolve-devices.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
@@ -32,25 +34,43 @@ export interface ResolvedStart {
   /** Where state outlives the process (the slate cache); undefined: nowhere. */
   stateDir: string | undefined;
   ffmpeg: Ffmpeg;
+  /** How the capture devices and their mode were chosen (empty for the test source). */
+  sourceReasons: string[];
+  /** Missing or busy devices are retried (slate meanwhile) rather than fatal: --retry-devices, or under systemd. */
+  retryDevices: boolean;
   /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
   utcTiming: string | undefined;
   warnings: string[];
 }
 
 /** Everything `start` needs, checked before anything runs; every failure here is a ConfigError. */
-export async function resolveStart(options: StartOptions, cwd: string): Promise<ResolvedStart> {
+export async function resolveStart(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedStart> {
   const loaded = await loadProfile(options.profile);
-  const profile = applyOverrides(loaded.profile, options);
+  let profile = applyOverrides(loaded.profile, options);
+  const request = parseSource(options.source ?? profile.source ?? 'test');
+  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample', 'fps', 'color', 'anullsrc'] });
+  const underService = Boolean(env['INVOCATION_ID']);
+  const retryDevices = options.retryDevices ?? underService;
+  let source: Source;
+  const sourceReasons: string[] = [];
+  const sourceWarnings: string[] = [];
+  if (request.kind === 'device') {
+    const devices = resolveDevices(request, await listDevices(ffmpeg.path), profile, { allowMissing: retryDevices, underService });
+    ({ source, profile } = devices);
+    sourceReasons.push(...devices.reasons);
+    sourceWarnings.push(...devices.warnings);
+    if (underService && source.audio?.api === 'pulse') sourceWarnings.push(`microphone "${source.audio.name}" is a PulseAudio/PipeWire source: a system service cannot reach a desktop user's sound server; use an ALSA device (hw:/plughw:/dsnoop:, see "appliance devices")`);
+  } else source = request;
   const timing = checkTiming(profile);
   if (timing.errors.length) {
-    throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides):\n  ${timing.errors.join('\n  ')}`);
+    throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides${source.kind === 'device' ? ' at the camera\'s rate' : ''}):\n  ${timing.errors.join('\n  ')}`);
   }
-  const source = parseSource(options.source);
   const ladder = planLadder(profile.video.renditions, source);
   if (ladder.renditions.length === 0) {
     throw new ConfigError(`every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`);
   }
   const warnings = [
+    ...sourceWarnings,
     ...timing.warnings,
     ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
   ];
@@ -70,8 +90,7 @@ export async function resolveStart(options: StartOptions, cwd: string): Promise<
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample'] });
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -100,7 +119,13 @@ export function describe(resolved: ResolvedStart): string {
   const settings = {
     profile: { name: profile.name, file: resolved.profileFile },
     timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
-    source: { spec: `${source.kind}${source.pattern === 'testsrc2' ? '' : `:${source.pattern}`}`, width: source.width, height: source.height, framerate: profile.video.framerate },
+    source: {
+      spec: sourceSpecOf(source),
+      width: source.width,
+      height: source.height,
+      framerate: profile.video.framerate,
+      ...(source.kind === 'device' ? { ...(source.video ? { videoFormat: source.video.choice.format ?? 'the driver\'s', captureRate: source.video.choice.captureRate } : {}), chosen: resolved.sourceReasons, retryDevices: resolved.retryDevices } : {}),
+    },
     tracks: plan.tracks.map((t) =>
       t.rendition
         ? { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }

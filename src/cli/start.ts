@@ -1,5 +1,9 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { deviceProblem } from '../capture/device-errors.ts';
+import { availableList } from '../capture/device-spec.ts';
+import { listDevices } from '../capture/devices/list-devices.ts';
+import { AvOffsetMeter } from '../encode/av-offset.ts';
 import { ClockStepDetector } from '../encode/clock.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
 import { mediaTimeToDate } from '../encode/epoch-grid.ts';
@@ -90,7 +94,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const outputs: Output[] = sink.outputs;
   const backlogOf = (name: string) => outputs.find((o) => o.name === name)?.backlogBytes ?? 0;
   const logDelays = () => {
-    logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])) }, 'chunk delay');
+    logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])), avOffset: avOffset.figures ?? 'not measured yet' }, 'chunk delay');
     for (const figures of pushStats.summary(backlogOf)) logger.info(figures, 'push');
   };
   const delayReport = setInterval(logDelays, 60_000);
@@ -120,9 +124,19 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
   const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
   let savedAt = 0;
+  const topVideo = plan.tracks.find((t) => t.kind === 'video')?.id;
+  const avOffset = new AvOffsetMeter();
+  const frameMs = 1000 / profile.video.framerate;
+  let avWarned = false;
   const emit = (events: readonly PackagerEvent[]) => {
     for (const event of events) {
       for (const output of outputs) output.handle(event);
+      if (event.type === 'chunk' && !event.slate && (event.track === topVideo || event.track === 'audio')) {
+        avOffset.add(event.track === 'audio' ? 'audio' : 'video', Number(((event.decodeTime + BigInt(event.duration)) * 1000n) / BigInt(event.timescale)), Date.now());
+        const av = avOffset.figures;
+        if (av && Math.abs(av.offsetMs) > frameMs && !avWarned) logger.warn(av, 'audio is more than one frame off video');
+        avWarned = Boolean(av && Math.abs(av.offsetMs) > frameMs);
+      }
       if (event.type === 'segmentEnd' && saver && Date.now() - savedAt >= 1000 && packager.ready) {
         savedAt = Date.now();
         saver.save(packager.periods, event.segment);
@@ -142,6 +156,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     }
     if (packager.end && packager.finished) void finish();
   };
+  // What a device failure leaves available, at most every 30 s (a device retried every 10 s).
+  let devicesListedAt = -Infinity;
+  const reportDevices = async (exit: EncoderExit) => {
+    const problem = resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined;
+    if (!problem || Date.now() - devicesListedAt < 30_000) return;
+    devicesListedAt = Date.now();
+    const listing = await listDevices(ffmpeg.path).catch(() => undefined);
+    if (listing) logger.warn({ problem: problem.message, cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') }, 'capture device unavailable: retrying until it is back');
+  };
   const supervisor = new EncoderSupervisor({
     start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress }),
     onData: (track, piece) => {
@@ -151,11 +174,18 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onInterrupted: (why) => {
       slateSince ??= Date.now();
+      // A device not there at start, retried: the stream begins on slate.
+      if (!packager.periods.length) emit(packager.startOnSlate(segmentNow(profile.segdur) - 1n));
       emit(packager.interrupt());
       logger.info({ why, slate: packager.slateTracks.filter((t) => packager.slateUsable(t)) }, 'source interrupted');
     },
-    onNewRun: () => emit(packager.newRun()),
+    onNewRun: () => {
+      avOffset.restart();
+      emit(packager.newRun());
+    },
     onFailedAtStart: (exit) => (failedAtStart = exit),
+    retryAtStart: resolved.source.kind === 'device' && resolved.retryDevices,
+    onRunFailed: (exit) => void reportDevices(exit),
     logger,
     stallMs: Math.max(1500, profile.segdur * 1000),
     stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
@@ -277,6 +307,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     process.off('SIGHUP', stop);
   }
   if (failedAtStart) {
+    const problem = resolved.source.kind === 'device' ? deviceProblem(failedAtStart.stderrTail) : undefined;
+    if (problem) {
+      const listing = await listDevices(ffmpeg.path).catch(() => undefined);
+      const available = listing ? [availableList(listing.devices, 'video'), availableList(listing.devices, 'audio')] : [];
+      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [...failedAtStart.stderrTail.slice(-6), ...available, 'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.']);
+    }
     const hint = failureHint(failedAtStart.stderrTail);
     throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);
   }

@@ -37,6 +37,8 @@ const renditionSchema = z.strictObject({
 export const profileSchema = z.strictObject({
   name: z.string().min(1),
   description: z.string().optional(),
+  /** The capture source, as --source takes it (which overrides it): test, device, device:video=…,audio=…. */
+  source: z.string().min(1).optional(),
   segdur: positiveSeconds,
   cdur: positiveSeconds,
   asto: seconds.min(0, { error: 'expected 0 or more seconds' }),

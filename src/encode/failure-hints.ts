@@ -1,3 +1,5 @@
+import { deviceProblem } from '../capture/device-errors.ts';
+
 /** Pure: what an operator can do about a known ffmpeg failure, from its last stderr lines. */
 const HINTS: { pattern: RegExp; hint: string }[] = [
   {
@@ -14,6 +16,8 @@ export function howItEnded(exit: { signal?: string | undefined; code?: number | 
 }
 
 export function failureHint(stderrTail: readonly string[]): string | undefined {
+  const device = deviceProblem(stderrTail);
+  if (device) return device.message;
   const text = stderrTail.join('\n');
   return HINTS.find(({ pattern }) => pattern.test(text))?.hint;
 }

@@ -1,5 +1,6 @@
 import type { Profile, Rendition } from '../config/schema.ts';
 import type { Source } from '../capture/source.ts';
+import { deviceInputs, type SourceInputs } from '../capture/device-args.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
 
@@ -86,6 +87,23 @@ function slateInputs(source: { width: number; height: number }, profile: Profile
   ];
 }
 
+/** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1). */
+export function sourceInputs(profile: Profile, source: Source): SourceInputs {
+  if (source.kind === 'device') return deviceInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
+  return { args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate), video: '0:v', audio: '1:a' };
+}
+
+/**
+ * A/V sync: audio is made to follow its wall-clock stamps, which video follows too. A sound card's
+ * sample clock drifts from the wall clock (±100 ppm is common; 1 ms every 10 s): soft compensation
+ * stretches or squeezes audio by at most 0.2 % (inaudible) while it is off by more than 1 ms; a
+ * step of more than one video frame (a device hiccup) is filled with silence or trimmed at once.
+ */
+export function audioSyncFilter(profile: Profile): string {
+  const maxStretchPerSecond = Math.round(profile.audio.samplerate * 0.002);
+  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=${(1 / profile.video.framerate).toFixed(6)}`;
+}
+
 /**
  * Pure: profile + source + ladder → the complete ffmpeg argv (without the binary) and its outputs.
  * With `slate`, the same outputs and encoder settings (so the same init segments) encode the slate.
@@ -95,11 +113,13 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     ...renditions.map((rendition, i) => ({ id: rendition.id, kind: 'video' as const, fd: FIRST_TRACK_FD + i, bitrate: rendition.bitrate, rendition })),
     { id: 'audio', kind: 'audio', fd: FIRST_TRACK_FD + renditions.length, bitrate: profile.audio.bitrate },
   ];
-  const graph = videoFilterGraph({ profile, renditions, source, overlay: options.slate ? undefined : clockOverlay(source.height) });
+  const inputs = options.slate ? { args: slateInputs(source, profile), video: '0:v', audio: '1:a' } : sourceInputs(profile, source);
+  const captureRate = !options.slate && source.kind === 'device' ? source.video?.choice.captureRate : undefined;
+  const graph = videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, overlay: options.slate ? undefined : clockOverlay(source.height) });
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
     '-progress', 'pipe:1', '-stats_period', '1',
-    ...(options.slate ? slateInputs(source, profile) : testSourceInputs(source, profile.video.framerate, profile.audio.samplerate)),
+    ...inputs.args,
     '-copyts',
     '-filter_complex', graph,
   ];
@@ -107,10 +127,9 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     args.push('-map', `[${videoLabel(i)}]`, ...videoEncoderArgs(profile, rendition), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD + i}`);
   });
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
-  // aresample=async=1 turns jittery wall-clock stamps into a continuous, sample-counted timeline.
   args.push(
-    '-map', '1:a',
-    '-af', 'aresample=async=1',
+    '-map', inputs.audio,
+    '-af', audioSyncFilter(profile),
     '-c:a', 'aac',
     '-b:a', String(profile.audio.bitrate),
     '-ar', String(profile.audio.samplerate),

@@ -16,8 +16,12 @@ export interface SupervisorOptions {
   onInterrupted(why: string): void;
   /** A new run is about to start (after an interruption). */
   onNewRun(): void;
-  /** The first run failed before any media: a broken setup, not a passing fault. */
+  /** The first run failed before any media: a broken setup, not a passing fault (unless `retryAtStart`). */
   onFailedAtStart(exit: EncoderExit): void;
+  /** Runs that fail before any media are retried like later failures (a capture device not there yet). */
+  retryAtStart?: boolean;
+  /** Every run that ended without being asked to. */
+  onRunFailed?(exit: EncoderExit): void;
   logger: Logger;
   /** No bytes from a running encoder for this long: slate, and after `stallKillMs` a restart. */
   stallMs: number;
@@ -98,7 +102,8 @@ export class EncoderSupervisor {
     this.#runExited = true;
     if (this.#stopping || exit.requested) return this.#finish(exit);
     const { logger } = this.#options;
-    if (!this.#mediaEver) {
+    this.#options.onRunFailed?.(exit);
+    if (!this.#mediaEver && !this.#options.retryAtStart) {
       this.#options.onFailedAtStart(exit);
       return this.#finish(exit);
     }

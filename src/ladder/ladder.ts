@@ -17,6 +17,10 @@ export interface VideoGraphOptions {
   source: { width: number; height: number };
   /** Extra filters applied once, at source size, before the split (e.g. the burnt-in clock). */
   overlay?: string | undefined;
+  /** The input stream (default `0:v`). */
+  input?: string | undefined;
+  /** The rate the camera delivers when above the profile's (a 60 fps-only mode): decimated first. */
+  captureRate?: number | undefined;
 }
 
 /** The label of rendition `index` in the filter graph; `-map` uses it. */
@@ -30,10 +34,12 @@ export const videoLabel = (index: number) => `v${index}`;
  *   first IDR, and with `force_key_frames` every later one, lands on the epoch grid;
  * - the overlay, then `split` and one `scale` per smaller rendition.
  */
-export function videoFilterGraph({ profile, renditions, source, overlay }: VideoGraphOptions): string {
+export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
+    // Twice the frames would fight for the grid's slots below (each late one pushing the next).
+    ...(captureRate !== undefined && captureRate > fps * 1.01 ? [`fps=${fps}`] : []),
     // Snap each wall-clock stamp to the nearest frame slot of the epoch, without the fps filter's
     // one-frame lookahead (33 ms at 30 fps); a late frame takes the next free slot.
     `settb=1/${fps}`,
@@ -48,9 +54,9 @@ export function videoFilterGraph({ profile, renditions, source, overlay }: Video
   });
   if (branches.length === 1) {
     const only = branches[0]!;
-    return `[0:v]${[...head, ...(only.scale ? [only.scale] : [])].join(',')}[${only.label}]`;
+    return `[${input}]${[...head, ...(only.scale ? [only.scale] : [])].join(',')}[${only.label}]`;
   }
   const splitLabels = branches.map((b, i) => (b.scale ? `s${i}` : b.label));
   const chains = branches.flatMap((b, i) => (b.scale ? [`[s${i}]${b.scale}[${b.label}]`] : []));
-  return [`[0:v]${head.join(',')},split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`, ...chains].join(';');
+  return [`[${input}]${head.join(',')},split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`, ...chains].join(';');
 }

@@ -196,6 +196,22 @@ export class Packager {
     return events;
   }
 
+  /**
+   * Starts the stream on slate alone (a capture device not there yet, retried): a first period
+   * made of the slate's inits, slate from the segment after `lastSegment`. The source's media
+   * continues that period when its init is the slate's byte for byte, else opens a new one.
+   */
+  startOnSlate(lastSegment: bigint): PackagerEvent[] {
+    if (this.#periods.length) return [];
+    const inits = new Map<string, InitEvent>();
+    for (const track of this.#states.keys()) {
+      const clip = this.#clips.get(track)?.[0];
+      if (!clip) return [];
+      inits.set(track, { ...clip.init, path: initPathOf(track, 0n) });
+    }
+    return this.resume([{ start: 0n, inits }], lastSegment);
+  }
+
   /** Slate due by now, for every track waiting for its source. */
   tick(): PackagerEvent[] {
     const events: PackagerEvent[] = [];

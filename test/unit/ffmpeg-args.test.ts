@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { parseSource } from '../../src/capture/source.ts';
+import { parseTestSource } from '../../src/capture/source.ts';
 import { clockOverlay } from '../../src/capture/test-source.ts';
 import { BUILTIN_PROFILES, loadProfile } from '../../src/config/profile.ts';
 import { buildEncoderPlan, shellQuote } from '../../src/encode/ffmpeg-args.ts';
@@ -20,7 +20,7 @@ describe('ffmpeg argv per profile (golden)', () => {
     for (const spec of ['test', 'test:mandelbrot']) {
       it(`${name} with --source ${spec}`, async () => {
         const { profile } = await loadProfile(name);
-        const source = parseSource(spec);
+        const source = parseTestSource(spec);
         const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions);
         await matchesGolden(`argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, { args: plan.args, tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })) });
       });
@@ -31,7 +31,7 @@ describe('ffmpeg argv per profile (golden)', () => {
 describe('what the argv must say, whatever the golden files hold', () => {
   it('ultra-ll: IDRs on the grid, capped VBR, no B-frames, one fMP4 pipe per track', async () => {
     const { profile } = await loadProfile('ultra-ll');
-    const source = parseSource('test');
+    const source = parseTestSource('test');
     const { args, tracks } = buildEncoderPlan(profile, source, profile.video.renditions);
     const joined = args.join(' ');
     assert.deepEqual(tracks.map((t) => [t.id, t.fd]), [['1080p', 3], ['720p', 4], ['audio', 5]]);
@@ -54,7 +54,7 @@ describe('what the argv must say, whatever the golden files hold', () => {
 
   it('ll: 2 s segments select on 60-frame boundaries and IDRs stay every second', async () => {
     const { profile } = await loadProfile('ll');
-    const { args } = buildEncoderPlan(profile, parseSource('test'), profile.video.renditions);
+    const { args } = buildEncoderPlan(profile, parseTestSource('test'), profile.video.renditions);
     assert.match(args.join(' '), /eq\(mod\(round\(t\*30\),60\),0\)/);
     assert.match(args.join(' '), /-frag_duration 500000/);
     assert.match(args.join(' '), /n_forced\*1\)/);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSource } from '../../src/capture/source.ts';
+import { parseSource, parseTestSource } from '../../src/capture/source.ts';
 import { loadProfile } from '../../src/config/profile.ts';
 import { planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
 import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
@@ -12,13 +12,15 @@ const r720 = profile.video.renditions[1]!;
 describe('--source', () => {
   it('test and test:mandelbrot are 1080p test sources', () => {
     assert.deepEqual(parseSource('test'), { kind: 'test', pattern: 'testsrc2', width: 1920, height: 1080 });
-    assert.equal(parseSource('test:mandelbrot').pattern, 'mandelbrot');
+    assert.equal(parseTestSource('test:mandelbrot').pattern, 'mandelbrot');
+    assert.deepEqual(parseSource('test:sync:drift'), { kind: 'test', pattern: 'sync', width: 1920, height: 1080, audioDrift: true });
   });
   it('refuses what it cannot capture, saying what it accepts', () => {
-    assert.throws(() => parseSource('test:smpte'), /unknown test pattern "smpte"; accepted: test, test:mandelbrot/);
-    assert.throws(() => parseSource('device:/dev/video0'), /captures only its test source \(test, test:mandelbrot\)/);
+    assert.throws(() => parseSource('test:smpte'), /unknown test source; accepted: test, test:mandelbrot, test:sync, test:sync:drift/);
+    assert.throws(() => parseSource('test:mandelbrot:drift'), /unknown test source/);
+    assert.throws(() => parseSource('device:/dev/video0'), /"\/dev\/video0" is not video=NAME\|INDEX or audio=NAME\|INDEX/);
     assert.throws(() => parseSource('udp://239.0.0.1:1234'), /not supported yet/);
-    assert.throws(() => parseSource('camera'), /"camera" is not a source; accepted: test, test:mandelbrot/);
+    assert.throws(() => parseSource('camera'), /"camera" is not a source; accepted: test, test:mandelbrot, test:sync, test:sync:drift, device, device:video=/);
   });
 });
 
