@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { measureAvSync } from '../helpers/av-sync.ts';
+import { segmentNumbers } from '../helpers/media.ts';
+import { segmentLayout } from '../helpers/segments.ts';
+import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+
+// Real capture devices on a machine without camera or sound card: ALSA's null PCM (a real,
+// paced capture device), one defined or removed in ~/.asoundrc while the appliance runs, and the
+// errors ffmpeg gives for devices that are not there.
+
+const dirs: string[] = [];
+async function scratch(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'appliance-devices-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** A light ladder for long runs on 2 cores: one 360p rendition, ultrafast. */
+async function lightProfile(dir: string): Promise<string> {
+  const file = join(dir, 'light.yaml');
+  await writeFile(
+    file,
+    `name: light
+segdur: 1
+cdur: 0.1
+asto: 0.9
+idr: 1
+video: { framerate: 30, preset: ultrafast, vbvBuffer: 0.5, renditions: [{ id: 360p, width: 640, height: 360, bitrate: 800k }] }
+audio: { codec: aac, bitrate: 128k, samplerate: 48000, channels: 2 }
+latency: { target: 0.8, min: 0.5, max: 1.5, playbackRate: { min: 0.96, max: 1.04 } }
+`,
+  );
+  return file;
+}
+
+describe('appliance devices', () => {
+  it('on a machine without any: a clear message, [] with --json, exit 0', async () => {
+    const text = await runAppliance(['devices']);
+    assert.equal(text.exitCode, 0, text.stderr);
+    assert.match(String(text.stdout), /^No cameras or microphones found\./);
+    const json = await runAppliance(['devices', '--json']);
+    assert.equal(json.exitCode, 0, json.stderr);
+    assert.deepEqual(JSON.parse(String(json.stdout)), []);
+  });
+});
+
+describe('devices that are not there', () => {
+  it('a name not listed: exit 2, naming it and what is available', async () => {
+    const run = await runAppliance(['start', '--source', 'device:video=Logitech Brio,audio=none', '--dry-run']);
+    assert.equal(run.exitCode, 2);
+    assert.match(String(run.stderr), /camera "Logitech Brio" not found; no camera is available/);
+    assert.match(String(run.stderr), /Run "appliance devices"/);
+  });
+
+  it('a device ffmpeg cannot open: exit 1, naming it, listing what is there, nothing left running', async () => {
+    const dir = await scratch();
+    const run = await runAppliance(['start', '--source', 'device:video=/dev/video9,audio=none', '--profile', await lightProfile(dir), '--output', join(dir, 'out', 'live.mpd'), '--state-dir', join(dir, 'state')], { timeout: 60_000 });
+    assert.equal(run.exitCode, 1, String(run.stderr).slice(-2000));
+    assert.match(String(run.stderr), /appliance: camera \/dev\/video9 is not there \(unplugged\?\)/);
+    assert.match(String(run.stderr), /no camera is available/);
+    assert.match(String(run.stderr), /--retry-devices/);
+  });
+});
+
+describe('a microphone that comes later, under --retry-devices', () => {
+  it('streams slate from the start, takes the device when it appears, one period', async () => {
+    const dir = await scratch();
+    const home = join(dir, 'home');
+    await mkdir(home);
+    const out = join(dir, 'out');
+    const child = startAppliance(await systemNode(), ['start', '--source', 'device:video=none,audio=appliance_test_mic', '--retry-devices', '--profile', await lightProfile(dir), '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', '14'], { env: { HOME: home }, timeout: 60_000 });
+    try {
+      await sleep(5000);
+      // ALSA reads ~/.asoundrc at every open: the device exists from here on.
+      await writeFile(join(home, '.asoundrc'), 'pcm.appliance_test_mic { type null }\n');
+      const run = await child;
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      const log = logLines(String(run.stderr));
+      assert.ok(log.some((l) => l['msg'] === 'capture device unavailable: retrying until it is back' && /appliance_test_mic is not there/.test(String(l['problem']))), 'the missing device is named');
+      assert.ok(log.some((l) => l['msg'] === 'source back: slate ended'), 'the device was taken when it came');
+      assert.ok(!log.some((l) => /a new period/.test(String(l['msg']))), 'the slate\'s inits are the live ones: one period');
+      const audio = await segmentNumbers(out, 'audio');
+      assert.ok(audio.length >= 12, `${audio.length} audio segments`);
+      for (let i = 1; i < audio.length; i++) assert.equal(audio[i]! - audio[i - 1]!, 1n, 'no segment missing');
+      const brands = await Promise.all(audio.map(async (n) => (await segmentLayout(out, 'audio', n)).brands.includes('slat')));
+      assert.ok(brands[0], 'the stream began on slate');
+      assert.ok(!brands.at(-2), 'and ended on the device');
+    } finally {
+      child.kill('SIGKILL');
+      await child.catch(() => undefined);
+    }
+  });
+});
+
+describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
+  it('keeps audio within one video frame of video, and reports the offset it measures', async () => {
+    const dir = await scratch();
+    const out = join(dir, 'out');
+    const run = await runAppliance(['start', '--source', 'test:sync:drift', '--profile', await lightProfile(dir), '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', '40'], { timeout: 90_000 });
+    assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+    const report = await measureAvSync(out, '360p');
+    const frameMs = 1000 / 30;
+    assert.ok(report.offsetsMs.length >= 30, `${report.offsetsMs.length} beeps paired with flashes`);
+    for (const offset of report.offsetsMs) assert.ok(Math.abs(offset) < frameMs, `A/V offsets within a frame: ${report.offsetsMs.join(' ')}`);
+    // Without compensation the 1500 ppm drift alone would have moved audio by 1.5 ms a second.
+    for (const error of report.beepErrorsMs) assert.ok(Math.abs(error) < frameMs, `beeps on the wall-clock seconds: ${report.beepErrorsMs.join(' ')}`);
+    const measured = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.['avOffset'] as { offsetMs: number; worstMs: number } | undefined;
+    assert.ok(measured && typeof measured.worstMs === 'number', `the appliance reports the A/V offset: ${JSON.stringify(measured)}`);
+    assert.ok(Math.abs(measured.worstMs) < frameMs, `reported offset within a frame: ${JSON.stringify(measured)}`);
+  });
+});
