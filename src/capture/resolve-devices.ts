@@ -76,7 +76,7 @@ export function resolveDevices(request: DeviceRequest, listing: DeviceListing, p
   const camera = find('video', request.video);
   const microphone = find('audio', request.audio);
   if (missing.length) {
-    throw new ConfigError(`--source: ${missing.join('; ')}${listing.problems.length ? ` (${listing.problems.join('; ')})` : ''}`, 'Run "appliance devices" to see what this machine offers; pick with --source device:video=NAME|INDEX,audio=NAME|INDEX (or none).');
+    throw new ConfigError(`--source: ${missing.join('; ')}`, [...listing.problems.map((p) => `note: ${p}`), 'Run "appliance devices" to see what this machine offers; pick with --source device:video=NAME|INDEX,audio=NAME|INDEX (or none).'].join('\n'));
   }
   const top = profile.video.renditions[0]!;
   let choice: VideoChoice | undefined;

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Client } from 'undici';
+import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { ConfigError } from '../errors.ts';
+import { checkCapture, describeCaptureReport } from './check-capture.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
 import { parseOutputs, type PushTarget } from '../push/output-target.ts';
 import type { OriginProfile } from '../push/push-types.ts';
@@ -10,7 +12,13 @@ import { safeUrl } from '../push/upload-outcome.ts';
 import { packageVersion, userAgent } from '../version.ts';
 
 export const CHECK_USAGE = `appliance check --output URL [options]   what an origin accepts, and which origin profile it needs
+appliance check --source SPEC [--profile P] what a capture source would open here, and what is in its way
   --output URL          the origin to probe, as given to "appliance start" (repeat for several)
+  --source SPEC         the capture source, as given to "appliance start" (device, device:video=…,audio=…):
+                        the devices and mode it would take; under systemd, a PulseAudio/PipeWire
+                        microphone is refused with the ALSA devices (plughw:, dsnoop:) to use instead
+  --profile NAME|FILE   the profile the source is checked for (default: ultra-ll)
+  --ffmpeg PATH         the ffmpeg binary
   --header-file FILE    extra headers, as for "appliance start" (credentials from the environment too)
   --ca FILE             also trust the CA certificates in FILE (PEM)
   --json                one JSON object per origin instead of text
@@ -20,6 +28,9 @@ deletes it. Exit status: 0 every origin accepts uploads, 1 one does not, 2 bad a
 
 const OPTIONS = {
   output: { type: 'string', multiple: true },
+  source: { type: 'string' },
+  profile: { type: 'string' },
+  ffmpeg: { type: 'string' },
   'header-file': { type: 'string' },
   ca: { type: 'string' },
   json: { type: 'boolean' },
@@ -117,7 +128,7 @@ function describeReport(r: OriginReport): string {
 
 /** `appliance check`; returns the exit status. */
 export async function runCheck(argv: readonly string[]): Promise<number> {
-  let values: { output?: string[]; 'header-file'?: string; ca?: string; json?: boolean; help?: boolean };
+  let values: { output?: string[]; source?: string; profile?: string; ffmpeg?: string; 'header-file'?: string; ca?: string; json?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
@@ -125,10 +136,17 @@ export async function runCheck(argv: readonly string[]): Promise<number> {
   }
   if (values.help) return void process.stdout.write(`${CHECK_USAGE}\n`), 0;
   const targets = parseOutputs(values.output ?? [], process.cwd()).filter((t): t is PushTarget => t.kind === 'push');
-  if (!targets.length) throw new ConfigError(`appliance check needs at least one --output http(s)://…\n${CHECK_USAGE}`);
+  if (!targets.length && !values.source) throw new ConfigError(`appliance check needs at least one --output http(s)://… or a --source\n${CHECK_USAGE}`);
+  let captureOk = true;
+  if (values.source) {
+    const capture = await checkCapture(values.source, values.profile ?? DEFAULT_PROFILE, values.ffmpeg);
+    process.stdout.write(values.json ? `${JSON.stringify(capture)}\n` : `${describeCaptureReport(capture)}\n${targets.length ? '\n' : ''}`);
+    captureOk = capture.ok;
+    if (!targets.length) return captureOk ? 0 : 1;
+  }
   const headers = pushHeaders(process.env, await readHeaderFile(values['header-file']));
   const ca = await trustedCertificates(values.ca);
   const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
   process.stdout.write(values.json ? reports.map((r) => JSON.stringify(r)).join('\n') + '\n' : reports.map(describeReport).join('\n\n') + '\n');
-  return reports.every((r) => r.credentials === 'accepted' && !r.problem) ? 0 : 1;
+  return captureOk && reports.every((r) => r.credentials === 'accepted' && !r.problem) ? 0 : 1;
 }

@@ -44,10 +44,10 @@ latency: { target: 0.8, min: 0.5, max: 1.5, playbackRate: { min: 0.96, max: 1.04
 describe('appliance devices', () => {
   it('on a machine without any: a clear message, [] with --json, exit 0', async () => {
     const text = await runAppliance(['devices']);
-    assert.equal(text.exitCode, 0, text.stderr);
+    assert.equal(text.exitCode, 0, String(text.stderr));
     assert.match(String(text.stdout), /^No cameras or microphones found\./);
     const json = await runAppliance(['devices', '--json']);
-    assert.equal(json.exitCode, 0, json.stderr);
+    assert.equal(json.exitCode, 0, String(json.stderr));
     assert.deepEqual(JSON.parse(String(json.stdout)), []);
   });
 });

@@ -212,3 +212,23 @@ describe('A/V offset meter', () => {
     assert.equal(meter.figures, undefined);
   });
 });
+
+describe('appliance check --source', () => {
+  it('under systemd a Pulse/PipeWire microphone is a problem, with the ALSA devices to use instead', async () => {
+    const { captureReport } = await import('../../src/cli/check-capture.ts');
+    const { alsaMicrophones, pulseMicrophones } = await import('../../src/capture/devices/linux.ts');
+    const listing: DeviceListing = {
+      platform: 'linux',
+      devices: [...pulseMicrophones(await fixture('pulse-sources.txt')).microphones, ...alsaMicrophones(await fixture('alsa-sources.txt'), await fixture('arecord-l.txt'))],
+      problems: [],
+    };
+    const desktop = captureReport('device:video=none,audio=alsa_input.pci-0000_00_1f.3.analog-stereo', listing, profile, false);
+    assert.equal(desktop.ok, true);
+    assert.match(desktop.advice.join('\n'), /for the service, use an ALSA device instead: audio=plughw:CARD=PCH,DEV=0 or dsnoop:CARD=PCH,DEV=0/);
+    const service = captureReport('device:video=none,audio=alsa_input.pci-0000_00_1f.3.analog-stereo', listing, profile, true);
+    assert.equal(service.ok, false);
+    assert.match(service.problems.join('\n'), /a systemd service cannot reach a desktop user's sound server; use an ALSA device instead: .*dsnoop:CARD=C920,DEV=0 \(HD Pro Webcam C920 \(USB Audio\)\)/);
+    const defaultUnderService = captureReport('device:video=none', listing, profile, true);
+    assert.match(defaultUnderService.chosen.join('\n'), /plughw:CARD=PCH,DEV=0/, 'the default skips Pulse under systemd');
+  });
+});

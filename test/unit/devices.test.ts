@@ -165,7 +165,7 @@ describe('one listing structure for every platform', () => {
       'ffmpeg -sources alsa': await fixture('alsa-sources.captured-here.txt'),
     }));
     assert.deepEqual(empty.devices, []);
-    assert.match(formatDeviceTable(empty), /^No cameras or microphones found\.\n.*\nnote: PulseAudio\/PipeWire: Generic error in an external library: no sound server reachable/);
+    assert.match(formatDeviceTable(empty), /^No cameras or microphones found\.\n.*\nnote: PulseAudio\/PipeWire: Generic error in an external library: no sound server reachable for this user/);
     assert.deepEqual(describeVideoModes([]), []);
   });
 });

@@ -37,7 +37,7 @@ export async function listDevices(ffmpeg: string, platform: Platform = currentPl
       modes.set(node, withRates.length ? withRates : parseV4l2ListFormats((await ff('-f', 'v4l2', '-list_formats', 'all', '-i', node)) ?? ''));
     }
     const pulse = pulseMicrophones((await ff('-sources', 'pulse')) ?? '', (await run('pactl', ['list', 'short', 'sources'])) ?? '');
-    if (pulse.problem) problems.push(`${pulse.problem}: no sound server reachable for this user (under systemd there is none: use an ALSA device)`);
+    if (pulse.problem) problems.push(`${pulse.problem}: no sound server reachable for this user`);
     devices = [...v4l2Cameras(v4l2Nodes, (node) => modes.get(node) ?? []), ...pulse.microphones, ...alsaMicrophones((await ff('-sources', 'alsa')) ?? '', (await run('arecord', ['-l'])) ?? '')];
   } else if (platform === 'darwin') {
     devices = parseAvfoundationDevices((await ff('-f', 'avfoundation', '-list_devices', 'true', '-i', '')) ?? '');
