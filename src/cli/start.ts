@@ -41,6 +41,7 @@ const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / seg
 
 export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger): Promise<void> {
   const { profile, plan, ffmpeg } = resolved;
+  for (const reason of resolved.sourceReasons) logger.info({ reason }, 'capture');
   for (const warning of resolved.warnings) logger.warn(warning);
   await checkClock(resolved, logger);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
