@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { measureAvSync } from '../test/helpers/av-sync.ts';
+import { writeLightProfile } from '../test/helpers/light-profile.ts';
 import { logLines } from '../test/helpers/run.ts';
 
 export interface AvSyncRun {
@@ -12,20 +13,11 @@ export interface AvSyncRun {
   reported: { offsetMs: number; worstMs: number } | undefined;
 }
 
-/** One run of `test:sync:drift` (1500 ppm fast, then 500 ppm slow from 30 s) on one light rendition, measured on its output. */
+/** One run of `test:sync:drift` (1500 ppm fast, from 10 s 800 ppm) on one light rendition, measured on its output. */
 export async function avSyncRun(seconds: number): Promise<AvSyncRun> {
   const dir = await mkdtemp(join(tmpdir(), 'appliance-bench-avsync-'));
   try {
-    const profile = join(dir, 'light.yaml');
-    await writeFile(profile, `name: light
-segdur: 1
-cdur: 0.1
-asto: 0.9
-idr: 1
-video: { framerate: 30, preset: ultrafast, vbvBuffer: 0.5, renditions: [{ id: 360p, width: 640, height: 360, bitrate: 800k }] }
-audio: { codec: aac, bitrate: 128k, samplerate: 48000, channels: 2 }
-latency: { target: 0.8, min: 0.5, max: 1.5, playbackRate: { min: 0.96, max: 1.04 } }
-`);
+    const profile = await writeLightProfile(dir);
     const out = join(dir, 'out');
     const run = await execa(process.execPath, ['bin/appliance.js', 'start', '--source', 'test:sync:drift', '--profile', profile, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', String(seconds)], { reject: false, timeout: (seconds + 60) * 1000 });
     if (run.exitCode !== 0) throw new Error(`the A/V run failed: ${String(run.stderr).slice(-1000)}`);

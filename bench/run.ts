@@ -287,7 +287,7 @@ if (want('avsync')) {
   }
   const worst = avRuns.map((r) => Math.max(...r.offsetsMs.map(Math.abs)));
   report['avSync'] = {
-    what: `${runs} runs of 60 s of test:sync:drift (the tone through a sound card 1500 ppm fast, then from 30 s 500 ppm slow) on one 360p rendition: each beep's onset minus its flash in the output segments (positive: audio late), and the appliance's own figure (median lags)`,
+    what: `${runs} runs of 60 s of test:sync:drift (the tone through a sound card 1500 ppm fast, from 10 s 800 ppm) on one 360p rendition: each beep's onset minus its flash in the output segments (positive: audio late), and the appliance's own figure (median lags)`,
     offsetMs: { median: round(median(avRuns.flatMap((r) => r.offsetsMs))), worstPerRun: worst, beepsPerRun: avRuns.map((r) => r.offsetsMs.length) },
     reportedByAppliance: avRuns.map((r) => r.reported),
     frameMs: round(1000 / 30),

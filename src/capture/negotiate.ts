@@ -83,17 +83,9 @@ function sizeScore(width: number, height: number, want: VideoWant): number {
  */
 export function negotiateVideo(camera: Pick<Camera, 'name' | 'api' | 'modes'>, want: VideoWant): VideoChoice {
   const wantSize = sizeOf(want);
-  if (camera.modes.length === 0) {
-    return {
-      format: undefined,
-      compressed: false,
-      width: want.width,
-      height: want.height,
-      framerate: want.framerate,
-      captureRate: want.framerate,
-      reasons: [`the listing shows no modes for "${camera.name}": asking for ${wantSize} at ${want.framerate} fps and the driver's format`],
-    };
-  }
+  // Nothing to choose from: the top rendition at the profile's rate, in the driver's format.
+  const askAnyway = (reason: string): VideoChoice => ({ format: undefined, compressed: false, width: want.width, height: want.height, framerate: want.framerate, captureRate: want.framerate, reasons: [reason] });
+  if (camera.modes.length === 0) return askAnyway(`the listing shows no modes for "${camera.name}": asking for ${wantSize} at ${want.framerate} fps and the driver's format`);
   const candidates: Candidate[] = [];
   for (const mode of camera.modes) {
     const size = mode.stepwise && mode.width >= want.width && mode.height >= want.height ? { width: want.width, height: want.height } : { width: mode.width, height: mode.height };
@@ -117,15 +109,7 @@ export function negotiateVideo(camera: Pick<Camera, 'name' | 'api' | 'modes'>, w
   const best = candidates[0];
   if (!best) {
     const offered = [...new Set(camera.modes.flatMap((m) => m.rates.map((r) => (r.min === r.max ? `${r.max}` : `${r.min}–${r.max}`))))].join(', ');
-    return {
-      format: undefined,
-      compressed: false,
-      width: want.width,
-      height: want.height,
-      framerate: want.framerate,
-      captureRate: want.framerate,
-      reasons: [`no mode of "${camera.name}" has a rate that makes whole frames per ${want.segdur} s segment (it offers ${offered} fps): asking for ${want.framerate} fps anyway`],
-    };
+    return askAnyway(`no mode of "${camera.name}" has a rate that makes whole frames per ${want.segdur} s segment (it offers ${offered} fps): asking for ${want.framerate} fps anyway`);
   }
   const reasons = [`${best.mode.format} ${sizeOf(best)} at ${best.rateNote}`];
   if (best.width !== want.width || best.height !== want.height) {

@@ -11,7 +11,7 @@ export interface TestSource {
   /** The test source is always 1080p: the ladder's top rendition. */
   width: 1920;
   height: 1080;
-  /** `test:sync:drift`: the tone's clock runs 1500 ppm fast, then 500 ppm slow from 30 s (a drifting sound card). */
+  /** `test:sync:drift`: the tone's clock runs 1500 ppm fast, from 10 s 800 ppm (a drifting sound card). */
   audioDrift?: boolean;
 }
 

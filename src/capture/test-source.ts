@@ -18,8 +18,8 @@ export function testSourceInputs(source: TestSource, framerate: number, samplera
   // the output is the pipeline's.
   const flash = sync ? [`drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(abs(t-round(t)),${0.5 / framerate})'`] : [];
   const beep = sync ? [`aeval=exprs='if(lt(mod(t,1),0.05),val(0),0)'`] : [];
-  // A sound card whose clock is off: its samples come 1500 ppm fast, then from 30 s 500 ppm slow.
-  const pacing = source.audioDrift ? [`asendcmd=c='30 arealtime speed 0.9995'`, 'arealtime=speed=1.0015'] : ['arealtime'];
+  // A sound card whose clock is off and drifting: its samples come 1500 ppm fast, from 10 s 800 ppm.
+  const pacing = source.audioDrift ? [`asendcmd=c='10 arealtime speed 1.0008'`, 'arealtime=speed=1.0015'] : ['arealtime'];
   return [
     '-f', 'lavfi', '-thread_queue_size', '64', '-i', [pattern, 'realtime', 'settb=AVTB', 'setpts=RTCTIME', ...flash].join(','),
     '-f', 'lavfi', '-thread_queue_size', '64', '-i', [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, 'asettb=AVTB', 'asetpts=RTCTIME', ...beep].join(','),

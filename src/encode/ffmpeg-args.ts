@@ -97,11 +97,12 @@ export function sourceInputs(profile: Profile, source: Source): SourceInputs {
  * A/V sync: audio is made to follow its wall-clock stamps, which video follows too. A sound card's
  * sample clock drifts from the wall clock (±100 ppm is common; 1 ms every 10 s): soft compensation
  * stretches or squeezes audio by at most 0.2 % (inaudible) while it is off by more than 1 ms; a
- * step of more than one video frame (a device hiccup) is filled with silence or trimmed at once.
+ * step of more than 100 ms (a device losing samples) is filled with silence or trimmed at once.
+ * A hard threshold of one frame also fired on scheduling jitter of the wall-clock stamps under load.
  */
 export function audioSyncFilter(profile: Profile): string {
   const maxStretchPerSecond = Math.round(profile.audio.samplerate * 0.002);
-  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=${(1 / profile.video.framerate).toFixed(6)}`;
+  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=0.1`;
 }
 
 /**
