@@ -2,6 +2,7 @@ import type { Profile } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import type { DeviceSource, SelectedDevice } from './device-args.ts';
 import { availableList, describePick, pickDevice, type DeviceRequest, type DevicePick } from './device-spec.ts';
+import { dshowName } from './devices/list-devices.ts';
 import type { Camera, CaptureDevice, DeviceListing, Microphone } from './devices/types.ts';
 import { negotiateVideo, type VideoChoice } from './negotiate.ts';
 
@@ -43,7 +44,7 @@ const apiOf = (platform: DeviceListing['platform'], kind: 'video' | 'audio') => 
 /** ffmpeg's -i value for a listed device on its platform. */
 function inputId(device: CaptureDevice): string {
   if (device.api === 'avfoundation') return String(device.index);
-  if (device.api === 'dshow') return device.name.includes(':') && device.alternativeName ? device.alternativeName : device.name;
+  if (device.api === 'dshow') return dshowName(device);
   return device.id;
 }
 

@@ -36,6 +36,9 @@ const PROGRESS_LOG_EVERY = 10;
 /** Chunk delays kept for the quantiles in the log: the last 5 minutes of 100 ms chunks. */
 const CHUNK_DELAY_WINDOW = 3000;
 
+/** The wall-clock end of a chunk's media, in ms since 1970. */
+const mediaEndMsOf = (chunk: ChunkEvent) => Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
+
 /** Wall-clock now as a segment number on the epoch grid. */
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
@@ -63,7 +66,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
   const tracing = logger.isLevelEnabled('trace');
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
-    const mediaEndMs = Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
+    const mediaEndMs = mediaEndMsOf(chunk);
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
     if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt, ...(chunk.slate && { slate: true }) }, 'chunk');
   };
@@ -133,7 +136,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     for (const event of events) {
       for (const output of outputs) output.handle(event);
       if (event.type === 'chunk' && !event.slate && (event.track === topVideo || event.track === 'audio')) {
-        avOffset.add(event.track === 'audio' ? 'audio' : 'video', Number(((event.decodeTime + BigInt(event.duration)) * 1000n) / BigInt(event.timescale)), Date.now());
+        avOffset.add(event.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(event), Date.now());
         const av = avOffset.figures;
         if (av && Math.abs(av.offsetMs) > frameMs && !avWarned) logger.warn(av, 'audio is more than one frame off video');
         avWarned = Boolean(av && Math.abs(av.offsetMs) > frameMs);
@@ -186,7 +189,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onFailedAtStart: (exit) => (failedAtStart = exit),
     retryAtStart: resolved.source.kind === 'device' && resolved.retryDevices,
-    onRunFailed: (exit) => void reportDevices(exit),
+    // A failure at start without retry is reported once, with the listing, as the run's error.
+    onRunFailed: (exit) => void (mediaSeen || resolved.retryDevices ? reportDevices(exit) : undefined),
     logger,
     stallMs: Math.max(1500, profile.segdur * 1000),
     stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
