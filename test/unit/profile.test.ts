@@ -69,7 +69,7 @@ describe('profile validation errors name the field, the value and what is allowe
     rejects(ultraText.replace('bitrate: 6M', 'bitrate: 6 Mbps'), /video\.renditions\[0\]\.bitrate: "6 Mbps" is not allowed; expected a bitrate such as 6M, 3000k or 128000/);
   });
   it('a misspelt field', () => {
-    rejects(ultraText.replace('segdur: 1 ', 'segdru: 1 '), /unknown field "segdru"; allowed: name, description, segdur/, /segdur: missing; expected a number of seconds/);
+    rejects(ultraText.replace('segdur: 1 ', 'segdru: 1 '), /unknown field "segdru"; allowed: name, description, source, segdur/, /segdur: missing; expected a number of seconds/);
   });
   it('an odd height', () => {
     rejects(ultraText.replace('height: 720', 'height: 721'), /video\.renditions\[1\]\.height: 721 is not allowed; expected an even height/);
