@@ -99,10 +99,13 @@ export function sourceInputs(profile: Profile, source: Source): SourceInputs {
  * stretches or squeezes audio by at most 0.2 % (inaudible) while it is off by more than 1 ms; a
  * step of more than 100 ms (a device losing samples) is filled with silence or trimmed at once.
  * A hard threshold of one frame also fired on scheduling jitter of the wall-clock stamps under load.
+ * `flags=res` runs the resampler from the first sample: at equal rates libswresample otherwise
+ * starts in bypass and re-initialises when compensation first begins, and its timeline then jumps
+ * by the filter's delay (16–200 samples, a gap in the AAC track; measured on ffmpeg 5.1).
  */
 export function audioSyncFilter(profile: Profile): string {
   const maxStretchPerSecond = Math.round(profile.audio.samplerate * 0.002);
-  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=0.1`;
+  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=0.1:flags=res`;
 }
 
 /**

@@ -27,25 +27,62 @@ export interface VideoGraphOptions {
 export const videoLabel = (index: number) => `v${index}`;
 
 /**
+ * How fast the lateness estimate follows the stamps: the mean of the frames so far, then from the
+ * 16th frame 1/16 per frame (about half a second at 30 fps).
+ */
+const LATENESS_FRAMES = 16;
+/**
+ * The lateness estimate stays in [-0.4, 1] frame; past either end it is moved by a whole frame.
+ * 1.4 frames wide so that, whatever the stamps' phase, it settles at least 0.2 frame from an end
+ * (five times the estimate's own noise for jitter of ±0.4 frame), and reaching further up than
+ * down because stamps come late, never early.
+ */
+const LATENESS_RANGE = [-0.4, 1] as const;
+
+/**
+ * Assigns each frame a slot of the epoch's frame grid, in the input's time base (an ffmpeg
+ * expression; `st`/`ld` variables persist from frame to frame). Wall-clock stamps arrive late by a
+ * typical amount plus jitter; var 0 follows that typical lateness, in frames (starting from the
+ * first frame's phase), and each stamp minus it is rounded to its slot (var 1): jitter up to half a
+ * frame either side of the typical lateness never moves a frame off its slot, whatever the phase.
+ * A camera slower or faster than the grid moves the estimate steadily; moving it back by a whole
+ * frame skips or repeats one slot, so the video stays on the wall clock. No lookahead: a frame
+ * leaves as soon as it arrives.
+ */
+export function frameSlotExpression(fps: number): string {
+  const frames = `T*${fps}`;
+  const [low, high] = LATENESS_RANGE;
+  return [
+    `st(0,if(N,ld(0),${frames}-floor(${frames})))`,
+    `st(1,round(${frames}-ld(0)))`,
+    `st(0,ld(0)+(${frames}-ld(1)-ld(0))/min(N+1,${LATENESS_FRAMES}))`,
+    `st(0,ld(0)-gt(ld(0),${high})+lt(ld(0),${low}))`,
+    `round(ld(1)/(${fps}*TB))`,
+  ].join(';');
+}
+
+/**
  * One filter graph for every rendition, so the source is decoded once and all renditions share
  * the same frames (and so the same IDR times):
- * - `fps` snaps the wall-clock stamps onto the frame grid of the epoch;
+ * - `setpts` puts each frame on its slot of the epoch's frame grid (see frameSlotExpression), and
+ *   `settb` makes that slot its timestamp;
  * - `select` drops frames until the first one on a segment boundary (n·segdur since 1970), so the
- *   first IDR, and with `force_key_frames` every later one, lands on the epoch grid;
+ *   first IDR, and with `force_key_frames` every later one, lands on the epoch grid; after it, a
+ *   frame whose slot is already taken (one late by a frame or more, or a fast camera's extra
+ *   frame) is dropped rather than pushing every later frame off its slot, and a slot left empty is
+ *   filled by ffmpeg's constant-rate output (`-r`) repeating the frame before;
  * - the overlay, then `split` and one `scale` per smaller rendition.
  */
 export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
-    // Twice the frames would fight for the grid's slots below (each late one pushing the next).
+    // Twice the frames would fight for the grid's slots below (every other one dropped unevenly).
     ...(captureRate !== undefined && captureRate > fps * 1.01 ? [`fps=${fps}`] : []),
-    // Snap each wall-clock stamp to the nearest frame slot of the epoch, without the fps filter's
-    // one-frame lookahead (33 ms at 30 fps); a late frame takes the next free slot.
+    `setpts='${frameSlotExpression(fps)}'`,
     `settb=1/${fps}`,
-    "setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))'",
     'format=yuv420p',
-    `select='if(selected_n,1,eq(mod(round(t*${fps}),${segmentFrames}),0))'`,
+    `select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*${fps}),${segmentFrames}),0))'`,
     ...(overlay ? [overlay] : []),
   ];
   const branches = renditions.map((r, i) => {

@@ -49,7 +49,7 @@ describe('what the argv must say, whatever the golden files hold', () => {
     assert.match(joined, /-c:a aac -b:a 128000 -ar 48000 -ac 2/);
     assert.match(joined, /setpts=RTCTIME/);
     assert.match(joined, /asetpts=RTCTIME/);
-    assert.match(joined, /select='if\(selected_n,1,eq\(mod\(round\(t\*30\),30\),0\)\)'/);
+    assert.match(joined, /select='if\(selected_n,gt\(pts,prev_selected_pts\),eq\(mod\(round\(t\*30\),30\),0\)\)'/);
   });
 
   it('ll: 2 s segments select on 60-frame boundaries and IDRs stay every second', async () => {

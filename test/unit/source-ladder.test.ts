@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseSource, parseTestSource } from '../../src/capture/source.ts';
 import { loadProfile } from '../../src/config/profile.ts';
-import { planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
+import { frameSlotExpression, planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
 import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
 
 const { profile } = await loadProfile('ultra-ll');
@@ -24,6 +24,8 @@ describe('--source', () => {
   });
 });
 
+const slots = frameSlotExpression(30);
+
 describe('ladder', () => {
   it('drops renditions larger than the source, never upscales', () => {
     const plan = planLadder(profile.video.renditions, { width: 1280, height: 720 });
@@ -33,12 +35,12 @@ describe('ladder', () => {
   it('one graph: snap, select the first frame on a boundary, overlay, split, scale', () => {
     assert.equal(
       videoFilterGraph({ profile, renditions: [r1080, r720], source: { width: 1920, height: 1080 }, overlay: 'drawtext=x' }),
-      "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]",
+      `[0:v]setpts='${slots}',settb=1/30,format=yuv420p,select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]`,
     );
   });
   it('a single rendition needs no split; a smaller one is scaled', () => {
-    assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))',scale=1280:720[v0]");
-    assert.equal(videoFilterGraph({ profile, renditions: [r1080], source: { width: 1920, height: 1080 } }), "[0:v]settb=1/30,setpts='if(isnan(PREV_OUTPTS),PTS,max(PTS,PREV_OUTPTS+1))',format=yuv420p,select='if(selected_n,1,eq(mod(round(t*30),30),0))'[v0]");
+    assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), `[0:v]setpts='${slots}',settb=1/30,format=yuv420p,select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*30),30),0))',scale=1280:720[v0]`);
+    assert.equal(videoFilterGraph({ profile, renditions: [r1080], source: { width: 1920, height: 1080 } }), `[0:v]setpts='${slots}',settb=1/30,format=yuv420p,select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*30),30),0))'[v0]`);
   });
 });
 

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { execa } from 'execa';
+import { loadProfile } from '../../src/config/profile.ts';
+import { videoFilterGraph } from '../../src/ladder/ladder.ts';
+
+// The real filter graph, run by the real ffmpeg as fast as it can, on stamps that imitate a
+// camera's: each frame's luma carries its index, so every output frame says where it came from.
+const { profile } = await loadProfile('ultra-ll');
+const FPS = profile.video.framerate;
+const EPOCH_SLOT = 1_764_000_000 * FPS; // a segment boundary, so the first frame is kept
+const FRAMES = 1800;
+const LUMA_BASE = 20;
+const LUMA_SPAN = 200;
+
+interface Placed { slot: number; index: number }
+
+/** Runs `frames` frames whose stamp, in frames after EPOCH_SLOT, is `stamp` (ffmpeg expression of N). */
+async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
+  const source = [
+    `nullsrc=size=32x32:rate=${FPS}:duration=${frames / FPS}`,
+    'format=yuv420p',
+    `geq=lum='${LUMA_BASE}+mod(N,${LUMA_SPAN})':cb=128:cr=128`,
+    'settb=1/1000000',
+    `setpts='(${EPOCH_SLOT}+${stamp})/(${FPS}*TB)'`,
+  ].join(',');
+  const rendition = { ...profile.video.renditions[0]!, width: 32, height: 32 };
+  const graph = videoFilterGraph({ profile, renditions: [rendition], source: { width: 32, height: 32 }, overlay: 'showinfo' });
+  const run = await execa('ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'info', '-f', 'lavfi', '-i', source, '-copyts',
+    '-filter_complex', graph, '-map', '[v0]', '-f', 'null', '-'], { reject: false, timeout: 60_000 });
+  assert.equal(run.exitCode, 0, run.stderr);
+  const placed: Placed[] = [];
+  let previous = -1;
+  for (const match of run.stderr.matchAll(/\bpts:\s*(\d+).*?\bmean:\[(\d+)/g)) {
+    const residue = Number(match[2]) - LUMA_BASE;
+    // Unwrap the index: the smallest one after the previous frame's with this residue.
+    let index = previous + 1 + ((residue - (previous + 1)) % LUMA_SPAN + LUMA_SPAN) % LUMA_SPAN;
+    placed.push({ slot: Number(match[1]) - EPOCH_SLOT, index });
+    previous = index;
+  }
+  return placed;
+}
+
+/** How far each kept frame sits from its own slot (its index), counted per offset. */
+function offsets(placed: Placed[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const p of placed) counts.set(p.slot - p.index, (counts.get(p.slot - p.index) ?? 0) + 1);
+  return counts;
+}
+
+function assertStrictlyIncreasing(placed: Placed[]) {
+  placed.slice(1).forEach((p, i) => assert.ok(p.slot > placed[i]!.slot, `slot ${p.slot} follows ${placed[i]!.slot}`));
+}
+
+describe('the frame grid: each frame on its own slot of the epoch, whatever the stamps do', { timeout: 240_000 }, () => {
+  it('jitter of ±0.35 frame around half a frame late (the worst phase for rounding): after the first second every frame on one offset', async () => {
+    const placed = await placeFrames('N+0.5+0.7*(random(0)-0.5)');
+    assertStrictlyIncreasing(placed);
+    assert.ok(placed.length >= FRAMES - 2, `${placed.length} of ${FRAMES} kept`);
+    const counts = offsets(placed.filter((p) => p.index >= FPS));
+    assert.equal(counts.size, 1, `offsets ${JSON.stringify([...counts])} ${JSON.stringify(placed.filter((p) => p.slot !== p.index))}`);
+  });
+
+  it('a frame late by 1.7 frames now and then: its followers are dropped, not pushed, and the grid returns', async () => {
+    const placed = await placeFrames('N+0.1+0.3*random(0)+1.7*eq(mod(N,97),50)');
+    assertStrictlyIncreasing(placed);
+    const counts = offsets(placed);
+    const outliers = Math.floor(FRAMES / 97);
+    assert.ok((counts.get(0) ?? 0) >= FRAMES - 3 * (outliers + 1), `offsets ${JSON.stringify([...counts])}`);
+    assert.ok([...counts.keys()].every((o) => o === 0 || o === 2), `offsets ${JSON.stringify([...counts])}`);
+    const tail = placed.slice(-100);
+    assert.ok(tail.filter((p) => p.slot === p.index).length >= 98, 'the end of the run is on its own slots');
+  });
+
+  for (const [name, rate, skipped] of [['slow (29.97 into 30)', 1.001, 'repeated'], ['fast (30.03 into 30)', 0.999, 'dropped']] as const) {
+    it(`a ${name} camera stays within a frame of the wall clock; the grid ${skipped} a slot about every 1000 frames`, async () => {
+      const placed = await placeFrames(`N*${rate}+0.2+0.2*random(0)`, 3000);
+      assertStrictlyIncreasing(placed);
+      for (const p of placed) {
+        const stamp = p.index * rate + 0.3;
+        assert.ok(Math.abs(p.slot - stamp) <= 1.5, `frame ${p.index} at slot ${p.slot}, stamped at ${stamp.toFixed(2)}`);
+      }
+      const lastSlot = placed.at(-1)!.slot;
+      const gaps = placed.slice(1).filter((p, i) => p.slot - placed[i]!.slot > 1).length;
+      const dropped = 3000 - placed.length;
+      if (rate > 1) assert.ok(gaps >= 2 && gaps <= 4 && dropped === 0, `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`);
+      else assert.ok(dropped >= 2 && dropped <= 4 && gaps === 0, `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`);
+    });
+  }
+});
