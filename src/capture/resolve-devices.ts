@@ -48,6 +48,16 @@ function inputId(device: CaptureDevice): string {
   return device.id;
 }
 
+/** ALSA ways into each listed card, as advice: plughw: converts, dsnoop: shares the card with other programs. */
+export function alsaAdvice(listing: DeviceListing): string {
+  const cards = listing.devices.filter((d) => d.api === 'alsa').map((d) => `audio=${plugOf(d.id)} or ${d.id.replace(/^hw:/, 'dsnoop:')} (${d.name})`);
+  return cards.length ? `use an ALSA device instead: ${cards.join('; ')}` : 'use an ALSA device instead (hw:CARD=…,DEV=… from arecord -l, through plughw: or dsnoop:)';
+}
+
+/** Why a PulseAudio/PipeWire microphone is fine on a desktop and not under systemd. */
+export const pulseUnderServiceNote = (name: string) =>
+  `microphone "${name}" is a PulseAudio/PipeWire source: fine in a desktop session, but a systemd service cannot reach a desktop user's sound server`;
+
 export function resolveDevices(request: DeviceRequest, listing: DeviceListing, profile: Profile, options: ResolveOptions): ResolvedDevices {
   const reasons: string[] = [];
   const warnings: string[] = [];
@@ -90,6 +100,7 @@ export function resolveDevices(request: DeviceRequest, listing: DeviceListing, p
     const spec = modes.map((m) => [m.sampleFormat, m.channels !== undefined && `${typeof m.channels === 'number' ? m.channels : `${m.channels.min}–${m.channels.max}`}ch`, typeof m.sampleRate === 'number' && `${m.sampleRate} Hz`].filter(Boolean).join(' ')).filter(Boolean);
     reasons.push(`microphone "${microphone.name}" (${microphone.id})${spec.length ? `, offers ${spec.join(', ')}` : ''}: taken at ${profile.audio.samplerate} Hz, ${profile.audio.channels} channel(s)`);
   }
+  if (microphone?.api === 'pulse' && options.underService) warnings.push(`${pulseUnderServiceNote(microphone.name)}; ${alsaAdvice(listing)}`);
   const framerate = choice?.framerate ?? profile.video.framerate;
   const adjusted = atRate(profile, framerate, reasons);
   const source: DeviceSource = {

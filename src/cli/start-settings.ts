@@ -59,7 +59,6 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
     ({ source, profile } = devices);
     sourceReasons.push(...devices.reasons);
     sourceWarnings.push(...devices.warnings);
-    if (underService && source.audio?.api === 'pulse') sourceWarnings.push(`microphone "${source.audio.name}" is a PulseAudio/PipeWire source: a system service cannot reach a desktop user's sound server; use an ALSA device (hw:/plughw:/dsnoop:, see "appliance devices")`);
   } else source = request;
   const timing = checkTiming(profile);
   if (timing.errors.length) {

@@ -32,12 +32,12 @@ export const videoLabel = (index: number) => `v${index}`;
  */
 const LATENESS_FRAMES = 16;
 /**
- * The lateness estimate stays in [-0.4, 1] frame; past either end it is moved by a whole frame.
- * 1.4 frames wide so that, whatever the stamps' phase, it settles at least 0.2 frame from an end
- * (five times the estimate's own noise for jitter of ±0.4 frame), and reaching further up than
- * down because stamps come late, never early.
+ * The lateness estimate starts as the first frame's phase, in [-0.5, 0.5) frame (the stamps are
+ * the best word on when a frame was taken: any whole frame more would be a guess), and is moved
+ * back by a whole frame only past ±0.75: a stamp phase near ±0.5 does not flip between two slots
+ * on noise (0.25 frame is six times the estimate's own noise under ±0.4 frame of jitter).
  */
-const LATENESS_RANGE = [-0.4, 1] as const;
+const LATENESS_WRAP = 0.75;
 
 /**
  * Assigns each frame a slot of the epoch's frame grid, in the input's time base (an ffmpeg
@@ -51,12 +51,11 @@ const LATENESS_RANGE = [-0.4, 1] as const;
  */
 export function frameSlotExpression(fps: number): string {
   const frames = `T*${fps}`;
-  const [low, high] = LATENESS_RANGE;
   return [
-    `st(0,if(N,ld(0),${frames}-floor(${frames})))`,
+    `st(0,if(N,ld(0),${frames}-round(${frames})))`,
     `st(1,round(${frames}-ld(0)))`,
     `st(0,ld(0)+(${frames}-ld(1)-ld(0))/min(N+1,${LATENESS_FRAMES}))`,
-    `st(0,ld(0)-gt(ld(0),${high})+lt(ld(0),${low}))`,
+    `st(0,ld(0)-gt(ld(0),${LATENESS_WRAP})+lt(ld(0),-${LATENESS_WRAP}))`,
     `round(ld(1)/(${fps}*TB))`,
   ].join(';');
 }

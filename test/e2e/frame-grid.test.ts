@@ -61,6 +61,14 @@ describe('the frame grid: each frame on its own slot of the epoch, whatever the 
     assert.equal(counts.size, 1, `offsets ${JSON.stringify([...counts])} ${JSON.stringify(placed.filter((p) => p.slot !== p.index))}`);
   });
 
+  for (const phase of [-0.45, -0.03, 0.03, 0.45]) {
+    it(`stamps ${phase} frame off the grid with ±0.04 frame of jitter: every frame on the slot nearest its stamp`, async () => {
+      const placed = await placeFrames(`N+${phase}+0.08*(random(0)-0.5)`, 600);
+      assert.equal(placed.length, 600);
+      assert.deepEqual(offsets(placed), new Map([[0, 600]]));
+    });
+  }
+
   it('a frame late by 1.7 frames now and then: its followers are dropped, not pushed, and the grid returns', async () => {
     const placed = await placeFrames('N+0.1+0.3*random(0)+1.7*eq(mod(N,97),50)');
     assertStrictlyIncreasing(placed);
