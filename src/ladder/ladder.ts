@@ -61,6 +61,18 @@ export function frameSlotExpression(fps: number): string {
 }
 
 /**
+ * The filters that make a source picture a rendition's: none at the same size; a scale at the same
+ * shape; otherwise (a 4:3 camera into a 16:9 ladder) scaled to cover the rendition and cropped to
+ * its centre, so nothing is stretched and no black bars are encoded.
+ */
+export function scaleTo(rendition: { width: number; height: number }, source: { width: number; height: number }): string | undefined {
+  const { width, height } = rendition;
+  if (width === source.width && height === source.height) return undefined;
+  if (width * source.height === height * source.width) return `scale=${width}:${height}`;
+  return `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height},setsar=1`;
+}
+
+/**
  * One filter graph for every rendition, so the source is decoded once and all renditions share
  * the same frames (and so the same IDR times):
  * - `setpts` puts each frame on its slot of the epoch's frame grid (see frameSlotExpression), and
@@ -70,7 +82,7 @@ export function frameSlotExpression(fps: number): string {
  *   frame whose slot is already taken (one late by a frame or more, or a fast camera's extra
  *   frame) is dropped rather than pushing every later frame off its slot, and a slot left empty is
  *   filled by ffmpeg's constant-rate output (`-r`) repeating the frame before;
- * - the overlay, then `split` and one `scale` per smaller rendition.
+ * - the overlay, then `split` and one `scale` (and crop, see scaleTo) per rendition of another size.
  */
 export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
@@ -84,10 +96,7 @@ export function videoFilterGraph({ profile, renditions, source, overlay, input =
     `select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*${fps}),${segmentFrames}),0))'`,
     ...(overlay ? [overlay] : []),
   ];
-  const branches = renditions.map((r, i) => {
-    const same = r.width === source.width && r.height === source.height;
-    return { label: videoLabel(i), scale: same ? undefined : `scale=${r.width}:${r.height}` };
-  });
+  const branches = renditions.map((r, i) => ({ label: videoLabel(i), scale: scaleTo(r, source) }));
   if (branches.length === 1) {
     const only = branches[0]!;
     return `[${input}]${[...head, ...(only.scale ? [only.scale] : [])].join(',')}[${only.label}]`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseSource, parseTestSource } from '../../src/capture/source.ts';
 import { loadProfile } from '../../src/config/profile.ts';
-import { frameSlotExpression, planLadder, videoFilterGraph } from '../../src/ladder/ladder.ts';
+import { frameSlotExpression, planLadder, scaleTo, videoFilterGraph } from '../../src/ladder/ladder.ts';
 import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
 
 const { profile } = await loadProfile('ultra-ll');
@@ -37,6 +37,12 @@ describe('ladder', () => {
       videoFilterGraph({ profile, renditions: [r1080, r720], source: { width: 1920, height: 1080 }, overlay: 'drawtext=x' }),
       `[0:v]setpts='${slots}',settb=1/30,format=yuv420p,select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*30),30),0))',drawtext=x,split=2[v0][s1];[s1]scale=1280:720[v1]`,
     );
+  });
+  it('a picture of another shape is scaled to cover the rendition and centre-cropped, never stretched', () => {
+    assert.equal(scaleTo({ width: 1280, height: 720 }, { width: 1920, height: 1080 }), 'scale=1280:720');
+    assert.equal(scaleTo({ width: 1920, height: 1080 }, { width: 1920, height: 1080 }), undefined);
+    assert.equal(scaleTo({ width: 1280, height: 720 }, { width: 1280, height: 960 }), 'scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,setsar=1');
+    assert.equal(scaleTo({ width: 1920, height: 1080 }, { width: 1920, height: 1440 }), 'scale=1920:1080:force_original_aspect_ratio=increase,crop=1920:1080,setsar=1');
   });
   it('a single rendition needs no split; a smaller one is scaled', () => {
     assert.equal(videoFilterGraph({ profile, renditions: [r720], source: { width: 1920, height: 1080 } }), `[0:v]setpts='${slots}',settb=1/30,format=yuv420p,select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*30),30),0))',scale=1280:720[v0]`);
