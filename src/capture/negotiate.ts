@@ -125,3 +125,14 @@ export function negotiateVideo(camera: Pick<Camera, 'name' | 'api' | 'modes'>, w
   }
   return { format: best.mode.format, compressed: best.mode.compressed, width: best.width, height: best.height, framerate: best.framerate, captureRate: best.captureRate, reasons };
 }
+
+/**
+ * Pure: the rate a source of fixed rate (a file, a feed) runs the timeline at, by the cameras'
+ * rules (the profile's; a multiple decimated; 25/50 kept; a lower usable rate kept), else the
+ * profile's with frames repeated or dropped to fill its grid.
+ */
+export function sourceRate(rate: number | undefined, want: VideoWant): { framerate: number; captureRate: number; note: string } {
+  if (rate === undefined || !(rate > 0)) return { framerate: want.framerate, captureRate: want.framerate, note: `no frame rate known: the profile's ${want.framerate} fps` };
+  const best = rateCandidates([rate], want)[0];
+  return best ?? { framerate: want.framerate, captureRate: want.framerate, note: `${rate} fps makes no whole frames per segment: frames repeated or dropped onto the profile's ${want.framerate} fps` };
+}

@@ -121,6 +121,6 @@ export function atRate(profile: Profile, framerate: number, reasons: string[] = 
   const frames = profile.cdur * framerate;
   const wholeFrames = Math.max(1, Math.floor(frames + 1e-6));
   const cdur = Number((wholeFrames / framerate).toFixed(6));
-  reasons.push(`the timeline runs at the camera's ${framerate} fps instead of the profile's ${profile.video.framerate}${cdur !== profile.cdur ? `; cdur ${profile.cdur} s is ${Number(frames.toFixed(3))} frames there, so chunks are ${cdur} s (${wholeFrames} frames)` : ''}`);
+  reasons.push(`the timeline runs at the source's ${framerate} fps instead of the profile's ${profile.video.framerate}${cdur !== profile.cdur ? `; cdur ${profile.cdur} s is ${Number(frames.toFixed(3))} frames there, so chunks are ${cdur} s (${wholeFrames} frames)` : ''}`);
   return { ...profile, cdur, video: { ...profile.video, framerate } };
 }

@@ -24,8 +24,11 @@ appliance start [options]
                         test:mandelbrot (high-motion pattern), test:sync (a flash and a beep at
                         every second, for lip sync; test:sync:drift with a drifting sound card),
                         device (the default camera and microphone), or
-                        device:video=NAME|INDEX|none,audio=NAME|INDEX|none (see appliance devices);
+                        device:video=NAME|INDEX|none,audio=NAME|INDEX|none (see appliance devices),
+                        or file:PATH (a media file played out in real time as a live source);
                         default: the profile's source, else test
+  --loop                play a file source again from its start when it ends (otherwise the
+                        stream ends with the file)
   --retry-devices       a missing or busy camera/microphone is retried (slate meanwhile) instead
                         of failing the start (default under systemd; --no-retry-devices: never)
   --output DIR/live.mpd write the stream to a directory (default: serve it, see --listen)
@@ -90,6 +93,7 @@ const START_OPTIONS = {
   'log-level': { type: 'string' },
   'dry-run': { type: 'boolean' },
   'retry-devices': { type: 'boolean' },
+  loop: { type: 'boolean' },
   'no-retry-devices': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -100,6 +104,8 @@ export interface StartOptions {
   source: string | undefined;
   /** Undefined: on under systemd, off otherwise. */
   retryDevices: boolean | undefined;
+  /** A file source is played again from its start when it ends. */
+  loop: boolean;
   /** Every --output, in order; none: serve. */
   outputs: string[];
   /** One per output (or one for all). */
@@ -193,6 +199,7 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
   return {
     profile: values.profile ?? DEFAULT_PROFILE,
     source: values.source,
+    loop: Boolean(values.loop),
     retryDevices: values['retry-devices'] && values['no-retry-devices'] ? contradiction('--retry-devices', '--no-retry-devices') : values['retry-devices'] ? true : values['no-retry-devices'] ? false : undefined,
     outputs: values.output ?? [],
     originProfiles: originProfiles(values['origin-profile'] ?? [], (values.output ?? []).length),

@@ -1,7 +1,9 @@
 import { stringify as toYaml } from 'yaml';
 import { parseSource, sourceSpecOf, type Source } from '../capture/source.ts';
 import { listDevices } from '../capture/devices/list-devices.ts';
-import { resolveDevices } from '../capture/resolve-devices.ts';
+import { atRate, resolveDevices } from '../capture/resolve-devices.ts';
+import { fileSourcePolicy } from '../capture/file-source.ts';
+import { probeInput } from '../capture/probe-input.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
@@ -20,6 +22,9 @@ import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
 import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
+/** From spawning ffmpeg to a file's first packet released by `-re` (measured, see the README). */
+const FILE_START_LEAD_SECONDS = 0.08;
+
 // What `start` runs with, resolved and checked before anything runs, and how --dry-run shows it.
 
 export interface ResolvedStart {
@@ -29,6 +34,8 @@ export interface ResolvedStart {
   outputs: OutputTarget[];
   push: PushSettings;
   plan: EncoderPlan;
+  /** The plan for one run of the encoder: a file source is anchored on the wall clock when it starts. */
+  planForRun(): EncoderPlan;
   /** The same outputs and settings, encoding the slate. */
   slatePlan: EncoderPlan;
   /** Where state outlives the process (the slate cache); undefined: nowhere. */
@@ -47,7 +54,7 @@ export interface ResolvedStart {
 export async function resolveStart(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedStart> {
   const loaded = await loadProfile(options.profile);
   let profile = applyOverrides(loaded.profile, options);
-  const request = parseSource(options.source ?? profile.source ?? 'test');
+  const request = parseSource(options.source ?? profile.source ?? 'test', cwd);
   const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample', 'fps', 'color', 'anullsrc'] });
   const underService = Boolean(env['INVOCATION_ID']);
   const retryDevices = options.retryDevices ?? underService;
@@ -59,7 +66,13 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
     ({ source, profile } = devices);
     sourceReasons.push(...devices.reasons);
     sourceWarnings.push(...devices.warnings);
+  } else if (request.kind === 'file') {
+    const played = fileSourcePolicy(request, await probeInput(ffmpeg.path, request.path), profile, options.loop);
+    source = played.source;
+    sourceReasons.push(...played.reasons);
+    profile = atRate(profile, source.framerate, sourceReasons);
   } else source = request;
+  if (options.loop && source.kind !== 'file') throw new ConfigError(`--loop applies to a file source (--source file:PATH); the source is ${sourceSpecOf(source)}`);
   const timing = checkTiming(profile);
   if (timing.errors.length) {
     throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides${source.kind === 'device' ? ' at the camera\'s rate' : ''}):\n  ${timing.errors.join('\n  ')}`);
@@ -75,7 +88,8 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
   ];
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
   for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const plan = buildEncoderPlan(profile, source, ladder.renditions);
+  const planForRun = () => buildEncoderPlan(profile, source, ladder.renditions, source.kind === 'file' ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS } : {});
+  const plan = planForRun();
   const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');
   if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
@@ -89,7 +103,7 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -123,6 +137,7 @@ export function describe(resolved: ResolvedStart): string {
       width: source.width,
       height: source.height,
       framerate: profile.video.framerate,
+      ...(source.kind === 'file' ? { loop: source.loop, duration: source.duration, chosen: resolved.sourceReasons } : {}),
       ...(source.kind === 'device' ? { ...(source.video ? { videoFormat: source.video.choice.format ?? 'the driver\'s', captureRate: source.video.choice.captureRate } : {}), chosen: resolved.sourceReasons, retryDevices: resolved.retryDevices } : {}),
     },
     tracks: plan.tracks.map((t) =>

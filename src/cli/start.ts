@@ -112,12 +112,22 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       });
     }
   };
-  if (options.duration) {
-    // The stream ends at the first segment boundary at or after start + duration.
-    const end = BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur));
+  // --duration ends at the first segment boundary at or after start + duration; a file played
+  // once at the last boundary with half a segment of its media after it (to close the segment),
+  // planned when its first run is anchored; the earlier of the two wins.
+  const file = resolved.source.kind === 'file' && !resolved.source.loop ? resolved.source : undefined;
+  const planEnd = (end: bigint) => {
+    if (packager.end && packager.end.segment <= end) return;
     packager.endBefore(end, { last: true });
     logger.info({ lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() }, 'stream end planned');
-  }
+  };
+  if (options.duration) planEnd(BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur)));
+  let runs = 0;
+  const planForRun = () => {
+    const plan = resolved.planForRun();
+    if (runs++ === 0 && file?.duration && plan.anchorSeconds !== undefined) planEnd(BigInt(Math.floor((plan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)));
+    return plan;
+  };
 
   let mediaSeen = false;
   let manifestPublished = false;
@@ -170,7 +180,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (listing) logger.warn({ problem: problem.message, cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') }, 'capture device unavailable: retrying until it is back');
   };
   const supervisor = new EncoderSupervisor({
-    start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress }),
+    start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan: planForRun(), logger, onProgress }),
     onData: (track, piece) => {
       mediaSeen = true;
       sourceDataAt = Date.now();
@@ -189,6 +199,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onFailedAtStart: (exit) => (failedAtStart = exit),
     retryAtStart: resolved.source.kind === 'device' && resolved.retryDevices,
+    cleanExitEnds: Boolean(file),
     // A failure at start without retry is reported once, with the listing, as the run's error.
     onRunFailed: (exit) => void (mediaSeen || resolved.retryDevices ? reportDevices(exit) : undefined),
     logger,

@@ -1,6 +1,7 @@
 import type { Profile, Rendition } from '../config/schema.ts';
 import type { Source } from '../capture/source.ts';
 import { deviceInputs, type SourceInputs } from '../capture/device-args.ts';
+import { fileInputs } from '../capture/file-source.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
 
@@ -16,6 +17,8 @@ export interface TrackOutput {
 
 export interface EncoderPlan {
   args: string[];
+  /** A file source: the wall-clock instant of its media time zero in this plan. */
+  anchorSeconds?: number | undefined;
   tracks: TrackOutput[];
   /** Encoder statistics (`-progress`) arrive on the child's stdout. */
   progressFd: 1;
@@ -89,6 +92,7 @@ function slateInputs(source: { width: number; height: number }, profile: Profile
 
 /** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1). */
 export function sourceInputs(profile: Profile, source: Source): SourceInputs {
+  if (source.kind === 'file') return fileInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
   if (source.kind === 'device') return deviceInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
   return { args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate), video: '0:v', audio: '1:a' };
 }
@@ -112,19 +116,36 @@ export function audioSyncFilter(profile: Profile): string {
  * Pure: profile + source + ladder → the complete ffmpeg argv (without the binary) and its outputs.
  * With `slate`, the same outputs and encoder settings (so the same init segments) encode the slate.
  */
-export function buildEncoderPlan(profile: Profile, source: Source, renditions: readonly Rendition[], options: { slate?: boolean } = {}): EncoderPlan {
+export interface PlanOptions {
+  /** Encode the slate instead of the source. */
+  slate?: boolean;
+  /** A file source: the wall-clock instant (seconds since 1970) its media time zero is played at. */
+  anchorSeconds?: number;
+}
+
+/** `setpts` adding the wall-clock instant of media zero, in the stream's own time base. */
+const anchorFilter = (name: 'setpts' | 'asetpts', seconds: number) => `${name}=PTS+${seconds.toFixed(6)}/TB`;
+
+export function buildEncoderPlan(profile: Profile, source: Source, renditions: readonly Rendition[], options: PlanOptions = {}): EncoderPlan {
   const tracks: TrackOutput[] = [
     ...renditions.map((rendition, i) => ({ id: rendition.id, kind: 'video' as const, fd: FIRST_TRACK_FD + i, bitrate: rendition.bitrate, rendition })),
     { id: 'audio', kind: 'audio', fd: FIRST_TRACK_FD + renditions.length, bitrate: profile.audio.bitrate },
   ];
   const inputs = options.slate ? { args: slateInputs(source, profile), video: '0:v', audio: '1:a' } : sourceInputs(profile, source);
-  const captureRate = !options.slate && source.kind === 'device' ? source.video?.choice.captureRate : undefined;
-  const graph = videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, overlay: options.slate ? undefined : clockOverlay(source.height) });
+  const live = !options.slate;
+  const file = live && source.kind === 'file' ? source : undefined;
+  if (file && options.anchorSeconds === undefined) throw new Error('a file source needs the wall-clock instant of its media time zero');
+  const captureRate = live && source.kind === 'device' ? source.video?.choice.captureRate : file?.captureRate;
+  const prelude = file ? [...(file.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []), anchorFilter('setpts', options.anchorSeconds!)] : [];
+  // The burnt-in clock is for synthetic and camera pictures; a file's own picture is left as it is.
+  const overlay = live && !file ? clockOverlay(source.height) : undefined;
+  const graph = videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay });
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
     '-progress', 'pipe:1', '-stats_period', '1',
     ...inputs.args,
     '-copyts',
+    ...(file ? ['-start_at_zero'] : []),
     '-filter_complex', graph,
   ];
   renditions.forEach((rendition, i) => {
@@ -133,7 +154,7 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
   args.push(
     '-map', inputs.audio,
-    '-af', audioSyncFilter(profile),
+    '-af', [...(file ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile)].join(','),
     '-c:a', 'aac',
     '-b:a', String(profile.audio.bitrate),
     '-ar', String(profile.audio.samplerate),
@@ -143,7 +164,7 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
     `pipe:${tracks.at(-1)!.fd}`,
   );
-  return { args, tracks, progressFd: 1 };
+  return { args, tracks, progressFd: 1, ...(file ? { anchorSeconds: options.anchorSeconds } : {}) };
 }
 
 /** POSIX-shell quoting, so a printed command line can be pasted and run as is. */

@@ -20,6 +20,8 @@ export interface SupervisorOptions {
   onFailedAtStart(exit: EncoderExit): void;
   /** Runs that fail before any media are retried like later failures (a capture device not there yet). */
   retryAtStart?: boolean;
+  /** A clean exit (code 0) is the source's end (a file played once), not a failure to restart from. */
+  cleanExitEnds?: boolean;
   /** Every run that ended without being asked to. */
   onRunFailed?(exit: EncoderExit): void;
   logger: Logger;
@@ -102,6 +104,10 @@ export class EncoderSupervisor {
     this.#runExited = true;
     if (this.#stopping || exit.requested) return this.#finish(exit);
     const { logger } = this.#options;
+    if (exit.code === 0 && this.#options.cleanExitEnds && mediaThisRun) {
+      logger.info('the source ended');
+      return this.#finish(exit);
+    }
     this.#options.onRunFailed?.(exit);
     if (!this.#mediaEver && !this.#options.retryAtStart) {
       this.#options.onFailedAtStart(exit);

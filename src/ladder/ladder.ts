@@ -21,6 +21,8 @@ export interface VideoGraphOptions {
   input?: string | undefined;
   /** The rate the camera delivers when above the profile's (a 60 fps-only mode): decimated first. */
   captureRate?: number | undefined;
+  /** Filters before everything else (a file's deinterlacer and wall-clock anchor). */
+  prelude?: readonly string[] | undefined;
 }
 
 /** The label of rendition `index` in the filter graph; `-map` uses it. */
@@ -84,10 +86,11 @@ export function scaleTo(rendition: { width: number; height: number }, source: { 
  *   filled by ffmpeg's constant-rate output (`-r`) repeating the frame before;
  * - the overlay, then `split` and one `scale` (and crop, see scaleTo) per rendition of another size.
  */
-export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate }: VideoGraphOptions): string {
+export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate, prelude = [] }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
+    ...prelude,
     // Twice the frames would fight for the grid's slots below (every other one dropped unevenly).
     ...(captureRate !== undefined && captureRate > fps * 1.01 ? [`fps=${fps}`] : []),
     `setpts='${frameSlotExpression(fps)}'`,
