@@ -13,21 +13,25 @@ export interface FileRequest {
   path: string;
 }
 
-export interface FileSource {
+/** What the graph takes from a source of known streams (a file, a feed). */
+export interface PlayedStreams {
+  hasVideo: boolean;
+  hasAudio: boolean;
+  width: number;
+  height: number;
+  framerate: number;
+  /** The source's own rate when the timeline decimates it (60 → 30). */
+  captureRate: number | undefined;
+  deinterlace: boolean;
+}
+
+export interface FileSource extends PlayedStreams {
   kind: 'file';
   path: string;
   /** Played again from the start when it ends (`--loop`); otherwise the stream ends with it. */
   loop: boolean;
   /** Seconds of media; undefined when ffmpeg could not tell. */
   duration: number | undefined;
-  hasVideo: boolean;
-  hasAudio: boolean;
-  width: number;
-  height: number;
-  framerate: number;
-  /** The file's own rate when the timeline decimates it (60 → 30). */
-  captureRate: number | undefined;
-  deinterlace: boolean;
 }
 
 export const parseFileSpec = (spec: string, cwd: string): FileRequest => {
@@ -36,13 +40,8 @@ export const parseFileSpec = (spec: string, cwd: string): FileRequest => {
   return { kind: 'file', path: isAbsolute(path) ? path : resolve(cwd, path) };
 };
 
-/** Pure: what the file holds → how it is played, with one line per decision for the log and --dry-run. */
-export function fileSourcePolicy(request: FileRequest, info: InputInfo, profile: Profile, loop: boolean): { source: FileSource; reasons: string[] } {
-  if (info.error) throw new ConfigError(`--source file:${request.path}: ffmpeg cannot open it: ${info.error}`);
-  if (!info.video && !info.audio) throw new ConfigError(`--source file:${request.path}: neither a video nor an audio stream in it; a media file with H.264, HEVC, MPEG-2, … video and/or AAC, MP3, AC-3, … audio is accepted`);
-  if (loop && info.duration === undefined) throw new ConfigError(`--loop: file:${request.path} has no known duration, so it cannot be looped`);
-  const shortest = 2 * profile.segdur + 1;
-  if (!loop && info.duration !== undefined && info.duration < shortest) throw new ConfigError(`--source file:${request.path}: ${info.duration} s is too short to play once (at least ${shortest} s: two whole segments); add --loop to repeat it`);
+/** Pure: the rules every source of known streams follows (size, rate, interlace, missing audio or video), one line per decision. */
+export function streamPolicy(info: InputInfo, profile: Profile): { streams: PlayedStreams; reasons: string[] } {
   const top = profile.video.renditions[0]!;
   const reasons: string[] = [];
   const video = info.video;
@@ -54,12 +53,7 @@ export function fileSourcePolicy(request: FileRequest, info: InputInfo, profile:
   } else reasons.push('no video: a card ("AUDIO ONLY") stands in for it');
   if (info.audio) reasons.push(`audio: ${info.audio.codec} ${info.audio.sampleRate} Hz ${info.audio.layout}, taken at ${profile.audio.samplerate} Hz, ${profile.audio.channels} channel(s)`);
   else reasons.push('no audio: silence, so the audio track exists');
-  reasons.push(loop ? `looped (${info.duration} s)` : `played once${info.duration ? ` (${info.duration} s)` : ''}: the stream ends with it`);
-  const source: FileSource = {
-    kind: 'file',
-    path: request.path,
-    loop,
-    duration: info.duration,
+  const streams: PlayedStreams = {
     hasVideo: Boolean(video),
     hasAudio: Boolean(info.audio),
     width: video?.width ?? top.width,
@@ -68,7 +62,19 @@ export function fileSourcePolicy(request: FileRequest, info: InputInfo, profile:
     captureRate: video && rate.captureRate > rate.framerate * 1.01 ? rate.captureRate : undefined,
     deinterlace,
   };
-  return { source, reasons };
+  return { streams, reasons };
+}
+
+/** Pure: what the file holds → how it is played, with one line per decision for the log and --dry-run. */
+export function fileSourcePolicy(request: FileRequest, info: InputInfo, profile: Profile, loop: boolean): { source: FileSource; reasons: string[] } {
+  if (info.error) throw new ConfigError(`--source file:${request.path}: ffmpeg cannot open it: ${info.error}`);
+  if (!info.video && !info.audio) throw new ConfigError(`--source file:${request.path}: neither a video nor an audio stream in it; a media file with H.264, HEVC, MPEG-2, … video and/or AAC, MP3, AC-3, … audio is accepted`);
+  if (loop && info.duration === undefined) throw new ConfigError(`--loop: file:${request.path} has no known duration, so it cannot be looped`);
+  const shortest = 2 * profile.segdur + 1;
+  if (!loop && info.duration !== undefined && info.duration < shortest) throw new ConfigError(`--source file:${request.path}: ${info.duration} s is too short to play once (at least ${shortest} s: two whole segments); add --loop to repeat it`);
+  const { streams, reasons } = streamPolicy(info, profile);
+  reasons.push(loop ? `looped (${info.duration} s)` : `played once${info.duration ? ` (${info.duration} s)` : ''}: the stream ends with it`);
+  return { source: { kind: 'file', path: request.path, loop, duration: info.duration, ...streams }, reasons };
 }
 
 /** A card standing in for missing video and silence for missing audio: paced like the file, rebased like it. */

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.ts';
 import type { DeviceSource } from './device-args.ts';
 import { parseFileSpec, type FileRequest, type FileSource } from './file-source.ts';
+import { feedForLogs, parseFeedSpec, type FeedRequest, type FeedSource } from './feed-source.ts';
 import { parseDeviceSpec, type DeviceRequest } from './device-spec.ts';
 
 export const TEST_PATTERNS = ['testsrc2', 'mandelbrot', 'sync'] as const;
@@ -16,15 +17,15 @@ export interface TestSource {
   audioDrift?: boolean;
 }
 
-export type Source = TestSource | DeviceSource | FileSource;
+export type Source = TestSource | DeviceSource | FileSource | FeedSource;
 
-export const SOURCE_SPECS = ['test', 'test:mandelbrot', 'test:sync', 'test:sync:drift', 'device', 'device:video=NAME|INDEX|none,audio=NAME|INDEX|none', 'file:PATH'] as const;
-const LATER_KINDS = /^(udp:\/\/|srt:\/\/)/;
+export const SOURCE_SPECS = ['test', 'test:mandelbrot', 'test:sync', 'test:sync:drift', 'device', 'device:video=NAME|INDEX|none,audio=NAME|INDEX|none', 'file:PATH', 'udp://IP:PORT', 'srt://HOST:PORT?mode=caller|listener'] as const;
 
 /** Pure: the `--source` value → a test source, or a request for capture devices (resolved against the listing) or a file (probed). */
-export function parseSource(spec: string, cwd = process.cwd()): TestSource | DeviceRequest | FileRequest {
+export function parseSource(spec: string, cwd = process.cwd()): TestSource | DeviceRequest | FileRequest | FeedRequest {
   if (spec === 'device' || spec.startsWith('device:')) return parseDeviceSpec(spec);
   if (spec.startsWith('file:')) return parseFileSpec(spec, cwd);
+  if (/^(udp|srt):\/\//.test(spec)) return parseFeedSpec(spec);
   const [kind, variant, option] = spec.split(':') as [string, string | undefined, string | undefined];
   if (kind === 'test') {
     const pattern = (variant === undefined || variant === '' ? 'testsrc2' : variant) as TestPattern;
@@ -34,15 +35,13 @@ export function parseSource(spec: string, cwd = process.cwd()): TestSource | Dev
     }
     return { kind: 'test', pattern, width: 1920, height: 1080, ...(drift ? { audioDrift: true } : {}) };
   }
-  if (LATER_KINDS.test(spec)) {
-    throw new ConfigError(`--source "${spec}": UDP/SRT feeds are not supported yet; accepted: ${SOURCE_SPECS.join(', ')}`);
-  }
   throw new ConfigError(`--source "${spec}" is not a source; accepted: ${SOURCE_SPECS.join(', ')}`);
 }
 
 /** How a source is named in settings and logs: `test`, `test:sync`, `device:video=…,audio=…`. */
 export function sourceSpecOf(source: Source): string {
   if (source.kind === 'file') return `file:${source.path}`;
+  if (source.kind === 'feed') return feedForLogs(source.url);
   if (source.kind === 'test') return ['test', ...(source.pattern === 'testsrc2' ? [] : [source.pattern]), ...(source.audioDrift ? ['drift'] : [])].join(':');
   return `device:video=${source.video?.id ?? 'none'},audio=${source.audio?.id ?? 'none'}`;
 }

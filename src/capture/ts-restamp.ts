@@ -17,6 +17,10 @@ export interface RestampOptions {
   maxSlewPerSecond?: number;
   /** Beyond this the sender's clock jumped (a restart): re-anchored at once. */
   jumpSeconds?: number;
+  /** A feed silent this long and back is anchored anew (the sender restarted, or the path came back). */
+  gapSeconds?: number;
+  /** After an anchor, the offset follows the evidence freely this long (the first packets may come in a burst). */
+  settleSeconds?: number;
 }
 
 export interface RestampEvent {
@@ -77,12 +81,14 @@ export class TsRestamper {
   #offset: number | undefined;
   #segment: number | undefined;
   #behindSince: number | undefined;
+  #anchoredAt = 0;
+  #lastArrival: number | undefined;
   events: RestampEvent[] = [];
   packets = 0;
   resyncs = 0;
 
   constructor(options: RestampOptions) {
-    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, ...options };
+    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, ...options };
   }
 
   /** The wall-clock seconds written timestamps count from; the encoder run that reads them adds it back. */
@@ -123,6 +129,14 @@ export class TsRestamper {
 
   /** A PES start seen at `arrival`: the offset's evidence, and (at a boundary) its update. */
   #observe(pid: number, senderSeconds: number, arrival: number, video: boolean): void {
+    const silent = this.#lastArrival !== undefined && arrival - this.#lastArrival > this.#options.gapSeconds;
+    this.#lastArrival = arrival;
+    if (silent) {
+      this.#earliest.clear();
+      this.#offset = undefined;
+      this.#segment = undefined;
+      this.#behindSince = undefined;
+    }
     let earliest = this.#earliest.get(pid);
     if (!earliest) this.#earliest.set(pid, (earliest = new WindowMinimum(this.#options.windowSeconds)));
     earliest.add(arrival, arrival - senderSeconds);
@@ -130,7 +144,12 @@ export class TsRestamper {
     const target = Math.max(...[...this.#earliest.values()].map((w) => w.value ?? -Infinity));
     if (this.#offset === undefined) {
       this.#offset = target;
-      this.events.push({ kind: 'anchored', offsetSeconds: target, detail: 'the feed is on the wall clock' });
+      this.#anchoredAt = arrival;
+      this.events.push({ kind: 'anchored', offsetSeconds: target, detail: silent ? 'the feed is back, on the wall clock' : 'the feed is on the wall clock' });
+      return;
+    }
+    if (arrival - this.#anchoredAt < this.#options.settleSeconds) {
+      this.#offset = target;
       return;
     }
     // Not drift: the sender's clock jumped (it restarted). A packet far ahead of its mapped time
@@ -146,6 +165,7 @@ export class TsRestamper {
       earliest.add(arrival, arrival - senderSeconds);
       this.events.push({ kind: 'jump', offsetSeconds: arrival - senderSeconds, detail: `the sender's clock jumped by ${(-deviation).toFixed(3)} s` });
       this.#offset = arrival - senderSeconds;
+      this.#anchoredAt = arrival;
       this.#behindSince = undefined;
       return;
     }

@@ -25,7 +25,9 @@ appliance start [options]
                         every second, for lip sync; test:sync:drift with a drifting sound card),
                         device (the default camera and microphone), or
                         device:video=NAME|INDEX|none,audio=NAME|INDEX|none (see appliance devices),
-                        or file:PATH (a media file played out in real time as a live source);
+                        file:PATH (a media file played out in real time as a live source), or
+                        udp://IP:PORT, srt://HOST:PORT?mode=caller|listener (a live MPEG-TS feed;
+                        the SRT passphrase from APPLIANCE_SRT_PASSPHRASE);
                         default: the profile's source, else test
   --loop                play a file source again from its start when it ends (otherwise the
                         stream ends with the file)

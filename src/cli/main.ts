@@ -29,6 +29,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       const resolved = await resolveStart(options, process.cwd());
       if (options.dryRun) {
+        resolved.feedRelay?.stop();
         process.stdout.write(describe(resolved));
         return EXIT_OK;
       }

@@ -4,6 +4,8 @@ import { listDevices } from '../capture/devices/list-devices.ts';
 import { atRate, resolveDevices } from '../capture/resolve-devices.ts';
 import { fileSourcePolicy } from '../capture/file-source.ts';
 import { probeInput } from '../capture/probe-input.ts';
+import { feedForLogs, feedSourcePolicy, SRT_PASSPHRASE_ENV } from '../capture/feed-source.ts';
+import { FeedRelay } from '../capture/feed-relay.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
@@ -22,6 +24,21 @@ import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
 import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
+/** How long the start waits for a feed to say what it holds. */
+const FEED_PROBE_MS = 10_000;
+
+/**
+ * A feed run's stamps are written counting from an hour before the run's start (whole seconds):
+ * far from the 33-bit wrap (26.5 h) and never negative; the graph adds it back.
+ */
+const feedBase = () => Math.floor(Date.now() / 1000) - 3600;
+
+/** What a feed not there yet is taken to be: the top rendition at the profile's rate, with audio. */
+function assumedFeed(profile: Profile) {
+  const top = profile.video.renditions[0]!;
+  return { duration: undefined, start: undefined, error: undefined, video: { codec: 'h264', width: top.width, height: top.height, framerate: profile.video.framerate, fieldOrder: 'progressive' }, audio: { codec: 'aac', sampleRate: profile.audio.samplerate, layout: 'stereo' } };
+}
+
 /** From spawning ffmpeg to a file's first packet released by `-re` (measured, see the README). */
 const FILE_START_LEAD_SECONDS = 0.08;
 
@@ -36,6 +53,8 @@ export interface ResolvedStart {
   plan: EncoderPlan;
   /** The plan for one run of the encoder: a file source is anchored on the wall clock when it starts. */
   planForRun(): EncoderPlan;
+  /** A feed's receiver, running since the start was resolved (it also said what the feed holds). */
+  feedRelay: FeedRelay | undefined;
   /** The same outputs and settings, encoding the slate. */
   slatePlan: EncoderPlan;
   /** Where state outlives the process (the slate cache); undefined: nowhere. */
@@ -52,6 +71,17 @@ export interface ResolvedStart {
 
 /** Everything `start` needs, checked before anything runs; every failure here is a ConfigError. */
 export async function resolveStart(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedStart> {
+  const started: { relay?: FeedRelay } = {};
+  try {
+    return await resolveStartWith(options, cwd, env, started);
+  } catch (error) {
+    // A refused start leaves no feed receiver behind.
+    started.relay?.stop();
+    throw error;
+  }
+}
+
+async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv, started: { relay?: FeedRelay }): Promise<ResolvedStart> {
   const loaded = await loadProfile(options.profile);
   let profile = applyOverrides(loaded.profile, options);
   const request = parseSource(options.source ?? profile.source ?? 'test', cwd);
@@ -59,6 +89,7 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
   const underService = Boolean(env['INVOCATION_ID']);
   const retryDevices = options.retryDevices ?? underService;
   let source: Source;
+  let feedRelay: FeedRelay | undefined;
   const sourceReasons: string[] = [];
   const sourceWarnings: string[] = [];
   if (request.kind === 'device') {
@@ -70,6 +101,26 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
     const played = fileSourcePolicy(request, await probeInput(ffmpeg.path, request.path), profile, options.loop);
     source = played.source;
     sourceReasons.push(...played.reasons);
+    profile = atRate(profile, source.framerate, sourceReasons);
+  } else if (request.kind === 'feed') {
+    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: env[SRT_PASSPHRASE_ENV] || undefined, segdur: profile.segdur });
+    started.relay = feedRelay;
+    feedRelay.start();
+    const info = await feedRelay.info(FEED_PROBE_MS);
+    if (!info && !retryDevices) {
+      const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
+      feedRelay.stop();
+      throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? (with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)`);
+    }
+    try {
+      const played = feedSourcePolicy(request, info ?? assumedFeed(profile), profile);
+      source = played.source;
+      sourceReasons.push(...played.reasons);
+      if (!info) sourceWarnings.push(`no feed on ${feedForLogs(request.url)} yet: assuming ${played.source.width}x${played.source.height} at ${played.source.framerate} fps with audio (the top rendition), slate until it comes`);
+    } catch (error) {
+      feedRelay.stop();
+      throw error;
+    }
     profile = atRate(profile, source.framerate, sourceReasons);
   } else source = request;
   if (options.loop && source.kind !== 'file') throw new ConfigError(`--loop applies to a file source (--source file:PATH); the source is ${sourceSpecOf(source)}`);
@@ -88,7 +139,7 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
   ];
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
   for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const planForRun = () => buildEncoderPlan(profile, source, ladder.renditions, source.kind === 'file' ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS } : {});
+  const planForRun = () => buildEncoderPlan(profile, source, ladder.renditions, source.kind === 'file' ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS } : source.kind === 'feed' ? { anchorSeconds: feedBase() } : {});
   const plan = planForRun();
   const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');
@@ -103,7 +154,7 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -137,6 +188,7 @@ export function describe(resolved: ResolvedStart): string {
       width: source.width,
       height: source.height,
       framerate: profile.video.framerate,
+      ...(source.kind === 'feed' ? { chosen: resolved.sourceReasons } : {}),
       ...(source.kind === 'file' ? { loop: source.loop, duration: source.duration, chosen: resolved.sourceReasons } : {}),
       ...(source.kind === 'device' ? { ...(source.video ? { videoFormat: source.video.choice.format ?? 'the driver\'s', captureRate: source.video.choice.captureRate } : {}), chosen: resolved.sourceReasons, retryDevices: resolved.retryDevices } : {}),
     },

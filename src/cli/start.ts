@@ -39,6 +39,9 @@ const CHUNK_DELAY_WINDOW = 3000;
 /** The wall-clock end of a chunk's media, in ms since 1970. */
 const mediaEndMsOf = (chunk: ChunkEvent) => Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
 
+/** How long the slate holds a segment for a feed flowing again (its first chunks come ~1 s late after a new run's probe). */
+const FEED_RESUME_WAIT_MS = 1500;
+
 /** Wall-clock now as a segment number on the epoch grid. */
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
@@ -60,7 +63,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     lastDrops = p.dupFrames + p.dropFrames;
   };
 
-  const packager = new Packager(plan.tracks, profile, { note: (fields, message) => logger.debug(fields, message) });
+  // A feed comes back through a receiver, a probe and the decoder: the slate waits longer for it.
+  const packager = new Packager(plan.tracks, profile, { note: (fields, message) => logger.debug(fields, message), ...(resolved.source.kind === 'feed' ? { resumeWaitMs: FEED_RESUME_WAIT_MS } : {}) });
   // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
   // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
@@ -123,6 +127,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   };
   if (options.duration) planEnd(BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur)));
   let runs = 0;
+  const relay = resolved.feedRelay;
+  if (relay) relay.logger = logger;
   const planForRun = () => {
     const plan = resolved.planForRun();
     if (runs++ === 0 && file?.duration && plan.anchorSeconds !== undefined) planEnd(BigInt(Math.floor((plan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)));
@@ -180,7 +186,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (listing) logger.warn({ problem: problem.message, cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') }, 'capture device unavailable: retrying until it is back');
   };
   const supervisor = new EncoderSupervisor({
-    start: () => startEncoder({ ffmpegPath: ffmpeg.path, plan: planForRun(), logger, onProgress }),
+    start: () => {
+      const runPlan = planForRun();
+      const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan: runPlan, logger, onProgress });
+      relay?.attach(encoder.input, runPlan.anchorSeconds!);
+      return encoder;
+    },
     onData: (track, piece) => {
       mediaSeen = true;
       sourceDataAt = Date.now();
@@ -198,7 +209,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       emit(packager.newRun());
     },
     onFailedAtStart: (exit) => (failedAtStart = exit),
-    retryAtStart: resolved.source.kind === 'device' && resolved.retryDevices,
+    // A feed not there yet, or a device, is waited for (slate meanwhile) rather than fatal.
+    retryAtStart: (resolved.source.kind === 'device' && resolved.retryDevices) || Boolean(relay),
     cleanExitEnds: Boolean(file),
     // A failure at start without retry is reported once, with the listing, as the run's error.
     onRunFailed: (exit) => void (mediaSeen || resolved.retryDevices ? reportDevices(exit) : undefined),
@@ -206,6 +218,9 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     stallMs: Math.max(1500, profile.segdur * 1000),
     stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
   });
+  // A feed back after a silence (or with a new clock) starts a fresh run: its grid, its first IDR
+  // on a boundary; the run that waited through the silence would carry its gap into the encoder.
+  if (relay) relay.onReanchored = () => supervisor.restartNow('the feed is back');
   stopForGood = (why) => {
     logger.error(why);
     void supervisor.stop();
@@ -312,6 +327,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     await Promise.all(outputs.map((o) => o.flush()));
     await saver?.flush();
   } finally {
+    relay?.stop();
     clearInterval(ticker);
     await sink.close();
     clearTimeout(safety);

@@ -1,5 +1,5 @@
 import { RepeatLimiter } from '../log.ts';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import type { Logger } from '../log.ts';
 import type { EncoderPlan } from './ffmpeg-args.ts';
@@ -23,6 +23,8 @@ export interface EncoderProcess {
   readonly pid: number | undefined;
   /** Each track's fragmented MP4 byte stream, keyed by track id. */
   readonly tracks: ReadonlyMap<string, Readable>;
+  /** Where a feed's bytes go in (plans with an `inputFd`). */
+  readonly input: Writable | undefined;
   readonly exited: Promise<EncoderExit>;
   /** Asks ffmpeg to finish (`q` on stdin) and kills it if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<EncoderExit>;
@@ -37,7 +39,7 @@ export function startEncoder(options: {
   onProgress?: (progress: EncoderProgress) => void;
 }): EncoderProcess {
   const { ffmpegPath, plan, logger } = options;
-  const extraFds = Math.max(...plan.tracks.map((t) => t.fd)) - 2;
+  const extraFds = Math.max(...plan.tracks.map((t) => t.fd), plan.inputFd ?? 0) - 2;
   const child = execa(ffmpegPath, plan.args, {
     stdio: ['pipe', 'pipe', 'pipe', ...Array.from({ length: extraFds }, () => 'pipe' as const)],
     buffer: false,
@@ -85,6 +87,10 @@ export function startEncoder(options: {
     tracks.set(track.id, stream);
   }
 
+  const input = plan.inputFd === undefined ? undefined : (child.stdio[plan.inputFd] as Writable | undefined);
+  // A feed written into a run that ended: the bytes have nowhere to go, and that is no error.
+  input?.on('error', () => undefined);
+
   let requested = false;
   const exited: Promise<EncoderExit> = child.then((result) => {
     process.off('exit', killOnExit);
@@ -101,6 +107,7 @@ export function startEncoder(options: {
   return {
     pid: child.pid,
     tracks,
+    input,
     exited,
     kill() {
       child.kill('SIGKILL');

@@ -2,6 +2,7 @@ import type { Profile, Rendition } from '../config/schema.ts';
 import type { Source } from '../capture/source.ts';
 import { deviceInputs, type SourceInputs } from '../capture/device-args.ts';
 import { fileInputs } from '../capture/file-source.ts';
+import { feedInputs } from '../capture/feed-source.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
 
@@ -17,6 +18,8 @@ export interface TrackOutput {
 
 export interface EncoderPlan {
   args: string[];
+  /** A feed's MPEG-TS goes in on this fd of the child. */
+  inputFd?: number | undefined;
   /** A file source: the wall-clock instant of its media time zero in this plan. */
   anchorSeconds?: number | undefined;
   tracks: TrackOutput[];
@@ -90,9 +93,10 @@ function slateInputs(source: { width: number; height: number }, profile: Profile
   ];
 }
 
-/** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1). */
-export function sourceInputs(profile: Profile, source: Source): SourceInputs {
-  if (source.kind === 'file') return fileInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
+/** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1); which of them carry media time less the plan's anchor. */
+export function sourceInputs(profile: Profile, source: Source, inputFd: number): SourceInputs & { anchored?: { video: boolean; audio: boolean } } {
+  if (source.kind === 'feed') return feedInputs(source, inputFd, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
+  if (source.kind === 'file') return { ...fileInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels }), anchored: { video: true, audio: true } };
   if (source.kind === 'device') return deviceInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
   return { args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate), video: '0:v', audio: '1:a' };
 }
@@ -119,7 +123,7 @@ export function audioSyncFilter(profile: Profile): string {
 export interface PlanOptions {
   /** Encode the slate instead of the source. */
   slate?: boolean;
-  /** A file source: the wall-clock instant (seconds since 1970) its media time zero is played at. */
+  /** A file or feed source: the wall-clock instant (seconds since 1970) of its media time zero. */
   anchorSeconds?: number;
 }
 
@@ -131,14 +135,18 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     ...renditions.map((rendition, i) => ({ id: rendition.id, kind: 'video' as const, fd: FIRST_TRACK_FD + i, bitrate: rendition.bitrate, rendition })),
     { id: 'audio', kind: 'audio', fd: FIRST_TRACK_FD + renditions.length, bitrate: profile.audio.bitrate },
   ];
-  const inputs = options.slate ? { args: slateInputs(source, profile), video: '0:v', audio: '1:a' } : sourceInputs(profile, source);
   const live = !options.slate;
+  const inputFd = FIRST_TRACK_FD + tracks.length;
+  const feed = live && source.kind === 'feed' ? source : undefined;
+  const inputs = live ? sourceInputs(profile, source, inputFd) : { args: slateInputs(source, profile), video: '0:v', audio: '1:a' };
   const file = live && source.kind === 'file' ? source : undefined;
-  if (file && options.anchorSeconds === undefined) throw new Error('a file source needs the wall-clock instant of its media time zero');
-  const captureRate = live && source.kind === 'device' ? source.video?.choice.captureRate : file?.captureRate;
-  const prelude = file ? [...(file.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []), anchorFilter('setpts', options.anchorSeconds!)] : [];
-  // The burnt-in clock is for synthetic and camera pictures; a file's own picture is left as it is.
-  const overlay = live && !file ? clockOverlay(source.height) : undefined;
+  const played = file ?? feed;
+  const anchored = live ? inputs.anchored : undefined;
+  if (anchored && options.anchorSeconds === undefined) throw new Error(`a ${source.kind} source needs the wall-clock instant of its media time zero`);
+  const captureRate = live && source.kind === 'device' ? source.video?.choice.captureRate : played?.captureRate;
+  const prelude = played ? [...(played.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []), ...(anchored?.video ? [anchorFilter('setpts', options.anchorSeconds!)] : [])] : [];
+  // The burnt-in clock is for synthetic and camera pictures; a file's or a feed's picture is left as it is.
+  const overlay = live && !played ? clockOverlay(source.height) : undefined;
   const graph = videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay });
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
@@ -154,7 +162,7 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
   args.push(
     '-map', inputs.audio,
-    '-af', [...(file ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile)].join(','),
+    '-af', [...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile)].join(','),
     '-c:a', 'aac',
     '-b:a', String(profile.audio.bitrate),
     '-ar', String(profile.audio.samplerate),
@@ -164,7 +172,7 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
     ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
     `pipe:${tracks.at(-1)!.fd}`,
   );
-  return { args, tracks, progressFd: 1, ...(file ? { anchorSeconds: options.anchorSeconds } : {}) };
+  return { args, tracks, progressFd: 1, ...(anchored ? { anchorSeconds: options.anchorSeconds } : {}), ...(feed ? { inputFd } : {}) };
 }
 
 /** POSIX-shell quoting, so a printed command line can be pasted and run as is. */

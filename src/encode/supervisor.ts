@@ -131,15 +131,17 @@ export class EncoderSupervisor {
   }
 
   #checkStall(): void {
-    if (this.#stopping || !this.#encoder || !this.#mediaEver) return;
+    if (this.#stopping || !this.#encoder || (!this.#mediaEver && !this.#options.retryAtStart)) return;
     const silentMs = this.#now() - this.#lastDataAt;
-    if (!this.#stalled && silentMs >= this.#options.stallMs) {
+    // Before any media a source waited for gets a start-up's time (the first IDR on a boundary).
+    const stallMs = this.#mediaEver ? this.#options.stallMs : this.#options.stallKillMs;
+    if (!this.#stalled && silentMs >= stallMs) {
       this.#stalled = true;
       this.stalls++;
       this.#options.logger.warn({ silentMs }, 'ffmpeg delivers no media: slate until it does');
       this.#options.onInterrupted('ffmpeg stalled');
     }
-    if (silentMs >= this.#options.stallKillMs) {
+    if (silentMs >= (this.#mediaEver ? this.#options.stallKillMs : 2 * this.#options.stallKillMs)) {
       this.#options.logger.error({ silentMs }, 'ffmpeg still delivers nothing: killing it for a restart');
       this.#lastDataAt = this.#now();
       this.#encoder.kill();

@@ -19,8 +19,9 @@ describe('--source', () => {
     assert.throws(() => parseSource('test:smpte'), /unknown test source; accepted: test, test:mandelbrot, test:sync, test:sync:drift/);
     assert.throws(() => parseSource('test:mandelbrot:drift'), /unknown test source/);
     assert.throws(() => parseSource('device:/dev/video0'), /"\/dev\/video0" is not video=NAME\|INDEX or audio=NAME\|INDEX/);
-    assert.throws(() => parseSource('udp://239.0.0.1:1234'), /not supported yet/);
-    assert.throws(() => parseSource('camera'), /"camera" is not a source; accepted: test, test:mandelbrot, test:sync, test:sync:drift, device, device:video=/);
+    assert.deepEqual(parseSource('udp://239.0.0.1:1234'), { kind: 'feed', protocol: 'udp', url: 'udp://239.0.0.1:1234' });
+    assert.throws(() => parseSource('srt://host:9000?mode=sender'), /mode=sender; accepted: caller, listener, rendezvous/);
+    assert.throws(() => parseSource('camera'), /"camera" is not a source; accepted: test, test:mandelbrot, test:sync, test:sync:drift, device, device:video=.*, file:PATH, udp:\/\/IP:PORT, srt:\/\/HOST:PORT/);
   });
 });
 

@@ -127,17 +127,22 @@ describe('an MPEG-TS feed put on the wall clock', () => {
     assert.ok(moves > 100, `${moves} moves`);
   });
 
-  it('a sender whose clock jumps (restarted) is re-anchored at once; garbage between packets is skipped', () => {
+  it('a sender whose clock jumps (restarted) is re-anchored at once, or anew after a silence; garbage between packets is skipped', () => {
     const base = 1_764_000_000;
     const restamper = new TsRestamper({ segdur: 1, base });
-    restamper.push(pesPacket(VIDEO, 90_000 * 10 + 6000, 90_000 * 10), base + 50);
+    for (let t = 0; t <= 4; t += 0.5) restamper.push(pesPacket(VIDEO, 90_000 * (6 + t) + 6000, 90_000 * (6 + t)), base + 46 + t);
     restamper.push(Buffer.concat([Buffer.from('junk!'), pesPacket(VIDEO, 90_000 * 500 + 6000, 90_000 * 500)]), base + 50.04);
     assert.equal(restamper.resyncs, 1);
     assert.deepEqual(restamper.events.map((e) => e.kind), ['anchored', 'jump'], JSON.stringify(restamper.events));
     assert.ok(Math.abs(restamper.offsetSeconds! - (50.04 - 500 + base)) < 1e-6);
     // Backwards (the sender restarted at 0): only once it lasts, not for a burst after a stall.
-    for (let t = 0; t <= 3; t += 0.5) restamper.push(pesPacket(VIDEO, 90_000 * (1 + t) + 6000, 90_000 * (1 + t)), base + 52 + t);
+    for (let t = 0; t <= 6; t += 0.5) restamper.push(pesPacket(VIDEO, 90_000 * (500 + t) + 6000, 90_000 * (500 + t)), base + 50.04 + t);
+    for (let t = 0; t <= 3; t += 0.5) restamper.push(pesPacket(VIDEO, 90_000 * (1 + t) + 6000, 90_000 * (1 + t)), base + 57 + t);
     assert.deepEqual(restamper.events.map((e) => e.kind), ['anchored', 'jump', 'jump']);
-    assert.ok(Math.abs(restamper.offsetSeconds! - (base + 52 + 2.5 - 3.5)) < 1e-6);
+    assert.ok(Math.abs(restamper.offsetSeconds! - (base + 57 + 2.5 - 3.5)) < 1e-6);
+    // Silent for 2 s, then back with another clock: anchored anew at once.
+    restamper.push(pesPacket(VIDEO, 90_000 * 9000 + 6000, 90_000 * 9000), base + 62);
+    assert.equal(restamper.events.at(-1)!.detail, 'the feed is back, on the wall clock');
+    assert.ok(Math.abs(restamper.offsetSeconds! - (base + 62 - 9000)) < 1e-6);
   });
 });

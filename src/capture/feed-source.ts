@@ -1,0 +1,98 @@
+import type { Profile } from '../config/schema.ts';
+import { ConfigError } from '../errors.ts';
+import type { AudioFormat, SourceInputs } from './device-args.ts';
+import { streamPolicy, type PlayedStreams } from './file-source.ts';
+import type { InputInfo } from './media-info.ts';
+
+// Pure: a live MPEG-TS contribution feed (UDP, SRT) as a source. The feed reaches ffmpeg through
+// the appliance (a relay ffmpeg receives it, the restamper puts it on the wall clock), so the
+// encoder reads plain MPEG-TS from a pipe.
+
+/** Where an SRT passphrase is read from; never from the URL (it would reach logs and process lists). */
+export const SRT_PASSPHRASE_ENV = 'APPLIANCE_SRT_PASSPHRASE';
+
+export interface FeedRequest {
+  kind: 'feed';
+  protocol: 'udp' | 'srt';
+  url: string;
+}
+
+export interface FeedSource extends PlayedStreams {
+  kind: 'feed';
+  protocol: 'udp' | 'srt';
+  url: string;
+}
+
+export function parseFeedSpec(spec: string): FeedRequest {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new ConfigError(`--source "${spec}" is not a URL; accepted: udp://IP:PORT (e.g. udp://0.0.0.0:5000, udp://239.1.1.1:5000), srt://HOST:PORT?mode=caller|listener`);
+  }
+  const protocol = url.protocol.slice(0, -1) as 'udp' | 'srt';
+  if (!url.port) throw new ConfigError(`--source "${spec}": the port is missing, e.g. ${protocol}://${url.hostname || '0.0.0.0'}:5000`);
+  if (protocol === 'srt') {
+    if (url.searchParams.has('passphrase')) throw new ConfigError(`--source: an SRT passphrase in the URL would reach logs and process listings; set ${SRT_PASSPHRASE_ENV} instead`);
+    const mode = url.searchParams.get('mode') ?? 'caller';
+    if (!['caller', 'listener', 'rendezvous'].includes(mode)) throw new ConfigError(`--source "${spec}": mode=${mode}; accepted: caller, listener, rendezvous`);
+  }
+  return { kind: 'feed', protocol, url: spec };
+}
+
+/** The URL as logs show it: no user info; an SRT stream id kept, anything secret-looking hidden. */
+export function feedForLogs(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//').replace(/([?&](?:passphrase|pbkeylen|streamid)=)[^&]*/gi, '$1…');
+}
+
+/** Text from the relay with the passphrase (and the URL's secrets) taken out, whatever ffmpeg printed. */
+export function redact(text: string, passphrase: string | undefined): string {
+  const masked = passphrase ? text.split(passphrase).join('…') : text;
+  return masked.replace(/(?:srt|udp):\/\/[^\s'"]+/g, (url) => feedForLogs(url));
+}
+
+/**
+ * Pure: the relay's argv. It receives the feed and copies it to its stdout as MPEG-TS with no
+ * muxing delay; ffmpeg's own discontinuity handling keeps the timestamps going on when a sender
+ * restarts (with `-copyts` a backwards jump reached its muxer and mangled seconds of them). It
+ * prints ffmpeg's dump of the feed, which says what the feed holds.
+ */
+export function relayArgs(request: FeedRequest, passphrase: string | undefined): string[] {
+  const options = request.protocol === 'srt' && passphrase ? ['-passphrase', passphrase] : [];
+  const url = request.protocol === 'udp' ? withQuery(request.url, { fifo_size: '1000000', overrun_nonfatal: '1' }) : request.url;
+  return [
+    '-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats',
+    '-probesize', '2000000', '-analyzeduration', '2000000',
+    ...options,
+    '-i', url,
+    '-map', '0:v:0?', '-map', '0:a:0?', '-c', 'copy',
+    '-f', 'mpegts', '-muxdelay', '0', '-muxpreload', '0', '-flush_packets', '1',
+    'pipe:1',
+  ];
+}
+
+function withQuery(spec: string, extra: Record<string, string>): string {
+  const url = new URL(spec);
+  for (const [k, v] of Object.entries(extra)) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+  return url.href;
+}
+
+/** Pure: what the feed holds → how it is played (the rules of every source), one line per decision. */
+export function feedSourcePolicy(request: FeedRequest, info: InputInfo, profile: Profile): { source: FeedSource; reasons: string[] } {
+  if (!info.video && !info.audio) throw new ConfigError(`--source ${feedForLogs(request.url)}: neither a video nor an audio stream in the feed${info.error ? ` (${info.error})` : ''}; an MPEG-TS feed with H.264/HEVC/MPEG-2 video and/or AAC/MP2/AC-3 audio is accepted`);
+  const { streams, reasons } = streamPolicy(info, profile);
+  return { source: { kind: 'feed', protocol: request.protocol, url: request.url, ...streams }, reasons };
+}
+
+/**
+ * Pure: the encoder's inputs for a feed: the restamped MPEG-TS on `fd`, its stamps less the run's
+ * base (the graph adds it back); a missing stream stood in for by a card or silence stamped with
+ * the wall clock as it is released.
+ */
+export function feedInputs(source: FeedSource, fd: number, audio: AudioFormat): SourceInputs & { anchored: { video: boolean; audio: boolean } } {
+  const args = ['-f', 'mpegts', '-thread_queue_size', '512', '-probesize', '1000000', '-analyzeduration', '1000000', '-i', `pipe:${fd}`];
+  const scale = source.height / 1080;
+  if (!source.hasVideo) args.push('-f', 'lavfi', '-thread_queue_size', '64', '-i', `color=c=0x1b1f24:size=${source.width}x${source.height}:rate=${source.framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2,realtime,settb=AVTB,setpts=RTCTIME`);
+  if (!source.hasAudio) args.push('-f', 'lavfi', '-thread_queue_size', '64', '-i', `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime,asettb=AVTB,asetpts=RTCTIME`);
+  return { args, video: source.hasVideo ? '0:v:0' : '1:v', audio: source.hasAudio ? '0:a:0' : `${source.hasVideo ? 1 : 2}:a`, anchored: { video: source.hasVideo, audio: source.hasAudio } };
+}

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
+import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+
+// A real sender (ffmpeg: test pattern and tone, H.264 + AAC in MPEG-TS) to a loopback port, the
+// appliance receiving it.
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'appliance-feed-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  socket.close();
+  return port;
+}
+
+function sender(url: string, size = '1920x1080', extra: string[] = []): ResultPromise {
+  return execa('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-b:v', '4M', '-c:a', 'aac', '-b:a', '128k', ...extra, '-f', 'mpegts', url], { reject: false, stdin: 'pipe' });
+}
+
+async function stop(child: ResultPromise) {
+  child.kill('SIGKILL');
+  await child.catch(() => undefined);
+}
+
+const report = async (out: string, track: string) => analyseTrack(await readTrack(out, track), 1);
+
+function assertOnGrid(video: TrackReport, fps: number) {
+  const ts = BigInt(video.track.timescale);
+  assert.equal(video.frameRate, fps);
+  for (const t of video.syncTimes) assert.equal(t % ts, 0n, `IDR at ${t} on a whole second since 1970`);
+  assert.ok(video.samples.every((s) => s.decodeTime % (ts / BigInt(fps)) === 0n), 'every frame on the grid');
+}
+
+describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
+  it('UDP: a 1080p30 H.264 + AAC feed is ingested and packaged on the wall clock, on the epoch grid', async () => {
+    const port = await freeUdpPort();
+    const out = join(dir, 'udp');
+    const feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
+    const startedAt = Date.now();
+    try {
+      const run = await runAppliance(['start', '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-udp'), '--duration', '12'], { timeout: 120_000 });
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      const logs = logLines(String(run.stderr));
+      assert.ok(logs.some((l) => l['msg'] === 'capture' && /video: h264 1920x1080 at 30 fps/.test(String(l['reason']))), 'what the feed holds is logged');
+      assert.ok(logs.some((l) => l['msg'] === 'the feed is on the wall clock'));
+      for (const id of ['1080p', '720p']) {
+        const video = await report(out, id);
+        assertOnGrid(video, 30);
+        assert.ok(video.syncTimes.length >= 6, `${id}: ${video.syncTimes.length} IDRs`);
+        const firstMs = Number((video.syncTimes[0]! * 1000n) / BigInt(video.track.timescale));
+        assert.ok(firstMs >= startedAt - 1000 && firstMs - startedAt < 8000, `${id}: media time is the wall clock`);
+        const numbers = await segmentNumbers(out, id);
+        numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`));
+      }
+      const audio = await report(out, 'audio');
+      audio.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous'));
+      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number }>;
+      for (const [track, d] of Object.entries(delays)) assert.ok(d.p50 > -50 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
+    } finally {
+      await stop(feed);
+    }
+  });
+
+  it('SRT (the appliance listening, a caller sending with a passphrase): ingested, and the passphrase never logged', async () => {
+    const port = await freeUdpPort();
+    const out = join(dir, 'srt');
+    const passphrase = 'correct-horse-battery';
+    const appliance = startAppliance(await systemNode(), ['start', '--source', `srt://127.0.0.1:${port}?mode=listener`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt'), '--duration', '10'], { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } });
+    await sleep(1500);
+    const feed = sender(`srt://127.0.0.1:${port}?mode=caller&passphrase=${passphrase}`, '1280x720');
+    try {
+      const run = await appliance;
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
+      const video = await report(out, '720p');
+      assertOnGrid(video, 30);
+      assert.ok(video.samples.length >= 60, `${video.samples.length} frames`);
+    } finally {
+      await stop(feed);
+      appliance.kill('SIGKILL');
+      await appliance.catch(() => undefined);
+    }
+  });
+
+  it('refuses a URL it cannot use, or a feed that never comes, saying what would do', async () => {
+    const noPort = await runAppliance(['start', '--source', 'udp://127.0.0.1', '--dry-run']);
+    assert.equal(noPort.exitCode, 2);
+    assert.match(String(noPort.stderr), /the port is missing, e\.g\. udp:\/\/127\.0\.0\.1:5000/);
+    const secret = await runAppliance(['start', '--source', 'srt://127.0.0.1:9000?passphrase=abcdefghijk', '--dry-run']);
+    assert.equal(secret.exitCode, 2);
+    assert.match(String(secret.stderr), /set APPLIANCE_SRT_PASSPHRASE instead/);
+    assert.doesNotMatch(String(secret.stderr), /abcdefghijk/);
+    const port = await freeUdpPort();
+    const nothing = await runAppliance(['start', '--source', `udp://127.0.0.1:${port}`, '--dry-run', '--no-retry-devices'], { timeout: 30_000 });
+    assert.equal(nothing.exitCode, 2);
+    assert.match(String(nothing.stderr), /no MPEG-TS feed within 10 s; is the sender running/);
+  });
+});
