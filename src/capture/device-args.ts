@@ -47,14 +47,14 @@ const rate = (r: number) => String(Number(r.toFixed(6)));
 export const dshowRtbufsize = (choice: VideoChoice) => Math.ceil((choice.width * choice.height * 2 * choice.captureRate) / 2 ** 20) * 2 ** 20;
 
 /** A card standing in for a missing camera: the ladder still has its picture, released in real time and stamped with the wall clock. */
-function noCameraInput(width: number, height: number, framerate: number): string[] {
+export function noCameraInput(width: number, height: number, framerate: number): string[] {
   const scale = height / 1080;
   const card = `color=c=0x1b1f24:size=${width}x${height}:rate=${framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2`;
   return ['-f', 'lavfi', '-thread_queue_size', '64', '-i', `${card},realtime,settb=AVTB,setpts=RTCTIME`];
 }
 
 /** Silence standing in for a missing microphone, stamped with the wall clock like a device. */
-function noMicrophoneInput(audio: AudioFormat): string[] {
+export function noMicrophoneInput(audio: AudioFormat): string[] {
   return ['-f', 'lavfi', '-thread_queue_size', '64', '-i', `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime,asettb=AVTB,asetpts=RTCTIME`];
 }
 

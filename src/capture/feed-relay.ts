@@ -28,8 +28,6 @@ export class FeedRelay {
   logger: Logger | undefined;
   /** The feed came back after a silence, or its clock jumped: the encoder run should start afresh on it. */
   onReanchored: (() => void) | undefined;
-  /** When the last feed byte arrived (ms since 1970). */
-  lastDataAt = 0;
 
   constructor(options: { ffmpegPath: string; request: FeedRequest; passphrase: string | undefined; segdur: number }) {
     this.#ffmpegPath = options.ffmpegPath;
@@ -44,7 +42,6 @@ export class FeedRelay {
     const child = execa(this.#ffmpegPath, relayArgs(this.#request, this.#passphrase), { stdin: 'ignore', buffer: false, reject: false, encoding: 'buffer' });
     this.#child = child;
     child.stdout?.on('data', (bytes: Uint8Array) => {
-      this.lastDataAt = Date.now();
       this.#attempt = 0;
       const out = this.#restamper.push(bytes, Date.now() / 1000);
       this.#logEvents();
@@ -71,7 +68,7 @@ export class FeedRelay {
     if (!this.logger) return;
     const fresh = this.#restamper.events.slice(this.#eventsLogged);
     for (const event of fresh) {
-      this.logger?.[event.kind === 'jump' ? 'warn' : 'info']({ feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) }, event.detail);
+      this.logger[event.kind === 'jump' ? 'warn' : 'info']({ feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) }, event.detail);
     }
     const first = this.#eventsLogged === 0;
     this.#eventsLogged = this.#restamper.events.length;

@@ -1,6 +1,6 @@
 import type { Profile } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
-import type { AudioFormat, SourceInputs } from './device-args.ts';
+import { noCameraInput, noMicrophoneInput, type AudioFormat, type SourceInputs } from './device-args.ts';
 import { streamPolicy, type PlayedStreams } from './file-source.ts';
 import type { InputInfo } from './media-info.ts';
 
@@ -90,9 +90,10 @@ export function feedSourcePolicy(request: FeedRequest, info: InputInfo, profile:
  * the wall clock as it is released.
  */
 export function feedInputs(source: FeedSource, fd: number, audio: AudioFormat): SourceInputs & { anchored: { video: boolean; audio: boolean } } {
-  const args = ['-f', 'mpegts', '-thread_queue_size', '512', '-probesize', '1000000', '-analyzeduration', '1000000', '-i', `pipe:${fd}`];
-  const scale = source.height / 1080;
-  if (!source.hasVideo) args.push('-f', 'lavfi', '-thread_queue_size', '64', '-i', `color=c=0x1b1f24:size=${source.width}x${source.height}:rate=${source.framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2,realtime,settb=AVTB,setpts=RTCTIME`);
-  if (!source.hasAudio) args.push('-f', 'lavfi', '-thread_queue_size', '64', '-i', `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime,asettb=AVTB,asetpts=RTCTIME`);
+  const args = [
+    '-f', 'mpegts', '-thread_queue_size', '512', '-probesize', '1000000', '-analyzeduration', '1000000', '-i', `pipe:${fd}`,
+    ...(source.hasVideo ? [] : noCameraInput(source.width, source.height, source.framerate)),
+    ...(source.hasAudio ? [] : noMicrophoneInput(audio)),
+  ];
   return { args, video: source.hasVideo ? '0:v:0' : '1:v', audio: source.hasAudio ? '0:a:0' : `${source.hasVideo ? 1 : 2}:a`, anchored: { video: source.hasVideo, audio: source.hasAudio } };
 }

@@ -100,26 +100,22 @@ export class TsRestamper {
     return this.#offset;
   }
 
-  /** Sender seconds (unwrapped) of a 33-bit timestamp, continuous across its wrap (26.5 h). */
+  /** Ticks from the last timestamp seen to `raw`, the shorter way round the 33-bit wrap (26.5 h). */
+  #ticksSinceLast(raw: number): number {
+    const delta = raw - this.#lastRaw!;
+    return delta > WRAP / 2 ? delta - WRAP : delta < -WRAP / 2 ? delta + WRAP : delta;
+  }
+
+  /** Sender seconds (unwrapped) of a 33-bit timestamp, continuous across its wrap. */
   #senderSeconds(raw: number): number {
-    if (this.#lastRaw === undefined) this.#unwrapped = raw;
-    else {
-      let delta = raw - this.#lastRaw;
-      if (delta > WRAP / 2) delta -= WRAP;
-      else if (delta < -WRAP / 2) delta += WRAP;
-      this.#unwrapped += delta;
-    }
+    this.#unwrapped = this.#lastRaw === undefined ? raw : this.#unwrapped + this.#ticksSinceLast(raw);
     this.#lastRaw = raw;
     return this.#unwrapped / CLOCK;
   }
 
   /** Sender seconds of a raw timestamp near the last one seen, without moving the reference. */
   #near(raw: number): number {
-    if (this.#lastRaw === undefined) return raw / CLOCK;
-    let delta = raw - this.#lastRaw;
-    if (delta > WRAP / 2) delta -= WRAP;
-    else if (delta < -WRAP / 2) delta += WRAP;
-    return (this.#unwrapped + delta) / CLOCK;
+    return this.#lastRaw === undefined ? raw / CLOCK : (this.#unwrapped + this.#ticksSinceLast(raw)) / CLOCK;
   }
 
   #written(senderSeconds: number): number {

@@ -107,20 +107,15 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     started.relay = feedRelay;
     feedRelay.start();
     const info = await feedRelay.info(FEED_PROBE_MS);
+    // A refusal from here on stops the receiver in resolveStart.
     if (!info && !retryDevices) {
       const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
-      feedRelay.stop();
       throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? (with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)`);
     }
-    try {
-      const played = feedSourcePolicy(request, info ?? assumedFeed(profile), profile);
-      source = played.source;
-      sourceReasons.push(...played.reasons);
-      if (!info) sourceWarnings.push(`no feed on ${feedForLogs(request.url)} yet: assuming ${played.source.width}x${played.source.height} at ${played.source.framerate} fps with audio (the top rendition), slate until it comes`);
-    } catch (error) {
-      feedRelay.stop();
-      throw error;
-    }
+    const played = feedSourcePolicy(request, info ?? assumedFeed(profile), profile);
+    source = played.source;
+    sourceReasons.push(...played.reasons);
+    if (!info) sourceWarnings.push(`no feed on ${feedForLogs(request.url)} yet: assuming ${played.source.width}x${played.source.height} at ${played.source.framerate} fps with audio (the top rendition), slate until it comes`);
     profile = atRate(profile, source.framerate, sourceReasons);
   } else source = request;
   if (options.loop && source.kind !== 'file') throw new ConfigError(`--loop applies to a file source (--source file:PATH); the source is ${sourceSpecOf(source)}`);
