@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EncoderExit, EncoderProcess } from '../../src/encode/encoder.ts';
+import { EncoderSupervisor, type SupervisorOptions } from '../../src/encode/supervisor.ts';
+import { createLogger } from '../../src/log.ts';
+
+/** An encoder run that delivers what the test writes and exits when told (or when killed). */
+function fakeRun() {
+  const video = new PassThrough();
+  let finish!: (exit: EncoderExit) => void;
+  const exited = new Promise<EncoderExit>((resolve) => (finish = resolve));
+  let killed = false;
+  const run: EncoderProcess = {
+    pid: 1,
+    tracks: new Map([['video', video]]),
+    input: undefined,
+    exited,
+    stop: async () => (finish({ code: 0, signal: undefined, stderrTail: [], requested: true }), exited),
+    kill: () => {
+      killed = true;
+      finish({ code: undefined, signal: 'SIGKILL', stderrTail: [], requested: false });
+    },
+  };
+  return { run, video, finish, wasKilled: () => killed };
+}
+
+function supervise(overrides: Partial<SupervisorOptions>) {
+  const runs: ReturnType<typeof fakeRun>[] = [];
+  const interruptions: string[] = [];
+  let failedAtStart = false;
+  const supervisor = new EncoderSupervisor({
+    start: () => {
+      const r = fakeRun();
+      runs.push(r);
+      return r.run;
+    },
+    onData: () => undefined,
+    onInterrupted: (why) => interruptions.push(why),
+    onNewRun: () => undefined,
+    onFailedAtStart: () => (failedAtStart = true),
+    logger: createLogger('silent'),
+    stallMs: 50,
+    stallKillMs: 200,
+    ...overrides,
+  });
+  supervisor.start();
+  return { supervisor, runs, interruptions, failedAtStart: () => failedAtStart };
+}
+
+describe('the encoder supervisor', { timeout: 20_000 }, () => {
+  it('before any media, a run is not a stall unless the source is waited for (a feed, a device under retry)', async () => {
+    const plain = supervise({});
+    await sleep(500);
+    assert.deepEqual(plain.interruptions, [], 'a start-up takes its time');
+    await plain.supervisor.stop();
+    const waited = supervise({ retryAtStart: true });
+    await sleep(300);
+    assert.deepEqual(waited.interruptions, ['ffmpeg stalled'], 'slate after stallKillMs without media');
+    assert.equal(waited.runs[0]!.wasKilled(), false, 'not killed yet');
+    await sleep(300);
+    assert.ok(waited.runs[0]!.wasKilled(), 'killed for a restart after twice that');
+    await waited.supervisor.stop();
+  });
+
+  it('a clean exit after media ends the stream when the source ends with it (a file played once); otherwise it restarts', async () => {
+    const once = supervise({ cleanExitEnds: true });
+    once.runs[0]!.video.write(Buffer.from([1]));
+    await sleep(20);
+    once.runs[0]!.finish({ code: 0, signal: undefined, stderrTail: [], requested: false });
+    const exit = await once.supervisor.done;
+    assert.equal(exit.code, 0);
+    assert.equal(once.runs.length, 1);
+    assert.deepEqual(once.interruptions, []);
+    const live = supervise({ stallMs: 2000, stallKillMs: 5000 });
+    live.runs[0]!.video.write(Buffer.from([1]));
+    await sleep(20);
+    live.runs[0]!.finish({ code: 0, signal: undefined, stderrTail: [], requested: false });
+    await sleep(700);
+    assert.equal(live.runs.length, 2, 'restarted after the backoff');
+    assert.equal(live.interruptions.length, 1, 'the exit interrupts the source once');
+    await live.supervisor.stop();
+  });
+});
