@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { restartDelay } from '../encode/supervisor.ts';
 import type { Logger } from '../log.ts';
@@ -29,11 +30,12 @@ export class FeedRelay {
   /** The feed came back after a silence, or its clock jumped: the encoder run should start afresh on it. */
   onReanchored: (() => void) | undefined;
 
-  constructor(options: { ffmpegPath: string; request: FeedRequest; passphrase: string | undefined; segdur: number }) {
+  /** `keyframeGrid`: the video is copied (passthrough), so its keyframes are put on the segment boundaries. */
+  constructor(options: { ffmpegPath: string; request: FeedRequest; passphrase: string | undefined; segdur: number; keyframeGrid?: boolean }) {
     this.#ffmpegPath = options.ffmpegPath;
     this.#request = options.request;
     this.#passphrase = options.passphrase;
-    this.#restamper = new TsRestamper({ segdur: options.segdur, base: 0 });
+    this.#restamper = new TsRestamper({ segdur: options.segdur, base: 0, keyframeGrid: options.keyframeGrid ?? false });
   }
 
   start(): void {
@@ -68,11 +70,23 @@ export class FeedRelay {
     if (!this.logger) return;
     const fresh = this.#restamper.events.slice(this.#eventsLogged);
     for (const event of fresh) {
-      this.logger[event.kind === 'jump' ? 'warn' : 'info']({ feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) }, event.detail);
+      const level = event.kind === 'offGrid' ? 'error' : event.kind === 'jump' ? 'warn' : 'info';
+      this.logger[level]({ feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) }, event.detail);
     }
-    const first = this.#eventsLogged === 0;
+    const reanchors = fresh.filter((e) => e.kind !== 'offGrid' && e !== this.#restamper.events[0]);
     this.#eventsLogged = this.#restamper.events.length;
-    if (fresh.length && !(first && fresh.length === 1 && fresh[0]!.kind === 'anchored')) this.onReanchored?.();
+    if (reanchors.length) this.onReanchored?.();
+  }
+
+  /**
+   * Passthrough: waits (up to `timeoutMs`) until the feed is on the keyframe grid and the time
+   * between two of its keyframes is known; undefined if that takes longer.
+   */
+  async keyframeInterval(timeoutMs: number): Promise<number | undefined> {
+    for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(50)) {
+      if (this.#restamper.offsetSeconds !== undefined && this.#restamper.keyframeInterval !== undefined) return this.#restamper.keyframeInterval;
+    }
+    return undefined;
   }
 
   /** What the feed holds, once the relay has printed it; undefined if that takes longer than `timeoutMs`. */

@@ -21,10 +21,19 @@ export interface RestampOptions {
   gapSeconds?: number;
   /** After an anchor, the offset follows the evidence freely this long (the first packets may come in a burst). */
   settleSeconds?: number;
+  /**
+   * Passthrough (the video is copied, not encoded): the feed starts at a video keyframe, mapped
+   * onto a segment boundary, and the offset then stays put so every keyframe a whole number of
+   * segments later lands on one too. The drift is taken up a whole segment at a time (a
+   * re-anchor) when the feed would otherwise run later than its mapped time.
+   */
+  keyframeGrid?: boolean;
+  /** Keyframe grid: how late against its mapped time the feed may run before the offset moves a segment. */
+  lateToleranceSeconds?: number;
 }
 
 export interface RestampEvent {
-  kind: 'anchored' | 'jump';
+  kind: 'anchored' | 'jump' | 'offGrid';
   offsetSeconds: number;
   detail: string;
 }
@@ -69,6 +78,21 @@ function writePcrBase(b: Uint8Array, i: number, value: number): void {
   b[i + 4] = (b[i + 4]! & 0x7f) | (low & 1) << 7;
 }
 
+/** A feed missing keyframes at segment starts is reported again only after this many segments that had them. */
+const KEYED_RUN = 10;
+
+/** An H.264 IDR or SPS starts in the PES bytes from `from` (a keyframe when the sender set no random-access flag). */
+function startsWithKeyframe(b: Uint8Array, from: number): boolean {
+  for (let i = from; i + 3 < PACKET; i++) {
+    if (b[i] === 0 && b[i + 1] === 0 && b[i + 2] === 1) {
+      const type = b[i + 3]! & 0x1f;
+      if (type === 5 || type === 7) return true;
+      if (type === 1) return false;
+    }
+  }
+  return false;
+}
+
 /** PES streams that carry media timestamps: MPEG audio/video, private stream 1 (AC-3, subtitles). */
 const timedStream = (id: number) => (id >= 0xc0 && id <= 0xef) || id === 0xbd;
 
@@ -83,12 +107,24 @@ export class TsRestamper {
   #behindSince: number | undefined;
   #anchoredAt = 0;
   #lastArrival: number | undefined;
+  /** Keyframe grid: when the evidence now gathered began, and what the next anchor is to say. */
+  #evidenceSince: number | undefined;
+  #nextAnchor: { kind: RestampEvent['kind']; detail: string } = { kind: 'anchored', detail: 'the feed is on the wall clock' };
+  /** Keyframe grid: the streams whose bytes flow since the anchor (each from the start of a PES). */
+  readonly #flowing = new Set<number>();
+  readonly #timedPids = new Set<number>();
+  #videoPid: number | undefined;
+  #lastKeyframe: number | undefined;
+  /** Keyframe grid: segments in a row that started with a keyframe (a missing one is said after a good run). */
+  #keyedInARow = Infinity;
   events: RestampEvent[] = [];
   packets = 0;
   resyncs = 0;
+  /** Sender seconds between the video's last two keyframes. */
+  keyframeInterval: number | undefined;
 
   constructor(options: RestampOptions) {
-    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, ...options };
+    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: 0.1, ...options };
   }
 
   /** The wall-clock seconds written timestamps count from; the encoder run that reads them adds it back. */
@@ -123,15 +159,34 @@ export class TsRestamper {
     return ((ticks % WRAP) + WRAP) % WRAP;
   }
 
+  /** The old evidence is void (a silence, a jump): the next anchor starts afresh from `arrival`. */
+  #forget(arrival: number, next: { kind: RestampEvent['kind']; detail: string }): void {
+    this.#earliest.clear();
+    this.#offset = undefined;
+    this.#segment = undefined;
+    this.#behindSince = undefined;
+    this.#flowing.clear();
+    this.#evidenceSince = arrival;
+    this.#nextAnchor = next;
+  }
+
+  #anchor(offset: number, arrival: number): void {
+    this.#offset = offset;
+    this.#anchoredAt = arrival;
+    this.#behindSince = undefined;
+    this.events.push({ ...this.#nextAnchor, offsetSeconds: offset });
+  }
+
   /** A PES start seen at `arrival`: the offset's evidence, and (at a boundary) its update. */
-  #observe(pid: number, senderSeconds: number, arrival: number, video: boolean): void {
+  #observe(pid: number, senderSeconds: number, arrival: number, video: boolean, keyframe: boolean): void {
+    const grid = this.#options.keyframeGrid;
     const silent = this.#lastArrival !== undefined && arrival - this.#lastArrival > this.#options.gapSeconds;
     this.#lastArrival = arrival;
-    if (silent) {
-      this.#earliest.clear();
-      this.#offset = undefined;
-      this.#segment = undefined;
-      this.#behindSince = undefined;
+    this.#evidenceSince ??= arrival;
+    if (silent) this.#forget(arrival, { kind: 'anchored', detail: 'the feed is back, on the wall clock' });
+    if (video && keyframe && pid === this.#videoPid) {
+      if (this.#lastKeyframe !== undefined && senderSeconds > this.#lastKeyframe) this.keyframeInterval = senderSeconds - this.#lastKeyframe;
+      this.#lastKeyframe = senderSeconds;
     }
     let earliest = this.#earliest.get(pid);
     if (!earliest) this.#earliest.set(pid, (earliest = new WindowMinimum(this.#options.windowSeconds)));
@@ -139,32 +194,33 @@ export class TsRestamper {
     // Every stream arrives no later than its mapped time: the latest of the streams' earliest.
     const target = Math.max(...[...this.#earliest.values()].map((w) => w.value ?? -Infinity));
     if (this.#offset === undefined) {
-      this.#offset = target;
-      this.#anchoredAt = arrival;
-      this.events.push({ kind: 'anchored', offsetSeconds: target, detail: silent ? 'the feed is back, on the wall clock' : 'the feed is on the wall clock' });
+      if (!grid) return this.#anchor(target, arrival);
+      // The first packets may come in a burst: the evidence settles before the grid is fixed.
+      if (video && keyframe && pid === this.#videoPid && arrival - this.#evidenceSince >= this.#options.settleSeconds) this.#anchor(this.#gridOffset(senderSeconds, target), arrival);
       return;
     }
-    if (arrival - this.#anchoredAt < this.#options.settleSeconds) {
+    if (!grid && arrival - this.#anchoredAt < this.#options.settleSeconds) {
       this.#offset = target;
       return;
     }
     // Not drift: the sender's clock jumped (it restarted). A packet far ahead of its mapped time
     // proves it at once; far behind, it could be a burst after a network stall, so only when that
-    // lasts. The old evidence is void either way.
+    // lasts. The old evidence is void either way. (On the keyframe grid the offset runs up to a
+    // segment ahead of the evidence by design.)
     const deviation = arrival - senderSeconds - this.#offset;
+    const ahead = this.#options.jumpSeconds + (grid ? this.#options.segdur : 0);
     if (deviation <= this.#options.jumpSeconds) this.#behindSince = undefined;
     else this.#behindSince ??= arrival;
     const behindFor = this.#behindSince === undefined ? 0 : arrival - this.#behindSince;
-    if (deviation < -this.#options.jumpSeconds || behindFor > 2 * this.#options.jumpSeconds) {
-      this.#earliest.clear();
+    if (deviation < -ahead || behindFor > 2 * this.#options.jumpSeconds) {
+      const next = { kind: 'jump' as const, detail: `the sender's clock jumped by ${(-deviation).toFixed(3)} s` };
+      this.#forget(arrival, next);
       this.#earliest.set(pid, (earliest = new WindowMinimum(this.#options.windowSeconds)));
       earliest.add(arrival, arrival - senderSeconds);
-      this.events.push({ kind: 'jump', offsetSeconds: arrival - senderSeconds, detail: `the sender's clock jumped by ${(-deviation).toFixed(3)} s` });
-      this.#offset = arrival - senderSeconds;
-      this.#anchoredAt = arrival;
-      this.#behindSince = undefined;
+      if (!grid) this.#anchor(arrival - senderSeconds, arrival);
       return;
     }
+    if (grid) return this.#followOnGrid(senderSeconds, target, video, keyframe);
     if (!video) return;
     const segment = Math.floor((senderSeconds + this.#offset) / this.#options.segdur);
     if (this.#segment !== undefined && segment !== this.#segment) {
@@ -174,28 +230,82 @@ export class TsRestamper {
     this.#segment = segment;
   }
 
-  #packet(b: Uint8Array, arrival: number): void {
+  /** The offset that puts a keyframe at `senderSeconds` on the first boundary not before the evidence. */
+  #gridOffset(senderSeconds: number, target: number): number {
+    const S = this.#options.segdur;
+    return Math.ceil((senderSeconds + target) / S - 1e-9) * S - senderSeconds;
+  }
+
+  /**
+   * Keyframe grid, anchored: every segment must start with a keyframe (said once when it stops
+   * doing so); the offset moves by whole segments only, when the feed runs late against its
+   * mapped time or more than a segment early.
+   */
+  #followOnGrid(senderSeconds: number, target: number, video: boolean, keyframe: boolean): void {
+    const S = this.#options.segdur;
+    const tolerance = this.#options.lateToleranceSeconds;
+    const lead = this.#offset! - target;
+    const steps = lead < -tolerance ? Math.ceil(-lead / S) : lead > S + tolerance ? -Math.floor(lead / S) : 0;
+    if (steps !== 0) {
+      this.#offset! += steps * S;
+      this.#segment = undefined;
+      this.events.push({ kind: 'jump', offsetSeconds: this.#offset!, detail: `the feed ran ${steps > 0 ? `${(-lead * 1000).toFixed(0)} ms late against` : `${((lead - S) * 1000).toFixed(0)} ms further ahead of`} its place on the wall clock: moved ${Math.abs(steps)} segment(s) ${steps > 0 ? 'later' : 'earlier'}, keyframes still on the boundaries` });
+      return;
+    }
+    if (!video) return;
+    const ticks = Math.round((senderSeconds + this.#offset!) * CLOCK);
+    const segmentTicks = Math.round(S * CLOCK);
+    const segment = Math.floor(ticks / segmentTicks);
+    if (this.#segment !== undefined && segment !== this.#segment) {
+      const keyed = keyframe && ticks % segmentTicks === 0;
+      if (!keyed && this.#keyedInARow >= KEYED_RUN) {
+        const every = this.keyframeInterval === undefined ? '' : ` (its keyframes come every ${this.keyframeInterval.toFixed(3)} s)`;
+        this.events.push({ kind: 'offGrid', offsetSeconds: this.#offset!, detail: `passthrough: the feed has no keyframe where segment ${segment} starts${every}; a segment without one is left out` });
+      }
+      this.#keyedInARow = keyed ? this.#keyedInARow + 1 : 0;
+    }
+    this.#segment = segment;
+  }
+
+  /** One packet, restamped in place; false: left out (on the keyframe grid, bytes from before the anchor). */
+  #packet(b: Uint8Array, arrival: number): boolean {
     const pusi = (b[1]! & 0x40) !== 0;
     const pid = ((b[1]! & 0x1f) << 8) | b[2]!;
     const control = (b[3]! >> 4) & 0x03;
     const adaptation = (control & 0x02) !== 0 ? b[4]! : undefined;
+    const randomAccess = adaptation !== undefined && adaptation > 0 && (b[5]! & 0x40) !== 0;
     const pcrAt = adaptation !== undefined && adaptation >= 7 && adaptation <= 183 && (b[5]! & 0x10) ? 6 : undefined;
     const payload = adaptation === undefined ? 4 : 5 + adaptation;
+    const grid = this.#options.keyframeGrid;
     // The PES first: a feed's first PCR is usually in the packet that starts its first PES.
-    if (control & 0x01 && pusi && payload + 14 <= PACKET) this.#pes(b, payload, pid, arrival);
-    if (pcrAt !== undefined && this.#offset !== undefined) writePcrBase(b, pcrAt, this.#written(this.#near(readPcrBase(b, pcrAt))));
+    if (control & 0x01 && pusi && payload + 14 <= PACKET) {
+      if (!this.#pes(b, payload, pid, arrival, randomAccess)) return false;
+    } else if (grid && this.#timedPids.has(pid) && !this.#flowing.has(pid)) return false;
+    if (pcrAt !== undefined) {
+      if (this.#offset === undefined) return !grid;
+      writePcrBase(b, pcrAt, this.#written(this.#near(readPcrBase(b, pcrAt))));
+    }
+    return true;
   }
 
-  #pes(b: Uint8Array, payload: number, pid: number, arrival: number): void {
-    if (b[payload] !== 0 || b[payload + 1] !== 0 || b[payload + 2] !== 1 || !timedStream(b[payload + 3]!)) return;
+  #pes(b: Uint8Array, payload: number, pid: number, arrival: number, randomAccess: boolean): boolean {
+    if (b[payload] !== 0 || b[payload + 1] !== 0 || b[payload + 2] !== 1 || !timedStream(b[payload + 3]!)) return true;
+    const grid = this.#options.keyframeGrid;
+    this.#timedPids.add(pid);
     const flags = b[payload + 7]! >> 6;
-    if (!(flags & 0x02)) return;
+    if (!(flags & 0x02)) return !grid || this.#flowing.has(pid);
+    const video = b[payload + 3]! >= 0xe0;
+    if (video) this.#videoPid ??= pid;
+    const keyframe = video && (randomAccess || startsWithKeyframe(b, payload + 9 + b[payload + 8]!));
     const ptsAt = payload + 9;
     const dtsAt = flags === 0x03 && payload + 19 <= PACKET ? payload + 14 : undefined;
     const sender = this.#senderSeconds(read33(b, dtsAt ?? ptsAt));
-    this.#observe(pid, sender, arrival, b[payload + 3]! >= 0xe0);
+    this.#observe(pid, sender, arrival, video, keyframe);
+    if (this.#offset === undefined) return false;
+    if (grid) this.#flowing.add(pid);
     write33(b, ptsAt, this.#written(this.#near(read33(b, ptsAt))));
     if (dtsAt !== undefined) write33(b, dtsAt, this.#written(sender));
+    return true;
   }
 
   /** Feed bytes as they arrived (`arrival`: wall-clock seconds); whole packets come back, restamped. */
@@ -218,9 +328,8 @@ export class TsRestamper {
       }
       const packet = out.subarray(written, written + PACKET);
       packet.set(data.subarray(i, i + PACKET));
-      this.#packet(packet, arrival);
+      if (this.#packet(packet, arrival)) written += PACKET;
       this.packets++;
-      written += PACKET;
       i += PACKET;
     }
     this.#pending = data.slice(i);

@@ -15,6 +15,8 @@ import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import { ConfigError } from '../errors.ts';
 import { planLadder } from '../ladder/ladder.ts';
+import { checkKeyframeInterval, PASSTHROUGH_FIELD, passthroughRendition } from '../ladder/passthrough.ts';
+import type { InputInfo } from '../capture/media-info.ts';
 import type { Logger } from '../log.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
@@ -90,6 +92,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
   const retryDevices = options.retryDevices ?? underService;
   let source: Source;
   let feedRelay: FeedRelay | undefined;
+  let feedInfo: InputInfo | undefined;
   const sourceReasons: string[] = [];
   const sourceWarnings: string[] = [];
   if (request.kind === 'device') {
@@ -103,12 +106,13 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     sourceReasons.push(...played.reasons);
     profile = atRate(profile, source.framerate, sourceReasons);
   } else if (request.kind === 'feed') {
-    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: env[SRT_PASSPHRASE_ENV] || undefined, segdur: profile.segdur });
+    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: env[SRT_PASSPHRASE_ENV] || undefined, segdur: profile.segdur, keyframeGrid: profile.video.passthrough });
     started.relay = feedRelay;
     feedRelay.start();
     const info = await feedRelay.info(FEED_PROBE_MS);
-    // A refusal from here on stops the receiver in resolveStart.
-    if (!info && !retryDevices) {
+    feedInfo = info;
+    // A refusal from here on stops the receiver in resolveStart. A copy needs the feed it copies.
+    if (!info && (!retryDevices || profile.video.passthrough)) {
       const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
       throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? (with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)`);
     }
@@ -126,6 +130,14 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
   const ladder = planLadder(profile.video.renditions, source);
   if (ladder.renditions.length === 0) {
     throw new ConfigError(`every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`);
+  }
+  if (profile.video.passthrough) {
+    const copied = passthroughRendition(profile, source, feedInfo, ladder.renditions);
+    sourceReasons.push(copied.reason);
+    const interval = await feedRelay?.keyframeInterval(FEED_PROBE_MS);
+    if (interval === undefined) throw new ConfigError(`${PASSTHROUGH_FIELD}: no two keyframes of the feed within ${FEED_PROBE_MS / 1000} s after it settled; a copy starts at one (set the sender's keyframe interval to ${profile.segdur} s)`);
+    checkKeyframeInterval(interval, profile.segdur);
+    sourceReasons.push(`keyframes every ${interval} s: each segment starts with one, put on its boundary (the feed is mapped up to a segment later than it arrives)`);
   }
   const warnings = [
     ...sourceWarnings,
@@ -189,7 +201,9 @@ export function describe(resolved: ResolvedStart): string {
     },
     tracks: plan.tracks.map((t) =>
       t.rendition
-        ? { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }
+        ? profile.video.passthrough
+          ? { id: t.id, codec: 'H.264, copied from the feed', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, pipe: t.fd }
+          : { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }
         : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
     ),
     latency: profile.latency,

@@ -169,7 +169,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (packager.ready && (!manifestPublished || packager.periods.length !== periodsPublished)) {
       if (manifestPublished) logger.warn({ period: packager.periods.at(-1)!.start.toString() }, 'the encoder restarted with another init segment: a new period');
       const withoutSlate = manifestPublished || !slatePrepared ? [] : plan.tracks.map((t) => t.id).filter((id) => !packager.slateUsable(id));
-      if (withoutSlate.length) logger.warn({ tracks: withoutSlate }, 'the slate\'s init segment differs from the live one: an interruption would leave a hole in these tracks');
+      if (withoutSlate.length) {
+        logger.warn({ tracks: withoutSlate }, profile.video.passthrough
+          ? 'passthrough: the slate (encoded here) cannot stand in for the feed\'s own H.264: an interruption leaves a hole in these tracks'
+          : 'the slate\'s init segment differs from the live one: an interruption would leave a hole in these tracks');
+      }
       manifestPublished = true;
       periodsPublished = packager.periods.length;
       publishManifest();

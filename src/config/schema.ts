@@ -49,6 +49,8 @@ export const profileSchema = z.strictObject({
     preset: z.enum(X264_PRESETS),
     vbvBuffer: positiveSeconds.max(2, { error: 'expected at most 2 s: a larger VBV buffer adds latency' }),
     renditions: z.array(renditionSchema).min(1, { error: 'expected at least one rendition' }),
+    /** Copy the source's H.264 instead of encoding it (a feed already at the one rendition's size and rate). */
+    passthrough: z.boolean({ error: 'expected true or false' }).default(false),
   }),
   audio: z.strictObject({
     codec: z.literal('aac'),

@@ -116,6 +116,8 @@ export function startEncoder(options: {
       stopping ??= (async () => {
         requested = true;
         child.stdin?.end('q\n');
+        // ffmpeg ignores its keyboard when an input is a pipe: a feed's run stops at the end of its input.
+        input?.end();
         const timer = setTimeout(() => {
           log.warn({ graceMs }, 'ffmpeg did not stop on request; killing it');
           child.kill('SIGKILL');

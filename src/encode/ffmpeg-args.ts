@@ -147,18 +147,24 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   const prelude = played ? [...(played.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []), ...(anchored?.video ? [anchorFilter('setpts', options.anchorSeconds!)] : [])] : [];
   // The burnt-in clock is for synthetic and camera pictures; a file's or a feed's picture is left as it is.
   const overlay = live && !played ? clockOverlay(source.height) : undefined;
-  const graph = videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay });
+  // Passthrough: the feed's H.264 as it came (the restamper put its keyframes on the boundaries).
+  const copied = feed && profile.video.passthrough && feed.hasVideo;
+  if (copied && renditions.length !== 1) throw new Error('a copied feed is exactly one rendition');
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
     '-progress', 'pipe:1', '-stats_period', '1',
     ...inputs.args,
     '-copyts',
     ...(file ? ['-start_at_zero'] : []),
-    '-filter_complex', graph,
+    ...(copied ? [] : ['-filter_complex', videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay })]),
   ];
-  renditions.forEach((rendition, i) => {
-    args.push('-map', `[${videoLabel(i)}]`, ...videoEncoderArgs(profile, rendition), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD + i}`);
-  });
+  if (copied) {
+    args.push('-map', inputs.video, '-c:v', 'copy', '-output_ts_offset', options.anchorSeconds!.toFixed(6), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD}`);
+  } else {
+    renditions.forEach((rendition, i) => {
+      args.push('-map', `[${videoLabel(i)}]`, ...videoEncoderArgs(profile, rendition), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD + i}`);
+    });
+  }
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
   args.push(
     '-map', inputs.audio,

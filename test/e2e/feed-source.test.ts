@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
-import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+import { logLines, ROOT, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
 // A real sender (ffmpeg: test pattern and tone, H.264 + AAC in MPEG-TS) to a loopback port, the
 // appliance receiving it.
@@ -94,6 +94,88 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       await stop(feed);
       appliance.kill('SIGKILL');
       await appliance.catch(() => undefined);
+    }
+  });
+
+  it('UDP: the sender stopped mid-run gives slate; restarted, its media again, with no gap or doubled media in any track', async () => {
+    const port = await freeUdpPort();
+    const out = join(dir, 'udp-restart');
+    let feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
+    const appliance = startAppliance(await systemNode(), ['start', '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-restart'), '--duration', '24'], { timeout: 120_000 });
+    try {
+      await sleep(10_000);
+      await stop(feed);
+      await sleep(5_000);
+      feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
+      const run = await appliance;
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      const logs = logLines(String(run.stderr));
+      for (const msg of ['source interrupted', 'the feed is back, on the wall clock', 'source back: slate ended']) assert.ok(logs.some((l) => l['msg'] === msg), `logged: ${msg}`);
+      const interruptions = logs.filter((l) => l['msg'] === 'source interrupted').length;
+      for (const id of ['1080p', '720p']) {
+        const video = await report(out, id);
+        const ts = BigInt(video.track.timescale);
+        assert.ok(video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), `${id}: every frame on the grid`);
+        // The slate starts with an IDR where it takes over (at a chunk boundary); every other IDR is on a whole second.
+        const offGrid = video.syncTimes.filter((t) => t % ts !== 0n);
+        assert.ok(offGrid.length <= interruptions, `${id}: IDRs off the segment grid: ${offGrid.map((t) => Number(t) / Number(ts))}`);
+        for (const t of offGrid) assert.equal(t % (ts / 10n), 0n, `${id}: the slate's IDR at a chunk boundary`);
+        video.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration), `${id}: no gap or overlap at ${Number(s.decodeTime) / Number(ts)}`));
+        const numbers = await segmentNumbers(out, id);
+        numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`));
+        // The slate (a still card) costs a few kb/s, the sender's test pattern megabits: media, slate, media.
+        const kinds = video.segmentBitrates.map((b) => (b.bitsPerSecond > 1_000_000 ? 'media' : 'slate'));
+        const runs = kinds.filter((k, i) => k !== kinds[i - 1]);
+        assert.deepEqual(runs, ['media', 'slate', 'media'], `${id}: ${kinds.join(' ')}`);
+        assert.ok(kinds.filter((k) => k === 'media').length >= 10, `${id}: ${kinds.join(' ')}`);
+      }
+      // Audio: continuous, but where the source takes over from the slate (whose frames keep the
+      // grid of the audio before the silence) the new run's frames start up to a frame apart.
+      const audio = await report(out, 'audio');
+      const splices = audio.samples.slice(1).flatMap((s, i) => {
+        const expected = audio.samples[i]!.decodeTime + BigInt(audio.samples[i]!.duration);
+        return s.decodeTime === expected ? [] : [{ at: Number(s.decodeTime) / audio.track.timescale, by: Number(s.decodeTime - expected) }];
+      });
+      assert.ok(splices.length <= interruptions && splices.every((s) => Math.abs(s.by) < 1024), `audio continuous but for the slate's hand-over: ${JSON.stringify(splices)}`);
+    } finally {
+      await stop(feed);
+      appliance.kill('SIGKILL');
+      await appliance.catch(() => undefined);
+    }
+  });
+
+  it('passthrough: a 720p30 H.264 feed with 1 s keyframes is copied (the sender\'s own H.264), keyframes on the segment boundaries; a 1080p one with the 720p rendition is refused', async () => {
+    const profileFile = join(dir, 'passthrough.yaml');
+    await writeFile(profileFile, (await readFile(join(ROOT, 'profiles', 'ultra-ll.yaml'), 'utf8')).replace('passthrough: false ', 'passthrough: true '));
+    const port = await freeUdpPort();
+    const out = join(dir, 'passthrough');
+    let feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`, '1280x720');
+    try {
+      const run = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-pass'), '--duration', '10'], { timeout: 120_000 });
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      const logs = logLines(String(run.stderr));
+      assert.ok(logs.some((l) => l['msg'] === 'capture' && /copied from the feed as 720p/.test(String(l['reason']))));
+      assert.deepEqual(await readdir(out).then((names) => names.filter((n) => !n.includes('.')).sort()), ['720p', 'audio'], 'one video track: the copy');
+      const video = await report(out, '720p');
+      // The sender's x264 (ultrafast: Constrained Baseline), not the appliance's High profile.
+      assert.match(video.codec, /^avc1\.42/, video.codec);
+      const ts = BigInt(video.track.timescale);
+      assert.equal(video.frameRate, 30);
+      assert.ok(video.syncTimes.length >= 6, `${video.syncTimes.length} IDRs`);
+      for (const t of video.syncTimes) assert.equal(t % ts, 0n, 'every keyframe on a whole second');
+      assert.ok(video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), 'every frame on the grid');
+      video.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration), 'no gap'));
+      const audio = await report(out, 'audio');
+      audio.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous'));
+      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number }>;
+      for (const [track, d] of Object.entries(delays)) assert.ok(d.p50 > -1100 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
+      await stop(feed);
+      feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
+      const mixed = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--dry-run'], { timeout: 60_000 });
+      assert.equal(mixed.exitCode, 2);
+      assert.match(String(mixed.stderr), /video\.passthrough: a copy is the feed's 1920x1080 as is, and every rendition must be copied .*720p \(1280x720\) would be encoded: remove it from video\.renditions; or set video\.passthrough to false/);
+    } finally {
+      await stop(feed);
     }
   });
 

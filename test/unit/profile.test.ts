@@ -80,6 +80,11 @@ describe('profile validation errors name the field, the value and what is allowe
   it('a wrong type', () => {
     rejects(ultraText.replace('cdur: 0.1 ', 'cdur: fast '), /cdur: "fast" is not allowed; expected a number of seconds/);
   });
+  it('passthrough: off unless asked, and only true or false', () => {
+    assert.equal(ultra.video.passthrough, false);
+    assert.equal(parseProfile(ultraText.replace('passthrough: false ', 'passthrough: true '), 'p.yaml').video.passthrough, true);
+    rejects(ultraText.replace('passthrough: false ', 'passthrough: yes-please '), /video\.passthrough: "yes-please" is not allowed; expected true or false/);
+  });
   it('audio sample rate', () => {
     rejects(ultraText.replace('samplerate: 48000', 'samplerate: 32000'), /audio\.samplerate: 32000 is not allowed; expected 48000 or 44100/);
   });

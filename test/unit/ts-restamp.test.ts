@@ -145,4 +145,84 @@ describe('an MPEG-TS feed put on the wall clock', () => {
     assert.equal(restamper.events.at(-1)!.detail, 'the feed is back, on the wall clock');
     assert.ok(Math.abs(restamper.offsetSeconds! - (base + 62 - 9000)) < 1e-6);
   });
+
+  describe('passthrough: keyframes on the segment grid', () => {
+    /** A video PES start with an adaptation field; a keyframe says so by its random-access flag or only by its NAL units. */
+    function videoPacket(dts: number, key: 'flag' | 'nal' | false): Uint8Array {
+      const b = new Uint8Array(188).fill(0xff);
+      b.set([0x47, 0x40 | VIDEO >> 8, VIDEO & 0xff, 0x30, 1, key === 'flag' ? 0x40 : 0]);
+      b.set([0, 0, 1, 0xe0, 0, 0, 0x80, 0xc0, 10], 6);
+      put33(b, 15, 3, dts);
+      put33(b, 20, 1, dts);
+      b.set([0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, key ? 0x65 : 0x41], 25);
+      return b;
+    }
+    /** 30 fps with a keyframe every `gop` frames and AAC beside it, arriving `late` s after `at(sender)`. */
+    function run(restamper: TsRestamper, options: { seconds: number; gop: number; key?: 'flag' | 'nal'; at: (sender: number) => number; from?: number }) {
+      const out: Stamp[][] = [];
+      const start = options.from ?? 1000;
+      for (let n = 0; n < options.seconds * 30; n++) {
+        const dts = start * 90_000 + n * 3000;
+        const bytes = Buffer.concat([videoPacket(dts, n % options.gop === 0 ? options.key ?? 'flag' : false), pesPacket(AUDIO, dts + 1500)]);
+        out.push(read(restamper.push(bytes, options.at(dts / 90_000))));
+      }
+      return out.flat();
+    }
+
+    it('starts at a keyframe once the evidence has settled, on the first boundary not before its arrival; every stream moved alike', () => {
+      const base = 1_764_000_000;
+      const restamper = new TsRestamper({ segdur: 1, base, keyframeGrid: true });
+      const arrivalOf = (sender: number) => base + 100.37 + (sender - 1000);
+      const out = run(restamper, { seconds: 8, gop: 30, key: 'nal', at: arrivalOf });
+      const video = out.filter((s) => s.pid === VIDEO);
+      const first = video[0]!;
+      assert.equal(first.dts! % 90_000, 0, 'the first frame out is on a whole second');
+      const firstSender = first.dts! / 90_000 + base - restamper.offsetSeconds!;
+      assert.ok(firstSender >= 1003, `nothing before the 3 s settle (${firstSender})`);
+      assert.equal(restamper.events.length, 1);
+      const shift = restamper.offsetSeconds! - (100.37 + base - 1000);
+      assert.ok(shift >= 0 && shift < 1, `mapped no earlier than it arrives, at most a segment later (${shift})`);
+      // Keyframes every 30 frames: all on whole seconds; audio shifted by the same offset.
+      for (const s of video) assert.equal((s.dts! - first.dts!) % 3000, 0);
+      assert.equal(restamper.keyframeInterval, 1);
+      const audio = out.filter((s) => s.pid === AUDIO);
+      assert.ok(audio.length > 0 && audio[0]!.pts > first.dts!, 'audio starts after the anchoring keyframe');
+      assert.equal((audio[0]!.pts - first.dts! - 1500) % 3000, 0, 'audio keeps its place against video');
+    });
+
+    it('follows a sender 100 ppm slow a whole segment at a time, only when it would run late; keyframes stay on the boundaries', () => {
+      const base = 1_764_000_000;
+      const restamper = new TsRestamper({ segdur: 1, base, keyframeGrid: true });
+      let late = 0;
+      let offGrid = 0;
+      const start = 5000;
+      for (let n = 0; n < 3600 * 30; n++) {
+        const dts = start * 90_000 + n * 3000;
+        const sender = dts / 90_000;
+        const jitter = ((n * 7919) % 13) / 1000;
+        const arrival = base + 100.95 + (sender - start) * (1 + 100e-6) + jitter;
+        const out = read(restamper.push(Buffer.concat([videoPacket(dts, n % 30 === 0 ? 'flag' : false), pesPacket(AUDIO, dts)]), arrival));
+        const video = out.find((s) => s.pid === VIDEO);
+        if (!video) continue;
+        const mapped = video.dts! / 90_000 + base;
+        late = Math.max(late, arrival - jitter - mapped);
+        if (n % 30 === 0 && video.dts! % 90_000 !== 0) offGrid++;
+      }
+      // 100 ppm over an hour is 360 ms: from 50 ms ahead, one step of a segment.
+      assert.deepEqual(restamper.events.map((e) => e.kind), ['anchored', 'jump'], JSON.stringify(restamper.events));
+      assert.match(restamper.events[1]!.detail, /moved 1 segment\(s\) later/);
+      assert.equal(offGrid, 0, 'every keyframe on a whole second');
+      assert.ok(late < 0.1 + 0.013, `never later than the tolerance (${(late * 1000).toFixed(1)} ms)`);
+    });
+
+    it('says once that the feed has no keyframe at a segment start (a 2 s GOP for 1 s segments)', () => {
+      const base = 1_764_000_000;
+      const restamper = new TsRestamper({ segdur: 1, base, keyframeGrid: true });
+      run(restamper, { seconds: 12, gop: 60, at: (sender) => base + 10.5 + (sender - 1000) });
+      assert.equal(restamper.keyframeInterval, 2);
+      const kinds = restamper.events.map((e) => e.kind);
+      assert.deepEqual(kinds, ['anchored', 'offGrid'], JSON.stringify(restamper.events));
+      assert.match(restamper.events[1]!.detail, /no keyframe where segment \d+ starts \(its keyframes come every 2\.000 s\)/);
+    });
+  });
 });
