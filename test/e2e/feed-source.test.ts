@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
+import { assertSegmentsConform } from '../helpers/segments.ts';
 import { logLines, ROOT, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
 // A real sender (ffmpeg: test pattern and tone, H.264 + AAC in MPEG-TS) to a loopback port, the
@@ -69,6 +70,7 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       }
       const audio = await report(out, 'audio');
       audio.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous'));
+      for (const id of ['1080p', '720p', 'audio']) await assertSegmentsConform(out, id, { segdur: 1, cdur: 0.1, minSegments: 8, ended: true });
       const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number }>;
       for (const [track, d] of Object.entries(delays)) assert.ok(d.p50 > -50 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
     } finally {
