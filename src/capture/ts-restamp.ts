@@ -28,7 +28,11 @@ export interface RestampOptions {
    * re-anchor) when the feed would otherwise run later than its mapped time.
    */
   keyframeGrid?: boolean;
-  /** Keyframe grid: how late against its mapped time the feed may run before the offset moves a segment. */
+  /**
+   * Keyframe grid: how late against its mapped time the feed may run before the offset moves a
+   * segment (an encoded chunk goes out ~0.2 s after its media time anyway). The anchor allows half
+   * of it, so the mapping adds less latency on average and drift has the other half before a step.
+   */
   lateToleranceSeconds?: number;
 }
 
@@ -124,7 +128,7 @@ export class TsRestamper {
   keyframeInterval: number | undefined;
 
   constructor(options: RestampOptions) {
-    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: 0.1, ...options };
+    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: 0.3, ...options };
   }
 
   /** The wall-clock seconds written timestamps count from; the encoder run that reads them adds it back. */
@@ -230,10 +234,10 @@ export class TsRestamper {
     this.#segment = segment;
   }
 
-  /** The offset that puts a keyframe at `senderSeconds` on the first boundary not before the evidence. */
+  /** The offset that puts a keyframe at `senderSeconds` on the first boundary not before the evidence, less half the late tolerance. */
   #gridOffset(senderSeconds: number, target: number): number {
     const S = this.#options.segdur;
-    return Math.ceil((senderSeconds + target) / S - 1e-9) * S - senderSeconds;
+    return Math.ceil((senderSeconds + target - this.#options.lateToleranceSeconds / 2) / S - 1e-9) * S - senderSeconds;
   }
 
   /**

@@ -181,7 +181,7 @@ describe('an MPEG-TS feed put on the wall clock', () => {
       assert.ok(firstSender >= 1003, `nothing before the 3 s settle (${firstSender})`);
       assert.equal(restamper.events.length, 1);
       const shift = restamper.offsetSeconds! - (100.37 + base - 1000);
-      assert.ok(shift >= 0 && shift < 1, `mapped no earlier than it arrives, at most a segment later (${shift})`);
+      assert.ok(shift >= -0.15 && shift < 0.85, `mapped no more than half the late tolerance before it arrives, less than a segment after (${shift})`);
       // Keyframes every 30 frames: all on whole seconds; audio shifted by the same offset.
       for (const s of video) assert.equal((s.dts! - first.dts!) % 3000, 0);
       assert.equal(restamper.keyframeInterval, 1);
@@ -190,7 +190,7 @@ describe('an MPEG-TS feed put on the wall clock', () => {
       assert.equal((audio[0]!.pts - first.dts! - 1500) % 3000, 0, 'audio keeps its place against video');
     });
 
-    it('follows a sender 100 ppm slow a whole segment at a time, only when it would run late; keyframes stay on the boundaries', () => {
+    it('follows a sender 150 ppm slow a whole segment at a time, only when it would run late; keyframes stay on the boundaries', () => {
       const base = 1_764_000_000;
       const restamper = new TsRestamper({ segdur: 1, base, keyframeGrid: true });
       let late = 0;
@@ -200,7 +200,7 @@ describe('an MPEG-TS feed put on the wall clock', () => {
         const dts = start * 90_000 + n * 3000;
         const sender = dts / 90_000;
         const jitter = ((n * 7919) % 13) / 1000;
-        const arrival = base + 100.95 + (sender - start) * (1 + 100e-6) + jitter;
+        const arrival = base + 100.95 + (sender - start) * (1 + 150e-6) + jitter;
         const out = read(restamper.push(Buffer.concat([videoPacket(dts, n % 30 === 0 ? 'flag' : false), pesPacket(AUDIO, dts)]), arrival));
         const video = out.find((s) => s.pid === VIDEO);
         if (!video) continue;
@@ -208,11 +208,11 @@ describe('an MPEG-TS feed put on the wall clock', () => {
         late = Math.max(late, arrival - jitter - mapped);
         if (n % 30 === 0 && video.dts! % 90_000 !== 0) offGrid++;
       }
-      // 100 ppm over an hour is 360 ms: from 50 ms ahead, one step of a segment.
+      // 150 ppm over an hour is 540 ms: from 50 ms ahead (anchored at .95 − 0.15 → the next second), one step of a segment at 300 ms late.
       assert.deepEqual(restamper.events.map((e) => e.kind), ['anchored', 'jump'], JSON.stringify(restamper.events));
       assert.match(restamper.events[1]!.detail, /moved 1 segment\(s\) later/);
       assert.equal(offGrid, 0, 'every keyframe on a whole second');
-      assert.ok(late < 0.1 + 0.013, `never later than the tolerance (${(late * 1000).toFixed(1)} ms)`);
+      assert.ok(late < 0.3 + 0.013, `never later than the tolerance (${(late * 1000).toFixed(1)} ms)`);
     });
 
     it('says once that the feed has no keyframe at a segment start (a 2 s GOP for 1 s segments)', () => {
