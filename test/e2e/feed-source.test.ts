@@ -99,6 +99,24 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     }
   });
 
+  it('SRT (the appliance calling a listening sender): ingested, and the passphrase never logged', async () => {
+    const port = await freeUdpPort();
+    const out = join(dir, 'srt-caller');
+    const passphrase = 'staple-horse-correct';
+    const feed = sender(`srt://127.0.0.1:${port}?mode=listener&passphrase=${passphrase}`, '1280x720');
+    try {
+      await sleep(1000);
+      const run = await runAppliance(['start', '--source', `srt://127.0.0.1:${port}?mode=caller`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt-caller'), '--duration', '8'], { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } });
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+      assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
+      const video = await report(out, '720p');
+      assertOnGrid(video, 30);
+      assert.ok(video.samples.length >= 120, `${video.samples.length} frames`);
+    } finally {
+      await stop(feed);
+    }
+  });
+
   it('UDP: the sender stopped mid-run gives slate; restarted, its media again, with no gap or doubled media in any track', async () => {
     const port = await freeUdpPort();
     const out = join(dir, 'udp-restart');
