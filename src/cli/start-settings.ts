@@ -114,7 +114,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     // A refusal from here on stops the receiver in resolveStart. A copy needs the feed it copies.
     if (!info && (!retryDevices || profile.video.passthrough)) {
       const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
-      throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? (with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)`);
+      throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? ${profile.video.passthrough ? `(${PASSTHROUGH_FIELD} copies the feed, so it must be there at the start)` : '(with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)'}`);
     }
     const played = feedSourcePolicy(request, info ?? assumedFeed(profile), profile);
     source = played.source;
