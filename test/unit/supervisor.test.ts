@@ -55,12 +55,20 @@ describe('the encoder supervisor', { timeout: 20_000 }, () => {
     await sleep(500);
     assert.deepEqual(plain.interruptions, [], 'a start-up takes its time');
     await plain.supervisor.stop();
-    const waited = supervise({ retryAtStart: true });
-    await sleep(300);
+    // Watched by a 100 ms tick: waited for (bounded) rather than slept, so a busy machine only delays it.
+    const startedAt = Date.now();
+    const waited = supervise({ retryAtStart: true, stallKillMs: 600 });
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 500 && !done(); i++) await sleep(10);
+    };
+    await until(() => waited.interruptions.length > 0);
+    const stalledAfter = Date.now() - startedAt;
     assert.deepEqual(waited.interruptions, ['ffmpeg stalled'], 'slate after stallKillMs without media');
+    assert.ok(stalledAfter >= 600, `not before stallKillMs (${stalledAfter} ms)`);
     assert.equal(waited.runs[0]!.wasKilled(), false, 'not killed yet');
-    await sleep(300);
-    assert.ok(waited.runs[0]!.wasKilled(), 'killed for a restart after twice that');
+    await until(() => waited.runs[0]!.wasKilled());
+    assert.ok(waited.runs[0]!.wasKilled(), 'killed for a restart');
+    assert.ok(Date.now() - startedAt >= 1200, 'after twice stallKillMs');
     await waited.supervisor.stop();
   });
 
@@ -77,7 +85,7 @@ describe('the encoder supervisor', { timeout: 20_000 }, () => {
     live.runs[0]!.video.write(Buffer.from([1]));
     await sleep(20);
     live.runs[0]!.finish({ code: 0, signal: undefined, stderrTail: [], requested: false });
-    await sleep(700);
+    for (let i = 0; i < 500 && live.runs.length < 2; i++) await sleep(10);
     assert.equal(live.runs.length, 2, 'restarted after the backoff');
     assert.equal(live.interruptions.length, 1, 'the exit interrupts the source once');
     await live.supervisor.stop();
