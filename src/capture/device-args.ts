@@ -46,16 +46,26 @@ const rate = (r: number) => String(Number(r.toFixed(6)));
 /** dshow's real-time buffer: one second of the camera's frames at raw size (its 3 MB default holds one 1080p frame). */
 export const dshowRtbufsize = (choice: VideoChoice) => Math.ceil((choice.width * choice.height * 2 * choice.captureRate) / 2 ** 20) * 2 ** 20;
 
+/** One lavfi graph as an input. */
+export const lavfiInput = (graph: string) => ['-f', 'lavfi', '-thread_queue_size', '64', '-i', graph];
+
+/** The card standing in for a missing picture ("AUDIO ONLY"), released in real time; its stamps are the caller's. */
+export function standInCard(width: number, height: number, framerate: number): string {
+  const scale = height / 1080;
+  return `color=c=0x1b1f24:size=${width}x${height}:rate=${framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2,realtime`;
+}
+
+/** Silence standing in for missing sound, released in real time; its stamps are the caller's. */
+export const standInSilence = (audio: AudioFormat) => `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime`;
+
 /** A card standing in for a missing camera: the ladder still has its picture, released in real time and stamped with the wall clock. */
 export function noCameraInput(width: number, height: number, framerate: number): string[] {
-  const scale = height / 1080;
-  const card = `color=c=0x1b1f24:size=${width}x${height}:rate=${framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2`;
-  return ['-f', 'lavfi', '-thread_queue_size', '64', '-i', `${card},realtime,settb=AVTB,setpts=RTCTIME`];
+  return lavfiInput(`${standInCard(width, height, framerate)},settb=AVTB,setpts=RTCTIME`);
 }
 
 /** Silence standing in for a missing microphone, stamped with the wall clock like a device. */
 export function noMicrophoneInput(audio: AudioFormat): string[] {
-  return ['-f', 'lavfi', '-thread_queue_size', '64', '-i', `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime,asettb=AVTB,asetpts=RTCTIME`];
+  return lavfiInput(`${standInSilence(audio)},asettb=AVTB,asetpts=RTCTIME`);
 }
 
 function v4l2Input(device: SelectedDevice, choice: VideoChoice): string[] {

@@ -1,7 +1,7 @@
 import type { Profile } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import { noCameraInput, noMicrophoneInput, type AudioFormat, type SourceInputs } from './device-args.ts';
-import { streamPolicy, type PlayedStreams } from './file-source.ts';
+import { playedStreamMaps, streamPolicy, type PlayedStreams } from './file-source.ts';
 import type { InputInfo } from './media-info.ts';
 
 // Pure: a live MPEG-TS contribution feed (UDP, SRT) as a source. The feed reaches ffmpeg through
@@ -95,5 +95,5 @@ export function feedInputs(source: FeedSource, fd: number, audio: AudioFormat): 
     ...(source.hasVideo ? [] : noCameraInput(source.width, source.height, source.framerate)),
     ...(source.hasAudio ? [] : noMicrophoneInput(audio)),
   ];
-  return { args, video: source.hasVideo ? '0:v:0' : '1:v', audio: source.hasAudio ? '0:a:0' : `${source.hasVideo ? 1 : 2}:a`, anchored: { video: source.hasVideo, audio: source.hasAudio } };
+  return { args, ...playedStreamMaps(source), anchored: { video: source.hasVideo, audio: source.hasAudio } };
 }

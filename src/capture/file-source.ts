@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Profile } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
-import type { AudioFormat, SourceInputs } from './device-args.ts';
+import { lavfiInput, standInCard, standInSilence, type AudioFormat, type SourceInputs } from './device-args.ts';
 import { isInterlaced, type InputInfo } from './media-info.ts';
 import { sourceRate } from './negotiate.ts';
 
@@ -77,12 +77,9 @@ export function fileSourcePolicy(request: FileRequest, info: InputInfo, profile:
   return { source: { kind: 'file', path: request.path, loop, duration: info.duration, ...streams }, reasons };
 }
 
-/** A card standing in for missing video and silence for missing audio: paced like the file, rebased like it. */
-function standIns(source: FileSource, audio: AudioFormat): string[] {
-  const scale = source.height / 1080;
-  const card = `color=c=0x1b1f24:size=${source.width}x${source.height}:rate=${source.framerate},drawtext=font=sans:text='AUDIO ONLY':fontcolor=white:fontsize=${Math.round(96 * scale)}:x=(w-text_w)/2:y=(h-text_h)/2,realtime`;
-  const silence = `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime`;
-  return [...(source.hasVideo ? [] : ['-f', 'lavfi', '-thread_queue_size', '64', '-i', card]), ...(source.hasAudio ? [] : ['-f', 'lavfi', '-thread_queue_size', '64', '-i', silence])];
+/** The inputs the graph maps for a source of known streams: its own, or (missing) the stand-in after it. */
+export function playedStreamMaps(source: PlayedStreams): { video: string; audio: string } {
+  return { video: source.hasVideo ? '0:v:0' : '1:v', audio: source.hasAudio ? '0:a:0' : `${source.hasVideo ? 1 : 2}:a` };
 }
 
 /**
@@ -91,8 +88,12 @@ function standIns(source: FileSource, audio: AudioFormat): string[] {
  * zero (`-start_at_zero`) and the graph adds the wall-clock instant of that zero, one number for
  * every stream, so the file's own A/V relation is kept exactly.
  */
-export function fileInputs(source: FileSource, audio: AudioFormat): SourceInputs {
-  const file = ['-re', ...(source.loop ? ['-stream_loop', '-1'] : []), '-thread_queue_size', '512', '-i', source.path];
-  const args = [...file, ...standIns(source, audio)];
-  return { args, video: source.hasVideo ? '0:v:0' : '1:v', audio: source.hasAudio ? '0:a:0' : `${source.hasVideo ? 1 : 2}:a` };
+export function fileInputs(source: FileSource, audio: AudioFormat): SourceInputs & { anchored: { video: boolean; audio: boolean } } {
+  const args = [
+    '-re', ...(source.loop ? ['-stream_loop', '-1'] : []), '-thread_queue_size', '512', '-i', source.path,
+    // A missing stream's stand-in is paced like the file and rebased like it, so it is anchored too.
+    ...(source.hasVideo ? [] : lavfiInput(standInCard(source.width, source.height, source.framerate))),
+    ...(source.hasAudio ? [] : lavfiInput(standInSilence(audio))),
+  ];
+  return { args, ...playedStreamMaps(source), anchored: { video: true, audio: true } };
 }

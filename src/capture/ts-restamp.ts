@@ -82,6 +82,9 @@ function writePcrBase(b: Uint8Array, i: number, value: number): void {
   b[i + 4] = (b[i + 4]! & 0x7f) | (low & 1) << 7;
 }
 
+/** Keyframe grid: how late the feed may run against its mapped time (see RestampOptions.lateToleranceSeconds). */
+export const KEYFRAME_GRID_LATE_TOLERANCE_SECONDS = 0.3;
+
 /** A feed missing keyframes at segment starts is reported again only after this many segments that had them. */
 const KEYED_RUN = 10;
 
@@ -128,7 +131,7 @@ export class TsRestamper {
   keyframeInterval: number | undefined;
 
   constructor(options: RestampOptions) {
-    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: 0.3, ...options };
+    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: KEYFRAME_GRID_LATE_TOLERANCE_SECONDS, ...options };
   }
 
   /** The wall-clock seconds written timestamps count from; the encoder run that reads them adds it back. */

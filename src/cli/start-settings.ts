@@ -6,6 +6,7 @@ import { fileSourcePolicy } from '../capture/file-source.ts';
 import { probeInput } from '../capture/probe-input.ts';
 import { feedForLogs, feedSourcePolicy, SRT_PASSPHRASE_ENV } from '../capture/feed-source.ts';
 import { FeedRelay } from '../capture/feed-relay.ts';
+import { KEYFRAME_GRID_LATE_TOLERANCE_SECONDS } from '../capture/ts-restamp.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
 import { applyOverrides, checkTiming, loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
@@ -109,8 +110,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: env[SRT_PASSPHRASE_ENV] || undefined, segdur: profile.segdur, keyframeGrid: profile.video.passthrough });
     started.relay = feedRelay;
     feedRelay.start();
-    const info = await feedRelay.info(FEED_PROBE_MS);
-    feedInfo = info;
+    const info = (feedInfo = await feedRelay.info(FEED_PROBE_MS));
     // A refusal from here on stops the receiver in resolveStart. A copy needs the feed it copies.
     if (!info && (!retryDevices || profile.video.passthrough)) {
       const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
@@ -137,7 +137,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     const interval = await feedRelay?.keyframeInterval(FEED_PROBE_MS);
     if (interval === undefined) throw new ConfigError(`${PASSTHROUGH_FIELD}: no two keyframes of the feed within ${FEED_PROBE_MS / 1000} s after it settled; a copy starts at one (set the sender's keyframe interval to ${profile.segdur} s)`);
     checkKeyframeInterval(interval, profile.segdur);
-    sourceReasons.push(`keyframes every ${interval} s: each segment starts with one, put on its boundary (the feed is mapped up to a segment later than it arrives)`);
+    sourceReasons.push(`keyframes every ${interval} s: each segment starts with one, put on its boundary (the feed is mapped between ${KEYFRAME_GRID_LATE_TOLERANCE_SECONDS / 2} s before and a segment after its arrival)`);
   }
   const warnings = [
     ...sourceWarnings,

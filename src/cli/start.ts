@@ -180,14 +180,19 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     }
     if (packager.end && packager.finished) void finish();
   };
-  // What a device failure leaves available, at most every 30 s (a device retried every 10 s).
+  // A device failure, with what is available: when retried, at most every 30 s (a device is retried every 10 s).
+  const deviceProblemOf = (exit: EncoderExit) => (resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined);
+  const availableDevices = async () => {
+    const listing = await listDevices(ffmpeg.path).catch(() => undefined);
+    return listing && { cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') };
+  };
   let devicesListedAt = -Infinity;
   const reportDevices = async (exit: EncoderExit) => {
-    const problem = resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined;
+    const problem = deviceProblemOf(exit);
     if (!problem || Date.now() - devicesListedAt < 30_000) return;
     devicesListedAt = Date.now();
-    const listing = await listDevices(ffmpeg.path).catch(() => undefined);
-    if (listing) logger.warn({ problem: problem.message, cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') }, 'capture device unavailable: retrying until it is back');
+    const available = await availableDevices();
+    if (available) logger.warn({ problem: problem.message, ...available }, 'capture device unavailable: retrying until it is back');
   };
   const supervisor = new EncoderSupervisor({
     start: () => {
@@ -343,11 +348,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     process.off('SIGHUP', stop);
   }
   if (failedAtStart) {
-    const problem = resolved.source.kind === 'device' ? deviceProblem(failedAtStart.stderrTail) : undefined;
+    const problem = deviceProblemOf(failedAtStart);
     if (problem) {
-      const listing = await listDevices(ffmpeg.path).catch(() => undefined);
-      const available = listing ? [availableList(listing.devices, 'video'), availableList(listing.devices, 'audio')] : [];
-      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [...failedAtStart.stderrTail.slice(-6), ...available, 'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.']);
+      const available = await availableDevices();
+      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [...failedAtStart.stderrTail.slice(-6), ...(available ? [available.cameras, available.microphones] : []), 'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.']);
     }
     const hint = failureHint(failedAtStart.stderrTail);
     throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);

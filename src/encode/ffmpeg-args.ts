@@ -95,9 +95,10 @@ function slateInputs(source: { width: number; height: number }, profile: Profile
 
 /** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1); which of them carry media time less the plan's anchor. */
 export function sourceInputs(profile: Profile, source: Source, inputFd: number): SourceInputs & { anchored?: { video: boolean; audio: boolean } } {
-  if (source.kind === 'feed') return feedInputs(source, inputFd, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
-  if (source.kind === 'file') return { ...fileInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels }), anchored: { video: true, audio: true } };
-  if (source.kind === 'device') return deviceInputs(source, { samplerate: profile.audio.samplerate, channels: profile.audio.channels });
+  const audio = { samplerate: profile.audio.samplerate, channels: profile.audio.channels };
+  if (source.kind === 'feed') return feedInputs(source, inputFd, audio);
+  if (source.kind === 'file') return fileInputs(source, audio);
+  if (source.kind === 'device') return deviceInputs(source, audio);
   return { args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate), video: '0:v', audio: '1:a' };
 }
 

@@ -1,28 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { measureAvSync } from '../helpers/av-sync.ts';
 import { writeLightProfile } from '../helpers/light-profile.ts';
 import { segmentNumbers } from '../helpers/media.ts';
 import { segmentLayout } from '../helpers/segments.ts';
+import { scratchDirectories } from '../helpers/scratch.ts';
 import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
 // Real capture devices on a machine without camera or sound card: ALSA's null PCM (a real,
 // paced capture device), one defined or removed in ~/.asoundrc while the appliance runs, and the
 // errors ffmpeg gives for devices that are not there.
 
-const dirs: string[] = [];
-async function scratch(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'appliance-devices-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const scratch = scratchDirectories('devices');
 
 describe('appliance devices', () => {
   it('on a machine without any: a clear message, [] with --json, exit 0', async () => {

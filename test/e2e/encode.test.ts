@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser } from 'fast-xml-parser';
@@ -10,6 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
 import { assertSegmentsConform, segmentLayout } from '../helpers/segments.ts';
 import { clockMillis, readBurntInClock } from '../helpers/ocr.ts';
+import { scratchDirectories } from '../helpers/scratch.ts';
 import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
 
 const SEGDUR = 1;
@@ -20,15 +20,7 @@ const expected = {
   '720p': { width: 1280, height: 720, codec: 'avc1.64001f', bitrate: 3_000_000 },
 } as const;
 
-const dirs: string[] = [];
-async function scratch(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'appliance-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const scratch = scratchDirectories('e2e');
 
 function assertVideoTrack(id: keyof typeof expected, report: TrackReport) {
   const want = expected[id];

@@ -47,6 +47,15 @@ function assertOnGrid(video: TrackReport, fps: number) {
   assert.ok(video.samples.every((s) => s.decodeTime % (ts / BigInt(fps)) === 0n), 'every frame on the grid');
 }
 
+/** An SRT run: it ended well, its passphrase is nowhere in what it said, and its 720p frames are on the grid. */
+async function assertSrtIngested(run: { exitCode?: number | undefined; stderr: unknown; stdout: unknown }, out: string, passphrase: string, minFrames: number) {
+  assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
+  assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
+  const video = await report(out, '720p');
+  assertOnGrid(video, 30);
+  assert.ok(video.samples.length >= minFrames, `${video.samples.length} frames`);
+}
+
 describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
   it('UDP: a 1080p30 H.264 + AAC feed is ingested and packaged on the wall clock, on the epoch grid', async () => {
     const port = await freeUdpPort();
@@ -86,12 +95,7 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     await sleep(1500);
     const feed = sender(`srt://127.0.0.1:${port}?mode=caller&passphrase=${passphrase}`, '1280x720');
     try {
-      const run = await appliance;
-      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
-      assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
-      const video = await report(out, '720p');
-      assertOnGrid(video, 30);
-      assert.ok(video.samples.length >= 60, `${video.samples.length} frames`);
+      await assertSrtIngested(await appliance, out, passphrase, 60);
     } finally {
       await stop(feed);
       appliance.kill('SIGKILL');
@@ -107,11 +111,7 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     try {
       await sleep(1000);
       const run = await runAppliance(['start', '--source', `srt://127.0.0.1:${port}?mode=caller`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt-caller'), '--duration', '8'], { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } });
-      assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
-      assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
-      const video = await report(out, '720p');
-      assertOnGrid(video, 30);
-      assert.ok(video.samples.length >= 120, `${video.samples.length} frames`);
+      await assertSrtIngested(run, out, passphrase, 120);
     } finally {
       await stop(feed);
     }
