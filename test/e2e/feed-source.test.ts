@@ -68,6 +68,8 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       const logs = logLines(String(run.stderr));
       assert.ok(logs.some((l) => l['msg'] === 'capture' && /video: h264 1920x1080 at 30 fps/.test(String(l['reason']))), 'what the feed holds is logged');
       assert.ok(logs.some((l) => l['msg'] === 'the feed is on the wall clock'));
+      // ffmpeg ignores `q` when an input is a pipe: the run must end with its input, not be killed.
+      assert.ok(!logs.some((l) => l['msg'] === 'ffmpeg did not stop on request; killing it'), 'the encoder stopped at the end of its input');
       for (const id of ['1080p', '720p']) {
         const video = await report(out, id);
         assertOnGrid(video, 30);
@@ -194,6 +196,10 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       const mixed = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--dry-run'], { timeout: 60_000 });
       assert.equal(mixed.exitCode, 2);
       assert.match(String(mixed.stderr), /video\.passthrough: a copy is the feed's 1920x1080 as is, and every rendition must be copied .*720p \(1280x720\) would be encoded: remove it from video\.renditions; or set video\.passthrough to false/);
+      // A copy needs its feed at the start, even where a missing feed is otherwise waited for on slate.
+      const absent = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${await freeUdpPort()}`, '--retry-devices', '--dry-run'], { timeout: 60_000 });
+      assert.equal(absent.exitCode, 2);
+      assert.match(String(absent.stderr), /no MPEG-TS feed within 10 s; is the sender running and sending here\? \(video\.passthrough copies the feed, so it must be there at the start\)/);
     } finally {
       await stop(feed);
     }
