@@ -44,8 +44,9 @@ export async function segmentLayout(dir: string, track: string, segment: bigint)
 /**
  * The segment checks every source's output passes (those first written for the test source):
  * each segment decodes after its init, starts on a keyframe at n·segdur (audio: within half a
- * frame), lasts segdur ± one frame, holds `segdur / cdur` chunks each with tfdt and prft behind a
- * CMAF styp, and only the last carries lmsg.
+ * frame; a frame exactly half a frame early starts the segment, and ffprobe prints 6 decimals),
+ * lasts segdur ± one frame, holds `segdur / cdur` chunks each with tfdt and prft behind a CMAF styp,
+ * and only the last carries lmsg.
  */
 export async function assertSegmentsConform(dir: string, track: string, options: { segdur: number; cdur: number; minSegments: number; ended: boolean }): Promise<void> {
   const numbers = await segmentNumbers(dir, track);
@@ -56,7 +57,7 @@ export async function assertSegmentsConform(dir: string, track: string, options:
     const first = probed.packets[0]!;
     assert.equal(probed.decodedFrames, probed.packets.length, `${track}/${n}: every frame decodes`);
     assert.ok(first.key, `${track}/${n}: starts on a keyframe`);
-    assert.ok(Math.abs(first.pts - Number(n) * options.segdur) <= (track === 'audio' ? frame / 2 : 1e-6), `${track}/${n}: starts at ${first.pts}`);
+    assert.ok(Math.abs(first.pts - Number(n) * options.segdur) <= (track === 'audio' ? frame / 2 : 0) + 1e-6, `${track}/${n}: starts at ${first.pts}`);
     // ffprobe leaves the first AAC packet's duration out; the span from first start to last end is exact.
     const last = probed.packets.at(-1)!;
     const duration = last.pts + last.duration - first.pts;

@@ -203,6 +203,13 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
     assert.ok(Math.abs(Number(first.decodeTime - EPOCH * 48000n)) <= 512, 'within half a frame of n·segdur');
   });
 
+  it('a frame exactly half a frame before a boundary opens the segment; one sample earlier it closes the previous', () => {
+    const boundary = (EPOCH + 3n) * 48000n;
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 512n, duration: 1024, sync: true }), { segment: EPOCH + 3n, startsSegment: true });
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 513n, duration: 1024, sync: true }), { segment: EPOCH + 2n, startsSegment: false });
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary + 511n, duration: 1024, sync: true }), { segment: EPOCH + 3n, startsSegment: true });
+  });
+
   it('each whole segment is 46 or 47 frames in 10 chunks of 4 or 5, and the next starts nearest the next boundary', () => {
     const whole = segments.filter((s) => events.some((e) => e.type === 'segmentEnd' && e.segment === s));
     assert.ok(whole.length >= 3);
