@@ -10,16 +10,74 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * (`--dry-run`, `devices --json`) and journald keeps one record per line.
  * Secrets are redacted by key wherever they might appear in a logged object.
  */
-export function createLogger(level: LogLevel = 'info'): Logger {
+export function createLogger(level: LogLevel = 'info', terminal?: TerminalLog): Logger {
   return pino(
     {
       level,
       base: { app: 'appliance' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['token', '*.token', 'password', '*.password', 'authorization', '*.authorization'], censor: '[redacted]' },
+      redact: { paths: ['token', '*.token', 'password', '*.password', 'passphrase', '*.passphrase', 'authorization', '*.authorization'], censor: '[redacted]' },
     },
-    pino.destination({ fd: 2, sync: true }),
+    terminal ?? pino.destination({ fd: 2, sync: true }),
   );
+}
+
+const LEVEL_NAMES: Record<number, [string, string]> = { 10: ['TRACE', '90'], 20: ['DEBUG', '36'], 30: ['INFO ', '32'], 40: ['WARN ', '33'], 50: ['ERROR', '31'], 60: ['FATAL', '35'] };
+const HIDDEN_FIELDS = new Set(['level', 'time', 'msg', 'app', 'pid', 'hostname']);
+
+/** Pure: one pino JSON record → a line for people: time, level, message, then the fields as key=value. */
+export function humanLine(json: string, colour: boolean): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.trimEnd();
+  }
+  const [name, code] = LEVEL_NAMES[Number(record['level'])] ?? ['?    ', '0'];
+  const time = typeof record['time'] === 'string' ? record['time'].slice(11, 23) : '';
+  const fields = Object.entries(record)
+    .filter(([key]) => !HIDDEN_FIELDS.has(key))
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`);
+  const level = colour ? `\x1b[${code}m${name}\x1b[0m` : name;
+  return [time, level, String(record['msg'] ?? ''), ...fields].join(' ');
+}
+
+/**
+ * Logs for a terminal: readable lines, and one status line kept under them (redrawn after each
+ * log line). Under systemd, or when stderr is not a terminal, logs stay JSON lines for journald.
+ */
+export class TerminalLog {
+  readonly #out: NodeJS.WriteStream;
+  #status = '';
+
+  constructor(out: NodeJS.WriteStream) {
+    this.#out = out;
+  }
+
+  /** stderr is a terminal and nobody collects it as a journal. */
+  static wanted(env: NodeJS.ProcessEnv = process.env, out: NodeJS.WriteStream = process.stderr): boolean {
+    return Boolean(out.isTTY) && !env['JOURNAL_STREAM'] && !env['INVOCATION_ID'];
+  }
+
+  write(json: string): boolean {
+    this.#out.write(`\r\x1b[K${humanLine(json, true)}\n${this.#statusText()}`);
+    return true;
+  }
+
+  status(text: string): void {
+    this.#status = text;
+    this.#out.write(`\r\x1b[K${this.#statusText()}`);
+  }
+
+  #statusText(): string {
+    return this.#status ? `\x1b[1m${this.#status.slice(0, (this.#out.columns || 120) - 1)}\x1b[0m` : '';
+  }
+
+  /** Leaves the terminal with no status line under the prompt. */
+  end(): void {
+    this.#status = '';
+    this.#out.write('\r\x1b[K');
+  }
 }
 
 /**

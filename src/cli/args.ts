@@ -5,8 +5,9 @@ import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { DEFAULT_LISTEN } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
+import type { OptionSpecs, OptionValues } from './config-file.ts';
 
-export const COMMANDS = ['start', 'stop', 'devices', 'origin', 'check'] as const;
+export const COMMANDS = ['start', 'stop', 'devices', 'origin', 'check', 'install-service'] as const;
 
 export const USAGE = `Usage: appliance <command> [options]
 
@@ -15,7 +16,10 @@ Commands:
   stop        stop the running appliance (viewers keep a live stream), or with --end end the stream
   devices     list cameras and microphones with their formats (--json for scripts)
   origin      a receiving origin for pushes from appliances (see appliance origin --help)
-  check       probe an origin: reachable, credentials, which --origin-profile (appliance check --help)
+  check       everything a start needs: ffmpeg, devices, origins (credentials, profile, upload
+              speed), clock, CPU; non-zero when something would stop a start (appliance check --help)
+  install-service
+              install the systemd unit, a starter configuration and the service user
   --version   the appliance's version and the Node it runs on
 
 appliance start [options]
@@ -64,6 +68,10 @@ appliance start [options]
                         (default: $STATE_DIRECTORY under systemd, else ~/.local/state/appliance)
   --ffmpeg PATH         the ffmpeg binary (else APPLIANCE_FFMPEG, the system ffmpeg, ffmpeg-static)
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
+  --metrics HOST:PORT   serve /metrics (Prometheus), /healthz and /status there (default under
+                        systemd: 127.0.0.1:9464; off elsewhere; "off": never)
+  --config FILE         start options from a YAML file, keyed by flag name (e.g. source: device);
+                        the command line wins over it
   --dry-run             print the resolved settings and the ffmpeg command line, then exit
   -h, --help            this text
 
@@ -97,8 +105,34 @@ const START_OPTIONS = {
   'retry-devices': { type: 'boolean' },
   loop: { type: 'boolean' },
   'no-retry-devices': { type: 'boolean' },
+  metrics: { type: 'string' },
+  config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+export const START_OPTION_SPECS: OptionSpecs = START_OPTIONS;
+
+/** Options with a negated twin: either one on the command line overrides both in the file. */
+const NEGATED: Record<string, string> = { dual: 'no-dual', 'retry-devices': 'no-retry-devices' };
+
+/**
+ * Pure: the configuration file's values under the command line's, key by key (a flag given on the
+ * command line replaces the file's value, lists included); `dual: false` in a file is --no-dual.
+ */
+export function mergeOptionValues(fromFile: OptionValues, fromCommandLine: OptionValues): OptionValues {
+  const merged: OptionValues = {};
+  for (const [key, value] of Object.entries(fromFile)) {
+    if (NEGATED[key] && value === false) merged[NEGATED[key]] = true;
+    else if (value !== false || !NEGATED[key]) merged[key] = value;
+  }
+  for (const key of Object.keys(fromCommandLine)) {
+    const twin = NEGATED[key] ?? Object.keys(NEGATED).find((k) => NEGATED[k] === key);
+    delete merged[key];
+    if (twin) delete merged[twin];
+  }
+  Object.assign(merged, fromCommandLine);
+  return merged;
+}
 
 export interface StartOptions {
   profile: string;
@@ -132,8 +166,29 @@ export interface StartOptions {
   stateDir?: string | undefined;
   ffmpeg?: string | undefined;
   logLevel: LogLevel;
+  /** Where /metrics, /healthz and /status are served; undefined: on under systemd (DEFAULT_METRICS), else off; false: off. */
+  metrics: { host: string; port: number } | false | undefined;
+  /** The configuration file the options came from, if any. */
+  config?: string | undefined;
   dryRun: boolean;
   help: boolean;
+}
+
+/** Where the service serves its metrics unless told otherwise (Prometheus' node-exporter neighbourhood). */
+export const DEFAULT_METRICS = '127.0.0.1:9464';
+
+/** Pure: HOST:PORT (IPv6 in brackets) → its parts, or a ConfigError naming the flag. */
+export function hostPort(flag: string, value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError(`--${flag} "${value}": expected HOST:PORT, e.g. --${flag} ${DEFAULT_METRICS} (0.0.0.0 for every interface, port 0 for a free one)`);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+function metrics(value: string | undefined): StartOptions['metrics'] {
+  if (value === undefined) return undefined;
+  if (value === 'off' || value === 'false') return false;
+  return hostPort('metrics', value);
 }
 
 function seconds(flag: string, value: string | undefined, { allowZero = false } = {}): number | undefined {
@@ -186,14 +241,17 @@ function dual(on: boolean | undefined, off: boolean | undefined): boolean | unde
   return on ? true : off ? false : undefined;
 }
 
-/** Pure: the arguments after `start` → options, or a ConfigError naming the bad flag. */
-export function parseStartArgs(argv: readonly string[]): StartOptions {
-  let values: ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+
+/** Pure: the arguments after `start` (over a configuration file's values, if any) → options, or a ConfigError naming the bad flag. */
+export function parseStartArgs(argv: readonly string[], fromFile: OptionValues = {}): StartOptions {
+  let commandLine: StartValues;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: START_OPTIONS, strict: true, allowPositionals: false }));
+    ({ values: commandLine } = parseArgs({ args: [...argv], options: START_OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}\nRun "appliance start --help" for the options.`);
   }
+  const values = mergeOptionValues(fromFile, commandLine as OptionValues) as StartValues;
   const logLevel = values['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level "${logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
@@ -222,6 +280,8 @@ export function parseStartArgs(argv: readonly string[]): StartOptions {
     duration: seconds('duration', values.duration),
     ffmpeg: values.ffmpeg,
     logLevel: logLevel as LogLevel,
+    metrics: metrics(values.metrics),
+    config: values.config,
     dryRun: values['dry-run'] ?? false,
     stateDir: values['state-dir'],
     help: values.help ?? false,

@@ -10,9 +10,18 @@ import { parseOutputs, type PushTarget } from '../push/output-target.ts';
 import type { OriginProfile } from '../push/push-types.ts';
 import { safeUrl } from '../push/upload-outcome.ts';
 import { packageVersion, userAgent } from '../version.ts';
+import { loadProfile } from '../config/profile.ts';
+import { START_OPTION_SPECS } from './args.ts';
+import { readConfigFile } from './config-file.ts';
+import { checkClockOffset, checkCpu, checkFfmpeg, measureUpload, uploadFinding, type Finding, type Verdict } from './check-system.ts';
 
-export const CHECK_USAGE = `appliance check --output URL [options]   what an origin accepts, and which origin profile it needs
-appliance check --source SPEC [--profile P] what a capture source would open here, and what is in its way
+export const CHECK_USAGE = `appliance check [--config FILE] [--output URL] [--source SPEC] [options]
+  Everything a start needs, line by line (✓ fine, ! works but worse, ✗ would stop a start or the
+  stream): ffmpeg (path, version, encoders), the capture source's devices, each origin (reachable,
+  credentials, --origin-profile, upload speed against the ladder), the clock's offset, and the CPU
+  for the profile's ladder (a 4 s test encode). Run it as the service user too:
+  sudo -u appliance appliance check --config /etc/appliance/appliance.yaml
+  --config FILE         the service's configuration (as for "appliance start --config"); the flags win
   --output URL          the origin to probe, as given to "appliance start" (repeat for several)
   --source SPEC         the capture source, as given to "appliance start" (device, device:video=…,audio=…):
                         the devices and mode it would take; under systemd, a PulseAudio/PipeWire
@@ -21,10 +30,11 @@ appliance check --source SPEC [--profile P] what a capture source would open her
   --ffmpeg PATH         the ffmpeg binary
   --header-file FILE    extra headers, as for "appliance start" (credentials from the environment too)
   --ca FILE             also trust the CA certificates in FILE (PEM)
-  --json                one JSON object per origin instead of text
+  --no-cpu              skip the test encode
+  --json                one JSON object {ok, findings, origins, capture} instead of text
 It uploads a small probe object next to the manifest, reads it back while the upload is still
 running (an appliance origin serves it; a generic one answers 404 until the upload ends), and
-deletes it. Exit status: 0 every origin accepts uploads, 1 one does not, 2 bad arguments.`;
+deletes it. Exit status: 0 nothing would stop a start, 1 something would, 2 bad arguments.`;
 
 const OPTIONS = {
   output: { type: 'string', multiple: true },
@@ -34,6 +44,8 @@ const OPTIONS = {
   'header-file': { type: 'string' },
   ca: { type: 'string' },
   json: { type: 'boolean' },
+  config: { type: 'string' },
+  'no-cpu': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -126,27 +138,53 @@ function describeReport(r: OriginReport): string {
   ].join('\n');
 }
 
+const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗' };
+const describeFinding = (f: Finding) => `  ${MARK[f.verdict]} ${f.check}: ${f.text}`;
+
 /** `appliance check`; returns the exit status. */
 export async function runCheck(argv: readonly string[]): Promise<number> {
-  let values: { output?: string[]; source?: string; profile?: string; ffmpeg?: string; 'header-file'?: string; ca?: string; json?: boolean; help?: boolean };
+  let values: { output?: string[]; source?: string; profile?: string; ffmpeg?: string; 'header-file'?: string; ca?: string; config?: string; json?: boolean; 'no-cpu'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${CHECK_USAGE}`);
   }
   if (values.help) return void process.stdout.write(`${CHECK_USAGE}\n`), 0;
-  const targets = parseOutputs(values.output ?? [], process.cwd()).filter((t): t is PushTarget => t.kind === 'push');
-  if (!targets.length && !values.source) throw new ConfigError(`appliance check needs at least one --output http(s)://… or a --source\n${CHECK_USAGE}`);
-  let captureOk = true;
-  if (values.source) {
-    const capture = await checkCapture(values.source, values.profile ?? DEFAULT_PROFILE, values.ffmpeg);
-    process.stdout.write(values.json ? `${JSON.stringify(capture)}\n` : `${describeCaptureReport(capture)}\n${targets.length ? '\n' : ''}`);
-    captureOk = capture.ok;
-    if (!targets.length) return captureOk ? 0 : 1;
-  }
-  const headers = pushHeaders(process.env, await readHeaderFile(values['header-file']));
-  const ca = await trustedCertificates(values.ca);
+  // The service's configuration, if named: the same source, outputs, profile and credentials.
+  const file = values.config ? await readConfigFile(values.config, START_OPTION_SPECS) : {};
+  const fromFile = (key: string) => (typeof file[key] === 'string' ? (file[key] as string) : undefined);
+  const profile = (await loadProfile(values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE)).profile;
+  const outputs = values.output ?? (file['output'] as string[] | undefined) ?? [];
+  const targets = parseOutputs(outputs, process.cwd()).filter((t): t is PushTarget => t.kind === 'push');
+  const source = values.source ?? fromFile('source') ?? profile.source;
+  const ffmpegFlag = values.ffmpeg ?? fromFile('ffmpeg');
+
+  const { ffmpeg, findings } = await checkFfmpeg(ffmpegFlag);
+  let capture: Awaited<ReturnType<typeof checkCapture>> | undefined;
+  if (source && ffmpeg) capture = await checkCapture(source, values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE, ffmpegFlag);
+  const headers = pushHeaders(process.env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
+  const ca = await trustedCertificates(values.ca ?? fromFile('ca'));
   const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
-  process.stdout.write(values.json ? reports.map((r) => JSON.stringify(r)).join('\n') + '\n' : reports.map(describeReport).join('\n\n') + '\n');
-  return captureOk && reports.every((r) => r.credentials === 'accepted' && !r.problem) ? 0 : 1;
+  for (const [i, report] of reports.entries()) {
+    if (!report.reachable || report.credentials !== 'accepted') continue;
+    const speed = await measureUpload(targets[i]!, { ...headers, 'user-agent': userAgent(await packageVersion()) }, ca, profile);
+    findings.push(speed === undefined ? { check: 'upload', verdict: 'warn', text: `${report.url}: the upload-speed probe failed` } : uploadFinding(report.url, speed, profile));
+  }
+  const timeUrls = targets.flatMap((t, i) => (reports[i]?.originProfile === 'appliance' ? [new URL('/time', t.url).href] : []));
+  findings.push(await checkClockOffset(profile, timeUrls));
+  if (ffmpeg && !values['no-cpu'] && !findings.some((f) => f.check === 'ffmpeg encoders' && f.verdict === 'fail')) findings.push(await checkCpu(ffmpeg.path, profile));
+
+  const originsOk = reports.every((r) => r.credentials === 'accepted' && !r.problem);
+  const ok = originsOk && (capture?.ok ?? true) && findings.every((f) => f.verdict !== 'fail');
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ ok, findings, origins: reports, capture })}\n`);
+  } else {
+    const sections = [
+      ['this machine', findings.filter((f) => f.check !== 'upload').map(describeFinding).join('\n')],
+      ...(capture ? [['capture', describeCaptureReport(capture)]] : []),
+      ...reports.map((r) => ['origin', `${describeReport(r)}${findings.filter((f) => f.check === 'upload' && f.text.startsWith(r.url)).map((f) => `\n${describeFinding(f)}`).join('')}`]),
+    ];
+    process.stdout.write(`${sections.map(([title, body]) => `${title}\n${body}`).join('\n\n')}\n\n${ok ? '✓ nothing stands in the way of a start' : '✗ something above would stop a start or the stream'}\n`);
+  }
+  return ok ? 0 : 1;
 }

@@ -1,9 +1,11 @@
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, RuntimeFailure } from '../errors.ts';
-import { createLogger } from '../log.ts';
-import { COMMANDS, USAGE, parseStartArgs } from './args.ts';
+import { createLogger, TerminalLog } from '../log.ts';
+import { COMMANDS, START_OPTION_SPECS, USAGE, parseStartArgs } from './args.ts';
+import { readConfigFile } from './config-file.ts';
 import { describe, resolveStart, runStart } from './start.ts';
 import { runOrigin } from './origin.ts';
 import { runCheck } from './check.ts';
+import { runInstallService } from './install-service.ts';
 import { runDevices } from './devices.ts';
 import { runStop } from './stop.ts';
 import { packageVersion } from '../version.ts';
@@ -22,7 +24,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     }
     if (command === 'start') {
-      const options = parseStartArgs(rest);
+      const commandLine = parseStartArgs(rest);
+      const options = commandLine.config ? parseStartArgs(rest, await readConfigFile(commandLine.config, START_OPTION_SPECS)) : commandLine;
       if (options.help) {
         process.stdout.write(`${USAGE}\n`);
         return EXIT_OK;
@@ -33,10 +36,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(describe(resolved));
         return EXIT_OK;
       }
-      await runStart(resolved, options, createLogger(options.logLevel));
+      const terminal = TerminalLog.wanted() ? new TerminalLog(process.stderr) : undefined;
+      await runStart(resolved, options, createLogger(options.logLevel, terminal), terminal);
       return EXIT_OK;
     }
     if (command === 'check') return await runCheck(rest);
+    if (command === 'install-service') return await runInstallService(rest);
     if (command === 'devices') return await runDevices(rest);
     if (command === 'stop') {
       await runStop(rest);

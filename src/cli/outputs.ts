@@ -26,6 +26,8 @@ export interface Output {
   readonly fatal?: Error | undefined;
   /** Media waiting for an origin's acknowledgement (push outputs). */
   readonly backlogBytes?: number;
+  /** Stops (or resumes) sending a rendition from the next segment boundary (push outputs); returns that boundary. */
+  shed?(track: string, on: boolean): bigint | undefined;
 }
 
 export interface PushSettings {
@@ -120,6 +122,10 @@ interface Context {
   utcTiming: string | undefined;
   logger: Logger;
   onChunkWritten: (event: ChunkEvent, writtenAt: number) => void;
+  /** Every chunk a directory or the built-in store wrote (push outputs report theirs as push events). */
+  onLocalChunk?: ((output: string, event: ChunkEvent) => void) | undefined;
+  /** The built-in server's /status (for the preview page). */
+  status?: (() => unknown) | undefined;
   push: PushSettings;
   onPushEvent?: ((event: PushEvent) => void) | undefined;
   onFatal: (output: Output, error: Error) => void;
@@ -129,6 +135,10 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   const { profile, logger } = context;
   // Only the first output reports chunk delays: one figure per track, not one per destination.
   const onChunkWritten = index === 0 ? context.onChunkWritten : undefined;
+  const localChunks = (name: string) => (event: ChunkEvent, writtenAt: number) => {
+    onChunkWritten?.(event, writtenAt);
+    context.onLocalChunk?.(name, event);
+  };
   const formats = outputFormats(target.manifest, profile.hls.dual);
   if (target.kind === 'push') {
     const originProfile = originProfileOf(context.push, index);
@@ -158,7 +168,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   if (target.kind === 'directory') {
     // Whatever serves the directory holds no request back: no blocking reloads, no preload hints.
     const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: false, hints: false }) : undefined;
-    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten, hls });
+    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten: localChunks(target.dir), hls });
     const view = { utcTimingUrl: context.utcTiming ?? DEFAULT_UTC_TIMING, asto: profile.asto };
     let failures = 0;
     const manifests = new ManifestWriter(view, (text) => directory.writeManifest(formats.mpd, text), (err) => {
@@ -170,7 +180,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
-  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(previewInfo(base, formats, context.hls.renditions())), assets: PLAYER_SCRIPTS });
+  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(previewInfo(base, formats, context.hls.renditions())), assets: PLAYER_SCRIPTS, status: context.status });
   const address = await listen(server, target.host, target.port).catch((error: NodeJS.ErrnoException) => {
     throw new ConfigError(`--listen ${hostForUrl(target.host)}:${target.port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? '; another program uses that port: pick another with --listen' : ''}`);
   });
@@ -179,7 +189,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   expiry.unref();
   logger.info({ url: `${base}/${target.manifest}`, page: `${base}/` }, 'serving');
   const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: true, hints: true }) : undefined;
-  const storeOutput = new StoreOutput(store, onChunkWritten, hls);
+  const storeOutput = new StoreOutput(store, localChunks(`${base}/${target.manifest}`), hls);
   const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, async (text) => storeOutput.writeManifest(formats.mpd, text), (err) => logger.error({ err }, 'manifest write failed'));
   const output = localOutput(`${base}/${target.manifest}`, storeOutput, manifests, formats, () => 0);
   return {

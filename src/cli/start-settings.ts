@@ -24,8 +24,14 @@ import { outputFormats } from '../packager/hls-playlists.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
 import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
-import { DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
+import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, hostPort, type StartOptions } from './args.ts';
 import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
+
+/** What the ffmpeg a start uses must have. */
+export const FFMPEG_NEEDS = {
+  encoders: ['libx264', 'aac'],
+  filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample', 'fps', 'color', 'anullsrc', 'blackdetect', 'freezedetect', 'silencedetect', 'metadata', 'ametadata', 'nullsink'],
+} as const;
 
 /** How long the start waits for a feed to say what it holds. */
 const FEED_PROBE_MS = 10_000;
@@ -69,6 +75,8 @@ export interface ResolvedStart {
   retryDevices: boolean;
   /** Explicit --utc-timing, if any; serving defaults to the server's own /time. */
   utcTiming: string | undefined;
+  /** Where /metrics, /healthz and /status are served (--metrics; by default under systemd). */
+  metrics: { host: string; port: number } | undefined;
   warnings: string[];
 }
 
@@ -88,7 +96,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
   const loaded = await loadProfile(options.profile);
   let profile = applyOverrides(loaded.profile, options);
   const request = parseSource(options.source ?? profile.source ?? 'test', cwd);
-  const ffmpeg = await locateFfmpeg(options.ffmpeg, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample', 'fps', 'color', 'anullsrc'] });
+  const ffmpeg = await locateFfmpeg(options.ffmpeg, FFMPEG_NEEDS);
   const underService = Boolean(env['INVOCATION_ID']);
   const retryDevices = options.retryDevices ?? underService;
   let source: Source;
@@ -161,7 +169,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, metrics: options.metrics === false ? undefined : (options.metrics ?? (underService ? hostPort('metrics', DEFAULT_METRICS) : undefined)), warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -221,7 +229,8 @@ export function describe(resolved: ResolvedStart): string {
  * The clock is the timeline: its offset is measured and reported, warned about above 20 ms, and
  * ultra-ll (whose latency budget it eats) refuses to start above 100 ms.
  */
-export async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<void> {
+/** Measures the clock offset (logged, refused when far off for ultra-ll); returns it in ms. */
+export async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<number | undefined> {
   const timeUrls = resolved.outputs.flatMap((o, i) => (o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : []));
   const measured = await measureClockOffset({ timeUrls });
   if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
@@ -231,6 +240,7 @@ export async function checkClock(resolved: ResolvedStart, logger: Logger): Promi
   }
   if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
   else logger.info(fields, 'clock offset');
+  return measured.offsetMs;
 }
 
 /** The timing every playlist of a session carries (the ladder always has its audio track). */

@@ -19,6 +19,10 @@ import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
 import { PushStats } from '../push/push-stats.ts';
 import { RecentValues } from '../stats.ts';
+import { sourceSpecOf } from '../capture/source.ts';
+import type { TerminalLog } from '../log.ts';
+import { RunMonitor } from '../service/run-monitor.ts';
+import { Telemetry } from '../service/telemetry.ts';
 import type { StartOptions } from './args.ts';
 import { openOutputs, type Output } from './outputs.ts';
 import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
@@ -45,17 +49,20 @@ const FEED_RESUME_WAIT_MS = 1500;
 /** Wall-clock now as a segment number on the epoch grid. */
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
-export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger): Promise<void> {
+export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger, terminal?: TerminalLog): Promise<void> {
   const { profile, plan, ffmpeg } = resolved;
   for (const reason of resolved.sourceReasons) logger.info({ reason }, 'capture');
   for (const warning of resolved.warnings) logger.warn(warning);
-  await checkClock(resolved, logger);
+  const telemetry = new Telemetry({ profile: profile.name, source: sourceSpecOf(resolved.source), segdur: profile.segdur });
+  const clockOffsetMs = await checkClock(resolved, logger);
+  if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
   logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
 
   let reports = 0;
   let lastDrops = 0;
   const onProgress = (p: EncoderProgress) => {
+    telemetry.progress(p);
     const fields = { frame: p.frame, fps: p.fps, speed: p.speed, bitrateKbps: p.bitrateKbps, dup: p.dupFrames, drop: p.dropFrames };
     if (p.dupFrames + p.dropFrames > lastDrops) logger.warn(fields, 'encoder duplicated or dropped frames: it is not keeping up with real time');
     else if (++reports % PROGRESS_LOG_EVERY === 0) logger.info(fields, 'encoding');
@@ -72,6 +79,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = mediaEndMsOf(chunk);
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
+    telemetry.chunkDelay(chunk.track, writtenAt - mediaEndMs);
     if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt, ...(chunk.slate && { slate: true }) }, 'chunk');
   };
   const pushStats = new PushStats();
@@ -92,14 +100,34 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     utcTiming: options.utcTiming,
     logger,
     onChunkWritten,
+    onLocalChunk: (output, chunk) => {
+      telemetry.chunkWritten(output, chunk.track, chunk.byteLength);
+      monitor?.delivered();
+    },
+    status: () => telemetry.status(),
     push: resolved.push,
-    onPushEvent: (event) => pushStats.add(event),
-    onFatal: (_output, error) => {
+    onPushEvent: (event) => {
+      pushStats.add(event);
+      telemetry.push(event);
+      if (event.type === 'acknowledged' && event.object === 'init') monitor?.delivered();
+    },
+    onFatal: (output, error) => {
+      telemetry.outputFailed(output.name);
       fatalErrors.push(error.message);
       if (outputs.every((o) => o.fatal)) stopForGood?.('every output failed for good');
     },
   });
   const outputs: Output[] = sink.outputs;
+  for (const output of outputs) telemetry.output(output.name, output.shed ? 'push' : 'local');
+  let monitor: RunMonitor | undefined;
+  try {
+    monitor = await RunMonitor.start({ profile, tracks: plan.tracks, outputs, telemetry, logger, metrics: resolved.metrics, terminal });
+  } catch (error) {
+    // A --metrics that cannot listen leaves nothing running.
+    await Promise.all(outputs.map((o) => o.flush()));
+    await sink.close();
+    throw error;
+  }
   const backlogOf = (name: string) => outputs.find((o) => o.name === name)?.backlogBytes ?? 0;
   const logDelays = () => {
     logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])), avOffset: avOffset.figures ?? 'not measured yet' }, 'chunk delay');
@@ -151,9 +179,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const emit = (events: readonly PackagerEvent[]) => {
     for (const event of events) {
       for (const output of outputs) output.handle(event);
+      if (event.type === 'chunk') telemetry.chunkProduced(Boolean(event.slate));
       if (event.type === 'chunk' && !event.slate && (event.track === topVideo || event.track === 'audio')) {
         avOffset.add(event.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(event), Date.now());
         const av = avOffset.figures;
+        if (av) telemetry.avOffset(av.offsetMs);
         if (av && Math.abs(av.offsetMs) > frameMs && !avWarned) logger.warn(av, 'audio is more than one frame off video');
         avWarned = Boolean(av && Math.abs(av.offsetMs) > frameMs);
       }
@@ -197,7 +227,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const supervisor = new EncoderSupervisor({
     start: () => {
       const runPlan = planForRun();
-      const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan: runPlan, logger, onProgress });
+      const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan: runPlan, logger, onProgress, onDetector: (event) => monitor?.onDetector(event) });
       relay?.attach(encoder.input, runPlan.anchorSeconds!);
       return encoder;
     },
@@ -208,6 +238,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onInterrupted: (why) => {
       slateSince ??= Date.now();
+      telemetry.slate(true);
       // A device not there at start, retried: the stream begins on slate.
       if (!packager.periods.length) emit(packager.startOnSlate(segmentNow(profile.segdur) - 1n));
       emit(packager.interrupt());
@@ -215,6 +246,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onNewRun: () => {
       avOffset.restart();
+      telemetry.encoderRestarted();
+      monitor?.newRun();
       emit(packager.newRun());
     },
     onFailedAtStart: (exit) => (failedAtStart = exit),
@@ -272,6 +305,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     } else {
       unusableSince = undefined;
       if (slateSince !== undefined) logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
+      if (slateSince !== undefined) telemetry.slate(false);
       slateSince = undefined;
     }
   }, 20);
@@ -289,6 +323,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile, slateCacheKey(ffmpeg.path, resolved.slatePlan))) packager.setSlate(clip);
     logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
     slateSince = Date.now();
+    telemetry.slate(true);
     emit(packager.resume(previous.periods, previous.lastSegment));
   }
   supervisor.start();
@@ -311,6 +346,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     // A stop after a stop, or anything after an end, changes nothing; an end upgrades a stop.
     if (halting === 'end' || (halting === 'stop' && !last)) return;
     halting = last ? 'end' : 'stop';
+    monitor?.stopping();
     const current = packager.currentSegment;
     if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
@@ -336,6 +372,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     await Promise.all(outputs.map((o) => o.flush()));
     await saver?.flush();
   } finally {
+    telemetry.ended();
+    await monitor.stop();
     relay?.stop();
     clearInterval(ticker);
     await sink.close();

@@ -65,6 +65,20 @@ export const profileSchema = z.strictObject({
       dual: z.boolean({ error: 'expected true (the MPD and the HLS playlists) or false (the format the output name asks for)' }).default(true),
     })
     .default({ llhls: 'br', partChunks: 1, dual: true }),
+  alarms: z
+    .strictObject({
+      silence: z.strictObject({ enabled: z.boolean().default(true), thresholdDb: z.number().max(0, { error: 'expected dBFS, 0 or less (e.g. -60)' }).default(-60), seconds: positiveSeconds.default(5) }).default({ enabled: true, thresholdDb: -60, seconds: 5 }),
+      black: z.strictObject({ enabled: z.boolean().default(true), pixelThreshold: z.number().min(0).max(1).default(0.1), seconds: positiveSeconds.default(3) }).default({ enabled: true, pixelThreshold: 0.1, seconds: 3 }),
+      freeze: z.strictObject({ enabled: z.boolean().default(true), noiseDb: z.number().max(0, { error: 'expected dB, 0 or less (e.g. -60)' }).default(-60), seconds: positiveSeconds.default(5) }).default({ enabled: true, noiseDb: -60, seconds: 5 }),
+      uplink: z
+        .strictObject({
+          shed: z.boolean({ error: 'expected true (drop the top rendition for a slow origin) or false (only the alarm)' }).default(true),
+          graceSeconds: positiveSeconds.default(10),
+          restoreSeconds: positiveSeconds.default(30),
+        })
+        .default({ shed: true, graceSeconds: 10, restoreSeconds: 30 }),
+    })
+    .prefault({}),
   latency: z.strictObject({
     target: positiveSeconds,
     min: positiveSeconds,

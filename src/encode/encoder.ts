@@ -4,6 +4,8 @@ import { execa } from 'execa';
 import type { Logger } from '../log.ts';
 import type { EncoderPlan } from './ffmpeg-args.ts';
 import { ProgressParser, type EncoderProgress } from './progress.ts';
+import { detectorEvent, type DetectorEvent } from './detectors.ts';
+import { loggedLevel, parseFfmpegLine, redactSecrets, type FfmpegLevel } from './ffmpeg-log.ts';
 
 export interface EncoderExit {
   code: number | undefined;
@@ -37,6 +39,8 @@ export function startEncoder(options: {
   plan: EncoderPlan;
   logger: Logger;
   onProgress?: (progress: EncoderProgress) => void;
+  /** A silence, black or freeze detector marked a start or an end. */
+  onDetector?: ((event: DetectorEvent) => void) | undefined;
 }): EncoderProcess {
   const { ffmpegPath, plan, logger } = options;
   const extraFds = Math.max(...plan.tracks.map((t) => t.fd), plan.inputFd ?? 0) - 2;
@@ -58,19 +62,33 @@ export function startEncoder(options: {
   const tail: string[] = [];
   const repeats = new RepeatLimiter(REPEAT_WINDOW_MS);
   let pendingStderr = '';
+  let previousLevel: FfmpegLevel = 'warning';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
     const lines = (pendingStderr + text).split(/\r?\n/);
     pendingStderr = lines.pop() ?? '';
-    for (const line of lines.filter((l) => l.trim())) {
-      tail.push(line);
-      if (tail.length > STDERR_TAIL_LINES) tail.shift();
-      if (EXPECTED_WARNINGS.some((pattern) => pattern.test(line))) {
-        log.debug({ line }, 'ffmpeg');
+    for (const raw of lines) {
+      if (!raw.trim()) continue;
+      const line = parseFfmpegLine(redactSecrets(raw), previousLevel);
+      previousLevel = line.level;
+      const detected = detectorEvent(line.message);
+      if (detected) {
+        options.onDetector?.(detected);
         continue;
       }
-      const verdict = repeats.admit(line, Date.now());
-      if (verdict.log) log.warn({ line, ...(verdict.suppressed ? { repeatedSinceLast: verdict.suppressed } : {}) }, 'ffmpeg');
+      const level = loggedLevel(line.level);
+      if (level === 'debug' || level === 'trace') {
+        log[level]({ line: line.text }, 'ffmpeg');
+        continue;
+      }
+      tail.push(line.text);
+      if (tail.length > STDERR_TAIL_LINES) tail.shift();
+      if (EXPECTED_WARNINGS.some((pattern) => pattern.test(line.text))) {
+        log.debug({ line: line.text }, 'ffmpeg');
+        continue;
+      }
+      const verdict = repeats.admit(line.text, Date.now());
+      if (verdict.log) log[level]({ line: line.text, ...(verdict.suppressed ? { repeatedSinceLast: verdict.suppressed } : {}) }, 'ffmpeg');
     }
   });
 
@@ -94,7 +112,7 @@ export function startEncoder(options: {
   let requested = false;
   const exited: Promise<EncoderExit> = child.then((result) => {
     process.off('exit', killOnExit);
-    if (pendingStderr.trim()) tail.push(pendingStderr);
+    if (pendingStderr.trim()) tail.push(parseFfmpegLine(redactSecrets(pendingStderr)).text);
     return {
       code: result.exitCode,
       signal: result.signal,

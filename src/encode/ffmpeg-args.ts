@@ -5,6 +5,7 @@ import { fileInputs } from '../capture/file-source.ts';
 import { feedInputs } from '../capture/feed-source.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
+import { audioDetectorFilters, videoDetectorChain } from './detectors.ts';
 
 export interface TrackOutput {
   /** Names files and URLs: the rendition id, or `audio`. */
@@ -47,7 +48,7 @@ function muxArgs(fragmentSeconds: number): string[] {
   ];
 }
 
-function videoEncoderArgs(profile: Profile, rendition: Rendition): string[] {
+export function videoEncoderArgs(profile: Profile, rendition: Rendition): string[] {
   const gop = String(Math.round(profile.idr * profile.video.framerate));
   return [
     '-c:v', 'libx264',
@@ -152,12 +153,13 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   const copied = feed && profile.video.passthrough && feed.hasVideo;
   if (copied && renditions.length !== 1) throw new Error('a copied feed is exactly one rendition');
   const args = [
-    '-hide_banner', '-nostats', '-loglevel', 'warning',
+    // Tagged lines: each logged at its level; info brings the detectors' marks (see ffmpeg-log).
+    '-hide_banner', '-nostats', '-loglevel', 'level+info',
     '-progress', 'pipe:1', '-stats_period', '1',
     ...inputs.args,
     '-copyts',
     ...(file ? ['-start_at_zero'] : []),
-    ...(copied ? [] : ['-filter_complex', videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay })]),
+    ...(copied ? [] : ['-filter_complex', videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay, detectors: live ? videoDetectorChain(profile.alarms) : undefined })]),
   ];
   if (copied) {
     args.push('-map', inputs.video, '-c:v', 'copy', '-output_ts_offset', options.anchorSeconds!.toFixed(6), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD}`);
@@ -169,7 +171,7 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
   args.push(
     '-map', inputs.audio,
-    '-af', [...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile)].join(','),
+    '-af', [...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile), ...(live ? audioDetectorFilters(profile.alarms) : [])].join(','),
     '-c:a', 'aac',
     '-b:a', String(profile.audio.bitrate),
     '-ar', String(profile.audio.samplerate),

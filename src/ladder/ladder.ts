@@ -23,6 +23,8 @@ export interface VideoGraphOptions {
   captureRate?: number | undefined;
   /** Filters before everything else (a file's deinterlacer and wall-clock anchor). */
   prelude?: readonly string[] | undefined;
+  /** A branch of the source picture (before the overlay) ending in the detectors' sink. */
+  detectors?: string | undefined;
 }
 
 /** The label of rendition `index` in the filter graph; `-map` uses it. */
@@ -86,7 +88,7 @@ export function scaleTo(rendition: { width: number; height: number }, source: { 
  *   filled by ffmpeg's constant-rate output (`-r`) repeating the frame before;
  * - the overlay, then `split` and one `scale` (and crop, see scaleTo) per rendition of another size.
  */
-export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate, prelude = [] }: VideoGraphOptions): string {
+export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate, prelude = [], detectors }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
@@ -97,14 +99,18 @@ export function videoFilterGraph({ profile, renditions, source, overlay, input =
     `settb=1/${fps}`,
     'format=yuv420p',
     `select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*${fps}),${segmentFrames}),0))'`,
-    ...(overlay ? [overlay] : []),
   ];
+  // The detectors see the source's own picture: the burnt-in clock would never freeze.
+  const picture = detectors ? `[${input}]${head.join(',')},split=2[picture][detect];[detect]${detectors}` : undefined;
+  const from = picture ? 'picture' : input;
+  const shared = picture ? (overlay ? [overlay] : []) : [...head, ...(overlay ? [overlay] : [])];
   const branches = renditions.map((r, i) => ({ label: videoLabel(i), scale: scaleTo(r, source) }));
+  const chain = (filters: readonly string[]) => (filters.length ? filters.join(',') : 'null');
   if (branches.length === 1) {
     const only = branches[0]!;
-    return `[${input}]${[...head, ...(only.scale ? [only.scale] : [])].join(',')}[${only.label}]`;
+    return [...(picture ? [picture] : []), `[${from}]${chain([...shared, ...(only.scale ? [only.scale] : [])])}[${only.label}]`].join(';');
   }
   const splitLabels = branches.map((b, i) => (b.scale ? `s${i}` : b.label));
   const chains = branches.flatMap((b, i) => (b.scale ? [`[s${i}]${b.scale}[${b.label}]`] : []));
-  return [`[${input}]${head.join(',')},split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`, ...chains].join(';');
+  return [...(picture ? [picture] : []), `[${from}]${[...shared, `split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`].join(',')}`, ...chains].join(';');
 }

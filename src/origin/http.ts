@@ -25,6 +25,8 @@ export interface OriginHttpOptions {
   playlistWaitMs?: number | undefined;
   /** Called when a DELETE removed an object. */
   onDeleted?: ((path: string) => void) | undefined;
+  /** `appliance start`'s run status, served at /status (the preview page shows its alarms). */
+  status?: (() => unknown) | undefined;
 }
 
 /** The largest last-byte-pos a client can send for "everything, as it grows" (RFC 8673). */
@@ -241,6 +243,10 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/time') {
       res.writeHead(200, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
       return res.end(new Date().toISOString());
+    }
+    if ((method === 'GET' || method === 'HEAD') && url.pathname === '/status' && options.status) {
+      res.writeHead(200, { ...CORS, 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      return res.end(method === 'HEAD' ? undefined : JSON.stringify(options.status()));
     }
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/favicon.ico') {
       res.writeHead(204, { ...CORS, 'Cache-Control': 'public, max-age=86400' });

@@ -57,6 +57,7 @@ video { width: 640px; height: 360px; background: #000; }
 .meter { width: 24px; height: 200px; background: #222; position: relative; display: inline-block; margin-right: 6px; }
 .meter div { position: absolute; bottom: 0; width: 100%; background: linear-gradient(to top, #2c2 70%, #dd2 85%, #d22); }
 tr.active td { color: #6f6; font-weight: bold; }
+#alarms { background: #611; color: #fff; padding: .4em .8em; border-left: 4px solid #f44; }
 code { user-select: all; }
 </style></head>
 <body>
@@ -64,6 +65,7 @@ code { user-select: all; }
 <p>Player: <label><input type="radio" name="player" value="dash.js"${info.mpd ? '' : ' disabled'}> dash.js</label>
 <label><input type="radio" name="player" value="hls.js"${info.multivariant ? '' : ' disabled'}> hls.js</label>
 <span id="state"></span></p>
+<p id="alarms" hidden></p>
 <div id="main">
   <video id="video" controls playsinline></video>
   <div>
@@ -161,6 +163,15 @@ setInterval(() => {
   });
   document.getElementById('levels').textContent = page.levels.map((db) => Number.isFinite(db) ? db.toFixed(1) : '−∞').join(' / ');
 }, 250);
+// The run's alarms (silence, black, frozen picture, slow uplink), from the appliance's /status.
+page.alarms = [];
+setInterval(() => fetch('/status').then((r) => (r.ok ? r.json() : undefined)).then((status) => {
+  if (!status) return;
+  page.alarms = status.alarms.map((a) => a.name);
+  const box = document.getElementById('alarms');
+  box.hidden = !status.alarms.length;
+  box.textContent = status.alarms.map((a) => 'ALARM ' + a.name + ': ' + a.detail + ' (since ' + a.since.slice(11, 19) + ')').join(' · ');
+}).catch(() => undefined), 1000);
 start().catch((error) => page.errors.push(String(error)));
 </script>
 </body></html>

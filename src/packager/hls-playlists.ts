@@ -37,6 +37,8 @@ export function outputFormats(manifest: string, dual: boolean): OutputFormats {
  */
 export class HlsPlaylists {
   readonly session: HlsSession;
+  /** Video renditions left out of the multivariant playlist. */
+  readonly hidden = new Set<string>();
   readonly names: HlsNames;
   readonly delivery: HlsDelivery;
   readonly timeline: HlsTimeline;
@@ -101,6 +103,8 @@ export class HlsPlaylists {
   /** The multivariant playlist; undefined until every init segment is known. */
   multivariant(): string | undefined {
     const renditions = this.session.renditions();
-    return renditions && buildMultivariantPlaylist({ ...renditions, names: this.names, delivery: this.delivery });
+    // Renditions this output sheds (its uplink is too slow for them) are not offered to new players.
+    const video = renditions?.video.filter((r) => !this.hidden.has(r.id));
+    return renditions && buildMultivariantPlaylist({ ...renditions, video: video?.length ? video : renditions.video, names: this.names, delivery: this.delivery });
   }
 }

@@ -1,6 +1,7 @@
 import { oldestKept, segmentPath } from './directory-output.ts';
 import { Lane } from './lane.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, SegmentRun } from './push-types.ts';
+import type { ShedSpan } from '../packager/shed.ts';
 import { retryDelayMs } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -22,6 +23,10 @@ export interface ControlContext {
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   onManifestAcknowledged(bytes: number, attempts: number): void;
+  /** Renditions not delivered, and since when (the manifest leaves them out). */
+  shedSpans?: () => readonly ShedSpan[];
+  /** A track shed now: a generic origin's manifest announces the other tracks without waiting for it. */
+  shedNow?: (track: string) => boolean;
 }
 
 /** Pure: the newest run of consecutive segments every set holds, at most `window` + 1 long. */
@@ -121,11 +126,12 @@ export class ControlLane {
       utcTimingUrl: this.#context.utcTimingUrl,
       asto: generic ? 0 : this.#context.asto,
       announced: generic ? { video: this.#announced('video'), audio: this.#announced('audio') } : undefined,
+      shed: this.#context.shedSpans?.(),
     };
   }
 
   #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
-    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind).map((t) => t.acknowledged);
+    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind && !this.#context.shedNow?.(t.id)).map((t) => t.acknowledged);
     return newestCommonRun(sets, BigInt(Math.ceil(this.#context.tsb / this.#context.segdur)));
   }
 

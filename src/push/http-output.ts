@@ -9,6 +9,7 @@ import { UploadBody } from './upload-body.ts';
 import { retryDelayMs, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
+import { ShedState } from '../packager/shed.ts';
 import type { HlsSession, OutputFormats } from '../packager/hls-playlists.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 
@@ -95,6 +96,8 @@ export class HttpPushOutput {
   readonly #stopController = new AbortController();
   #fatal: Error | undefined;
   readonly #hls: HlsPush | undefined;
+  readonly #shedding = new ShedState();
+  #manifest: ManifestBuilder | undefined;
 
   constructor(options: HttpPushOptions) {
     this.#options = options;
@@ -124,6 +127,8 @@ export class HttpPushOutput {
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
       onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
+      shedSpans: () => this.#shedding.spans,
+      shedNow: (track) => this.#shedding.active(track),
     }, new Lane(laneOptions), new Lane({ ...laneOptions, pipelining: 8 }));
     this.#loops.push(this.#control.loop, this.#runBackfill());
     if (options.formats.hls && options.hls) {
@@ -167,6 +172,11 @@ export class HttpPushOutput {
     const track = this.#tracks.get(event.track);
     if (!track) return;
     if (event.type === 'chunk') {
+      if (event.part === 0 && this.#shedding.covers(track.id, event.segment)) {
+        track.growing = undefined;
+        track.live = event.segment;
+        return;
+      }
       if (event.part === 0) {
         const upload: SegmentUpload = { track: track.id, segment: event.segment, path: segmentPath(track.id, event.segment), body: new UploadBody(), attempts: 0, completedAt: undefined, sending: false, lane: 'live', redirectedTo: undefined, redirects: 0 };
         track.queue.push(upload);
@@ -198,8 +208,26 @@ export class HttpPushOutput {
 
   /** Sets what the manifest says; it is sent once every init segment is acknowledged, and again whenever it changes. */
   publishManifest(build: ManifestBuilder): void {
+    this.#manifest = build;
     if (this.#options.formats.dash) this.#control.publish(build);
     this.#hls?.publishAll();
+  }
+
+  /**
+   * Stops (or resumes) delivering `track` from the next segment boundary, and says so in the
+   * manifests (a new period; the multivariant playlist). Returns that boundary.
+   */
+  shed(track: string, on: boolean): bigint | undefined {
+    const state = this.#tracks.get(track);
+    if (!state || state.live === undefined) return undefined;
+    const boundary = state.live + 1n;
+    if (on) this.#shedding.shed(track, boundary);
+    else this.#shedding.restore(track, boundary);
+    this.#shedding.forgetBefore(boundary - BigInt(Math.ceil(this.#options.tsb / this.#options.segdur)) - 1n);
+    if (on) this.#hls?.playlists.hidden.add(track);
+    else this.#hls?.playlists.hidden.delete(track);
+    if (this.#manifest) this.publishManifest(this.#manifest);
+    return boundary;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { SegmentRun } from '../packager/mpd.ts';
 import type { UploadBody } from './upload-body.ts';
+import type { ShedSpan } from '../packager/shed.ts';
 
 export type { SegmentRun };
 
@@ -43,6 +44,8 @@ export interface ManifestView {
   asto: number;
   /** Only segments the origin acknowledged, per content type: a contiguous run (generic origins). */
   announced?: { video?: SegmentRun | undefined; audio?: SegmentRun | undefined } | undefined;
+  /** Renditions this output does not deliver, and since when (its uplink is too slow for them). */
+  shed?: readonly ShedSpan[] | undefined;
 }
 
 

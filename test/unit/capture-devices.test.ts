@@ -176,7 +176,7 @@ describe('device input arguments, per platform', () => {
     const plan = buildEncoderPlan(profile, source('darwin', true, true), profile.video.renditions);
     const args = plan.args.join(' ');
     assert.match(args, /-i 1:0 -copyts -filter_complex \[0:v\]setpts='st\(0/);
-    assert.match(args, /-map 0:a -af aresample=async=96:min_hard_comp=0\.1:flags=res -c:a aac/);
+    assert.match(args, /-map 0:a -af aresample=async=96:min_hard_comp=0\.1:flags=res,silencedetect=n=-60dB:d=5,ametadata=mode=print:key=lavfi\.silence_start,ametadata=mode=print:key=lavfi\.silence_end -c:a aac/);
     assert.equal(audioSyncFilter({ ...profile, video: { ...profile.video, framerate: 25 } }), 'aresample=async=96:min_hard_comp=0.1:flags=res');
     const decimated = buildEncoderPlan(profile, { ...source('darwin', true, true), video: { api: 'avfoundation', id: '0', name: 'cam', choice: { ...choice, captureRate: 60 } } }, profile.video.renditions);
     assert.match(decimated.args.join(' '), /\[0:v\]fps=30,setpts='st\(0/);
