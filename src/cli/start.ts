@@ -17,6 +17,7 @@ import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import type { HlsSession } from '../packager/hls-playlists.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
+import { withoutShed } from '../packager/shed.ts';
 import { PushStats } from '../push/push-stats.ts';
 import { RecentValues } from '../stats.ts';
 import { sourceSpecOf } from '../capture/source.ts';
@@ -138,7 +139,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const publishManifest = () => {
     for (const output of outputs) {
       output.publishManifest((view) => {
-        const model = packager.mpdModel(profile, { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl }, new Date());
+        const model = withoutShed(packager.mpdModel(profile, { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl }, new Date()), view.shed ?? []);
         // Origins that only serve complete files list what they have and are asked again every segment.
         return buildMpd({ ...model, asto: view.asto, announced: view.announced, minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod });
       });

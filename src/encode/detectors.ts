@@ -54,7 +54,7 @@ export function audioDetectorFilters(alarms: Profile['alarms']): string[] {
 
 /** Pure: one line of ffmpeg's stderr (its level tag removed) → a detector's mark, if it is one. */
 export function detectorEvent(text: string): DetectorEvent | undefined {
-  const match = /^(lavfi\.[\w.]+)=(-?[\d.]+)\s*$/.exec(text.trim());
+  const match = /^(lavfi\.[\w.]+)=([-+\d.eE]+)\s*$/.exec(text.trim());
   const known = match && KEYS[match[1]!];
   return known ? { ...known, mediaSeconds: Number(match[2]) } : undefined;
 }

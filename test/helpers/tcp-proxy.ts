@@ -2,6 +2,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 export interface TcpProxy {
   port: number;
+  /** With `adjustable`: the client's bytes per ms from now on (undefined: unthrottled). */
+  setRate(bytesPerMs: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -10,7 +12,7 @@ export interface TcpProxy {
  * (a path with twice that RTT) or lets the client's bytes through at only `bytesPerMs` (a slow
  * origin; the client is paused meanwhile, so backpressure reaches it as it would over a real link).
  */
-export async function startTcpProxy(targetPort: number, options: { delayMs?: number; bytesPerMs?: number }): Promise<TcpProxy> {
+export async function startTcpProxy(targetPort: number, options: { delayMs?: number; bytesPerMs?: number; adjustable?: boolean }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {
@@ -21,15 +23,16 @@ export async function startTcpProxy(targetPort: number, options: { delayMs?: num
     }, ms);
     timers.add(timer);
   };
-  const pipe = (from: Socket, to: Socket, throttle: number | undefined) => {
+  // `adjustable`: the client's bytes always pass the throttle, at whatever setRate last said (undefined: at once).
+  const pipe = (from: Socket, to: Socket, throttle: number | undefined, adjustable = false) => {
     const delay = options.delayMs ?? 0;
-    if (!throttle) {
+    if (!throttle && !adjustable) {
       from.on('data', (data) => later(delay, () => to.destroyed || to.write(data)));
     } else {
       let queue = Buffer.alloc(0);
       const tick = setInterval(() => {
         if (!queue.length) return;
-        const slice = queue.subarray(0, throttle * 10);
+        const slice = queue.subarray(0, (adjustable ? (options.bytesPerMs ?? Infinity) : throttle!) * 10);
         queue = queue.subarray(slice.length);
         if (!to.destroyed) to.write(slice);
         if (!queue.length) from.resume();
@@ -50,12 +53,15 @@ export async function startTcpProxy(targetPort: number, options: { delayMs?: num
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     }
-    pipe(client, upstream, options.bytesPerMs);
+    pipe(client, upstream, options.bytesPerMs, options.adjustable);
     pipe(upstream, client, undefined);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    setRate: (bytesPerMs) => {
+      options.bytesPerMs = bytesPerMs;
+    },
     close: async () => {
       for (const timer of timers) clearTimeout(timer);
       for (const s of sockets) s.destroy();
