@@ -213,14 +213,14 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
   it('appliance check tells the project\'s origin (serves uploads while they arrive) and refused credentials', async () => {
     const origin = await startTestOrigin({ token: TOKEN });
     try {
-      const good = await startAppliance(process.execPath, ['check', '--json', '--output', `${origin.base}/live/live.mpd`], { env });
+      const good = await startAppliance(process.execPath, ['check', '--json', '--no-cpu', '--output', `${origin.base}/live/live.mpd`], { env });
       assert.equal(good.exitCode, 0, String(good.stderr));
       assert.deepEqual(
-        (({ credentials, originProfile, deleteStatus, server }) => ({ credentials, originProfile, deleteStatus, server }))(JSON.parse(String(good.stdout)) as Record<string, unknown>),
+        (({ credentials, originProfile, deleteStatus, server }) => ({ credentials, originProfile, deleteStatus, server }))((JSON.parse(String(good.stdout)) as { origins: Record<string, unknown>[] }).origins[0]!),
         { credentials: 'accepted', originProfile: 'appliance', deleteStatus: 204, server: 'appliance' },
       );
       assert.deepEqual(origin.store.paths(), [], 'the probe was deleted');
-      const refused = await startAppliance(process.execPath, ['check', '--output', `${origin.base}/live/live.mpd`], { env: { ...env, APPLIANCE_PUSH_TOKEN: 'wrong' } });
+      const refused = await startAppliance(process.execPath, ['check', '--no-cpu', '--output', `${origin.base}/live/live.mpd`], { env: { ...env, APPLIANCE_PUSH_TOKEN: 'wrong' } });
       assert.equal(refused.exitCode, 1);
       assert.match(String(refused.stdout), /credentials refused/);
     } finally {
