@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseYamlFile } from '../config/yaml-file.ts';
 import { ConfigError } from '../errors.ts';
 
 // `appliance start --config FILE`: the service's settings in one YAML file whose keys are the
@@ -20,16 +20,7 @@ const isProfilePath = (value: string) => /[/\\]|\.ya?ml$/.test(value);
 
 /** Pure: the YAML of a configuration file → option values as the command line would give them. */
 export function parseConfigFile(text: string, file: string, specs: OptionSpecs): OptionValues {
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const where = error.linePos?.[0] ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
-      throw new ConfigError(`${file}: not valid YAML${where}: ${error.message.split('\n')[0]}`);
-    }
-    throw error;
-  }
+  const document = parseYamlFile(text, file);
   if (document === null || document === undefined) return {};
   if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError(`${file}: expected a mapping of start options (e.g. "source: device"), found ${Array.isArray(document) ? 'a list' : typeof document}`);
   const accepted = Object.keys(specs).filter((k) => !NOT_IN_FILE.has(k));

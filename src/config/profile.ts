@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseYamlFile } from './yaml-file.ts';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { profileSchema, type Profile } from './schema.ts';
@@ -33,16 +33,7 @@ export async function loadProfile(spec: string): Promise<{ profile: Profile; fil
 
 /** Pure: YAML text → validated profile, or a ConfigError naming the file, field, value and what is allowed. */
 export function parseProfile(text: string, file: string): Profile {
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const where = error.linePos?.[0] ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
-      throw new ConfigError(`${file}: not valid YAML${where}: ${error.message.split('\n')[0]}`);
-    }
-    throw error;
-  }
+  const document = parseYamlFile(text, file);
   const result = profileSchema.safeParse(document);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => `${file}: ${describeIssue(issue, document)}`);

@@ -97,6 +97,8 @@ export class HttpPushOutput {
   #fatal: Error | undefined;
   readonly #hls: HlsPush | undefined;
   readonly #shedding = new ShedState();
+  /** Bytes of the shed segment in progress, per track. */
+  readonly #shedBytes = new Map<string, number>();
   #manifest: ManifestBuilder | undefined;
 
   constructor(options: HttpPushOptions) {
@@ -172,9 +174,10 @@ export class HttpPushOutput {
     const track = this.#tracks.get(event.track);
     if (!track) return;
     if (event.type === 'chunk') {
-      if (event.part === 0 && this.#shedding.covers(track.id, event.segment)) {
-        track.growing = undefined;
-        track.live = event.segment;
+      if (this.#shedding.covers(track.id, event.segment)) {
+        // Not sent, and counted as such (reason `shed`) when the segment ends.
+        if (event.part === 0) (track.growing = undefined), (track.live = event.segment);
+        this.#shedBytes.set(track.id, (this.#shedBytes.get(track.id) ?? 0) + event.byteLength);
         return;
       }
       if (event.part === 0) {
@@ -193,6 +196,11 @@ export class HttpPushOutput {
       this.#options.onChunkWritten?.(event, now());
       this.#enforceBudget();
     } else {
+      const shedBytes = this.#shedBytes.get(track.id);
+      if (shedBytes !== undefined) {
+        this.#shedBytes.delete(track.id);
+        this.#emit({ type: 'dropped', output: this.name, track: track.id, segment: event.segment, bytes: shedBytes, reason: 'shed' });
+      }
       const upload = track.growing;
       if (upload && upload.segment === event.segment) {
         upload.body.finish();

@@ -35,7 +35,8 @@ export type PushEvent =
   | { type: 'dropped'; output: string; track: string; segment: bigint; bytes: number; reason: DropReason }
   | { type: 'backlog'; output: string; bytes: number };
 
-export type DropReason = 'budget' | 'expired' | 'rejected' | 'too-large' | 'stopped' | 'fatal';
+/** `shed`: not sent by design, the output's uplink being too slow for that rendition (see UplinkMonitor). */
+export type DropReason = 'budget' | 'expired' | 'rejected' | 'too-large' | 'stopped' | 'fatal' | 'shed';
 
 /** What a manifest builder is told about the output it writes for. */
 export interface ManifestView {

@@ -193,6 +193,8 @@ describe('running as a service', { timeout: 240_000 }, () => {
       }
       assert.ok(top.has(back) && top.has(back + 1n), '540p sent again from the restore boundary');
       assert.ok(top.has(boundary - 1n), '540p sent up to the shed boundary');
+      const push = logLines(String(run.stderr)).find((l) => l['msg'] === 'push')!;
+      assert.equal((push['dropped'] as Record<string, number>)['shed'], Number(back - boundary), 'each segment not sent is counted as shed');
       const mpd = new TextDecoder().decode(Buffer.concat(origin.store.get('live/live.mpd')!.chunks));
       assert.ok(mpd.includes(`id="${boundary}"`) && mpd.includes(`id="${back}"`), 'periods begin where 540p was shed and where it came back');
       const shedPeriod = mpd.split('<Period').find((p) => p.includes(`id="${boundary}"`))!;
