@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
-import { DEFAULT_LISTEN } from '../push/output-target.ts';
+import { DEFAULT_LISTEN, parseListen } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 import type { OptionSpecs, OptionValues } from './config-file.ts';
@@ -177,18 +177,10 @@ export interface StartOptions {
 /** Where the service serves its metrics unless told otherwise (Prometheus' node-exporter neighbourhood). */
 export const DEFAULT_METRICS = '127.0.0.1:9464';
 
-/** Pure: HOST:PORT (IPv6 in brackets) → its parts, or a ConfigError naming the flag. */
-export function hostPort(flag: string, value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new ConfigError(`--${flag} "${value}": expected HOST:PORT, e.g. --${flag} ${DEFAULT_METRICS} (0.0.0.0 for every interface, port 0 for a free one)`);
-  return { host: match[1] ?? match[2]!, port };
-}
-
 function metrics(value: string | undefined): StartOptions['metrics'] {
   if (value === undefined) return undefined;
   if (value === 'off' || value === 'false') return false;
-  return hostPort('metrics', value);
+  return parseListen(value, '--metrics');
 }
 
 function seconds(flag: string, value: string | undefined, { allowZero = false } = {}): number | undefined {

@@ -72,10 +72,10 @@ export function cpuFinding(speed: number, profile: Profile): Finding {
 export async function checkCpu(ffmpegPath: string, profile: Profile, seconds = 4): Promise<Finding> {
   const top = profile.video.renditions[0]!;
   const fps = profile.video.framerate;
-  const labels = profile.video.renditions.map((_, i) => `r${i}`);
-  const graph = `[0:v]split=${labels.length}${labels.map((l) => `[s${l}]`).join('')};${profile.video.renditions.map((r, i) => `[sr${i}]${scaleTo(r, top) ?? 'null'}[r${i}]`).join(';')}`;
+  const renditions = profile.video.renditions;
+  const graph = `[0:v]split=${renditions.length}${renditions.map((_, i) => `[s${i}]`).join('')};${renditions.map((r, i) => `[s${i}]${scaleTo(r, top) ?? 'null'}[r${i}]`).join(';')}`;
   const args = ['-hide_banner', '-nostats', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${top.width}x${top.height}:rate=${fps}:duration=${seconds}`, '-filter_complex', graph,
-    ...profile.video.renditions.flatMap((r, i) => ['-map', `[r${i}]`, ...videoEncoderArgs(profile, r), '-f', 'null', '-'])];
+    ...renditions.flatMap((r, i) => ['-map', `[r${i}]`, ...videoEncoderArgs(profile, r), '-f', 'null', '-'])];
   const started = performance.now();
   const run = await execa(ffmpegPath, args, { reject: false, timeout: 120_000 });
   if (run.exitCode !== 0) return { check: 'cpu', verdict: 'fail', text: `the test encode failed: ${String(run.stderr).split('\n').slice(-2).join(' ')}` };

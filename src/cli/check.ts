@@ -165,10 +165,13 @@ export async function runCheck(argv: readonly string[]): Promise<number> {
   const headers = pushHeaders(process.env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
   const ca = await trustedCertificates(values.ca ?? fromFile('ca'));
   const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
+  const uploads = new Map<OriginReport, Finding>();
   for (const [i, report] of reports.entries()) {
     if (!report.reachable || report.credentials !== 'accepted') continue;
     const speed = await measureUpload(targets[i]!, { ...headers, 'user-agent': userAgent(await packageVersion()) }, ca, profile);
-    findings.push(speed === undefined ? { check: 'upload', verdict: 'warn', text: `${report.url}: the upload-speed probe failed` } : uploadFinding(report.url, speed, profile));
+    const finding: Finding = speed === undefined ? { check: 'upload', verdict: 'warn', text: `${report.url}: the upload-speed probe failed` } : uploadFinding(report.url, speed, profile);
+    uploads.set(report, finding);
+    findings.push(finding);
   }
   const timeUrls = targets.flatMap((t, i) => (reports[i]?.originProfile === 'appliance' ? [new URL('/time', t.url).href] : []));
   findings.push(await checkClockOffset(profile, timeUrls));
@@ -182,7 +185,7 @@ export async function runCheck(argv: readonly string[]): Promise<number> {
     const sections = [
       ['this machine', findings.filter((f) => f.check !== 'upload').map(describeFinding).join('\n')],
       ...(capture ? [['capture', describeCaptureReport(capture)]] : []),
-      ...reports.map((r) => ['origin', `${describeReport(r)}${findings.filter((f) => f.check === 'upload' && f.text.startsWith(r.url)).map((f) => `\n${describeFinding(f)}`).join('')}`]),
+      ...reports.map((r) => ['origin', `${describeReport(r)}${uploads.has(r) ? `\n${describeFinding(uploads.get(r)!)}` : ''}`]),
     ];
     process.stdout.write(`${sections.map(([title, body]) => `${title}\n${body}`).join('\n\n')}\n\n${ok ? '✓ nothing stands in the way of a start' : '✗ something above would stop a start or the stream'}\n`);
   }

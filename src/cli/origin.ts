@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
-import { createOriginServer, listen } from '../origin/http.ts';
+import { createOriginServer } from '../origin/http.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
 import { writeAtomically } from '../files.ts';
 import { parseBitrate } from '../config/schema.ts';
-import { hostForUrl } from './outputs.ts';
+import { hostForUrl, listenFor } from './outputs.ts';
 
 export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for pushes from appliances
   --listen HOST:PORT    where to listen (default: ${DEFAULT_LISTEN}; port 0 picks a free one)
@@ -91,9 +91,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
     onStored: dir ? (object) => void persist(object.path, Buffer.concat(object.chunks)) : undefined,
     onDeleted: dir ? remove : undefined,
   });
-  const address = await listen(server, host, port).catch((error: NodeJS.ErrnoException) => {
-    throw new ConfigError(`--listen ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})`);
-  });
+  const address = await listenFor('--listen', server, host, port);
   const expiry = setInterval(() => {
     for (const path of store.expire()) if (dir) remove(path);
   }, 1000);

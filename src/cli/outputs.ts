@@ -1,5 +1,7 @@
 import type { Profile } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createOriginServer, listen } from '../origin/http.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { StoreOutput } from '../origin/store-output.ts';
@@ -48,6 +50,13 @@ export interface OpenedOutputs {
 }
 
 export const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+/** Listens, or refuses (exit 2) naming the flag that gave the address. */
+export async function listenFor(flag: string, server: Server, host: string, port: number): Promise<AddressInfo> {
+  return listen(server, host, port).catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`${flag} ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? `; another program uses that port: pick another with ${flag}` : ''}`);
+  });
+}
 
 /** The origin profile of the output at `index`: given per output, once for all, or the default. */
 export const originProfileOf = (push: PushSettings, index: number): OriginProfile => push.profiles[index] ?? push.profiles[0] ?? 'appliance';
@@ -181,9 +190,7 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
   const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(previewInfo(base, formats, context.hls.renditions())), assets: PLAYER_SCRIPTS, status: context.status });
-  const address = await listen(server, target.host, target.port).catch((error: NodeJS.ErrnoException) => {
-    throw new ConfigError(`--listen ${hostForUrl(target.host)}:${target.port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? '; another program uses that port: pick another with --listen' : ''}`);
-  });
+  const address = await listenFor('--listen', server, target.host, target.port);
   base = `http://${hostForUrl(address.address)}:${address.port}`;
   const expiry = setInterval(() => store.expire(), 1000);
   expiry.unref();

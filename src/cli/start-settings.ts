@@ -22,9 +22,9 @@ import type { Logger } from '../log.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
-import { ensureWritableDirectory, parseOutputs, type OutputTarget } from '../push/output-target.ts';
+import { ensureWritableDirectory, parseListen, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
-import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, hostPort, type StartOptions } from './args.ts';
+import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
 import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
 /** What the ffmpeg a start uses must have. */
@@ -169,7 +169,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, metrics: options.metrics === false ? undefined : (options.metrics ?? (underService ? hostPort('metrics', DEFAULT_METRICS) : undefined)), warnings };
+  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, metrics: options.metrics === false ? undefined : (options.metrics ?? (underService ? parseListen(DEFAULT_METRICS, '--metrics') : undefined)), warnings };
 }
 
 export function describe(resolved: ResolvedStart): string {

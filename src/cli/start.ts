@@ -18,7 +18,6 @@ import type { HlsSession } from '../packager/hls-playlists.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
 import { withoutShed } from '../packager/shed.ts';
-import { PushStats } from '../push/push-stats.ts';
 import { RecentValues } from '../stats.ts';
 import { sourceSpecOf } from '../capture/source.ts';
 import type { TerminalLog } from '../log.ts';
@@ -54,9 +53,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const { profile, plan, ffmpeg } = resolved;
   for (const reason of resolved.sourceReasons) logger.info({ reason }, 'capture');
   for (const warning of resolved.warnings) logger.warn(warning);
-  const telemetry = new Telemetry({ profile: profile.name, source: sourceSpecOf(resolved.source), segdur: profile.segdur });
   const clockOffsetMs = await checkClock(resolved, logger);
-  if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
   logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
 
@@ -76,6 +73,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
   // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
+  const telemetry = new Telemetry({ profile: profile.name, source: sourceSpecOf(resolved.source), segdur: profile.segdur, chunkDelays: delays });
+  if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
   const tracing = logger.isLevelEnabled('trace');
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = mediaEndMsOf(chunk);
@@ -83,7 +82,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     telemetry.chunkDelay(chunk.track, writtenAt - mediaEndMs);
     if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt, ...(chunk.slate && { slate: true }) }, 'chunk');
   };
-  const pushStats = new PushStats();
   let stopForGood: ((why: string) => void) | undefined;
   const fatalErrors: string[] = [];
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
@@ -108,7 +106,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     status: () => telemetry.status(),
     push: resolved.push,
     onPushEvent: (event) => {
-      pushStats.add(event);
       telemetry.push(event);
       if (event.type === 'acknowledged' && event.object === 'init') monitor?.delivered();
     },
@@ -132,7 +129,7 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const backlogOf = (name: string) => outputs.find((o) => o.name === name)?.backlogBytes ?? 0;
   const logDelays = () => {
     logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])), avOffset: avOffset.figures ?? 'not measured yet' }, 'chunk delay');
-    for (const figures of pushStats.summary(backlogOf)) logger.info(figures, 'push');
+    for (const figures of telemetry.pushStats.summary(backlogOf)) logger.info(figures, 'push');
   };
   const delayReport = setInterval(logDelays, 60_000);
   delayReport.unref();
@@ -239,7 +236,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     },
     onInterrupted: (why) => {
       slateSince ??= Date.now();
-      telemetry.slate(true);
       // A device not there at start, retried: the stream begins on slate.
       if (!packager.periods.length) emit(packager.startOnSlate(segmentNow(profile.segdur) - 1n));
       emit(packager.interrupt());
@@ -306,9 +302,9 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     } else {
       unusableSince = undefined;
       if (slateSince !== undefined) logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
-      if (slateSince !== undefined) telemetry.slate(false);
       slateSince = undefined;
     }
+    telemetry.slate(slateSince !== undefined, slateSince ?? Date.now());
   }, 20);
   // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
   let slatePrepared = false;
@@ -324,7 +320,6 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile, slateCacheKey(ffmpeg.path, resolved.slatePlan))) packager.setSlate(clip);
     logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
     slateSince = Date.now();
-    telemetry.slate(true);
     emit(packager.resume(previous.periods, previous.lastSegment));
   }
   supervisor.start();

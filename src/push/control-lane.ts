@@ -25,8 +25,6 @@ export interface ControlContext {
   onManifestAcknowledged(bytes: number, attempts: number): void;
   /** Renditions not delivered, and since when (the manifest leaves them out). */
   shedSpans?: () => readonly ShedSpan[];
-  /** A track shed now: a generic origin's manifest announces the other tracks without waiting for it. */
-  shedNow?: (track: string) => boolean;
 }
 
 /** Pure: the newest run of consecutive segments every set holds, at most `window` + 1 long. */
@@ -131,7 +129,9 @@ export class ControlLane {
   }
 
   #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
-    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind && !this.#context.shedNow?.(t.id)).map((t) => t.acknowledged);
+    // A track shed now is not waited for: the other tracks are announced without it.
+    const shedNow = new Set((this.#context.shedSpans?.() ?? []).filter((s) => s.until === undefined).map((s) => s.track));
+    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind && !shedNow.has(t.id)).map((t) => t.acknowledged);
     return newestCommonRun(sets, BigInt(Math.ceil(this.#context.tsb / this.#context.segdur)));
   }
 

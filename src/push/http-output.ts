@@ -130,7 +130,6 @@ export class HttpPushOutput {
       stopped: () => this.#done,
       onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
       shedSpans: () => this.#shedding.spans,
-      shedNow: (track) => this.#shedding.active(track),
     }, new Lane(laneOptions), new Lane({ ...laneOptions, pipelining: 8 }));
     this.#loops.push(this.#control.loop, this.#runBackfill());
     if (options.formats.hls && options.hls) {
@@ -176,7 +175,10 @@ export class HttpPushOutput {
     if (event.type === 'chunk') {
       if (this.#shedding.covers(track.id, event.segment)) {
         // Not sent, and counted as such (reason `shed`) when the segment ends.
-        if (event.part === 0) (track.growing = undefined), (track.live = event.segment);
+        if (event.part === 0) {
+          track.growing = undefined;
+          track.live = event.segment;
+        }
         this.#shedBytes.set(track.id, (this.#shedBytes.get(track.id) ?? 0) + event.byteLength);
         return;
       }

@@ -13,7 +13,7 @@ interface OriginFigures {
   ackMs: RecentValues;
 }
 
-/** Push events folded into per-origin figures for the log (and, later, metrics). */
+/** Push events folded into per-origin figures for the `push` log line and /status (Telemetry owns one). */
 export class PushStats {
   readonly #origins = new Map<string, OriginFigures>();
 
@@ -34,6 +34,12 @@ export class PushStats {
       if (event.ackMs !== undefined) figures.ackMs.add(event.ackMs);
     } else if (event.type === 'retry') figures.retries++;
     else figures.dropped[event.reason] = (figures.dropped[event.reason] ?? 0) + 1;
+  }
+
+  /** An origin's retries and segments given up so far (every reason). */
+  counts(output: string): { retries: number; dropped: number } {
+    const figures = this.#origins.get(output);
+    return { retries: figures?.retries ?? 0, dropped: Object.values(figures?.dropped ?? {}).reduce((a, b) => a + b, 0) };
   }
 
   /** One entry per origin, for a log line. */

@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ConfigError } from '../errors.ts';
+import { hostForUrl, listenFor } from '../cli/outputs.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** What `--metrics HOST:PORT` serves: /metrics (Prometheus text), /healthz and /status (JSON). */
@@ -33,14 +32,8 @@ export async function serveMetrics(telemetry: Telemetry, host: string, port: num
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     res.end('not found: /metrics, /healthz and /status are served here\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new ConfigError(`--metrics ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? '; another program uses that port: pick another with --metrics, or --metrics off' : ''}`)),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const address = await listenFor('--metrics', server, host, port);
+  const url = `http://${hostForUrl(address.address)}:${address.port}`;
   return {
     server,
     url,

@@ -43,6 +43,8 @@ export class RunMonitor {
   #stopHost: (() => void) | undefined;
   #closeMetrics: (() => Promise<void>) | undefined;
   #ready = false;
+  /** The one-line status, made once a second for the terminal and systemd's STATUS=. */
+  #statusLine: string | undefined;
   metricsUrl: string | undefined;
 
   private constructor(options: RunMonitorOptions) {
@@ -129,13 +131,15 @@ export class RunMonitor {
         }
       }
     }
-    this.#options.terminal?.status(statusLine(telemetry.status(now)));
+    if (!this.#options.terminal && !this.#notifier.enabled) return;
+    this.#statusLine = statusLine(telemetry.status(now));
+    this.#options.terminal?.status(this.#statusLine);
   }
 
   #tellSystemd(now: number): void {
     if (!this.#notifier.enabled) return;
     const { telemetry } = this.#options;
-    this.#notifier.send(this.#notify.next(now, { ready: this.#ready, flowing: telemetry.chunksFlowing(now), status: statusLine(telemetry.status(now)) }));
+    this.#notifier.send(this.#notify.next(now, { ready: this.#ready, flowing: telemetry.chunksFlowing(now), status: (this.#statusLine ??= statusLine(telemetry.status(now))) }));
   }
 
   /** A stop was asked for: systemd hears STOPPING=1 while the current segment is finished. */

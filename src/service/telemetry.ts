@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EncoderProgress } from '../encode/progress.ts';
 import type { PushEvent } from '../push/push-types.ts';
-import { RecentValues } from '../stats.ts';
+import { PushStats } from '../push/push-stats.ts';
+import type { RecentValues } from '../stats.ts';
 import type { HostFigures } from './host-sampler.ts';
 
 // Every figure an operator watches from afar, kept in one place: the Prometheus registry that
@@ -10,7 +11,6 @@ import type { HostFigures } from './host-sampler.ts';
 
 /** Goodput is acknowledged bytes over this window. */
 const GOODPUT_WINDOW_MS = 10_000;
-const DELAY_WINDOW = 600;
 
 export type AlarmName = 'silence' | 'black' | 'freeze' | 'uplink';
 export const ALARM_NAMES: readonly AlarmName[] = ['silence', 'black', 'freeze', 'uplink'];
@@ -100,12 +100,16 @@ export class Telemetry {
   #avOffsetMs: number | undefined;
   #clockOffsetMs: number | undefined;
   #hostFigures: HostFigures | undefined;
-  readonly #delays = new Map<string, RecentValues>();
-  readonly #outputs = new Map<string, { kind: 'push' | 'local'; since: number; acked: RateWindow; backlog: number; retries: number; dropped: number; shed: Set<string>; failed: boolean }>();
+  /** The run's chunk-delay windows (the log's), per track: /status reports the same figures. */
+  readonly #delays: ReadonlyMap<string, RecentValues>;
+  readonly #outputs = new Map<string, { kind: 'push' | 'local'; since: number; acked: RateWindow; backlog: number; shed: Set<string>; failed: boolean }>();
+  /** Push events folded per origin for the `push` log line; /status takes its counts from it too. */
+  readonly pushStats = new PushStats();
   readonly #alarms = new Map<AlarmName, { since: number; detail: string }>();
 
-  constructor(options: { profile: string; source: string; segdur: number; now?: number }) {
+  constructor(options: { profile: string; source: string; segdur: number; chunkDelays?: ReadonlyMap<string, RecentValues>; now?: number }) {
     this.#startedAt = options.now ?? Date.now();
+    this.#delays = options.chunkDelays ?? new Map();
     this.#profile = options.profile;
     this.#source = options.source;
     this.#staleMs = Math.max(3000, 2 * options.segdur * 1000 + 1000);
@@ -165,19 +169,17 @@ export class Telemetry {
     this.#bytes.inc({ track, output }, bytes);
   }
 
-  /** The chunk delay of the first output (one figure per track). */
+  /** The chunk delay of the first output (one figure per track), for the histogram. */
   chunkDelay(track: string, ms: number): void {
     this.#chunkDelay.observe({ track }, ms / 1000);
-    let window = this.#delays.get(track);
-    if (!window) this.#delays.set(track, (window = new RecentValues(DELAY_WINDOW)));
-    window.add(ms);
   }
 
   output(name: string, kind: 'push' | 'local', now = Date.now()): void {
-    if (!this.#outputs.has(name)) this.#outputs.set(name, { kind, since: now, acked: new RateWindow(), backlog: 0, retries: 0, dropped: 0, shed: new Set(), failed: false });
+    if (!this.#outputs.has(name)) this.#outputs.set(name, { kind, since: now, acked: new RateWindow(), backlog: 0, shed: new Set(), failed: false });
   }
 
   push(event: PushEvent, now = Date.now()): void {
+    this.pushStats.add(event);
     this.output(event.output, 'push', now);
     const figures = this.#outputs.get(event.output)!;
     if (event.type === 'chunk') this.chunkWritten(event.output, event.track, event.bytes);
@@ -185,10 +187,8 @@ export class Telemetry {
       figures.backlog = event.bytes;
       this.#backlog.set({ output: event.output }, event.bytes);
     } else if (event.type === 'retry') {
-      figures.retries++;
       this.#retries.inc({ output: event.output });
     } else if (event.type === 'dropped') {
-      figures.dropped++;
       this.#drops.inc({ output: event.output, reason: event.reason });
     } else if (event.object !== 'manifest') {
       figures.acked.add(now, event.bytes);
@@ -316,11 +316,14 @@ export class Telemetry {
       profile: this.#profile,
       source: this.#source,
       encoder: p && { fps: p.fps, speed: p.speed, bitrateKbps: p.bitrateKbps, droppedFrames: p.dropFrames, duplicatedFrames: p.dupFrames, restarts: this.#restartCount },
-      chunkDelayMs: Object.fromEntries([...this.#delays].map(([track, d]) => [track, d.count ? { p50: Math.round(d.quantile(0.5)! * 10) / 10, p95: Math.round(d.quantile(0.95)! * 10) / 10 } : undefined])),
+      chunkDelayMs: Object.fromEntries([...this.#delays].map(([track, d]) => {
+        const summary = d.summary();
+        return [track, summary && { p50: summary.p50, p95: summary.p95 }];
+      })),
       avOffsetMs: this.#avOffsetMs,
       clockOffsetMs: this.#clockOffsetMs,
       slateSeconds: Math.round((this.#slateMsBefore + (this.#slateSince === undefined ? 0 : now - this.#slateSince)) / 100) / 10,
-      outputs: [...this.#outputs].map(([name, o]) => ({ name, kind: o.kind, goodputBitsPerSecond: this.goodput(name, now), backlogBytes: o.backlog, retries: o.retries, dropped: o.dropped, shed: [...o.shed], failed: o.failed })),
+      outputs: [...this.#outputs].map(([name, o]) => ({ name, kind: o.kind, goodputBitsPerSecond: this.goodput(name, now), backlogBytes: o.backlog, ...this.pushStats.counts(name), shed: [...o.shed], failed: o.failed })),
       alarms: [...this.#alarms].map(([name, a]) => ({ name, since: new Date(a.since).toISOString(), detail: a.detail })),
       host: this.#hostFigures,
     };
