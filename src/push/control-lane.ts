@@ -87,6 +87,14 @@ export class ControlLane {
     this.#wakeup.wake();
   }
 
+  /** What `name` would say changed (the multivariant playlist of an output that shed a variant): send it again. */
+  touchDocument(name: string): void {
+    const document = this.#documents.get(name);
+    if (!document) return;
+    document.dirty = true;
+    this.#wakeup.wake();
+  }
+
   publish(build: ManifestBuilder): void {
     this.#builder = build;
     this.touch();

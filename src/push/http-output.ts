@@ -236,6 +236,7 @@ export class HttpPushOutput {
     this.#shedding.forgetBefore(boundary - BigInt(Math.ceil(this.#options.tsb / this.#options.segdur)) - 1n);
     if (on) this.#hls?.playlists.hidden.add(track);
     else this.#hls?.playlists.hidden.delete(track);
+    if (this.#hls) this.#control.touchDocument(this.#options.formats.multivariant);
     if (this.#manifest) this.publishManifest(this.#manifest);
     return boundary;
   }

@@ -219,7 +219,9 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
         (({ credentials, originProfile, deleteStatus, server }) => ({ credentials, originProfile, deleteStatus, server }))((JSON.parse(String(good.stdout)) as { origins: Record<string, unknown>[] }).origins[0]!),
         { credentials: 'accepted', originProfile: 'appliance', deleteStatus: 204, server: 'appliance' },
       );
-      assert.deepEqual(origin.store.paths(), [], 'the probe was deleted');
+      const findings = (JSON.parse(String(good.stdout)) as { findings: { check: string; verdict: string; text: string }[] }).findings;
+      assert.match(findings.find((f) => f.check === 'upload')?.text ?? '', /: upload \d+\.\d Mb\/s for a 9\.13 Mb\/s ladder/, 'the upload speed against the ladder');
+      assert.deepEqual(origin.store.paths(), [], 'the probe and the speed test were deleted');
       const refused = await startAppliance(process.execPath, ['check', '--no-cpu', '--output', `${origin.base}/live/live.mpd`], { env: { ...env, APPLIANCE_PUSH_TOKEN: 'wrong' } });
       assert.equal(refused.exitCode, 1);
       assert.match(String(refused.stdout), /credentials refused/);

@@ -177,6 +177,11 @@ describe('running as a service', { timeout: 240_000 }, () => {
       assert.equal(shed['rendition'], '540p');
       const boundary = BigInt(shed['fromSegment'] as string);
       assert.ok(log().some((l) => l['alarm'] === 'uplink' && String(l['msg']).startsWith('alarm:')), 'the uplink alarm came first');
+      await waitFor('the multivariant playlist without 540p', () => {
+        const playlist = origin.store.get('live/live.m3u8');
+        const text = playlist?.state === 'complete' ? new TextDecoder().decode(Buffer.concat(playlist.chunks)) : '';
+        return text.includes('180p') && !text.includes('540p') ? true : undefined;
+      }, 10_000);
       proxy.setRate(undefined);
       const restored = await waitFor('restoring', () => log().find((l) => String(l['msg']).includes('is sent again')), 40_000);
       const back = BigInt(restored['fromSegment'] as string);
@@ -193,6 +198,7 @@ describe('running as a service', { timeout: 240_000 }, () => {
       }
       assert.ok(top.has(back) && top.has(back + 1n), '540p sent again from the restore boundary');
       assert.ok(top.has(boundary - 1n), '540p sent up to the shed boundary');
+      assert.match(new TextDecoder().decode(Buffer.concat(origin.store.get('live/live.m3u8')!.chunks)), /540p/, 'the multivariant playlist offers 540p again');
       const push = logLines(String(run.stderr)).find((l) => l['msg'] === 'push')!;
       assert.equal((push['dropped'] as Record<string, number>)['shed'], Number(back - boundary), 'each segment not sent is counted as shed');
       const mpd = new TextDecoder().decode(Buffer.concat(origin.store.get('live/live.mpd')!.chunks));
