@@ -28,6 +28,9 @@ export interface Output {
   readonly fatal?: Error | undefined;
   /** Media waiting for an origin's acknowledgement (push outputs). */
   readonly backlogBytes?: number;
+  /** Memory holding that media now, and the most it ever held (push outputs): the push budget bounds both. */
+  readonly heldBytes?: number;
+  readonly peakHeldBytes?: number;
   /** Stops (or resumes) sending a rendition from the next segment boundary (push outputs); returns that boundary. */
   shed?(track: string, on: boolean): bigint | undefined;
 }

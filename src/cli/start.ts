@@ -126,10 +126,13 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     await sink.close();
     throw error;
   }
-  const backlogOf = (name: string) => outputs.find((o) => o.name === name)?.backlogBytes ?? 0;
+  const heldBy = (name: string) => {
+    const output = outputs.find((o) => o.name === name);
+    return { backlogBytes: output?.backlogBytes ?? 0, heldBytes: output?.heldBytes ?? 0, peakHeldBytes: output?.peakHeldBytes ?? 0 };
+  };
   const logDelays = () => {
     logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])), avOffset: avOffset.figures ?? 'not measured yet' }, 'chunk delay');
-    for (const figures of telemetry.pushStats.summary(backlogOf)) logger.info(figures, 'push');
+    for (const figures of telemetry.pushStats.summary(heldBy)) logger.info(figures, 'push');
   };
   const delayReport = setInterval(logDelays, 60_000);
   delayReport.unref();

@@ -6,6 +6,7 @@ import type { DropReason, ManifestBuilder, OriginProfile, PushEvent, SegmentUplo
 import { ControlLane } from './control-lane.ts';
 import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
+import { MediaPool } from './media-pool.ts';
 import { retryDelayMs, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
@@ -92,6 +93,8 @@ export class HttpPushOutput {
   readonly #dropWarnings = new RepeatLimiter(10_000);
   #droppedSegments = 0;
   #backlogBytes = 0;
+  /** Where the media waiting for the origin is held: its limit is the budget. */
+  readonly #pool: MediaPool;
   /** Aborted when the output stops (flushed, or failed for good): loops end, pauses are cut short. */
   readonly #stopController = new AbortController();
   #fatal: Error | undefined;
@@ -104,6 +107,7 @@ export class HttpPushOutput {
   constructor(options: HttpPushOptions) {
     this.#options = options;
     this.name = safeUrl(options.url);
+    this.#pool = new MediaPool(options.budgetBytes);
     this.#deliverer = new Deliverer({
       ...options,
       name: this.name,
@@ -167,6 +171,15 @@ export class HttpPushOutput {
     return this.#backlogBytes;
   }
 
+  /** Memory holding media now (the pool's slabs), and the most it ever held: the budget bounds both. */
+  get heldBytes(): number {
+    return this.#pool.allocatedBytes;
+  }
+
+  get peakHeldBytes(): number {
+    return this.#pool.peakBytes;
+  }
+
   handle(event: PackagerEvent): void {
     if (this.#done) return;
     if (event.type === 'init') return this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes, event.path);
@@ -188,15 +201,15 @@ export class HttpPushOutput {
         track.growing = upload;
         track.live = event.segment;
       }
+      if (track.growing?.segment !== event.segment) return;
+      const chunk = this.#hold(track, event);
+      // A segment dropped while it grew (now, to make room, or before) takes none of its later chunks.
       const upload = track.growing;
-      // A segment dropped while it grew takes none of its later chunks.
-      if (!upload || upload.segment !== event.segment) return;
-      const chunk = event.parts.length === 1 ? event.parts[0]! : Buffer.concat(event.parts);
+      if (!chunk || !upload || upload.segment !== event.segment) return;
       upload.body.append(chunk);
       this.#backlogBytes += chunk.byteLength;
       this.#hls?.onChunk(event);
       this.#options.onChunkWritten?.(event, now());
-      this.#enforceBudget();
     } else {
       const shedBytes = this.#shedBytes.get(track.id);
       if (shedBytes !== undefined) {
@@ -375,6 +388,7 @@ export class HttpPushOutput {
     if (index < 0) return;
     track.queue.splice(index, 1);
     this.#backlogBytes -= upload.body.bytes;
+    this.#pool.release(upload.body.release());
     if (track.growing === upload) track.growing = undefined;
   }
 
@@ -394,15 +408,23 @@ export class HttpPushOutput {
     }
   }
 
-  /** Past the budget, the oldest media not being sent goes first; media being sent is never cut. */
-  #enforceBudget(): void {
-    while (this.#backlogBytes > this.#options.budgetBytes) {
+  /**
+   * The chunk copied into the pool, media being dropped first while it does not fit the budget:
+   * the oldest not being sent goes first; media being sent is never cut (its bytes are what a
+   * request is reading), so when only that is left the pool overdraws. Undefined when the
+   * chunk's own segment was dropped to make room.
+   */
+  #hold(track: TrackState, event: ChunkEvent): Buffer | undefined {
+    for (;;) {
+      const chunk = this.#pool.take(track.id, event.parts, event.byteLength);
+      if (chunk) return chunk;
       let oldest: SegmentUpload | undefined;
-      for (const track of this.#tracks.values()) {
-        for (const upload of track.queue) if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
+      for (const t of this.#tracks.values()) {
+        for (const upload of t.queue) if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
       }
-      if (!oldest) return;
+      if (!oldest) return this.#pool.overdraw(track.id, event.parts, event.byteLength);
       this.#drop(oldest, 'budget');
+      if (track.growing?.segment !== event.segment) return undefined;
     }
   }
 
@@ -420,8 +442,8 @@ export class HttpPushOutput {
     this.#stopController.abort();
     this.#control.wake();
     this.#hls?.wake();
-    this.#backfillWakeup.wake();
-    for (const track of this.#tracks.values()) track.wakeup.wake();
+    this.#backfillWakeup.close();
+    for (const track of this.#tracks.values()) track.wakeup.close();
   }
 
   #emit(event: PushEvent): void {

@@ -42,8 +42,8 @@ export class PushStats {
     return { retries: figures?.retries ?? 0, dropped: Object.values(figures?.dropped ?? {}).reduce((a, b) => a + b, 0) };
   }
 
-  /** One entry per origin, for a log line. */
-  summary(backlog: (output: string) => number): Record<string, unknown>[] {
+  /** One entry per origin, for a log line; `held` says what the output holds now and held at most. */
+  summary(held: (output: string) => { backlogBytes: number; heldBytes: number; peakHeldBytes: number }): Record<string, unknown>[] {
     return [...this.#origins].map(([output, f]) => ({
       output,
       acknowledgedSegments: f.segments,
@@ -51,7 +51,7 @@ export class PushStats {
       manifests: f.manifests,
       retries: f.retries,
       dropped: f.dropped,
-      backlogBytes: backlog(output),
+      ...held(output),
       ackMs: f.ackMs.summary(),
     }));
   }

@@ -50,6 +50,14 @@ export class UploadBody {
     this.#notify();
   }
 
+  /** Hands the chunks back (to the pool they came from) once no request reads them any more. */
+  release(): Uint8Array[] {
+    const chunks = this.#chunks.splice(0);
+    this.#abandoned ??= new UploadAbandoned('released');
+    this.#notify();
+    return chunks;
+  }
+
   /** Resolves once the body is complete (or abandoned). */
   async whenComplete(): Promise<void> {
     while (!this.#complete && !this.#abandoned) await this.#next();
