@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
 import { createOriginServer } from '../origin/http.ts';
+import { escapeHtml } from '../origin/preview-page.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
 import { writeAtomically } from '../files.ts';
@@ -86,7 +87,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
     logger,
     index: () => {
       const manifests = store.paths().filter((p) => /\.(mpd|m3u8)$/.test(p));
-      return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${m}">/${m}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
+      return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${escapeHtml(m.split('/').map(encodeURIComponent).join('/'))}">/${escapeHtml(m)}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
     },
     onStored: dir ? (object) => void persist(object.path, Buffer.concat(object.chunks)) : undefined,
     onDeleted: dir ? remove : undefined,

@@ -32,7 +32,7 @@ function reply(res: ServerResponse, status: number, body: string, contentType = 
  * a position in the past or an ended stream, 400 when it asks too far ahead or without `_HLS_msn`;
  * `_HLS_skip` gets the delta update. Every answer is `no-cache`.
  */
-export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams, store: ObjectStore): void {
+export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams, store: ObjectStore, onFault: (error: unknown) => void): void {
   const request = parseBlockingQuery(query);
   if ('error' in request) return reply(res, 400, `${request.error}\n`);
   const started = Date.now();
@@ -69,7 +69,14 @@ export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: s
     return true;
   };
   if (attempt()) return;
-  stopWatching = store.watch(key, () => void attempt());
+  stopWatching = store.watch(key, () => {
+    try {
+      attempt();
+    } catch (error) {
+      finish();
+      onFault(error);
+    }
+  });
   res.on('close', finish);
 }
 

@@ -19,6 +19,15 @@ export interface PlaylistState {
   segments: PlaylistSegmentState[];
 }
 
+/** A media sequence number as RFC 8216bis writes it (decimal-integer); anything else is no playlist. */
+const SEQUENCE = /^\d{1,19}$/;
+/** Counts a playlist may state (skipped segments): a sender's figure never sets how much work is done. */
+const COUNT = /^\d{1,9}$/;
+/** Longer target durations are no live playlist (they would set how long requests are held). */
+const MAX_TARGET_DURATION = 60;
+/** At most this many pieces of a playlist are checked for before it is served (the newest). */
+const NAMED_PIECES_CHECKED = 1000;
+
 const attribute = (line: string, name: string) => new RegExp(`(?:^|[:,])${name}=("[^"]*"|[^,]*)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
 const number = (text: string | undefined) => (text === undefined ? undefined : Number(text));
 
@@ -33,20 +42,26 @@ export function parsePlaylist(text: string): PlaylistState | undefined {
   let partTarget: number | undefined;
   let canSkipUntil: number | undefined;
   let sequence = 0n;
+  // Segments an EXT-X-SKIP stands for: counted, never listed.
+  let skipped = 0;
   let ended = false;
   const segments: PlaylistSegmentState[] = [];
   let current: PlaylistSegmentState | undefined;
-  const open = () => (current ??= { msn: sequence + BigInt(segments.length), complete: false, parts: 0, duration: 0 });
+  const open = () => (current ??= { msn: sequence + BigInt(skipped + segments.length), complete: false, parts: 0, duration: 0 });
   let pendingDuration: number | undefined;
   for (const raw of lines) {
     const line = raw.trim();
     if (line.startsWith('#EXT-X-TARGETDURATION:')) targetDuration = Number(line.slice(22));
     else if (line.startsWith('#EXT-X-PART-INF:')) partTarget = number(attribute(line, 'PART-TARGET'));
     else if (line.startsWith('#EXT-X-SERVER-CONTROL:')) canSkipUntil = number(attribute(line, 'CAN-SKIP-UNTIL'));
-    else if (line.startsWith('#EXT-X-MEDIA-SEQUENCE:')) sequence = BigInt(line.slice(22));
-    else if (line.startsWith('#EXT-X-SKIP:')) {
-      const skipped = Number(attribute(line, 'SKIPPED-SEGMENTS') ?? 0);
-      for (let i = 0; i < skipped; i++) segments.push({ msn: sequence + BigInt(segments.length), complete: true, parts: 0, duration: 0 });
+    else if (line.startsWith('#EXT-X-MEDIA-SEQUENCE:')) {
+      const text = line.slice(22);
+      if (!SEQUENCE.test(text)) return undefined;
+      sequence = BigInt(text);
+    } else if (line.startsWith('#EXT-X-SKIP:')) {
+      const count = attribute(line, 'SKIPPED-SEGMENTS') ?? '';
+      if (!COUNT.test(count)) return undefined;
+      skipped += Number(count);
     } else if (line === '#EXT-X-ENDLIST') ended = true;
     else if (line.startsWith('#EXT-X-PART:')) {
       open().parts++;
@@ -62,8 +77,19 @@ export function parsePlaylist(text: string): PlaylistState | undefined {
     }
   }
   if (current) segments.push(current);
-  if (targetDuration === undefined || !Number.isFinite(targetDuration)) return undefined;
+  if (targetDuration === undefined || !(targetDuration > 0 && targetDuration <= MAX_TARGET_DURATION)) return undefined;
   return { targetDuration, partTarget, canSkipUntil, ended, segments };
+}
+
+/**
+ * Pure: why an uploaded playlist cannot be served as one (undefined when it can): not M3U8 text,
+ * or a media playlist whose position or rules do not parse (a multivariant playlist has neither).
+ */
+export function playlistProblem(text: string): string | undefined {
+  if (!/^\uFEFF?#EXTM3U[ \t]*\r?(\n|$)/.test(text)) return 'it does not begin with #EXTM3U';
+  const media = /^#EXT(INF|-X-TARGETDURATION|-X-MEDIA-SEQUENCE|-X-PART|-X-SKIP)[:,]/m.test(text);
+  if (media && !parsePlaylist(text.replace(/^\uFEFF/, ''))) return 'a media playlist needs a target duration of 0-60 s and decimal sequence numbers and counts';
+  return undefined;
 }
 
 /** The newest position the playlist names: the segment in progress and its last part, or the last complete one. */
@@ -179,8 +205,9 @@ export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
       const range = attribute(line, 'BYTERANGE');
       if (!uri) continue;
       if (range) {
-        const [length, offset] = range.split('@').map(Number);
-        pieces.push({ uri, end: (offset ?? 0) + length! });
+        const [length, offset = 0] = range.split('@').map(Number);
+        // A range that is no pair of byte counts names nothing a reader could wait for.
+        if (Number.isSafeInteger(length) && Number.isSafeInteger(offset) && length! >= 0 && offset >= 0) pieces.push({ uri, end: offset + length! });
       } else pieces.push({ uri, end: undefined });
     } else if (line.startsWith('#EXTINF:')) afterExtinf = true;
     else if (afterExtinf && line && !line.startsWith('#')) {
@@ -191,7 +218,7 @@ export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
   for (const uri of segmentUris.slice(-newestSegments)) pieces.push({ uri, end: undefined });
   // A byte range implies what comes before it: keep the furthest end per object.
   const byUri = new Map<string, NamedPiece>();
-  for (const piece of pieces) {
+  for (const piece of pieces.slice(-NAMED_PIECES_CHECKED)) {
     const known = byUri.get(piece.uri);
     if (known && (known.end === undefined || (piece.end !== undefined && piece.end <= known.end))) continue;
     byUri.set(piece.uri, piece);

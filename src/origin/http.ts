@@ -3,10 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
-import { classify, contentTypeFor, type ObjectStore, type StoredObject } from './store.ts';
+import { classify, contentTypeFor, type ObjectEvent, type ObjectStore, type StoredObject } from './store.ts';
 import { findBox } from '../packager/boxes.ts';
 import { parseMoov } from '../packager/fmp4.ts';
 import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
+import { playlistProblem } from './hls-requests.ts';
 import { CORS } from './cors.ts';
 
 export interface OriginHttpOptions {
@@ -90,8 +91,29 @@ function fail(res: ServerResponse, status: number, message: string, headers: Rec
   res.end(`${message}\n`);
 }
 
+/**
+ * The last resort: an exception while answering one request is that request's 500 (its connection
+ * cut, if the answer had begun) and one logged error naming the path; it never ends the process.
+ */
+function internalError(res: ServerResponse, logger: Logger, path: string | undefined, error: unknown): void {
+  logger.error({ err: error, path }, 'origin: a request failed inside the origin; answered 500');
+  if (!res.headersSent && !res.destroyed) fail(res, 500, 'internal error', { Connection: 'close' });
+  else res.destroy();
+}
+
+/** `handle`, run under the last-resort guard. */
+function guarded<A extends unknown[]>(res: ServerResponse, logger: Logger, path: string | undefined, handle: (...args: A) => unknown): (...args: A) => void {
+  return (...args) => {
+    try {
+      handle(...args);
+    } catch (error) {
+      internalError(res, logger, path, error);
+    }
+  };
+}
+
 /** Streams an object to a reader: what is there now, then each chunk as it lands. */
-function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, contentType: string) {
+function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, contentType: string, logger: Logger) {
   const range = parseRange(req.headers.range);
   if (range === 'invalid') return fail(res, 416, 'unsupported range', { 'Content-Range': `bytes */${object.state === 'complete' ? object.length : '*'}` });
   const headers: Record<string, string | number> = { ...CORS, 'Content-Type': contentType, 'Cache-Control': cacheControl(object), 'Accept-Ranges': 'bytes' };
@@ -147,7 +169,7 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
   };
   if (pump() || object.state === 'complete') return res.end();
   if (object.state === 'aborted') return res.destroy();
-  const unsubscribe = object.subscribe((event) => {
+  const unsubscribe = object.subscribe(guarded(res, logger, object.path, (event: ObjectEvent) => {
     if (event.type === 'data') {
       if (pump()) {
         unsubscribe();
@@ -157,7 +179,7 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
       pump();
       res.end();
     } else res.destroy(); // an upload cut short must not look like a complete, short object
-  });
+  }));
   res.on('close', unsubscribe);
 }
 
@@ -165,20 +187,27 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
 function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
   const pieces: Buffer[] = [];
   let received = 0;
-  req.on('data', (chunk: Buffer) => {
+  const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, options.logger, key, handle);
+  req.on('data', guard((chunk: Buffer) => {
     received += chunk.length;
     if (received > options.maxBodyBytes) {
       fail(res, 413, `body larger than ${options.maxBodyBytes} bytes`, { Connection: 'close' });
       req.destroy();
     } else pieces.push(chunk);
-  });
-  req.on('end', () => {
+  }));
+  req.on('end', guard(() => {
     if (received > options.maxBodyBytes) return;
+    const bytes = Buffer.concat(pieces);
+    const problem = playlistProblem(bytes.toString('utf8'));
+    if (problem) {
+      options.logger.warn({ path: key, problem }, 'origin: refused an uploaded playlist');
+      return fail(res, 400, `${key}: not a playlist this origin can serve (${problem})`);
+    }
     const existed = options.store.get(key) !== undefined;
-    gate.publish(key, Buffer.concat(pieces));
+    gate.publish(key, bytes);
     res.writeHead(existed ? 204 : 201, { ...CORS, 'Cache-Control': 'no-store' });
     res.end();
-  });
+  }));
 }
 
 async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
@@ -195,7 +224,8 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     object.abort();
     if (store.get(key) === object) store.delete(key);
   };
-  req.on('data', (chunk: Buffer) => {
+  const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, logger, key, handle);
+  req.on('data', guard((chunk: Buffer) => {
     // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
     if (refused || object.state !== 'growing') return;
     received += chunk.length;
@@ -207,8 +237,8 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
       return;
     }
     object.append(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-  });
-  req.on('end', () => {
+  }));
+  req.on('end', guard(() => {
     if (refused) return;
     if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
     object.complete(store.now());
@@ -218,19 +248,21 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     const same = existing?.state === 'complete' && existing.etag === object.etag;
     res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
     res.end();
-  });
-  req.on('close', () => {
+  }));
+  req.on('close', guard(() => {
     if (object.state === 'growing') {
       logger.warn({ path: key, received }, 'origin: upload cut before its end');
       discard();
     }
-  });
+  }));
 }
 
 export function createOriginServer(options: OriginHttpOptions): Server {
   const { store, logger } = options;
   const gate = new PlaylistGate(store, { timeoutMs: options.playlistWaitMs ?? 1000, logger, onStored: options.onStored });
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  store.onListenerFault = (error, path) => logger.error({ err: error, path }, 'origin: a reader or watcher of an object failed');
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => guarded(res, logger, req.url, handle)(req, res));
+  const handle = (req: IncomingMessage, res: ServerResponse): unknown => {
     res.setHeader('Date', new Date().toUTCString());
     // Pushers tell our origin (which serves segments while they arrive) from others by this.
     res.setHeader('Server', 'appliance');
@@ -268,10 +300,13 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     const key = storeKey((req.url ?? '/').split('?')[0]!);
     if (!key) return fail(res, 400, 'bad path');
     if ((method === 'GET' || method === 'HEAD') && key.endsWith('.m3u8') && hasDirectives(url.searchParams)) {
-      return answerPlaylist(req, res, key, url.searchParams, store);
+      return answerPlaylist(req, res, key, url.searchParams, store, (error) => internalError(res, logger, key, error));
     }
     if (method === 'GET' || method === 'HEAD') {
-      void store.lookup(key).then((object) => (object ? serve(req, res, object, store.contentTypeOf(key)) : fail(res, 404, 'not found')));
+      void store.lookup(key).then(
+        guarded(res, logger, key, (object: StoredObject | undefined) => (object ? serve(req, res, object, store.contentTypeOf(key), logger) : fail(res, 404, 'not found'))),
+        (error: unknown) => internalError(res, logger, key, error),
+      );
       return;
     }
     if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
@@ -288,7 +323,7 @@ export function createOriginServer(options: OriginHttpOptions): Server {
       return void ingest(req, res, key, options, gate);
     }
     fail(res, 405, `method ${method} not allowed`, { Allow: 'GET, HEAD, OPTIONS, PUT, POST, DELETE' });
-  });
+  };
   // Chunks must leave at once: Nagle's algorithm would hold small writes for the peer's delayed ACK.
   server.on('connection', (socket) => socket.setNoDelay(true));
   server.on('close', () => gate.close());

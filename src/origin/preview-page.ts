@@ -32,7 +32,7 @@ export const PLAYER_SCRIPTS: Record<string, string> = {
   '/player/hls.min.js': require.resolve('hls.js/dist/hls.min.js'),
 };
 
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Pure: the built-in server's page at `/`: the live stream in dash.js or hls.js, its latency, renditions, audio levels and URLs. */
 export function previewPage(info: PreviewInfo): string {

@@ -5,6 +5,19 @@ export type ObjectState = 'growing' | 'complete' | 'aborted';
 
 export type ObjectEvent = { type: 'data'; chunk: Uint8Array } | { type: 'end' } | { type: 'abort' };
 
+/** What a listener that threw is reported to: one listener's fault never reaches the uploader (or ends the process). */
+export type ListenerFault = (error: unknown, path: string) => void;
+
+function callEach<T extends unknown[]>(listeners: Iterable<(...args: T) => void>, args: T, path: string, fault: ListenerFault | undefined): void {
+  for (const listener of [...listeners]) {
+    try {
+      listener(...args);
+    } catch (error) {
+      fault?.(error, path);
+    }
+  }
+}
+
 /**
  * One stored object (a manifest, an init segment, a segment). A segment is created when its first
  * chunk arrives and grows chunk by chunk; readers subscribe and receive each chunk as it lands.
@@ -20,13 +33,15 @@ export class StoredObject {
   readonly #listeners = new Set<(event: ObjectEvent) => void>();
   readonly #boxes: BoxBoundaries | undefined;
   readonly #onChange: (() => void) | undefined;
+  readonly #onFault: (() => ListenerFault | undefined) | undefined;
 
   /** `media`: an ISO-BMFF segment, whose bytes readers get a whole CMAF chunk at a time while it grows. */
-  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void } = {}) {
+  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void; onFault?: () => ListenerFault | undefined } = {}) {
     this.path = path;
     this.createdAt = now;
     this.#boxes = options.media ? new BoxBoundaries() : undefined;
     this.#onChange = options.onChange;
+    this.#onFault = options.onFault;
   }
 
   get length(): number {
@@ -62,7 +77,7 @@ export class StoredObject {
     this.chunks.push(chunk);
     this.#boxes?.scan(chunk);
     this.#length += chunk.length;
-    for (const listener of this.#listeners) listener({ type: 'data', chunk });
+    callEach(this.#listeners, [{ type: 'data', chunk }], this.path, this.#onFault?.());
     this.#onChange?.();
   }
 
@@ -90,7 +105,7 @@ export class StoredObject {
   }
 
   #emit(event: ObjectEvent): void {
-    for (const listener of [...this.#listeners]) listener(event);
+    callEach(this.#listeners, [event], this.path, this.#onFault?.());
     this.#listeners.clear();
     this.#onChange?.();
   }
@@ -210,6 +225,8 @@ export class ObjectStore {
   readonly #options: StoreOptions;
   readonly #watchers = new Map<string, Set<() => void>>();
   readonly now: () => number;
+  /** Where a watcher's or reader's exception goes (the server logs it and answers that request 500). */
+  onListenerFault: ListenerFault | undefined;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -259,7 +276,7 @@ export class ObjectStore {
 
   #changed(path: string): void {
     const listeners = this.#watchers.get(path);
-    if (listeners) for (const listener of [...listeners]) listener();
+    if (listeners) callEach(listeners, [], path, this.onListenerFault);
   }
 
   /** Starts (or restarts) the object at `path`; readers of a previous version keep theirs. */
@@ -268,7 +285,7 @@ export class ObjectStore {
     const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
     if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest)) entry.latest = number;
     this.#directories.set(directory, entry);
-    const object = new StoredObject(path, this.now(), { media: kind === 'segment', onChange: () => this.#objects.get(path) === object && this.#changed(path) });
+    const object = new StoredObject(path, this.now(), { media: kind === 'segment', onChange: () => this.#objects.get(path) === object && this.#changed(path), onFault: () => this.onListenerFault });
     this.#objects.get(path)?.abort();
     this.#objects.set(path, object);
     this.#changed(path);

@@ -51,10 +51,26 @@ describe('the origin reads LL-HLS playlists', () => {
     const delta = deltaPlaylist(full, 'YES');
     assert.match(delta, /#EXT-X-MEDIA-SEQUENCE:100\n#EXT-X-MAP:URI="v\/init.mp4"\n#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-PROGRAM-DATE-TIME/);
     const state = parsePlaylist(delta)!;
-    assert.equal(state.segments.length, 13, 'skipped segments still count');
+    assert.equal(state.segments.length, 7, 'skipped segments are counted, not listed');
+    assert.equal(state.segments[0]!.msn, 106n, 'the first listed segment is numbered past the skipped ones');
     assert.deepEqual(state.segments.at(-1), parsePlaylist(full)!.segments.at(-1));
     assert.equal(delta.match(/#EXTINF/g)?.length, 6);
     assert.equal(deltaPlaylist(playlist(3, 1), 'YES'), playlist(3, 1), 'nothing old enough to skip');
+  });
+  it('reads any uploaded text without throwing, and never works in proportion to a number in it', () => {
+    const full = playlist(12, 4);
+    assert.equal(parsePlaylist(full.replace('#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MEDIA-SEQUENCE:abc')), undefined);
+    assert.equal(parsePlaylist(full.replace('#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MEDIA-SEQUENCE:-1')), undefined);
+    assert.equal(parsePlaylist(full.replace(/#EXT-X-TARGETDURATION:\d+/, '#EXT-X-TARGETDURATION:1e9')), undefined, 'a target duration would set how long requests are held');
+    const delta = deltaPlaylist(full, 'YES');
+    assert.equal(parsePlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=1e9')), undefined);
+    const started = performance.now();
+    const huge = parsePlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=999999999'))!;
+    assert.equal(huge.segments.length, 7);
+    assert.equal(huge.segments[0]!.msn, 100n + 999999999n);
+    assert.equal(deltaPlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=999999999'), 'YES').length > 0, true);
+    assert.ok(performance.now() - started < 1000, 'a skip count costs nothing');
+    assert.deepEqual(namedPieces('#EXTM3U\n#EXT-X-PART:DURATION=0.1,URI="a.m4s",BYTERANGE="x@y"\n#EXT-X-PART:DURATION=0.1,URI="b.m4s",BYTERANGE="10@1e400"\n'), []);
   });
   it('lists the pieces a pushed playlist names', () => {
     const pieces = namedPieces(playlist(5, 2));

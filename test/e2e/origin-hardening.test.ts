@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ResultPromise } from 'execa';
+import { logLines, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
+
+// `appliance origin` as operators run it, in its own process: an input that kills it shows here
+// as a dead process, not as a crash of the test runner.
+const TOKEN = 'hardening-test-token';
+const auth = { Authorization: `Bearer ${TOKEN}` };
+let origin: ResultPromise;
+let base: string;
+let log = '';
+
+before(async () => {
+  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0'], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 300_000 });
+  origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
+  const url = await waitForLogField(origin, 'origin listening', 'url', 30_000);
+  assert.ok(url, 'the origin listens');
+  base = url.replace(/\/$/, '');
+});
+after(async () => {
+  if (origin.exitCode === null) origin.kill('SIGTERM');
+  await origin;
+});
+
+/** Still alive and answering: /time within 2 s. */
+async function assertAlive(after: string) {
+  assert.equal(origin.exitCode, null, `the origin process ended after ${after}`);
+  const time = await fetch(`${base}/time`, { signal: AbortSignal.timeout(2000) });
+  assert.equal(time.status, 200, `/time after ${after}`);
+}
+
+const put = (path: string, body: string) => fetch(`${base}/${path}`, { method: 'PUT', headers: auth, body, signal: AbortSignal.timeout(5000) });
+
+function mediaPlaylist(options: { sequence?: string; skip?: string; target?: string } = {}): string {
+  const lines = ['#EXTM3U', `#EXT-X-TARGETDURATION:${options.target ?? '1'}`, '#EXT-X-VERSION:9', '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,PART-HOLD-BACK=0.3', '#EXT-X-PART-INF:PART-TARGET=0.1', `#EXT-X-MEDIA-SEQUENCE:${options.sequence ?? '1'}`, '#EXT-X-MAP:URI="init.mp4"'];
+  if (options.skip) lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${options.skip}`);
+  for (let i = 0; i < 12; i++) lines.push('#EXTINF:1.0,', `s${i}.m4s`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The newest segments the test playlists name: the origin serves a playlist once they are there. */
+async function putNamedMedia(directory: string) {
+  for (const name of ['s9.m4s', 's10.m4s', 's11.m4s']) assert.equal((await put(`${directory}/${name}`, 'media')).status, 201);
+}
+
+describe('appliance origin survives any upload', { timeout: 120_000 }, () => {
+  it('refuses playlists it cannot read (400 and a warning naming the path), and blocking requests on them never end it', async () => {
+    // A valid playlist first, with a blocking request held on it; the bad one replaces it.
+    await putNamedMedia('a');
+    assert.equal((await put('a/v.m3u8', mediaPlaylist())).status, 201);
+    const held = fetch(`${base}/a/v.m3u8?_HLS_msn=14`, { signal: AbortSignal.timeout(10_000) });
+    for (const [name, text] of [
+      ['a non-decimal media sequence', mediaPlaylist({ sequence: 'abc' })],
+      ['a skip count past any window', mediaPlaylist({ skip: '1e9' })],
+      ['a target duration of hours', mediaPlaylist({ target: '99999' })],
+      ['no #EXTM3U', 'hello\n'],
+    ] as const) {
+      const answer = await put('a/v.m3u8', text);
+      assert.equal(answer.status, 400, name);
+      assert.match(await answer.text(), /a\/v\.m3u8: not a playlist/);
+      await assertAlive(name);
+    }
+    // The held request is answered (by the 3-target-duration rule), not by a dead process.
+    assert.ok([200, 503].includes((await held).status));
+    const refusals = logLines(log).filter((l) => l['msg'] === 'origin: refused an uploaded playlist' && l['path'] === 'a/v.m3u8');
+    assert.equal(refusals.length, 4, 'one warning per refused upload, naming the path');
+  });
+
+  it('answers a delta request on a playlist that skipped two million segments at once', async () => {
+    await putNamedMedia('b');
+    assert.equal((await put('b/v.m3u8', mediaPlaylist({ skip: '2000000' }))).status, 201);
+    const started = performance.now();
+    const answers = await Promise.all([fetch(`${base}/b/v.m3u8?_HLS_msn=2&_HLS_skip=YES`), fetch(`${base}/b/v.m3u8?_HLS_msn=1`), fetch(`${base}/time`)]);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+    assert.ok(performance.now() - started < 2000, `answered in ${(performance.now() - started).toFixed(0)} ms`);
+    await assertAlive('a skip of two million');
+  });
+
+  it('escapes uploaded names on its index page', async () => {
+    const name = `x"><img src=x onerror=alert(1)>.m3u8`;
+    assert.equal((await put(`c/${encodeURIComponent(name)}`, '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n')).status, 201);
+    const page = await (await fetch(`${base}/`)).text();
+    assert.ok(!page.includes('<img'), 'no markup from an uploaded name');
+    assert.ok(page.includes('&#34;&#62;&#60;img'), 'the name shown, escaped');
+  });
+});
