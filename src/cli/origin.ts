@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
 import { createOriginServer } from '../origin/http.ts';
+import { DEFAULT_LIMITS } from '../origin/limits.ts';
 import { escapeHtml } from '../origin/preview-page.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
@@ -18,6 +19,10 @@ export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for
   --hold S              how long a GET for the next segment waits for its upload (default: 1)
   --max-body SIZE       largest upload, e.g. 64M (default: 64M)
   --token-file FILE     file holding the ingest token (else APPLIANCE_INGEST_TOKEN)
+  --headers-timeout S   a request's headers must be complete within S seconds (default: ${DEFAULT_LIMITS.headersTimeoutMs / 1000})
+  --body-timeout S      an upload bringing no byte for S seconds is cut (default: ${DEFAULT_LIMITS.bodyIdleMs / 1000})
+  --max-client-connections N
+                        open connections per client address (default: ${DEFAULT_LIMITS.connectionsPerClient})
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
 The ingest token never goes on the command line: /proc and the journal would show it.`;
 
@@ -28,6 +33,9 @@ const OPTIONS = {
   hold: { type: 'string' },
   'max-body': { type: 'string' },
   'token-file': { type: 'string' },
+  'headers-timeout': { type: 'string' },
+  'body-timeout': { type: 'string' },
+  'max-client-connections': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -69,6 +77,13 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   const hold = positive('hold', values['hold'] as string | undefined, 1);
   const maxBody = values['max-body'] === undefined ? 64_000_000 : parseBitrate(values['max-body'] as string);
   if (!maxBody) throw new ConfigError(`--max-body "${values['max-body']}": expected a size such as 64M, 500k or 1000000 (bytes)`);
+  const connections = values['max-client-connections'] === undefined ? DEFAULT_LIMITS.connectionsPerClient : Number(values['max-client-connections']);
+  if (!Number.isInteger(connections) || connections < 1) throw new ConfigError(`--max-client-connections "${values['max-client-connections']}": expected a whole number of connections, at least 1`);
+  const limits = {
+    headersTimeoutMs: positive('headers-timeout', values['headers-timeout'] as string | undefined, DEFAULT_LIMITS.headersTimeoutMs / 1000) * 1000,
+    bodyIdleMs: positive('body-timeout', values['body-timeout'] as string | undefined, DEFAULT_LIMITS.bodyIdleMs / 1000) * 1000,
+    connectionsPerClient: connections,
+  };
   const token = await ingestToken(values['token-file'] as string | undefined);
   const dir = values['dir'] as string | undefined;
   if (dir) await ensureWritableDirectory(dir, { create: true });
@@ -84,6 +99,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
     store,
     ingestToken: token,
     maxBodyBytes: maxBody,
+    limits,
     logger,
     index: () => {
       const manifests = store.paths().filter((p) => /\.(mpd|m3u8)$/.test(p));
@@ -96,7 +112,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   const expiry = setInterval(() => {
     for (const path of store.expire()) if (dir) remove(path);
   }, 1000);
-  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody }, 'origin listening');
+  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, ...limits }, 'origin listening');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

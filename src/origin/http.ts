@@ -9,6 +9,7 @@ import { parseMoov } from '../packager/fmp4.ts';
 import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
 import { playlistProblem } from './hls-requests.ts';
 import { CORS } from './cors.ts';
+import { DEFAULT_LIMITS, limitConnections, refuseUnread, watchBodyProgress, type OriginLimits } from './limits.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
@@ -28,6 +29,8 @@ export interface OriginHttpOptions {
   onDeleted?: ((path: string) => void) | undefined;
   /** `appliance start`'s run status, served at /status (the preview page shows its alarms). */
   status?: (() => unknown) | undefined;
+  /** Timeouts and the per-client connection limit (DEFAULT_LIMITS when not given). */
+  limits?: OriginLimits | undefined;
 }
 
 /** The largest last-byte-pos a client can send for "everything, as it grows" (RFC 8673). */
@@ -85,6 +88,8 @@ function handlerOf(object: StoredObject): string | undefined {
     return undefined;
   }
 }
+
+const isUpload = (method: string | undefined) => method === 'PUT' || method === 'POST' || method === 'DELETE';
 
 function fail(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}) {
   res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
@@ -188,6 +193,7 @@ function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, 
   const pieces: Buffer[] = [];
   let received = 0;
   const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, options.logger, key, handle);
+  const progress = watchBodyProgress(req, options.limits ?? DEFAULT_LIMITS, options.logger, key);
   req.on('data', guard((chunk: Buffer) => {
     received += chunk.length;
     if (received > options.maxBodyBytes) {
@@ -196,6 +202,7 @@ function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, 
     } else pieces.push(chunk);
   }));
   req.on('end', guard(() => {
+    progress.done();
     if (received > options.maxBodyBytes) return;
     const bytes = Buffer.concat(pieces);
     const problem = playlistProblem(bytes.toString('utf8'));
@@ -213,7 +220,7 @@ function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, 
 async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
   const { store, maxBodyBytes, logger } = options;
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBodyBytes) return fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+  if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseUnread(req, res, 413, `body larger than ${maxBodyBytes} bytes`);
   if (key.endsWith('.m3u8')) return ingestPlaylist(req, res, key, options, gate);
   const existing = store.get(key);
   const object = store.begin(key);
@@ -225,6 +232,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     if (store.get(key) === object) store.delete(key);
   };
   const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, logger, key, handle);
+  const progress = watchBodyProgress(req, options.limits ?? DEFAULT_LIMITS, logger, key);
   req.on('data', guard((chunk: Buffer) => {
     // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
     if (refused || object.state !== 'growing') return;
@@ -239,6 +247,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     object.append(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
   }));
   req.on('end', guard(() => {
+    progress.done();
     if (refused) return;
     if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
     object.complete(store.now());
@@ -261,7 +270,17 @@ export function createOriginServer(options: OriginHttpOptions): Server {
   const { store, logger } = options;
   const gate = new PlaylistGate(store, { timeoutMs: options.playlistWaitMs ?? 1000, logger, onStored: options.onStored });
   store.onListenerFault = (error, path) => logger.error({ err: error, path }, 'origin: a reader or watcher of an object failed');
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => guarded(res, logger, req.url, handle)(req, res));
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  // No total request time (uploads stream for a segment, backfill and ingest requests for longer):
+  // the headers have a deadline, and an upload's body must keep moving (watchBodyProgress).
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.max(250, limits.headersTimeoutMs / 4)) }, (req, res) => guarded(res, logger, req.url, handle)(req, res));
+  limitConnections(server, limits, logger);
+  // `Expect: 100-continue` gets its 100 only once the upload would be taken: a refused sender
+  // never sends the body at all.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (isUpload(req.method) && options.ingestToken && tokenMatches(options.ingestToken, req.headers.authorization) === 'ok') res.writeContinue();
+    guarded(res, logger, req.url, handle)(req, res);
+  });
   const handle = (req: IncomingMessage, res: ServerResponse): unknown => {
     res.setHeader('Date', new Date().toUTCString());
     // Pushers tell our origin (which serves segments while they arrive) from others by this.
@@ -298,7 +317,7 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     }
     // The raw path: URL parsing would quietly resolve "/../" before anyone could refuse it.
     const key = storeKey((req.url ?? '/').split('?')[0]!);
-    if (!key) return fail(res, 400, 'bad path');
+    if (!key) return isUpload(method) ? refuseUnread(req, res, 400, 'bad path') : fail(res, 400, 'bad path');
     if ((method === 'GET' || method === 'HEAD') && key.endsWith('.m3u8') && hasDirectives(url.searchParams)) {
       return answerPlaylist(req, res, key, url.searchParams, store, (error) => internalError(res, logger, key, error));
     }
@@ -310,10 +329,10 @@ export function createOriginServer(options: OriginHttpOptions): Server {
       return;
     }
     if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
-      if (!options.ingestToken) return fail(res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
+      if (!options.ingestToken) return refuseUnread(req, res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
       const auth = tokenMatches(options.ingestToken, req.headers.authorization);
-      if (auth === 'missing') return fail(res, 401, 'an ingest token is required', { 'WWW-Authenticate': 'Bearer realm="appliance origin"' });
-      if (auth === 'wrong') return fail(res, 403, 'wrong ingest token');
+      if (auth === 'missing') return refuseUnread(req, res, 401, 'an ingest token is required', { 'WWW-Authenticate': 'Bearer realm="appliance origin"' });
+      if (auth === 'wrong') return refuseUnread(req, res, 403, 'wrong ingest token');
       if (method === 'DELETE') {
         if (!store.delete(key)) return fail(res, 404, 'not found');
         options.onDeleted?.(key);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect, type Socket } from 'node:net';
 import type { ResultPromise } from 'execa';
 import { logLines, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
 
@@ -12,7 +13,7 @@ let base: string;
 let log = '';
 
 before(async () => {
-  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0'], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 300_000 });
+  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--headers-timeout', '1', '--body-timeout', '1', '--max-client-connections', '64'], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 300_000 });
   origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
   const url = await waitForLogField(origin, 'origin listening', 'url', 30_000);
   assert.ok(url, 'the origin listens');
@@ -83,5 +84,78 @@ describe('appliance origin survives any upload', { timeout: 120_000 }, () => {
     const page = await (await fetch(`${base}/`)).text();
     assert.ok(!page.includes('<img'), 'no markup from an uploaded name');
     assert.ok(page.includes('&#34;&#62;&#60;img'), 'the name shown, escaped');
+  });
+});
+
+/** A raw connection: what the origin answers, whether (and when) it closed, what we managed to send. */
+async function raw(): Promise<{ socket: Socket; answer: () => string; closed: Promise<number> }> {
+  const socket = connect(Number(new URL(base).port), '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let answer = '';
+  socket.on('data', (piece: Buffer) => (answer += piece.toString('latin1')));
+  socket.on('error', () => undefined);
+  const opened = performance.now();
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now() - opened)));
+  return { socket, answer: () => answer, closed };
+}
+
+/** Resolves with the value, or 'timeout' after `ms` (a bound, not a wait). */
+const within = <T>(promise: Promise<T>, ms: number) => Promise.race([promise, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref())]);
+
+describe('appliance origin bounds what a client can hold', { timeout: 120_000 }, () => {
+  it('closes a connection whose headers never end (--headers-timeout)', async () => {
+    const { socket, closed } = await raw();
+    socket.write('GET /time HTTP/1.1\r\nHost: origin\r\n');
+    assert.notEqual(await within(closed, 10_000), 'timeout', 'closed by the origin');
+    await assertAlive('headers that never end');
+  });
+
+  it('cuts an upload whose body stops (--body-timeout) and keeps nothing of it', async () => {
+    const { socket, closed } = await raw();
+    socket.write(`PUT /stall/seg_1.m4s HTTP/1.1\r\nHost: origin\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n`);
+    assert.notEqual(await within(closed, 10_000), 'timeout', 'cut by the origin');
+    assert.equal((await fetch(`${base}/stall/seg_1.m4s`)).status, 404, 'a cut upload is not served');
+    await assertAlive('a stalled body');
+  });
+
+  it('answers an unauthenticated upload without reading its body, and never sends it 100 Continue', async () => {
+    const { socket, answer, closed } = await raw();
+    socket.write('PUT /x/seg_1.m4s HTTP/1.1\r\nHost: origin\r\nTransfer-Encoding: chunked\r\n\r\n');
+    let sent = 0;
+    const block = Buffer.alloc(1 << 16);
+    const size = `${block.length.toString(16)}\r\n`;
+    let open = true;
+    void closed.then(() => (open = false));
+    // Sends as fast as the connection takes it, up to 1 GiB, until the origin closes it.
+    for (let i = 0; open && sent < 2 ** 30 && i < 20_000; i++) {
+      if (!socket.write(size) || !socket.write(block) || !socket.write('\r\n')) await within(new Promise((resolve) => socket.once('drain', resolve)), 500);
+      sent += block.length;
+    }
+    assert.notEqual(await within(closed, 10_000), 'timeout', 'closed by the origin');
+    assert.match(answer(), /^HTTP\/1\.1 401 /);
+    assert.ok(sent < 64 * 2 ** 20, `the origin let ${(sent / 2 ** 20).toFixed(1)} MiB in before closing`);
+
+    const expecting = await raw();
+    expecting.socket.write('PUT /x/seg_2.m4s HTTP/1.1\r\nHost: origin\r\nContent-Length: 1000000000\r\nExpect: 100-continue\r\nAuthorization: Bearer wrong\r\n\r\n');
+    assert.notEqual(await within(expecting.closed, 10_000), 'timeout');
+    assert.match(expecting.answer(), /^HTTP\/1\.1 403 /, 'refused without a 100 Continue first');
+
+    const welcome = await raw();
+    welcome.socket.write(`PUT /x/seg_3.m4s HTTP/1.1\r\nHost: origin\r\nContent-Length: 4\r\nExpect: 100-continue\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    for (let i = 0; i < 100 && !welcome.answer().includes('\r\n\r\n'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.match(welcome.answer(), /^HTTP\/1\.1 100 Continue/);
+    welcome.socket.end('abcd');
+    await within(welcome.closed, 5000);
+    await assertAlive('unauthenticated bodies');
+  });
+
+  it('closes connections past --max-client-connections from one address, and takes new ones once they go', async () => {
+    const sockets = await Promise.all(Array.from({ length: 80 }, () => raw()));
+    const states = await Promise.all(sockets.map(({ closed }) => within(closed, 1500)));
+    const closedAtOnce = states.filter((s) => s !== 'timeout').length;
+    assert.ok(closedAtOnce >= 16 && closedAtOnce <= 80, `${closedAtOnce} of 80 connections closed by the origin`);
+    for (const { socket } of sockets) socket.destroy();
+    await Promise.all(sockets.map(({ closed }) => closed));
+    await assertAlive('too many connections');
   });
 });
