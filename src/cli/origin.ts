@@ -1,5 +1,4 @@
-import { readFile, mkdir, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
@@ -7,8 +6,8 @@ import { createOriginServer } from '../origin/http.ts';
 import { DEFAULT_LIMITS } from '../origin/limits.ts';
 import { escapeHtml } from '../origin/preview-page.ts';
 import { ObjectStore } from '../origin/store.ts';
+import { PersistedStore } from '../origin/persist.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
-import { writeAtomically } from '../files.ts';
 import { parseBitrate } from '../config/schema.ts';
 import { hostForUrl, listenFor } from './outputs.ts';
 
@@ -89,12 +88,8 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   if (dir) await ensureWritableDirectory(dir, { create: true });
 
   const store = new ObjectStore({ timeShiftBufferDepth: tsb, holdMs: hold * 1000 });
-  const onDisk = (key: string) => join(dir!, ...key.split('/'));
-  const persist = (key: string, bytes: Uint8Array) =>
-    mkdir(dirname(onDisk(key)), { recursive: true })
-      .then(() => writeAtomically(onDisk(key), bytes))
-      .catch((err: unknown) => logger.error({ err, path: key }, 'origin: writing to --dir failed'));
-  const remove = (key: string) => void unlink(onDisk(key)).catch(() => undefined);
+  const persisted = dir ? new PersistedStore(dir, logger) : undefined;
+  const restored = await persisted?.load(store, (tsb + hold) * 1000);
   const server = createOriginServer({
     store,
     ingestToken: token,
@@ -105,14 +100,14 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
       const manifests = store.paths().filter((p) => /\.(mpd|m3u8)$/.test(p));
       return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${escapeHtml(m.split('/').map(encodeURIComponent).join('/'))}">/${escapeHtml(m)}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
     },
-    onStored: dir ? (object) => void persist(object.path, Buffer.concat(object.chunks)) : undefined,
-    onDeleted: dir ? remove : undefined,
+    onStored: persisted && ((object) => persisted.keep(object)),
+    onDeleted: persisted && ((key) => persisted.remove(key)),
   });
   const address = await listenFor('--listen', server, host, port);
   const expiry = setInterval(() => {
-    for (const path of store.expire()) if (dir) remove(path);
+    for (const path of store.expire()) persisted?.remove(path);
   }, 1000);
-  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, ...limits }, 'origin listening');
+  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, ...limits, restartKeeps: dir ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})` : 'nothing: without --dir a restart loses the time-shift window' }, 'origin listening');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

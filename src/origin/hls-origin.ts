@@ -90,9 +90,9 @@ export class PlaylistGate {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
   readonly #waiting = new Map<string, () => void>();
-  readonly #onStored: ((object: StoredObject) => void) | undefined;
+  readonly #onStored: ((object: StoredObject) => void | Promise<void>) | undefined;
 
-  constructor(store: ObjectStore, options: { timeoutMs: number; logger: Logger; onStored?: ((object: StoredObject) => void) | undefined }) {
+  constructor(store: ObjectStore, options: { timeoutMs: number; logger: Logger; onStored?: ((object: StoredObject) => void | Promise<void>) | undefined }) {
     this.#store = store;
     this.#timeoutMs = options.timeoutMs;
     this.#logger = options.logger;
@@ -101,7 +101,8 @@ export class PlaylistGate {
 
   #put(key: string, bytes: Uint8Array): void {
     const object = this.#store.put(key, bytes);
-    this.#onStored?.(object);
+    // The uploader had its answer when the playlist arrived; a failed write is logged where it failed.
+    void this.#onStored?.(object)?.catch(() => undefined);
   }
 
   /** Stores the playlist now, or once what it names is there. */

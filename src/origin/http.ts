@@ -21,8 +21,11 @@ export interface OriginHttpOptions {
   index: () => string;
   /** Files served as they are: URL path → file (the preview page's players). */
   assets?: Record<string, string> | undefined;
-  /** Called when an upload completes (e.g. to copy it to a directory). */
-  onStored?: ((object: StoredObject) => void) | undefined;
+  /**
+   * Called when an upload completes (e.g. to copy it to a directory); when it returns a promise,
+   * the upload is acknowledged once it resolves, and refused with 500 if it rejects.
+   */
+  onStored?: ((object: StoredObject) => void | Promise<void>) | undefined;
   /** Longest a pushed playlist waits for the media it names (then it is served anyway); one target duration. */
   playlistWaitMs?: number | undefined;
   /** Called when a DELETE removed an object. */
@@ -79,7 +82,7 @@ function tokenMatches(expected: string, header: string | undefined): 'missing' |
 }
 
 /** The handler of an uploaded init segment's track ('vide', 'soun'), if it parses as one. */
-function handlerOf(object: StoredObject): string | undefined {
+export function handlerOf(object: StoredObject): string | undefined {
   try {
     const bytes = Buffer.concat(object.chunks);
     const moov = findBox(bytes, ['moov']);
@@ -253,10 +256,14 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     object.complete(store.now());
     const { kind, directory } = classify(key);
     if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');
-    options.onStored?.(object);
     const same = existing?.state === 'complete' && existing.etag === object.etag;
-    res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
-    res.end();
+    const acknowledge = () => {
+      res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
+      res.end();
+    };
+    const kept = options.onStored?.(object);
+    if (!kept) return acknowledge();
+    kept.then(guarded(res, logger, key, acknowledge), () => fail(res, 500, `${key}: the origin could not keep this upload; send it again`));
   }));
   req.on('close', guard(() => {
     if (object.state === 'growing') {

@@ -305,6 +305,14 @@ export class ObjectStore {
     return object;
   }
 
+  /** An object kept from before a restart, complete, with the time it was last written. */
+  restore(path: string, bytes: Uint8Array, modifiedAt: number): StoredObject {
+    const object = this.begin(path);
+    object.append(bytes);
+    object.complete(modifiedAt);
+    return object;
+  }
+
   delete(path: string): boolean {
     const object = this.#objects.get(path);
     if (!object) return false;
