@@ -30,7 +30,9 @@ export class MediaPool {
 
   constructor(limitBytes: number, slabBytes = 256 * 1024) {
     this.#limitBytes = limitBytes;
-    this.#slabBytes = Math.max(1, Math.min(slabBytes, limitBytes));
+    // A sixteenth of the limit at most: making room for one chunk frees a slab, and a slab as
+    // large as the budget would mean dropping everything held to take one chunk.
+    this.#slabBytes = Math.max(1, Math.min(slabBytes, Math.floor(limitBytes / 16)));
   }
 
   /** Bytes the pool has allocated (held chunks, and slabs kept for reuse). */
