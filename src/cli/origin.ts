@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts';
 import { createOriginServer } from '../origin/http.ts';
 import { DEFAULT_LIMITS } from '../origin/limits.ts';
+import { parseTokenGrants, type TokenGrant } from '../origin/tenants.ts';
 import { escapeHtml } from '../origin/preview-page.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { PersistedStore } from '../origin/persist.ts';
@@ -18,6 +19,8 @@ export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for
   --hold S              how long a GET for the next segment waits for its upload (default: 1)
   --max-body SIZE       largest upload, e.g. 64M (default: 64M)
   --token-file FILE     file holding the ingest token (else APPLIANCE_INGEST_TOKEN)
+  --tokens FILE         tokens limited to a path prefix: one "PATH-PREFIX TOKEN" per line
+  --max-store SIZE      most bytes held, e.g. 2000M (default: no limit); uploads past it get 507
   --headers-timeout S   a request's headers must be complete within S seconds (default: ${DEFAULT_LIMITS.headersTimeoutMs / 1000})
   --body-timeout S      an upload bringing no byte for S seconds is cut (default: ${DEFAULT_LIMITS.bodyIdleMs / 1000})
   --max-client-connections N
@@ -32,6 +35,8 @@ const OPTIONS = {
   hold: { type: 'string' },
   'max-body': { type: 'string' },
   'token-file': { type: 'string' },
+  tokens: { type: 'string' },
+  'max-store': { type: 'string' },
   'headers-timeout': { type: 'string' },
   'body-timeout': { type: 'string' },
   'max-client-connections': { type: 'string' },
@@ -46,7 +51,17 @@ const positive = (flag: string, value: string | undefined, fallback: number) => 
   return n;
 };
 
-async function ingestToken(file: string | undefined): Promise<string> {
+async function tokenGrants(file: string | undefined): Promise<TokenGrant[] | undefined> {
+  if (!file) return undefined;
+  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new ConfigError(`--tokens ${file}: cannot read it (${e.code ?? e.message})`);
+  });
+  const grants = parseTokenGrants(text);
+  if ('problem' in grants) throw new ConfigError(`--tokens ${file}${grants.line ? ` line ${grants.line}` : ''}: ${grants.problem}`);
+  return grants;
+}
+
+async function ingestToken(file: string | undefined, optional: boolean): Promise<string | undefined> {
   if (file) {
     const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new ConfigError(`--token-file ${file}: cannot read it (${e.code ?? e.message})`);
@@ -56,7 +71,7 @@ async function ingestToken(file: string | undefined): Promise<string> {
     return token;
   }
   const token = process.env['APPLIANCE_INGEST_TOKEN']?.trim();
-  if (!token) throw new ConfigError('the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN or give --token-file FILE (never on the command line)');
+  if (!token && !optional) throw new ConfigError('the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN, or give --token-file FILE or --tokens FILE (never on the command line)');
   return token;
 }
 
@@ -83,7 +98,10 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
     bodyIdleMs: positive('body-timeout', values['body-timeout'] as string | undefined, DEFAULT_LIMITS.bodyIdleMs / 1000) * 1000,
     connectionsPerClient: connections,
   };
-  const token = await ingestToken(values['token-file'] as string | undefined);
+  const maxStore = values['max-store'] === undefined ? undefined : (parseBitrate(values['max-store'] as string) ?? 0);
+  if (maxStore === 0) throw new ConfigError(`--max-store "${values['max-store']}": expected a size such as 2000M, 500M or 1000000 (bytes)`);
+  const grants = await tokenGrants(values['tokens'] as string | undefined);
+  const token = await ingestToken(values['token-file'] as string | undefined, grants !== undefined);
   const dir = values['dir'] as string | undefined;
   if (dir) await ensureWritableDirectory(dir, { create: true });
 
@@ -93,6 +111,8 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   const server = createOriginServer({
     store,
     ingestToken: token,
+    ingestGrants: grants,
+    maxStoreBytes: maxStore,
     maxBodyBytes: maxBody,
     limits,
     logger,
@@ -107,7 +127,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   const expiry = setInterval(() => {
     for (const path of store.expire()) persisted?.remove(path);
   }, 1000);
-  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, ...limits, restartKeeps: dir ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})` : 'nothing: without --dir a restart loses the time-shift window' }, 'origin listening');
+  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, maxStoreBytes: maxStore ?? 'no limit', tenants: grants?.map((g) => `/${g.prefix}`), ...limits, restartKeeps: dir ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})` : 'nothing: without --dir a restart loses the time-shift window' }, 'origin listening');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

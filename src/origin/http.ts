@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,13 +8,18 @@ import { parseMoov } from '../packager/fmp4.ts';
 import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
 import { playlistProblem } from './hls-requests.ts';
 import { CORS } from './cors.ts';
+import { authorize, type TokenGrant } from './tenants.ts';
 import { DEFAULT_LIMITS, limitConnections, refuseUnread, watchBodyProgress, type OriginLimits } from './limits.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
   /** Bearer token for PUT/POST/DELETE; without one, ingest is not offered (405). */
   ingestToken?: string | undefined;
+  /** Tokens limited to a part of the store (`--tokens`), beside or instead of `ingestToken`. */
+  ingestGrants?: readonly TokenGrant[] | undefined;
   maxBodyBytes: number;
+  /** Bytes the store may hold at most (`--max-store`); an upload past it is refused with 507. */
+  maxStoreBytes?: number | undefined;
   logger: Logger;
   /** The page at `/`. */
   index: () => string;
@@ -73,14 +77,6 @@ function cacheControl(object: StoredObject): string {
   return 'public, max-age=86400, immutable';
 }
 
-function tokenMatches(expected: string, header: string | undefined): 'missing' | 'wrong' | 'ok' {
-  const presented = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1];
-  if (!presented) return 'missing';
-  const a = Buffer.from(presented);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b) ? 'ok' : 'wrong';
-}
-
 /** The handler of an uploaded init segment's track ('vide', 'soun'), if it parses as one. */
 export function handlerOf(object: StoredObject): string | undefined {
   try {
@@ -90,6 +86,15 @@ export function handlerOf(object: StoredObject): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+const STORE_FULL = 'the origin holds as much as --max-store allows; older media must expire first';
+
+/** Whether `incoming` more bytes (replacing the object at `replacing`) would pass --max-store. */
+function storeFull(options: OriginHttpOptions, replacing: string | undefined, incoming: number): boolean {
+  if (options.maxStoreBytes === undefined) return false;
+  const replaced = replacing === undefined ? 0 : (options.store.get(replacing)?.length ?? 0);
+  return options.store.bytes - replaced + incoming > options.maxStoreBytes;
 }
 
 const isUpload = (method: string | undefined) => method === 'PUT' || method === 'POST' || method === 'DELETE';
@@ -207,6 +212,10 @@ function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, 
   req.on('end', guard(() => {
     progress.done();
     if (received > options.maxBodyBytes) return;
+    if (storeFull(options, key, received)) {
+      options.logger.warn({ path: key, maxStoreBytes: options.maxStoreBytes }, 'origin: the store is full; upload refused');
+      return fail(res, 507, STORE_FULL);
+    }
     const bytes = Buffer.concat(pieces);
     const problem = playlistProblem(bytes.toString('utf8'));
     if (problem) {
@@ -224,6 +233,7 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   const { store, maxBodyBytes, logger } = options;
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseUnread(req, res, 413, `body larger than ${maxBodyBytes} bytes`);
+  if (Number.isFinite(declared) && storeFull(options, key, declared)) return refuseUnread(req, res, 507, STORE_FULL);
   if (key.endsWith('.m3u8')) return ingestPlaylist(req, res, key, options, gate);
   const existing = store.get(key);
   const object = store.begin(key);
@@ -240,10 +250,14 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
     // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
     if (refused || object.state !== 'growing') return;
     received += chunk.length;
-    if (received > maxBodyBytes) {
+    if (received > maxBodyBytes || storeFull(options, undefined, chunk.length)) {
       refused = true;
       discard();
-      fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+      if (received > maxBodyBytes) fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+      else {
+        logger.warn({ path: key, maxStoreBytes: options.maxStoreBytes }, 'origin: the store is full; upload refused');
+        fail(res, 507, STORE_FULL, { Connection: 'close' });
+      }
       req.destroy();
       return;
     }
@@ -278,6 +292,7 @@ export function createOriginServer(options: OriginHttpOptions): Server {
   const gate = new PlaylistGate(store, { timeoutMs: options.playlistWaitMs ?? 1000, logger, onStored: options.onStored });
   store.onListenerFault = (error, path) => logger.error({ err: error, path }, 'origin: a reader or watcher of an object failed');
   const limits = options.limits ?? DEFAULT_LIMITS;
+  const grants: TokenGrant[] = [...(options.ingestToken ? [{ prefix: '', token: options.ingestToken }] : []), ...(options.ingestGrants ?? [])];
   // No total request time (uploads stream for a segment, backfill and ingest requests for longer):
   // the headers have a deadline, and an upload's body must keep moving (watchBodyProgress).
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.max(250, limits.headersTimeoutMs / 4)) }, (req, res) => guarded(res, logger, req.url, handle)(req, res));
@@ -285,7 +300,8 @@ export function createOriginServer(options: OriginHttpOptions): Server {
   // `Expect: 100-continue` gets its 100 only once the upload would be taken: a refused sender
   // never sends the body at all.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (isUpload(req.method) && options.ingestToken && tokenMatches(options.ingestToken, req.headers.authorization) === 'ok') res.writeContinue();
+    const key = storeKey((req.url ?? '/').split('?')[0]!);
+    if (isUpload(req.method) && key && authorize(grants, req.headers.authorization, key) === 'ok') res.writeContinue();
     guarded(res, logger, req.url, handle)(req, res);
   });
   const handle = (req: IncomingMessage, res: ServerResponse): unknown => {
@@ -336,10 +352,11 @@ export function createOriginServer(options: OriginHttpOptions): Server {
       return;
     }
     if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
-      if (!options.ingestToken) return refuseUnread(req, res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
-      const auth = tokenMatches(options.ingestToken, req.headers.authorization);
+      if (!grants.length) return refuseUnread(req, res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
+      const auth = authorize(grants, req.headers.authorization, key);
       if (auth === 'missing') return refuseUnread(req, res, 401, 'an ingest token is required', { 'WWW-Authenticate': 'Bearer realm="appliance origin"' });
       if (auth === 'wrong') return refuseUnread(req, res, 403, 'wrong ingest token');
+      if (auth === 'outside') return refuseUnread(req, res, 403, `this ingest token may not write ${key}`);
       if (method === 'DELETE') {
         if (!store.delete(key)) return fail(res, 404, 'not found');
         options.onDeleted?.(key);

@@ -36,12 +36,15 @@ export class StoredObject {
   readonly #onFault: (() => ListenerFault | undefined) | undefined;
 
   /** `media`: an ISO-BMFF segment, whose bytes readers get a whole CMAF chunk at a time while it grows. */
-  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void; onFault?: () => ListenerFault | undefined } = {}) {
+  readonly #onGrow: ((bytes: number) => void) | undefined;
+
+  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void; onFault?: () => ListenerFault | undefined; onGrow?: (bytes: number) => void } = {}) {
     this.path = path;
     this.createdAt = now;
     this.#boxes = options.media ? new BoxBoundaries() : undefined;
     this.#onChange = options.onChange;
     this.#onFault = options.onFault;
+    this.#onGrow = options.onGrow;
   }
 
   get length(): number {
@@ -77,6 +80,7 @@ export class StoredObject {
     this.chunks.push(chunk);
     this.#boxes?.scan(chunk);
     this.#length += chunk.length;
+    this.#onGrow?.(chunk.length);
     callEach(this.#listeners, [{ type: 'data', chunk }], this.path, this.#onFault?.());
     this.#onChange?.();
   }
@@ -192,6 +196,9 @@ export function contentTypeFor(path: string, audio: boolean): string | undefined
   }
 }
 
+/** The stream a path belongs to: its first segment (the root's own objects make the stream ''). */
+export const streamOf = (path: string) => (path.includes('/') ? path.slice(0, path.indexOf('/')) : '');
+
 /** What a path is, for caching and holding: manifests, init segments, numbered media segments. */
 export function classify(path: string): { kind: 'manifest' | 'init' | 'segment' | 'other'; directory: string; number?: bigint | undefined } {
   const slash = path.lastIndexOf('/');
@@ -227,6 +234,10 @@ export class ObjectStore {
   readonly now: () => number;
   /** Where a watcher's or reader's exception goes (the server logs it and answers that request 500). */
   onListenerFault: ListenerFault | undefined;
+  /** Bytes of the objects held (kept as they grow and go: read on every uploaded chunk). */
+  #bytes = 0;
+  /** Per stream (a path's first segment), when something was last uploaded under it. */
+  readonly #lastUpload = new Map<string, number>();
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -239,9 +250,11 @@ export class ObjectStore {
 
   /** Bytes held by complete and growing objects. */
   get bytes(): number {
-    let total = 0;
-    for (const object of this.#objects.values()) total += object.length;
-    return total;
+    return this.#bytes;
+  }
+
+  #forget(object: StoredObject): void {
+    this.#bytes -= object.length;
   }
 
   paths(): string[] {
@@ -279,15 +292,28 @@ export class ObjectStore {
     if (listeners) callEach(listeners, [], path, this.onListenerFault);
   }
 
-  /** Starts (or restarts) the object at `path`; readers of a previous version keep theirs. */
-  begin(path: string): StoredObject {
+  /**
+   * Starts (or restarts) the object at `path`; readers of a previous version keep theirs.
+   * `uploadedAt`: when its upload began (for an object restored from disk, when it was written).
+   */
+  begin(path: string, uploadedAt = this.now()): StoredObject {
     const { kind, directory, number } = classify(path);
     const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
     if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest)) entry.latest = number;
     this.#directories.set(directory, entry);
-    const object = new StoredObject(path, this.now(), { media: kind === 'segment', onChange: () => this.#objects.get(path) === object && this.#changed(path), onFault: () => this.onListenerFault });
-    this.#objects.get(path)?.abort();
+    const object: StoredObject = new StoredObject(path, this.now(), {
+      media: kind === 'segment',
+      onChange: () => this.#objects.get(path) === object && this.#changed(path),
+      onFault: () => this.onListenerFault,
+      onGrow: (bytes) => this.#objects.get(path) === object && (this.#bytes += bytes),
+    });
+    const previous = this.#objects.get(path);
+    if (previous) {
+      previous.abort();
+      this.#forget(previous);
+    }
     this.#objects.set(path, object);
+    this.#lastUpload.set(streamOf(path), Math.max(this.#lastUpload.get(streamOf(path)) ?? 0, uploadedAt));
     this.#changed(path);
     const waiters = this.#waiting.get(path);
     if (waiters) {
@@ -307,7 +333,7 @@ export class ObjectStore {
 
   /** An object kept from before a restart, complete, with the time it was last written. */
   restore(path: string, bytes: Uint8Array, modifiedAt: number): StoredObject {
-    const object = this.begin(path);
+    const object = this.begin(path, modifiedAt);
     object.append(bytes);
     object.complete(modifiedAt);
     return object;
@@ -318,6 +344,7 @@ export class ObjectStore {
     if (!object) return false;
     object.abort();
     this.#objects.delete(path);
+    this.#forget(object);
     this.#changed(path);
     return true;
   }
@@ -348,15 +375,24 @@ export class ObjectStore {
     });
   }
 
-  /** Frees media segments older than the time-shift window; returns their paths. */
+  /**
+   * Frees media segments older than the time-shift window, and whole streams (manifests and init
+   * segments too) that nothing was uploaded under for that long; returns the paths freed.
+   */
   expire(): string[] {
     const limit = this.now() - (this.#options.timeShiftBufferDepth * 1000 + this.#options.holdMs);
     const freed: string[] = [];
+    const abandoned = new Set([...this.#lastUpload].filter(([, at]) => at < limit).map(([stream]) => stream));
+    for (const stream of abandoned) this.#lastUpload.delete(stream);
     for (const [path, object] of this.#objects) {
-      if (object.state === 'growing' || object.modifiedAt >= limit) continue;
-      const { kind } = classify(path);
-      if (kind === 'manifest' || kind === 'init') continue;
+      if (object.state === 'growing') continue;
+      if (!abandoned.has(streamOf(path))) {
+        if (object.modifiedAt >= limit) continue;
+        const { kind } = classify(path);
+        if (kind === 'manifest' || kind === 'init') continue;
+      }
       this.#objects.delete(path);
+      this.#forget(object);
       freed.push(path);
     }
     return freed;
