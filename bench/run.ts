@@ -7,6 +7,7 @@ import { runEncoderOnce, type EncoderRun } from './encoder.ts';
 import { liveRun, type LiveRun } from './live.ts';
 import { packagerThroughput, recordLadder } from './packager.ts';
 import { originFanOut, type FanOutRun } from './origin.ts';
+import { originUnderClients, type ClientsRun } from './origin-clients.ts';
 import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 import { playersRun, type PlayerRun } from './players.ts';
 import { avSyncRun, type AvSyncRun } from './av-sync.ts';
@@ -132,6 +133,15 @@ if (want('origin')) {
     };
     if (readers === 500) targets['originFanOut500P99Ms'] = { target: '<= 20', measured: round(p99, 2), met: p99 <= 20 };
   }
+  const crowded: ClientsRun[] = [];
+  for (let i = 0; i < runs; i++) crowded.push(await originUnderClients());
+  fanOut['500 idle + 50 slow-body clients'] = {
+    what: 'GET /time, 500 requests one after another, while 500 connections sit idle and 50 uploads trickle a byte a second (127.0.0.2-11)',
+    timeMs: { p50: round(median(crowded.map((r) => r.timeMs.p50)), 2), p99: round(median(crowded.map((r) => r.timeMs.p99)), 2) },
+    p99PerRun: crowded.map((r) => r.timeMs.p99),
+    failed: crowded.reduce((n, r) => n + r.failed, 0),
+    originRssMiB: round(median(crowded.map((r) => r.originRssMiB))),
+  };
   report['origin'] = {
     what: 'appliance origin fed one 720p ultra-ll rendition (37.5 KB chunks every 100 ms, chunked PUT per segment); N raw-TCP readers in one process follow the growing segments; delay = chunk received − chunk sent, only chunks sent after the reader asked',
     readers: fanOut,
