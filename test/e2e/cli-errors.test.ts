@@ -112,7 +112,7 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
   it('appliance origin refuses to start without an ingest token, never taking one on the command line', async () => {
     const run = await runAppliance(['origin', '--listen', '127.0.0.1:0'], { env: { APPLIANCE_INGEST_TOKEN: '' } });
     assert.equal(run.exitCode, 2);
-    assert.match(String(run.stderr), /the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN or give --token-file FILE \(never on the command line\)/);
+    assert.match(String(run.stderr), /the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN, or give --token-file FILE or --tokens FILE \(never on the command line\)/);
     const flag = await runAppliance(['origin', '--token', 'secret']);
     assert.equal(flag.exitCode, 2);
     assert.match(String(flag.stderr), /Unknown option '--token'/);
