@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
-import { DEFAULT_LISTEN, parseListen } from '../push/output-target.ts';
+import { secretQueryParameter, DEFAULT_LISTEN, parseListen } from '../push/output-target.ts';
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 import type { OptionSpecs, OptionValues } from './config-file.ts';
@@ -242,6 +242,10 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     ({ values: commandLine } = parseArgs({ args: [...argv], options: START_OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}\nRun "appliance start --help" for the options.`);
+  }
+  for (const output of commandLine.output ?? []) {
+    const secret = secretQueryParameter(output);
+    if (secret) throw new ConfigError(`--output ${output.replace(/\?.*$/s, '?…')}: its query parameter "${secret}" looks like a secret, and the command line shows in the process list and the journal: put the output in the configuration file (output: in --config, readable by the service only), or send the secret as a header with --header-file`);
   }
   const values = mergeOptionValues(fromFile, commandLine as OptionValues) as StartValues;
   const logLevel = values['log-level'] ?? 'info';

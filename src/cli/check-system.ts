@@ -47,10 +47,11 @@ export async function checkFfmpeg(flag: string | undefined): Promise<{ ffmpeg: F
 }
 
 /** Pure: a clock offset → a finding (ultra-ll refuses to start beyond CLOCK_REFUSE_MS). */
-export function clockFinding(measured: { offsetMs: number; source: string } | undefined, profile: Profile): Finding {
+export function clockFinding(measured: { offsetMs: number; source: string; remote?: boolean | undefined } | undefined, profile: Profile): Finding {
   if (!measured) return { check: 'clock', verdict: 'warn', text: 'nothing to measure the clock against (no chrony, no systemd-timesyncd, no appliance origin): players may see the wrong latency' };
   const ms = Math.round(measured.offsetMs * 10) / 10;
   const text = `${ms} ms off (${measured.source})`;
+  if (Math.abs(ms) > CLOCK_REFUSE_MS && measured.remote) return { check: 'clock', verdict: 'warn', text: `${text}: the origin's clock and this one disagree and no local time daemon says which is right; start runs on (with a warning), players synchronised to the origin see the wrong latency; synchronise this machine (chrony, systemd-timesyncd) and check the origin's` };
   if (Math.abs(ms) > CLOCK_REFUSE_MS) return { check: 'clock', verdict: profile.name === 'ultra-ll' ? 'fail' : 'warn', text: `${text}: ${profile.name === 'ultra-ll' ? 'ultra-ll refuses to start' : 'players see the wrong latency'}; synchronise it (chrony, systemd-timesyncd)` };
   if (Math.abs(ms) > CLOCK_WARN_MS) return { check: 'clock', verdict: 'warn', text: `${text}: players synchronised to another clock see the wrong latency` };
   return { check: 'clock', verdict: 'ok', text };

@@ -235,10 +235,13 @@ export async function checkClock(resolved: ResolvedStart, logger: Logger): Promi
   const measured = await measureClockOffset({ timeUrls });
   if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
   const fields = { offsetMs: Math.round(measured.offsetMs * 10) / 10, source: measured.source };
-  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll') {
+  // Only the machine's own time daemon stops ultra-ll: a remote clock that disagrees may be the
+  // wrong one, and refusing (exit 2) would keep a service down for good (systemd does not restart it).
+  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll' && !measured.remote) {
     throw new ConfigError(`the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`);
   }
-  if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
+  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && measured.remote) logger.warn(fields, 'the origin\'s clock and this one disagree (no local time daemon answered to say which is right): running on; players synchronised to the origin see the wrong latency; synchronise this machine (chrony, systemd-timesyncd) and check the origin\'s. The offset is in /status and clock_offset_seconds');
+  else if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
   else logger.info(fields, 'clock offset');
   return measured.offsetMs;
 }

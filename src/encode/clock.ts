@@ -28,6 +28,8 @@ export interface ClockOffset {
   offsetMs: number;
   /** Where the figure came from. */
   source: string;
+  /** Measured against an origin's /time, not a local time daemon: the disagreement may be the origin's. */
+  remote?: boolean;
 }
 
 /** Pure: `chronyc tracking` → the offset ("System time : 0.000012 seconds fast of NTP time"). */
@@ -85,7 +87,7 @@ export async function measureClockOffset(options: { timeUrls: readonly string[];
         break;
       }
     }
-    if (best) return { offsetMs: best.offsetMs, source: `${url} (round trip ${best.rtt} ms)` };
+    if (best) return { offsetMs: best.offsetMs, source: `${url} (round trip ${best.rtt} ms)`, remote: true };
   }
   return undefined;
 }

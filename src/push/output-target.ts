@@ -40,8 +40,24 @@ export function parseListen(spec: string, flag = '--listen'): { host: string; po
 /** Pure: `--output` (or its absence) and `--listen` → where the stream goes. */
 export function parseOutput(spec: string | undefined, cwd: string, listen = DEFAULT_LISTEN): OutputTarget {
   if (spec === undefined) return { kind: 'serve', ...parseListen(listen), manifest: 'live.mpd' };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return parsePushOutput(spec);
+  // Anything with a scheme is a URL (one letter is a Windows drive, C:\out): a typo must not
+  // quietly become a local directory named "http:".
+  if (/^[a-z][a-z0-9+.-]+:/i.test(spec)) return parsePushOutput(spec);
   return parseDirectoryOutput(spec, cwd);
+}
+
+/** Query parameter names that carry secrets (signed URLs, API keys, tokens). */
+const SECRET_PARAMETER = /(^|[-_.])(sig|signature|token|key|apikey|secret|password|passwd|pwd|auth|authorization|credential|credentials)($|[-_.])/i;
+
+/**
+ * Pure: the name of a query parameter of `spec` that looks like a secret, if any. On the command
+ * line it would show in the process list and the journal; the configuration file (readable by the
+ * service only) or a header file carries it instead.
+ */
+export function secretQueryParameter(spec: string): string | undefined {
+  const query = /^[a-z][a-z0-9+.-]+:\/\/[^?#]*\?([^#]*)/i.exec(spec)?.[1];
+  if (!query) return undefined;
+  return [...new URLSearchParams(query).keys()].find((name) => SECRET_PARAMETER.test(name));
 }
 
 /** Pure: every `--output` (none: serve) → targets; the same destination twice is a mistake worth naming. */
@@ -55,6 +71,11 @@ export function parseOutputs(specs: readonly string[], cwd: string, listen = DEF
 }
 
 function parsePushOutput(spec: string): PushTarget {
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(spec)![1]!;
+  if (!/^https?$/i.test(scheme) || !/^https?:\/\/[^/?#@]+(@[^/?#]+)?([/?#]|$)/i.test(spec)) {
+    const shown = spec.replace(/^([^:]+:\/*)[^/@?#]*@/, '$1…@').replace(/\?.*$/s, '?…');
+    throw new ConfigError(`--output "${shown}": understood as a URL (scheme "${scheme}:"), but an origin must be http:// or https:// with a host, e.g. https://origin.example/live/live.mpd; a directory output is a path without a scheme, e.g. out/live.mpd`);
+  }
   let url: URL;
   try {
     url = new URL(spec);

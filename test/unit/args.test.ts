@@ -83,7 +83,7 @@ describe('--output and --listen', () => {
     const bare = parseOutput('http://origin.example/live', '/');
     assert.ok(bare.kind === 'push' && bare.url.href === 'http://origin.example/live/live.mpd');
     assert.throws(() => parseOutput('https://user:hunter2@origin.example/live.mpd', '/'), (e: Error) => /APPLIANCE_PUSH_USER/.test(e.message) && !e.message.includes('hunter2'));
-    assert.throws(() => parseOutput('ftp://origin.example/live.mpd', '/'), /only http:\/\/ and https:\/\//);
+    assert.throws(() => parseOutput('ftp://origin.example/live.mpd', '/'), /an origin must be http:\/\/ or https:\/\/ with a host/);
     assert.throws(() => parseOutputs(['http://a.example/live.mpd', 'http://a.example/live.mpd'], '/'), /given twice/);
     assert.equal(parseOutputs(['out', 'http://a.example/x/live.mpd'], '/srv').length, 2);
   });

@@ -165,6 +165,7 @@ describe('the machine, as appliance check reports it', () => {
     assert.equal(clockFinding({ offsetMs: 5, source: 'chronyc tracking' }, profile).verdict, 'ok');
     assert.equal(clockFinding({ offsetMs: 50, source: 'x' }, profile).verdict, 'warn');
     assert.equal(clockFinding({ offsetMs: -150, source: 'x' }, profile).verdict, 'fail', 'ultra-ll refuses to start');
+    assert.equal(clockFinding({ offsetMs: -150, source: 'http://origin/time', remote: true }, profile).verdict, 'warn', 'only a remote clock disagrees: start runs on');
     assert.equal(clockFinding(undefined, profile).verdict, 'warn');
     assert.equal(cpuFinding(0.8, profile).verdict, 'fail');
     assert.equal(cpuFinding(1.2, profile).verdict, 'warn');
