@@ -1,5 +1,6 @@
 import { main } from './cli/main.ts';
 import { EXIT_RUNTIME } from './errors.ts';
+import { takeSecrets } from './secret-environment.ts';
 
 // Started by the launcher (bin/appliance.js) with an IPC channel: if the launcher dies without
 // passing a signal on (SIGKILL), stop as on SIGTERM; before a run has begun, just leave.
@@ -11,4 +12,5 @@ if (process.channel) {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// The secrets leave this process's environment before anything can start a child.
+process.exitCode = await main(process.argv.slice(2), takeSecrets());

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { restartDelay } from '../encode/supervisor.ts';
 import type { Logger } from '../log.ts';
-import { redact, relayArgs, type FeedRequest } from './feed-source.ts';
+import { RELAY_SCRIPT_FD, redact, relayPlan, type FeedRequest } from './feed-source.ts';
 import { parseInputInfo, type InputInfo } from './media-info.ts';
 import { TsRestamper } from './ts-restamp.ts';
 
@@ -41,8 +41,16 @@ export class FeedRelay {
   start(): void {
     if (this.#stopped) return;
     this.#stderr = '';
-    const child = execa(this.#ffmpegPath, relayArgs(this.#request, this.#passphrase), { stdin: 'ignore', buffer: false, reject: false, encoding: 'buffer' });
+    const plan = relayPlan(this.#request, this.#passphrase);
+    const stdio = plan.script === undefined ? ['ignore', 'pipe', 'pipe'] as const : ['ignore', 'pipe', 'pipe', 'pipe'] as const;
+    const child = execa(this.#ffmpegPath, plan.args, { stdio, buffer: false, reject: false, encoding: 'buffer' });
     this.#child = child;
+    if (plan.script !== undefined) {
+      const script = child.stdio[RELAY_SCRIPT_FD] as Writable;
+      // A relay that ends before reading it is seen (and restarted) through its exit.
+      script.on('error', () => undefined);
+      script.end(plan.script);
+    }
     child.stdout?.on('data', (bytes: Uint8Array) => {
       this.#attempt = 0;
       const out = this.#restamper.push(bytes, Date.now() / 1000);

@@ -51,24 +51,66 @@ export function redact(text: string, passphrase: string | undefined): string {
   return masked.replace(/(?:srt|udp):\/\/[^\s'"]+/g, (url) => feedForLogs(url));
 }
 
+/** The relay's file descriptor for its input description, when that carries the SRT passphrase. */
+export const RELAY_SCRIPT_FD = 3;
+
+export interface RelayPlan {
+  args: string[];
+  /** Written to RELAY_SCRIPT_FD, then closed: an ffconcat script naming the feed with its secret options. */
+  script: string | undefined;
+}
+
+const PROBE_OPTIONS = { probesize: '2000000', analyzeduration: '2000000' };
+
 /**
- * Pure: the relay's argv. It receives the feed and copies it to its stdout as MPEG-TS with no
+ * Pure: how the relay runs. It receives the feed and copies it to its stdout as MPEG-TS with no
  * muxing delay; ffmpeg's own discontinuity handling keeps the timestamps going on when a sender
  * restarts (with `-copyts` a backwards jump reached its muxer and mangled seconds of them). It
  * prints ffmpeg's dump of the feed, which says what the feed holds.
+ *
+ * An SRT passphrase never goes on the command line, which every local user can read in
+ * /proc/PID/cmdline: ffmpeg 5.1 has no option file, so the feed is named in an ffconcat script
+ * (`option passphrase …`) that ffmpeg reads from a pipe, leaving nothing on disk either. The concat
+ * demuxer passes a sender's timestamp jump through instead of smoothing it: a sender restarting
+ * ends the SRT connection, and with it this relay, which is started again and re-anchored.
  */
-export function relayArgs(request: FeedRequest, passphrase: string | undefined): string[] {
-  const options = request.protocol === 'srt' && passphrase ? ['-passphrase', passphrase] : [];
+export function relayPlan(request: FeedRequest, passphrase: string | undefined): RelayPlan {
+  const secret = request.protocol === 'srt' && passphrase !== undefined;
   const url = request.protocol === 'udp' ? withQuery(request.url, { fifo_size: '1000000', overrun_nonfatal: '1' }) : request.url;
-  return [
-    '-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats',
-    '-probesize', '2000000', '-analyzeduration', '2000000',
-    ...options,
-    '-i', url,
-    '-map', '0:v:0?', '-map', '0:a:0?', '-c', 'copy',
-    '-f', 'mpegts', '-muxdelay', '0', '-muxpreload', '0', '-flush_packets', '1',
-    'pipe:1',
-  ];
+  const input = secret
+    ? ['-f', 'concat', '-safe', '0', '-protocol_whitelist', 'pipe,srt', '-i', `pipe:${RELAY_SCRIPT_FD}`]
+    : ['-i', url];
+  return {
+    args: [
+      '-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats',
+      ...Object.entries(PROBE_OPTIONS).flatMap(([name, value]) => [`-${name}`, value]),
+      ...input,
+      '-map', '0:v:0?', '-map', '0:a:0?', '-c', 'copy',
+      '-f', 'mpegts', '-muxdelay', '0', '-muxpreload', '0', '-flush_packets', '1',
+      'pipe:1',
+    ],
+    script: secret ? ffconcatScript(url, { ...PROBE_OPTIONS, passphrase }) : undefined,
+  };
+}
+
+/** ffmpeg's quoting (av_get_token): anything between single quotes is literal; a quote is closed, escaped, reopened. */
+const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+
+/** Pure: an ffconcat script of one live input with options for its protocol and demuxer. */
+export function ffconcatScript(url: string, options: Record<string, string>): string {
+  return ['ffconcat version 1.0', `file ${quoted(url)}`, ...Object.entries(options).map(([name, value]) => `option ${name} ${quoted(value)}`), ''].join('\n');
+}
+
+/**
+ * Pure: the passphrase from the environment, checked against SRT's rule (10 to 79 characters) and
+ * free of control characters; never echoed.
+ */
+export function srtPassphrase(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value.length < 10 || value.length > 79 || /[\0-\x1f\x7f]/.test(value)) {
+    throw new ConfigError(`${SRT_PASSPHRASE_ENV}: an SRT passphrase is 10 to 79 characters, none of them a control character (its length here: ${value.length})`);
+  }
+  return value;
 }
 
 function withQuery(spec: string, extra: Record<string, string>): string {

@@ -142,7 +142,7 @@ const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗' };
 const describeFinding = (f: Finding) => `  ${MARK[f.verdict]} ${f.check}: ${f.text}`;
 
 /** `appliance check`; returns the exit status. */
-export async function runCheck(argv: readonly string[]): Promise<number> {
+export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let values: { output?: string[]; source?: string; profile?: string; ffmpeg?: string; 'header-file'?: string; ca?: string; config?: string; json?: boolean; 'no-cpu'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
@@ -162,7 +162,7 @@ export async function runCheck(argv: readonly string[]): Promise<number> {
   const { ffmpeg, findings } = await checkFfmpeg(ffmpegFlag);
   let capture: Awaited<ReturnType<typeof checkCapture>> | undefined;
   if (source && ffmpeg) capture = await checkCapture(source, values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE, ffmpegFlag);
-  const headers = pushHeaders(process.env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
+  const headers = pushHeaders(env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
   const ca = await trustedCertificates(values.ca ?? fromFile('ca'));
   const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
   const uploads = new Map<OriginReport, Finding>();

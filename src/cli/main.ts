@@ -12,7 +12,7 @@ import { packageVersion } from '../version.ts';
 
 
 /** Runs one command; returns the exit status. Only this function prints user-facing errors. */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -30,7 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(`${USAGE}\n`);
         return EXIT_OK;
       }
-      const resolved = await resolveStart(options, process.cwd());
+      const resolved = await resolveStart(options, process.cwd(), env);
       if (options.dryRun) {
         resolved.feedRelay?.stop();
         process.stdout.write(describe(resolved));
@@ -40,7 +40,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       await runStart(resolved, options, createLogger(options.logLevel, terminal), terminal);
       return EXIT_OK;
     }
-    if (command === 'check') return await runCheck(rest);
+    if (command === 'check') return await runCheck(rest, env);
     if (command === 'install-service') return await runInstallService(rest);
     if (command === 'devices') return await runDevices(rest);
     if (command === 'stop') {
@@ -48,7 +48,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     }
     if (command === 'origin') {
-      await runOrigin(rest);
+      await runOrigin(rest, env);
       return EXIT_OK;
     }
     throw new ConfigError(`unknown command "${command}"; available: ${COMMANDS.join(', ')}. Run "appliance --help".`);

@@ -11,6 +11,7 @@ import { PersistedStore } from '../origin/persist.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
 import { parseBitrate } from '../config/schema.ts';
 import { hostForUrl, listenFor } from './outputs.ts';
+import { INGEST_TOKEN_ENV } from '../secret-environment.ts';
 
 export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for pushes from appliances
   --listen HOST:PORT    where to listen (default: ${DEFAULT_LISTEN}; port 0 picks a free one)
@@ -61,7 +62,7 @@ async function tokenGrants(file: string | undefined): Promise<TokenGrant[] | und
   return grants;
 }
 
-async function ingestToken(file: string | undefined, optional: boolean): Promise<string | undefined> {
+async function ingestToken(file: string | undefined, optional: boolean, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   if (file) {
     const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new ConfigError(`--token-file ${file}: cannot read it (${e.code ?? e.message})`);
@@ -70,12 +71,12 @@ async function ingestToken(file: string | undefined, optional: boolean): Promise
     if (!token) throw new ConfigError(`--token-file ${file}: the file is empty`);
     return token;
   }
-  const token = process.env['APPLIANCE_INGEST_TOKEN']?.trim();
+  const token = env[INGEST_TOKEN_ENV]?.trim();
   if (!token && !optional) throw new ConfigError('the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN, or give --token-file FILE or --tokens FILE (never on the command line)');
   return token;
 }
 
-export async function runOrigin(argv: readonly string[]): Promise<void> {
+export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
@@ -101,7 +102,7 @@ export async function runOrigin(argv: readonly string[]): Promise<void> {
   const maxStore = values['max-store'] === undefined ? undefined : (parseBitrate(values['max-store'] as string) ?? 0);
   if (maxStore === 0) throw new ConfigError(`--max-store "${values['max-store']}": expected a size such as 2000M, 500M or 1000000 (bytes)`);
   const grants = await tokenGrants(values['tokens'] as string | undefined);
-  const token = await ingestToken(values['token-file'] as string | undefined, grants !== undefined);
+  const token = await ingestToken(values['token-file'] as string | undefined, grants !== undefined, env);
   const dir = values['dir'] as string | undefined;
   if (dir) await ensureWritableDirectory(dir, { create: true });
 

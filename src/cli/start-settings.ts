@@ -4,7 +4,7 @@ import { listDevices } from '../capture/devices/list-devices.ts';
 import { atRate, resolveDevices } from '../capture/resolve-devices.ts';
 import { fileSourcePolicy } from '../capture/file-source.ts';
 import { probeInput } from '../capture/probe-input.ts';
-import { feedForLogs, feedSourcePolicy, SRT_PASSPHRASE_ENV } from '../capture/feed-source.ts';
+import { feedForLogs, feedSourcePolicy, SRT_PASSPHRASE_ENV, srtPassphrase } from '../capture/feed-source.ts';
 import { FeedRelay } from '../capture/feed-relay.ts';
 import { KEYFRAME_GRID_LATE_TOLERANCE_SECONDS } from '../capture/ts-restamp.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
@@ -115,7 +115,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     sourceReasons.push(...played.reasons);
     profile = atRate(profile, source.framerate, sourceReasons);
   } else if (request.kind === 'feed') {
-    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: env[SRT_PASSPHRASE_ENV] || undefined, segdur: profile.segdur, keyframeGrid: profile.video.passthrough });
+    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: srtPassphrase(env[SRT_PASSPHRASE_ENV]), segdur: profile.segdur, keyframeGrid: profile.video.passthrough });
     started.relay = feedRelay;
     feedRelay.start();
     const info = (feedInfo = await feedRelay.info(FEED_PROBE_MS));
@@ -163,7 +163,7 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
   const push: PushSettings = {
     profiles: options.originProfiles,
     method: options.method,
-    headers: pushing ? pushHeaders(process.env, await readHeaderFile(options.headerFile)) : {},
+    headers: pushing ? pushHeaders(env, await readHeaderFile(options.headerFile)) : {},
     ca: options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:') ? await trustedCertificates(options.ca) : undefined,
     budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
     deleteExpired: options.deleteExpired,

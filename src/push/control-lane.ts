@@ -23,6 +23,8 @@ export interface ControlContext {
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   onManifestAcknowledged(bytes: number, attempts: number): void;
+  /** A DELETE that failed DELETE_ATTEMPTS times (or was refused): the object stays at the origin. */
+  onDeleteGivenUp(path: string, attempts: number): void;
   /** Renditions not delivered, and since when (the manifest leaves them out). */
   shedSpans?: () => readonly ShedSpan[];
 }
@@ -51,6 +53,8 @@ export function deleteBefore(newest: bigint, segdur: number, tsb: number): bigin
 
 /** DELETEs sent at once, pipelined on one connection. */
 const DELETES_IN_FLIGHT = 8;
+/** A DELETE answered with a retryable failure is tried this many times in all, with the backoff between. */
+export const DELETE_ATTEMPTS = 5;
 
 /**
  * The output's control connection: the manifest (coalesced: one in flight, the newest pending,
@@ -62,7 +66,7 @@ export class ControlLane {
   /** DELETEs go pipelined on a connection of their own: LL-HLS part files make many of them. */
   readonly #deleteLane: Lane;
   readonly #wakeup = new Wakeup();
-  readonly #deletes: string[] = [];
+  readonly #deletes: { path: string; attempts: number }[] = [];
   #builder: ManifestBuilder | undefined;
   #dirty = false;
   /** Other whole documents (the multivariant playlist), sent after the manifest when they change. */
@@ -121,7 +125,7 @@ export class ControlLane {
     for (const segment of track.acknowledged) {
       if (segment >= before) continue;
       track.acknowledged.delete(segment);
-      if (this.#context.deleteExpired) this.#deletes.push(segmentPath(track.id, segment), ...this.#context.companions(track.id, segment));
+      if (this.#context.deleteExpired) for (const path of [segmentPath(track.id, segment), ...this.#context.companions(track.id, segment)]) this.#deletes.push({ path, attempts: 0 });
     }
     if (this.#deletes.length) this.#wakeup.wake();
   }
@@ -173,8 +177,17 @@ export class ControlLane {
         if (result === 'retry') entry.dirty = true;
       } else if (this.#deletes.length && !stopped()) {
         const batch = this.#deletes.splice(0, DELETES_IN_FLIGHT);
-        const results = await Promise.all(batch.map((path) => this.#context.deliver(this.#deleteLane, path, undefined, '', 'DELETE')));
-        result = results.includes('retry') ? 'retry' : 'ok';
+        const results = await Promise.all(batch.map((item) => this.#context.deliver(this.#deleteLane, item.path, undefined, '', 'DELETE')));
+        // What failed in a way worth retrying goes back to the front of the queue, up to its last attempt.
+        const again: typeof batch = [];
+        for (const [index, item] of batch.entries()) {
+          if (results[index] === 'ok') continue;
+          item.attempts++;
+          if (results[index] === 'retry' && item.attempts < DELETE_ATTEMPTS) again.push(item);
+          else if (results[index] === 'retry' || !stopped()) this.#context.onDeleteGivenUp(item.path, item.attempts);
+        }
+        this.#deletes.unshift(...again);
+        result = again.length ? 'retry' : 'ok';
         if (result === 'retry') {
           this.#deleteLane.reset();
           await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));

@@ -35,6 +35,8 @@ export class Deliverer {
   readonly #context: DelivererContext;
   #base: URL;
   #lengthRequired = false;
+  /** Request streams (a track, the manifest, playlists, DELETEs) in a failure streak: warned once, then debug until one succeeds. */
+  readonly #failing = new Set<string>();
   #warnedKind = false;
 
   constructor(context: DelivererContext) {
@@ -46,35 +48,49 @@ export class Deliverer {
     let target = upload?.redirectedTo ?? new URL(path + this.#context.url.search, this.#base);
     let refusals = 0;
     for (let redirects = upload?.redirects ?? 0; !this.#context.stopped(); ) {
+      // Credentials and the operator's headers go to the origin configured, never elsewhere.
+      const trusted = target.origin === this.#context.url.origin;
       const result = await lane.send({
         url: target,
         method,
-        headers: { ...this.#context.headers, 'user-agent': this.#context.userAgent, ...(body ? { 'content-type': contentType } : {}) },
+        headers: { ...(trusted ? this.#context.headers : {}), 'user-agent': this.#context.userAgent, ...(body ? { 'content-type': contentType } : {}) },
         body,
         wholeBody: this.#lengthRequired,
         onChunk: upload && ((chunk) => this.#context.emit({ type: 'chunk', output: this.#context.name, track, segment: upload.segment, bytes: chunk.byteLength, at: now() })),
       });
       const outcome = result.outcome;
       if (outcome.kind === 'acknowledged') {
+        this.#failing.delete(track);
         this.#checkOriginKind(result.server);
         return 'ok';
       }
-      lane.reset();
+      // An upload's body may still be in flight: start afresh. A DELETE has none, and resetting its
+      // pipelined connection would fail the DELETEs queued behind it without the origin seeing them.
+      if (method !== 'DELETE') lane.reset();
       if (this.#context.stopped()) return 'gave-up';
       const where = safeUrl(target);
       switch (outcome.kind) {
         case 'retry':
           this.#context.emit({ type: 'retry', output: this.#context.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
-          this.#context.logger[upload && upload.attempts > 0 ? 'debug' : 'warn']({ output: this.#context.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
+          // One warning per failure streak of each stream of requests (the README's promise).
+          this.#context.logger[this.#failing.has(track) ? 'debug' : 'warn']({ output: this.#context.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
+          this.#failing.add(track);
           return 'retry';
         case 'redirect': {
-          const next = new URL(outcome.location, target);
+          const next = URL.parse(outcome.location, target.href);
+          if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:')) return this.#refused(outcome, where, method, `a redirect to something that is no http(s) URL`);
           if (++redirects > MAX_REDIRECTS) return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
+          if (target.protocol === 'https:' && next.protocol === 'http:') return this.#refused(outcome, where, method, `a redirect from https to http (${safeUrl(next)}), never followed`);
+          const elsewhere = next.origin !== this.#context.url.origin;
+          if (outcome.permanent && elsewhere && method !== 'DELETE') {
+            this.#context.fail(new Error(`${safeUrl(this.#context.url)}: the origin says it moved permanently to another origin (${safeUrl(next)}); not followed, since credentials and headers go to the configured origin only: if the move is genuine, change --output (and the credentials) to the new place`));
+            return 'gave-up';
+          }
           if (upload) Object.assign(upload, { redirectedTo: next, redirects });
           const moved = next.origin + next.pathname;
-          if (outcome.permanent && moved.endsWith(path) && method !== 'DELETE') {
+          if (outcome.permanent && !elsewhere && moved.endsWith(path) && method !== 'DELETE') {
             this.#base = new URL(moved.slice(0, -path.length));
-            this.#context.logger.info({ output: this.#context.name, base: safeUrl(this.#base) }, 'push: the origin moved permanently; following it');
+            this.#context.logger.warn({ output: this.#context.name, from: where, base: safeUrl(this.#base) }, 'push: the origin moved permanently within itself; every later upload goes to the new place (update --output)');
             if (upload) upload.redirectedTo = undefined;
           }
           target = next;
@@ -103,10 +119,10 @@ export class Deliverer {
     return 'gave-up';
   }
 
-  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'gave-up' {
+  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'ok' | 'gave-up' {
     const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
     // A DELETE of something already gone is what was wanted.
-    if (method === 'DELETE' && (status === 404 || status === 410)) return 'gave-up';
+    if (method === 'DELETE' && (status === 404 || status === 410)) return 'ok';
     const message = outcome.kind === 'too-large'
       ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
       : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;

@@ -133,6 +133,10 @@ export class HttpPushOutput {
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
       onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
+      onDeleteGivenUp: (path, attempts) => {
+        this.#emit({ type: 'delete-given-up', output: this.name, path, attempts });
+        if (this.#dropWarnings.admit('delete', Date.now()).log) this.#options.logger.warn({ output: this.name, path, attempts }, 'push: an expired object could not be deleted at the origin; it stays there (counted as deletesGivenUp in the push log)');
+      },
       shedSpans: () => this.#shedding.spans,
     }, new Lane(laneOptions), new Lane({ ...laneOptions, pipelining: 8 }));
     this.#loops.push(this.#control.loop, this.#runBackfill());

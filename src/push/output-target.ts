@@ -83,7 +83,6 @@ function parsePushOutput(spec: string): PushTarget {
     throw new ConfigError(`--output "${spec}": not a valid URL; expected e.g. https://origin.example/live/live.mpd`);
   }
   const shown = `${url.protocol}//${url.host}${url.pathname}`;
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--output "${shown}": only http:// and https:// origins are supported (or a directory, e.g. out/live.mpd)`);
   if (url.username || url.password) {
     throw new ConfigError(`--output ${shown}: credentials in the URL would show in the process list and logs; give them with APPLIANCE_PUSH_USER and APPLIANCE_PUSH_PASSWORD, APPLIANCE_PUSH_TOKEN or --header-file`);
   }

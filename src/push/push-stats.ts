@@ -10,6 +10,8 @@ interface OriginFigures {
   manifests: number;
   retries: number;
   dropped: Partial<Record<DropReason, number>>;
+  /** Expired objects whose DELETE failed for good: they stay at the origin. */
+  deletesGivenUp: number;
   ackMs: RecentValues;
 }
 
@@ -19,7 +21,7 @@ export class PushStats {
 
   #figures(output: string): OriginFigures {
     let figures = this.#origins.get(output);
-    if (!figures) this.#origins.set(output, (figures = { segments: 0, bytes: 0, manifests: 0, retries: 0, dropped: {}, ackMs: new RecentValues(ACK_WINDOW) }));
+    if (!figures) this.#origins.set(output, (figures = { segments: 0, bytes: 0, manifests: 0, retries: 0, dropped: {}, deletesGivenUp: 0, ackMs: new RecentValues(ACK_WINDOW) }));
     return figures;
   }
 
@@ -33,6 +35,7 @@ export class PushStats {
       figures.bytes += event.bytes;
       if (event.ackMs !== undefined) figures.ackMs.add(event.ackMs);
     } else if (event.type === 'retry') figures.retries++;
+    else if (event.type === 'delete-given-up') figures.deletesGivenUp++;
     else figures.dropped[event.reason] = (figures.dropped[event.reason] ?? 0) + 1;
   }
 
@@ -51,6 +54,7 @@ export class PushStats {
       manifests: f.manifests,
       retries: f.retries,
       dropped: f.dropped,
+      deletesGivenUp: f.deletesGivenUp,
       ...held(output),
       ackMs: f.ackMs.summary(),
     }));

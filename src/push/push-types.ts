@@ -33,7 +33,8 @@ export type PushEvent =
   | { type: 'acknowledged'; output: string; track: string; object: 'init' | 'segment' | 'manifest'; segment?: bigint; bytes: number; attempts: number; ackMs: number | undefined }
   | { type: 'retry'; output: string; track: string; path: string; reason: string; attempt: number }
   | { type: 'dropped'; output: string; track: string; segment: bigint; bytes: number; reason: DropReason }
-  | { type: 'backlog'; output: string; bytes: number };
+  | { type: 'backlog'; output: string; bytes: number }
+  | { type: 'delete-given-up'; output: string; path: string; attempts: number };
 
 /** `shed`: not sent by design, the output's uplink being too slow for that rendition (see UplinkMonitor). */
 export type DropReason = 'budget' | 'expired' | 'rejected' | 'too-large' | 'stopped' | 'fatal' | 'shed';

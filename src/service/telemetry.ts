@@ -72,6 +72,7 @@ export class Telemetry {
   readonly #goodput: Gauge<'output'>;
   readonly #retries: Counter<'output'>;
   readonly #drops: Counter<'output' | 'reason'>;
+  readonly #deletesGivenUp: Counter<'output'>;
   readonly #backlog: Gauge<'output'>;
   readonly #chunkDelay: Histogram<'track'>;
   readonly #fps: Gauge;
@@ -123,6 +124,7 @@ export class Telemetry {
     this.#goodput = gauge('goodput_bits_per_second', `Media acknowledged by an origin over the last ${GOODPUT_WINDOW_MS / 1000} s`, ['output']);
     this.#retries = counter('push_retries_total', 'Requests to an origin re-sent after a failure', ['output']);
     this.#drops = counter('push_dropped_total', 'Segments given up for an origin, by reason', ['output', 'reason']);
+    this.#deletesGivenUp = counter('push_deletes_given_up_total', 'Expired objects whose DELETE failed for good (they stay at the origin)', ['output']);
     this.#backlog = gauge('push_backlog_bytes', 'Media waiting for an origin\'s acknowledgement', ['output']);
     this.#chunkDelay = new Histogram({ name: 'appliance_chunk_delay_seconds', help: 'From the wall-clock end of a chunk\'s media to its last byte written', labelNames: ['track'], buckets: [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5], registers });
     this.#fps = gauge('encoder_fps', 'Frames per second ffmpeg reports');
@@ -190,6 +192,8 @@ export class Telemetry {
       this.#retries.inc({ output: event.output });
     } else if (event.type === 'dropped') {
       this.#drops.inc({ output: event.output, reason: event.reason });
+    } else if (event.type === 'delete-given-up') {
+      this.#deletesGivenUp.inc({ output: event.output });
     } else if (event.object !== 'manifest') {
       figures.acked.add(now, event.bytes);
       this.#acknowledged.inc({ output: event.output }, event.bytes);

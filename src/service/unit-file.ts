@@ -74,6 +74,9 @@ ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
+# /proc shows this service only its own user's processes (systemd ≥ 247). No secret is in any of
+# its command lines or its children's environments in the first place (they come from secrets.env).
+ProtectProc=invisible
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes

@@ -9,6 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
 import { assertSegmentsConform } from '../helpers/segments.ts';
 import { logLines, ROOT, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+import { descendants, procEntries } from '../helpers/proc.ts';
 
 // A real sender (ffmpeg: test pattern and tone, H.264 + AAC in MPEG-TS) to a loopback port, the
 // appliance receiving it.
@@ -89,14 +90,35 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     }
   });
 
-  it('SRT (the appliance listening, a caller sending with a passphrase): ingested, and the passphrase never logged', async () => {
+  it('SRT (the appliance listening, a caller sending with a passphrase): ingested; no secret in any child\'s command line, environment or log', async () => {
     const port = await freeUdpPort();
     const out = join(dir, 'srt');
     const passphrase = 'correct-horse-battery';
-    const appliance = startAppliance(await systemNode(), ['start', '--source', `srt://127.0.0.1:${port}?mode=listener`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt'), '--duration', '10'], { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } });
+    const secrets = { APPLIANCE_SRT_PASSPHRASE: passphrase, APPLIANCE_PUSH_TOKEN: 'push-token-never-seen', APPLIANCE_INGEST_TOKEN: 'ingest-token-never-seen' };
+    const appliance = startAppliance(await systemNode(), ['start', '--source', `srt://127.0.0.1:${port}?mode=listener`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt'), '--duration', '10'], { timeout: 120_000, env: secrets });
     await sleep(1500);
     const feed = sender(`srt://127.0.0.1:${port}?mode=caller&passphrase=${passphrase}`, '1280x720');
     try {
+      // The launcher and the appliance itself hold the secrets; what they start (the relay, the encoder) must not.
+      let children: number[] = [];
+      for (let i = 0; i < 150 && children.length < 2; i++) {
+        const tree = await descendants(appliance.pid!);
+        const node = (await Promise.all(tree.map(async (pid) => ({ pid, argv: (await procEntries(pid, 'cmdline')) ?? [] })))).find((p) => p.argv.some((a) => /appliance\.(js|ts)$/.test(a)));
+        const started = node ? await descendants(node.pid) : [];
+        children = (await Promise.all(started.map(async (pid) => ((await procEntries(pid, 'cmdline'))?.[0]?.endsWith('ffmpeg') ? pid : undefined)))).filter((pid) => pid !== undefined);
+        if (children.length < 2) await sleep(100);
+      }
+      assert.ok(children.length >= 2, `the relay and the encoder run (${children.length} ffmpeg found)`);
+      const argvs = await Promise.all(children.map((pid) => procEntries(pid, 'cmdline')));
+      assert.ok(argvs.some((argv) => argv?.includes('concat')), 'the relay reads the feed from its script');
+      for (const [index, pid] of children.entries()) {
+        const environ = await procEntries(pid, 'environ');
+        assert.ok(environ?.some((e) => e.startsWith('PATH=')), 'the rest of the environment is kept');
+        for (const [name, value] of Object.entries(secrets)) {
+          assert.ok(!argvs[index]!.join(' ').includes(value), `${name} on the command line of ${pid}`);
+          assert.ok(!environ!.some((e) => e.startsWith(`${name}=`) || e.includes(value)), `${name} in the environment of ${pid}`);
+        }
+      }
       await assertSrtIngested(await appliance, out, passphrase, 60);
     } finally {
       await stop(feed);

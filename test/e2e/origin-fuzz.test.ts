@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ResultPromise } from 'execa';
-import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
+import { startApplianceOrigin } from '../helpers/run.ts';
 
 // A bounded fuzz of `appliance origin` in its own process: random, truncated and mutated
 // playlists, MPDs, boxes, request heads and ranges; after every case the process is alive and
@@ -13,14 +13,10 @@ const CASES = 2000;
 let origin: ResultPromise;
 let base: string;
 let port: number;
-let log = '';
+let log: () => string;
 
 before(async () => {
-  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--max-body', '1M'], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 300_000 });
-  origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
-  const url = await waitForLogField(origin, 'origin listening', 'url', 30_000);
-  assert.ok(url);
-  base = url.replace(/\/$/, '');
+  ({ child: origin, base, log } = await startApplianceOrigin(['--listen', '127.0.0.1:0', '--max-body', '1M'], { APPLIANCE_INGEST_TOKEN: TOKEN }));
   port = Number(new URL(base).port);
 });
 after(async () => {
@@ -133,11 +129,11 @@ describe(`appliance origin under ${CASES} random inputs (seed ${SEED})`, { timeo
         ]);
         await rawHead(Buffer.from(head, 'latin1'));
       }
-      assert.equal(origin.exitCode, null, `the origin ended at ${what}:\n${log.slice(-2000)}`);
+      assert.equal(origin.exitCode, null, `the origin ended at ${what}:\n${log().slice(-2000)}`);
       assert.equal(await get('time'), 200, `/time after ${what}`);
     }
     const seconds = (performance.now() - started) / 1000;
     process.stderr.write(`# fuzz: ${CASES} cases in ${seconds.toFixed(1)} s; answers ${JSON.stringify(Object.fromEntries(statuses))}\n`);
-    assert.ok(!/"level":50.*a request failed inside the origin/.test(log), `no request needed the last-resort guard:\n${log.split('\n').filter((l) => l.includes('failed inside')).slice(0, 3).join('\n')}`);
+    assert.ok(!/"level":50.*a request failed inside the origin/.test(log()), `no request needed the last-resort guard:\n${log().split('\n').filter((l) => l.includes('failed inside')).slice(0, 3).join('\n')}`);
   });
 });

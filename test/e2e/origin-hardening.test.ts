@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type Socket } from 'node:net';
 import type { ResultPromise } from 'execa';
-import { logLines, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
+import { logLines, startApplianceOrigin } from '../helpers/run.ts';
 
 // `appliance origin` as operators run it, in its own process: an input that kills it shows here
 // as a dead process, not as a crash of the test runner.
@@ -10,14 +10,10 @@ const TOKEN = 'hardening-test-token';
 const auth = { Authorization: `Bearer ${TOKEN}` };
 let origin: ResultPromise;
 let base: string;
-let log = '';
+let log: () => string;
 
 before(async () => {
-  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--headers-timeout', '1', '--body-timeout', '1', '--max-client-connections', '64'], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 300_000 });
-  origin.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
-  const url = await waitForLogField(origin, 'origin listening', 'url', 30_000);
-  assert.ok(url, 'the origin listens');
-  base = url.replace(/\/$/, '');
+  ({ child: origin, base, log } = await startApplianceOrigin(['--listen', '127.0.0.1:0', '--headers-timeout', '1', '--body-timeout', '1', '--max-client-connections', '64'], { APPLIANCE_INGEST_TOKEN: TOKEN }));
 });
 after(async () => {
   if (origin.exitCode === null) origin.kill('SIGTERM');
@@ -64,7 +60,7 @@ describe('appliance origin survives any upload', { timeout: 120_000 }, () => {
     }
     // The held request is answered (by the 3-target-duration rule), not by a dead process.
     assert.ok([200, 503].includes((await held).status));
-    const refusals = logLines(log).filter((l) => l['msg'] === 'origin: refused an uploaded playlist' && l['path'] === 'a/v.m3u8');
+    const refusals = logLines(log()).filter((l) => l['msg'] === 'origin: refused an uploaded playlist' && l['path'] === 'a/v.m3u8');
     assert.equal(refusals.length, 4, 'one warning per refused upload, naming the path');
   });
 

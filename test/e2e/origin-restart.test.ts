@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ResultPromise } from 'execa';
-import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
+import { startApplianceOrigin } from '../helpers/run.ts';
 
 const TOKEN = 'restart-test-token';
 const dirs: string[] = [];
@@ -18,13 +18,9 @@ after(async () => {
 });
 
 async function startOrigin(dir: string, listen = '127.0.0.1:0'): Promise<{ child: ResultPromise; base: string; log: () => string }> {
-  const child = startAppliance(await systemNode(), ['origin', '--listen', listen, '--dir', dir], { env: { APPLIANCE_INGEST_TOKEN: TOKEN }, timeout: 120_000 });
-  children.push(child);
-  let log = '';
-  child.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
-  const url = await waitForLogField(child, 'origin listening', 'url', 30_000);
-  assert.ok(url, `the origin listens: ${log}`);
-  return { child, base: url.replace(/\/$/, ''), log: () => log };
+  const started = await startApplianceOrigin(['--listen', listen, '--dir', dir], { APPLIANCE_INGEST_TOKEN: TOKEN }, 120_000);
+  children.push(started.child);
+  return started;
 }
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

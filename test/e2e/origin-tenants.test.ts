@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ResultPromise } from 'execa';
-import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
+import { startApplianceOrigin } from '../helpers/run.ts';
 
 const ADMIN = 'tenant-test-admin-token';
 const ALPHA = 'alpha-tenant-token-0001';
@@ -17,10 +17,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'appliance-tenants-'));
   const tokens = join(dir, 'tokens');
   await writeFile(tokens, `# tenants\n/alpha/ ${ALPHA}\nbeta ${BETA}\n`);
-  origin = startAppliance(await systemNode(), ['origin', '--listen', '127.0.0.1:0', '--tokens', tokens, '--max-store', '300000', '--tsb', '1', '--hold', '1'], { env: { APPLIANCE_INGEST_TOKEN: ADMIN }, timeout: 120_000 });
-  const url = await waitForLogField(origin, 'origin listening', 'url', 30_000);
-  assert.ok(url, 'the origin listens');
-  base = url.replace(/\/$/, '');
+  ({ child: origin, base } = await startApplianceOrigin(['--listen', '127.0.0.1:0', '--tokens', tokens, '--max-store', '300000', '--tsb', '1', '--hold', '1'], { APPLIANCE_INGEST_TOKEN: ADMIN }, 120_000));
 });
 after(async () => {
   if (origin.exitCode === null) origin.kill('SIGTERM');

@@ -15,7 +15,7 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
   it('systemd/appliance.service is the unit install-service writes for /opt/appliance, and systemd-analyze verifies it', async () => {
     assert.equal(await readFile(join(ROOT, 'systemd', 'appliance.service'), 'utf8'), renderUnit(DEFAULT_UNIT));
     const unit = renderUnit(DEFAULT_UNIT);
-    for (const line of ['Type=notify', 'NotifyAccess=all', 'Restart=always', 'RestartPreventExitStatus=2', 'KillMode=mixed', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'SupplementaryGroups=video audio', 'DevicePolicy=closed', 'StateDirectory=appliance', 'ConfigurationDirectory=appliance']) {
+    for (const line of ['Type=notify', 'NotifyAccess=all', 'Restart=always', 'RestartPreventExitStatus=2', 'KillMode=mixed', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'ProtectProc=invisible', 'NoNewPrivileges=yes', 'SupplementaryGroups=video audio', 'DevicePolicy=closed', 'StateDirectory=appliance', 'ConfigurationDirectory=appliance']) {
       assert.ok(unit.split('\n').includes(line), line);
     }
     assert.ok(!/^MemoryDenyWriteExecute/m.test(unit), 'V8 needs writable executable memory');

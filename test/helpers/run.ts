@@ -37,6 +37,23 @@ export async function runAppliance(args: string[], options: Options = {}) {
   return startAppliance(await systemNode(), args, options);
 }
 
+/**
+ * `appliance origin ARGS` in its own process (an input that kills it shows as a dead process, not
+ * a crash of the test runner), once it listens: the process, its base URL (no trailing slash) and
+ * its log so far.
+ */
+export async function startApplianceOrigin(args: string[], env: Record<string, string>, timeout = 300_000): Promise<{ child: ResultPromise; base: string; log: () => string }> {
+  const child = startAppliance(await systemNode(), ['origin', ...args], { env, timeout });
+  let log = '';
+  child.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
+  const url = await waitForLogField(child, 'origin listening', 'url', 30_000);
+  if (!url) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw new Error(`the origin did not listen: ${log.slice(-2000)}`);
+  }
+  return { child, base: url.replace(/\/$/, ''), log: () => log };
+}
+
 /** pino's JSON lines from stderr, skipping anything else. */
 export function logLines(stderr: string): Record<string, unknown>[] {
   return stderr.split('\n').flatMap((line) => {
