@@ -19,10 +19,32 @@ export async function avSyncRun(seconds: number): Promise<AvSyncRun> {
   try {
     const profile = await writeLightProfile(dir);
     const out = join(dir, 'out');
-    const run = await execa(process.execPath, ['bin/appliance.js', 'start', '--source', 'test:sync:drift', '--profile', profile, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', String(seconds)], { reject: false, timeout: (seconds + 60) * 1000 });
+    const run = await execa(
+      process.execPath,
+      [
+        'bin/appliance.js',
+        'start',
+        '--source',
+        'test:sync:drift',
+        '--profile',
+        profile,
+        '--output',
+        join(out, 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--duration',
+        String(seconds),
+      ],
+      { reject: false, timeout: (seconds + 60) * 1000 },
+    );
     if (run.exitCode !== 0) throw new Error(`the A/V run failed: ${String(run.stderr).slice(-1000)}`);
-    const reported = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.['avOffset'] as AvSyncRun['reported'];
-    return { offsetsMs: (await measureAvSync(out, '360p')).offsetsMs, reported: typeof reported === 'object' ? reported : undefined };
+    const reported = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.[
+      'avOffset'
+    ] as AvSyncRun['reported'];
+    return {
+      offsetsMs: (await measureAvSync(out, '360p')).offsetsMs,
+      reported: typeof reported === 'object' ? reported : undefined,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

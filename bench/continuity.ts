@@ -25,12 +25,16 @@ const parseLog = (text: string) => logLines(text) as LogLine[];
 
 /** One appliance as a unit file starts it (pinned Node, two malloc arenas), on the test source, logging every chunk. */
 function startAppliance(args: string[]): ResultPromise & { log: () => string } {
-  const child = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--log-level', 'trace', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
-    reject: false,
-    timeout: 120_000,
-  });
+  const child = execa(
+    process.execPath,
+    ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--log-level', 'trace', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+      reject: false,
+      timeout: 120_000,
+    },
+  );
   let text = '';
   child.stderr!.on('data', (piece: Buffer) => (text += piece.toString()));
   return Object.assign(child, { log: () => text });
@@ -104,7 +108,14 @@ export interface KillRun {
 /** The appliance writing to a directory; ffmpeg SIGKILLed `killAfter` s after the first segment. */
 export async function killRun(seconds = 24, killAfter = 8): Promise<KillRun> {
   const dir = await mkdtemp(join(tmpdir(), 'appliance-bench-kill-'));
-  const appliance = startAppliance(['--duration', String(seconds), '--output', join(dir, 'live.mpd'), '--state-dir', join(dir, 'state')]);
+  const appliance = startAppliance([
+    '--duration',
+    String(seconds),
+    '--output',
+    join(dir, 'live.mpd'),
+    '--state-dir',
+    join(dir, 'state'),
+  ]);
   try {
     const pid = (await waitFor(appliance, 'ffmpeg started'))['pid'] as number;
     await waitFor(appliance, 'first segment');
@@ -115,19 +126,27 @@ export async function killRun(seconds = 24, killAfter = 8): Promise<KillRun> {
     if (result.exitCode !== 0) {
       const saved = join(tmpdir(), `appliance-bench-kill-${Date.now()}.log`);
       await writeFile(saved, appliance.log());
-      throw new Error(`appliance exited ${result.exitCode ?? result.signal} (its log: ${saved}): ${appliance.log().slice(-2000)}`);
+      throw new Error(
+        `appliance exited ${result.exitCode ?? result.signal} (its log: ${saved}): ${appliance.log().slice(-2000)}`,
+      );
     }
     const lines = parseLog(appliance.log());
     const interrupted = lines.find((l) => l['msg'] === 'source interrupted');
     const back = lines.find((l) => l['msg'] === 'source back: slate ended');
-    if (!interrupted || !back) throw new Error('the kill was not seen as an interruption followed by the source coming back');
+    if (!interrupted || !back)
+      throw new Error('the kill was not seen as an interruption followed by the source coming back');
     const chunks = lines.filter((l) => l['msg'] === 'chunk') as unknown as ChunkLine[];
     const slate = chunks.filter((c) => c.slate).map((c) => c.at - c.mediaEndMs);
     return {
       detectedAfterMs: timeOf(interrupted) - killedAt,
       longestSilenceMs: longestSilenceMs(chunks, killedAt - 2000, timeOf(back) + 2000),
       longestSilenceBeforeMs: longestSilenceMs(chunks, killedAt - 6000, killedAt - 1000),
-      slateChunkDelayMs: { p50: quantile(slate, 0.5), p95: quantile(slate, 0.95), max: Math.max(...slate), count: slate.length },
+      slateChunkDelayMs: {
+        p50: quantile(slate, 0.5),
+        p95: quantile(slate, 0.95),
+        max: Math.max(...slate),
+        count: slate.length,
+      },
       slateMs: slateSpanMs(chunks),
       sequenceHoles: sequenceHoles(chunks),
       restarted: lines.some((l) => l['msg'] === 'ffmpeg restarted'),
@@ -166,12 +185,14 @@ export async function restartRun(firstSeconds = 10, secondSeconds = 10): Promise
     first.kill('SIGTERM');
     const firstResult = await first;
     const stopMs = Date.now() - stoppedAt;
-    if (firstResult.exitCode !== 0) throw new Error(`the first appliance exited ${firstResult.exitCode}: ${first.log().slice(-2000)}`);
+    if (firstResult.exitCode !== 0)
+      throw new Error(`the first appliance exited ${firstResult.exitCode}: ${first.log().slice(-2000)}`);
     second = startAppliance(args);
     await waitFor(second, 'first segment');
     await sleep(secondSeconds * 1000);
     second.kill('SIGTERM');
-    if ((await second).exitCode !== 0) throw new Error(`the second appliance exited with an error: ${second.log().slice(-2000)}`);
+    if ((await second).exitCode !== 0)
+      throw new Error(`the second appliance exited with an error: ${second.log().slice(-2000)}`);
     const before = parseLog(first.log()).filter((l) => l['msg'] === 'chunk') as unknown as ChunkLine[];
     const afterLines = parseLog(second.log());
     const after = afterLines.filter((l) => l['msg'] === 'chunk') as unknown as ChunkLine[];
@@ -182,7 +203,9 @@ export async function restartRun(firstSeconds = 10, secondSeconds = 10): Promise
     return {
       stopMs,
       handoverSilenceMs: Math.max(...tracks.map((t) => firstOf(t).at - lastOf(t).at)),
-      segmentsSkipped: Math.max(...tracks.map((t) => Number(BigInt(firstOf(t).segment) - BigInt(lastOf(t).segment)) - 1)),
+      segmentsSkipped: Math.max(
+        ...tracks.map((t) => Number(BigInt(firstOf(t).segment) - BigInt(lastOf(t).segment)) - 1),
+      ),
       slateMs: slateSpanMs([...before, ...after]),
       sequenceHoles: sequenceHoles([...before, ...after]),
       periods: mpd.match(/<Period /g)?.length ?? 0,
@@ -223,7 +246,9 @@ export async function playerKillRuns(): Promise<PlayerKillRun[]> {
           seconds: 24,
           killAtSecond: 9,
           kill: () => {
-            const pid = parseLog(appliance.log()).filter((l) => l['msg'] === 'ffmpeg started' || l['msg'] === 'ffmpeg restarted').at(-1)?.['pid'];
+            const pid = parseLog(appliance.log())
+              .filter((l) => l['msg'] === 'ffmpeg started' || l['msg'] === 'ffmpeg restarted')
+              .at(-1)?.['pid'];
             process.kill(pid, 'SIGKILL');
           },
         });

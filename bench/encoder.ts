@@ -32,14 +32,23 @@ async function procStat(pid: number): Promise<{ cpuSeconds: number; peakRssMiB: 
   return { cpuSeconds: (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS_PER_SECOND, peakRssMiB: hwmKiB / 1024 };
 }
 
-export async function runEncoderOnce(options: { seconds: number; profile: string; source: string }): Promise<EncoderRun> {
+export async function runEncoderOnce(options: {
+  seconds: number;
+  profile: string;
+  source: string;
+}): Promise<EncoderRun> {
   const { profile } = await loadProfile(options.profile);
   const source = parseTestSource(options.source);
   const plan = buildEncoderPlan(profile, source, profile.video.renditions);
   const ffmpeg = await locateFfmpeg(undefined, { encoders: ['libx264', 'aac'], filters: [...TEST_SOURCE_FILTERS] });
   const logger = createLogger('error');
   let speed: number | undefined;
-  const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan, logger, onProgress: (p) => (speed = p.speed ?? speed) });
+  const encoder = startEncoder({
+    ffmpegPath: ffmpeg.path,
+    plan,
+    logger,
+    onProgress: (p) => (speed = p.speed ?? speed),
+  });
 
   const latencyMs: Record<string, number[]> = {};
   const samples: Record<string, { timescale: number; list: Sample[] }> = {};
@@ -56,7 +65,8 @@ export async function runEncoderOnce(options: { seconds: number; profile: string
           if (!last) continue;
           const endMs = Number(((last.decodeTime + BigInt(last.duration)) * 1000n) / BigInt(timescale));
           latencyMs[track.id]!.push(arrival - endMs);
-          (samples[track.id] ??= { timescale, list: [] }).list.push(...traf.samples);
+          samples[track.id] ??= { timescale, list: [] };
+          samples[track.id]!.list.push(...traf.samples);
         }
       }
     });
@@ -80,7 +90,10 @@ export async function runEncoderOnce(options: { seconds: number; profile: string
       e.size += s.size;
       e.ticks += BigInt(s.duration);
       bytes.set(segment, e);
-      if (s.sync) (idrs++, aligned && idrsOnGrid++);
+      if (s.sync) {
+        idrs++;
+        if (aligned) idrsOnGrid++;
+      }
     }
     bitrateDeviationPct[track.id] = [...bytes.values()]
       .filter((e) => e.starts && e.ticks === ticks)

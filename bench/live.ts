@@ -44,13 +44,25 @@ export interface LiveRun {
 export async function liveRun(seconds: number): Promise<LiveRun> {
   const dir = await mkdtemp(join(tmpdir(), 'appliance-bench-live-'));
   // One process, as a unit file starts it: the pinned Node, its flags, the launcher running in-process.
-  const child = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--duration', String(seconds), '--output', join(dir, 'live.mpd')], {
-    cwd: ROOT,
-    // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
-    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
-    reject: false,
-    timeout: (seconds + 30) * 1000,
-  });
+  const child = execa(
+    process.execPath,
+    [
+      '--max-semi-space-size=2',
+      'bin/appliance.js',
+      'start',
+      '--duration',
+      String(seconds),
+      '--output',
+      join(dir, 'live.mpd'),
+    ],
+    {
+      cwd: ROOT,
+      // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
+      env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+      reject: false,
+      timeout: (seconds + 30) * 1000,
+    },
+  );
   const samples: ProcessSample[] = [];
   try {
     const sampling = (async () => {
@@ -62,16 +74,21 @@ export async function liveRun(seconds: number): Promise<LiveRun> {
     })();
     const result = await child;
     await sampling;
-    if (result.exitCode !== 0) throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
-    const logs = String(result.stderr).split('\n').flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, any>];
-      } catch {
-        return [];
-      }
-    });
+    if (result.exitCode !== 0)
+      throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
+    const logs = String(result.stderr)
+      .split('\n')
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, any>];
+        } catch {
+          return [];
+        }
+      });
     const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'];
-    const speeds = logs.filter((l) => l['msg'] === 'encoding' && typeof l['speed'] === 'number').map((l) => l['speed'] as number);
+    const speeds = logs
+      .filter((l) => l['msg'] === 'encoding' && typeof l['speed'] === 'number')
+      .map((l) => l['speed'] as number);
     // Steady state: from 5 s in (modules loaded, ffmpeg running) to the last sample.
     const steady = samples.filter((s) => s.at - samples[0]!.at >= 5000);
     const first = steady[0]!;

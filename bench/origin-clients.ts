@@ -20,7 +20,8 @@ export interface ClientsRun {
   idleOpenAtEnd: number;
 }
 
-const rssMiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rssMiB = async (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 function open(port: number, localAddress: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -29,8 +30,16 @@ function open(port: number, localAddress: string): Promise<Socket> {
   });
 }
 
-export async function originUnderClients(root = fileURLToPath(new URL('../', import.meta.url)), idle = 500, slow = 50): Promise<ClientsRun> {
-  const origin = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'origin', '--listen', '127.0.0.1:0'], { cwd: root, env: { APPLIANCE_INGEST_TOKEN: TOKEN }, reject: false });
+export async function originUnderClients(
+  root = fileURLToPath(new URL('../', import.meta.url)),
+  idle = 500,
+  slow = 50,
+): Promise<ClientsRun> {
+  const origin = execa(
+    process.execPath,
+    ['--max-semi-space-size=2', 'bin/appliance.js', 'origin', '--listen', '127.0.0.1:0'],
+    { cwd: root, env: { APPLIANCE_INGEST_TOKEN: TOKEN }, reject: false },
+  );
   const sockets: Socket[] = [];
   const timers: NodeJS.Timeout[] = [];
   try {
@@ -48,7 +57,9 @@ export async function originUnderClients(root = fileURLToPath(new URL('../', imp
     for (let i = 0; i < slow; i++) {
       const socket = await open(port, address(i));
       socket.on('error', () => undefined);
-      socket.write(`PUT /slow/${i}.m4s HTTP/1.1\r\nHost: origin\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      socket.write(
+        `PUT /slow/${i}.m4s HTTP/1.1\r\nHost: origin\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      );
       timers.push(setInterval(() => socket.write('1\r\nx\r\n'), 1000));
       sockets.push(socket);
     }
@@ -74,7 +85,8 @@ export async function originUnderClients(root = fileURLToPath(new URL('../', imp
     }
     agent.destroy();
     times.sort((a, b) => a - b);
-    const q = (p: number) => Number((times[Math.min(times.length - 1, Math.max(0, Math.ceil(p * times.length) - 1))] ?? NaN).toFixed(2));
+    const q = (p: number) =>
+      Number((times[Math.min(times.length - 1, Math.max(0, Math.ceil(p * times.length) - 1))] ?? NaN).toFixed(2));
     return {
       timeMs: { p50: q(0.5), p99: q(0.99), max: q(1) },
       requests: times.length,

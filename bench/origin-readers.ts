@@ -34,7 +34,8 @@ function reader() {
       const m = seam.indexOf(MAGIC);
       if (m >= 0 && m < tail.length && m + 16 <= seam.length) record(seam.readDoubleBE(m + 8));
     }
-    for (let m = piece.indexOf(MAGIC); m >= 0 && m + 16 <= piece.length; m = piece.indexOf(MAGIC, m + 16)) record(piece.readDoubleBE(m + 8));
+    for (let m = piece.indexOf(MAGIC); m >= 0 && m + 16 <= piece.length; m = piece.indexOf(MAGIC, m + 16))
+      record(piece.readDoubleBE(m + 8));
     tail = Buffer.from(piece.subarray(Math.max(0, piece.length - 15)));
     const last = Buffer.concat([tail, piece.subarray(Math.max(0, piece.length - 7))]).subarray(-7);
     if (piece.subarray(0, 12).toString() === 'HTTP/1.1 404') {
@@ -49,7 +50,12 @@ function reader() {
 }
 
 for (let i = 0; i < readerCount; i++) reader();
-setTimeout(() => {
-  // Exit only once the (large) report has left: exiting at once would cut the pipe at 64 KiB.
-  process.stdout.write(JSON.stringify({ delays: delays.map((d) => Number(d.toFixed(3))), errors }), () => process.exit(0));
-}, seconds * 1000 + 500);
+setTimeout(
+  () => {
+    // Exit only once the (large) report has left: exiting at once would cut the pipe at 64 KiB.
+    process.stdout.write(JSON.stringify({ delays: delays.map((d) => Number(d.toFixed(3))), errors }), () =>
+      process.exit(0),
+    );
+  },
+  seconds * 1000 + 500,
+);

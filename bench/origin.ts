@@ -12,7 +12,10 @@ const CHUNK_BYTES = 37_500; // 100 ms of 720p at 3 Mb/s
 async function procStat(pid: number) {
   const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return { cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100, peakRssMiB: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024 };
+  return {
+    cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100,
+    peakRssMiB: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024,
+  };
 }
 
 /** Pushes one rendition like the appliance does: a chunked PUT per segment, a chunk every 100 ms. */
@@ -26,7 +29,11 @@ function startUploader(base: string): () => void {
     if (n !== segment) {
       current?.end();
       segment = n;
-      current = request(`${base}/720p/${n}.m4s`, { method: 'PUT', agent, headers: { Authorization: `Bearer ${TOKEN}`, 'Transfer-Encoding': 'chunked' } });
+      current = request(`${base}/720p/${n}.m4s`, {
+        method: 'PUT',
+        agent,
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Transfer-Encoding': 'chunked' },
+      });
       current.on('response', (res) => res.resume());
       current.on('error', () => undefined);
       current.setNoDelay(true);
@@ -54,11 +61,15 @@ export interface FanOutRun {
 }
 
 export async function originFanOut(readers: number, seconds: number): Promise<FanOutRun> {
-  const origin = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'origin', '--listen', '127.0.0.1:0', '--tsb', '10'], {
-    cwd: ROOT,
-    env: { APPLIANCE_INGEST_TOKEN: TOKEN },
-    reject: false,
-  });
+  const origin = execa(
+    process.execPath,
+    ['--max-semi-space-size=2', 'bin/appliance.js', 'origin', '--listen', '127.0.0.1:0', '--tsb', '10'],
+    {
+      cwd: ROOT,
+      env: { APPLIANCE_INGEST_TOKEN: TOKEN },
+      reject: false,
+    },
+  );
   try {
     let base: string | undefined;
     let log = '';
@@ -71,7 +82,12 @@ export async function originFanOut(readers: number, seconds: number): Promise<Fa
     const stopUploading = startUploader(base);
     await sleep(1500);
     // Readers in two processes: one event loop serving 500 sockets would measure itself, not the origin.
-    const readerProcesses = [0].map(() => execa(process.execPath, ['bench/origin-readers.ts', base!, String(readers), String(seconds)], { cwd: ROOT, reject: false }));
+    const readerProcesses = [0].map(() =>
+      execa(process.execPath, ['bench/origin-readers.ts', base!, String(readers), String(seconds)], {
+        cwd: ROOT,
+        reject: false,
+      }),
+    );
     await sleep(2000); // connections established, steady state
     const before = await procStat(origin.pid!);
     await sleep((seconds - 3) * 1000);
@@ -81,7 +97,11 @@ export async function originFanOut(readers: number, seconds: number): Promise<Fa
     const parts = results.map((r) => JSON.parse(String(r.stdout)) as { delays: number[]; errors: number });
     const delays = parts.flatMap((p) => p.delays).sort((a, b) => a - b);
     const q = (p: number) => Number(delays[Math.min(delays.length - 1, Math.ceil(p * delays.length) - 1)]!.toFixed(2));
-    const measured = { delaysMs: { p50: q(0.5), p99: q(0.99), max: q(1) }, chunks: delays.length, errors: parts.reduce((n, p) => n + p.errors, 0) };
+    const measured = {
+      delaysMs: { p50: q(0.5), p99: q(0.99), max: q(1) },
+      chunks: delays.length,
+      errors: parts.reduce((n, p) => n + p.errors, 0),
+    };
     return {
       readers,
       ...measured,

@@ -30,13 +30,31 @@ const WIDTH = 1280;
 async function glassToGlass(page: Page): Promise<number | undefined> {
   const s = WIDTH / 1920;
   const before = Date.now();
-  const png = await page.screenshot({ clip: { x: Math.round(24 * s), y: Math.round(16 * s), width: Math.round(720 * s), height: Math.round(112 * s) } });
+  const png = await page.screenshot({
+    clip: { x: Math.round(24 * s), y: Math.round(16 * s), width: Math.round(720 * s), height: Math.round(112 * s) },
+  });
   const shotAt = (before + Date.now()) / 2;
   const dir = await mkdtemp(join(tmpdir(), 'appliance-g2g-'));
   try {
     await writeFile(join(dir, 'in.png'), png);
-    await execa('ffmpeg', ['-v', 'error', '-y', '-i', join(dir, 'in.png'), '-vf', 'scale=360:56,format=gray,negate', join(dir, 'out.png')]);
-    const { stdout } = await execa('tesseract', [join(dir, 'out.png'), '-', '--psm', '7', '-c', 'tessedit_char_whitelist=0123456789:.']);
+    await execa('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      join(dir, 'in.png'),
+      '-vf',
+      'scale=360:56,format=gray,negate',
+      join(dir, 'out.png'),
+    ]);
+    const { stdout } = await execa('tesseract', [
+      join(dir, 'out.png'),
+      '-',
+      '--psm',
+      '7',
+      '-c',
+      'tessedit_char_whitelist=0123456789:.',
+    ]);
     const shown = clockMillis(stdout.trim());
     if (shown === undefined) return undefined;
     const midnight = Math.floor(shotAt / 86_400_000) * 86_400_000;
@@ -53,7 +71,11 @@ async function glassToGlass(page: Page): Promise<number | undefined> {
  * in headless Chromium; glass-to-glass read from the burnt-in clock every 3 s.
  */
 export async function playersRun(seconds: number): Promise<PlayerRun[]> {
-  const appliance = execa(process.execPath, ['bin/appliance.js', 'start', '--listen', '127.0.0.1:0', '--duration', String(2 * seconds + 30)], { cwd: new URL('../', import.meta.url), reject: false, env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+  const appliance = execa(
+    process.execPath,
+    ['bin/appliance.js', 'start', '--listen', '127.0.0.1:0', '--duration', String(2 * seconds + 30)],
+    { cwd: new URL('../', import.meta.url), reject: false, env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
+  );
   const browser = await launchChromium();
   try {
     let url: string | undefined;

@@ -31,7 +31,9 @@ const children = async (pid: number): Promise<number[]> => {
 };
 
 /** Samples a process and its children every 500 ms until it exits. */
-async function sample(child: ResultPromise): Promise<{ own: ProcessSample[]; all: { at: number; cpuSeconds: number }[] }> {
+async function sample(
+  child: ResultPromise,
+): Promise<{ own: ProcessSample[]; all: { at: number; cpuSeconds: number }[] }> {
   const own: ProcessSample[] = [];
   const all: { at: number; cpuSeconds: number }[] = [];
   const kids = new Set<number>();
@@ -40,7 +42,8 @@ async function sample(child: ResultPromise): Promise<{ own: ProcessSample[]; all
     if (self) own.push(self);
     for (const kid of await children(child.pid)) kids.add(kid);
     const kidSamples = await Promise.all([...kids].map((k) => sampleProcess(k)));
-    if (self) all.push({ at: self.at, cpuSeconds: self.cpuSeconds + kidSamples.reduce((n, s) => n + (s?.cpuSeconds ?? 0), 0) });
+    if (self)
+      all.push({ at: self.at, cpuSeconds: self.cpuSeconds + kidSamples.reduce((n, s) => n + (s?.cpuSeconds ?? 0), 0) });
     await sleep(500);
   }
   return { own, all };
@@ -70,23 +73,42 @@ function originFigures(origin: TestOrigin, tracks: string[], offsetMs = 0) {
     chunks += steady.reduce((n, u) => n + u.chunks.length, 0);
     segments += steady.length;
   }
-  return { chunkDelayMs, interArrivalMs: { p50: round(quantile(gaps, 0.5)), p95: round(quantile(gaps, 0.95)) }, chunksPerSegment: round(chunks / segments) };
+  return {
+    chunkDelayMs,
+    interArrivalMs: { p50: round(quantile(gaps, 0.5)), p95: round(quantile(gaps, 0.95)) },
+    chunksPerSegment: round(chunks / segments),
+  };
 }
 
 /** The appliance (ultra-ll, test source) pushing to the project's origin in this process. */
 export async function appliancePushRun(seconds: number): Promise<PushRun> {
   const origin = await startTestOrigin({ token: TOKEN });
   try {
-    const child = execa(process.execPath, ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--duration', String(seconds), '--log-level', 'trace', '--output', `${origin.base}/live/live.mpd`], {
-      cwd: ROOT,
-      // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
-      env: { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN },
-      reject: false,
-      timeout: (seconds + 30) * 1000,
-    });
+    const child = execa(
+      process.execPath,
+      [
+        '--max-semi-space-size=2',
+        'bin/appliance.js',
+        'start',
+        '--duration',
+        String(seconds),
+        '--log-level',
+        'trace',
+        '--output',
+        `${origin.base}/live/live.mpd`,
+      ],
+      {
+        cwd: ROOT,
+        // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
+        env: { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN },
+        reject: false,
+        timeout: (seconds + 30) * 1000,
+      },
+    );
     const samples = await sample(child);
     const result = await child;
-    if (result.exitCode !== 0) throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
+    if (result.exitCode !== 0)
+      throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
     const handedOver = new Map<string, number>();
     for (const line of String(result.stderr).split('\n')) {
       if (!line.includes('"msg":"chunk"')) continue;
@@ -103,7 +125,11 @@ export async function appliancePushRun(seconds: number): Promise<PushRun> {
     }
     return {
       ...originFigures(origin, ['1080p', '720p', 'audio']),
-      pushLatencyMs: { p50: round(quantile(latencies, 0.5)), p95: round(quantile(latencies, 0.95)), p99: round(quantile(latencies, 0.99)) },
+      pushLatencyMs: {
+        p50: round(quantile(latencies, 0.5)),
+        p95: round(quantile(latencies, 0.95)),
+        p99: round(quantile(latencies, 0.99)),
+      },
       nodeCpuPercent: round(share(samples.own)),
       totalCpuPercent: round(share(samples.all)),
       nodePeakRssMiB: round(Math.max(...samples.own.map((s) => s.peakRssMiB))),
@@ -124,30 +150,105 @@ export async function appliancePushRun(seconds: number): Promise<PushRun> {
 export async function ffmpegDashRun(seconds: number): Promise<PushRun> {
   const origin = await startTestOrigin({ token: TOKEN });
   try {
-    const child = execa('ffmpeg', [
-      '-hide_banner', '-loglevel', 'error', '-re',
-      '-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30',
-      '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000', '-progress', 'pipe:1',
-      '-t', String(seconds),
-      '-map', '0:v', '-map', '0:v', '-map', '1:a',
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p',
-      '-g', '30', '-keyint_min', '30', '-sc_threshold', '0',
-      '-b:v:0', '6M', '-maxrate:v:0', '6M', '-bufsize:v:0', '6M',
-      '-filter:v:1', 'scale=1280:720', '-b:v:1', '3M', '-maxrate:v:1', '3M', '-bufsize:v:1', '3M',
-      '-c:a', 'aac', '-b:a', '128k', '-ac', '2',
-      '-f', 'dash', '-ldash', '1', '-streaming', '1', '-seg_duration', '1', '-frag_type', 'duration', '-frag_duration', '0.1',
-      '-use_template', '1', '-use_timeline', '0', '-window_size', '30', '-remove_at_exit', '0',
-      '-method', 'PUT', '-http_persistent', '1', '-headers', `Authorization: Bearer ${TOKEN}\r\n`,
-      `${origin.base}/ff/live.mpd`,
-    ], { reject: false, timeout: (seconds + 30) * 1000 });
+    const child = execa(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=1920x1080:rate=30',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=1000:sample_rate=48000',
+        '-progress',
+        'pipe:1',
+        '-t',
+        String(seconds),
+        '-map',
+        '0:v',
+        '-map',
+        '0:v',
+        '-map',
+        '1:a',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-tune',
+        'zerolatency',
+        '-pix_fmt',
+        'yuv420p',
+        '-g',
+        '30',
+        '-keyint_min',
+        '30',
+        '-sc_threshold',
+        '0',
+        '-b:v:0',
+        '6M',
+        '-maxrate:v:0',
+        '6M',
+        '-bufsize:v:0',
+        '6M',
+        '-filter:v:1',
+        'scale=1280:720',
+        '-b:v:1',
+        '3M',
+        '-maxrate:v:1',
+        '3M',
+        '-bufsize:v:1',
+        '3M',
+        '-c:a',
+        'aac',
+        '-b:a',
+        '128k',
+        '-ac',
+        '2',
+        '-f',
+        'dash',
+        '-ldash',
+        '1',
+        '-streaming',
+        '1',
+        '-seg_duration',
+        '1',
+        '-frag_type',
+        'duration',
+        '-frag_duration',
+        '0.1',
+        '-use_template',
+        '1',
+        '-use_timeline',
+        '0',
+        '-window_size',
+        '30',
+        '-remove_at_exit',
+        '0',
+        '-method',
+        'PUT',
+        '-http_persistent',
+        '1',
+        '-headers',
+        `Authorization: Bearer ${TOKEN}\r\n`,
+        `${origin.base}/ff/live.mpd`,
+      ],
+      { reject: false, timeout: (seconds + 30) * 1000 },
+    );
     let mediaZero = Infinity;
     child.stdout!.on('data', (text: Buffer) => {
       const at = performance.timeOrigin + performance.now();
-      for (const match of text.toString().matchAll(/out_time_us=(\d+)/g)) mediaZero = Math.min(mediaZero, at - Number(match[1]) / 1000);
+      for (const match of text.toString().matchAll(/out_time_us=(\d+)/g))
+        mediaZero = Math.min(mediaZero, at - Number(match[1]) / 1000);
     });
     const samples = await sample(child);
     const result = await child;
-    if (result.exitCode !== 0) throw new Error(`ffmpeg dash exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
+    if (result.exitCode !== 0)
+      throw new Error(`ffmpeg dash exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
     return {
       ...originFigures(origin, ['stream0', 'stream1', 'stream2'], mediaZero),
       pushLatencyMs: undefined,

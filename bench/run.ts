@@ -11,7 +11,14 @@ import { originUnderClients, type ClientsRun } from './origin-clients.ts';
 import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 import { playersRun, type PlayerRun } from './players.ts';
 import { avSyncRun, type AvSyncRun } from './av-sync.ts';
-import { killRun, playerKillRuns, restartRun, type KillRun, type PlayerKillRun, type RestartRun } from './continuity.ts';
+import {
+  killRun,
+  playerKillRuns,
+  restartRun,
+  type KillRun,
+  type PlayerKillRun,
+  type RestartRun,
+} from './continuity.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,7 +75,14 @@ if (want('live')) {
   }
   const tracks = Object.keys(results[0]!.chunkDelayMs);
   const perTrack = Object.fromEntries(
-    tracks.map((id) => [id, { p50: round(median(results.map((r) => r.chunkDelayMs[id]!.p50))), p95: round(median(results.map((r) => r.chunkDelayMs[id]!.p95))), max: round(Math.max(...results.map((r) => r.chunkDelayMs[id]!.max))) }]),
+    tracks.map((id) => [
+      id,
+      {
+        p50: round(median(results.map((r) => r.chunkDelayMs[id]!.p50))),
+        p95: round(median(results.map((r) => r.chunkDelayMs[id]!.p95))),
+        max: round(Math.max(...results.map((r) => r.chunkDelayMs[id]!.max))),
+      },
+    ]),
   );
   const worstP50 = Math.max(...Object.values(perTrack).map((t) => t.p50));
   const worstP95 = Math.max(...Object.values(perTrack).map((t) => t.p95));
@@ -95,23 +109,41 @@ if (want('encoder')) {
     log(`encoder run ${i + 1}/${runs} done`);
   }
   const ids = Object.keys(results[0]!.latencyMs);
-  const videoLatency = Math.max(...ids.filter((id) => id !== 'audio').map((id) => median(results.map((r) => median(r.latencyMs[id]!)))));
+  const videoLatency = Math.max(
+    ...ids.filter((id) => id !== 'audio').map((id) => median(results.map((r) => median(r.latencyMs[id]!)))),
+  );
   const deviations = results.flatMap((r) => Object.values(r.bitrateDeviationPct).flat());
   const maxDeviation = Math.max(...deviations.map(Math.abs));
   const idrRatio = results.reduce((n, r) => n + r.idrsOnGrid, 0) / results.reduce((n, r) => n + r.idrs, 0);
   const cores = median(results.map((r) => r.ffmpegCoresPerMediaSecond));
   report['encoder'] = {
     what: `${runs} runs of 15 s; fragment arrival in Node − media end; per-segment bitrate vs target`,
-    fragmentLatencyMs: Object.fromEntries(ids.map((id) => [id, { p50: round(median(results.map((r) => median(r.latencyMs[id]!)))), p95: round(median(results.map((r) => quantile(r.latencyMs[id]!, 0.95)))) }])),
+    fragmentLatencyMs: Object.fromEntries(
+      ids.map((id) => [
+        id,
+        {
+          p50: round(median(results.map((r) => median(r.latencyMs[id]!)))),
+          p95: round(median(results.map((r) => quantile(r.latencyMs[id]!, 0.95)))),
+        },
+      ]),
+    ),
     segmentBitrateDeviationPct: { maxAbs: round(maxDeviation), segments: deviations.length },
     idrsOnEpochGrid: round(idrRatio, 4),
     ffmpegCoresPerMediaSecond: round(cores, 2),
     ffmpegPeakRssMiB: round(median(results.map((r) => r.ffmpegPeakRssMiB))),
   };
   targets['idrsOnEpochGrid'] = { target: '1', measured: round(idrRatio, 4), met: idrRatio === 1 };
-  targets['segmentBitrateDeviationMaxAbsPct'] = { target: '<= 10', measured: round(maxDeviation), met: maxDeviation <= 10 };
+  targets['segmentBitrateDeviationMaxAbsPct'] = {
+    target: '<= 10',
+    measured: round(maxDeviation),
+    met: maxDeviation <= 10,
+  };
   targets['ffmpegCoresPerMediaSecond'] = { target: '< 1.2', measured: round(cores, 2), met: cores < 1.2 };
-  targets['encoderVideoFragmentLatencyP50Ms'] = { target: '< 60', measured: round(videoLatency), met: videoLatency < 60 };
+  targets['encoderVideoFragmentLatencyP50Ms'] = {
+    target: '< 60',
+    measured: round(videoLatency),
+    met: videoLatency < 60,
+  };
 }
 
 if (want('origin')) {
@@ -124,7 +156,11 @@ if (want('origin')) {
     }
     const p99 = median(results.map((r) => r.delaysMs.p99));
     fanOut[String(readers)] = {
-      deliveryDelayMs: { p50: round(median(results.map((r) => r.delaysMs.p50)), 2), p99: round(p99, 2), max: round(Math.max(...results.map((r) => r.delaysMs.max)), 2) },
+      deliveryDelayMs: {
+        p50: round(median(results.map((r) => r.delaysMs.p50)), 2),
+        p99: round(p99, 2),
+        max: round(Math.max(...results.map((r) => r.delaysMs.max)), 2),
+      },
       p99PerRun: results.map((r) => r.delaysMs.p99),
       originCpuPercentOfCore: round(median(results.map((r) => r.originCpuPercentOfCore))),
       originPeakRssMiB: round(median(results.map((r) => r.originPeakRssMiB))),
@@ -137,7 +173,10 @@ if (want('origin')) {
   for (let i = 0; i < runs; i++) crowded.push(await originUnderClients());
   fanOut['500 idle + 50 slow-body clients'] = {
     what: 'GET /time, 500 requests one after another, while 500 connections sit idle and 50 uploads trickle a byte a second (127.0.0.2-11)',
-    timeMs: { p50: round(median(crowded.map((r) => r.timeMs.p50)), 2), p99: round(median(crowded.map((r) => r.timeMs.p99)), 2) },
+    timeMs: {
+      p50: round(median(crowded.map((r) => r.timeMs.p50)), 2),
+      p99: round(median(crowded.map((r) => r.timeMs.p99)), 2),
+    },
     p99PerRun: crowded.map((r) => r.timeMs.p99),
     failed: crowded.reduce((n, r) => n + r.failed, 0),
     originRssMiB: round(median(crowded.map((r) => r.originRssMiB))),
@@ -160,8 +199,19 @@ if (want('push')) {
   const summarise = (results: PushRun[]) => {
     const tracks = Object.keys(results[0]!.chunkDelayMs);
     return {
-      chunkDelayMs: Object.fromEntries(tracks.map((t) => [t, { p50: round(median(results.map((r) => r.chunkDelayMs[t]!.p50))), p95: round(median(results.map((r) => r.chunkDelayMs[t]!.p95))) }])),
-      interArrivalMs: { p50: round(median(results.map((r) => r.interArrivalMs.p50))), p95: round(median(results.map((r) => r.interArrivalMs.p95))) },
+      chunkDelayMs: Object.fromEntries(
+        tracks.map((t) => [
+          t,
+          {
+            p50: round(median(results.map((r) => r.chunkDelayMs[t]!.p50))),
+            p95: round(median(results.map((r) => r.chunkDelayMs[t]!.p95))),
+          },
+        ]),
+      ),
+      interArrivalMs: {
+        p50: round(median(results.map((r) => r.interArrivalMs.p50))),
+        p95: round(median(results.map((r) => r.interArrivalMs.p95))),
+      },
       chunksPerSegment: median(results.map((r) => r.chunksPerSegment)),
       totalCpuPercentOfCore: round(median(results.map((r) => r.totalCpuPercent))),
       load1: results.map((r) => round(r.load1, 2)),
@@ -169,14 +219,19 @@ if (want('push')) {
   };
   const us = summarise(ours);
   const them = summarise(theirs);
-  const worst = (s: ReturnType<typeof summarise>, q: 'p50' | 'p95') => Math.max(...Object.values(s.chunkDelayMs).map((d) => d[q]));
+  const worst = (s: ReturnType<typeof summarise>, q: 'p50' | 'p95') =>
+    Math.max(...Object.values(s.chunkDelayMs).map((d) => d[q]));
   const pushP50 = median(ours.map((r) => r.pushLatencyMs!.p50));
   const pushP99 = median(ours.map((r) => r.pushLatencyMs!.p99));
   report['push'] = {
     what: `${runs} runs of ${seconds} s each: the appliance (ultra-ll, test source) pushing to the project's origin on 127.0.0.1, then ffmpeg -f dash -ldash 1 -streaming 1 -method PUT with the same source, ladder and 1 s / 100 ms cut; all figures measured at the origin (medians across runs)`,
     appliance: {
       ...us,
-      pushLatencyMs: { p50: round(pushP50), p95: round(median(ours.map((r) => r.pushLatencyMs!.p95))), p99: round(pushP99) },
+      pushLatencyMs: {
+        p50: round(pushP50),
+        p95: round(median(ours.map((r) => r.pushLatencyMs!.p95))),
+        p99: round(pushP99),
+      },
       nodeCpuPercentOfCore: round(median(ours.map((r) => r.nodeCpuPercent!))),
       nodePeakRssMiB: round(median(ours.map((r) => r.nodePeakRssMiB!))),
     },
@@ -192,7 +247,11 @@ if (want('push')) {
   targets['pushLatencyP50Ms'] = { target: '<= 2', measured: round(pushP50), met: pushP50 <= 2 };
   targets['pushLatencyP99Ms'] = { target: '<= 10', measured: round(pushP99), met: pushP99 <= 10 };
   targets['pushChunkDelayAtOriginP50Ms'] = { target: '<= 50', measured: worst(us, 'p50'), met: worst(us, 'p50') <= 50 };
-  targets['pushChunkDelayAtOriginP95Ms'] = { target: '<= 120', measured: worst(us, 'p95'), met: worst(us, 'p95') <= 120 };
+  targets['pushChunkDelayAtOriginP95Ms'] = {
+    target: '<= 120',
+    measured: worst(us, 'p95'),
+    met: worst(us, 'p95') <= 120,
+  };
 }
 
 if (want('players')) {
@@ -228,7 +287,8 @@ if (want('players')) {
   report['players'] = {
     what: `${runs} runs: the appliance (ultra-ll, full ladder, built-in origin), then dash.js and hls.js in turn for ${seconds} s each in headless Chromium (one player at a time, 1280×720 element, no rendition cap); latency as each player reports it (median of 1 s samples after 5 s), glass-to-glass = host clock at a screenshot − the burnt-in clock it shows (OCR)`,
     ...summary,
-    gpacForComparison: 'measured earlier (../shared/notes/gpac-behaviour-measured.md): dash.js at ~4 s, hls.js at 1.1–1.35 s with 2–4 stalls per 30 s',
+    gpacForComparison:
+      'measured earlier (../shared/notes/gpac-behaviour-measured.md): dash.js at ~4 s, hls.js at 1.1–1.35 s with 2–4 stalls per 30 s',
   };
 }
 
@@ -249,30 +309,47 @@ if (want('continuity')) {
   const perPlayer = Object.fromEntries(
     (['dash.js', 'hls.js'] as const).map((kind) => {
       const mine = players.filter((r) => r.kind === kind);
-      return [kind, {
-        slateInMediaMs: { median: med(mine, (r) => r.slateInMediaMs), perRun: mine.map((r) => Math.round(r.slateInMediaMs)) },
-        slateOnScreenMs: med(mine, (r) => r.slateOnScreenMs),
-        slateShownMs: med(mine, (r) => r.slateShownMs),
-        latencyMs: med(mine, (r) => r.latencyMs),
-        stalls: mine.reduce((n, r) => n + r.waits, 0),
-        waitingMs: { median: med(mine, (r) => r.waitingMs), perRun: mine.map((r) => r.waitingMs) },
-        errors: mine.reduce((n, r) => n + r.errors, 0),
-        liveAgainAtEnd: mine.every((r) => r.liveAtEnd),
-      }];
+      return [
+        kind,
+        {
+          slateInMediaMs: {
+            median: med(mine, (r) => r.slateInMediaMs),
+            perRun: mine.map((r) => Math.round(r.slateInMediaMs)),
+          },
+          slateOnScreenMs: med(mine, (r) => r.slateOnScreenMs),
+          slateShownMs: med(mine, (r) => r.slateShownMs),
+          latencyMs: med(mine, (r) => r.latencyMs),
+          stalls: mine.reduce((n, r) => n + r.waits, 0),
+          waitingMs: { median: med(mine, (r) => r.waitingMs), perRun: mine.map((r) => r.waitingMs) },
+          errors: mine.reduce((n, r) => n + r.errors, 0),
+          liveAgainAtEnd: mine.every((r) => r.liveAtEnd),
+        },
+      ];
     }),
   );
   report['continuity'] = {
     what: `${runs} runs each of: ffmpeg SIGKILLed 8 s into a 24 s run to a directory (figures from the appliance's per-chunk trace); SIGTERM 10.45 s in and a new process on the same outputs and state (systemctl restart); and each player on the built-in origin while ffmpeg is SIGKILLed 9 s in (slate seen on a canvas every 100 ms). Medians across runs`,
     kill: {
       detectedAfterMs: med(kills, (r) => r.detectedAfterMs),
-      longestOutputSilenceMs: { median: silence, perRun: kills.map((r) => r.longestSilenceMs), normalBeforeKill: med(kills, (r) => r.longestSilenceBeforeMs) },
-      slateChunkDelayMs: { p50: med(kills, (r) => r.slateChunkDelayMs.p50), p95: med(kills, (r) => r.slateChunkDelayMs.p95), max: Math.max(...kills.map((r) => r.slateChunkDelayMs.max)) },
+      longestOutputSilenceMs: {
+        median: silence,
+        perRun: kills.map((r) => r.longestSilenceMs),
+        normalBeforeKill: med(kills, (r) => r.longestSilenceBeforeMs),
+      },
+      slateChunkDelayMs: {
+        p50: med(kills, (r) => r.slateChunkDelayMs.p50),
+        p95: med(kills, (r) => r.slateChunkDelayMs.p95),
+        max: Math.max(...kills.map((r) => r.slateChunkDelayMs.max)),
+      },
       slateMs: med(kills, (r) => r.slateMs),
       restarted: kills.every((r) => r.restarted),
     },
     serviceRestart: {
       stopMs: med(restarts, (r) => r.stopMs),
-      handoverSilenceMs: { median: med(restarts, (r) => r.handoverSilenceMs), perRun: restarts.map((r) => r.handoverSilenceMs) },
+      handoverSilenceMs: {
+        median: med(restarts, (r) => r.handoverSilenceMs),
+        perRun: restarts.map((r) => r.handoverSilenceMs),
+      },
       segmentsSkipped: skipped,
       slateMs: med(restarts, (r) => r.slateMs),
       periods: [...new Set(restarts.map((r) => r.periods))],
@@ -298,11 +375,19 @@ if (want('avsync')) {
   const worst = avRuns.map((r) => Math.max(...r.offsetsMs.map(Math.abs)));
   report['avSync'] = {
     what: `${runs} runs of 60 s of test:sync:drift (the tone through a sound card 1500 ppm fast, from 10 s 800 ppm) on one 360p rendition: each beep's onset minus its flash in the output segments (positive: audio late), and the appliance's own figure (median lags)`,
-    offsetMs: { median: round(median(avRuns.flatMap((r) => r.offsetsMs))), worstPerRun: worst, beepsPerRun: avRuns.map((r) => r.offsetsMs.length) },
+    offsetMs: {
+      median: round(median(avRuns.flatMap((r) => r.offsetsMs))),
+      worstPerRun: worst,
+      beepsPerRun: avRuns.map((r) => r.offsetsMs.length),
+    },
     reportedByAppliance: avRuns.map((r) => r.reported),
     frameMs: round(1000 / 30),
   };
-  targets['avSyncWithinOneFrameMs'] = { target: '<= 33.3', measured: round(median(worst)), met: Math.max(...worst) <= 1000 / 30 };
+  targets['avSyncWithinOneFrameMs'] = {
+    target: '<= 33.3',
+    measured: round(median(worst)),
+    met: Math.max(...worst) <= 1000 / 30,
+  };
 }
 
 report['load1AtEnd'] = round(loadavg()[0]!, 2);

@@ -71,7 +71,10 @@ const currentMajor = Number(process.versions.node.split('.')[0]);
 if (pinned && !samePath(pinned, process.execPath)) {
   // The IPC channel closes when this launcher dies, even by SIGKILL: the appliance then stops
   // cleanly on its own instead of running on as an orphan.
-  const child = spawn(pinned, [...NODE_FLAGS, entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...PINNED_NODE_ENV, ...process.env } });
+  const child = spawn(pinned, [...NODE_FLAGS, entry, ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...PINNED_NODE_ENV, ...process.env },
+  });
   // A service manager or script may signal only this process; pass it on. The child handles a
   // repeated signal (e.g. Ctrl-C reaching both processes) as one stop request.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {

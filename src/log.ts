@@ -16,13 +16,32 @@ export function createLogger(level: LogLevel = 'info', terminal?: TerminalLog): 
       level,
       base: { app: 'appliance' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['token', '*.token', 'password', '*.password', 'passphrase', '*.passphrase', 'authorization', '*.authorization'], censor: '[redacted]' },
+      redact: {
+        paths: [
+          'token',
+          '*.token',
+          'password',
+          '*.password',
+          'passphrase',
+          '*.passphrase',
+          'authorization',
+          '*.authorization',
+        ],
+        censor: '[redacted]',
+      },
     },
     terminal ?? pino.destination({ fd: 2, sync: true }),
   );
 }
 
-const LEVEL_NAMES: Record<number, [string, string]> = { 10: ['TRACE', '90'], 20: ['DEBUG', '36'], 30: ['INFO ', '32'], 40: ['WARN ', '33'], 50: ['ERROR', '31'], 60: ['FATAL', '35'] };
+const LEVEL_NAMES: Record<number, [string, string]> = {
+  10: ['TRACE', '90'],
+  20: ['DEBUG', '36'],
+  30: ['INFO ', '32'],
+  40: ['WARN ', '33'],
+  50: ['ERROR', '31'],
+  60: ['FATAL', '35'],
+};
 const HIDDEN_FIELDS = new Set(['level', 'time', 'msg', 'app', 'pid', 'hostname']);
 
 /** Pure: one pino JSON record → a line for people: time, level, message, then the fields as key=value. */
@@ -37,7 +56,10 @@ export function humanLine(json: string, colour: boolean): string {
   const time = typeof record['time'] === 'string' ? record['time'].slice(11, 23) : '';
   const fields = Object.entries(record)
     .filter(([key]) => !HIDDEN_FIELDS.has(key))
-    .map(([key, value]) => `${key}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`);
+    .map(
+      ([key, value]) =>
+        `${key}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`,
+    );
   const level = colour ? `\x1b[${code}m${name}\x1b[0m` : name;
   return [time, level, String(record['msg'] ?? ''), ...fields].join(' ');
 }

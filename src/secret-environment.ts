@@ -8,7 +8,13 @@ import { SRT_PASSPHRASE_ENV } from './capture/feed-source.ts';
 
 export const INGEST_TOKEN_ENV = 'APPLIANCE_INGEST_TOKEN';
 
-const SECRET_VARIABLES = new Set([PUSH_TOKEN_ENV, PUSH_USER_ENV, PUSH_PASSWORD_ENV, INGEST_TOKEN_ENV, SRT_PASSPHRASE_ENV]);
+const SECRET_VARIABLES = new Set([
+  PUSH_TOKEN_ENV,
+  PUSH_USER_ENV,
+  PUSH_PASSWORD_ENV,
+  INGEST_TOKEN_ENV,
+  SRT_PASSPHRASE_ENV,
+]);
 /** A variable of ours named like a secret, whether or not this version reads it. */
 const SECRET_LIKE = /^APPLIANCE_.*(TOKEN|PASSWORD|PASSPHRASE|SECRET|KEY|CREDENTIAL)/i;
 

@@ -28,6 +28,11 @@ export class RecentValues {
   summary(): { p50: number; p95: number; max: number; count: number } | undefined {
     if (!this.#count) return undefined;
     const round = (x: number) => Math.round(x * 10) / 10;
-    return { p50: round(this.quantile(0.5)!), p95: round(this.quantile(0.95)!), max: round(this.quantile(1)!), count: this.#count };
+    return {
+      p50: round(this.quantile(0.5)!),
+      p95: round(this.quantile(0.95)!),
+      max: round(this.quantile(1)!),
+      count: this.#count,
+    };
   }
 }

@@ -7,4 +7,5 @@ export async function packageVersion(): Promise<string> {
 }
 
 /** What uploads say they are (the ingest spec asks sources to identify themselves). */
-export const userAgent = (version: string) => `appliance/${version} (node ${process.version}; ${process.platform}-${process.arch})`;
+export const userAgent = (version: string) =>
+  `appliance/${version} (node ${process.version}; ${process.platform}-${process.arch})`;

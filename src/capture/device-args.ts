@@ -44,7 +44,8 @@ const videoQueue = (choice: VideoChoice) => String(Math.max(32, Math.ceil(VIDEO_
 const rate = (r: number) => String(Number(r.toFixed(6)));
 
 /** dshow's real-time buffer: one second of the camera's frames at raw size (its 3 MB default holds one 1080p frame). */
-export const dshowRtbufsize = (choice: VideoChoice) => Math.ceil((choice.width * choice.height * 2 * choice.captureRate) / 2 ** 20) * 2 ** 20;
+export const dshowRtbufsize = (choice: VideoChoice) =>
+  Math.ceil((choice.width * choice.height * 2 * choice.captureRate) / 2 ** 20) * 2 ** 20;
 
 /** One lavfi graph as an input. */
 export const lavfiInput = (graph: string) => ['-f', 'lavfi', '-thread_queue_size', '64', '-i', graph];
@@ -56,7 +57,8 @@ export function standInCard(width: number, height: number, framerate: number): s
 }
 
 /** Silence standing in for missing sound, released in real time; its stamps are the caller's. */
-export const standInSilence = (audio: AudioFormat) => `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime`;
+export const standInSilence = (audio: AudioFormat) =>
+  `anullsrc=r=${audio.samplerate}:cl=${audio.channels === 1 ? 'mono' : 'stereo'},arealtime`;
 
 /** A card standing in for a missing camera: the ladder still has its picture, released in real time and stamped with the wall clock. */
 export function noCameraInput(width: number, height: number, framerate: number): string[] {
@@ -70,20 +72,33 @@ export function noMicrophoneInput(audio: AudioFormat): string[] {
 
 function v4l2Input(device: SelectedDevice, choice: VideoChoice): string[] {
   return [
-    '-f', 'v4l2',
-    '-thread_queue_size', videoQueue(choice),
+    '-f',
+    'v4l2',
+    '-thread_queue_size',
+    videoQueue(choice),
     ...(choice.format ? ['-input_format', choice.format] : []),
-    '-framerate', rate(choice.captureRate),
-    '-video_size', `${choice.width}x${choice.height}`,
+    '-framerate',
+    rate(choice.captureRate),
+    '-video_size',
+    `${choice.width}x${choice.height}`,
     // The kernel's capture time (CLOCK_MONOTONIC) converted to the wall clock: the stamp nearest the sensor.
-    '-ts', 'abs',
-    '-i', device.id,
+    '-ts',
+    'abs',
+    '-i',
+    device.id,
   ];
 }
 
 function linuxAudioInput(device: SelectedDevice, audio: AudioFormat): string[] {
   // ALSA and Pulse stamp with the wall clock themselves (ALSA less its buffer delay, smoothed).
-  const common = ['-thread_queue_size', String(AUDIO_QUEUE_PACKETS), '-sample_rate', String(audio.samplerate), '-channels', String(audio.channels)];
+  const common = [
+    '-thread_queue_size',
+    String(AUDIO_QUEUE_PACKETS),
+    '-sample_rate',
+    String(audio.samplerate),
+    '-channels',
+    String(audio.channels),
+  ];
   if (device.api === 'pulse') {
     const fragmentBytes = Math.round((audio.samplerate * audio.channels * 2 * AUDIO_BUFFER_MS) / 1000);
     return ['-f', 'pulse', ...common, '-fragment_size', String(fragmentBytes), '-i', device.id];
@@ -95,42 +110,68 @@ function linuxAudioInput(device: SelectedDevice, audio: AudioFormat): string[] {
 function avfoundationInput(source: DeviceSource): string[] {
   const choice = source.video?.choice;
   return [
-    '-f', 'avfoundation',
-    '-thread_queue_size', choice ? videoQueue(choice) : String(AUDIO_QUEUE_PACKETS),
+    '-f',
+    'avfoundation',
+    '-thread_queue_size',
+    choice ? videoQueue(choice) : String(AUDIO_QUEUE_PACKETS),
     ...(choice
       ? [
           // avfoundation takes only a rate equal to the maximum of one of the device's ranges.
-          '-framerate', rate(choice.captureRate),
-          '-video_size', `${choice.width}x${choice.height}`,
+          '-framerate',
+          rate(choice.captureRate),
+          '-video_size',
+          `${choice.width}x${choice.height}`,
           // Its default (yuv420p) is one cameras rarely have.
-          '-pixel_format', choice.format ?? 'uyvy422',
+          '-pixel_format',
+          choice.format ?? 'uyvy422',
         ]
       : []),
     // Sample buffers carry host-clock (since boot) times: stamp at arrival with the wall clock instead.
-    '-use_wallclock_as_timestamps', '1',
-    '-i', `${source.video?.id ?? 'none'}:${source.audio?.id ?? 'none'}`,
+    '-use_wallclock_as_timestamps',
+    '1',
+    '-i',
+    `${source.video?.id ?? 'none'}:${source.audio?.id ?? 'none'}`,
   ];
 }
 
 /** Windows: one dshow input for both (`video=NAME:audio=NAME`), one graph and one clock. */
 function dshowInput(source: DeviceSource, audio: AudioFormat): string[] {
   const choice = source.video?.choice;
-  const names = [...(source.video ? [`video=${source.video.id}`] : []), ...(source.audio ? [`audio=${source.audio.id}`] : [])];
+  const names = [
+    ...(source.video ? [`video=${source.video.id}`] : []),
+    ...(source.audio ? [`audio=${source.audio.id}`] : []),
+  ];
   return [
-    '-f', 'dshow',
+    '-f',
+    'dshow',
     ...(choice
       ? [
-          '-rtbufsize', String(dshowRtbufsize(choice)),
-          '-thread_queue_size', videoQueue(choice),
+          '-rtbufsize',
+          String(dshowRtbufsize(choice)),
+          '-thread_queue_size',
+          videoQueue(choice),
           ...(choice.format ? (choice.compressed ? ['-vcodec', choice.format] : ['-pixel_format', choice.format]) : []),
-          '-video_size', `${choice.width}x${choice.height}`,
-          '-framerate', rate(choice.captureRate),
+          '-video_size',
+          `${choice.width}x${choice.height}`,
+          '-framerate',
+          rate(choice.captureRate),
         ]
       : ['-thread_queue_size', String(AUDIO_QUEUE_PACKETS)]),
-    ...(source.audio ? ['-audio_buffer_size', String(AUDIO_BUFFER_MS), '-sample_rate', String(audio.samplerate), '-channels', String(audio.channels)] : []),
+    ...(source.audio
+      ? [
+          '-audio_buffer_size',
+          String(AUDIO_BUFFER_MS),
+          '-sample_rate',
+          String(audio.samplerate),
+          '-channels',
+          String(audio.channels),
+        ]
+      : []),
     // DirectShow's stream times count from the graph's start: stamp at arrival with the wall clock.
-    '-use_wallclock_as_timestamps', '1',
-    '-i', names.join(':'),
+    '-use_wallclock_as_timestamps',
+    '1',
+    '-i',
+    names.join(':'),
   ];
 }
 
@@ -139,7 +180,11 @@ export function deviceInputs(source: DeviceSource, audio: AudioFormat): SourceIn
   const card = () => noCameraInput(source.width, source.height, source.framerate);
   if (source.platform === 'linux') {
     const video = source.video ? v4l2Input(source.video, source.video.choice) : card();
-    return { args: [...video, ...(source.audio ? linuxAudioInput(source.audio, audio) : noMicrophoneInput(audio))], video: '0:v', audio: '1:a' };
+    return {
+      args: [...video, ...(source.audio ? linuxAudioInput(source.audio, audio) : noMicrophoneInput(audio))],
+      video: '0:v',
+      audio: '1:a',
+    };
   }
   const combined = source.platform === 'darwin' ? avfoundationInput(source) : dshowInput(source, audio);
   if (!source.video) return { args: [...combined, ...card()], video: '1:v', audio: '0:a' };

@@ -2,7 +2,11 @@ import { ConfigError } from '../errors.ts';
 import type { Camera, CaptureDevice, Microphone } from './devices/types.ts';
 
 /** What `--source device[:video=…,audio=…]` asks for: a name, an index, the default, or none. */
-export type DevicePick = { by: 'default' } | { by: 'none' } | { by: 'index'; index: number } | { by: 'name'; name: string };
+export type DevicePick =
+  | { by: 'default' }
+  | { by: 'none' }
+  | { by: 'index'; index: number }
+  | { by: 'name'; name: string };
 
 export interface DeviceRequest {
   kind: 'device';
@@ -26,14 +30,19 @@ export function parseDeviceSpec(spec: string): DeviceRequest {
   // Device names may hold commas; a new part starts only where `video=` or `audio=` follows one.
   for (const part of rest.split(/,(?=\s*(?:video|audio)=)/)) {
     const match = /^\s*(video|audio)=(.*)$/s.exec(part);
-    if (!match) throw new ConfigError(`--source "${spec}": "${part}" is not video=NAME|INDEX or audio=NAME|INDEX (use none for no camera or no microphone)`);
+    if (!match)
+      throw new ConfigError(
+        `--source "${spec}": "${part}" is not video=NAME|INDEX or audio=NAME|INDEX (use none for no camera or no microphone)`,
+      );
     request[match[1] as 'video' | 'audio'] = pickOf(match[2]!);
   }
-  if (request.video.by === 'none' && request.audio.by === 'none') throw new ConfigError(`--source "${spec}": video=none and audio=none leave nothing to capture`);
+  if (request.video.by === 'none' && request.audio.by === 'none')
+    throw new ConfigError(`--source "${spec}": video=none and audio=none leave nothing to capture`);
   return request;
 }
 
-export const describePick = (pick: DevicePick) => (pick.by === 'name' ? `"${pick.name}"` : pick.by === 'index' ? `#${pick.index}` : pick.by);
+export const describePick = (pick: DevicePick) =>
+  pick.by === 'name' ? `"${pick.name}"` : pick.by === 'index' ? `#${pick.index}` : pick.by;
 
 /** Every device of a kind as one line each, for error messages: `#0 "HD Pro Webcam C920" (/dev/video0)`. */
 export function availableList(devices: readonly CaptureDevice[], kind: 'video' | 'audio'): string {
@@ -48,7 +57,11 @@ export function availableList(devices: readonly CaptureDevice[], kind: 'video' |
  * `default`: the system's default, else the first that is not a screen or an output's monitor.
  * Undefined: nothing matches (the caller says so, with the list).
  */
-export function pickDevice<K extends 'video' | 'audio'>(devices: readonly CaptureDevice[], kind: K, pick: DevicePick): (K extends 'video' ? Camera : Microphone) | undefined {
+export function pickDevice<K extends 'video' | 'audio'>(
+  devices: readonly CaptureDevice[],
+  kind: K,
+  pick: DevicePick,
+): (K extends 'video' ? Camera : Microphone) | undefined {
   type Found = K extends 'video' ? Camera : Microphone;
   const of = devices.filter((d) => d.kind === kind) as Found[];
   if (pick.by === 'none') return undefined;

@@ -31,7 +31,13 @@ export class FeedRelay {
   onReanchored: (() => void) | undefined;
 
   /** `keyframeGrid`: the video is copied (passthrough), so its keyframes are put on the segment boundaries. */
-  constructor(options: { ffmpegPath: string; request: FeedRequest; passphrase: string | undefined; segdur: number; keyframeGrid?: boolean }) {
+  constructor(options: {
+    ffmpegPath: string;
+    request: FeedRequest;
+    passphrase: string | undefined;
+    segdur: number;
+    keyframeGrid?: boolean;
+  }) {
     this.#ffmpegPath = options.ffmpegPath;
     this.#request = options.request;
     this.#passphrase = options.passphrase;
@@ -42,7 +48,8 @@ export class FeedRelay {
     if (this.#stopped) return;
     this.#stderr = '';
     const plan = relayPlan(this.#request, this.#passphrase);
-    const stdio = plan.script === undefined ? ['ignore', 'pipe', 'pipe'] as const : ['ignore', 'pipe', 'pipe', 'pipe'] as const;
+    const stdio =
+      plan.script === undefined ? (['ignore', 'pipe', 'pipe'] as const) : (['ignore', 'pipe', 'pipe', 'pipe'] as const);
     const child = execa(this.#ffmpegPath, plan.args, { stdio, buffer: false, reject: false, encoding: 'buffer' });
     this.#child = child;
     if (plan.script !== undefined) {
@@ -55,7 +62,8 @@ export class FeedRelay {
       this.#attempt = 0;
       const out = this.#restamper.push(bytes, Date.now() / 1000);
       this.#logEvents();
-      if (this.#sink && !this.#sink.destroyed && !this.#sink.writableEnded && out.length) this.#sink.write(Buffer.from(out));
+      if (this.#sink && !this.#sink.destroyed && !this.#sink.writableEnded && out.length)
+        this.#sink.write(Buffer.from(out));
     });
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => {
@@ -67,9 +75,21 @@ export class FeedRelay {
     });
     void child.then((result) => {
       if (child !== this.#child || this.#stopped) return;
-      const tail = redact(this.#stderr, this.#passphrase).split('\n').filter((l) => l.trim() && !/^\s/.test(l)).slice(-4);
+      const tail = redact(this.#stderr, this.#passphrase)
+        .split('\n')
+        .filter((l) => l.trim() && !/^\s/.test(l))
+        .slice(-4);
       const delay = restartDelay(++this.#attempt, 500, 5000);
-      this.logger?.warn({ feed: redact(this.#request.url, this.#passphrase), code: result.exitCode, signal: result.signal, stderr: tail, retryInMs: delay }, 'the feed\'s receiver ended: listening again');
+      this.logger?.warn(
+        {
+          feed: redact(this.#request.url, this.#passphrase),
+          code: result.exitCode,
+          signal: result.signal,
+          stderr: tail,
+          retryInMs: delay,
+        },
+        "the feed's receiver ended: listening again",
+      );
       this.#timer = setTimeout(() => this.start(), delay);
     });
   }
@@ -79,7 +99,10 @@ export class FeedRelay {
     const fresh = this.#restamper.events.slice(this.#eventsLogged);
     for (const event of fresh) {
       const level = event.kind === 'offGrid' ? 'error' : event.kind === 'jump' ? 'warn' : 'info';
-      this.logger[level]({ feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) }, event.detail);
+      this.logger[level](
+        { feed: redact(this.#request.url, this.#passphrase), offsetSeconds: Number(event.offsetSeconds.toFixed(3)) },
+        event.detail,
+      );
     }
     const reanchors = fresh.filter((e) => e.kind !== 'offGrid' && e !== this.#restamper.events[0]);
     this.#eventsLogged = this.#restamper.events.length;
@@ -92,7 +115,8 @@ export class FeedRelay {
    */
   async keyframeInterval(timeoutMs: number): Promise<number | undefined> {
     for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(50)) {
-      if (this.#restamper.offsetSeconds !== undefined && this.#restamper.keyframeInterval !== undefined) return this.#restamper.keyframeInterval;
+      if (this.#restamper.offsetSeconds !== undefined && this.#restamper.keyframeInterval !== undefined)
+        return this.#restamper.keyframeInterval;
     }
     return undefined;
   }

@@ -28,14 +28,23 @@ export function parseFeedSpec(spec: string): FeedRequest {
   try {
     url = new URL(spec);
   } catch {
-    throw new ConfigError(`--source "${spec}" is not a URL; accepted: udp://IP:PORT (e.g. udp://0.0.0.0:5000, udp://239.1.1.1:5000), srt://HOST:PORT?mode=caller|listener`);
+    throw new ConfigError(
+      `--source "${spec}" is not a URL; accepted: udp://IP:PORT (e.g. udp://0.0.0.0:5000, udp://239.1.1.1:5000), srt://HOST:PORT?mode=caller|listener`,
+    );
   }
   const protocol = url.protocol.slice(0, -1) as 'udp' | 'srt';
-  if (!url.port) throw new ConfigError(`--source "${spec}": the port is missing, e.g. ${protocol}://${url.hostname || '0.0.0.0'}:5000`);
+  if (!url.port)
+    throw new ConfigError(
+      `--source "${spec}": the port is missing, e.g. ${protocol}://${url.hostname || '0.0.0.0'}:5000`,
+    );
   if (protocol === 'srt') {
-    if (url.searchParams.has('passphrase')) throw new ConfigError(`--source: an SRT passphrase in the URL would reach logs and process listings; set ${SRT_PASSPHRASE_ENV} instead`);
+    if (url.searchParams.has('passphrase'))
+      throw new ConfigError(
+        `--source: an SRT passphrase in the URL would reach logs and process listings; set ${SRT_PASSPHRASE_ENV} instead`,
+      );
     const mode = url.searchParams.get('mode') ?? 'caller';
-    if (!['caller', 'listener', 'rendezvous'].includes(mode)) throw new ConfigError(`--source "${spec}": mode=${mode}; accepted: caller, listener, rendezvous`);
+    if (!['caller', 'listener', 'rendezvous'].includes(mode))
+      throw new ConfigError(`--source "${spec}": mode=${mode}; accepted: caller, listener, rendezvous`);
   }
   return { kind: 'feed', protocol, url: spec };
 }
@@ -76,17 +85,34 @@ const PROBE_OPTIONS = { probesize: '2000000', analyzeduration: '2000000' };
  */
 export function relayPlan(request: FeedRequest, passphrase: string | undefined): RelayPlan {
   const secret = request.protocol === 'srt' && passphrase !== undefined;
-  const url = request.protocol === 'udp' ? withQuery(request.url, { fifo_size: '1000000', overrun_nonfatal: '1' }) : request.url;
+  const url =
+    request.protocol === 'udp' ? withQuery(request.url, { fifo_size: '1000000', overrun_nonfatal: '1' }) : request.url;
   const input = secret
     ? ['-f', 'concat', '-safe', '0', '-protocol_whitelist', 'pipe,srt', '-i', `pipe:${RELAY_SCRIPT_FD}`]
     : ['-i', url];
   return {
     args: [
-      '-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats',
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'info',
+      '-nostats',
       ...Object.entries(PROBE_OPTIONS).flatMap(([name, value]) => [`-${name}`, value]),
       ...input,
-      '-map', '0:v:0?', '-map', '0:a:0?', '-c', 'copy',
-      '-f', 'mpegts', '-muxdelay', '0', '-muxpreload', '0', '-flush_packets', '1',
+      '-map',
+      '0:v:0?',
+      '-map',
+      '0:a:0?',
+      '-c',
+      'copy',
+      '-f',
+      'mpegts',
+      '-muxdelay',
+      '0',
+      '-muxpreload',
+      '0',
+      '-flush_packets',
+      '1',
       'pipe:1',
     ],
     script: secret ? ffconcatScript(url, { ...PROBE_OPTIONS, passphrase }) : undefined,
@@ -98,7 +124,12 @@ const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
 
 /** Pure: an ffconcat script of one live input with options for its protocol and demuxer. */
 export function ffconcatScript(url: string, options: Record<string, string>): string {
-  return ['ffconcat version 1.0', `file ${quoted(url)}`, ...Object.entries(options).map(([name, value]) => `option ${name} ${quoted(value)}`), ''].join('\n');
+  return [
+    'ffconcat version 1.0',
+    `file ${quoted(url)}`,
+    ...Object.entries(options).map(([name, value]) => `option ${name} ${quoted(value)}`),
+    '',
+  ].join('\n');
 }
 
 /**
@@ -107,8 +138,11 @@ export function ffconcatScript(url: string, options: Record<string, string>): st
  */
 export function srtPassphrase(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (value.length < 10 || value.length > 79 || /[\0-\x1f\x7f]/.test(value)) {
-    throw new ConfigError(`${SRT_PASSPHRASE_ENV}: an SRT passphrase is 10 to 79 characters, none of them a control character (its length here: ${value.length})`);
+    throw new ConfigError(
+      `${SRT_PASSPHRASE_ENV}: an SRT passphrase is 10 to 79 characters, none of them a control character (its length here: ${value.length})`,
+    );
   }
   return value;
 }
@@ -120,8 +154,15 @@ function withQuery(spec: string, extra: Record<string, string>): string {
 }
 
 /** Pure: what the feed holds → how it is played (the rules of every source), one line per decision. */
-export function feedSourcePolicy(request: FeedRequest, info: InputInfo, profile: Profile): { source: FeedSource; reasons: string[] } {
-  if (!info.video && !info.audio) throw new ConfigError(`--source ${feedForLogs(request.url)}: neither a video nor an audio stream in the feed${info.error ? ` (${info.error})` : ''}; an MPEG-TS feed with H.264/HEVC/MPEG-2 video and/or AAC/MP2/AC-3 audio is accepted`);
+export function feedSourcePolicy(
+  request: FeedRequest,
+  info: InputInfo,
+  profile: Profile,
+): { source: FeedSource; reasons: string[] } {
+  if (!info.video && !info.audio)
+    throw new ConfigError(
+      `--source ${feedForLogs(request.url)}: neither a video nor an audio stream in the feed${info.error ? ` (${info.error})` : ''}; an MPEG-TS feed with H.264/HEVC/MPEG-2 video and/or AAC/MP2/AC-3 audio is accepted`,
+    );
   const { streams, reasons } = streamPolicy(info, profile);
   return { source: { kind: 'feed', protocol: request.protocol, url: request.url, ...streams }, reasons };
 }
@@ -131,9 +172,22 @@ export function feedSourcePolicy(request: FeedRequest, info: InputInfo, profile:
  * base (the graph adds it back); a missing stream stood in for by a card or silence stamped with
  * the wall clock as it is released.
  */
-export function feedInputs(source: FeedSource, fd: number, audio: AudioFormat): SourceInputs & { anchored: { video: boolean; audio: boolean } } {
+export function feedInputs(
+  source: FeedSource,
+  fd: number,
+  audio: AudioFormat,
+): SourceInputs & { anchored: { video: boolean; audio: boolean } } {
   const args = [
-    '-f', 'mpegts', '-thread_queue_size', '512', '-probesize', '1000000', '-analyzeduration', '1000000', '-i', `pipe:${fd}`,
+    '-f',
+    'mpegts',
+    '-thread_queue_size',
+    '512',
+    '-probesize',
+    '1000000',
+    '-analyzeduration',
+    '1000000',
+    '-i',
+    `pipe:${fd}`,
     ...(source.hasVideo ? [] : noCameraInput(source.width, source.height, source.framerate)),
     ...(source.hasAudio ? [] : noMicrophoneInput(audio)),
   ];

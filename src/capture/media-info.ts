@@ -42,7 +42,12 @@ function videoStream(description: string): VideoStreamInfo | undefined {
   const size = /,\s*(\d{2,5})x(\d{2,5})\b/.exec(description);
   if (!codec || !size) return undefined;
   const pixel = /,\s*\w+\(([^)]*)\)/.exec(description)?.[1];
-  const fieldOrder = pixel?.split(',').map((p) => p.trim()).find((p) => /^(progressive|top first|bottom first|top coded first \(swapped\)|bottom coded first \(swapped\))$/.test(p));
+  const fieldOrder = pixel
+    ?.split(',')
+    .map((p) => p.trim())
+    .find((p) =>
+      /^(progressive|top first|bottom first|top coded first \(swapped\)|bottom coded first \(swapped\))$/.test(p),
+    );
   return { codec, width: Number(size[1]), height: Number(size[2]), framerate: fps(description), fieldOrder };
 }
 
@@ -53,7 +58,13 @@ function audioStream(description: string): AudioStreamInfo | undefined {
 
 /** The first video and the first audio stream of input #0 (the ones ffmpeg maps by default). */
 export function parseInputInfo(stderr: string): InputInfo {
-  const info: InputInfo = { duration: undefined, start: undefined, video: undefined, audio: undefined, error: undefined };
+  const info: InputInfo = {
+    duration: undefined,
+    start: undefined,
+    video: undefined,
+    audio: undefined,
+    error: undefined,
+  };
   let inInput = false;
   for (const line of stderr.split(/\r?\n/)) {
     if (/^Input #0\b/.test(line)) inInput = true;
@@ -70,7 +81,10 @@ export function parseInputInfo(stderr: string): InputInfo {
     }
   }
   if (!inInput && !info.video && !info.audio) {
-    const lines = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const lines = stderr
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean);
     const last = lines.reverse().find((l) => !/^At least one output file must be specified$/.test(l));
     info.error = last?.replace(/^\S+: /, '') ?? 'ffmpeg could not open it';
   }
@@ -78,4 +92,5 @@ export function parseInputInfo(stderr: string): InputInfo {
 }
 
 /** Interlaced as far as ffmpeg says (a stream it calls progressive, or says nothing of, is not deinterlaced). */
-export const isInterlaced = (video: VideoStreamInfo) => video.fieldOrder !== undefined && video.fieldOrder !== 'progressive';
+export const isInterlaced = (video: VideoStreamInfo) =>
+  video.fieldOrder !== undefined && video.fieldOrder !== 'progressive';

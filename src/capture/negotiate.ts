@@ -28,7 +28,19 @@ export interface VideoChoice {
 
 /** USB 2 isochronous video carries ≈ 24 MB/s (3 × 1024 bytes per 125 µs microframe). */
 const USB2_BYTES_PER_SECOND = 24_576_000;
-const RAW_BYTES_PER_PIXEL: Record<string, number> = { yuyv422: 2, uyvy422: 2, yvyu422: 2, nv12: 1.5, nv21: 1.5, yuv420p: 1.5, gray: 1, rgb24: 3, bgr24: 3, '0rgb': 4, bgr0: 4 };
+const RAW_BYTES_PER_PIXEL: Record<string, number> = {
+  yuyv422: 2,
+  uyvy422: 2,
+  yvyu422: 2,
+  nv12: 1.5,
+  nv21: 1.5,
+  yuv420p: 1.5,
+  gray: 1,
+  rgb24: 3,
+  bgr24: 3,
+  '0rgb': 4,
+  bgr0: 4,
+};
 /** Raw before compressed (no decoding: MJPEG decode alone costs ≈ 0.5 core at 1080p30), then cheaper conversions. */
 const FORMAT_ORDER = ['nv12', 'yuv420p', 'uyvy422', 'yuyv422', 'yvyu422', 'mjpeg', 'h264'];
 
@@ -37,7 +49,8 @@ const isWhole = (x: number) => Math.abs(x - Math.round(x)) < 1e-6;
 const nominal = (rate: number) => (Math.abs(rate - Math.round(rate)) / rate < 0.002 ? Math.round(rate) : rate);
 
 /** A rate the timeline can run at: whole frames per segment and per IDR interval. */
-export const usableRate = (rate: number, want: Pick<VideoWant, 'segdur' | 'idr'>) => isWhole(rate * want.segdur) && isWhole(rate * want.idr);
+export const usableRate = (rate: number, want: Pick<VideoWant, 'segdur' | 'idr'>) =>
+  isWhole(rate * want.segdur) && isWhole(rate * want.idr);
 
 interface Candidate {
   mode: VideoMode;
@@ -56,14 +69,36 @@ function selectable(range: RateRange, api: CaptureApi): number[] {
 }
 
 /** Pure: the rate to run at from what can be asked, best first by class (0 best). */
-function rateCandidates(rates: readonly number[], want: VideoWant): { framerate: number; captureRate: number; rateClass: number; note: string }[] {
+function rateCandidates(
+  rates: readonly number[],
+  want: VideoWant,
+): { framerate: number; captureRate: number; rateClass: number; note: string }[] {
   const out: { framerate: number; captureRate: number; rateClass: number; note: string }[] = [];
   for (const rate of rates) {
     const whole = nominal(rate);
-    if (whole === want.framerate) out.push({ framerate: want.framerate, captureRate: rate, rateClass: 0, note: `${rate} fps as the profile asks` });
-    else if (isWhole(whole / want.framerate) && whole > want.framerate) out.push({ framerate: want.framerate, captureRate: rate, rateClass: 1, note: `${rate} fps, every ${whole / want.framerate}th frame kept for the profile's ${want.framerate} fps` });
-    else if (usableRate(whole, want) && (whole === 25 || whole === 50)) out.push({ framerate: whole, captureRate: rate, rateClass: 2, note: `${rate} fps kept (a 25/50 fps camera: segments stay whole frames)` });
-    else if (usableRate(whole, want) && whole < want.framerate) out.push({ framerate: whole, captureRate: rate, rateClass: 3 + (want.framerate - whole) / want.framerate, note: `${rate} fps, the best this mode offers below the profile's ${want.framerate}` });
+    if (whole === want.framerate)
+      out.push({ framerate: want.framerate, captureRate: rate, rateClass: 0, note: `${rate} fps as the profile asks` });
+    else if (isWhole(whole / want.framerate) && whole > want.framerate)
+      out.push({
+        framerate: want.framerate,
+        captureRate: rate,
+        rateClass: 1,
+        note: `${rate} fps, every ${whole / want.framerate}th frame kept for the profile's ${want.framerate} fps`,
+      });
+    else if (usableRate(whole, want) && (whole === 25 || whole === 50))
+      out.push({
+        framerate: whole,
+        captureRate: rate,
+        rateClass: 2,
+        note: `${rate} fps kept (a 25/50 fps camera: segments stay whole frames)`,
+      });
+    else if (usableRate(whole, want) && whole < want.framerate)
+      out.push({
+        framerate: whole,
+        captureRate: rate,
+        rateClass: 3 + (want.framerate - whole) / want.framerate,
+        note: `${rate} fps, the best this mode offers below the profile's ${want.framerate}`,
+      });
   }
   return out.sort((a, b) => a.rateClass - b.rateClass);
 }
@@ -84,46 +119,96 @@ function sizeScore(width: number, height: number, want: VideoWant): number {
 export function negotiateVideo(camera: Pick<Camera, 'name' | 'api' | 'modes'>, want: VideoWant): VideoChoice {
   const wantSize = sizeOf(want);
   // Nothing to choose from: the top rendition at the profile's rate, in the driver's format.
-  const askAnyway = (reason: string): VideoChoice => ({ format: undefined, compressed: false, width: want.width, height: want.height, framerate: want.framerate, captureRate: want.framerate, reasons: [reason] });
-  if (camera.modes.length === 0) return askAnyway(`the listing shows no modes for "${camera.name}": asking for ${wantSize} at ${want.framerate} fps and the driver's format`);
+  const askAnyway = (reason: string): VideoChoice => ({
+    format: undefined,
+    compressed: false,
+    width: want.width,
+    height: want.height,
+    framerate: want.framerate,
+    captureRate: want.framerate,
+    reasons: [reason],
+  });
+  if (camera.modes.length === 0)
+    return askAnyway(
+      `the listing shows no modes for "${camera.name}": asking for ${wantSize} at ${want.framerate} fps and the driver's format`,
+    );
   const candidates: Candidate[] = [];
   for (const mode of camera.modes) {
-    const size = mode.stepwise && mode.width >= want.width && mode.height >= want.height ? { width: want.width, height: want.height } : { width: mode.width, height: mode.height };
+    const size =
+      mode.stepwise && mode.width >= want.width && mode.height >= want.height
+        ? { width: want.width, height: want.height }
+        : { width: mode.width, height: mode.height };
     let rates: number[];
     let unknownNote = '';
     if (mode.rates.length) rates = mode.rates.flatMap((r) => selectable(r, camera.api));
     else {
       // Nothing listed (ffmpeg's v4l2 listing has no rates): raw is assumed to go as far as USB 2 carries.
       const bytes = RAW_BYTES_PER_PIXEL[mode.format];
-      const reach = mode.compressed || bytes === undefined ? want.framerate : Math.floor(USB2_BYTES_PER_SECOND / (size.width * size.height * bytes));
+      const reach =
+        mode.compressed || bytes === undefined
+          ? want.framerate
+          : Math.floor(USB2_BYTES_PER_SECOND / (size.width * size.height * bytes));
       rates = [Math.min(want.framerate, reach)];
-      if (!mode.compressed && bytes !== undefined && reach < want.framerate) unknownNote = ` (no rates listed: raw ${sizeOf(size)} at ${want.framerate} fps needs ${Math.round((size.width * size.height * bytes * want.framerate) / 1e6)} MB/s, more than USB 2 carries)`;
+      if (!mode.compressed && bytes !== undefined && reach < want.framerate)
+        unknownNote = ` (no rates listed: raw ${sizeOf(size)} at ${want.framerate} fps needs ${Math.round((size.width * size.height * bytes * want.framerate) / 1e6)} MB/s, more than USB 2 carries)`;
     }
-    for (const rate of rateCandidates(rates, want)) candidates.push({ mode, ...size, framerate: rate.framerate, captureRate: rate.captureRate, rateNote: rate.note + unknownNote, rateClass: rate.rateClass });
+    for (const rate of rateCandidates(rates, want))
+      candidates.push({
+        mode,
+        ...size,
+        framerate: rate.framerate,
+        captureRate: rate.captureRate,
+        rateNote: rate.note + unknownNote,
+        rateClass: rate.rateClass,
+      });
   }
   const formatRank = (m: VideoMode) => {
     const i = FORMAT_ORDER.indexOf(m.format);
     return i < 0 ? FORMAT_ORDER.length : i;
   };
-  candidates.sort((a, b) => a.rateClass - b.rateClass || sizeScore(a.width, a.height, want) - sizeScore(b.width, b.height, want) || formatRank(a.mode) - formatRank(b.mode) || a.captureRate - b.captureRate);
+  candidates.sort(
+    (a, b) =>
+      a.rateClass - b.rateClass ||
+      sizeScore(a.width, a.height, want) - sizeScore(b.width, b.height, want) ||
+      formatRank(a.mode) - formatRank(b.mode) ||
+      a.captureRate - b.captureRate,
+  );
   const best = candidates[0];
   if (!best) {
-    const offered = [...new Set(camera.modes.flatMap((m) => m.rates.map((r) => (r.min === r.max ? `${r.max}` : `${r.min}–${r.max}`))))].join(', ');
-    return askAnyway(`no mode of "${camera.name}" has a rate that makes whole frames per ${want.segdur} s segment (it offers ${offered} fps): asking for ${want.framerate} fps anyway`);
+    const offered = [
+      ...new Set(camera.modes.flatMap((m) => m.rates.map((r) => (r.min === r.max ? `${r.max}` : `${r.min}–${r.max}`)))),
+    ].join(', ');
+    return askAnyway(
+      `no mode of "${camera.name}" has a rate that makes whole frames per ${want.segdur} s segment (it offers ${offered} fps): asking for ${want.framerate} fps anyway`,
+    );
   }
   const reasons = [`${best.mode.format} ${sizeOf(best)} at ${best.rateNote}`];
   if (best.width !== want.width || best.height !== want.height) {
-    reasons.push(best.width >= want.width && best.height >= want.height ? `no ${wantSize} mode: the smallest larger one, scaled down` : `the camera's largest mode is below ${wantSize}: larger renditions are dropped, never upscaled`);
+    reasons.push(
+      best.width >= want.width && best.height >= want.height
+        ? `no ${wantSize} mode: the smallest larger one, scaled down`
+        : `the camera's largest mode is below ${wantSize}: larger renditions are dropped, never upscaled`,
+    );
   }
   const rawSameSize = candidates.find((c) => !c.mode.compressed && c.width === best.width && c.height === best.height);
   if (best.mode.compressed && rawSameSize && rawSameSize.rateClass > best.rateClass) {
-    reasons.push(`${best.mode.format} rather than raw ${rawSameSize.mode.format}, which reaches only ${rawSameSize.captureRate} fps at ${sizeOf(best)} (USB 2 bandwidth)`);
+    reasons.push(
+      `${best.mode.format} rather than raw ${rawSameSize.mode.format}, which reaches only ${rawSameSize.captureRate} fps at ${sizeOf(best)} (USB 2 bandwidth)`,
+    );
   } else if (best.mode.compressed && !rawSameSize) {
     reasons.push(`${best.mode.format}: no raw format at ${sizeOf(best)}`);
   } else if (!best.mode.compressed) {
     reasons.push(`raw ${best.mode.format}: no decoding needed`);
   }
-  return { format: best.mode.format, compressed: best.mode.compressed, width: best.width, height: best.height, framerate: best.framerate, captureRate: best.captureRate, reasons };
+  return {
+    format: best.mode.format,
+    compressed: best.mode.compressed,
+    width: best.width,
+    height: best.height,
+    framerate: best.framerate,
+    captureRate: best.captureRate,
+    reasons,
+  };
 }
 
 /**
@@ -131,8 +216,22 @@ export function negotiateVideo(camera: Pick<Camera, 'name' | 'api' | 'modes'>, w
  * rules (the profile's; a multiple decimated; 25/50 kept; a lower usable rate kept), else the
  * profile's with frames repeated or dropped to fill its grid.
  */
-export function sourceRate(rate: number | undefined, want: VideoWant): { framerate: number; captureRate: number; note: string } {
-  if (rate === undefined || !(rate > 0)) return { framerate: want.framerate, captureRate: want.framerate, note: `no frame rate known: the profile's ${want.framerate} fps` };
+export function sourceRate(
+  rate: number | undefined,
+  want: VideoWant,
+): { framerate: number; captureRate: number; note: string } {
+  if (rate === undefined || !(rate > 0))
+    return {
+      framerate: want.framerate,
+      captureRate: want.framerate,
+      note: `no frame rate known: the profile's ${want.framerate} fps`,
+    };
   const best = rateCandidates([rate], want)[0];
-  return best ?? { framerate: want.framerate, captureRate: want.framerate, note: `${rate} fps makes no whole frames per segment: frames repeated or dropped onto the profile's ${want.framerate} fps` };
+  return (
+    best ?? {
+      framerate: want.framerate,
+      captureRate: want.framerate,
+      note: `${rate} fps makes no whole frames per segment: frames repeated or dropped onto the profile's ${want.framerate} fps`,
+    }
+  );
 }

@@ -34,12 +34,15 @@ const plugOf = (id: string) => id.replace(/^hw:/, 'plughw:');
 
 function unlisted(listing: DeviceListing, kind: 'video' | 'audio', pick: DevicePick): SelectedDevice | undefined {
   if (pick.by !== 'name') return undefined;
-  if (listing.platform === 'linux' && kind === 'video' && LINUX_DIRECT_VIDEO.test(pick.name)) return { api: 'v4l2', id: pick.name, name: pick.name };
-  if (listing.platform === 'linux' && kind === 'audio' && LINUX_DIRECT_AUDIO.test(pick.name)) return { api: 'alsa', id: pick.name, name: pick.name };
+  if (listing.platform === 'linux' && kind === 'video' && LINUX_DIRECT_VIDEO.test(pick.name))
+    return { api: 'v4l2', id: pick.name, name: pick.name };
+  if (listing.platform === 'linux' && kind === 'audio' && LINUX_DIRECT_AUDIO.test(pick.name))
+    return { api: 'alsa', id: pick.name, name: pick.name };
   return undefined;
 }
 
-const apiOf = (platform: DeviceListing['platform'], kind: 'video' | 'audio') => (platform === 'darwin' ? 'avfoundation' : platform === 'win32' ? 'dshow' : kind === 'video' ? 'v4l2' : 'alsa');
+const apiOf = (platform: DeviceListing['platform'], kind: 'video' | 'audio') =>
+  platform === 'darwin' ? 'avfoundation' : platform === 'win32' ? 'dshow' : kind === 'video' ? 'v4l2' : 'alsa';
 
 /** ffmpeg's -i value for a listed device on its platform. */
 function inputId(device: CaptureDevice): string {
@@ -50,36 +53,59 @@ function inputId(device: CaptureDevice): string {
 
 /** ALSA ways into each listed card, as advice: plughw: converts, dsnoop: shares the card with other programs. */
 export function alsaAdvice(listing: DeviceListing): string {
-  const cards = listing.devices.filter((d) => d.api === 'alsa').map((d) => `audio=${plugOf(d.id)} or ${d.id.replace(/^hw:/, 'dsnoop:')} (${d.name})`);
-  return cards.length ? `use an ALSA device instead: ${cards.join('; ')}` : 'use an ALSA device instead (hw:CARD=…,DEV=… from arecord -l, through plughw: or dsnoop:)';
+  const cards = listing.devices
+    .filter((d) => d.api === 'alsa')
+    .map((d) => `audio=${plugOf(d.id)} or ${d.id.replace(/^hw:/, 'dsnoop:')} (${d.name})`);
+  return cards.length
+    ? `use an ALSA device instead: ${cards.join('; ')}`
+    : 'use an ALSA device instead (hw:CARD=…,DEV=… from arecord -l, through plughw: or dsnoop:)';
 }
 
 /** Why a PulseAudio/PipeWire microphone is fine on a desktop and not under systemd. */
 export const pulseUnderServiceNote = (name: string) =>
   `microphone "${name}" is a PulseAudio/PipeWire source: fine in a desktop session, but a systemd service cannot reach a desktop user's sound server`;
 
-export function resolveDevices(request: DeviceRequest, listing: DeviceListing, profile: Profile, options: ResolveOptions): ResolvedDevices {
+export function resolveDevices(
+  request: DeviceRequest,
+  listing: DeviceListing,
+  profile: Profile,
+  options: ResolveOptions,
+): ResolvedDevices {
   const reasons: string[] = [];
   const warnings: string[] = [];
   const missing: string[] = [];
-  const find = (kind: 'video' | 'audio', pick: DevicePick): (SelectedDevice & { listed?: CaptureDevice }) | undefined => {
+  const find = (
+    kind: 'video' | 'audio',
+    pick: DevicePick,
+  ): (SelectedDevice & { listed?: CaptureDevice }) | undefined => {
     if (pick.by === 'none') return undefined;
     let devices = listing.devices;
-    if (kind === 'audio' && pick.by === 'default' && options.underService) devices = devices.filter((d) => d.api !== 'pulse');
+    if (kind === 'audio' && pick.by === 'default' && options.underService)
+      devices = devices.filter((d) => d.api !== 'pulse');
     const listed = pickDevice(devices, kind, pick);
     if (listed) {
       const viaPlug = listed.api === 'alsa' && pick.by === 'default' && listed.id.startsWith('hw:');
-      if (viaPlug) reasons.push(`microphone: ${plugOf(listed.id)} (the default card through plughw:, which converts its own rate and channels to ${profile.audio.samplerate} Hz)`);
+      if (viaPlug)
+        reasons.push(
+          `microphone: ${plugOf(listed.id)} (the default card through plughw:, which converts its own rate and channels to ${profile.audio.samplerate} Hz)`,
+        );
       return { api: listed.api, id: viaPlug ? plugOf(listed.id) : inputId(listed), name: listed.name, listed };
     }
     const direct = unlisted(listing, kind, pick);
     if (direct) return direct;
     const what = kind === 'video' ? 'camera' : 'microphone';
     const none = !listing.devices.some((d) => d.kind === kind);
-    const problem = pick.by === 'default' && none ? `no ${what} found (${kind}=none goes without one)` : `${what} ${describePick(pick)} not found; ${availableList(listing.devices, kind)}`;
+    const problem =
+      pick.by === 'default' && none
+        ? `no ${what} found (${kind}=none goes without one)`
+        : `${what} ${describePick(pick)} not found; ${availableList(listing.devices, kind)}`;
     if (options.allowMissing && pick.by !== 'default') {
       warnings.push(`${problem}: waiting for it (slate meanwhile)`);
-      return { api: apiOf(listing.platform, kind), id: pick.by === 'index' ? String(pick.index) : pick.name, name: pick.by === 'index' ? `#${pick.index}` : pick.name };
+      return {
+        api: apiOf(listing.platform, kind),
+        id: pick.by === 'index' ? String(pick.index) : pick.name,
+        name: pick.by === 'index' ? `#${pick.index}` : pick.name,
+      };
     }
     missing.push(problem);
     return undefined;
@@ -87,20 +113,49 @@ export function resolveDevices(request: DeviceRequest, listing: DeviceListing, p
   const camera = find('video', request.video);
   const microphone = find('audio', request.audio);
   if (missing.length) {
-    throw new ConfigError(`--source: ${missing.join('; ')}`, [...listing.problems.map((p) => `note: ${p}`), 'Run "appliance devices" to see what this machine offers; pick with --source device:video=NAME|INDEX,audio=NAME|INDEX (or none).'].join('\n'));
+    throw new ConfigError(
+      `--source: ${missing.join('; ')}`,
+      [
+        ...listing.problems.map((p) => `note: ${p}`),
+        'Run "appliance devices" to see what this machine offers; pick with --source device:video=NAME|INDEX,audio=NAME|INDEX (or none).',
+      ].join('\n'),
+    );
   }
   const top = profile.video.renditions[0]!;
   let choice: VideoChoice | undefined;
   if (camera) {
-    choice = negotiateVideo({ name: camera.name, api: camera.api, modes: (camera.listed as Camera | undefined)?.modes ?? [] }, { width: top.width, height: top.height, framerate: profile.video.framerate, segdur: profile.segdur, idr: profile.idr });
+    choice = negotiateVideo(
+      { name: camera.name, api: camera.api, modes: (camera.listed as Camera | undefined)?.modes ?? [] },
+      {
+        width: top.width,
+        height: top.height,
+        framerate: profile.video.framerate,
+        segdur: profile.segdur,
+        idr: profile.idr,
+      },
+    );
     reasons.unshift(`camera "${camera.name}" (${camera.id}): ${choice.reasons.join('; ')}`);
   }
   if (microphone) {
     const modes = (microphone.listed as Microphone | undefined)?.modes ?? [];
-    const spec = modes.map((m) => [m.sampleFormat, m.channels !== undefined && `${typeof m.channels === 'number' ? m.channels : `${m.channels.min}–${m.channels.max}`}ch`, typeof m.sampleRate === 'number' && `${m.sampleRate} Hz`].filter(Boolean).join(' ')).filter(Boolean);
-    reasons.push(`microphone "${microphone.name}" (${microphone.id})${spec.length ? `, offers ${spec.join(', ')}` : ''}: taken at ${profile.audio.samplerate} Hz, ${profile.audio.channels} channel(s)`);
+    const spec = modes
+      .map((m) =>
+        [
+          m.sampleFormat,
+          m.channels !== undefined &&
+            `${typeof m.channels === 'number' ? m.channels : `${m.channels.min}–${m.channels.max}`}ch`,
+          typeof m.sampleRate === 'number' && `${m.sampleRate} Hz`,
+        ]
+          .filter(Boolean)
+          .join(' '),
+      )
+      .filter(Boolean);
+    reasons.push(
+      `microphone "${microphone.name}" (${microphone.id})${spec.length ? `, offers ${spec.join(', ')}` : ''}: taken at ${profile.audio.samplerate} Hz, ${profile.audio.channels} channel(s)`,
+    );
   }
-  if (microphone?.api === 'pulse' && options.underService) warnings.push(`${pulseUnderServiceNote(microphone.name)}; ${alsaAdvice(listing)}`);
+  if (microphone?.api === 'pulse' && options.underService)
+    warnings.push(`${pulseUnderServiceNote(microphone.name)}; ${alsaAdvice(listing)}`);
   const framerate = choice?.framerate ?? profile.video.framerate;
   const adjusted = atRate(profile, framerate, reasons);
   const source: DeviceSource = {
@@ -121,6 +176,8 @@ export function atRate(profile: Profile, framerate: number, reasons: string[] = 
   const frames = profile.cdur * framerate;
   const wholeFrames = Math.max(1, Math.floor(frames + 1e-6));
   const cdur = Number((wholeFrames / framerate).toFixed(6));
-  reasons.push(`the timeline runs at the source's ${framerate} fps instead of the profile's ${profile.video.framerate}${cdur !== profile.cdur ? `; cdur ${profile.cdur} s is ${Number(frames.toFixed(3))} frames there, so chunks are ${cdur} s (${wholeFrames} frames)` : ''}`);
+  reasons.push(
+    `the timeline runs at the source's ${framerate} fps instead of the profile's ${profile.video.framerate}${cdur !== profile.cdur ? `; cdur ${profile.cdur} s is ${Number(frames.toFixed(3))} frames there, so chunks are ${cdur} s (${wholeFrames} frames)` : ''}`,
+  );
   return { ...profile, cdur, video: { ...profile.video, framerate } };
 }

@@ -19,7 +19,17 @@ export interface TestSource {
 
 export type Source = TestSource | DeviceSource | FileSource | FeedSource;
 
-export const SOURCE_SPECS = ['test', 'test:mandelbrot', 'test:sync', 'test:sync:drift', 'device', 'device:video=NAME|INDEX|none,audio=NAME|INDEX|none', 'file:PATH', 'udp://IP:PORT', 'srt://HOST:PORT?mode=caller|listener'] as const;
+export const SOURCE_SPECS = [
+  'test',
+  'test:mandelbrot',
+  'test:sync',
+  'test:sync:drift',
+  'device',
+  'device:video=NAME|INDEX|none,audio=NAME|INDEX|none',
+  'file:PATH',
+  'udp://IP:PORT',
+  'srt://HOST:PORT?mode=caller|listener',
+] as const;
 
 /** Pure: the `--source` value → a test source, or a request for capture devices (resolved against the listing) or a file (probed). */
 export function parseSource(spec: string, cwd = process.cwd()): TestSource | DeviceRequest | FileRequest | FeedRequest {
@@ -31,7 +41,9 @@ export function parseSource(spec: string, cwd = process.cwd()): TestSource | Dev
     const pattern = (variant === undefined || variant === '' ? 'testsrc2' : variant) as TestPattern;
     const drift = pattern === 'sync' && option === 'drift';
     if (!TEST_PATTERNS.includes(pattern) || (option !== undefined && !drift)) {
-      throw new ConfigError(`--source "${spec}": unknown test source; accepted: ${SOURCE_SPECS.filter((s) => s.startsWith('test')).join(', ')}`);
+      throw new ConfigError(
+        `--source "${spec}": unknown test source; accepted: ${SOURCE_SPECS.filter((s) => s.startsWith('test')).join(', ')}`,
+      );
     }
     return { kind: 'test', pattern, width: 1920, height: 1080, ...(drift ? { audioDrift: true } : {}) };
   }
@@ -42,7 +54,12 @@ export function parseSource(spec: string, cwd = process.cwd()): TestSource | Dev
 export function sourceSpecOf(source: Source): string {
   if (source.kind === 'file') return `file:${source.path}`;
   if (source.kind === 'feed') return feedForLogs(source.url);
-  if (source.kind === 'test') return ['test', ...(source.pattern === 'testsrc2' ? [] : [source.pattern]), ...(source.audioDrift ? ['drift'] : [])].join(':');
+  if (source.kind === 'test')
+    return [
+      'test',
+      ...(source.pattern === 'testsrc2' ? [] : [source.pattern]),
+      ...(source.audioDrift ? ['drift'] : []),
+    ].join(':');
   return `device:video=${source.video?.id ?? 'none'},audio=${source.audio?.id ?? 'none'}`;
 }
 

@@ -16,13 +16,27 @@ export function testSourceInputs(source: TestSource, framerate: number, samplera
   // test:sync: a white frame and a 50 ms beep at every whole second of the wall clock, each placed
   // by its own stamp (the frame nearest the second; the beep to the sample), so any A/V offset in
   // the output is the pipeline's.
-  const flash = sync ? [`drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(abs(t-round(t)),${0.5 / framerate})'`] : [];
+  const flash = sync
+    ? [`drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(abs(t-round(t)),${0.5 / framerate})'`]
+    : [];
   const beep = sync ? [`aeval=exprs='if(lt(mod(t,1),0.05),val(0),0)'`] : [];
   // A sound card whose clock is off and drifting: its samples come 1500 ppm fast, from 10 s 800 ppm.
-  const pacing = source.audioDrift ? [`asendcmd=c='10 arealtime speed 1.0008'`, 'arealtime=speed=1.0015'] : ['arealtime'];
+  const pacing = source.audioDrift
+    ? [`asendcmd=c='10 arealtime speed 1.0008'`, 'arealtime=speed=1.0015']
+    : ['arealtime'];
   return [
-    '-f', 'lavfi', '-thread_queue_size', '64', '-i', [pattern, 'realtime', 'settb=AVTB', 'setpts=RTCTIME', ...flash].join(','),
-    '-f', 'lavfi', '-thread_queue_size', '64', '-i', [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, 'asettb=AVTB', 'asetpts=RTCTIME', ...beep].join(','),
+    '-f',
+    'lavfi',
+    '-thread_queue_size',
+    '64',
+    '-i',
+    [pattern, 'realtime', 'settb=AVTB', 'setpts=RTCTIME', ...flash].join(','),
+    '-f',
+    'lavfi',
+    '-thread_queue_size',
+    '64',
+    '-i',
+    [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, 'asettb=AVTB', 'asetpts=RTCTIME', ...beep].join(','),
   ];
 }
 
@@ -59,4 +73,18 @@ export function clockOverlay(height: number): string {
   ].join(':');
 }
 
-export const TEST_SOURCE_FILTERS = ['testsrc2', 'mandelbrot', 'sine', 'realtime', 'arealtime', 'settb', 'setpts', 'asettb', 'asetpts', 'drawtext', 'drawbox', 'aeval', 'asendcmd'] as const;
+export const TEST_SOURCE_FILTERS = [
+  'testsrc2',
+  'mandelbrot',
+  'sine',
+  'realtime',
+  'arealtime',
+  'settb',
+  'setpts',
+  'asettb',
+  'asetpts',
+  'drawtext',
+  'drawbox',
+  'aeval',
+  'asendcmd',
+] as const;

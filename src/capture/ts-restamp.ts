@@ -59,19 +59,22 @@ class WindowMinimum {
   }
 }
 
-const read33 = (b: Uint8Array, i: number) => (b[i]! >> 1 & 0x07) * 2 ** 30 + (b[i + 1]! << 22 | (b[i + 2]! >> 1) << 15 | b[i + 3]! << 7 | b[i + 4]! >> 1);
+const read33 = (b: Uint8Array, i: number) =>
+  ((b[i]! >> 1) & 0x07) * 2 ** 30 +
+  ((b[i + 1]! << 22) | ((b[i + 2]! >> 1) << 15) | (b[i + 3]! << 7) | (b[i + 4]! >> 1));
 
 function write33(b: Uint8Array, i: number, value: number): void {
   const prefix = b[i]! & 0xf0;
-  b[i] = prefix | (Math.floor(value / 2 ** 30) & 0x07) << 1 | 1;
+  b[i] = prefix | ((Math.floor(value / 2 ** 30) & 0x07) << 1) | 1;
   const low = value % 2 ** 30;
   b[i + 1] = (low >>> 22) & 0xff;
-  b[i + 2] = ((low >>> 15) & 0x7f) << 1 | 1;
+  b[i + 2] = (((low >>> 15) & 0x7f) << 1) | 1;
   b[i + 3] = (low >>> 7) & 0xff;
-  b[i + 4] = (low & 0x7f) << 1 | 1;
+  b[i + 4] = ((low & 0x7f) << 1) | 1;
 }
 
-const readPcrBase = (b: Uint8Array, i: number) => b[i]! * 2 ** 25 + (b[i + 1]! << 17 | b[i + 2]! << 9 | b[i + 3]! << 1 | b[i + 4]! >> 7);
+const readPcrBase = (b: Uint8Array, i: number) =>
+  b[i]! * 2 ** 25 + ((b[i + 1]! << 17) | (b[i + 2]! << 9) | (b[i + 3]! << 1) | (b[i + 4]! >> 7));
 
 function writePcrBase(b: Uint8Array, i: number, value: number): void {
   b[i] = Math.floor(value / 2 ** 25) & 0xff;
@@ -79,7 +82,7 @@ function writePcrBase(b: Uint8Array, i: number, value: number): void {
   b[i + 1] = (low >>> 17) & 0xff;
   b[i + 2] = (low >>> 9) & 0xff;
   b[i + 3] = (low >>> 1) & 0xff;
-  b[i + 4] = (b[i + 4]! & 0x7f) | (low & 1) << 7;
+  b[i + 4] = (b[i + 4]! & 0x7f) | ((low & 1) << 7);
 }
 
 /** Keyframe grid: how late the feed may run against its mapped time (see RestampOptions.lateToleranceSeconds). */
@@ -116,7 +119,10 @@ export class TsRestamper {
   #lastArrival: number | undefined;
   /** Keyframe grid: when the evidence now gathered began, and what the next anchor is to say. */
   #evidenceSince: number | undefined;
-  #nextAnchor: { kind: RestampEvent['kind']; detail: string } = { kind: 'anchored', detail: 'the feed is on the wall clock' };
+  #nextAnchor: { kind: RestampEvent['kind']; detail: string } = {
+    kind: 'anchored',
+    detail: 'the feed is on the wall clock',
+  };
   /** Keyframe grid: the streams whose bytes flow since the anchor (each from the start of a PES). */
   readonly #flowing = new Set<number>();
   readonly #timedPids = new Set<number>();
@@ -131,7 +137,16 @@ export class TsRestamper {
   keyframeInterval: number | undefined;
 
   constructor(options: RestampOptions) {
-    this.#options = { windowSeconds: 10, maxSlewPerSecond: 0.002, jumpSeconds: 1, gapSeconds: 1, settleSeconds: 3, keyframeGrid: false, lateToleranceSeconds: KEYFRAME_GRID_LATE_TOLERANCE_SECONDS, ...options };
+    this.#options = {
+      windowSeconds: 10,
+      maxSlewPerSecond: 0.002,
+      jumpSeconds: 1,
+      gapSeconds: 1,
+      settleSeconds: 3,
+      keyframeGrid: false,
+      lateToleranceSeconds: KEYFRAME_GRID_LATE_TOLERANCE_SECONDS,
+      ...options,
+    };
   }
 
   /** The wall-clock seconds written timestamps count from; the encoder run that reads them adds it back. */
@@ -192,18 +207,26 @@ export class TsRestamper {
     this.#evidenceSince ??= arrival;
     if (silent) this.#forget(arrival, { kind: 'anchored', detail: 'the feed is back, on the wall clock' });
     if (video && keyframe && pid === this.#videoPid) {
-      if (this.#lastKeyframe !== undefined && senderSeconds > this.#lastKeyframe) this.keyframeInterval = senderSeconds - this.#lastKeyframe;
+      if (this.#lastKeyframe !== undefined && senderSeconds > this.#lastKeyframe)
+        this.keyframeInterval = senderSeconds - this.#lastKeyframe;
       this.#lastKeyframe = senderSeconds;
     }
     let earliest = this.#earliest.get(pid);
-    if (!earliest) this.#earliest.set(pid, (earliest = new WindowMinimum(this.#options.windowSeconds)));
+    if (!earliest) {
+      earliest = new WindowMinimum(this.#options.windowSeconds);
+      this.#earliest.set(pid, earliest);
+    }
     earliest.add(arrival, arrival - senderSeconds);
     // Every stream arrives no later than its mapped time: the latest of the streams' earliest.
     const target = Math.max(...[...this.#earliest.values()].map((w) => w.value ?? -Infinity));
     if (this.#offset === undefined) {
-      if (!grid) return this.#anchor(target, arrival);
+      if (!grid) {
+        this.#anchor(target, arrival);
+        return;
+      }
       // The first packets may come in a burst: the evidence settles before the grid is fixed.
-      if (video && keyframe && pid === this.#videoPid && arrival - this.#evidenceSince >= this.#options.settleSeconds) this.#anchor(this.#gridOffset(senderSeconds, target), arrival);
+      if (video && keyframe && pid === this.#videoPid && arrival - this.#evidenceSince >= this.#options.settleSeconds)
+        this.#anchor(this.#gridOffset(senderSeconds, target), arrival);
       return;
     }
     if (!grid && arrival - this.#anchoredAt < this.#options.settleSeconds) {
@@ -222,12 +245,16 @@ export class TsRestamper {
     if (deviation < -ahead || behindFor > 2 * this.#options.jumpSeconds) {
       const next = { kind: 'jump' as const, detail: `the sender's clock jumped by ${(-deviation).toFixed(3)} s` };
       this.#forget(arrival, next);
-      this.#earliest.set(pid, (earliest = new WindowMinimum(this.#options.windowSeconds)));
+      earliest = new WindowMinimum(this.#options.windowSeconds);
+      this.#earliest.set(pid, earliest);
       earliest.add(arrival, arrival - senderSeconds);
       if (!grid) this.#anchor(arrival - senderSeconds, arrival);
       return;
     }
-    if (grid) return this.#followOnGrid(senderSeconds, target, video, keyframe);
+    if (grid) {
+      this.#followOnGrid(senderSeconds, target, video, keyframe);
+      return;
+    }
     if (!video) return;
     const segment = Math.floor((senderSeconds + this.#offset) / this.#options.segdur);
     if (this.#segment !== undefined && segment !== this.#segment) {
@@ -256,7 +283,11 @@ export class TsRestamper {
     if (steps !== 0) {
       this.#offset! += steps * S;
       this.#segment = undefined;
-      this.events.push({ kind: 'jump', offsetSeconds: this.#offset!, detail: `the feed ran ${steps > 0 ? `${(-lead * 1000).toFixed(0)} ms late against` : `${((lead - S) * 1000).toFixed(0)} ms further ahead of`} its place on the wall clock: moved ${Math.abs(steps)} segment(s) ${steps > 0 ? 'later' : 'earlier'}, keyframes still on the boundaries` });
+      this.events.push({
+        kind: 'jump',
+        offsetSeconds: this.#offset!,
+        detail: `the feed ran ${steps > 0 ? `${(-lead * 1000).toFixed(0)} ms late against` : `${((lead - S) * 1000).toFixed(0)} ms further ahead of`} its place on the wall clock: moved ${Math.abs(steps)} segment(s) ${steps > 0 ? 'later' : 'earlier'}, keyframes still on the boundaries`,
+      });
       return;
     }
     if (!video) return;
@@ -266,8 +297,15 @@ export class TsRestamper {
     if (this.#segment !== undefined && segment !== this.#segment) {
       const keyed = keyframe && ticks % segmentTicks === 0;
       if (!keyed && this.#keyedInARow >= KEYED_RUN) {
-        const every = this.keyframeInterval === undefined ? '' : ` (its keyframes come every ${this.keyframeInterval.toFixed(3)} s)`;
-        this.events.push({ kind: 'offGrid', offsetSeconds: this.#offset!, detail: `passthrough: the feed has no keyframe where segment ${segment} starts${every}; a segment without one is left out` });
+        const every =
+          this.keyframeInterval === undefined
+            ? ''
+            : ` (its keyframes come every ${this.keyframeInterval.toFixed(3)} s)`;
+        this.events.push({
+          kind: 'offGrid',
+          offsetSeconds: this.#offset!,
+          detail: `passthrough: the feed has no keyframe where segment ${segment} starts${every}; a segment without one is left out`,
+        });
       }
       this.#keyedInARow = keyed ? this.#keyedInARow + 1 : 0;
     }
@@ -281,7 +319,7 @@ export class TsRestamper {
     const control = (b[3]! >> 4) & 0x03;
     const adaptation = (control & 0x02) !== 0 ? b[4]! : undefined;
     const randomAccess = adaptation !== undefined && adaptation > 0 && (b[5]! & 0x40) !== 0;
-    const pcrAt = adaptation !== undefined && adaptation >= 7 && adaptation <= 183 && (b[5]! & 0x10) ? 6 : undefined;
+    const pcrAt = adaptation !== undefined && adaptation >= 7 && adaptation <= 183 && b[5]! & 0x10 ? 6 : undefined;
     const payload = adaptation === undefined ? 4 : 5 + adaptation;
     const grid = this.#options.keyframeGrid;
     // The PES first: a feed's first PCR is usually in the packet that starts its first PES.
@@ -330,7 +368,11 @@ export class TsRestamper {
       if (data[i] !== SYNC) {
         this.resyncs++;
         i++;
-        while (i + PACKET <= data.length && !(data[i] === SYNC && (i + PACKET === data.length || data[i + PACKET] === SYNC))) i++;
+        while (
+          i + PACKET <= data.length &&
+          !(data[i] === SYNC && (i + PACKET === data.length || data[i + PACKET] === SYNC))
+        )
+          i++;
         continue;
       }
       const packet = out.subarray(written, written + PACKET);

@@ -187,7 +187,9 @@ function seconds(flag: string, value: string | undefined, { allowZero = false } 
   if (value === undefined) return undefined;
   const parsed = Number(value);
   if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || (!allowZero && parsed === 0)) {
-    throw new ConfigError(`--${flag} "${value}": expected a number of seconds ${allowZero ? '(0 or more)' : 'greater than 0'}, e.g. --${flag} 1`);
+    throw new ConfigError(
+      `--${flag} "${value}": expected a number of seconds ${allowZero ? '(0 or more)' : 'greater than 0'}, e.g. --${flag} 1`,
+    );
   }
   return parsed;
 }
@@ -201,18 +203,23 @@ function httpUrl(flag: string, value: string): string {
   } catch {
     // reported below
   }
-  throw new ConfigError(`--${flag} "${value}": expected an http:// or https:// URL, e.g. --${flag} ${DEFAULT_UTC_TIMING}`);
+  throw new ConfigError(
+    `--${flag} "${value}": expected an http:// or https:// URL, e.g. --${flag} ${DEFAULT_UTC_TIMING}`,
+  );
 }
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`--${flag} "${value}": expected one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new ConfigError(`--${flag} "${value}": expected one of ${allowed.join(', ')}`);
   return value as T;
 }
 
 function originProfiles(given: readonly string[], outputs: number): OriginProfile[] {
   const profiles = given.map((p) => oneOf('origin-profile', p, ORIGIN_PROFILES));
   if (profiles.length > 1 && profiles.length !== outputs) {
-    throw new ConfigError(`--origin-profile is given ${profiles.length} times for ${outputs} --output: give it once for all outputs, or once per --output in the same order`);
+    throw new ConfigError(
+      `--origin-profile is given ${profiles.length} times for ${outputs} --output: give it once for all outputs, or once per --output in the same order`,
+    );
   }
   return profiles;
 }
@@ -220,7 +227,8 @@ function originProfiles(given: readonly string[], outputs: number): OriginProfil
 function partChunks(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const parsed = Number(value);
-  if (!/^\d+$/.test(value.trim()) || parsed < 1 || parsed > 50) throw new ConfigError(`--part-chunks "${value}": expected a whole number of CMAF chunks per LL-HLS part, 1 to 50`);
+  if (!/^\d+$/.test(value.trim()) || parsed < 1 || parsed > 50)
+    throw new ConfigError(`--part-chunks "${value}": expected a whole number of CMAF chunks per LL-HLS part, 1 to 50`);
   return parsed;
 }
 
@@ -233,19 +241,31 @@ function dual(on: boolean | undefined, off: boolean | undefined): boolean | unde
   return on ? true : off ? false : undefined;
 }
 
-type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+type StartValues = ReturnType<
+  typeof parseArgs<{ options: typeof START_OPTIONS; strict: true; allowPositionals: false }>
+>['values'];
 
 /** Pure: the arguments after `start` (over a configuration file's values, if any) → options, or a ConfigError naming the bad flag. */
 export function parseStartArgs(argv: readonly string[], fromFile: OptionValues = {}): StartOptions {
   let commandLine: StartValues;
   try {
-    ({ values: commandLine } = parseArgs({ args: [...argv], options: START_OPTIONS, strict: true, allowPositionals: false }));
+    ({ values: commandLine } = parseArgs({
+      args: [...argv],
+      options: START_OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
-    throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}\nRun "appliance start --help" for the options.`);
+    throw new ConfigError(
+      `${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}\nRun "appliance start --help" for the options.`,
+    );
   }
   for (const output of commandLine.output ?? []) {
     const secret = secretQueryParameter(output);
-    if (secret) throw new ConfigError(`--output ${output.replace(/\?.*$/s, '?…')}: its query parameter "${secret}" looks like a secret, and the command line shows in the process list and the journal: put the output in the configuration file (output: in --config, readable by the service only), or send the secret as a header with --header-file`);
+    if (secret)
+      throw new ConfigError(
+        `--output ${output.replace(/\?.*$/s, '?…')}: its query parameter "${secret}" looks like a secret, and the command line shows in the process list and the journal: put the output in the configuration file (output: in --config, readable by the service only), or send the secret as a header with --header-file`,
+      );
   }
   const values = mergeOptionValues(fromFile, commandLine as OptionValues) as StartValues;
   const logLevel = values['log-level'] ?? 'info';
@@ -256,7 +276,14 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     profile: values.profile ?? DEFAULT_PROFILE,
     source: values.source,
     loop: Boolean(values.loop),
-    retryDevices: values['retry-devices'] && values['no-retry-devices'] ? contradiction('--retry-devices', '--no-retry-devices') : values['retry-devices'] ? true : values['no-retry-devices'] ? false : undefined,
+    retryDevices:
+      values['retry-devices'] && values['no-retry-devices']
+        ? contradiction('--retry-devices', '--no-retry-devices')
+        : values['retry-devices']
+          ? true
+          : values['no-retry-devices']
+            ? false
+            : undefined,
     outputs: values.output ?? [],
     originProfiles: originProfiles(values['origin-profile'] ?? [], (values.output ?? []).length),
     method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),

@@ -17,7 +17,12 @@ export interface CaptureReport {
 }
 
 /** Pure: what a capture source would open here, and what stands in its way (a sound server a service cannot reach). */
-export function captureReport(spec: string, listing: DeviceListing, profile: Profile, underService: boolean): CaptureReport {
+export function captureReport(
+  spec: string,
+  listing: DeviceListing,
+  profile: Profile,
+  underService: boolean,
+): CaptureReport {
   const report: CaptureReport = { source: spec, ok: true, chosen: [], problems: [], advice: [] };
   const request = parseSource(spec);
   if (request.kind !== 'device') return { ...report, chosen: [`the test source (${spec}): nothing to open`] };
@@ -26,21 +31,33 @@ export function captureReport(spec: string, listing: DeviceListing, profile: Pro
     const resolved = resolveDevices(request, listing, profile, { allowMissing: false, underService });
     report.chosen.push(...resolved.reasons);
     report.problems.push(...resolved.warnings);
-    if (resolved.source.audio?.api === 'pulse' && !underService) report.advice.push(`${pulseUnderServiceNote(resolved.source.audio.name)}; for the service, ${useAlsa}`);
+    if (resolved.source.audio?.api === 'pulse' && !underService)
+      report.advice.push(`${pulseUnderServiceNote(resolved.source.audio.name)}; for the service, ${useAlsa}`);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     report.problems.push(error.message.replace(/^--source: /, ''));
   }
-  for (const problem of listing.problems) report.advice.push(/PulseAudio/.test(problem) ? `${problem}; ${useAlsa}` : problem);
+  for (const problem of listing.problems)
+    report.advice.push(/PulseAudio/.test(problem) ? `${problem}; ${useAlsa}` : problem);
   report.ok = report.problems.length === 0;
   return report;
 }
 
 export function describeCaptureReport(r: CaptureReport): string {
-  return [`capture: ${r.source}`, ...r.chosen.map((c) => `  ✓ ${c}`), ...r.problems.map((p) => `  ✗ ${p}`), ...r.advice.map((a) => `  note: ${a}`)].join('\n');
+  return [
+    `capture: ${r.source}`,
+    ...r.chosen.map((c) => `  ✓ ${c}`),
+    ...r.problems.map((p) => `  ✗ ${p}`),
+    ...r.advice.map((a) => `  note: ${a}`),
+  ].join('\n');
 }
 
-export async function checkCapture(spec: string, profileSpec: string, ffmpegFlag: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<CaptureReport> {
+export async function checkCapture(
+  spec: string,
+  profileSpec: string,
+  ffmpegFlag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CaptureReport> {
   const { profile } = await loadProfile(profileSpec);
   const ffmpeg = await locateFfmpeg(ffmpegFlag, { encoders: [], filters: [] });
   return captureReport(spec, await listDevices(ffmpeg.path), profile, Boolean(env['INVOCATION_ID']));

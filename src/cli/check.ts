@@ -13,7 +13,15 @@ import { packageVersion, userAgent } from '../version.ts';
 import { loadProfile } from '../config/profile.ts';
 import { START_OPTION_SPECS } from './args.ts';
 import { readConfigFile } from './config-file.ts';
-import { checkClockOffset, checkCpu, checkFfmpeg, measureUpload, uploadFinding, type Finding, type Verdict } from './check-system.ts';
+import {
+  checkClockOffset,
+  checkCpu,
+  checkFfmpeg,
+  measureUpload,
+  uploadFinding,
+  type Finding,
+  type Verdict,
+} from './check-system.ts';
 
 export const CHECK_USAGE = `appliance check [--config FILE] [--output URL] [--source SPEC] [options]
   Everything a start needs, line by line (✓ fine, ! works but worse, ✗ would stop a start or the
@@ -67,11 +75,29 @@ export interface OriginReport {
 const now = () => performance.now();
 
 /** Probes one origin; never throws. */
-export async function probeOrigin(target: PushTarget, headers: Record<string, string>, ca: string[] | undefined): Promise<OriginReport> {
-  const report: OriginReport = { url: safeUrl(target.url), reachable: false, uploadStatus: undefined, credentials: 'unknown', originProfile: undefined, deleteStatus: undefined, server: undefined, rttMs: undefined, problem: undefined };
+export async function probeOrigin(
+  target: PushTarget,
+  headers: Record<string, string>,
+  ca: string[] | undefined,
+): Promise<OriginReport> {
+  const report: OriginReport = {
+    url: safeUrl(target.url),
+    reachable: false,
+    uploadStatus: undefined,
+    credentials: 'unknown',
+    originProfile: undefined,
+    deleteStatus: undefined,
+    server: undefined,
+    rttMs: undefined,
+    problem: undefined,
+  };
   const probe = new URL(`.appliance-check-${randomBytes(6).toString('hex')}.txt${target.url.search}`, target.url);
   const path = probe.pathname + probe.search;
-  const options = { connect: { timeout: 5000, ...(ca && probe.protocol === 'https:' ? { ca } : {}) }, headersTimeout: 10_000, bodyTimeout: 10_000 };
+  const options = {
+    connect: { timeout: 5000, ...(ca && probe.protocol === 'https:' ? { ca } : {}) },
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  };
   const uploader = new Client(probe.origin, options);
   const reader = new Client(probe.origin, options);
   const base = { ...headers, 'user-agent': userAgent(await packageVersion()) };
@@ -89,7 +115,12 @@ export async function probeOrigin(target: PushTarget, headers: Record<string, st
       await released;
       yield Buffer.from('appliance check: second half\n');
     })();
-    const upload = uploader.request({ path, method: 'PUT', headers: { ...base, 'content-type': 'text/plain' }, body: body as unknown as Readable });
+    const upload = uploader.request({
+      path,
+      method: 'PUT',
+      headers: { ...base, 'content-type': 'text/plain' },
+      body: body as unknown as Readable,
+    });
     // While the upload is still open: does the origin serve what it has so far?
     await new Promise((resolve) => setTimeout(resolve, 300));
     const during = await Promise.race([
@@ -108,18 +139,25 @@ export async function probeOrigin(target: PushTarget, headers: Record<string, st
     const answer = await upload;
     await answer.body.dump();
     report.uploadStatus = answer.statusCode;
-    report.credentials = answer.statusCode === 401 || answer.statusCode === 403 ? 'refused' : answer.statusCode < 300 ? 'accepted' : 'unknown';
+    report.credentials =
+      answer.statusCode === 401 || answer.statusCode === 403
+        ? 'refused'
+        : answer.statusCode < 300
+          ? 'accepted'
+          : 'unknown';
     if (answer.statusCode >= 300) report.problem = `the probe upload was answered HTTP ${answer.statusCode}`;
     else report.originProfile = during?.status === 200 && during.data ? 'appliance' : 'generic';
     if (answer.statusCode < 300) {
       const removed = await uploader.request({ path, method: 'DELETE', headers: base });
       await removed.body.dump();
       report.deleteStatus = removed.statusCode;
-      if (removed.statusCode >= 300 && removed.statusCode !== 404) report.problem = `DELETE is refused (HTTP ${removed.statusCode}): run with --no-delete, or let the origin expire old segments`;
+      if (removed.statusCode >= 300 && removed.statusCode !== 404)
+        report.problem = `DELETE is refused (HTTP ${removed.statusCode}): run with --no-delete, or let the origin expire old segments`;
     }
   } catch (error) {
-    const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
-    report.problem = `${code ?? (error as Error).message}${code && /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ? ': give the origin\'s CA with --ca FILE' : ''}`;
+    const code =
+      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+    report.problem = `${code ?? (error as Error).message}${code && /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ? ": give the origin's CA with --ca FILE" : ''}`;
   } finally {
     await Promise.all([uploader.destroy(), reader.destroy()]);
   }
@@ -130,10 +168,24 @@ function describeReport(r: OriginReport): string {
   const line = (ok: boolean | undefined, text: string) => `  ${ok === undefined ? '-' : ok ? '✓' : '✗'} ${text}`;
   return [
     r.url,
-    line(r.reachable, r.reachable ? `reachable (${r.rttMs} ms round trip${r.server ? `, Server: ${r.server}` : ''})` : 'not reachable'),
-    line(r.credentials === 'accepted' ? true : r.credentials === 'refused' ? false : undefined, `upload ${r.uploadStatus ?? 'not answered'}, credentials ${r.credentials}`),
-    line(r.originProfile !== undefined ? true : undefined, r.originProfile ? `--origin-profile ${r.originProfile}${r.originProfile === 'generic' ? ' (it serves a file only once its upload ends)' : ' (it serves uploads while they arrive)'}` : 'origin profile unknown'),
-    line(r.deleteStatus === undefined ? undefined : r.deleteStatus < 300 || r.deleteStatus === 404, `DELETE ${r.deleteStatus ?? 'not tried'}`),
+    line(
+      r.reachable,
+      r.reachable ? `reachable (${r.rttMs} ms round trip${r.server ? `, Server: ${r.server}` : ''})` : 'not reachable',
+    ),
+    line(
+      r.credentials === 'accepted' ? true : r.credentials === 'refused' ? false : undefined,
+      `upload ${r.uploadStatus ?? 'not answered'}, credentials ${r.credentials}`,
+    ),
+    line(
+      r.originProfile !== undefined ? true : undefined,
+      r.originProfile
+        ? `--origin-profile ${r.originProfile}${r.originProfile === 'generic' ? ' (it serves a file only once its upload ends)' : ' (it serves uploads while they arrive)'}`
+        : 'origin profile unknown',
+    ),
+    line(
+      r.deleteStatus === undefined ? undefined : r.deleteStatus < 300 || r.deleteStatus === 404,
+      `DELETE ${r.deleteStatus ?? 'not tried'}`,
+    ),
     ...(r.problem ? [`  problem: ${r.problem}`] : []),
   ].join('\n');
 }
@@ -143,13 +195,27 @@ const describeFinding = (f: Finding) => `  ${MARK[f.verdict]} ${f.check}: ${f.te
 
 /** `appliance check`; returns the exit status. */
 export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let values: { output?: string[]; source?: string; profile?: string; ffmpeg?: string; 'header-file'?: string; ca?: string; config?: string; json?: boolean; 'no-cpu'?: boolean; help?: boolean };
+  let values: {
+    output?: string[];
+    source?: string;
+    profile?: string;
+    ffmpeg?: string;
+    'header-file'?: string;
+    ca?: string;
+    config?: string;
+    json?: boolean;
+    'no-cpu'?: boolean;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${CHECK_USAGE}`);
   }
-  if (values.help) return void process.stdout.write(`${CHECK_USAGE}\n`), 0;
+  if (values.help) {
+    process.stdout.write(`${CHECK_USAGE}\n`);
+    return 0;
+  }
   // The service's configuration, if named: the same source, outputs, profile and credentials.
   const file = values.config ? await readConfigFile(values.config, START_OPTION_SPECS) : {};
   const fromFile = (key: string) => (typeof file[key] === 'string' ? (file[key] as string) : undefined);
@@ -161,21 +227,33 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
 
   const { ffmpeg, findings } = await checkFfmpeg(ffmpegFlag);
   let capture: Awaited<ReturnType<typeof checkCapture>> | undefined;
-  if (source && ffmpeg) capture = await checkCapture(source, values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE, ffmpegFlag);
+  if (source && ffmpeg)
+    capture = await checkCapture(source, values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE, ffmpegFlag);
   const headers = pushHeaders(env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
   const ca = await trustedCertificates(values.ca ?? fromFile('ca'));
   const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
   const uploads = new Map<OriginReport, Finding>();
   for (const [i, report] of reports.entries()) {
     if (!report.reachable || report.credentials !== 'accepted') continue;
-    const speed = await measureUpload(targets[i]!, { ...headers, 'user-agent': userAgent(await packageVersion()) }, ca, profile);
-    const finding: Finding = speed === undefined ? { check: 'upload', verdict: 'warn', text: `${report.url}: the upload-speed probe failed` } : uploadFinding(report.url, speed, profile);
+    const speed = await measureUpload(
+      targets[i]!,
+      { ...headers, 'user-agent': userAgent(await packageVersion()) },
+      ca,
+      profile,
+    );
+    const finding: Finding =
+      speed === undefined
+        ? { check: 'upload', verdict: 'warn', text: `${report.url}: the upload-speed probe failed` }
+        : uploadFinding(report.url, speed, profile);
     uploads.set(report, finding);
     findings.push(finding);
   }
-  const timeUrls = targets.flatMap((t, i) => (reports[i]?.originProfile === 'appliance' ? [new URL('/time', t.url).href] : []));
+  const timeUrls = targets.flatMap((t, i) =>
+    reports[i]?.originProfile === 'appliance' ? [new URL('/time', t.url).href] : [],
+  );
   findings.push(await checkClockOffset(profile, timeUrls));
-  if (ffmpeg && !values['no-cpu'] && !findings.some((f) => f.check === 'ffmpeg encoders' && f.verdict === 'fail')) findings.push(await checkCpu(ffmpeg.path, profile));
+  if (ffmpeg && !values['no-cpu'] && !findings.some((f) => f.check === 'ffmpeg encoders' && f.verdict === 'fail'))
+    findings.push(await checkCpu(ffmpeg.path, profile));
 
   const originsOk = reports.every((r) => r.credentials === 'accepted' && !r.problem);
   const ok = originsOk && (capture?.ok ?? true) && findings.every((f) => f.verdict !== 'fail');
@@ -183,11 +261,22 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     process.stdout.write(`${JSON.stringify({ ok, findings, origins: reports, capture })}\n`);
   } else {
     const sections = [
-      ['this machine', findings.filter((f) => f.check !== 'upload').map(describeFinding).join('\n')],
+      [
+        'this machine',
+        findings
+          .filter((f) => f.check !== 'upload')
+          .map(describeFinding)
+          .join('\n'),
+      ],
       ...(capture ? [['capture', describeCaptureReport(capture)]] : []),
-      ...reports.map((r) => ['origin', `${describeReport(r)}${uploads.has(r) ? `\n${describeFinding(uploads.get(r)!)}` : ''}`]),
+      ...reports.map((r) => [
+        'origin',
+        `${describeReport(r)}${uploads.has(r) ? `\n${describeFinding(uploads.get(r)!)}` : ''}`,
+      ]),
     ];
-    process.stdout.write(`${sections.map(([title, body]) => `${title}\n${body}`).join('\n\n')}\n\n${ok ? '✓ nothing stands in the way of a start' : '✗ something above would stop a start or the stream'}\n`);
+    process.stdout.write(
+      `${sections.map(([title, body]) => `${title}\n${body}`).join('\n\n')}\n\n${ok ? '✓ nothing stands in the way of a start' : '✗ something above would stop a start or the stream'}\n`,
+    );
   }
   return ok ? 0 : 1;
 }

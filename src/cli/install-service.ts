@@ -54,7 +54,13 @@ export function installedPaths(execPath: string, moduleUrl: string): { node: str
 
 /** Pure: what in the unit's paths systemd's sandbox would hide from the service. */
 export function hiddenBySandbox(paths: readonly string[]): string[] {
-  return paths.flatMap((p) => (/^\/(home|root|run\/user)\//.test(p) ? [`${p} is under ProtectHome=yes`] : /^\/tmp\//.test(p) ? [`${p} is under PrivateTmp=yes`] : []));
+  return paths.flatMap((p) =>
+    /^\/(home|root|run\/user)\//.test(p)
+      ? [`${p} is under ProtectHome=yes`]
+      : /^\/tmp\//.test(p)
+        ? [`${p} is under PrivateTmp=yes`]
+        : [],
+  );
 }
 
 async function writeIfMissing(file: string, text: string, mode: number): Promise<boolean> {
@@ -66,22 +72,39 @@ async function writeIfMissing(file: string, text: string, mode: number): Promise
 }
 
 export async function runInstallService(argv: readonly string[]): Promise<number> {
-  let values: { config?: string; user?: string; 'unit-dir'?: string; 'no-user'?: boolean; print?: boolean; help?: boolean };
+  let values: {
+    config?: string;
+    user?: string;
+    'unit-dir'?: string;
+    'no-user'?: boolean;
+    print?: boolean;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${INSTALL_USAGE}`);
   }
-  if (values.help) return void process.stdout.write(`${INSTALL_USAGE}\n`), 0;
+  if (values.help) {
+    process.stdout.write(`${INSTALL_USAGE}\n`);
+    return 0;
+  }
   const user = values.user ?? DEFAULT_UNIT.user;
-  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw new ConfigError(`--user "${user}": expected a system user name (lower-case letters, digits, "-", "_")`);
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+    throw new ConfigError(`--user "${user}": expected a system user name (lower-case letters, digits, "-", "_")`);
   const { node, entry } = installedPaths(process.execPath, import.meta.url);
   const config = resolve(values.config ?? DEFAULT_UNIT.config);
   const settings: UnitSettings = { node, entry, config, user, environmentFile: join(dirname(config), 'secrets.env') };
   const unit = renderUnit(settings);
-  if (values.print) return void process.stdout.write(unit), 0;
+  if (values.print) {
+    process.stdout.write(unit);
+    return 0;
+  }
   const hidden = hiddenBySandbox([node, entry]);
-  if (hidden.length) process.stderr.write(`appliance: warning: the service will not see its own files (${hidden.join('; ')}); install the appliance under /opt or /usr/local\n`);
+  if (hidden.length)
+    process.stderr.write(
+      `appliance: warning: the service will not see its own files (${hidden.join('; ')}); install the appliance under /opt or /usr/local\n`,
+    );
   const unitFile = join(values['unit-dir'] ?? '/etc/systemd/system', 'appliance.service');
   await mkdir(dirname(unitFile), { recursive: true });
   await writeFile(unitFile, unit, { mode: 0o644 });
@@ -91,12 +114,29 @@ export async function runInstallService(argv: readonly string[]): Promise<number
   if (!values['no-user'] && process.getuid?.() === 0) {
     const exists = (await execa('id', ['-u', user], { reject: false })).exitCode === 0;
     if (!exists) {
-      const made = await execa('useradd', ['--system', '--user-group', '--home-dir', '/var/lib/appliance', '--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', 'video,audio', user], { reject: false });
+      const made = await execa(
+        'useradd',
+        [
+          '--system',
+          '--user-group',
+          '--home-dir',
+          '/var/lib/appliance',
+          '--no-create-home',
+          '--shell',
+          '/usr/sbin/nologin',
+          '--groups',
+          'video,audio',
+          user,
+        ],
+        { reject: false },
+      );
       if (made.exitCode !== 0) throw new ConfigError(`cannot create the user "${user}": ${String(made.stderr).trim()}`);
       wrote.push(`user ${user} (groups video, audio)`);
     }
     await execa('chgrp', [user, config], { reject: false });
   }
-  process.stdout.write(`${wrote.map((w) => `wrote ${w}`).join('\n')}\nnext:\n  edit ${config} (source, output), secrets in ${settings.environmentFile}\n  sudo -u ${user} ${node} ${entry} check --config ${config}\n  systemctl daemon-reload && systemctl enable --now appliance\n  journalctl -u appliance -f; curl -s http://127.0.0.1:9464/status\n`);
+  process.stdout.write(
+    `${wrote.map((w) => `wrote ${w}`).join('\n')}\nnext:\n  edit ${config} (source, output), secrets in ${settings.environmentFile}\n  sudo -u ${user} ${node} ${entry} check --config ${config}\n  systemctl daemon-reload && systemctl enable --now appliance\n  journalctl -u appliance -f; curl -s http://127.0.0.1:9464/status\n`,
+  );
   return 0;
 }

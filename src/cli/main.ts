@@ -10,7 +10,6 @@ import { runDevices } from './devices.ts';
 import { runStop } from './stop.ts';
 import { packageVersion } from '../version.ts';
 
-
 /** Runs one command; returns the exit status. Only this function prints user-facing errors. */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
@@ -20,12 +19,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return command === undefined ? EXIT_USAGE : EXIT_OK;
     }
     if (command === '--version' || command === 'version') {
-      process.stdout.write(`appliance ${await packageVersion()} (node ${process.version}, ${process.platform}-${process.arch})\n`);
+      process.stdout.write(
+        `appliance ${await packageVersion()} (node ${process.version}, ${process.platform}-${process.arch})\n`,
+      );
       return EXIT_OK;
     }
     if (command === 'start') {
       const commandLine = parseStartArgs(rest);
-      const options = commandLine.config ? parseStartArgs(rest, await readConfigFile(commandLine.config, START_OPTION_SPECS)) : commandLine;
+      const options = commandLine.config
+        ? parseStartArgs(rest, await readConfigFile(commandLine.config, START_OPTION_SPECS))
+        : commandLine;
       if (options.help) {
         process.stdout.write(`${USAGE}\n`);
         return EXIT_OK;

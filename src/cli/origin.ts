@@ -48,7 +48,8 @@ const OPTIONS = {
 const positive = (flag: string, value: string | undefined, fallback: number) => {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`--${flag} "${value}": expected a number of seconds greater than 0`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(`--${flag} "${value}": expected a number of seconds greater than 0`);
   return n;
 };
 
@@ -58,11 +59,16 @@ async function tokenGrants(file: string | undefined): Promise<TokenGrant[] | und
     throw new ConfigError(`--tokens ${file}: cannot read it (${e.code ?? e.message})`);
   });
   const grants = parseTokenGrants(text);
-  if ('problem' in grants) throw new ConfigError(`--tokens ${file}${grants.line ? ` line ${grants.line}` : ''}: ${grants.problem}`);
+  if ('problem' in grants)
+    throw new ConfigError(`--tokens ${file}${grants.line ? ` line ${grants.line}` : ''}: ${grants.problem}`);
   return grants;
 }
 
-async function ingestToken(file: string | undefined, optional: boolean, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+async function ingestToken(
+  file: string | undefined,
+  optional: boolean,
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
   if (file) {
     const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new ConfigError(`--token-file ${file}: cannot read it (${e.code ?? e.message})`);
@@ -72,7 +78,10 @@ async function ingestToken(file: string | undefined, optional: boolean, env: Nod
     return token;
   }
   const token = env[INGEST_TOKEN_ENV]?.trim();
-  if (!token && !optional) throw new ConfigError('the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN, or give --token-file FILE or --tokens FILE (never on the command line)');
+  if (!token && !optional)
+    throw new ConfigError(
+      'the origin needs an ingest token: set APPLIANCE_INGEST_TOKEN, or give --token-file FILE or --tokens FILE (never on the command line)',
+    );
   return token;
 }
 
@@ -85,22 +94,39 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
   }
   if (values['help']) return void process.stdout.write(`${ORIGIN_USAGE}\n`);
   const level = (values['log-level'] as string | undefined) ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`--log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new ConfigError(`--log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
   const logger = createLogger(level as LogLevel);
   const { host, port } = parseListen((values['listen'] as string | undefined) ?? DEFAULT_LISTEN);
   const tsb = positive('tsb', values['tsb'] as string | undefined, 30);
   const hold = positive('hold', values['hold'] as string | undefined, 1);
   const maxBody = values['max-body'] === undefined ? 64_000_000 : parseBitrate(values['max-body'] as string);
-  if (!maxBody) throw new ConfigError(`--max-body "${values['max-body']}": expected a size such as 64M, 500k or 1000000 (bytes)`);
-  const connections = values['max-client-connections'] === undefined ? DEFAULT_LIMITS.connectionsPerClient : Number(values['max-client-connections']);
-  if (!Number.isInteger(connections) || connections < 1) throw new ConfigError(`--max-client-connections "${values['max-client-connections']}": expected a whole number of connections, at least 1`);
+  if (!maxBody)
+    throw new ConfigError(`--max-body "${values['max-body']}": expected a size such as 64M, 500k or 1000000 (bytes)`);
+  const connections =
+    values['max-client-connections'] === undefined
+      ? DEFAULT_LIMITS.connectionsPerClient
+      : Number(values['max-client-connections']);
+  if (!Number.isInteger(connections) || connections < 1)
+    throw new ConfigError(
+      `--max-client-connections "${values['max-client-connections']}": expected a whole number of connections, at least 1`,
+    );
   const limits = {
-    headersTimeoutMs: positive('headers-timeout', values['headers-timeout'] as string | undefined, DEFAULT_LIMITS.headersTimeoutMs / 1000) * 1000,
-    bodyIdleMs: positive('body-timeout', values['body-timeout'] as string | undefined, DEFAULT_LIMITS.bodyIdleMs / 1000) * 1000,
+    headersTimeoutMs:
+      positive(
+        'headers-timeout',
+        values['headers-timeout'] as string | undefined,
+        DEFAULT_LIMITS.headersTimeoutMs / 1000,
+      ) * 1000,
+    bodyIdleMs:
+      positive('body-timeout', values['body-timeout'] as string | undefined, DEFAULT_LIMITS.bodyIdleMs / 1000) * 1000,
     connectionsPerClient: connections,
   };
   const maxStore = values['max-store'] === undefined ? undefined : (parseBitrate(values['max-store'] as string) ?? 0);
-  if (maxStore === 0) throw new ConfigError(`--max-store "${values['max-store']}": expected a size such as 2000M, 500M or 1000000 (bytes)`);
+  if (maxStore === 0)
+    throw new ConfigError(
+      `--max-store "${values['max-store']}": expected a size such as 2000M, 500M or 1000000 (bytes)`,
+    );
   const grants = await tokenGrants(values['tokens'] as string | undefined);
   const token = await ingestToken(values['token-file'] as string | undefined, grants !== undefined, env);
   const dir = values['dir'] as string | undefined;
@@ -128,7 +154,22 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
   const expiry = setInterval(() => {
     for (const path of store.expire()) persisted?.remove(path);
   }, 1000);
-  logger.info({ url: `http://${hostForUrl(address.address)}:${address.port}/`, dir, tsb, holdSeconds: hold, maxBodyBytes: maxBody, maxStoreBytes: maxStore ?? 'no limit', tenants: grants?.map((g) => `/${g.prefix}`), ...limits, restartKeeps: dir ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})` : 'nothing: without --dir a restart loses the time-shift window' }, 'origin listening');
+  logger.info(
+    {
+      url: `http://${hostForUrl(address.address)}:${address.port}/`,
+      dir,
+      tsb,
+      holdSeconds: hold,
+      maxBodyBytes: maxBody,
+      maxStoreBytes: maxStore ?? 'no limit',
+      tenants: grants?.map((g) => `/${g.prefix}`),
+      ...limits,
+      restartKeeps: dir
+        ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})`
+        : 'nothing: without --dir a restart loses the time-shift window',
+    },
+    'origin listening',
+  );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

@@ -57,12 +57,15 @@ export const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : 
 /** Listens, or refuses (exit 2) naming the flag that gave the address. */
 export async function listenFor(flag: string, server: Server, host: string, port: number): Promise<AddressInfo> {
   return listen(server, host, port).catch((error: NodeJS.ErrnoException) => {
-    throw new ConfigError(`${flag} ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? `; another program uses that port: pick another with ${flag}` : ''}`);
+    throw new ConfigError(
+      `${flag} ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? `; another program uses that port: pick another with ${flag}` : ''}`,
+    );
   });
 }
 
 /** The origin profile of the output at `index`: given per output, once for all, or the default. */
-export const originProfileOf = (push: PushSettings, index: number): OriginProfile => push.profiles[index] ?? push.profiles[0] ?? 'appliance';
+export const originProfileOf = (push: PushSettings, index: number): OriginProfile =>
+  push.profiles[index] ?? push.profiles[0] ?? 'appliance';
 
 /** The clock a push target's manifest names: our origin serves /time; other origins get the public default. */
 export function pushUtcTiming(target: PushTarget, profile: OriginProfile, explicit: string | undefined): string {
@@ -110,7 +113,13 @@ interface LocalSink {
 }
 
 /** An output writing straight to a local sink: the MPD through its ManifestWriter, the playlists as they stand. */
-function localOutput(name: string, sink: LocalSink, manifests: ManifestWriter, formats: OutputFormats, failures: () => number): Output {
+function localOutput(
+  name: string,
+  sink: LocalSink,
+  manifests: ManifestWriter,
+  formats: OutputFormats,
+  failures: () => number,
+): Output {
   return {
     name,
     handle: (event) => sink.handle(event),
@@ -143,7 +152,11 @@ interface Context {
   onFatal: (output: Output, error: Error) => void;
 }
 
-async function openOne(target: OutputTarget, index: number, context: Context): Promise<{ output: Output; where: string; close?: () => Promise<void> }> {
+async function openOne(
+  target: OutputTarget,
+  index: number,
+  context: Context,
+): Promise<{ output: Output; where: string; close?: () => Promise<void> }> {
   const { profile, logger } = context;
   // Only the first output reports chunk delays: one figure per track, not one per destination.
   const onChunkWritten = index === 0 ? context.onChunkWritten : undefined;
@@ -174,25 +187,48 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
       onChunkWritten,
       onFatal: (error) => context.onFatal(output, error),
     });
-    logger.info({ url: output.name, originProfile, method: context.push.method, budgetBytes: context.push.budgetBytes }, 'pushing');
+    logger.info(
+      { url: output.name, originProfile, method: context.push.method, budgetBytes: context.push.budgetBytes },
+      'pushing',
+    );
     return { output, where: output.name };
   }
   if (target.kind === 'directory') {
     // Whatever serves the directory holds no request back: no blocking reloads, no preload hints.
-    const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: false, hints: false }) : undefined;
-    const directory = new DirectoryOutput({ dir: target.dir, segdur: profile.segdur, timeShiftBufferDepth: profile.tsb, logger, onChunkWritten: localChunks(target.dir), hls });
+    const hls = formats.hls
+      ? new HlsPlaylists(context.hls, formats.names, { blocking: false, hints: false })
+      : undefined;
+    const directory = new DirectoryOutput({
+      dir: target.dir,
+      segdur: profile.segdur,
+      timeShiftBufferDepth: profile.tsb,
+      logger,
+      onChunkWritten: localChunks(target.dir),
+      hls,
+    });
     const view = { utcTimingUrl: context.utcTiming ?? DEFAULT_UTC_TIMING, asto: profile.asto };
     let failures = 0;
-    const manifests = new ManifestWriter(view, (text) => directory.writeManifest(formats.mpd, text), (err) => {
-      failures++;
-      logger.error({ err }, 'manifest write failed');
-    });
+    const manifests = new ManifestWriter(
+      view,
+      (text) => directory.writeManifest(formats.mpd, text),
+      (err) => {
+        failures++;
+        logger.error({ err }, 'manifest write failed');
+      },
+    );
     const output = localOutput(target.dir, directory, manifests, formats, () => directory.failures + failures);
     return { output, where: target.dir };
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
   let base = '';
-  const server = createOriginServer({ store, maxBodyBytes: 0, logger, index: () => previewPage(previewInfo(base, formats, context.hls.renditions())), assets: PLAYER_SCRIPTS, status: context.status });
+  const server = createOriginServer({
+    store,
+    maxBodyBytes: 0,
+    logger,
+    index: () => previewPage(previewInfo(base, formats, context.hls.renditions())),
+    assets: PLAYER_SCRIPTS,
+    status: context.status,
+  });
   const address = await listenFor('--listen', server, target.host, target.port);
   base = `http://${hostForUrl(address.address)}:${address.port}`;
   const expiry = setInterval(() => store.expire(), 1000);
@@ -200,7 +236,11 @@ async function openOne(target: OutputTarget, index: number, context: Context): P
   logger.info({ url: `${base}/${target.manifest}`, page: `${base}/` }, 'serving');
   const hls = formats.hls ? new HlsPlaylists(context.hls, formats.names, { blocking: true, hints: true }) : undefined;
   const storeOutput = new StoreOutput(store, localChunks(`${base}/${target.manifest}`), hls);
-  const manifests = new ManifestWriter({ utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto }, async (text) => storeOutput.writeManifest(formats.mpd, text), (err) => logger.error({ err }, 'manifest write failed'));
+  const manifests = new ManifestWriter(
+    { utcTimingUrl: context.utcTiming ?? `${base}/time`, asto: profile.asto },
+    async (text) => storeOutput.writeManifest(formats.mpd, text),
+    (err) => logger.error({ err }, 'manifest write failed'),
+  );
   const output = localOutput(`${base}/${target.manifest}`, storeOutput, manifests, formats, () => 0);
   return {
     output,

@@ -9,15 +9,30 @@ import type { OutputTarget } from '../push/output-target.ts';
 
 /** Pure: the state file of a set of outputs (the same destinations and manifest names: the same session). */
 export function sessionFileOf(stateDir: string, outputs: readonly OutputTarget[]): string {
-  const identity = outputs.map((o) => (o.kind === 'push' ? `push ${o.url.origin}${o.url.pathname}` : o.kind === 'directory' ? `dir ${o.dir} ${o.manifest}` : `serve ${o.host}:${o.port} ${o.manifest}`));
-  return join(stateDir, 'sessions', `${createHash('sha256').update(identity.join('\n')).digest('hex').slice(0, 16)}.json`);
+  const identity = outputs.map((o) =>
+    o.kind === 'push'
+      ? `push ${o.url.origin}${o.url.pathname}`
+      : o.kind === 'directory'
+        ? `dir ${o.dir} ${o.manifest}`
+        : `serve ${o.host}:${o.port} ${o.manifest}`,
+  );
+  return join(
+    stateDir,
+    'sessions',
+    `${createHash('sha256').update(identity.join('\n')).digest('hex').slice(0, 16)}.json`,
+  );
 }
 
 /**
  * The session a previous process left on these outputs, if recent enough for viewers to still be
  * watching it (its last segment within the time-shift window).
  */
-export async function loadSession(file: string, timing: { segdur: number; cdur: number; tsb: number }, nowMs: number, logger: Logger) {
+export async function loadSession(
+  file: string,
+  timing: { segdur: number; cdur: number; tsb: number },
+  nowMs: number,
+  logger: Logger,
+) {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -66,7 +81,11 @@ export class SessionSaver {
         await mkdir(dirname(this.#file), { recursive: true });
         await writeAtomically(this.#file, text);
       } catch (error) {
-        if (!this.#failed) this.#logger.warn({ err: (error as Error).message, file: this.#file }, 'cannot save the session: a restart will start a new one');
+        if (!this.#failed)
+          this.#logger.warn(
+            { err: (error as Error).message, file: this.#file },
+            'cannot save the session: a restart will start a new one',
+          );
         this.#failed = true;
       }
     }

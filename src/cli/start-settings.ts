@@ -30,7 +30,23 @@ import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from '.
 /** What the ffmpeg a start uses must have. */
 export const FFMPEG_NEEDS = {
   encoders: ['libx264', 'aac'],
-  filters: [...TEST_SOURCE_FILTERS, 'select', 'split', 'scale', 'format', 'aresample', 'fps', 'color', 'anullsrc', 'blackdetect', 'freezedetect', 'silencedetect', 'metadata', 'ametadata', 'nullsink'],
+  filters: [
+    ...TEST_SOURCE_FILTERS,
+    'select',
+    'split',
+    'scale',
+    'format',
+    'aresample',
+    'fps',
+    'color',
+    'anullsrc',
+    'blackdetect',
+    'freezedetect',
+    'silencedetect',
+    'metadata',
+    'ametadata',
+    'nullsink',
+  ],
 } as const;
 
 /** How long the start waits for a feed to say what it holds. */
@@ -45,7 +61,19 @@ const feedBase = () => Math.floor(Date.now() / 1000) - 3600;
 /** What a feed not there yet is taken to be: the top rendition at the profile's rate, with audio. */
 function assumedFeed(profile: Profile) {
   const top = profile.video.renditions[0]!;
-  return { duration: undefined, start: undefined, error: undefined, video: { codec: 'h264', width: top.width, height: top.height, framerate: profile.video.framerate, fieldOrder: 'progressive' }, audio: { codec: 'aac', sampleRate: profile.audio.samplerate, layout: 'stereo' } };
+  return {
+    duration: undefined,
+    start: undefined,
+    error: undefined,
+    video: {
+      codec: 'h264',
+      width: top.width,
+      height: top.height,
+      framerate: profile.video.framerate,
+      fieldOrder: 'progressive',
+    },
+    audio: { codec: 'aac', sampleRate: profile.audio.samplerate, layout: 'stereo' },
+  };
 }
 
 /** From spawning ffmpeg to a file's first packet released by `-re` (measured, see the README). */
@@ -81,7 +109,11 @@ export interface ResolvedStart {
 }
 
 /** Everything `start` needs, checked before anything runs; every failure here is a ConfigError. */
-export async function resolveStart(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedStart> {
+export async function resolveStart(
+  options: StartOptions,
+  cwd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedStart> {
   const started: { relay?: FeedRelay } = {};
   try {
     return await resolveStartWith(options, cwd, env, started);
@@ -92,7 +124,12 @@ export async function resolveStart(options: StartOptions, cwd: string, env: Node
   }
 }
 
-async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.ProcessEnv, started: { relay?: FeedRelay }): Promise<ResolvedStart> {
+async function resolveStartWith(
+  options: StartOptions,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  started: { relay?: FeedRelay },
+): Promise<ResolvedStart> {
   const loaded = await loadProfile(options.profile);
   let profile = applyOverrides(loaded.profile, options);
   const request = parseSource(options.source ?? profile.source ?? 'test', cwd);
@@ -105,7 +142,10 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
   const sourceReasons: string[] = [];
   const sourceWarnings: string[] = [];
   if (request.kind === 'device') {
-    const devices = resolveDevices(request, await listDevices(ffmpeg.path), profile, { allowMissing: retryDevices, underService });
+    const devices = resolveDevices(request, await listDevices(ffmpeg.path), profile, {
+      allowMissing: retryDevices,
+      underService,
+    });
     ({ source, profile } = devices);
     sourceReasons.push(...devices.reasons);
     sourceWarnings.push(...devices.warnings);
@@ -115,61 +155,127 @@ async function resolveStartWith(options: StartOptions, cwd: string, env: NodeJS.
     sourceReasons.push(...played.reasons);
     profile = atRate(profile, source.framerate, sourceReasons);
   } else if (request.kind === 'feed') {
-    feedRelay = new FeedRelay({ ffmpegPath: ffmpeg.path, request, passphrase: srtPassphrase(env[SRT_PASSPHRASE_ENV]), segdur: profile.segdur, keyframeGrid: profile.video.passthrough });
+    feedRelay = new FeedRelay({
+      ffmpegPath: ffmpeg.path,
+      request,
+      passphrase: srtPassphrase(env[SRT_PASSPHRASE_ENV]),
+      segdur: profile.segdur,
+      keyframeGrid: profile.video.passthrough,
+    });
     started.relay = feedRelay;
     feedRelay.start();
-    const info = (feedInfo = await feedRelay.info(FEED_PROBE_MS));
+    const info = await feedRelay.info(FEED_PROBE_MS);
+    feedInfo = info;
     // A refusal from here on stops the receiver in resolveStart. A copy needs the feed it copies.
     if (!info && (!retryDevices || profile.video.passthrough)) {
-      const said = feedRelay.stderrForLogs.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3);
-      throw new ConfigError(`--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? ${profile.video.passthrough ? `(${PASSTHROUGH_FIELD} copies the feed, so it must be there at the start)` : '(with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)'}`);
+      const said = feedRelay.stderrForLogs
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-3);
+      throw new ConfigError(
+        `--source ${feedForLogs(request.url)}: no MPEG-TS feed within ${FEED_PROBE_MS / 1000} s${said.length ? ` (ffmpeg: ${said.join(' | ')})` : ''}; is the sender running and sending here? ${profile.video.passthrough ? `(${PASSTHROUGH_FIELD} copies the feed, so it must be there at the start)` : '(with --retry-devices, the default under systemd, the appliance starts on slate and waits for it)'}`,
+      );
     }
     const played = feedSourcePolicy(request, info ?? assumedFeed(profile), profile);
     source = played.source;
     sourceReasons.push(...played.reasons);
-    if (!info) sourceWarnings.push(`no feed on ${feedForLogs(request.url)} yet: assuming ${played.source.width}x${played.source.height} at ${played.source.framerate} fps with audio (the top rendition), slate until it comes`);
+    if (!info)
+      sourceWarnings.push(
+        `no feed on ${feedForLogs(request.url)} yet: assuming ${played.source.width}x${played.source.height} at ${played.source.framerate} fps with audio (the top rendition), slate until it comes`,
+      );
     profile = atRate(profile, source.framerate, sourceReasons);
   } else source = request;
-  if (options.loop && source.kind !== 'file') throw new ConfigError(`--loop applies to a file source (--source file:PATH); the source is ${sourceSpecOf(source)}`);
+  if (options.loop && source.kind !== 'file')
+    throw new ConfigError(
+      `--loop applies to a file source (--source file:PATH); the source is ${sourceSpecOf(source)}`,
+    );
   const timing = checkTiming(profile);
   if (timing.errors.length) {
-    throw new ConfigError(`impossible timing (profile ${loaded.file} with overrides${source.kind === 'device' ? ' at the camera\'s rate' : ''}):\n  ${timing.errors.join('\n  ')}`);
+    throw new ConfigError(
+      `impossible timing (profile ${loaded.file} with overrides${source.kind === 'device' ? " at the camera's rate" : ''}):\n  ${timing.errors.join('\n  ')}`,
+    );
   }
   const ladder = planLadder(profile.video.renditions, source);
   if (ladder.renditions.length === 0) {
-    throw new ConfigError(`every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`);
+    throw new ConfigError(
+      `every rendition of ${loaded.file} is larger than the source (${source.width}x${source.height})`,
+    );
   }
   if (profile.video.passthrough) {
     const copied = passthroughRendition(profile, source, feedInfo, ladder.renditions);
     sourceReasons.push(copied.reason);
     const interval = await feedRelay?.keyframeInterval(FEED_PROBE_MS);
-    if (interval === undefined) throw new ConfigError(`${PASSTHROUGH_FIELD}: no two keyframes of the feed within ${FEED_PROBE_MS / 1000} s after it settled; a copy starts at one (set the sender's keyframe interval to ${profile.segdur} s)`);
+    if (interval === undefined)
+      throw new ConfigError(
+        `${PASSTHROUGH_FIELD}: no two keyframes of the feed within ${FEED_PROBE_MS / 1000} s after it settled; a copy starts at one (set the sender's keyframe interval to ${profile.segdur} s)`,
+      );
     checkKeyframeInterval(interval, profile.segdur);
-    sourceReasons.push(`keyframes every ${interval} s: each segment starts with one, put on its boundary (the feed is mapped between ${KEYFRAME_GRID_LATE_TOLERANCE_SECONDS / 2} s before and a segment after its arrival)`);
+    sourceReasons.push(
+      `keyframes every ${interval} s: each segment starts with one, put on its boundary (the feed is mapped between ${KEYFRAME_GRID_LATE_TOLERANCE_SECONDS / 2} s before and a segment after its arrival)`,
+    );
   }
   const warnings = [
     ...sourceWarnings,
     ...timing.warnings,
-    ...ladder.dropped.map((r) => `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`),
+    ...ladder.dropped.map(
+      (r) =>
+        `rendition ${r.id} (${r.width}x${r.height}) is larger than the source (${source.width}x${source.height}): dropped, not upscaled`,
+    ),
   ];
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
-  for (const output of outputs) if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const planForRun = () => buildEncoderPlan(profile, source, ladder.renditions, source.kind === 'file' ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS } : source.kind === 'feed' ? { anchorSeconds: feedBase() } : {});
+  for (const output of outputs)
+    if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
+  const planForRun = () =>
+    buildEncoderPlan(
+      profile,
+      source,
+      ladder.renditions,
+      source.kind === 'file'
+        ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS }
+        : source.kind === 'feed'
+          ? { anchorSeconds: feedBase() }
+          : {},
+    );
   const plan = planForRun();
   const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');
-  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length)) warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
+  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length))
+    warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
   const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
   const push: PushSettings = {
     profiles: options.originProfiles,
     method: options.method,
     headers: pushing ? pushHeaders(env, await readHeaderFile(options.headerFile)) : {},
-    ca: options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:') ? await trustedCertificates(options.ca) : undefined,
+    ca:
+      options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:')
+        ? await trustedCertificates(options.ca)
+        : undefined,
     budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
-  return { profile, profileFile: loaded.file, source, outputs, push, plan, planForRun, feedRelay, slatePlan, stateDir: stateDirectory(options.stateDir), ffmpeg, sourceReasons, retryDevices, utcTiming: options.utcTiming, metrics: options.metrics === false ? undefined : (options.metrics ?? (underService ? parseListen(DEFAULT_METRICS, '--metrics') : undefined)), warnings };
+  return {
+    profile,
+    profileFile: loaded.file,
+    source,
+    outputs,
+    push,
+    plan,
+    planForRun,
+    feedRelay,
+    slatePlan,
+    stateDir: stateDirectory(options.stateDir),
+    ffmpeg,
+    sourceReasons,
+    retryDevices,
+    utcTiming: options.utcTiming,
+    metrics:
+      options.metrics === false
+        ? undefined
+        : (options.metrics ?? (underService ? parseListen(DEFAULT_METRICS, '--metrics') : undefined)),
+    warnings,
+  };
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -177,11 +283,24 @@ export function describe(resolved: ResolvedStart): string {
   const credentials = push.headers['authorization']?.split(' ')[0];
   const manifests = (manifest: string) => {
     const formats = outputFormats(manifest, profile.hls.dual);
-    return [...(formats.dash ? [formats.mpd] : []), ...(formats.hls ? [formats.multivariant, ...plan.tracks.map((t) => formats.names.mediaPlaylist(t.id))] : [])];
+    return [
+      ...(formats.dash ? [formats.mpd] : []),
+      ...(formats.hls ? [formats.multivariant, ...plan.tracks.map((t) => formats.names.mediaPlaylist(t.id))] : []),
+    ];
   };
   const describeOutput = (output: OutputTarget, index: number) => {
-    if (output.kind === 'directory') return { directory: output.dir, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING };
-    if (output.kind === 'serve') return { serve: `http://${hostForUrl(output.host)}:${output.port}/`, manifests: manifests(output.manifest), utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time` };
+    if (output.kind === 'directory')
+      return {
+        directory: output.dir,
+        manifests: manifests(output.manifest),
+        utcTiming: resolved.utcTiming ?? DEFAULT_UTC_TIMING,
+      };
+    if (output.kind === 'serve')
+      return {
+        serve: `http://${hostForUrl(output.host)}:${output.port}/`,
+        manifests: manifests(output.manifest),
+        utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time`,
+      };
     const originProfile = originProfileOf(push, index);
     return {
       push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
@@ -204,15 +323,50 @@ export function describe(resolved: ResolvedStart): string {
       height: source.height,
       framerate: profile.video.framerate,
       ...(source.kind === 'feed' ? { chosen: resolved.sourceReasons } : {}),
-      ...(source.kind === 'file' ? { loop: source.loop, duration: source.duration, chosen: resolved.sourceReasons } : {}),
-      ...(source.kind === 'device' ? { ...(source.video ? { videoFormat: source.video.choice.format ?? 'the driver\'s', captureRate: source.video.choice.captureRate } : {}), chosen: resolved.sourceReasons, retryDevices: resolved.retryDevices } : {}),
+      ...(source.kind === 'file'
+        ? { loop: source.loop, duration: source.duration, chosen: resolved.sourceReasons }
+        : {}),
+      ...(source.kind === 'device'
+        ? {
+            ...(source.video
+              ? {
+                  videoFormat: source.video.choice.format ?? "the driver's",
+                  captureRate: source.video.choice.captureRate,
+                }
+              : {}),
+            chosen: resolved.sourceReasons,
+            retryDevices: resolved.retryDevices,
+          }
+        : {}),
     },
     tracks: plan.tracks.map((t) =>
       t.rendition
         ? profile.video.passthrough
-          ? { id: t.id, codec: 'H.264, copied from the feed', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, pipe: t.fd }
-          : { id: t.id, codec: 'H.264 High', width: t.rendition.width, height: t.rendition.height, bitrate: t.bitrate, preset: profile.video.preset, pipe: t.fd }
-        : { id: t.id, codec: 'AAC-LC', bitrate: t.bitrate, samplerate: profile.audio.samplerate, channels: profile.audio.channels, pipe: t.fd },
+          ? {
+              id: t.id,
+              codec: 'H.264, copied from the feed',
+              width: t.rendition.width,
+              height: t.rendition.height,
+              bitrate: t.bitrate,
+              pipe: t.fd,
+            }
+          : {
+              id: t.id,
+              codec: 'H.264 High',
+              width: t.rendition.width,
+              height: t.rendition.height,
+              bitrate: t.bitrate,
+              preset: profile.video.preset,
+              pipe: t.fd,
+            }
+        : {
+            id: t.id,
+            codec: 'AAC-LC',
+            bitrate: t.bitrate,
+            samplerate: profile.audio.samplerate,
+            channels: profile.audio.channels,
+            pipe: t.fd,
+          },
     ),
     latency: profile.latency,
     hls: describeHls(profile),
@@ -231,24 +385,44 @@ export function describe(resolved: ResolvedStart): string {
  */
 /** Measures the clock offset (logged, refused when far off for ultra-ll); returns it in ms. */
 export async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<number | undefined> {
-  const timeUrls = resolved.outputs.flatMap((o, i) => (o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : []));
+  const timeUrls = resolved.outputs.flatMap((o, i) =>
+    o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : [],
+  );
   const measured = await measureClockOffset({ timeUrls });
-  if (!measured) return void logger.info('clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)');
+  if (!measured)
+    return void logger.info(
+      'clock offset: nothing to measure it against (no chrony, no systemd-timesyncd, no origin clock)',
+    );
   const fields = { offsetMs: Math.round(measured.offsetMs * 10) / 10, source: measured.source };
   // Only the machine's own time daemon stops ultra-ll: a remote clock that disagrees may be the
   // wrong one, and refusing (exit 2) would keep a service down for good (systemd does not restart it).
   if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && resolved.profile.name === 'ultra-ll' && !measured.remote) {
-    throw new ConfigError(`the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`);
+    throw new ConfigError(
+      `the system clock is ${fields.offsetMs} ms off (${measured.source}): ultra-ll needs it within ${CLOCK_REFUSE_MS} ms; synchronise it (chrony, systemd-timesyncd) or use --profile ll`,
+    );
   }
-  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && measured.remote) logger.warn(fields, 'the origin\'s clock and this one disagree (no local time daemon answered to say which is right): running on; players synchronised to the origin see the wrong latency; synchronise this machine (chrony, systemd-timesyncd) and check the origin\'s. The offset is in /status and clock_offset_seconds');
-  else if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS) logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
+  if (Math.abs(measured.offsetMs) > CLOCK_REFUSE_MS && measured.remote)
+    logger.warn(
+      fields,
+      "the origin's clock and this one disagree (no local time daemon answered to say which is right): running on; players synchronised to the origin see the wrong latency; synchronise this machine (chrony, systemd-timesyncd) and check the origin's. The offset is in /status and clock_offset_seconds",
+    );
+  else if (Math.abs(measured.offsetMs) > CLOCK_WARN_MS)
+    logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
   else logger.info(fields, 'clock offset');
   return measured.offsetMs;
 }
 
 /** The timing every playlist of a session carries (the ladder always has its audio track). */
 export function sessionHlsTiming(profile: Profile) {
-  return hlsTiming({ segdur: profile.segdur, cdur: profile.cdur, partChunks: profile.hls.partChunks, audioSampleRate: profile.audio.samplerate, tsb: profile.tsb, llhls: profile.hls.llhls, latencyTarget: profile.latency.target });
+  return hlsTiming({
+    segdur: profile.segdur,
+    cdur: profile.cdur,
+    partChunks: profile.hls.partChunks,
+    audioSampleRate: profile.audio.samplerate,
+    tsb: profile.tsb,
+    llhls: profile.hls.llhls,
+    latencyTarget: profile.latency.target,
+  });
 }
 
 /** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */
@@ -258,7 +432,9 @@ function describeHls(profile: Profile) {
     llhls: profile.hls.llhls,
     dual: profile.hls.dual,
     targetDuration: timing.targetDuration,
-    ...(profile.hls.llhls === 'off' ? {} : { partChunks: profile.hls.partChunks, partTarget: timing.partTarget, partHoldBack: timing.partHoldBack }),
+    ...(profile.hls.llhls === 'off'
+      ? {}
+      : { partChunks: profile.hls.partChunks, partTarget: timing.partTarget, partHoldBack: timing.partHoldBack }),
     holdBack: timing.holdBack,
   };
 }

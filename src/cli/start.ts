@@ -28,6 +28,7 @@ import { openOutputs, type Output } from './outputs.ts';
 import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
 import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
 import { END_SIGNAL, pidFileOf } from './stop.ts';
+import { laterOf } from '../timeline/bigint.ts';
 
 export { describe, resolveStart, type ResolvedStart } from './start-settings.ts';
 
@@ -41,7 +42,8 @@ const PROGRESS_LOG_EVERY = 10;
 const CHUNK_DELAY_WINDOW = 3000;
 
 /** The wall-clock end of a chunk's media, in ms since 1970. */
-const mediaEndMsOf = (chunk: ChunkEvent) => Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
+const mediaEndMsOf = (chunk: ChunkEvent) =>
+  Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
 
 /** How long the slate holds a segment for a feed flowing again (its first chunks come ~1 s late after a new run's probe). */
 const FEED_RESUME_WAIT_MS = 1500;
@@ -49,38 +51,74 @@ const FEED_RESUME_WAIT_MS = 1500;
 /** Wall-clock now as a segment number on the epoch grid. */
 const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
 
-export async function runStart(resolved: ResolvedStart, options: StartOptions, logger: Logger, terminal?: TerminalLog): Promise<void> {
+export async function runStart(
+  resolved: ResolvedStart,
+  options: StartOptions,
+  logger: Logger,
+  terminal?: TerminalLog,
+): Promise<void> {
   const { profile, plan, ffmpeg } = resolved;
   for (const reason of resolved.sourceReasons) logger.info({ reason }, 'capture');
   for (const warning of resolved.warnings) logger.warn(warning);
   const clockOffsetMs = await checkClock(resolved, logger);
   logger.info({ path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin }, 'ffmpeg');
-  logger.info({ profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb }, 'starting');
+  logger.info(
+    { profile: profile.name, segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, tsb: profile.tsb },
+    'starting',
+  );
 
   let reports = 0;
   let lastDrops = 0;
   const onProgress = (p: EncoderProgress) => {
     telemetry.progress(p);
-    const fields = { frame: p.frame, fps: p.fps, speed: p.speed, bitrateKbps: p.bitrateKbps, dup: p.dupFrames, drop: p.dropFrames };
-    if (p.dupFrames + p.dropFrames > lastDrops) logger.warn(fields, 'encoder duplicated or dropped frames: it is not keeping up with real time');
+    const fields = {
+      frame: p.frame,
+      fps: p.fps,
+      speed: p.speed,
+      bitrateKbps: p.bitrateKbps,
+      dup: p.dupFrames,
+      drop: p.dropFrames,
+    };
+    if (p.dupFrames + p.dropFrames > lastDrops)
+      logger.warn(fields, 'encoder duplicated or dropped frames: it is not keeping up with real time');
     else if (++reports % PROGRESS_LOG_EVERY === 0) logger.info(fields, 'encoding');
     else logger.debug(fields, 'encoding');
     lastDrops = p.dupFrames + p.dropFrames;
   };
 
   // A feed comes back through a receiver, a probe and the decoder: the slate waits longer for it.
-  const packager = new Packager(plan.tracks, profile, { note: (fields, message) => logger.debug(fields, message), ...(resolved.source.kind === 'feed' ? { resumeWaitMs: FEED_RESUME_WAIT_MS } : {}) });
+  const packager = new Packager(plan.tracks, profile, {
+    note: (fields, message) => logger.debug(fields, message),
+    ...(resolved.source.kind === 'feed' ? { resumeWaitMs: FEED_RESUME_WAIT_MS } : {}),
+  });
   // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
   // minus the wall-clock end of its media.
   const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
-  const telemetry = new Telemetry({ profile: profile.name, source: sourceSpecOf(resolved.source), segdur: profile.segdur, chunkDelays: delays });
+  const telemetry = new Telemetry({
+    profile: profile.name,
+    source: sourceSpecOf(resolved.source),
+    segdur: profile.segdur,
+    chunkDelays: delays,
+  });
   if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
   const tracing = logger.isLevelEnabled('trace');
   const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
     const mediaEndMs = mediaEndMsOf(chunk);
     delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
     telemetry.chunkDelay(chunk.track, writtenAt - mediaEndMs);
-    if (tracing) logger.trace({ track: chunk.track, segment: chunk.segment.toString(), part: chunk.part, bytes: chunk.byteLength, mediaEndMs, at: writtenAt, ...(chunk.slate && { slate: true }) }, 'chunk');
+    if (tracing)
+      logger.trace(
+        {
+          track: chunk.track,
+          segment: chunk.segment.toString(),
+          part: chunk.part,
+          bytes: chunk.byteLength,
+          mediaEndMs,
+          at: writtenAt,
+          ...(chunk.slate && { slate: true }),
+        },
+        'chunk',
+      );
   };
   let stopForGood: ((why: string) => void) | undefined;
   const fatalErrors: string[] = [];
@@ -119,7 +157,15 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   for (const output of outputs) telemetry.output(output.name, output.shed ? 'push' : 'local');
   let monitor: RunMonitor | undefined;
   try {
-    monitor = await RunMonitor.start({ profile, tracks: plan.tracks, outputs, telemetry, logger, metrics: resolved.metrics, terminal });
+    monitor = await RunMonitor.start({
+      profile,
+      tracks: plan.tracks,
+      outputs,
+      telemetry,
+      logger,
+      metrics: resolved.metrics,
+      terminal,
+    });
   } catch (error) {
     // A --metrics that cannot listen leaves nothing running.
     await Promise.all(outputs.map((o) => o.flush()));
@@ -128,10 +174,20 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   }
   const heldBy = (name: string) => {
     const output = outputs.find((o) => o.name === name);
-    return { backlogBytes: output?.backlogBytes ?? 0, heldBytes: output?.heldBytes ?? 0, peakHeldBytes: output?.peakHeldBytes ?? 0 };
+    return {
+      backlogBytes: output?.backlogBytes ?? 0,
+      heldBytes: output?.heldBytes ?? 0,
+      peakHeldBytes: output?.peakHeldBytes ?? 0,
+    };
   };
   const logDelays = () => {
-    logger.info({ chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])), avOffset: avOffset.figures ?? 'not measured yet' }, 'chunk delay');
+    logger.info(
+      {
+        chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])),
+        avOffset: avOffset.figures ?? 'not measured yet',
+      },
+      'chunk delay',
+    );
     for (const figures of telemetry.pushStats.summary(heldBy)) logger.info(figures, 'push');
   };
   const delayReport = setInterval(logDelays, 60_000);
@@ -139,9 +195,21 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const publishManifest = () => {
     for (const output of outputs) {
       output.publishManifest((view) => {
-        const model = withoutShed(packager.mpdModel(profile, { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl }, new Date()), view.shed ?? []);
+        const model = withoutShed(
+          packager.mpdModel(
+            profile,
+            { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl },
+            new Date(),
+          ),
+          view.shed ?? [],
+        );
         // Origins that only serve complete files list what they have and are asked again every segment.
-        return buildMpd({ ...model, asto: view.asto, announced: view.announced, minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod });
+        return buildMpd({
+          ...model,
+          asto: view.asto,
+          announced: view.announced,
+          minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod,
+        });
       });
     }
   };
@@ -152,7 +220,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const planEnd = (end: bigint) => {
     if (packager.end && packager.end.segment <= end) return;
     packager.endBefore(end, { last: true });
-    logger.info({ lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() }, 'stream end planned');
+    logger.info(
+      { lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() },
+      'stream end planned',
+    );
   };
   if (options.duration) planEnd(BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur)));
   let runs = 0;
@@ -160,7 +231,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   if (relay) relay.logger = logger;
   const planForRun = () => {
     const plan = resolved.planForRun();
-    if (runs++ === 0 && file?.duration && plan.anchorSeconds !== undefined) planEnd(BigInt(Math.floor((plan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)));
+    if (runs++ === 0 && file?.duration && plan.anchorSeconds !== undefined)
+      planEnd(BigInt(Math.floor((plan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)));
     return plan;
   };
 
@@ -185,7 +257,8 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
         avOffset.add(event.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(event), Date.now());
         const av = avOffset.figures;
         if (av) telemetry.avOffset(av.offsetMs);
-        if (av && Math.abs(av.offsetMs) > frameMs && !avWarned) logger.warn(av, 'audio is more than one frame off video');
+        if (av && Math.abs(av.offsetMs) > frameMs && !avWarned)
+          logger.warn(av, 'audio is more than one frame off video');
         avWarned = Boolean(av && Math.abs(av.offsetMs) > frameMs);
       }
       if (event.type === 'segmentEnd' && saver && Date.now() - savedAt >= 1000 && packager.ready) {
@@ -194,16 +267,33 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       }
       if (event.type === 'chunk' && !firstSeen.has(event.track)) {
         firstSeen.add(event.track);
-        logger.info({ track: event.track, segment: event.segment.toString(), at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString() }, 'first segment');
+        logger.info(
+          {
+            track: event.track,
+            segment: event.segment.toString(),
+            at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString(),
+          },
+          'first segment',
+        );
       }
     }
     if (packager.ready && (!manifestPublished || packager.periods.length !== periodsPublished)) {
-      if (manifestPublished) logger.warn({ period: packager.periods.at(-1)!.start.toString() }, 'the encoder restarted with another init segment: a new period');
-      const withoutSlate = manifestPublished || !slatePrepared ? [] : plan.tracks.map((t) => t.id).filter((id) => !packager.slateUsable(id));
+      if (manifestPublished)
+        logger.warn(
+          { period: packager.periods.at(-1)!.start.toString() },
+          'the encoder restarted with another init segment: a new period',
+        );
+      const withoutSlate =
+        manifestPublished || !slatePrepared
+          ? []
+          : plan.tracks.map((t) => t.id).filter((id) => !packager.slateUsable(id));
       if (withoutSlate.length) {
-        logger.warn({ tracks: withoutSlate }, profile.video.passthrough
-          ? 'passthrough: the slate (encoded here) cannot stand in for the feed\'s own H.264: an interruption leaves a hole in these tracks'
-          : 'the slate\'s init segment differs from the live one: an interruption would leave a hole in these tracks');
+        logger.warn(
+          { tracks: withoutSlate },
+          profile.video.passthrough
+            ? "passthrough: the slate (encoded here) cannot stand in for the feed's own H.264: an interruption leaves a hole in these tracks"
+            : "the slate's init segment differs from the live one: an interruption would leave a hole in these tracks",
+        );
       }
       manifestPublished = true;
       periodsPublished = packager.periods.length;
@@ -212,10 +302,16 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (packager.end && packager.finished) void finish();
   };
   // A device failure, with what is available: when retried, at most every 30 s (a device is retried every 10 s).
-  const deviceProblemOf = (exit: EncoderExit) => (resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined);
+  const deviceProblemOf = (exit: EncoderExit) =>
+    resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined;
   const availableDevices = async () => {
     const listing = await listDevices(ffmpeg.path).catch(() => undefined);
-    return listing && { cameras: availableList(listing.devices, 'video'), microphones: availableList(listing.devices, 'audio') };
+    return (
+      listing && {
+        cameras: availableList(listing.devices, 'video'),
+        microphones: availableList(listing.devices, 'audio'),
+      }
+    );
   };
   let devicesListedAt = -Infinity;
   const reportDevices = async (exit: EncoderExit) => {
@@ -223,12 +319,19 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (!problem || Date.now() - devicesListedAt < 30_000) return;
     devicesListedAt = Date.now();
     const available = await availableDevices();
-    if (available) logger.warn({ problem: problem.message, ...available }, 'capture device unavailable: retrying until it is back');
+    if (available)
+      logger.warn({ problem: problem.message, ...available }, 'capture device unavailable: retrying until it is back');
   };
   const supervisor = new EncoderSupervisor({
     start: () => {
       const runPlan = planForRun();
-      const encoder = startEncoder({ ffmpegPath: ffmpeg.path, plan: runPlan, logger, onProgress, onDetector: (event) => monitor?.onDetector(event) });
+      const encoder = startEncoder({
+        ffmpegPath: ffmpeg.path,
+        plan: runPlan,
+        logger,
+        onProgress,
+        onDetector: (event) => monitor?.onDetector(event),
+      });
       relay?.attach(encoder.input, runPlan.anchorSeconds!);
       return encoder;
     },
@@ -272,7 +375,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       if (packager.end?.last) publishManifest();
       if (packager.end?.last) await saver?.forget();
       else if (packager.end && packager.ready) saver?.save(packager.periods, packager.end.segment - 1n);
-      logger.info({ lastSegment: packager.currentSegment?.toString() }, packager.end?.last ? 'stream ended' : 'segment finished; stopping');
+      logger.info(
+        { lastSegment: packager.currentSegment?.toString() },
+        packager.end?.last ? 'stream ended' : 'segment finished; stopping',
+      );
       await supervisor.stop();
     })());
 
@@ -287,7 +393,10 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const ticker = setInterval(() => {
     const step = clockWatch.check(Date.now(), performance.now());
     if (step !== undefined) {
-      logger.warn({ stepMs: Math.round(step) }, 'the system clock stepped: slate, then a clean restart of the encoder at the next boundary');
+      logger.warn(
+        { stepMs: Math.round(step) },
+        'the system clock stepped: slate, then a clean restart of the encoder at the next boundary',
+      );
       emit(packager.interrupt());
       supervisor.restartNow('clock step');
     }
@@ -296,8 +405,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
       // Media flowing that the packager never takes (no IDR on a boundary, a period that never
       // comes) would leave the slate on for good: a fresh encoder run is the remedy at hand.
       const now = Date.now();
-      if (now - (unusableSince ??= now) > unusableSourceMs && now - sourceDataAt < 1000) {
-        logger.error({ tracks: packager.trackStates, counters: { ...packager.counters, slateSamples: undefined } }, 'ffmpeg delivers media the packager cannot take: restarting it');
+      unusableSince ??= now;
+      if (now - unusableSince > unusableSourceMs && now - sourceDataAt < 1000) {
+        logger.error(
+          { tracks: packager.trackStates, counters: { ...packager.counters, slateSamples: undefined } },
+          'ffmpeg delivers media the packager cannot take: restarting it',
+        );
         unusableSince = now;
         emit(packager.interrupt());
         supervisor.restartNow('media not usable');
@@ -312,7 +425,14 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
   let slatePrepared = false;
   try {
-    for (const clip of await prepareSlate({ ffmpegPath: ffmpeg.path, plan: resolved.slatePlan, timing: profile, cacheDir: resolved.stateDir, logger })) packager.setSlate(clip);
+    for (const clip of await prepareSlate({
+      ffmpegPath: ffmpeg.path,
+      plan: resolved.slatePlan,
+      timing: profile,
+      cacheDir: resolved.stateDir,
+      logger,
+    }))
+      packager.setSlate(clip);
     slatePrepared = true;
   } catch (error) {
     logger.warn({ err: (error as Error).message }, 'no slate: an interrupted source leaves a hole instead');
@@ -320,8 +440,17 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
 
   const previous = sessionFile ? await loadSession(sessionFile, profile, Date.now(), logger) : undefined;
   if (previous && resolved.stateDir) {
-    for (const clip of await cachedSlates(resolved.stateDir, plan.tracks.map((t) => t.id), profile, slateCacheKey(ffmpeg.path, resolved.slatePlan))) packager.setSlate(clip);
-    logger.info({ lastSegment: previous.lastSegment.toString(), periods: previous.periods.length }, 'continuing the session a previous run left on these outputs: slate until the encoder delivers');
+    for (const clip of await cachedSlates(
+      resolved.stateDir,
+      plan.tracks.map((t) => t.id),
+      profile,
+      slateCacheKey(ffmpeg.path, resolved.slatePlan),
+    ))
+      packager.setSlate(clip);
+    logger.info(
+      { lastSegment: previous.lastSegment.toString(), periods: previous.periods.length },
+      'continuing the session a previous run left on these outputs: slate until the encoder delivers',
+    );
     slateSince = Date.now();
     emit(packager.resume(previous.periods, previous.lastSegment));
   }
@@ -339,7 +468,11 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     logger.error({ tracks: packager.trackStates }, why);
     void supervisor.stop();
   };
-  if (packager.end) safety = setTimeout(() => stopIfStuck('the planned end did not come: stopping'), Number(packager.end.segment) * profile.segdur * 1000 - Date.now() + overdueMs);
+  if (packager.end)
+    safety = setTimeout(
+      () => stopIfStuck('the planned end did not come: stopping'),
+      Number(packager.end.segment) * profile.segdur * 1000 - Date.now() + overdueMs,
+    );
   let halting: 'stop' | 'end' | undefined;
   const halt = (last: boolean) => {
     // A stop after a stop, or anything after an end, changes nothing; an end upgrades a stop.
@@ -350,8 +483,13 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     if (current === undefined) return void supervisor.stop();
     const now = segmentNow(profile.segdur);
     // lmsg goes in the styp of the last segment's first chunk: an end needs a segment not yet begun.
-    packager.endBefore((current > now ? current : now) + (last ? 2n : 1n), { last });
-    logger.info({ lastSegment: packager.end!.segment - 1n + '' }, last ? 'end requested: the stream ends after the current segment' : 'stop requested: finishing the current segment');
+    packager.endBefore(laterOf(current, now) + (last ? 2n : 1n), { last });
+    logger.info(
+      { lastSegment: `${packager.end!.segment - 1n}` },
+      last
+        ? 'end requested: the stream ends after the current segment'
+        : 'stop requested: finishing the current segment',
+    );
     if (packager.finished) void finish();
     clearTimeout(safety);
     safety = setTimeout(() => stopIfStuck('the current segment did not finish: stopping'), overdueMs);
@@ -359,7 +497,12 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
   const stop = () => halt(false);
   const end = () => halt(true);
   const pidFile = resolved.stateDir ? pidFileOf(resolved.stateDir) : undefined;
-  if (pidFile) await mkdir(dirname(pidFile), { recursive: true }).then(() => writeFile(pidFile, `${process.pid}\n`)).catch((error: Error) => logger.warn({ err: error.message }, 'cannot write the pid file: appliance stop will not find this run'));
+  if (pidFile)
+    await mkdir(dirname(pidFile), { recursive: true })
+      .then(() => writeFile(pidFile, `${process.pid}\n`))
+      .catch((error: Error) =>
+        logger.warn({ err: error.message }, 'cannot write the pid file: appliance stop will not find this run'),
+      );
   process.on(END_SIGNAL, end);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -388,16 +531,36 @@ export async function runStart(resolved: ResolvedStart, options: StartOptions, l
     const problem = deviceProblemOf(failedAtStart);
     if (problem) {
       const available = await availableDevices();
-      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [...failedAtStart.stderrTail.slice(-6), ...(available ? [available.cameras, available.microphones] : []), 'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.']);
+      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [
+        ...failedAtStart.stderrTail.slice(-6),
+        ...(available ? [available.cameras, available.microphones] : []),
+        'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.',
+      ]);
     }
     const hint = failureHint(failedAtStart.stderrTail);
-    throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [...failedAtStart.stderrTail.slice(-12), ...(hint ? [`hint: ${hint}`] : [])]);
+    throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [
+      ...failedAtStart.stderrTail.slice(-12),
+      ...(hint ? [`hint: ${hint}`] : []),
+    ]);
   }
-  logger.info({ restarts: supervisor.restarts, stalls: supervisor.stalls, ...packager.counters, slateSamples: Object.fromEntries(packager.counters.slateSamples) }, 'continuity');
+  logger.info(
+    {
+      restarts: supervisor.restarts,
+      stalls: supervisor.stalls,
+      ...packager.counters,
+      slateSamples: Object.fromEntries(packager.counters.slateSamples),
+    },
+    'continuity',
+  );
   logDelays();
   if (fatalErrors.length && outputs.every((o) => o.fatal)) throw new ConfigError(fatalErrors.join('\n'));
-  if (exit.code !== 0 && mediaSeen) logger.warn({ code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) }, 'ffmpeg did not exit cleanly after stop');
+  if (exit.code !== 0 && mediaSeen)
+    logger.warn(
+      { code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) },
+      'ffmpeg did not exit cleanly after stop',
+    );
   const failed = outputs.filter((o) => o.failures);
-  if (failed.length) throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
+  if (failed.length)
+    throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
   logger.info({ outputs: outputs.map((o) => o.name) }, 'stopped');
 }

@@ -20,9 +20,15 @@ export const pidFileOf = (stateDir: string) => join(stateDir, 'appliance.pid');
 export const END_SIGNAL = 'SIGUSR2';
 
 export async function runStop(argv: readonly string[]): Promise<void> {
-  let values;
+  const options = {
+    end: { type: 'boolean' },
+    'state-dir': { type: 'string' },
+    timeout: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  } as const;
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true }>>['values'];
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { end: { type: 'boolean' }, 'state-dir': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({ args: [...argv], options, strict: true }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${STOP_USAGE}`);
   }
@@ -31,7 +37,8 @@ export async function runStop(argv: readonly string[]): Promise<void> {
   if (!(timeout > 0)) throw new ConfigError(`--timeout "${values.timeout}": a number of seconds above 0`);
   const file = pidFileOf(stateDirectory(values['state-dir']));
   const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new ConfigError(`no running appliance: ${file} does not name one (give the --state-dir it runs with)`);
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw new ConfigError(`no running appliance: ${file} does not name one (give the --state-dir it runs with)`);
   try {
     process.kill(pid, values.end ? END_SIGNAL : 'SIGTERM');
   } catch {

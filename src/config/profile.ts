@@ -43,7 +43,10 @@ export function parseProfile(text: string, file: string): Profile {
 }
 
 export function fieldPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+  return path.reduce<string>(
+    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+    '',
+  );
 }
 
 function valueAt(document: unknown, path: readonly PropertyKey[]): unknown {
@@ -119,7 +122,9 @@ export function checkTiming(profile: Profile): { errors: string[]; warnings: str
   const errors: string[] = [];
   const warnings: string[] = [];
   if (asto >= segdur - EPSILON) {
-    errors.push(`asto ${asto} s must be less than segdur ${segdur} s (DASH-IF low-latency rule: 0 < availabilityTimeOffset < segment duration)`);
+    errors.push(
+      `asto ${asto} s must be less than segdur ${segdur} s (DASH-IF low-latency rule: 0 < availabilityTimeOffset < segment duration)`,
+    );
   }
   if (cdur > segdur + EPSILON) {
     errors.push(`cdur ${cdur} s must not exceed segdur ${segdur} s (a chunk is a part of a segment)`);
@@ -128,12 +133,16 @@ export function checkTiming(profile: Profile): { errors: string[]; warnings: str
     errors.push(`idr ${idr} s is not a whole number of frames at ${fps} fps, so IDRs cannot fall on the epoch grid`);
   }
   if (!isWhole(segdur / idr)) {
-    errors.push(`segdur ${segdur} s is not a multiple of the IDR interval ${idr} s, so segments would not start with an IDR`);
+    errors.push(
+      `segdur ${segdur} s is not a multiple of the IDR interval ${idr} s, so segments would not start with an IDR`,
+    );
   }
   if (!isWhole(cdur * fps)) {
     const frames = cdur * fps;
     const near = [Math.floor(frames), Math.ceil(frames)].filter((f) => f > 0).map((f) => Number((f / fps).toFixed(6)));
-    errors.push(`cdur ${cdur} s is ${Number(frames.toFixed(3))} frames at ${fps} fps; it must be a whole number of frames (e.g. ${near.join(' or ')})`);
+    errors.push(
+      `cdur ${cdur} s is ${Number(frames.toFixed(3))} frames at ${fps} fps; it must be a whole number of frames (e.g. ${near.join(' or ')})`,
+    );
   }
   if (errors.length === 0 && asto > segdur - cdur + EPSILON) {
     warnings.push(
@@ -141,11 +150,15 @@ export function checkTiming(profile: Profile): { errors: string[]; warnings: str
     );
   }
   if (errors.length === 0 && profile.hls.llhls !== 'off' && profile.hls.partChunks * cdur >= segdur - EPSILON) {
-    warnings.push(`LL-HLS parts of ${profile.hls.partChunks} × cdur ${cdur} s are whole segments: players gain nothing from them (use a shorter cdur or hls.llhls: off)`);
+    warnings.push(
+      `LL-HLS parts of ${profile.hls.partChunks} × cdur ${cdur} s are whole segments: players gain nothing from them (use a shorter cdur or hls.llhls: off)`,
+    );
   }
   const { target, min, max } = profile.latency;
   if (profile.tsb < 3 * segdur) {
-    errors.push(`tsb ${profile.tsb} s must hold at least 3 segments (${3 * segdur} s): players need room behind the live edge`);
+    errors.push(
+      `tsb ${profile.tsb} s must hold at least 3 segments (${3 * segdur} s): players need room behind the live edge`,
+    );
   }
   if (!(min <= target && target <= max)) {
     errors.push(`latency.min ${min} ≤ latency.target ${target} ≤ latency.max ${max} does not hold`);

@@ -28,7 +28,9 @@ const seconds = z.number({ error: 'expected a number of seconds' });
 const positiveSeconds = seconds.positive({ error: 'expected a number of seconds greater than 0' });
 
 const renditionSchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'expected 1–32 letters, digits, "-" or "_" (it names files and URLs)' }),
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'expected 1–32 letters, digits, "-" or "_" (it names files and URLs)' }),
   width: z.number().int().min(64).max(7680).multipleOf(2, { error: 'expected an even width (4:2:0 chroma)' }),
   height: z.number().int().min(64).max(4320).multipleOf(2, { error: 'expected an even height (4:2:0 chroma)' }),
   bitrate,
@@ -45,7 +47,11 @@ export const profileSchema = z.strictObject({
   idr: positiveSeconds,
   tsb: positiveSeconds.default(30),
   video: z.strictObject({
-    framerate: z.number().int({ error: 'expected a whole number of frames per second (24–60); IDRs must land on whole seconds' }).min(1).max(120),
+    framerate: z
+      .number()
+      .int({ error: 'expected a whole number of frames per second (24–60); IDRs must land on whole seconds' })
+      .min(1)
+      .max(120),
     preset: z.enum(X264_PRESETS),
     vbvBuffer: positiveSeconds.max(2, { error: 'expected at most 2 s: a larger VBV buffer adds latency' }),
     renditions: z.array(renditionSchema).min(1, { error: 'expected at least one rendition' }),
@@ -60,19 +66,52 @@ export const profileSchema = z.strictObject({
   }),
   hls: z
     .strictObject({
-      llhls: z.enum(['br', 'sf', 'off'], { error: 'expected br (parts as byte ranges), sf (also part files) or off (classic HLS)' }).default('br'),
-      partChunks: z.number().int({ error: 'expected a whole number of chunks per LL-HLS part' }).min(1).max(50).default(1),
-      dual: z.boolean({ error: 'expected true (the MPD and the HLS playlists) or false (the format the output name asks for)' }).default(true),
+      llhls: z
+        .enum(['br', 'sf', 'off'], {
+          error: 'expected br (parts as byte ranges), sf (also part files) or off (classic HLS)',
+        })
+        .default('br'),
+      partChunks: z
+        .number()
+        .int({ error: 'expected a whole number of chunks per LL-HLS part' })
+        .min(1)
+        .max(50)
+        .default(1),
+      dual: z
+        .boolean({
+          error: 'expected true (the MPD and the HLS playlists) or false (the format the output name asks for)',
+        })
+        .default(true),
     })
     .default({ llhls: 'br', partChunks: 1, dual: true }),
   alarms: z
     .strictObject({
-      silence: z.strictObject({ enabled: z.boolean().default(true), thresholdDb: z.number().max(0, { error: 'expected dBFS, 0 or less (e.g. -60)' }).default(-60), seconds: positiveSeconds.default(5) }).default({ enabled: true, thresholdDb: -60, seconds: 5 }),
-      black: z.strictObject({ enabled: z.boolean().default(true), pixelThreshold: z.number().min(0).max(1).default(0.1), seconds: positiveSeconds.default(3) }).default({ enabled: true, pixelThreshold: 0.1, seconds: 3 }),
-      freeze: z.strictObject({ enabled: z.boolean().default(true), noiseDb: z.number().max(0, { error: 'expected dB, 0 or less (e.g. -60)' }).default(-60), seconds: positiveSeconds.default(5) }).default({ enabled: true, noiseDb: -60, seconds: 5 }),
+      silence: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          thresholdDb: z.number().max(0, { error: 'expected dBFS, 0 or less (e.g. -60)' }).default(-60),
+          seconds: positiveSeconds.default(5),
+        })
+        .default({ enabled: true, thresholdDb: -60, seconds: 5 }),
+      black: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          pixelThreshold: z.number().min(0).max(1).default(0.1),
+          seconds: positiveSeconds.default(3),
+        })
+        .default({ enabled: true, pixelThreshold: 0.1, seconds: 3 }),
+      freeze: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          noiseDb: z.number().max(0, { error: 'expected dB, 0 or less (e.g. -60)' }).default(-60),
+          seconds: positiveSeconds.default(5),
+        })
+        .default({ enabled: true, noiseDb: -60, seconds: 5 }),
       uplink: z
         .strictObject({
-          shed: z.boolean({ error: 'expected true (drop the top rendition for a slow origin) or false (only the alarm)' }).default(true),
+          shed: z
+            .boolean({ error: 'expected true (drop the top rendition for a slow origin) or false (only the alarm)' })
+            .default(true),
           graceSeconds: positiveSeconds.default(10),
           restoreSeconds: positiveSeconds.default(30),
         })

@@ -6,7 +6,11 @@ import { join, resolve } from 'node:path';
  * `--state-dir`, else systemd's StateDirectory ($STATE_DIRECTORY), else $XDG_STATE_HOME/appliance,
  * else ~/.local/state/appliance.
  */
-export function stateDirectory(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
+export function stateDirectory(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  home = homedir(),
+): string {
   if (explicit) return resolve(explicit);
   const systemd = env['STATE_DIRECTORY']?.split(':')[0];
   if (systemd) return systemd;

@@ -63,9 +63,18 @@ export const CLOCK_REFUSE_MS = 100;
  * The host clock's offset: chrony or systemd-timesyncd where present, else an http-iso clock (our
  * origin's /time) with the round trip halved (the best of three). Undefined when nothing answers.
  */
-export async function measureClockOffset(options: { timeUrls: readonly string[]; run?: (file: string, args: string[]) => Promise<string> }): Promise<ClockOffset | undefined> {
-  const run = options.run ?? (async (file: string, args: string[]) => (await (await import('execa')).execa(file, args, { timeout: 2000 })).stdout);
-  for (const [file, args, parse] of [['chronyc', ['tracking'], parseChronyTracking], ['timedatectl', ['timesync-status'], parseTimesyncStatus]] as const) {
+export async function measureClockOffset(options: {
+  timeUrls: readonly string[];
+  run?: (file: string, args: string[]) => Promise<string>;
+}): Promise<ClockOffset | undefined> {
+  const run =
+    options.run ??
+    (async (file: string, args: string[]) =>
+      (await (await import('execa')).execa(file, args, { timeout: 2000 })).stdout);
+  for (const [file, args, parse] of [
+    ['chronyc', ['tracking'], parseChronyTracking],
+    ['timedatectl', ['timesync-status'], parseTimesyncStatus],
+  ] as const) {
     try {
       const offsetMs = parse(await run(file, [...args]));
       if (offsetMs !== undefined) return { offsetMs, source: `${file} ${args.join(' ')}` };

@@ -26,7 +26,8 @@ const KEYS: Record<string, Omit<DetectorEvent, 'mediaSeconds'>> = {
   'lavfi.freezedetect.freeze_end': { kind: 'freeze', edge: 'end' },
 };
 
-const printKeys = (filter: 'metadata' | 'ametadata', keys: readonly string[]) => keys.map((key) => `${filter}=mode=print:key=${key}`);
+const printKeys = (filter: 'metadata' | 'ametadata', keys: readonly string[]) =>
+  keys.map((key) => `${filter}=mode=print:key=${key}`);
 
 /**
  * Pure: the video detectors as the end of a filter-graph branch (fed from a `split`), or undefined
@@ -40,7 +41,10 @@ export function videoDetectorChain(alarms: Profile['alarms']): string | undefine
     `scale=${PROBE_SIZE}:flags=fast_bilinear`,
     ...(black.enabled ? [`blackdetect=d=0:pix_th=${black.pixelThreshold}`] : []),
     ...(freeze.enabled ? [`freezedetect=n=${freeze.noiseDb}dB:d=${freeze.seconds}`] : []),
-    ...printKeys('metadata', [...(black.enabled ? ['lavfi.black_start', 'lavfi.black_end'] : []), ...(freeze.enabled ? ['lavfi.freezedetect.freeze_start', 'lavfi.freezedetect.freeze_end'] : [])]),
+    ...printKeys('metadata', [
+      ...(black.enabled ? ['lavfi.black_start', 'lavfi.black_end'] : []),
+      ...(freeze.enabled ? ['lavfi.freezedetect.freeze_start', 'lavfi.freezedetect.freeze_end'] : []),
+    ]),
     'nullsink',
   ].join(',');
 }
@@ -49,7 +53,10 @@ export function videoDetectorChain(alarms: Profile['alarms']): string | undefine
 export function audioDetectorFilters(alarms: Profile['alarms']): string[] {
   const { silence } = alarms;
   if (!silence.enabled) return [];
-  return [`silencedetect=n=${silence.thresholdDb}dB:d=${silence.seconds}`, ...printKeys('ametadata', ['lavfi.silence_start', 'lavfi.silence_end'])];
+  return [
+    `silencedetect=n=${silence.thresholdDb}dB:d=${silence.seconds}`,
+    ...printKeys('ametadata', ['lavfi.silence_start', 'lavfi.silence_end']),
+  ];
 }
 
 /** Pure: one line of ffmpeg's stderr (its level tag removed) → a detector's mark, if it is one. */

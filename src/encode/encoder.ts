@@ -88,7 +88,11 @@ export function startEncoder(options: {
         continue;
       }
       const verdict = repeats.admit(line.text, Date.now());
-      if (verdict.log) log[level]({ line: line.text, ...(verdict.suppressed ? { repeatedSinceLast: verdict.suppressed } : {}) }, 'ffmpeg');
+      if (verdict.log)
+        log[level](
+          { line: line.text, ...(verdict.suppressed ? { repeatedSinceLast: verdict.suppressed } : {}) },
+          'ffmpeg',
+        );
     }
   });
 

@@ -5,7 +5,11 @@ export function segmentTicks(segdur: number, timescale: number): bigint {
 }
 
 /** The segment a decode time falls in, and whether it is exactly on the segment's start. */
-export function placeOnGrid(decodeTime: bigint, timescale: number, segdur: number): { segment: bigint; aligned: boolean } {
+export function placeOnGrid(
+  decodeTime: bigint,
+  timescale: number,
+  segdur: number,
+): { segment: bigint; aligned: boolean } {
   const ticks = segmentTicks(segdur, timescale);
   return { segment: decodeTime / ticks, aligned: decodeTime % ticks === 0n };
 }

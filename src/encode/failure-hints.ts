@@ -6,8 +6,14 @@ const HINTS: { pattern: RegExp; hint: string }[] = [
     pattern: /Cannot find a valid font|Could not load font|fontconfig/i,
     hint: 'the burnt-in clock needs a monospace font: install one (Debian/Ubuntu: apt-get install fonts-dejavu-core)',
   },
-  { pattern: /Unknown encoder|Encoder not found/i, hint: 'this ffmpeg lacks an encoder the profile needs; see "appliance start --dry-run" for the command line' },
-  { pattern: /Cannot allocate memory|Out of memory/i, hint: 'the machine ran out of memory; a lighter profile or fewer renditions may fit' },
+  {
+    pattern: /Unknown encoder|Encoder not found/i,
+    hint: 'this ffmpeg lacks an encoder the profile needs; see "appliance start --dry-run" for the command line',
+  },
+  {
+    pattern: /Cannot allocate memory|Out of memory/i,
+    hint: 'the machine ran out of memory; a lighter profile or fewer renditions may fit',
+  },
 ];
 
 /** Pure: how an ffmpeg run ended, for messages: `was killed by SIGKILL`, `exited with code 1`. */

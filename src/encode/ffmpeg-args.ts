@@ -41,38 +41,58 @@ const micros = (seconds: number) => String(Math.floor(seconds * 1e6));
  */
 function muxArgs(fragmentSeconds: number): string[] {
   return [
-    '-f', 'mp4',
-    '-movflags', '+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer+cmaf',
-    '-avoid_negative_ts', 'make_non_negative',
-    '-frag_duration', micros(fragmentSeconds),
+    '-f',
+    'mp4',
+    '-movflags',
+    '+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer+cmaf',
+    '-avoid_negative_ts',
+    'make_non_negative',
+    '-frag_duration',
+    micros(fragmentSeconds),
   ];
 }
 
 export function videoEncoderArgs(profile: Profile, rendition: Rendition): string[] {
   const gop = String(Math.round(profile.idr * profile.video.framerate));
   return [
-    '-c:v', 'libx264',
+    '-c:v',
+    'libx264',
     // The encoder's rate, not ffmpeg's guess from the input's wall-clock stamps (29.92 in one
     // start in ~13 here): the guess goes into the SPS timing (a new init, so a new period, at
     // every restart that guesses otherwise) and paces ffmpeg's frame dup/drop off the 1/30 grid.
-    '-r', String(profile.video.framerate),
-    '-preset', profile.video.preset,
-    '-tune', 'zerolatency',
-    '-profile:v', 'high',
-    '-pix_fmt', 'yuv420p',
-    '-bf', '0',
-    '-g', gop,
-    '-keyint_min', gop,
-    '-sc_threshold', '0',
+    '-r',
+    String(profile.video.framerate),
+    '-preset',
+    profile.video.preset,
+    '-tune',
+    'zerolatency',
+    '-profile:v',
+    'high',
+    '-pix_fmt',
+    'yuv420p',
+    '-bf',
+    '0',
+    '-g',
+    gop,
+    '-keyint_min',
+    gop,
+    '-sc_threshold',
+    '0',
     // `t` counts from the first encoded frame, which the filter graph put on a segment boundary.
-    '-force_key_frames', `expr:gte(t,n_forced*${profile.idr})`,
-    '-b:v', String(rendition.bitrate),
-    '-maxrate', String(rendition.bitrate),
-    '-bufsize', String(Math.round(rendition.bitrate * profile.video.vbvBuffer)),
+    '-force_key_frames',
+    `expr:gte(t,n_forced*${profile.idr})`,
+    '-b:v',
+    String(rendition.bitrate),
+    '-maxrate',
+    String(rendition.bitrate),
+    '-bufsize',
+    String(Math.round(rendition.bitrate * profile.video.vbvBuffer)),
     // x264 starts with the VBV buffer 90 % full and spends it in the first second (+12–21 %
     // measured); half full keeps every 1 s segment within ±6 % of the rate on testsrc2 and mandelbrot.
-    '-x264-params', 'vbv-init=0.5',
-    '-video_track_timescale', String(VIDEO_TIMESCALE),
+    '-x264-params',
+    'vbv-init=0.5',
+    '-video_track_timescale',
+    String(VIDEO_TIMESCALE),
   ];
 }
 
@@ -89,18 +109,36 @@ function slateInputs(source: { width: number; height: number }, profile: Profile
     `drawtext=font=sans:text='the picture returns by itself':fontcolor=0xb0b8c0:fontsize=${Math.round(48 * scale)}:x=(w-text_w)/2:y=(h/2)+${Math.round(60 * scale)}`,
   ].join(',');
   return [
-    '-f', 'lavfi', '-t', seconds, '-i', card,
-    '-f', 'lavfi', '-t', seconds, '-i', `anullsrc=r=${profile.audio.samplerate}:cl=stereo`,
+    '-f',
+    'lavfi',
+    '-t',
+    seconds,
+    '-i',
+    card,
+    '-f',
+    'lavfi',
+    '-t',
+    seconds,
+    '-i',
+    `anullsrc=r=${profile.audio.samplerate}:cl=stereo`,
   ];
 }
 
 /** Pure: the source's inputs and the streams the graph takes (the test source: video 0, audio 1); which of them carry media time less the plan's anchor. */
-export function sourceInputs(profile: Profile, source: Source, inputFd: number): SourceInputs & { anchored?: { video: boolean; audio: boolean } } {
+export function sourceInputs(
+  profile: Profile,
+  source: Source,
+  inputFd: number,
+): SourceInputs & { anchored?: { video: boolean; audio: boolean } } {
   const audio = { samplerate: profile.audio.samplerate, channels: profile.audio.channels };
   if (source.kind === 'feed') return feedInputs(source, inputFd, audio);
   if (source.kind === 'file') return fileInputs(source, audio);
   if (source.kind === 'device') return deviceInputs(source, audio);
-  return { args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate), video: '0:v', audio: '1:a' };
+  return {
+    args: testSourceInputs(source, profile.video.framerate, profile.audio.samplerate),
+    video: '0:v',
+    audio: '1:a',
+  };
 }
 
 /**
@@ -132,21 +170,40 @@ export interface PlanOptions {
 /** `setpts` adding the wall-clock instant of media zero, in the stream's own time base. */
 const anchorFilter = (name: 'setpts' | 'asetpts', seconds: number) => `${name}=PTS+${seconds.toFixed(6)}/TB`;
 
-export function buildEncoderPlan(profile: Profile, source: Source, renditions: readonly Rendition[], options: PlanOptions = {}): EncoderPlan {
+export function buildEncoderPlan(
+  profile: Profile,
+  source: Source,
+  renditions: readonly Rendition[],
+  options: PlanOptions = {},
+): EncoderPlan {
   const tracks: TrackOutput[] = [
-    ...renditions.map((rendition, i) => ({ id: rendition.id, kind: 'video' as const, fd: FIRST_TRACK_FD + i, bitrate: rendition.bitrate, rendition })),
+    ...renditions.map((rendition, i) => ({
+      id: rendition.id,
+      kind: 'video' as const,
+      fd: FIRST_TRACK_FD + i,
+      bitrate: rendition.bitrate,
+      rendition,
+    })),
     { id: 'audio', kind: 'audio', fd: FIRST_TRACK_FD + renditions.length, bitrate: profile.audio.bitrate },
   ];
   const live = !options.slate;
   const inputFd = FIRST_TRACK_FD + tracks.length;
   const feed = live && source.kind === 'feed' ? source : undefined;
-  const inputs = live ? sourceInputs(profile, source, inputFd) : { args: slateInputs(source, profile), video: '0:v', audio: '1:a' };
+  const inputs = live
+    ? sourceInputs(profile, source, inputFd)
+    : { args: slateInputs(source, profile), video: '0:v', audio: '1:a' };
   const file = live && source.kind === 'file' ? source : undefined;
   const played = file ?? feed;
   const anchored = live ? inputs.anchored : undefined;
-  if (anchored && options.anchorSeconds === undefined) throw new Error(`a ${source.kind} source needs the wall-clock instant of its media time zero`);
+  if (anchored && options.anchorSeconds === undefined)
+    throw new Error(`a ${source.kind} source needs the wall-clock instant of its media time zero`);
   const captureRate = live && source.kind === 'device' ? source.video?.choice.captureRate : played?.captureRate;
-  const prelude = played ? [...(played.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []), ...(anchored?.video ? [anchorFilter('setpts', options.anchorSeconds!)] : [])] : [];
+  const prelude = played
+    ? [
+        ...(played.deinterlace ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
+        ...(anchored?.video ? [anchorFilter('setpts', options.anchorSeconds!)] : []),
+      ]
+    : [];
   // The burnt-in clock is for synthetic and camera pictures; a file's or a feed's picture is left as it is.
   const overlay = live && !played ? clockOverlay(source.height) : undefined;
   // Passthrough: the feed's H.264 as it came (the restamper put its keyframes on the boundaries).
@@ -154,34 +211,85 @@ export function buildEncoderPlan(profile: Profile, source: Source, renditions: r
   if (copied && renditions.length !== 1) throw new Error('a copied feed is exactly one rendition');
   const args = [
     // Tagged lines: each logged at its level; info brings the detectors' marks (see ffmpeg-log).
-    '-hide_banner', '-nostats', '-loglevel', 'level+info',
-    '-progress', 'pipe:1', '-stats_period', '1',
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'level+info',
+    '-progress',
+    'pipe:1',
+    '-stats_period',
+    '1',
     ...inputs.args,
     '-copyts',
     ...(file ? ['-start_at_zero'] : []),
-    ...(copied ? [] : ['-filter_complex', videoFilterGraph({ profile, renditions, source, input: inputs.video, captureRate, prelude, overlay, detectors: live ? videoDetectorChain(profile.alarms) : undefined })]),
+    ...(copied
+      ? []
+      : [
+          '-filter_complex',
+          videoFilterGraph({
+            profile,
+            renditions,
+            source,
+            input: inputs.video,
+            captureRate,
+            prelude,
+            overlay,
+            detectors: live ? videoDetectorChain(profile.alarms) : undefined,
+          }),
+        ]),
   ];
   if (copied) {
-    args.push('-map', inputs.video, '-c:v', 'copy', '-output_ts_offset', options.anchorSeconds!.toFixed(6), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD}`);
+    args.push(
+      '-map',
+      inputs.video,
+      '-c:v',
+      'copy',
+      '-output_ts_offset',
+      options.anchorSeconds!.toFixed(6),
+      ...muxArgs(profile.cdur),
+      `pipe:${FIRST_TRACK_FD}`,
+    );
   } else {
     renditions.forEach((rendition, i) => {
-      args.push('-map', `[${videoLabel(i)}]`, ...videoEncoderArgs(profile, rendition), ...muxArgs(profile.cdur), `pipe:${FIRST_TRACK_FD + i}`);
+      args.push(
+        '-map',
+        `[${videoLabel(i)}]`,
+        ...videoEncoderArgs(profile, rendition),
+        ...muxArgs(profile.cdur),
+        `pipe:${FIRST_TRACK_FD + i}`,
+      );
     });
   }
   // Audio gets its own simple graph: inside the video's complex graph ffmpeg 5.1 starved it.
   args.push(
-    '-map', inputs.audio,
-    '-af', [...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []), audioSyncFilter(profile), ...(live ? audioDetectorFilters(profile.alarms) : [])].join(','),
-    '-c:a', 'aac',
-    '-b:a', String(profile.audio.bitrate),
-    '-ar', String(profile.audio.samplerate),
-    '-ac', String(profile.audio.channels),
+    '-map',
+    inputs.audio,
+    '-af',
+    [
+      ...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []),
+      audioSyncFilter(profile),
+      ...(live ? audioDetectorFilters(profile.alarms) : []),
+    ].join(','),
+    '-c:a',
+    'aac',
+    '-b:a',
+    String(profile.audio.bitrate),
+    '-ar',
+    String(profile.audio.samplerate),
+    '-ac',
+    String(profile.audio.channels),
     // One AAC frame per fragment: the packager groups 4–5 into a chunk and closes each chunk on its
     // own last frame; with cdur-long fragments (5 frames) a 4-frame chunk waited for the fifth.
     ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
     `pipe:${tracks.at(-1)!.fd}`,
   );
-  return { args, tracks, progressFd: 1, ...(anchored ? { anchorSeconds: options.anchorSeconds } : {}), ...(feed ? { inputFd } : {}) };
+  return {
+    args,
+    tracks,
+    progressFd: 1,
+    ...(anchored ? { anchorSeconds: options.anchorSeconds } : {}),
+    ...(feed ? { inputFd } : {}),
+  };
 }
 
 /** POSIX-shell quoting, so a printed command line can be pasted and run as is. */

@@ -33,7 +33,8 @@ export function loggedLevel(level: FfmpegLevel): 'error' | 'warn' | 'debug' | 't
 
 export const isWarningOrWorse = (level: FfmpegLevel) => loggedLevel(level) === 'error' || loggedLevel(level) === 'warn';
 
-const SECRET_PARAMETERS = 'access_token|token|password|passwd|pass|passphrase|secret|key|sig|signature|auth|authorization|streamid|pwd';
+const SECRET_PARAMETERS =
+  'access_token|token|password|passwd|pass|passphrase|secret|key|sig|signature|auth|authorization|streamid|pwd';
 
 /**
  * Pure: a text with the secrets it may carry replaced: the password of a URL's user info, secret
@@ -43,6 +44,9 @@ export function redactSecrets(text: string): string {
   return text
     .replace(/([a-z][\w+.-]*:\/\/[^/\s:@'"]*):[^@\s/'"]*@/gi, '$1:[redacted]@')
     .replace(new RegExp(`([?&;](?:${SECRET_PARAMETERS})=)[^&\\s'"]+`, 'gi'), '$1[redacted]')
-    .replace(/(authorization:\s*)(?:(bearer|basic)\s+)?[^\s'"]+/gi, (_all, head: string, scheme: string | undefined) => `${head}${scheme ? `${scheme} ` : ''}[redacted]`)
+    .replace(
+      /(authorization:\s*)(?:(bearer|basic)\s+)?[^\s'"]+/gi,
+      (_all, head: string, scheme: string | undefined) => `${head}${scheme ? `${scheme} ` : ''}[redacted]`,
+    )
     .replace(/\b(bearer)\s+[\w.~+/-]+=*/gi, '$1 [redacted]');
 }

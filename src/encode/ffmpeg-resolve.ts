@@ -68,13 +68,17 @@ export async function resolveFfmpeg(
   const refusals: string[] = [];
   for (const candidate of candidates) {
     const probed = await probe(candidate.path);
-    const problem = probed ? shortcomings(probed, requirements) : 'it does not run as ffmpeg (missing, not executable, or not ffmpeg)';
+    const problem = probed
+      ? shortcomings(probed, requirements)
+      : 'it does not run as ffmpeg (missing, not executable, or not ffmpeg)';
     if (!problem && probed) return { ...candidate, ...probed };
     const refusal = `${candidate.origin} ${candidate.path}: ${problem}`;
     if (explicit) throw new ConfigError(`ffmpeg from ${refusal}`, INSTALL_HINT);
     refusals.push(refusal);
   }
-  const tried = refusals.length ? `tried ${refusals.join('; ')}` : 'no ffmpeg on PATH and the optional ffmpeg-static package is not installed';
+  const tried = refusals.length
+    ? `tried ${refusals.join('; ')}`
+    : 'no ffmpeg on PATH and the optional ffmpeg-static package is not installed';
   throw new ConfigError(`no usable ffmpeg: ${tried}`, INSTALL_HINT);
 }
 
@@ -88,12 +92,17 @@ function shortcomings(probe: FfmpegProbe, requirements: Requirements): string | 
 
 /** Runs the binary to read its version, encoders and filters. */
 export async function probeFfmpeg(path: string): Promise<FfmpegProbe | undefined> {
-  const run = (args: string[]) => execa(path, ['-hide_banner', ...args], { reject: false, timeout: 15_000, stdin: 'ignore' });
+  const run = (args: string[]) =>
+    execa(path, ['-hide_banner', ...args], { reject: false, timeout: 15_000, stdin: 'ignore' });
   try {
     const [version, encoders, filters] = await Promise.all([run(['-version']), run(['-encoders']), run(['-filters'])]);
     const parsed = parseFfmpegVersion(version.stdout);
     if (version.exitCode !== 0 || !parsed) return undefined;
-    return { version: parsed, encoders: parseCapabilityList(encoders.stdout), filters: parseCapabilityList(filters.stdout) };
+    return {
+      version: parsed,
+      encoders: parseCapabilityList(encoders.stdout),
+      filters: parseCapabilityList(filters.stdout),
+    };
   } catch {
     return undefined;
   }

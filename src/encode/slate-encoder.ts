@@ -34,13 +34,20 @@ const collect = (stream: Readable) =>
  * Every slate cached under `cacheDir` but `except` (the current settings', which prepareSlate
  * has read): a restart after a settings change fills the previous period with the slate made for it.
  */
-export async function cachedSlates(cacheDir: string, tracks: readonly string[], timing: { segdur: number; cdur: number }, except?: string): Promise<SlateClip[]> {
+export async function cachedSlates(
+  cacheDir: string,
+  tracks: readonly string[],
+  timing: { segdur: number; cdur: number },
+  except?: string,
+): Promise<SlateClip[]> {
   const keys = (await readdir(join(cacheDir, 'slate')).catch(() => [] as string[])).filter((key) => key !== except);
   const clips: SlateClip[] = [];
   for (const key of keys) {
     for (const track of tracks) {
       try {
-        clips.push(slateClipFrom(track, new Uint8Array(await readFile(join(cacheDir, 'slate', key, `${track}.mp4`))), timing));
+        clips.push(
+          slateClipFrom(track, new Uint8Array(await readFile(join(cacheDir, 'slate', key, `${track}.mp4`))), timing),
+        );
       } catch {
         // Not a slate of this track.
       }
@@ -50,18 +57,32 @@ export async function cachedSlates(cacheDir: string, tracks: readonly string[], 
 }
 
 /** Pure: the slate cache's name for a command line (the same command line, the same slate). */
-export const slateCacheKey = (ffmpegPath: string, plan: EncoderPlan) => createHash('sha256').update(JSON.stringify([ffmpegPath, plan.args])).digest('hex').slice(0, 16);
+export const slateCacheKey = (ffmpegPath: string, plan: EncoderPlan) =>
+  createHash('sha256')
+    .update(JSON.stringify([ffmpegPath, plan.args]))
+    .digest('hex')
+    .slice(0, 16);
 
 /**
  * Encodes the slate with the live encoder's settings (the plan built with `slate`), or reads it
  * from `cacheDir` where the same command line encoded it before. Returns a clip per track.
  */
-export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderPlan; timing: { segdur: number; cdur: number }; cacheDir: string | undefined; logger: Logger }): Promise<SlateClip[]> {
+export async function prepareSlate(options: {
+  ffmpegPath: string;
+  plan: EncoderPlan;
+  timing: { segdur: number; cdur: number };
+  cacheDir: string | undefined;
+  logger: Logger;
+}): Promise<SlateClip[]> {
   const { plan, logger } = options;
   const dir = options.cacheDir && join(options.cacheDir, 'slate', slateCacheKey(options.ffmpegPath, plan));
   if (dir) {
     try {
-      const clips = await Promise.all(plan.tracks.map(async (t) => slateClipFrom(t.id, new Uint8Array(await readFile(join(dir, `${t.id}.mp4`))), options.timing)));
+      const clips = await Promise.all(
+        plan.tracks.map(async (t) =>
+          slateClipFrom(t.id, new Uint8Array(await readFile(join(dir, `${t.id}.mp4`))), options.timing),
+        ),
+      );
       logger.debug({ dir }, 'slate read from the cache');
       return clips;
     } catch {
@@ -72,9 +93,15 @@ export async function prepareSlate(options: { ffmpegPath: string; plan: EncoderP
   const encoder = startEncoder({ ffmpegPath: options.ffmpegPath, plan, logger: logger.child({ component: 'slate' }) });
   const bytes = await Promise.all(plan.tracks.map((t) => collect(encoder.tracks.get(t.id)!)));
   const exit = await encoder.exited;
-  if (exit.code !== 0) throw new Error(`ffmpeg could not encode the slate (exit ${exit.code ?? exit.signal}): ${exit.stderrTail.slice(-3).join(' | ')}`);
+  if (exit.code !== 0)
+    throw new Error(
+      `ffmpeg could not encode the slate (exit ${exit.code ?? exit.signal}): ${exit.stderrTail.slice(-3).join(' | ')}`,
+    );
   const clips = plan.tracks.map((t, i) => slateClipFrom(t.id, bytes[i]!, options.timing));
-  logger.info({ ms: Date.now() - started, tracks: clips.map((c) => `${c.init.track}: ${c.samples.length} samples`) }, 'slate encoded');
+  logger.info(
+    { ms: Date.now() - started, tracks: clips.map((c) => `${c.init.track}: ${c.samples.length} samples`) },
+    'slate encoded',
+  );
   if (dir) {
     try {
       await mkdir(dir, { recursive: true });

@@ -102,20 +102,28 @@ export class EncoderSupervisor {
   #exited(encoder: EncoderProcess, exit: EncoderExit, mediaThisRun: boolean): void {
     if (encoder !== this.#encoder) return;
     this.#runExited = true;
-    if (this.#stopping || exit.requested) return this.#finish(exit);
+    if (this.#stopping || exit.requested) {
+      this.#finish(exit);
+      return;
+    }
     const { logger } = this.#options;
     if (exit.code === 0 && this.#options.cleanExitEnds && mediaThisRun) {
       logger.info('the source ended');
-      return this.#finish(exit);
+      this.#finish(exit);
+      return;
     }
     this.#options.onRunFailed?.(exit);
     if (!this.#mediaEver && !this.#options.retryAtStart) {
       this.#options.onFailedAtStart(exit);
-      return this.#finish(exit);
+      this.#finish(exit);
+      return;
     }
     const how = howItEnded(exit);
     const hint = failureHint(exit.stderrTail);
-    logger.error({ stderr: exit.stderrTail.slice(-8), ...(hint ? { hint } : {}) }, `ffmpeg ${how}; slate until it is back`);
+    logger.error(
+      { stderr: exit.stderrTail.slice(-8), ...(hint ? { hint } : {}) },
+      `ffmpeg ${how}; slate until it is back`,
+    );
     this.#options.onInterrupted(`ffmpeg ${how}`);
     const stable = mediaThisRun && this.#now() - this.#runStartedAt >= (this.#options.stableMs ?? 30_000);
     this.#attempt = stable ? 1 : this.#attempt + 1;

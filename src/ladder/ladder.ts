@@ -69,7 +69,10 @@ export function frameSlotExpression(fps: number): string {
  * shape; otherwise (a 4:3 camera into a 16:9 ladder) scaled to cover the rendition and cropped to
  * its centre, so nothing is stretched and no black bars are encoded.
  */
-export function scaleTo(rendition: { width: number; height: number }, source: { width: number; height: number }): string | undefined {
+export function scaleTo(
+  rendition: { width: number; height: number },
+  source: { width: number; height: number },
+): string | undefined {
   const { width, height } = rendition;
   if (width === source.width && height === source.height) return undefined;
   if (width * source.height === height * source.width) return `scale=${width}:${height}`;
@@ -88,7 +91,16 @@ export function scaleTo(rendition: { width: number; height: number }, source: { 
  *   filled by ffmpeg's constant-rate output (`-r`) repeating the frame before;
  * - the overlay, then `split` and one `scale` (and crop, see scaleTo) per rendition of another size.
  */
-export function videoFilterGraph({ profile, renditions, source, overlay, input = '0:v', captureRate, prelude = [], detectors }: VideoGraphOptions): string {
+export function videoFilterGraph({
+  profile,
+  renditions,
+  source,
+  overlay,
+  input = '0:v',
+  captureRate,
+  prelude = [],
+  detectors,
+}: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
   const head = [
@@ -108,9 +120,16 @@ export function videoFilterGraph({ profile, renditions, source, overlay, input =
   const chain = (filters: readonly string[]) => (filters.length ? filters.join(',') : 'null');
   if (branches.length === 1) {
     const only = branches[0]!;
-    return [...(picture ? [picture] : []), `[${from}]${chain([...shared, ...(only.scale ? [only.scale] : [])])}[${only.label}]`].join(';');
+    return [
+      ...(picture ? [picture] : []),
+      `[${from}]${chain([...shared, ...(only.scale ? [only.scale] : [])])}[${only.label}]`,
+    ].join(';');
   }
   const splitLabels = branches.map((b, i) => (b.scale ? `s${i}` : b.label));
   const chains = branches.flatMap((b, i) => (b.scale ? [`[s${i}]${b.scale}[${b.label}]`] : []));
-  return [...(picture ? [picture] : []), `[${from}]${[...shared, `split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`].join(',')}`, ...chains].join(';');
+  return [
+    ...(picture ? [picture] : []),
+    `[${from}]${[...shared, `split=${branches.length}${splitLabels.map((l) => `[${l}]`).join('')}`].join(',')}`,
+    ...chains,
+  ].join(';');
 }

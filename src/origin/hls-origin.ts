@@ -1,13 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
-import { deltaPlaylist, namedPieces, parseBlockingQuery, parsePlaylist, satisfies, tooFarAhead, type PlaylistState } from './hls-requests.ts';
+import {
+  deltaPlaylist,
+  namedPieces,
+  parseBlockingQuery,
+  parsePlaylist,
+  satisfies,
+  tooFarAhead,
+  type PlaylistState,
+} from './hls-requests.ts';
 import type { ObjectStore, StoredObject } from './store.ts';
 import { CORS } from './cors.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 
-
 /** Whether a playlist request carries LL-HLS delivery directives. */
-export const hasDirectives = (query: URLSearchParams) => query.has('_HLS_msn') || query.has('_HLS_part') || query.has('_HLS_skip');
+export const hasDirectives = (query: URLSearchParams) =>
+  query.has('_HLS_msn') || query.has('_HLS_part') || query.has('_HLS_skip');
 
 const parsed = new WeakMap<StoredObject, { text: string; state: PlaylistState | undefined }>();
 
@@ -22,7 +30,12 @@ function playlistOf(object: StoredObject): { text: string; state: PlaylistState 
 }
 
 function reply(res: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8') {
-  res.writeHead(status, { ...CORS, 'Content-Type': contentType, 'Cache-Control': 'no-cache', 'Content-Length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    ...CORS,
+    'Content-Type': contentType,
+    'Cache-Control': 'no-cache',
+    'Content-Length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -32,9 +45,19 @@ function reply(res: ServerResponse, status: number, body: string, contentType = 
  * a position in the past or an ended stream, 400 when it asks too far ahead or without `_HLS_msn`;
  * `_HLS_skip` gets the delta update. Every answer is `no-cache`.
  */
-export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams, store: ObjectStore, onFault: (error: unknown) => void): void {
+export function answerPlaylist(
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+  query: URLSearchParams,
+  store: ObjectStore,
+  onFault: (error: unknown) => void,
+): void {
   const request = parseBlockingQuery(query);
-  if ('error' in request) return reply(res, 400, `${request.error}\n`);
+  if ('error' in request) {
+    reply(res, 400, `${request.error}\n`);
+    return;
+  }
   const started = Date.now();
   let stopWatching: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -53,10 +76,18 @@ export function answerPlaylist(req: IncomingMessage, res: ServerResponse, key: s
     const { text, state } = playlistOf(object);
     if (state && request.msn !== undefined && !satisfies(state, request.msn, request.part)) {
       if (!tooFarAhead(state, request.msn, request.part)) {
-        timer ??= setTimeout(() => {
-          finish();
-          if (!res.headersSent) reply(res, 503, `segment ${request.msn} part ${request.part ?? '-'} did not arrive within 3 target durations\n`);
-        }, Math.max(0, 3 * state.targetDuration * 1000 - (Date.now() - started)));
+        timer ??= setTimeout(
+          () => {
+            finish();
+            if (!res.headersSent)
+              reply(
+                res,
+                503,
+                `segment ${request.msn} part ${request.part ?? '-'} did not arrive within 3 target durations\n`,
+              );
+          },
+          Math.max(0, 3 * state.targetDuration * 1000 - (Date.now() - started)),
+        );
         return false;
       }
       finish();
@@ -92,7 +123,14 @@ export class PlaylistGate {
   readonly #waiting = new Map<string, () => void>();
   readonly #onStored: ((object: StoredObject) => void | Promise<void>) | undefined;
 
-  constructor(store: ObjectStore, options: { timeoutMs: number; logger: Logger; onStored?: ((object: StoredObject) => void | Promise<void>) | undefined }) {
+  constructor(
+    store: ObjectStore,
+    options: {
+      timeoutMs: number;
+      logger: Logger;
+      onStored?: ((object: StoredObject) => void | Promise<void>) | undefined;
+    },
+  ) {
     this.#store = store;
     this.#timeoutMs = options.timeoutMs;
     this.#logger = options.logger;
@@ -109,13 +147,19 @@ export class PlaylistGate {
   publish(key: string, bytes: Uint8Array): void {
     this.#waiting.get(key)?.();
     const directory = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
-    const pieces = namedPieces(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')).map((p) => ({ path: directory + p.uri, end: p.end }));
-    const missing = () => pieces.filter((p) => {
-      const object = this.#store.get(p.path);
-      return !object || (p.end === undefined ? object.state !== 'complete' : object.length < p.end);
-    });
+    const pieces = namedPieces(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')).map(
+      (p) => ({ path: directory + p.uri, end: p.end }),
+    );
+    const missing = () =>
+      pieces.filter((p) => {
+        const object = this.#store.get(p.path);
+        return !object || (p.end === undefined ? object.state !== 'complete' : object.length < p.end);
+      });
     let waitingFor = missing();
-    if (!waitingFor.length) return this.#put(key, bytes);
+    if (!waitingFor.length) {
+      this.#put(key, bytes);
+      return;
+    }
     const started = Date.now();
     let unwatch: (() => void)[] = [];
     const cancel = () => {
@@ -131,7 +175,10 @@ export class PlaylistGate {
     };
     const timer = setTimeout(() => {
       cancel();
-      this.#logger.warn({ path: key, missing: waitingFor.map((p) => p.path), waitedMs: Date.now() - started }, 'origin: a playlist names media that has not arrived; serving it anyway');
+      this.#logger.warn(
+        { path: key, missing: waitingFor.map((p) => p.path), waitedMs: Date.now() - started },
+        'origin: a playlist names media that has not arrived; serving it anyway',
+      );
       this.#put(key, bytes);
     }, this.#timeoutMs);
     unwatch = pieces.map((p) => this.#store.watch(p.path, check));

@@ -28,7 +28,8 @@ const MAX_TARGET_DURATION = 60;
 /** At most this many pieces of a playlist are checked for before it is served (the newest). */
 const NAMED_PIECES_CHECKED = 1000;
 
-const attribute = (line: string, name: string) => new RegExp(`(?:^|[:,])${name}=("[^"]*"|[^,]*)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
+const attribute = (line: string, name: string) =>
+  new RegExp(`(?:^|[:,])${name}=("[^"]*"|[^,]*)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
 const number = (text: string | undefined) => (text === undefined ? undefined : Number(text));
 
 /** Tags that belong to the segment after them, not to the playlist. */
@@ -47,7 +48,8 @@ export function parsePlaylist(text: string): PlaylistState | undefined {
   let ended = false;
   const segments: PlaylistSegmentState[] = [];
   let current: PlaylistSegmentState | undefined;
-  const open = () => (current ??= { msn: sequence + BigInt(skipped + segments.length), complete: false, parts: 0, duration: 0 });
+  const open = () =>
+    (current ??= { msn: sequence + BigInt(skipped + segments.length), complete: false, parts: 0, duration: 0 });
   let pendingDuration: number | undefined;
   for (const raw of lines) {
     const line = raw.trim();
@@ -88,7 +90,8 @@ export function parsePlaylist(text: string): PlaylistState | undefined {
 export function playlistProblem(text: string): string | undefined {
   if (!/^\uFEFF?#EXTM3U[ \t]*\r?(\n|$)/.test(text)) return 'it does not begin with #EXTM3U';
   const media = /^#EXT(INF|-X-TARGETDURATION|-X-MEDIA-SEQUENCE|-X-PART|-X-SKIP)[:,]/m.test(text);
-  if (media && !parsePlaylist(text.replace(/^\uFEFF/, ''))) return 'a media playlist needs a target duration of 0-60 s and decimal sequence numbers and counts';
+  if (media && !parsePlaylist(text.replace(/^\uFEFF/, '')))
+    return 'a media playlist needs a target duration of 0-60 s and decimal sequence numbers and counts';
   return undefined;
 }
 
@@ -106,10 +109,16 @@ export function parseBlockingQuery(query: URLSearchParams): BlockingRequest | { 
   const partText = query.get('_HLS_part');
   const skipText = query.get('_HLS_skip');
   if (partText !== null && msnText === null) return { error: '_HLS_part without _HLS_msn' };
-  if (msnText !== null && !/^\d{1,19}$/.test(msnText)) return { error: `_HLS_msn=${msnText} is not a media sequence number` };
+  if (msnText !== null && !/^\d{1,19}$/.test(msnText))
+    return { error: `_HLS_msn=${msnText} is not a media sequence number` };
   if (partText !== null && !/^\d{1,6}$/.test(partText)) return { error: `_HLS_part=${partText} is not a part number` };
-  if (skipText !== null && skipText !== 'YES' && skipText !== 'v2') return { error: `_HLS_skip=${skipText}: expected YES or v2` };
-  return { msn: msnText === null ? undefined : BigInt(msnText), part: partText === null ? undefined : Number(partText), skip: skipText === null ? undefined : skipText };
+  if (skipText !== null && skipText !== 'YES' && skipText !== 'v2')
+    return { error: `_HLS_skip=${skipText}: expected YES or v2` };
+  return {
+    msn: msnText === null ? undefined : BigInt(msnText),
+    part: partText === null ? undefined : Number(partText),
+    skip: skipText === null ? undefined : skipText,
+  };
 }
 
 /**
@@ -173,13 +182,21 @@ export function deltaPlaylist(text: string, skip: 'YES' | 'v2'): string {
   const trailing = state.segments.at(-1)?.complete ? 0 : (state.partTarget ?? 0) * (state.segments.at(-1)?.parts ?? 0);
   let remaining = completeDurations.reduce((a, b) => a + b, 0) + trailing;
   let skipped = 0;
-  while (skipped < groups.length && remaining - completeDurations[skipped]! >= state.canSkipUntil) remaining -= completeDurations[skipped++]!;
+  while (skipped < groups.length && remaining - completeDurations[skipped]! >= state.canSkipUntil)
+    remaining -= completeDurations[skipped++]!;
   if (!skipped) return text;
   // What the skipped segments set for the ones after them (the newest MAP and KEY) stays.
-  const carried = groups.slice(0, skipped).flat().filter((l) => l.startsWith('#EXT-X-MAP') || l.startsWith('#EXT-X-KEY'));
-  const headerLines = lines.slice(0, firstSegmentLine).filter((l) => !(skip === 'v2' && l.startsWith('#EXT-X-DATERANGE')));
+  const carried = groups
+    .slice(0, skipped)
+    .flat()
+    .filter((l) => l.startsWith('#EXT-X-MAP') || l.startsWith('#EXT-X-KEY'));
+  const headerLines = lines
+    .slice(0, firstSegmentLine)
+    .filter((l) => !(skip === 'v2' && l.startsWith('#EXT-X-DATERANGE')));
   const kept = [...new Map(carried.map((l) => [l.split(':')[0], l])).values()].filter((l) => !headerLines.includes(l));
-  const rest = [...groups.slice(skipped).flat(), ...group].filter((l) => !(skip === 'v2' && l.startsWith('#EXT-X-DATERANGE')));
+  const rest = [...groups.slice(skipped).flat(), ...group].filter(
+    (l) => !(skip === 'v2' && l.startsWith('#EXT-X-DATERANGE')),
+  );
   return `${[...headerLines, `#EXT-X-SKIP:SKIPPED-SEGMENTS=${skipped}`, ...kept, ...rest].join('\n')}\n`;
 }
 
@@ -207,7 +224,8 @@ export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
       if (range) {
         const [length, offset = 0] = range.split('@').map(Number);
         // A range that is no pair of byte counts names nothing a reader could wait for.
-        if (Number.isSafeInteger(length) && Number.isSafeInteger(offset) && length! >= 0 && offset >= 0) pieces.push({ uri, end: offset + length! });
+        if (Number.isSafeInteger(length) && Number.isSafeInteger(offset) && length! >= 0 && offset >= 0)
+          pieces.push({ uri, end: offset + length! });
       } else pieces.push({ uri, end: undefined });
     } else if (line.startsWith('#EXTINF:')) afterExtinf = true;
     else if (afterExtinf && line && !line.startsWith('#')) {

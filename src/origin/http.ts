@@ -58,7 +58,9 @@ export function storeKey(rawPath: string): string | undefined {
 }
 
 /** Pure: a single `bytes=` range against `length` bytes (undefined: the whole object). */
-export function parseRange(header: string | undefined): { start: number; end: number | undefined } | 'invalid' | undefined {
+export function parseRange(
+  header: string | undefined,
+): { start: number; end: number | undefined } | 'invalid' | undefined {
   if (!header) return undefined;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return 'invalid';
@@ -100,7 +102,12 @@ function storeFull(options: OriginHttpOptions, replacing: string | undefined, in
 const isUpload = (method: string | undefined) => method === 'PUT' || method === 'POST' || method === 'DELETE';
 
 function fail(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}) {
-  res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.writeHead(status, {
+    ...CORS,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
   res.end(`${message}\n`);
 }
 
@@ -115,7 +122,12 @@ function internalError(res: ServerResponse, logger: Logger, path: string | undef
 }
 
 /** `handle`, run under the last-resort guard. */
-function guarded<A extends unknown[]>(res: ServerResponse, logger: Logger, path: string | undefined, handle: (...args: A) => unknown): (...args: A) => void {
+function guarded<A extends unknown[]>(
+  res: ServerResponse,
+  logger: Logger,
+  path: string | undefined,
+  handle: (...args: A) => unknown,
+): (...args: A) => void {
   return (...args) => {
     try {
       handle(...args);
@@ -128,8 +140,16 @@ function guarded<A extends unknown[]>(res: ServerResponse, logger: Logger, path:
 /** Streams an object to a reader: what is there now, then each chunk as it lands. */
 function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, contentType: string, logger: Logger) {
   const range = parseRange(req.headers.range);
-  if (range === 'invalid') return fail(res, 416, 'unsupported range', { 'Content-Range': `bytes */${object.state === 'complete' ? object.length : '*'}` });
-  const headers: Record<string, string | number> = { ...CORS, 'Content-Type': contentType, 'Cache-Control': cacheControl(object), 'Accept-Ranges': 'bytes' };
+  if (range === 'invalid')
+    return fail(res, 416, 'unsupported range', {
+      'Content-Range': `bytes */${object.state === 'complete' ? object.length : '*'}`,
+    });
+  const headers: Record<string, string | number> = {
+    ...CORS,
+    'Content-Type': contentType,
+    'Cache-Control': cacheControl(object),
+    'Accept-Ranges': 'bytes',
+  };
   let start = 0;
   let end: number | undefined; // inclusive; undefined: to the end, however long it grows
   let status = 200;
@@ -142,13 +162,17 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
     if (range) {
       start = range.start < 0 ? Math.max(0, object.length + range.start) : range.start;
       end = Math.min(range.end ?? object.length - 1, object.length - 1);
-      if (start >= object.length) return fail(res, 416, 'range not satisfiable', { 'Content-Range': `bytes */${object.length}` });
+      if (start >= object.length)
+        return fail(res, 416, 'range not satisfiable', { 'Content-Range': `bytes */${object.length}` });
       status = 206;
       headers['Content-Range'] = `bytes ${start}-${end}/${object.length}`;
     }
     headers['Content-Length'] = (end ?? object.length - 1) - start + 1;
   } else if (range) {
-    if (range.start < 0) return fail(res, 416, 'a suffix range of an object still growing has no end yet', { 'Content-Range': 'bytes */*' });
+    if (range.start < 0)
+      return fail(res, 416, 'a suffix range of an object still growing has no end yet', {
+        'Content-Range': 'bytes */*',
+      });
     start = range.start;
     end = range.end === undefined || range.end >= LIVE_RANGE_END ? undefined : range.end;
     status = 206;
@@ -182,57 +206,81 @@ function serve(req: IncomingMessage, res: ServerResponse, object: StoredObject, 
   };
   if (pump() || object.state === 'complete') return res.end();
   if (object.state === 'aborted') return res.destroy();
-  const unsubscribe = object.subscribe(guarded(res, logger, object.path, (event: ObjectEvent) => {
-    if (event.type === 'data') {
-      if (pump()) {
-        unsubscribe();
+  const unsubscribe = object.subscribe(
+    guarded(res, logger, object.path, (event: ObjectEvent) => {
+      if (event.type === 'data') {
+        if (pump()) {
+          unsubscribe();
+          res.end();
+        }
+      } else if (event.type === 'end') {
+        pump();
         res.end();
-      }
-    } else if (event.type === 'end') {
-      pump();
-      res.end();
-    } else res.destroy(); // an upload cut short must not look like a complete, short object
-  }));
+      } else res.destroy(); // an upload cut short must not look like a complete, short object
+    }),
+  );
   res.on('close', unsubscribe);
 }
 
 /** A pushed playlist is taken whole, then published once the media it names is here (PlaylistGate). */
-function ingestPlaylist(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
+function ingestPlaylist(
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+  options: OriginHttpOptions,
+  gate: PlaylistGate,
+) {
   const pieces: Buffer[] = [];
   let received = 0;
   const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, options.logger, key, handle);
   const progress = watchBodyProgress(req, options.limits ?? DEFAULT_LIMITS, options.logger, key);
-  req.on('data', guard((chunk: Buffer) => {
-    received += chunk.length;
-    if (received > options.maxBodyBytes) {
-      fail(res, 413, `body larger than ${options.maxBodyBytes} bytes`, { Connection: 'close' });
-      req.destroy();
-    } else pieces.push(chunk);
-  }));
-  req.on('end', guard(() => {
-    progress.done();
-    if (received > options.maxBodyBytes) return;
-    if (storeFull(options, key, received)) {
-      options.logger.warn({ path: key, maxStoreBytes: options.maxStoreBytes }, 'origin: the store is full; upload refused');
-      return fail(res, 507, STORE_FULL);
-    }
-    const bytes = Buffer.concat(pieces);
-    const problem = playlistProblem(bytes.toString('utf8'));
-    if (problem) {
-      options.logger.warn({ path: key, problem }, 'origin: refused an uploaded playlist');
-      return fail(res, 400, `${key}: not a playlist this origin can serve (${problem})`);
-    }
-    const existed = options.store.get(key) !== undefined;
-    gate.publish(key, bytes);
-    res.writeHead(existed ? 204 : 201, { ...CORS, 'Cache-Control': 'no-store' });
-    res.end();
-  }));
+  req.on(
+    'data',
+    guard((chunk: Buffer) => {
+      received += chunk.length;
+      if (received > options.maxBodyBytes) {
+        fail(res, 413, `body larger than ${options.maxBodyBytes} bytes`, { Connection: 'close' });
+        req.destroy();
+      } else pieces.push(chunk);
+    }),
+  );
+  req.on(
+    'end',
+    guard(() => {
+      progress.done();
+      if (received > options.maxBodyBytes) return;
+      if (storeFull(options, key, received)) {
+        options.logger.warn(
+          { path: key, maxStoreBytes: options.maxStoreBytes },
+          'origin: the store is full; upload refused',
+        );
+        return fail(res, 507, STORE_FULL);
+      }
+      const bytes = Buffer.concat(pieces);
+      const problem = playlistProblem(bytes.toString('utf8'));
+      if (problem) {
+        options.logger.warn({ path: key, problem }, 'origin: refused an uploaded playlist');
+        return fail(res, 400, `${key}: not a playlist this origin can serve (${problem})`);
+      }
+      const existed = options.store.get(key) !== undefined;
+      gate.publish(key, bytes);
+      res.writeHead(existed ? 204 : 201, { ...CORS, 'Cache-Control': 'no-store' });
+      res.end();
+    }),
+  );
 }
 
-async function ingest(req: IncomingMessage, res: ServerResponse, key: string, options: OriginHttpOptions, gate: PlaylistGate) {
+async function ingest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+  options: OriginHttpOptions,
+  gate: PlaylistGate,
+) {
   const { store, maxBodyBytes, logger } = options;
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseUnread(req, res, 413, `body larger than ${maxBodyBytes} bytes`);
+  if (Number.isFinite(declared) && declared > maxBodyBytes)
+    return refuseUnread(req, res, 413, `body larger than ${maxBodyBytes} bytes`);
   if (Number.isFinite(declared) && storeFull(options, key, declared)) return refuseUnread(req, res, 507, STORE_FULL);
   if (key.endsWith('.m3u8')) return ingestPlaylist(req, res, key, options, gate);
   const existing = store.get(key);
@@ -246,56 +294,87 @@ async function ingest(req: IncomingMessage, res: ServerResponse, key: string, op
   };
   const guard = <A extends unknown[]>(handle: (...args: A) => void) => guarded(res, logger, key, handle);
   const progress = watchBodyProgress(req, options.limits ?? DEFAULT_LIMITS, logger, key);
-  req.on('data', guard((chunk: Buffer) => {
-    // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
-    if (refused || object.state !== 'growing') return;
-    received += chunk.length;
-    if (received > maxBodyBytes || storeFull(options, undefined, chunk.length)) {
-      refused = true;
-      discard();
-      if (received > maxBodyBytes) fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
-      else {
-        logger.warn({ path: key, maxStoreBytes: options.maxStoreBytes }, 'origin: the store is full; upload refused');
-        fail(res, 507, STORE_FULL, { Connection: 'close' });
+  req.on(
+    'data',
+    guard((chunk: Buffer) => {
+      // A newer upload of the same path replaced this one (a pusher's retry): its bytes are stale.
+      if (refused || object.state !== 'growing') return;
+      received += chunk.length;
+      if (received > maxBodyBytes || storeFull(options, undefined, chunk.length)) {
+        refused = true;
+        discard();
+        if (received > maxBodyBytes) fail(res, 413, `body larger than ${maxBodyBytes} bytes`, { Connection: 'close' });
+        else {
+          logger.warn({ path: key, maxStoreBytes: options.maxStoreBytes }, 'origin: the store is full; upload refused');
+          fail(res, 507, STORE_FULL, { Connection: 'close' });
+        }
+        req.destroy();
+        return;
       }
-      req.destroy();
-      return;
-    }
-    object.append(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-  }));
-  req.on('end', guard(() => {
-    progress.done();
-    if (refused) return;
-    if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
-    object.complete(store.now());
-    const { kind, directory } = classify(key);
-    if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');
-    const same = existing?.state === 'complete' && existing.etag === object.etag;
-    const acknowledge = () => {
-      res.writeHead(existing ? (same ? 200 : 204) : 201, { ...CORS, 'Cache-Control': 'no-store', ...(same ? { 'Content-Length': 0 } : {}) });
-      res.end();
-    };
-    const kept = options.onStored?.(object);
-    if (!kept) return acknowledge();
-    kept.then(guarded(res, logger, key, acknowledge), () => fail(res, 500, `${key}: the origin could not keep this upload; send it again`));
-  }));
-  req.on('close', guard(() => {
-    if (object.state === 'growing') {
-      logger.warn({ path: key, received }, 'origin: upload cut before its end');
-      discard();
-    }
-  }));
+      object.append(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    }),
+  );
+  req.on(
+    'end',
+    guard(() => {
+      progress.done();
+      if (refused) return;
+      if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
+      object.complete(store.now());
+      const { kind, directory } = classify(key);
+      if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');
+      const same = existing?.state === 'complete' && existing.etag === object.etag;
+      const acknowledge = () => {
+        res.writeHead(existing ? (same ? 200 : 204) : 201, {
+          ...CORS,
+          'Cache-Control': 'no-store',
+          ...(same ? { 'Content-Length': 0 } : {}),
+        });
+        res.end();
+      };
+      const kept = options.onStored?.(object);
+      if (!kept) return acknowledge();
+      kept.then(guarded(res, logger, key, acknowledge), () =>
+        fail(res, 500, `${key}: the origin could not keep this upload; send it again`),
+      );
+    }),
+  );
+  req.on(
+    'close',
+    guard(() => {
+      if (object.state === 'growing') {
+        logger.warn({ path: key, received }, 'origin: upload cut before its end');
+        discard();
+      }
+    }),
+  );
 }
 
 export function createOriginServer(options: OriginHttpOptions): Server {
   const { store, logger } = options;
-  const gate = new PlaylistGate(store, { timeoutMs: options.playlistWaitMs ?? 1000, logger, onStored: options.onStored });
-  store.onListenerFault = (error, path) => logger.error({ err: error, path }, 'origin: a reader or watcher of an object failed');
+  const gate = new PlaylistGate(store, {
+    timeoutMs: options.playlistWaitMs ?? 1000,
+    logger,
+    onStored: options.onStored,
+  });
+  store.onListenerFault = (error, path) =>
+    logger.error({ err: error, path }, 'origin: a reader or watcher of an object failed');
   const limits = options.limits ?? DEFAULT_LIMITS;
-  const grants: TokenGrant[] = [...(options.ingestToken ? [{ prefix: '', token: options.ingestToken }] : []), ...(options.ingestGrants ?? [])];
+  const grants: TokenGrant[] = [
+    ...(options.ingestToken ? [{ prefix: '', token: options.ingestToken }] : []),
+    ...(options.ingestGrants ?? []),
+  ];
   // No total request time (uploads stream for a segment, backfill and ingest requests for longer):
   // the headers have a deadline, and an upload's body must keep moving (watchBodyProgress).
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.max(250, limits.headersTimeoutMs / 4)) }, (req, res) => guarded(res, logger, req.url, handle)(req, res));
+  const server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      requestTimeout: 0,
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, limits.headersTimeoutMs / 4)),
+    },
+    (req, res) => guarded(res, logger, req.url, handle)(req, res),
+  );
   limitConnections(server, limits, logger);
   // `Expect: 100-continue` gets its 100 only once the upload would be taken: a refused sender
   // never sends the body at all.
@@ -311,7 +390,12 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     const url = new URL(req.url ?? '/', 'http://origin');
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {
-      res.writeHead(204, { ...CORS, 'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS, PUT, POST, DELETE', 'Access-Control-Allow-Headers': 'Range, Authorization, Content-Type, If-None-Match', 'Access-Control-Max-Age': '86400' });
+      res.writeHead(204, {
+        ...CORS,
+        'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS, PUT, POST, DELETE',
+        'Access-Control-Allow-Headers': 'Range, Authorization, Content-Type, If-None-Match',
+        'Access-Control-Max-Age': '86400',
+      });
       return res.end();
     }
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/time') {
@@ -328,14 +412,26 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     }
     const asset = options.assets?.[url.pathname];
     if ((method === 'GET' || method === 'HEAD') && asset) {
-      void readFile(asset).then((bytes) => {
-        res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor(asset, false) ?? 'application/octet-stream', 'Content-Length': bytes.length, 'Cache-Control': 'public, max-age=3600' });
-        res.end(method === 'HEAD' ? undefined : bytes);
-      }, () => fail(res, 404, 'not found'));
+      void readFile(asset).then(
+        (bytes) => {
+          res.writeHead(200, {
+            ...CORS,
+            'Content-Type': contentTypeFor(asset, false) ?? 'application/octet-stream',
+            'Content-Length': bytes.length,
+            'Cache-Control': 'public, max-age=3600',
+          });
+          res.end(method === 'HEAD' ? undefined : bytes);
+        },
+        () => fail(res, 404, 'not found'),
+      );
       return;
     }
     if ((method === 'GET' || method === 'HEAD') && url.pathname === '/') {
-      res.writeHead(200, { ...CORS, 'Content-Type': contentTypeFor('index.html', false)!, 'Cache-Control': 'no-cache' });
+      res.writeHead(200, {
+        ...CORS,
+        'Content-Type': contentTypeFor('index.html', false)!,
+        'Cache-Control': 'no-cache',
+      });
       return res.end(method === 'HEAD' ? undefined : options.index());
     }
     // The raw path: URL parsing would quietly resolve "/../" before anyone could refuse it.
@@ -346,15 +442,21 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     }
     if (method === 'GET' || method === 'HEAD') {
       void store.lookup(key).then(
-        guarded(res, logger, key, (object: StoredObject | undefined) => (object ? serve(req, res, object, store.contentTypeOf(key), logger) : fail(res, 404, 'not found'))),
+        guarded(res, logger, key, (object: StoredObject | undefined) =>
+          object ? serve(req, res, object, store.contentTypeOf(key), logger) : fail(res, 404, 'not found'),
+        ),
         (error: unknown) => internalError(res, logger, key, error),
       );
       return;
     }
     if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
-      if (!grants.length) return refuseUnread(req, res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
+      if (!grants.length)
+        return refuseUnread(req, res, 405, 'this server does not accept uploads', { Allow: 'GET, HEAD, OPTIONS' });
       const auth = authorize(grants, req.headers.authorization, key);
-      if (auth === 'missing') return refuseUnread(req, res, 401, 'an ingest token is required', { 'WWW-Authenticate': 'Bearer realm="appliance origin"' });
+      if (auth === 'missing')
+        return refuseUnread(req, res, 401, 'an ingest token is required', {
+          'WWW-Authenticate': 'Bearer realm="appliance origin"',
+        });
       if (auth === 'wrong') return refuseUnread(req, res, 403, 'wrong ingest token');
       if (auth === 'outside') return refuseUnread(req, res, 403, `this ingest token may not write ${key}`);
       if (method === 'DELETE') {

@@ -27,7 +27,11 @@ export function limitConnections(server: Server, limits: OriginLimits, logger: L
     const address = socket.remoteAddress ?? 'unknown';
     const count = open.get(address) ?? 0;
     if (count >= limits.connectionsPerClient) {
-      if (warnings.admit(address, Date.now()).log) logger.warn({ client: address, limit: limits.connectionsPerClient }, 'origin: a client opened more connections than allowed; closing the extra ones');
+      if (warnings.admit(address, Date.now()).log)
+        logger.warn(
+          { client: address, limit: limits.connectionsPerClient },
+          'origin: a client opened more connections than allowed; closing the extra ones',
+        );
       socket.destroy();
       return;
     }
@@ -41,7 +45,12 @@ export function limitConnections(server: Server, limits: OriginLimits, logger: L
 }
 
 /** Cuts an upload whose body stops arriving; `done()` once the body ended. */
-export function watchBodyProgress(req: IncomingMessage, limits: OriginLimits, logger: Logger, path: string): { done(): void } {
+export function watchBodyProgress(
+  req: IncomingMessage,
+  limits: OriginLimits,
+  logger: Logger,
+  path: string,
+): { done(): void } {
   let finished = false;
   req.socket.setTimeout(limits.bodyIdleMs, () => {
     if (finished) return;
@@ -63,13 +72,25 @@ export function watchBodyProgress(req: IncomingMessage, limits: OriginLimits, lo
  * stops being read and is half-closed after the answer, then destroyed a moment later: destroying
  * it at once, with the body unread, would reset it and could take the answer with it.
  */
-export function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+export function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   const socket = req.socket;
   // `Connection: close` tells the client not to reuse the connection; Node answers it by
   // destroying the socket right after the answer (destroySoon), which with the body unread is a
   // reset. This socket half-closes instead, and is destroyed after the linger.
   socket.destroySoon = () => socket.end();
-  res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers, Connection: 'close' });
+  res.writeHead(status, {
+    ...CORS,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    ...headers,
+    Connection: 'close',
+  });
   res.end(`${message}\n`);
   res.once('finish', () => {
     socket.pause();

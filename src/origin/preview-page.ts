@@ -9,18 +9,41 @@ export interface PreviewInfo {
   mpd: string | undefined;
   multivariant: string | undefined;
   mediaPlaylists: string[];
-  renditions: { id: string; kind: 'video' | 'audio'; width?: number | undefined; height?: number | undefined; bitrate: number; codecs?: string | undefined }[];
+  renditions: {
+    id: string;
+    kind: 'video' | 'audio';
+    width?: number | undefined;
+    height?: number | undefined;
+    bitrate: number;
+    codecs?: string | undefined;
+  }[];
 }
 
 /** Pure: what the page shows, from the output's formats and the renditions (none until the inits are known). */
-export function previewInfo(base: string, formats: OutputFormats, renditions: { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined): PreviewInfo {
-  const tracks = renditions ? [...renditions.video.map((r) => ({ ...r, kind: 'video' as const })), ...(renditions.audio ? [{ ...renditions.audio, kind: 'audio' as const }] : [])] : [];
+export function previewInfo(
+  base: string,
+  formats: OutputFormats,
+  renditions: { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined,
+): PreviewInfo {
+  const tracks = renditions
+    ? [
+        ...renditions.video.map((r) => ({ ...r, kind: 'video' as const })),
+        ...(renditions.audio ? [{ ...renditions.audio, kind: 'audio' as const }] : []),
+      ]
+    : [];
   return {
     base,
     mpd: formats.dash ? formats.mpd : undefined,
     multivariant: formats.hls ? formats.multivariant : undefined,
     mediaPlaylists: formats.hls ? tracks.map((t) => formats.names.mediaPlaylist(t.id)) : [],
-    renditions: tracks.map((t) => ({ id: t.id, kind: t.kind, width: 'width' in t ? t.width : undefined, height: 'height' in t ? t.height : undefined, bitrate: t.bitrate, codecs: t.codecs })),
+    renditions: tracks.map((t) => ({
+      id: t.id,
+      kind: t.kind,
+      width: 'width' in t ? t.width : undefined,
+      height: 'height' in t ? t.height : undefined,
+      bitrate: t.bitrate,
+      codecs: t.codecs,
+    })),
   };
 }
 
@@ -43,9 +66,15 @@ export function previewPage(info: PreviewInfo): string {
     ['clock (UTCTiming, http-iso)', `${info.base}/time`],
   ];
   const rows = info.renditions
-    .map((r) => `<tr data-id="${escapeHtml(r.id)}" data-height="${r.height ?? ''}"><td>${escapeHtml(r.id)}</td><td>${r.kind}</td><td>${r.width ? `${r.width}×${r.height}` : ''}</td><td>${(r.bitrate / 1000).toFixed(0)} kb/s</td><td>${escapeHtml(r.codecs ?? '')}</td><td class="playing"></td></tr>`)
+    .map(
+      (r) =>
+        `<tr data-id="${escapeHtml(r.id)}" data-height="${r.height ?? ''}"><td>${escapeHtml(r.id)}</td><td>${r.kind}</td><td>${r.width ? `${r.width}×${r.height}` : ''}</td><td>${(r.bitrate / 1000).toFixed(0)} kb/s</td><td>${escapeHtml(r.codecs ?? '')}</td><td class="playing"></td></tr>`,
+    )
     .join('\n');
-  const config = JSON.stringify({ mpd: info.mpd && `${info.base}/${info.mpd}`, hls: info.multivariant && `${info.base}/${info.multivariant}` });
+  const config = JSON.stringify({
+    mpd: info.mpd && `${info.base}/${info.mpd}`,
+    hls: info.multivariant && `${info.base}/${info.multivariant}`,
+  });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>appliance — live preview</title>
 <style>

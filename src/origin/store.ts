@@ -8,7 +8,12 @@ export type ObjectEvent = { type: 'data'; chunk: Uint8Array } | { type: 'end' } 
 /** What a listener that threw is reported to: one listener's fault never reaches the uploader (or ends the process). */
 export type ListenerFault = (error: unknown, path: string) => void;
 
-function callEach<T extends unknown[]>(listeners: Iterable<(...args: T) => void>, args: T, path: string, fault: ListenerFault | undefined): void {
+function callEach<T extends unknown[]>(
+  listeners: Iterable<(...args: T) => void>,
+  args: T,
+  path: string,
+  fault: ListenerFault | undefined,
+): void {
   for (const listener of [...listeners]) {
     try {
       listener(...args);
@@ -38,7 +43,16 @@ export class StoredObject {
   /** `media`: an ISO-BMFF segment, whose bytes readers get a whole CMAF chunk at a time while it grows. */
   readonly #onGrow: ((bytes: number) => void) | undefined;
 
-  constructor(path: string, now: number, options: { media?: boolean; onChange?: () => void; onFault?: () => ListenerFault | undefined; onGrow?: (bytes: number) => void } = {}) {
+  constructor(
+    path: string,
+    now: number,
+    options: {
+      media?: boolean;
+      onChange?: () => void;
+      onFault?: () => ListenerFault | undefined;
+      onGrow?: (bytes: number) => void;
+    } = {},
+  ) {
     this.path = path;
     this.createdAt = now;
     this.#boxes = options.media ? new BoxBoundaries() : undefined;
@@ -200,7 +214,11 @@ export function contentTypeFor(path: string, audio: boolean): string | undefined
 export const streamOf = (path: string) => (path.includes('/') ? path.slice(0, path.indexOf('/')) : '');
 
 /** What a path is, for caching and holding: manifests, init segments, numbered media segments. */
-export function classify(path: string): { kind: 'manifest' | 'init' | 'segment' | 'other'; directory: string; number?: bigint | undefined } {
+export function classify(path: string): {
+  kind: 'manifest' | 'init' | 'segment' | 'other';
+  directory: string;
+  number?: bigint | undefined;
+} {
   const slash = path.lastIndexOf('/');
   const directory = slash >= 0 ? path.slice(0, slash) : '';
   const name = path.slice(slash + 1);
@@ -270,7 +288,10 @@ export class ObjectStore {
 
   /** The Content-Type of `path`: by extension, and for media by what its rendition's init segment holds. */
   contentTypeOf(path: string): string {
-    return contentTypeFor(path, this.#directories.get(classify(path).directory)?.audio ?? false) ?? 'application/octet-stream';
+    return (
+      contentTypeFor(path, this.#directories.get(classify(path).directory)?.audio ?? false) ??
+      'application/octet-stream'
+    );
   }
 
   /**
@@ -299,13 +320,16 @@ export class ObjectStore {
   begin(path: string, uploadedAt = this.now()): StoredObject {
     const { kind, directory, number } = classify(path);
     const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
-    if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest)) entry.latest = number;
+    if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest))
+      entry.latest = number;
     this.#directories.set(directory, entry);
     const object: StoredObject = new StoredObject(path, this.now(), {
       media: kind === 'segment',
       onChange: () => this.#objects.get(path) === object && this.#changed(path),
       onFault: () => this.onListenerFault,
-      onGrow: (bytes) => this.#objects.get(path) === object && (this.#bytes += bytes),
+      onGrow: (bytes) => {
+        if (this.#objects.get(path) === object) this.#bytes += bytes;
+      },
     });
     const previous = this.#objects.get(path);
     if (previous) {
@@ -358,7 +382,14 @@ export class ObjectStore {
     if (existing) return existing;
     const { kind, directory, number } = classify(path);
     const latest = this.#directories.get(directory)?.latest;
-    if (kind !== 'segment' || number === undefined || latest === undefined || number > latest + 1n || number <= latest - 2n) return undefined;
+    if (
+      kind !== 'segment' ||
+      number === undefined ||
+      latest === undefined ||
+      number > latest + 1n ||
+      number <= latest - 2n
+    )
+      return undefined;
     return new Promise((resolve) => {
       const waiters = this.#waiting.get(path) ?? new Set();
       const done = (object: StoredObject | undefined) => {

@@ -30,7 +30,8 @@ export function parseTokenGrants(text: string): TokenGrant[] | { line: number; p
     const fields = line.split(/\s+/);
     if (fields.length !== 2) return { line: index + 1, problem: 'expected "PATH-PREFIX TOKEN" (two fields)' };
     const prefix = normalisePrefix(fields[0]!);
-    if (prefix === undefined) return { line: index + 1, problem: `"${fields[0]}" is not a path prefix (no empty, "." or ".." segments)` };
+    if (prefix === undefined)
+      return { line: index + 1, problem: `"${fields[0]}" is not a path prefix (no empty, "." or ".." segments)` };
     if (fields[1]!.length < 16) return { line: index + 1, problem: 'the token is shorter than 16 characters' };
     grants.push({ prefix, token: fields[1]! });
   }

@@ -61,7 +61,12 @@ const TRUN_CTS = 0x800;
  * lists every sample (duration, size, flags, and composition offsets when any is non-zero).
  * The trun's data offset points just past the mdat header that follows the moof.
  */
-export function moof(sequenceNumber: number, trackId: number, baseDecodeTime: bigint, samples: readonly OutSample[]): Uint8Array {
+export function moof(
+  sequenceNumber: number,
+  trackId: number,
+  baseDecodeTime: bigint,
+  samples: readonly OutSample[],
+): Uint8Array {
   const mfhd = box('mfhd', fullBoxHeader(0, 0), u32(sequenceNumber));
   const tfhd = box('tfhd', fullBoxHeader(0, TFHD_DEFAULT_BASE_IS_MOOF), u32(trackId));
   const tfdtBody = new Uint8Array(8);

@@ -23,7 +23,8 @@ export class BoxFormatError extends Error {
   override name = 'BoxFormatError';
 }
 
-const fourcc = (bytes: Uint8Array, at: number) => String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!);
+const fourcc = (bytes: Uint8Array, at: number) =>
+  String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!);
 
 export function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -38,7 +39,8 @@ export function readBoxHeader(bytes: Uint8Array, offset: number): BoxHeader | un
   if (size32 === 1) {
     if (bytes.length - offset < 16) return undefined;
     const size = data.getBigUint64(offset + 8);
-    if (size > BigInt(Number.MAX_SAFE_INTEGER) || size < 16n) throw new BoxFormatError(`box ${type}: unusable 64-bit size ${size}`);
+    if (size > BigInt(Number.MAX_SAFE_INTEGER) || size < 16n)
+      throw new BoxFormatError(`box ${type}: unusable 64-bit size ${size}`);
     return { type, size: Number(size), headerSize: 16 };
   }
   if (size32 === 0) throw new BoxFormatError(`box ${type}: size 0 (to end of file) cannot be used in a stream`);

@@ -134,7 +134,8 @@ export class TrackChunker {
   endBefore(segment: bigint, { last }: { last: boolean }): void {
     const floor = this.#open ? this.#open.segment + 1n : segment;
     this.#end = { segment: segment > floor ? segment : floor, last };
-    if (!this.#open && this.#lastCompleted !== undefined && this.#lastCompleted + 1n >= this.#end.segment) this.#finished = true;
+    if (!this.#open && this.#lastCompleted !== undefined && this.#lastCompleted + 1n >= this.#end.segment)
+      this.#finished = true;
   }
 
   /** Parses and packages: `read` then `addSample` for each sample. */
@@ -176,7 +177,10 @@ export class TrackChunker {
         items.push({ init: { type: 'init', track: this.track, info, bytes, path: `${this.track}/init.mp4` } });
       } else if (box.type === 'moof') {
         if (!this.#runInfo) throw new Error(`${this.track}: fragment before the init segment`);
-        const fragment = parseMoof(joined(box).subarray(box.headerSize), new Map([[this.#runInfo.trackId, this.#runInfo]]));
+        const fragment = parseMoof(
+          joined(box).subarray(box.headerSize),
+          new Map([[this.#runInfo.trackId, this.#runInfo]]),
+        );
         this.#pendingMoof = { size: box.size, samples: fragment.tracks.flatMap((t) => t.samples) };
       } else if (box.type === 'mdat' && this.#pendingMoof) {
         const { size: moofSize, samples } = this.#pendingMoof;
@@ -284,7 +288,8 @@ export class TrackChunker {
     if (chunk < 0) {
       // Past the segment's last planned frame: only after a discontinuity.
       this.#closeSegment(events, false);
-      return this.#sample(sample, events, slate);
+      this.#sample(sample, events, slate);
+      return;
     }
     if (chunk > open.chunk && open.pending.length) this.#emitChunk(events, false);
     if (!open.pending.length) open.pendingSlate = slate;
@@ -295,7 +300,9 @@ export class TrackChunker {
     const chunkEnd = open.audioBounds
       ? open.start + BigInt(open.audioBounds[chunk + 1]! * sample.duration)
       : open.start + (S / BigInt(this.#chunksPerSegment())) * BigInt(chunk + 1);
-    const segmentEnd = open.audioBounds ? open.start + BigInt(open.audioBounds.at(-1)! * sample.duration) : open.start + S;
+    const segmentEnd = open.audioBounds
+      ? open.start + BigInt(open.audioBounds.at(-1)! * sample.duration)
+      : open.start + S;
     if (end >= segmentEnd) this.#closeSegment(events, true);
     else if (end >= chunkEnd) this.#emitChunk(events, false);
   }

@@ -1,4 +1,13 @@
-import { BoxFormatError, childBoxes, findBox, findBoxes, joined, TopLevelBoxSplitter, view, type Box } from './boxes.ts';
+import {
+  BoxFormatError,
+  childBoxes,
+  findBox,
+  findBoxes,
+  joined,
+  TopLevelBoxSplitter,
+  view,
+  type Box,
+} from './boxes.ts';
 
 /** What the init segment says about a track. */
 export interface TrackInfo {
@@ -123,9 +132,18 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
   let at = 8;
   if (tfhdFlags & 0x01) at += 8; // base_data_offset
   if (tfhdFlags & 0x02) at += 4; // sample_description_index
-  if (tfhdFlags & 0x08) (defaults.duration = h.getUint32(at)), (at += 4);
-  if (tfhdFlags & 0x10) (defaults.size = h.getUint32(at)), (at += 4);
-  if (tfhdFlags & 0x20) (defaults.flags = h.getUint32(at)), (at += 4);
+  if (tfhdFlags & 0x08) {
+    defaults.duration = h.getUint32(at);
+    at += 4;
+  }
+  if (tfhdFlags & 0x10) {
+    defaults.size = h.getUint32(at);
+    at += 4;
+  }
+  if (tfhdFlags & 0x20) {
+    defaults.flags = h.getUint32(at);
+    at += 4;
+  }
 
   const tfdt = findBox(traf, ['tfdt']);
   if (!tfdt) throw new BoxFormatError(`track ${trackId}: traf without tfdt`);
@@ -142,9 +160,15 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
     const count = r.getUint32(4);
     let p = 8;
     let dataOffset = nextDataOffset;
-    if (flags & 0x01) (dataOffset = r.getInt32(p)), (p += 4);
+    if (flags & 0x01) {
+      dataOffset = r.getInt32(p);
+      p += 4;
+    }
     let firstFlags: number | undefined;
-    if (flags & 0x04) (firstFlags = r.getUint32(p)), (p += 4);
+    if (flags & 0x04) {
+      firstFlags = r.getUint32(p);
+      p += 4;
+    }
     for (let i = 0; i < count; i++) {
       const duration = flags & 0x100 ? r.getUint32(p) : defaults.duration;
       if (flags & 0x100) p += 4;
@@ -155,7 +179,15 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
       if (i === 0 && firstFlags !== undefined) sampleFlags = firstFlags;
       const compositionOffset = flags & 0x800 ? r.getInt32(p) : 0;
       if (flags & 0x800) p += 4;
-      samples.push({ decodeTime, duration, size, flags: sampleFlags, sync: (sampleFlags & NON_SYNC_SAMPLE) === 0, compositionOffset, dataOffset });
+      samples.push({
+        decodeTime,
+        duration,
+        size,
+        flags: sampleFlags,
+        sync: (sampleFlags & NON_SYNC_SAMPLE) === 0,
+        compositionOffset,
+        dataOffset,
+      });
       decodeTime += BigInt(duration);
       dataOffset += size;
     }
@@ -184,9 +216,16 @@ export class Fmp4StreamReader {
         this.#tracks = new Map(tracks.map((track) => [track.trackId, track]));
         events.push({ type: 'init', tracks });
       } else if (box.type === 'moof') {
-        this.#pendingFragment = { fragment: parseMoof(joined(box).subarray(box.headerSize), this.#tracks), bytes: box.size };
+        this.#pendingFragment = {
+          fragment: parseMoof(joined(box).subarray(box.headerSize), this.#tracks),
+          bytes: box.size,
+        };
       } else if (box.type === 'mdat' && this.#pendingFragment) {
-        events.push({ type: 'fragment', fragment: this.#pendingFragment.fragment, bytes: this.#pendingFragment.bytes + box.size });
+        events.push({
+          type: 'fragment',
+          fragment: this.#pendingFragment.fragment,
+          bytes: this.#pendingFragment.bytes + box.size,
+        });
         this.#pendingFragment = undefined;
       }
     }

@@ -33,7 +33,15 @@ const ceil3 = (seconds: number) => Math.ceil(seconds * 1e3 - 1e-6) / 1e3;
  * the longest audio part is `partChunks` of the largest chunk. PART-HOLD-BACK is 3 part targets, or
  * the profile's latency target if longer.
  */
-export function hlsTiming(options: { segdur: number; cdur: number; partChunks: number; audioSampleRate: number | undefined; tsb: number; llhls: LlhlsMode; latencyTarget?: number }): HlsTiming {
+export function hlsTiming(options: {
+  segdur: number;
+  cdur: number;
+  partChunks: number;
+  audioSampleRate: number | undefined;
+  tsb: number;
+  llhls: LlhlsMode;
+  latencyTarget?: number;
+}): HlsTiming {
   const { segdur, cdur, partChunks } = options;
   const chunksPerSegment = Math.round(segdur / cdur);
   const videoPart = Math.min(segdur, partChunks * cdur);
@@ -110,7 +118,11 @@ const pdt = (seconds: number) => new Date(Math.round(seconds * 1000)).toISOStrin
 
 /** Pure: the header lines that must be identical in every media playlist of the session. */
 function header(timing: HlsTiming, delivery: HlsDelivery): string[] {
-  const lines = ['#EXTM3U', `#EXT-X-VERSION:${delivery.llhls === 'off' ? 7 : 9}`, `#EXT-X-TARGETDURATION:${timing.targetDuration}`];
+  const lines = [
+    '#EXTM3U',
+    `#EXT-X-VERSION:${delivery.llhls === 'off' ? 7 : 9}`,
+    `#EXT-X-TARGETDURATION:${timing.targetDuration}`,
+  ];
   if (delivery.llhls !== 'off') {
     const control = [
       ...(delivery.blocking ? ['CAN-BLOCK-RELOAD=YES'] : []),
@@ -118,7 +130,10 @@ function header(timing: HlsTiming, delivery: HlsDelivery): string[] {
       `PART-HOLD-BACK=${timing.partHoldBack.toFixed(3)}`,
       `HOLD-BACK=${timing.holdBack.toFixed(1)}`,
     ];
-    lines.push(`#EXT-X-SERVER-CONTROL:${control.join(',')}`, `#EXT-X-PART-INF:PART-TARGET=${decimal(timing.partTarget)}`);
+    lines.push(
+      `#EXT-X-SERVER-CONTROL:${control.join(',')}`,
+      `#EXT-X-PART-INF:PART-TARGET=${decimal(timing.partTarget)}`,
+    );
   } else {
     lines.push(`#EXT-X-SERVER-CONTROL:HOLD-BACK=${timing.holdBack.toFixed(1)}`);
   }
@@ -142,28 +157,46 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
   lines.push(`#EXT-X-MAP:URI="${names.init(track, periodOf(firstMsn))}"`);
   const newestComplete = window.findLast((s) => s.complete)?.msn;
   for (const [i, segment] of window.entries()) {
-    if (i > 0 && starts.includes(segment.msn) && segment.msn !== starts[0]) lines.push('#EXT-X-DISCONTINUITY', `#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`);
+    if (i > 0 && starts.includes(segment.msn) && segment.msn !== starts[0])
+      lines.push('#EXT-X-DISCONTINUITY', `#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`);
     lines.push(`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`);
     const recent = newestComplete === undefined || segment.msn > newestComplete - BigInt(timing.partSegments);
     if (ll && (recent || !segment.complete)) {
       for (const part of segment.parts) {
-        const uri = delivery.llhls === 'sf' ? `URI="${names.partFile(track, segment.msn, part.index)}"` : `URI="${names.segment(track, segment.msn)}",BYTERANGE="${part.length}@${part.offset}"`;
-        lines.push(`#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`);
+        const uri =
+          delivery.llhls === 'sf'
+            ? `URI="${names.partFile(track, segment.msn, part.index)}"`
+            : `URI="${names.segment(track, segment.msn)}",BYTERANGE="${part.length}@${part.offset}"`;
+        lines.push(
+          `#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`,
+        );
       }
     }
-    if (segment.complete) lines.push(...(segment.gap ? ['#EXT-X-GAP'] : []), `#EXTINF:${decimal(segment.duration)},`, names.segment(track, segment.msn));
+    if (segment.complete)
+      lines.push(
+        ...(segment.gap ? ['#EXT-X-GAP'] : []),
+        `#EXTINF:${decimal(segment.duration)},`,
+        names.segment(track, segment.msn),
+      );
   }
   const last = window.at(-1);
   if (input.ended) {
     lines.push('#EXT-X-ENDLIST');
   } else if (ll && delivery.hints && last) {
-    const next = last.complete ? { msn: last.msn + 1n, index: 0, offset: 0 } : { msn: last.msn, index: last.parts.length, offset: last.length };
-    lines.push(delivery.llhls === 'sf'
-      ? `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.partFile(track, next.msn, next.index)}"`
-      : `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.segment(track, next.msn)}"${next.offset ? `,BYTERANGE-START=${next.offset}` : ''}`);
+    const next = last.complete
+      ? { msn: last.msn + 1n, index: 0, offset: 0 }
+      : { msn: last.msn, index: last.parts.length, offset: last.length };
+    lines.push(
+      delivery.llhls === 'sf'
+        ? `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.partFile(track, next.msn, next.index)}"`
+        : `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.segment(track, next.msn)}"${next.offset ? `,BYTERANGE-START=${next.offset}` : ''}`,
+    );
   }
   if (ll && !input.ended) {
-    for (const other of input.others) lines.push(`#EXT-X-RENDITION-REPORT:URI="${names.mediaPlaylist(other.track)}",LAST-MSN=${other.position.lastMsn},LAST-PART=${other.position.lastPart}`);
+    for (const other of input.others)
+      lines.push(
+        `#EXT-X-RENDITION-REPORT:URI="${names.mediaPlaylist(other.track)}",LAST-MSN=${other.position.lastMsn},LAST-PART=${other.position.lastPart}`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -191,11 +224,18 @@ export interface HlsAudioRendition {
 }
 
 /** Pure: the multivariant playlist: one variant per video rendition, every one with the audio group. */
-export function buildMultivariantPlaylist(input: { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined; names: HlsNames; delivery: HlsDelivery }): string {
+export function buildMultivariantPlaylist(input: {
+  video: HlsVideoRendition[];
+  audio: HlsAudioRendition | undefined;
+  names: HlsNames;
+  delivery: HlsDelivery;
+}): string {
   const { names, audio } = input;
   const lines = ['#EXTM3U', `#EXT-X-VERSION:${input.delivery.llhls === 'off' ? 7 : 9}`, '#EXT-X-INDEPENDENT-SEGMENTS'];
   if (audio) {
-    lines.push(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="${audio.id}",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="${audio.channels}",URI="${names.mediaPlaylist(audio.id)}"`);
+    lines.push(
+      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="${audio.id}",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="${audio.channels}",URI="${names.mediaPlaylist(audio.id)}"`,
+    );
   }
   for (const video of input.video) {
     const attributes = [
@@ -209,7 +249,10 @@ export function buildMultivariantPlaylist(input: { video: HlsVideoRendition[]; a
     lines.push(`#EXT-X-STREAM-INF:${attributes.join(',')}`, names.mediaPlaylist(video.id));
   }
   if (!input.video.length && audio) {
-    lines.push(`#EXT-X-STREAM-INF:BANDWIDTH=${audio.peakBandwidth},AVERAGE-BANDWIDTH=${audio.averageBandwidth},CODECS="${audio.codecs}"`, names.mediaPlaylist(audio.id));
+    lines.push(
+      `#EXT-X-STREAM-INF:BANDWIDTH=${audio.peakBandwidth},AVERAGE-BANDWIDTH=${audio.averageBandwidth},CODECS="${audio.codecs}"`,
+      names.mediaPlaylist(audio.id),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,5 +1,15 @@
 import { HlsTimeline, positionOf, type HlsChunk, type HlsPart, type HlsSegment } from './hls-timeline.ts';
-import { buildMediaPlaylist, buildMultivariantPlaylist, hlsNames, type HlsAudioRendition, type HlsDelivery, type HlsNames, type HlsTiming, type HlsVideoRendition, type LlhlsMode } from './hls-playlist.ts';
+import {
+  buildMediaPlaylist,
+  buildMultivariantPlaylist,
+  hlsNames,
+  type HlsAudioRendition,
+  type HlsDelivery,
+  type HlsNames,
+  type HlsTiming,
+  type HlsVideoRendition,
+  type LlhlsMode,
+} from './hls-playlist.ts';
 
 /** What every output's playlists share: fixed timing, the renditions (once the inits are known), the end. */
 export interface HlsSession {
@@ -27,7 +37,13 @@ export interface OutputFormats {
 export function outputFormats(manifest: string, dual: boolean): OutputFormats {
   const base = manifest.replace(/\.(mpd|m3u8)$/i, '');
   const hlsAsked = /\.m3u8$/i.test(manifest);
-  return { dash: dual || !hlsAsked, hls: dual || hlsAsked, mpd: `${base}.mpd`, multivariant: `${base}.m3u8`, names: hlsNames(base) };
+  return {
+    dash: dual || !hlsAsked,
+    hls: dual || hlsAsked,
+    mpd: `${base}.mpd`,
+    multivariant: `${base}.m3u8`,
+    names: hlsNames(base),
+  };
 }
 
 /**
@@ -46,11 +62,19 @@ export class HlsPlaylists {
   /** With \`sf\`: the bytes of each track's part in progress. */
   readonly #partBytes = new Map<string, Uint8Array[]>();
 
-  constructor(session: HlsSession, names: HlsNames, delivery: Omit<HlsDelivery, 'llhls'>, view?: (track: string, segments: readonly HlsSegment[]) => readonly HlsSegment[]) {
+  constructor(
+    session: HlsSession,
+    names: HlsNames,
+    delivery: Omit<HlsDelivery, 'llhls'>,
+    view?: (track: string, segments: readonly HlsSegment[]) => readonly HlsSegment[],
+  ) {
     this.session = session;
     this.names = names;
     this.delivery = { ...delivery, llhls: session.llhls };
-    this.timeline = new HlsTimeline({ partChunks: session.partChunks, keepSegments: session.timing.windowSegments + 2 });
+    this.timeline = new HlsTimeline({
+      partChunks: session.partChunks,
+      keepSegments: session.timing.windowSegments + 2,
+    });
     this.#view = view;
   }
 
@@ -58,17 +82,31 @@ export class HlsPlaylists {
    * A chunk's bytes are available where the playlists are read: what to write now — with \`sf\`, the
    * part file it completed; the track's media playlist whenever it changed.
    */
-  onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): { partFile?: { path: string; index: number; bytes: Uint8Array[] }; playlist?: { name: string; text: string } } {
+  onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): {
+    partFile?: { path: string; index: number; bytes: Uint8Array[] };
+    playlist?: { name: string; text: string };
+  } {
     let pending = this.#partBytes.get(chunk.track);
     if (this.session.llhls === 'sf') {
-      if (chunk.part % this.session.partChunks === 0 || !pending) this.#partBytes.set(chunk.track, (pending = []));
+      if (chunk.part % this.session.partChunks === 0 || !pending) {
+        pending = [];
+        this.#partBytes.set(chunk.track, pending);
+      }
       pending.push(...chunk.parts);
     }
     const part = this.add(chunk);
     if (!part) return {};
     const text = this.media(chunk.track);
     return {
-      ...(this.session.llhls === 'sf' && pending ? { partFile: { path: this.names.partFile(chunk.track, chunk.segment, part.index), index: part.index, bytes: pending } } : {}),
+      ...(this.session.llhls === 'sf' && pending
+        ? {
+            partFile: {
+              path: this.names.partFile(chunk.track, chunk.segment, part.index),
+              index: part.index,
+              bytes: pending,
+            },
+          }
+        : {}),
       ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
     };
   }
@@ -93,11 +131,23 @@ export class HlsPlaylists {
   media(track: string): string | undefined {
     const segments = this.#segments(track);
     if (!segments.some((s) => s.complete)) return undefined;
-    const others = this.timeline.tracks().filter((t) => t !== track).flatMap((t) => {
-      const position = positionOf(this.#segments(t));
-      return position ? [{ track: t, position }] : [];
+    const others = this.timeline
+      .tracks()
+      .filter((t) => t !== track)
+      .flatMap((t) => {
+        const position = positionOf(this.#segments(t));
+        return position ? [{ track: t, position }] : [];
+      });
+    return buildMediaPlaylist({
+      track,
+      segments,
+      others,
+      timing: this.session.timing,
+      names: this.names,
+      delivery: this.delivery,
+      ended: this.session.ended(),
+      periods: this.session.periods?.(),
     });
-    return buildMediaPlaylist({ track, segments, others, timing: this.session.timing, names: this.names, delivery: this.delivery, ended: this.session.ended(), periods: this.session.periods?.() });
   }
 
   /** The multivariant playlist; undefined until every init segment is known. */
@@ -105,6 +155,14 @@ export class HlsPlaylists {
     const renditions = this.session.renditions();
     // Renditions this output sheds (its uplink is too slow for them) are not offered to new players.
     const video = renditions?.video.filter((r) => !this.hidden.has(r.id));
-    return renditions && buildMultivariantPlaylist({ ...renditions, video: video?.length ? video : renditions.video, names: this.names, delivery: this.delivery });
+    return (
+      renditions &&
+      buildMultivariantPlaylist({
+        ...renditions,
+        video: video?.length ? video : renditions.video,
+        names: this.names,
+        delivery: this.delivery,
+      })
+    );
   }
 }

@@ -26,7 +26,18 @@ export interface HlsSegment {
   gap?: boolean;
 }
 
-export type HlsChunk = Pick<ChunkEvent, 'track' | 'segment' | 'part' | 'byteLength' | 'duration' | 'timescale' | 'decodeTime' | 'independent' | 'segmentComplete'>;
+export type HlsChunk = Pick<
+  ChunkEvent,
+  | 'track'
+  | 'segment'
+  | 'part'
+  | 'byteLength'
+  | 'duration'
+  | 'timescale'
+  | 'decodeTime'
+  | 'independent'
+  | 'segmentComplete'
+>;
 
 interface OpenPart {
   offset: number;
@@ -58,25 +69,42 @@ export class HlsTimeline {
   /** The chunk's bytes are available; returns the part it completed, if it completed one. */
   addChunk(chunk: HlsChunk): HlsPart | undefined {
     let track = this.#tracks.get(chunk.track);
-    if (!track) this.#tracks.set(chunk.track, (track = { segments: [], open: undefined }));
+    if (!track) {
+      track = { segments: [], open: undefined };
+      this.#tracks.set(chunk.track, track);
+    }
     let segment = track.segments.at(-1);
     if (chunk.part === 0 || !segment || segment.msn !== chunk.segment) {
       // A segment left incomplete (its producer restarted) never becomes one a player could use.
       if (segment && !segment.complete) track.segments.pop();
       if (chunk.part !== 0) return undefined;
-      segment = { msn: chunk.segment, start: Number(chunk.decodeTime) / chunk.timescale, duration: 0, length: 0, parts: [], complete: false };
+      segment = {
+        msn: chunk.segment,
+        start: Number(chunk.decodeTime) / chunk.timescale,
+        duration: 0,
+        length: 0,
+        parts: [],
+        complete: false,
+      };
       track.segments.push(segment);
       track.open = undefined;
       const keepFrom = chunk.segment - BigInt(this.#keepSegments) + 1n;
       while (track.segments[0]!.msn < keepFrom) track.segments.shift();
     }
     if (segment.complete) return undefined;
-    const open = (track.open ??= { offset: segment.length, length: 0, ticks: 0, independent: chunk.independent });
+    track.open ??= { offset: segment.length, length: 0, ticks: 0, independent: chunk.independent };
+    const open = track.open;
     open.length += chunk.byteLength;
     open.ticks += chunk.duration;
     segment.length += chunk.byteLength;
     if ((chunk.part + 1) % this.#partChunks !== 0 && !chunk.segmentComplete) return undefined;
-    const part: HlsPart = { index: segment.parts.length, duration: open.ticks / chunk.timescale, offset: open.offset, length: open.length, independent: open.independent };
+    const part: HlsPart = {
+      index: segment.parts.length,
+      duration: open.ticks / chunk.timescale,
+      offset: open.offset,
+      length: open.length,
+      independent: open.independent,
+    };
     segment.parts.push(part);
     segment.duration += part.duration;
     segment.complete = chunk.segmentComplete;
@@ -119,17 +147,34 @@ export function markGaps(segments: readonly HlsSegment[], dropped: ReadonlySet<b
   return segments.map((s) => (dropped.has(s.msn) ? { ...s, parts: [], gap: true } : s));
 }
 
-export function acknowledgedView(segments: readonly HlsSegment[], acknowledged: ReadonlySet<bigint>, acknowledgedParts: ReadonlyMap<bigint, number>, window: number): HlsSegment[] {
+export function acknowledgedView(
+  segments: readonly HlsSegment[],
+  acknowledged: ReadonlySet<bigint>,
+  acknowledgedParts: ReadonlyMap<bigint, number>,
+  window: number,
+): HlsSegment[] {
   let end = segments.length - 1;
   while (end >= 0 && !(segments[end]!.complete && acknowledged.has(segments[end]!.msn))) end--;
   let start = end;
-  while (start > 0 && end - start + 1 < window && segments[start - 1]!.msn === segments[start]!.msn - 1n && acknowledged.has(segments[start - 1]!.msn)) start--;
+  while (
+    start > 0 &&
+    end - start + 1 < window &&
+    segments[start - 1]!.msn === segments[start]!.msn - 1n &&
+    acknowledged.has(segments[start - 1]!.msn)
+  )
+    start--;
   const view = end >= 0 ? segments.slice(start, end + 1) : [];
   const next = segments[end + 1];
   const leading = next ? (acknowledgedParts.get(next.msn) ?? 0) : 0;
   if (next && leading > 0 && (end < 0 || next.msn === segments[end]!.msn + 1n)) {
     const parts = next.parts.slice(0, leading);
-    view.push({ ...next, parts, complete: false, duration: parts.reduce((sum, p) => sum + p.duration, 0), length: parts.reduce((sum, p) => sum + p.length, 0) });
+    view.push({
+      ...next,
+      parts,
+      complete: false,
+      duration: parts.reduce((sum, p) => sum + p.duration, 0),
+      length: parts.reduce((sum, p) => sum + p.length, 0),
+    });
   }
   return view;
 }

@@ -1,4 +1,5 @@
 import { XMLBuilder } from 'fast-xml-parser';
+import { laterOf } from '../timeline/bigint.ts';
 
 /** Everything the LL-DASH manifest says, as data; the MPD is rebuilt from it, never patched. */
 export interface MpdModel {
@@ -84,12 +85,25 @@ function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video
   const announced = model.announced?.[contentType];
   // A generic origin's acknowledged run, within this period.
   const run = announced && {
-    first: announced.first > span.start ? announced.first : span.start,
+    first: laterOf(announced.first, span.start),
     last: span.end !== undefined && announced.last >= span.end ? span.end - 1n : announced.last,
   };
   const offset = span.start > 0n ? { '@_presentationTimeOffset': (span.start * BigInt(duration)).toString() } : {};
   const timing = run
-    ? { '@_startNumber': run.first.toString(), ...offset, SegmentTimeline: run.last >= run.first ? { S: { '@_t': (run.first * BigInt(duration)).toString(), '@_d': duration, '@_r': (run.last - run.first).toString() } } : undefined }
+    ? {
+        '@_startNumber': run.first.toString(),
+        ...offset,
+        SegmentTimeline:
+          run.last >= run.first
+            ? {
+                S: {
+                  '@_t': (run.first * BigInt(duration)).toString(),
+                  '@_d': duration,
+                  '@_r': (run.last - run.first).toString(),
+                },
+              }
+            : undefined,
+      }
     : { '@_duration': duration, '@_startNumber': span.start.toString(), ...offset };
   return {
     '@_timescale': timescale,
@@ -106,7 +120,8 @@ function producerReferenceTime(model: MpdModel, timescale: number, span: PeriodS
   // A media time of the period itself: its start when the reference lies outside it.
   const periodStart = Number(span.start) * model.segdur;
   const periodEnd = span.end === undefined ? Infinity : Number(span.end) * model.segdur;
-  const reference = model.referenceSeconds >= periodStart && model.referenceSeconds < periodEnd ? model.referenceSeconds : periodStart;
+  const reference =
+    model.referenceSeconds >= periodStart && model.referenceSeconds < periodEnd ? model.referenceSeconds : periodStart;
   return {
     '@_id': 0,
     '@_type': 'captured',
@@ -122,7 +137,15 @@ function resync(model: MpdModel, timescale: number) {
 }
 
 /** One AdaptationSet: what video and audio sets share, around their own attributes and Representations. */
-function adaptationSet(model: MpdModel, span: PeriodSpan, id: number, contentType: 'video' | 'audio', timescale: number, attributes: Record<string, unknown>, representations: Record<string, unknown>[]) {
+function adaptationSet(
+  model: MpdModel,
+  span: PeriodSpan,
+  id: number,
+  contentType: 'video' | 'audio',
+  timescale: number,
+  attributes: Record<string, unknown>,
+  representations: Record<string, unknown>[],
+) {
   return {
     '@_id': id,
     '@_contentType': contentType,
@@ -137,8 +160,20 @@ function adaptationSet(model: MpdModel, span: PeriodSpan, id: number, contentTyp
   };
 }
 
-function representation(model: MpdModel, r: { id: string; codecs: string; bandwidth: number; timescale: number }, attributes: Record<string, unknown>, children: Record<string, unknown> = {}) {
-  return { '@_id': r.id, '@_codecs': r.codecs, '@_bandwidth': r.bandwidth, ...attributes, ...children, Resync: resync(model, r.timescale) };
+function representation(
+  model: MpdModel,
+  r: { id: string; codecs: string; bandwidth: number; timescale: number },
+  attributes: Record<string, unknown>,
+  children: Record<string, unknown> = {},
+) {
+  return {
+    '@_id': r.id,
+    '@_codecs': r.codecs,
+    '@_bandwidth': r.bandwidth,
+    ...attributes,
+    ...children,
+    Resync: resync(model, r.timescale),
+  };
 }
 
 /** One Period's AdaptationSets: the video renditions and the audio. */
@@ -146,21 +181,53 @@ function periodSets(model: MpdModel, span: PeriodSpan, videos: VideoRepresentati
   const adaptationSets = [];
   const video = videos[0];
   if (video) {
-    const size = { '@_maxWidth': Math.max(...videos.map((r) => r.width)), '@_maxHeight': Math.max(...videos.map((r) => r.height)) };
+    const size = {
+      '@_maxWidth': Math.max(...videos.map((r) => r.width)),
+      '@_maxHeight': Math.max(...videos.map((r) => r.height)),
+    };
     adaptationSets.push(
-      adaptationSet(model, span, 0, 'video', video.timescale, { ...size, '@_par': ratio(video.width, video.height), '@_frameRate': video.frameRate }, videos.map((r) =>
-        representation(model, r, { '@_width': r.width, '@_height': r.height, '@_frameRate': r.frameRate, '@_sar': r.sar }),
-      )),
+      adaptationSet(
+        model,
+        span,
+        0,
+        'video',
+        video.timescale,
+        { ...size, '@_par': ratio(video.width, video.height), '@_frameRate': video.frameRate },
+        videos.map((r) =>
+          representation(model, r, {
+            '@_width': r.width,
+            '@_height': r.height,
+            '@_frameRate': r.frameRate,
+            '@_sar': r.sar,
+          }),
+        ),
+      ),
     );
   }
   const audio = audios[0];
   if (audio) {
     adaptationSets.push(
-      adaptationSet(model, span, 1, 'audio', audio.timescale, {}, audios.map((r) =>
-        representation(model, r, { '@_audioSamplingRate': r.samplingRate }, {
-          AudioChannelConfiguration: { '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011', '@_value': r.channels },
-        }),
-      )),
+      adaptationSet(
+        model,
+        span,
+        1,
+        'audio',
+        audio.timescale,
+        {},
+        audios.map((r) =>
+          representation(
+            model,
+            r,
+            { '@_audioSamplingRate': r.samplingRate },
+            {
+              AudioChannelConfiguration: {
+                '@_schemeIdUri': 'urn:mpeg:dash:23003:3:audio_channel_configuration:2011',
+                '@_value': r.channels,
+              },
+            },
+          ),
+        ),
+      ),
     );
   }
   return adaptationSets;
@@ -169,10 +236,17 @@ function periodSets(model: MpdModel, span: PeriodSpan, videos: VideoRepresentati
 /** Pure: the model → the MPD document. */
 export function buildMpd(model: MpdModel): string {
   const ended = model.endedAt !== undefined;
-  const periods = [...(model.earlierPeriods ?? []), { start: model.periodStart ?? 0n, video: model.video, audio: model.audio }];
+  const periods = [
+    ...(model.earlierPeriods ?? []),
+    { start: model.periodStart ?? 0n, video: model.video, audio: model.audio },
+  ];
   const Period = periods.map((p, i) => {
     const span = { start: p.start, end: periods[i + 1]?.start };
-    return { '@_id': String(p.start), '@_start': isoDuration(Number(p.start) * model.segdur), AdaptationSet: periodSets(model, span, p.video, p.audio) };
+    return {
+      '@_id': String(p.start),
+      '@_start': isoDuration(Number(p.start) * model.segdur),
+      AdaptationSet: periodSets(model, span, p.video, p.audio),
+    };
   });
   const document = {
     '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
@@ -183,19 +257,33 @@ export function buildMpd(model: MpdModel): string {
       '@_availabilityStartTime': '1970-01-01T00:00:00Z',
       '@_publishTime': model.publishTime.toISOString(),
       // An ended stream stops asking for updates and states where it ends (DASH-IF IOP).
-      ...(ended ? { '@_mediaPresentationDuration': isoDuration(model.endedAt!) } : { '@_minimumUpdatePeriod': isoDuration(model.minimumUpdatePeriod) }),
+      ...(ended
+        ? { '@_mediaPresentationDuration': isoDuration(model.endedAt!) }
+        : { '@_minimumUpdatePeriod': isoDuration(model.minimumUpdatePeriod) }),
       '@_timeShiftBufferDepth': isoDuration(model.timeShiftBufferDepth),
       '@_maxSegmentDuration': isoDuration(model.maxSegmentDuration),
       '@_minBufferTime': isoDuration(model.segdur),
       ServiceDescription: {
         '@_id': 0,
-        Latency: { '@_referenceId': 0, '@_target': ms(model.latency.target), '@_min': ms(model.latency.min), '@_max': ms(model.latency.max) },
+        Latency: {
+          '@_referenceId': 0,
+          '@_target': ms(model.latency.target),
+          '@_min': ms(model.latency.min),
+          '@_max': ms(model.latency.max),
+        },
         PlaybackRate: { '@_min': model.latency.playbackRate.min, '@_max': model.latency.playbackRate.max },
       },
       Period: Period.length === 1 ? Period[0] : Period,
       UTCTiming: { '@_schemeIdUri': HTTP_ISO, '@_value': model.utcTimingUrl },
     },
   };
-  const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', format: true, indentBy: '  ', suppressEmptyNode: true, suppressBooleanAttributes: false });
+  const builder = new XMLBuilder({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@_',
+    format: true,
+    indentBy: '  ',
+    suppressEmptyNode: true,
+    suppressBooleanAttributes: false,
+  });
   return builder.build(document) as string;
 }

@@ -29,7 +29,8 @@ export interface Period {
 }
 
 /** Where a track's init segment of a period is written: `<track>/init.mp4`, later ones `<track>/init-<start>.mp4`. */
-export const initPathOf = (track: string, periodStart: bigint) => (periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`);
+export const initPathOf = (track: string, periodStart: bigint) =>
+  periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`;
 
 export interface PackagerOptions {
   /** The wall clock in ms since 1970 (injectable: the slate runs on it, tests step it). */
@@ -96,9 +97,19 @@ export class Packager {
   /** After an interruption: the segment from which the source's media is taken again. */
   #resumeAt: bigint | undefined;
   #sourceSeenAt = -Infinity;
-  readonly counters: ContinuityCounters = { backwardsSamples: 0, heldBackSamples: 0, slateSamples: new Map(), interruptions: 0, jumps: 0 };
+  readonly counters: ContinuityCounters = {
+    backwardsSamples: 0,
+    heldBackSamples: 0,
+    slateSamples: new Map(),
+    interruptions: 0,
+    jumps: 0,
+  };
 
-  constructor(tracks: readonly PackagedTrack[], timing: { segdur: number; cdur: number }, options: PackagerOptions = {}) {
+  constructor(
+    tracks: readonly PackagedTrack[],
+    timing: { segdur: number; cdur: number },
+    options: PackagerOptions = {},
+  ) {
     this.#tracks = tracks;
     this.#timing = timing;
     this.#now = options.now ?? Date.now;
@@ -106,7 +117,19 @@ export class Packager {
     this.#jumpToleranceMs = options.jumpToleranceMs ?? timing.cdur * 1000;
     this.#periodLeadMs = options.periodLeadMs ?? 3000;
     this.#note = options.note ?? (() => undefined);
-    this.#states = new Map(tracks.map((t) => [t.id, { chunker: new TrackChunker(t.id, timing), kind: t.kind, mode: 'live', slate: undefined, pendingInit: undefined, end: undefined }]));
+    this.#states = new Map(
+      tracks.map((t) => [
+        t.id,
+        {
+          chunker: new TrackChunker(t.id, timing),
+          kind: t.kind,
+          mode: 'live',
+          slate: undefined,
+          pendingInit: undefined,
+          end: undefined,
+        },
+      ]),
+    );
   }
 
   #state(track: string): TrackState {
@@ -242,7 +265,8 @@ export class Packager {
         const t = cursor.next;
         if (t + BigInt(cursor.peekDuration()) > nowTicks) break;
         const place = chunker.placeSample({ decodeTime: t, duration: cursor.peekDuration(), sync: true });
-        if (place.startsSegment && chunker.openSegment !== place.segment && this.#holdsSegmentFor(place.segment, nowMs)) break;
+        if (place.startsSegment && chunker.openSegment !== place.segment && this.#holdsSegmentFor(place.segment, nowMs))
+          break;
         this.#add(state, cursor.take(), events, true);
         this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
       }
@@ -289,7 +313,10 @@ export class Packager {
       if (end !== undefined && sample.decodeTime - end > toleranceTicks + BigInt(sample.duration)) {
         // The source's time jumped ahead (a clock step): slate from where media ended, resume at a boundary.
         this.counters.jumps++;
-        this.#note({ track: chunker.track, from: Number(end) / info.timescale, to: Number(sample.decodeTime) / info.timescale }, 'source media jumped ahead');
+        this.#note(
+          { track: chunker.track, from: Number(end) / info.timescale, to: Number(sample.decodeTime) / info.timescale },
+          'source media jumped ahead',
+        );
         this.#interruptTrack(state);
         if ([...this.#states.values()].every((s) => s.mode === 'slate')) this.#resumeAt = undefined;
         events.push(...this.tick());
@@ -302,15 +329,31 @@ export class Packager {
     if (!place.startsSegment) return void this.counters.heldBackSamples++;
     this.#resumeAt ??= this.#decideResume(place.segment, events);
     const begun = chunker.openSegment ?? chunker.lastCompletedSegment;
-    if (this.#resumeAt === undefined || place.segment < this.#resumeAt || (begun !== undefined && place.segment <= begun)) {
+    if (
+      this.#resumeAt === undefined ||
+      place.segment < this.#resumeAt ||
+      (begun !== undefined && place.segment <= begun)
+    ) {
       return void this.counters.heldBackSamples++;
     }
     // The slate's open segment (if any) is completed first: the source takes over at a boundary.
     if (state.slate && chunker.openSegment !== undefined) {
-      for (let guard = 0; guard < 10_000 && chunker.openSegment !== undefined && state.slate.next < sample.decodeTime; guard++) {
+      for (
+        let guard = 0;
+        guard < 10_000 && chunker.openSegment !== undefined && state.slate.next < sample.decodeTime;
+        guard++
+      ) {
         this.#add(state, state.slate.take(), events, true);
       }
-      this.#note({ track: chunker.track, segment: String(chunker.openSegment), slateEnd: Number(state.slate.next) / chunker.info!.timescale, sourceStart: Number(sample.decodeTime) / chunker.info!.timescale }, 'slate hands over');
+      this.#note(
+        {
+          track: chunker.track,
+          segment: String(chunker.openSegment),
+          slateEnd: Number(state.slate.next) / chunker.info!.timescale,
+          sourceStart: Number(sample.decodeTime) / chunker.info!.timescale,
+        },
+        'slate hands over',
+      );
       // Audio grids of two runs differ by a fraction of a frame: the slate's segment ends where the source begins.
       events.push(...chunker.closeOpen({ complete: true }));
     }
@@ -321,7 +364,10 @@ export class Packager {
       return void this.counters.heldBackSamples++;
     }
     state.pendingInit = undefined;
-    this.#note({ track: chunker.track, segment: String(place.segment), at: Number(sample.decodeTime) / chunker.info!.timescale }, 'source resumes');
+    this.#note(
+      { track: chunker.track, segment: String(place.segment), at: Number(sample.decodeTime) / chunker.info!.timescale },
+      'source resumes',
+    );
     chunker.useInit(init);
     state.mode = 'live';
     state.slate = undefined;
@@ -362,7 +408,11 @@ export class Packager {
 
   #noteFirstSegment(events: readonly PackagerEvent[]): void {
     if (this.#firstSegment !== undefined) return;
-    for (const event of events) if (event.type === 'chunk' && event.part === 0) return void (this.#firstSegment = event.segment);
+    for (const event of events)
+      if (event.type === 'chunk' && event.part === 0) {
+        this.#firstSegment = event.segment;
+        return;
+      }
   }
 
   /** The periods so far, oldest first. */
@@ -387,9 +437,21 @@ export class Packager {
   }
 
   /** Where each track stands, for a log line when something does not finish. */
-  get trackStates(): Record<string, { mode: 'live' | 'slate'; openSegment?: string; lastCompleted?: string; slateUsable: boolean; finished: boolean }> {
+  get trackStates(): Record<
+    string,
+    { mode: 'live' | 'slate'; openSegment?: string; lastCompleted?: string; slateUsable: boolean; finished: boolean }
+  > {
     return Object.fromEntries(
-      [...this.#states].map(([id, s]) => [id, { mode: s.mode, openSegment: s.chunker.openSegment?.toString(), lastCompleted: s.chunker.lastCompletedSegment?.toString(), slateUsable: this.slateUsable(id), finished: s.chunker.finished }]),
+      [...this.#states].map(([id, s]) => [
+        id,
+        {
+          mode: s.mode,
+          openSegment: s.chunker.openSegment?.toString(),
+          lastCompleted: s.chunker.lastCompletedSegment?.toString(),
+          slateUsable: this.slateUsable(id),
+          finished: s.chunker.finished,
+        },
+      ]),
     );
   }
 
@@ -428,11 +490,22 @@ export class Packager {
     const boxes = 1.03;
     const audioTrack = this.#tracks.find((t) => t.kind === 'audio');
     return {
-      video: this.#tracks.filter((t) => t.kind === 'video').map((t) => {
-        const i = info(t.id);
-        const peak = Math.ceil(t.bitrate * (1 + profile.video.vbvBuffer / profile.segdur) * boxes);
-        return { id: t.id, codecs: codecString(i), bitrate: t.bitrate, averageBandwidth: Math.ceil(t.bitrate * boxes), peakBandwidth: peak, width: i.width!, height: i.height!, frameRate: profile.video.framerate };
-      }),
+      video: this.#tracks
+        .filter((t) => t.kind === 'video')
+        .map((t) => {
+          const i = info(t.id);
+          const peak = Math.ceil(t.bitrate * (1 + profile.video.vbvBuffer / profile.segdur) * boxes);
+          return {
+            id: t.id,
+            codecs: codecString(i),
+            bitrate: t.bitrate,
+            averageBandwidth: Math.ceil(t.bitrate * boxes),
+            peakBandwidth: peak,
+            width: i.width!,
+            height: i.height!,
+            frameRate: profile.video.framerate,
+          };
+        }),
       audio: audioTrack && {
         id: audioTrack.id,
         codecs: codecString(info(audioTrack.id)),
@@ -452,7 +525,7 @@ export class Packager {
     const reference = this.#firstSegment ?? BigInt(Math.floor(now.getTime() / 1000 / profile.segdur));
     // Earlier periods stay listed while any of their segments is in the time-shift window.
     const windowStart = BigInt(Math.floor((now.getTime() / 1000 - options.timeShiftBufferDepth) / profile.segdur));
-    const earlier = this.#periods.slice(0, -1).filter((p, i) => this.#periods[i + 1]!.start > windowStart);
+    const earlier = this.#periods.slice(0, -1).filter((_p, i) => this.#periods[i + 1]!.start > windowStart);
     return {
       publishTime: now,
       segdur: profile.segdur,
@@ -477,17 +550,36 @@ export class Packager {
     const present = this.#tracks.filter((t) => period.inits.has(t.id));
     const info = (id: string) => period.inits.get(id)!.info;
     return {
-      video: present.filter((t) => t.kind === 'video').map((t) => {
-        const i = info(t.id);
-        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, width: i.width!, height: i.height!, frameRate: profile.video.framerate, sar: i.sar ?? '1:1', timescale: i.timescale };
-      }),
-      audio: present.filter((t) => t.kind === 'audio').map((t) => {
-        const i = info(t.id);
-        return { id: t.id, codecs: codecString(i), bandwidth: t.bitrate, samplingRate: i.sampleRate!, channels: i.channels!, timescale: i.timescale };
-      }),
+      video: present
+        .filter((t) => t.kind === 'video')
+        .map((t) => {
+          const i = info(t.id);
+          return {
+            id: t.id,
+            codecs: codecString(i),
+            bandwidth: t.bitrate,
+            width: i.width!,
+            height: i.height!,
+            frameRate: profile.video.framerate,
+            sar: i.sar ?? '1:1',
+            timescale: i.timescale,
+          };
+        }),
+      audio: present
+        .filter((t) => t.kind === 'audio')
+        .map((t) => {
+          const i = info(t.id);
+          return {
+            id: t.id,
+            codecs: codecString(i),
+            bandwidth: t.bitrate,
+            samplingRate: i.sampleRate!,
+            channels: i.channels!,
+            timescale: i.timescale,
+          };
+        }),
     };
   }
-
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;

@@ -19,15 +19,24 @@ export function sessionState(periods: readonly Period[], lastSegment: bigint): S
     lastSegment: lastSegment.toString(),
     periods: periods.map((p) => ({
       start: p.start.toString(),
-      inits: Object.fromEntries([...p.inits].map(([track, init]) => [track, { path: init.path, bytes: Buffer.from(init.bytes).toString('base64') }])),
+      inits: Object.fromEntries(
+        [...p.inits].map(([track, init]) => [
+          track,
+          { path: init.path, bytes: Buffer.from(init.bytes).toString('base64') },
+        ]),
+      ),
     })),
   };
 }
 
 /** Pure: saved state → periods (init segments parsed again) and the last segment; undefined if unusable. */
-export function restoreState(state: unknown, timing: { segdur: number; cdur: number }): { periods: Period[]; lastSegment: bigint } | undefined {
+export function restoreState(
+  state: unknown,
+  timing: { segdur: number; cdur: number },
+): { periods: Period[]; lastSegment: bigint } | undefined {
   const s = state as Partial<SessionState> | undefined;
-  if (!s || s.version !== 1 || typeof s.lastSegment !== 'string' || !Array.isArray(s.periods) || !s.periods.length) return undefined;
+  if (s?.version !== 1 || typeof s.lastSegment !== 'string' || !Array.isArray(s.periods) || !s.periods.length)
+    return undefined;
   try {
     const periods = s.periods.map((p) => {
       const inits = new Map<string, InitEvent>();

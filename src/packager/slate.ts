@@ -41,8 +41,10 @@ export class SlateCursor {
     this.#segmentTicks = segmentTicks;
     this.#video = clip.init.info.handler !== 'soun';
     this.#next = start;
-    if (!clip.samples.length || (this.#video && !clip.samples[0]!.sync)) throw new Error(`slate of ${clip.init.track}: no samples, or not starting with a sync sample`);
-    if (!this.#video && clip.samples.length <= AUDIO_SKIP) throw new Error(`slate of ${clip.init.track}: too few audio frames`);
+    if (!clip.samples.length || (this.#video && !clip.samples[0]!.sync))
+      throw new Error(`slate of ${clip.init.track}: no samples, or not starting with a sync sample`);
+    if (!this.#video && clip.samples.length <= AUDIO_SKIP)
+      throw new Error(`slate of ${clip.init.track}: too few audio frames`);
   }
 
   /** Decode time of the next slate sample. */

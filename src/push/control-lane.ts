@@ -1,5 +1,5 @@
 import { oldestKept, segmentPath } from './directory-output.ts';
-import { Lane } from './lane.ts';
+import type { Lane } from './lane.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, SegmentRun } from './push-types.ts';
 import type { ShedSpan } from '../packager/shed.ts';
 import { retryDelayMs } from './upload-outcome.ts';
@@ -17,7 +17,13 @@ export interface ControlContext {
   deleteExpired: boolean;
   manifestName: string;
   tracks(): Iterable<{ id: string; kind: 'video' | 'audio'; initAcknowledged: boolean; acknowledged: Set<bigint> }>;
-  deliver(lane: Lane, path: string, body: Uint8Array | undefined, contentType: string, method?: 'DELETE'): Promise<Delivery>;
+  deliver(
+    lane: Lane,
+    path: string,
+    body: Uint8Array | undefined,
+    contentType: string,
+    method?: 'DELETE',
+  ): Promise<Delivery>;
   /** A segment's other objects that go with it (LL-HLS part files). */
   companions(track: string, segment: bigint): string[];
   pause(ms: number): Promise<void>;
@@ -125,7 +131,9 @@ export class ControlLane {
     for (const segment of track.acknowledged) {
       if (segment >= before) continue;
       track.acknowledged.delete(segment);
-      if (this.#context.deleteExpired) for (const path of [segmentPath(track.id, segment), ...this.#context.companions(track.id, segment)]) this.#deletes.push({ path, attempts: 0 });
+      if (this.#context.deleteExpired)
+        for (const path of [segmentPath(track.id, segment), ...this.#context.companions(track.id, segment)])
+          this.#deletes.push({ path, attempts: 0 });
     }
     if (this.#deletes.length) this.#wakeup.wake();
   }
@@ -142,8 +150,12 @@ export class ControlLane {
 
   #announced(kind: 'video' | 'audio'): SegmentRun | undefined {
     // A track shed now is not waited for: the other tracks are announced without it.
-    const shedNow = new Set((this.#context.shedSpans?.() ?? []).filter((s) => s.until === undefined).map((s) => s.track));
-    const sets = [...this.#context.tracks()].filter((t) => t.kind === kind && !shedNow.has(t.id)).map((t) => t.acknowledged);
+    const shedNow = new Set(
+      (this.#context.shedSpans?.() ?? []).filter((s) => s.until === undefined).map((s) => s.track),
+    );
+    const sets = [...this.#context.tracks()]
+      .filter((t) => t.kind === kind && !shedNow.has(t.id))
+      .map((t) => t.acknowledged);
     return newestCommonRun(sets, BigInt(Math.ceil(this.#context.tsb / this.#context.segdur)));
   }
 
@@ -154,7 +166,10 @@ export class ControlLane {
   #ready(): boolean {
     const tracks = [...this.#context.tracks()];
     if (!tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
-    return this.#context.profile !== 'generic' || [...new Set(tracks.map((t) => t.kind))].every((kind) => this.#announced(kind));
+    return (
+      this.#context.profile !== 'generic' ||
+      [...new Set(tracks.map((t) => t.kind))].every((kind) => this.#announced(kind))
+    );
   }
 
   async #run(): Promise<void> {
@@ -173,11 +188,16 @@ export class ControlLane {
         const [name, entry] = document;
         entry.dirty = false;
         const text = entry.build();
-        result = text === undefined ? 'ok' : await this.#context.deliver(this.#lane, name, new TextEncoder().encode(text), entry.contentType);
+        result =
+          text === undefined
+            ? 'ok'
+            : await this.#context.deliver(this.#lane, name, new TextEncoder().encode(text), entry.contentType);
         if (result === 'retry') entry.dirty = true;
       } else if (this.#deletes.length && !stopped()) {
         const batch = this.#deletes.splice(0, DELETES_IN_FLIGHT);
-        const results = await Promise.all(batch.map((item) => this.#context.deliver(this.#deleteLane, item.path, undefined, '', 'DELETE')));
+        const results = await Promise.all(
+          batch.map((item) => this.#context.deliver(this.#deleteLane, item.path, undefined, '', 'DELETE')),
+        );
         // What failed in a way worth retrying goes back to the front of the queue, up to its last attempt.
         const again: typeof batch = [];
         for (const [index, item] of batch.entries()) {

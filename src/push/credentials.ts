@@ -3,7 +3,18 @@ import { getCACertificates } from 'node:tls';
 import { ConfigError } from '../errors.ts';
 
 /** Headers the pusher sets itself: a header file must not override the framing of a request. */
-const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'content-type', 'expect', 'upgrade', 'keep-alive', 'te', 'trailer']);
+const RESERVED = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'content-type',
+  'expect',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -19,8 +30,10 @@ export function parseHeaderFile(text: string, file: string): Record<string, stri
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon).trim() : '';
     const value = colon > 0 ? line.slice(colon + 1).trim() : '';
-    if (!TOKEN.test(name)) throw new ConfigError(`${where}: expected "Name: value" (e.g. "Authorization: Bearer …" or "X-Api-Key: …")`);
-    if (RESERVED.has(name.toLowerCase())) throw new ConfigError(`${where}: ${name} is set by the appliance itself and cannot be given`);
+    if (!TOKEN.test(name))
+      throw new ConfigError(`${where}: expected "Name: value" (e.g. "Authorization: Bearer …" or "X-Api-Key: …")`);
+    if (RESERVED.has(name.toLowerCase()))
+      throw new ConfigError(`${where}: ${name} is set by the appliance itself and cannot be given`);
     if (!value || /[\0\r\n]/.test(value)) throw new ConfigError(`${where}: ${name} has an empty or invalid value`);
     headers[name.toLowerCase()] = value;
   });
@@ -36,17 +49,27 @@ export const PUSH_PASSWORD_ENV = 'APPLIANCE_PUSH_PASSWORD';
  * (a bearer token, or basic auth from a user and password). Two sources of Authorization are
  * a ConfigError rather than a silent choice.
  */
-export function pushHeaders(env: Record<string, string | undefined>, fileHeaders: Record<string, string>): Record<string, string> {
+export function pushHeaders(
+  env: Record<string, string | undefined>,
+  fileHeaders: Record<string, string>,
+): Record<string, string> {
   const headers = { ...fileHeaders };
   const token = env[PUSH_TOKEN_ENV]?.trim();
   const user = env[PUSH_USER_ENV];
   const password = env[PUSH_PASSWORD_ENV];
-  const sources = [headers['authorization'] ? 'the header file' : '', token ? PUSH_TOKEN_ENV : '', user !== undefined || password !== undefined ? `${PUSH_USER_ENV}/${PUSH_PASSWORD_ENV}` : ''].filter(Boolean);
-  if (sources.length > 1) throw new ConfigError(`push credentials are given twice (${sources.join(' and ')}): keep one`);
+  const sources = [
+    headers['authorization'] ? 'the header file' : '',
+    token ? PUSH_TOKEN_ENV : '',
+    user !== undefined || password !== undefined ? `${PUSH_USER_ENV}/${PUSH_PASSWORD_ENV}` : '',
+  ].filter(Boolean);
+  if (sources.length > 1)
+    throw new ConfigError(`push credentials are given twice (${sources.join(' and ')}): keep one`);
   if (token) headers['authorization'] = `Bearer ${token}`;
   if (user !== undefined || password !== undefined) {
-    if (!user || password === undefined) throw new ConfigError(`basic auth needs both ${PUSH_USER_ENV} and ${PUSH_PASSWORD_ENV}`);
-    if (user.includes(':')) throw new ConfigError(`${PUSH_USER_ENV} must not contain ":" (basic auth separates user and password with it)`);
+    if (!user || password === undefined)
+      throw new ConfigError(`basic auth needs both ${PUSH_USER_ENV} and ${PUSH_PASSWORD_ENV}`);
+    if (user.includes(':'))
+      throw new ConfigError(`${PUSH_USER_ENV} must not contain ":" (basic auth separates user and password with it)`);
     headers['authorization'] = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   }
   return headers;
@@ -76,7 +99,8 @@ export async function trustedCertificates(caFile: string | undefined): Promise<s
       throw new ConfigError(`--ca ${caFile}: cannot read it (${e.code ?? e.message})`);
     });
     extra.push(...pemCertificates(text));
-    if (!extra.length) throw new ConfigError(`--ca ${caFile}: no PEM certificate in it (expected "-----BEGIN CERTIFICATE-----" blocks)`);
+    if (!extra.length)
+      throw new ConfigError(`--ca ${caFile}: no PEM certificate in it (expected "-----BEGIN CERTIFICATE-----" blocks)`);
   }
   return [...new Set([...getCACertificates('default'), ...getCACertificates('system'), ...extra])];
 }

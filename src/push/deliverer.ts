@@ -2,7 +2,14 @@ import type { Logger } from '../log.ts';
 import type { Lane } from './lane.ts';
 import type { OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
 import { UploadBody } from './upload-body.ts';
-import { CREDENTIAL_ATTEMPTS, credentialDelayMs, isCertificateProblem, MAX_REDIRECTS, safeUrl, type UploadOutcome } from './upload-outcome.ts';
+import {
+  CREDENTIAL_ATTEMPTS,
+  credentialDelayMs,
+  isCertificateProblem,
+  MAX_REDIRECTS,
+  safeUrl,
+  type UploadOutcome,
+} from './upload-outcome.ts';
 
 export type Delivery = 'ok' | 'retry' | 'gave-up';
 
@@ -44,7 +51,15 @@ export class Deliverer {
     this.#base = new URL('./', context.url);
   }
 
-  async deliver(lane: Lane, track: string, path: string, upload: SegmentUpload | undefined, body: UploadBody | Uint8Array | undefined, contentType: string, method: 'PUT' | 'POST' | 'DELETE' = this.#context.method): Promise<'ok' | 'retry' | 'gave-up'> {
+  async deliver(
+    lane: Lane,
+    track: string,
+    path: string,
+    upload: SegmentUpload | undefined,
+    body: UploadBody | Uint8Array | undefined,
+    contentType: string,
+    method: 'PUT' | 'POST' | 'DELETE' = this.#context.method,
+  ): Promise<'ok' | 'retry' | 'gave-up'> {
     let target = upload?.redirectedTo ?? new URL(path + this.#context.url.search, this.#base);
     let refusals = 0;
     for (let redirects = upload?.redirects ?? 0; !this.#context.stopped(); ) {
@@ -53,10 +68,24 @@ export class Deliverer {
       const result = await lane.send({
         url: target,
         method,
-        headers: { ...(trusted ? this.#context.headers : {}), 'user-agent': this.#context.userAgent, ...(body ? { 'content-type': contentType } : {}) },
+        headers: {
+          ...(trusted ? this.#context.headers : {}),
+          'user-agent': this.#context.userAgent,
+          ...(body ? { 'content-type': contentType } : {}),
+        },
         body,
         wholeBody: this.#lengthRequired,
-        onChunk: upload && ((chunk) => this.#context.emit({ type: 'chunk', output: this.#context.name, track, segment: upload.segment, bytes: chunk.byteLength, at: now() })),
+        onChunk:
+          upload &&
+          ((chunk) =>
+            this.#context.emit({
+              type: 'chunk',
+              output: this.#context.name,
+              track,
+              segment: upload.segment,
+              bytes: chunk.byteLength,
+              at: now(),
+            })),
       });
       const outcome = result.outcome;
       if (outcome.kind === 'acknowledged') {
@@ -71,45 +100,82 @@ export class Deliverer {
       const where = safeUrl(target);
       switch (outcome.kind) {
         case 'retry':
-          this.#context.emit({ type: 'retry', output: this.#context.name, track, path, reason: outcome.reason, attempt: (upload?.attempts ?? 0) + 1 });
+          this.#context.emit({
+            type: 'retry',
+            output: this.#context.name,
+            track,
+            path,
+            reason: outcome.reason,
+            attempt: (upload?.attempts ?? 0) + 1,
+          });
           // One warning per failure streak of each stream of requests (the README's promise).
-          this.#context.logger[this.#failing.has(track) ? 'debug' : 'warn']({ output: this.#context.name, url: where, reason: outcome.reason }, 'push: upload failed; it will be sent again');
+          this.#context.logger[this.#failing.has(track) ? 'debug' : 'warn'](
+            { output: this.#context.name, url: where, reason: outcome.reason },
+            'push: upload failed; it will be sent again',
+          );
           this.#failing.add(track);
           return 'retry';
         case 'redirect': {
           const next = URL.parse(outcome.location, target.href);
-          if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:')) return this.#refused(outcome, where, method, `a redirect to something that is no http(s) URL`);
-          if (++redirects > MAX_REDIRECTS) return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
-          if (target.protocol === 'https:' && next.protocol === 'http:') return this.#refused(outcome, where, method, `a redirect from https to http (${safeUrl(next)}), never followed`);
+          if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:'))
+            return this.#refused(outcome, where, method, `a redirect to something that is no http(s) URL`);
+          if (++redirects > MAX_REDIRECTS)
+            return this.#refused(outcome, where, method, `more than ${MAX_REDIRECTS} redirects`);
+          if (target.protocol === 'https:' && next.protocol === 'http:')
+            return this.#refused(
+              outcome,
+              where,
+              method,
+              `a redirect from https to http (${safeUrl(next)}), never followed`,
+            );
           const elsewhere = next.origin !== this.#context.url.origin;
           if (outcome.permanent && elsewhere && method !== 'DELETE') {
-            this.#context.fail(new Error(`${safeUrl(this.#context.url)}: the origin says it moved permanently to another origin (${safeUrl(next)}); not followed, since credentials and headers go to the configured origin only: if the move is genuine, change --output (and the credentials) to the new place`));
+            this.#context.fail(
+              new Error(
+                `${safeUrl(this.#context.url)}: the origin says it moved permanently to another origin (${safeUrl(next)}); not followed, since credentials and headers go to the configured origin only: if the move is genuine, change --output (and the credentials) to the new place`,
+              ),
+            );
             return 'gave-up';
           }
           if (upload) Object.assign(upload, { redirectedTo: next, redirects });
           const moved = next.origin + next.pathname;
           if (outcome.permanent && !elsewhere && moved.endsWith(path) && method !== 'DELETE') {
             this.#base = new URL(moved.slice(0, -path.length));
-            this.#context.logger.warn({ output: this.#context.name, from: where, base: safeUrl(this.#base) }, 'push: the origin moved permanently within itself; every later upload goes to the new place (update --output)');
+            this.#context.logger.warn(
+              { output: this.#context.name, from: where, base: safeUrl(this.#base) },
+              'push: the origin moved permanently within itself; every later upload goes to the new place (update --output)',
+            );
             if (upload) upload.redirectedTo = undefined;
           }
           target = next;
           continue;
         }
         case 'length-required':
-          if (!this.#lengthRequired) this.#context.logger.warn({ output: this.#context.name, url: where }, 'push: the origin refuses chunked uploads (411 Length Required): segments now go whole, each after its last chunk, which adds a segment of latency');
+          if (!this.#lengthRequired)
+            this.#context.logger.warn(
+              { output: this.#context.name, url: where },
+              'push: the origin refuses chunked uploads (411 Length Required): segments now go whole, each after its last chunk, which adds a segment of latency',
+            );
           this.#lengthRequired = true;
-          if (!body || !(body instanceof UploadBody)) return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
+          if (!body || !(body instanceof UploadBody))
+            return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
           continue;
         case 'credentials':
           if (++refusals >= CREDENTIAL_ATTEMPTS) {
             const certificate = isCertificateProblem(outcome);
-            this.#context.fail(new Error(certificate
-              ? `${where}: ${outcome.reason}. Give the origin's CA with --ca FILE (certificate errors are never ignored)`
-              : `${where}: the origin refused the credentials (${outcome.reason}) ${CREDENTIAL_ATTEMPTS} times: check APPLIANCE_PUSH_TOKEN, APPLIANCE_PUSH_USER/APPLIANCE_PUSH_PASSWORD or the --header-file`));
+            this.#context.fail(
+              new Error(
+                certificate
+                  ? `${where}: ${outcome.reason}. Give the origin's CA with --ca FILE (certificate errors are never ignored)`
+                  : `${where}: the origin refused the credentials (${outcome.reason}) ${CREDENTIAL_ATTEMPTS} times: check APPLIANCE_PUSH_TOKEN, APPLIANCE_PUSH_USER/APPLIANCE_PUSH_PASSWORD or the --header-file`,
+              ),
+            );
             return 'gave-up';
           }
-          this.#context.logger.warn({ output: this.#context.name, url: where, reason: outcome.reason, attempt: refusals }, 'push: the origin refused the credentials; trying again');
+          this.#context.logger.warn(
+            { output: this.#context.name, url: where, reason: outcome.reason, attempt: refusals },
+            'push: the origin refused the credentials; trying again',
+          );
           await this.#context.pause(credentialDelayMs(refusals - 1));
           continue;
         default:
@@ -123,9 +189,10 @@ export class Deliverer {
     const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
     // A DELETE of something already gone is what was wanted.
     if (method === 'DELETE' && (status === 404 || status === 410)) return 'ok';
-    const message = outcome.kind === 'too-large'
-      ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
-      : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
+    const message =
+      outcome.kind === 'too-large'
+        ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
+        : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
     this.#context.logger.error({ output: this.#context.name, method, url: where, status }, message);
     return 'gave-up';
   }
@@ -133,6 +200,9 @@ export class Deliverer {
   #checkOriginKind(server: string | undefined): void {
     if (this.#context.profile !== 'appliance' || this.#warnedKind || /^appliance\b/i.test(server ?? '')) return;
     this.#warnedKind = true;
-    this.#context.logger.warn({ output: this.#context.name, server }, 'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"');
+    this.#context.logger.warn(
+      { output: this.#context.name, server },
+      'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"',
+    );
   }
 }

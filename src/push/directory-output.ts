@@ -67,10 +67,11 @@ export class DirectoryOutput {
     if (!hls) return;
     const multivariant = hls.multivariant();
     if (multivariant) this.#enqueue('', () => this.writeManifest(multivariantName, multivariant));
-    for (const track of hls.timeline.tracks()) this.#enqueue(track, async () => {
-      const text = hls.media(track);
-      if (text) await this.writeManifest(hls.names.mediaPlaylist(track), text);
-    });
+    for (const track of hls.timeline.tracks())
+      this.#enqueue(track, async () => {
+        const text = hls.media(track);
+        if (text) await this.writeManifest(hls.names.mediaPlaylist(track), text);
+      });
   }
 
   /** Resolves when everything handed over so far is on disk and every segment file is closed. */
@@ -117,7 +118,11 @@ export class DirectoryOutput {
       const expired = oldestKept(event.segment, this.#segdur, this.#timeShiftBufferDepth) - 1n;
       if (expired >= 0n) {
         await unlink(join(this.dir, segmentPath(track, expired))).catch(() => undefined);
-        for (let index = 0; this.#hls?.session.llhls === 'sf' && index < this.#hls.session.timing.partsPerSegment; index++) {
+        for (
+          let index = 0;
+          this.#hls?.session.llhls === 'sf' && index < this.#hls.session.timing.partsPerSegment;
+          index++
+        ) {
           await unlink(join(this.dir, this.#hls.names.partFile(track, expired, index))).catch(() => undefined);
         }
       }

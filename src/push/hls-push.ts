@@ -18,10 +18,16 @@ export interface HlsPushContext {
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   /** What the output knows of the track: its init acknowledged, its acknowledged segments, its newest segment. */
-  track(id: string): { initAcknowledged: boolean; acknowledged: ReadonlySet<bigint>; gaps: ReadonlySet<bigint>; live: bigint | undefined } | undefined;
+  track(id: string):
+    | {
+        initAcknowledged: boolean;
+        acknowledged: ReadonlySet<bigint>;
+        gaps: ReadonlySet<bigint>;
+        live: bigint | undefined;
+      }
+    | undefined;
   onPartDropped(track: string, part: PartUpload): void;
 }
-
 
 interface HlsTrack {
   playlist: DocumentLane;
@@ -51,9 +57,21 @@ export class HlsPush {
       const known = context.track(track);
       const gaps = known?.gaps ?? new Set<bigint>();
       const marked = markGaps(segments, gaps);
-      return this.#generic ? acknowledgedView(marked, new Set([...(known?.acknowledged ?? []), ...gaps]), this.#tracks.get(track)?.acknowledgedParts ?? new Map(), window) : marked;
+      return this.#generic
+        ? acknowledgedView(
+            marked,
+            new Set([...(known?.acknowledged ?? []), ...gaps]),
+            this.#tracks.get(track)?.acknowledgedParts ?? new Map(),
+            window,
+          )
+        : marked;
     };
-    this.playlists = new HlsPlaylists(context.session, context.formats.names, { blocking: !this.#generic, hints: !this.#generic }, view);
+    this.playlists = new HlsPlaylists(
+      context.session,
+      context.formats.names,
+      { blocking: !this.#generic, hints: !this.#generic },
+      view,
+    );
   }
 
   /** Playlists or part files still waiting for the origin. */
@@ -68,24 +86,40 @@ export class HlsPush {
   addTrack(id: string, kind: 'video' | 'audio'): void {
     if (this.#tracks.has(id)) return;
     const names = this.#context.formats.names;
-    const lanes = { segdur: this.#context.segdur, deliver: this.#context.deliver, pause: this.#context.pause, stopped: this.#context.stopped };
-    const playlist = new DocumentLane(lanes, new Lane(this.#context.laneOptions), names.mediaPlaylist(id), HLS_CONTENT_TYPE, () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined));
+    const lanes = {
+      segdur: this.#context.segdur,
+      deliver: this.#context.deliver,
+      pause: this.#context.pause,
+      stopped: this.#context.stopped,
+    };
+    const playlist = new DocumentLane(
+      lanes,
+      new Lane(this.#context.laneOptions),
+      names.mediaPlaylist(id),
+      HLS_CONTENT_TYPE,
+      () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined),
+    );
     const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map() };
     if (this.#context.session.llhls === 'sf') {
-      state.parts = new PartLane({
-        ...lanes,
-        oldestUseful: () => {
-          const live = this.#context.track(id)?.live;
-          return live === undefined ? undefined : live - BigInt(this.#context.session.timing.partSegments);
+      state.parts = new PartLane(
+        {
+          ...lanes,
+          oldestUseful: () => {
+            const live = this.#context.track(id)?.live;
+            return live === undefined ? undefined : live - BigInt(this.#context.session.timing.partSegments);
+          },
+          onAcknowledged: (part) => {
+            const count = state.acknowledgedParts.get(part.segment) ?? 0;
+            if (part.index === count) state.acknowledgedParts.set(part.segment, count + 1);
+            for (const segment of state.acknowledgedParts.keys())
+              if (segment < part.segment - 3n) state.acknowledgedParts.delete(segment);
+            if (this.#generic) playlist.touch();
+          },
+          onDropped: (part) => this.#context.onPartDropped(id, part),
         },
-        onAcknowledged: (part) => {
-          const count = state.acknowledgedParts.get(part.segment) ?? 0;
-          if (part.index === count) state.acknowledgedParts.set(part.segment, count + 1);
-          for (const segment of state.acknowledgedParts.keys()) if (segment < part.segment - 3n) state.acknowledgedParts.delete(segment);
-          if (this.#generic) playlist.touch();
-        },
-        onDropped: (part) => this.#context.onPartDropped(id, part),
-      }, new Lane(this.#context.laneOptions), `${kind}/mp4`);
+        new Lane(this.#context.laneOptions),
+        `${kind}/mp4`,
+      );
     }
     this.#tracks.set(id, state);
   }
@@ -95,7 +129,13 @@ export class HlsPush {
     const track = this.#tracks.get(event.track);
     if (!track) return;
     const { partFile, playlist } = this.playlists.onChunk(event);
-    if (partFile && track.parts) track.parts.add({ segment: event.segment, index: partFile.index, path: partFile.path, bytes: Buffer.concat(partFile.bytes) });
+    if (partFile && track.parts)
+      track.parts.add({
+        segment: event.segment,
+        index: partFile.index,
+        path: partFile.path,
+        bytes: Buffer.concat(partFile.bytes),
+      });
     if (playlist && !this.#generic) track.playlist.touch();
   }
 
@@ -117,12 +157,15 @@ export class HlsPush {
   /** A segment's part files, which go (DELETE) with it. */
   companions(track: string, segment: bigint): string[] {
     if (this.#context.session.llhls !== 'sf') return [];
-    return Array.from({ length: this.#context.session.timing.partsPerSegment }, (_, index) => this.#context.formats.names.partFile(track, segment, index));
+    return Array.from({ length: this.#context.session.timing.partsPerSegment }, (_, index) =>
+      this.#context.formats.names.partFile(track, segment, index),
+    );
   }
 
   /** Drops the part files still queued (at stop), for the counts. */
   dropQueued(): void {
-    for (const [id, track] of this.#tracks) for (const part of track.parts?.clear() ?? []) this.#context.onPartDropped(id, part);
+    for (const [id, track] of this.#tracks)
+      for (const part of track.parts?.clear() ?? []) this.#context.onPartDropped(id, part);
   }
 
   wake(): void {
@@ -133,6 +176,8 @@ export class HlsPush {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#tracks.values()].flatMap((t) => [t.playlist.close(), ...(t.parts ? [t.parts.close()] : [])]));
+    await Promise.all(
+      [...this.#tracks.values()].flatMap((t) => [t.playlist.close(), ...(t.parts ? [t.parts.close()] : [])]),
+    );
   }
 }

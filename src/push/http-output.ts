@@ -124,21 +124,39 @@ export class HttpPushOutput {
     };
     this.#backfill = new Lane(laneOptions);
     this.#laneOptions = laneOptions;
-    this.#control = new ControlLane({
-      ...options,
-      manifestName: this.#manifestName,
-      tracks: () => this.#tracks.values(),
-      deliver: (lane, path, body, contentType, method) => this.#deliverer.deliver(lane, method ? 'delete' : 'manifest', path, undefined, body, contentType, method),
-      companions: (track, segment) => this.#hls?.companions(track, segment) ?? [],
-      pause: (ms) => this.#pause(ms),
-      stopped: () => this.#done,
-      onManifestAcknowledged: (bytes, attempts) => this.#emit({ type: 'acknowledged', output: this.name, track: 'manifest', object: 'manifest', bytes, attempts, ackMs: undefined }),
-      onDeleteGivenUp: (path, attempts) => {
-        this.#emit({ type: 'delete-given-up', output: this.name, path, attempts });
-        if (this.#dropWarnings.admit('delete', Date.now()).log) this.#options.logger.warn({ output: this.name, path, attempts }, 'push: an expired object could not be deleted at the origin; it stays there (counted as deletesGivenUp in the push log)');
+    this.#control = new ControlLane(
+      {
+        ...options,
+        manifestName: this.#manifestName,
+        tracks: () => this.#tracks.values(),
+        deliver: (lane, path, body, contentType, method) =>
+          this.#deliverer.deliver(lane, method ? 'delete' : 'manifest', path, undefined, body, contentType, method),
+        companions: (track, segment) => this.#hls?.companions(track, segment) ?? [],
+        pause: (ms) => this.#pause(ms),
+        stopped: () => this.#done,
+        onManifestAcknowledged: (bytes, attempts) =>
+          this.#emit({
+            type: 'acknowledged',
+            output: this.name,
+            track: 'manifest',
+            object: 'manifest',
+            bytes,
+            attempts,
+            ackMs: undefined,
+          }),
+        onDeleteGivenUp: (path, attempts) => {
+          this.#emit({ type: 'delete-given-up', output: this.name, path, attempts });
+          if (this.#dropWarnings.admit('delete', Date.now()).log)
+            this.#options.logger.warn(
+              { output: this.name, path, attempts },
+              'push: an expired object could not be deleted at the origin; it stays there (counted as deletesGivenUp in the push log)',
+            );
+        },
+        shedSpans: () => this.#shedding.spans,
       },
-      shedSpans: () => this.#shedding.spans,
-    }, new Lane(laneOptions), new Lane({ ...laneOptions, pipelining: 8 }));
+      new Lane(laneOptions),
+      new Lane({ ...laneOptions, pipelining: 8 }),
+    );
     this.#loops.push(this.#control.loop, this.#runBackfill());
     if (options.formats.hls && options.hls) {
       const hls = options.hls;
@@ -148,13 +166,24 @@ export class HttpPushOutput {
         profile: options.profile,
         segdur: options.segdur,
         laneOptions,
-        deliver: (lane, path, body, contentType) => this.#deliverer.deliver(lane, 'playlist', path, undefined, body, contentType),
+        deliver: (lane, path, body, contentType) =>
+          this.#deliverer.deliver(lane, 'playlist', path, undefined, body, contentType),
         pause: (ms) => this.#pause(ms),
         stopped: () => this.#done,
         track: (id) => this.#tracks.get(id),
-        onPartDropped: (track, part) => this.#emit({ type: 'dropped', output: this.name, track, segment: part.segment, bytes: part.bytes.byteLength, reason: this.#done ? 'stopped' : 'expired' }),
+        onPartDropped: (track, part) =>
+          this.#emit({
+            type: 'dropped',
+            output: this.name,
+            track,
+            segment: part.segment,
+            bytes: part.bytes.byteLength,
+            reason: this.#done ? 'stopped' : 'expired',
+          }),
       });
-      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () => this.#hls!.playlists.multivariant());
+      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () =>
+        this.#hls!.playlists.multivariant(),
+      );
     }
   }
 
@@ -186,7 +215,10 @@ export class HttpPushOutput {
 
   handle(event: PackagerEvent): void {
     if (this.#done) return;
-    if (event.type === 'init') return this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes, event.path);
+    if (event.type === 'init') {
+      this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes, event.path);
+      return;
+    }
     const track = this.#tracks.get(event.track);
     if (!track) return;
     if (event.type === 'chunk') {
@@ -200,7 +232,18 @@ export class HttpPushOutput {
         return;
       }
       if (event.part === 0) {
-        const upload: SegmentUpload = { track: track.id, segment: event.segment, path: segmentPath(track.id, event.segment), body: new UploadBody(), attempts: 0, completedAt: undefined, sending: false, lane: 'live', redirectedTo: undefined, redirects: 0 };
+        const upload: SegmentUpload = {
+          track: track.id,
+          segment: event.segment,
+          path: segmentPath(track.id, event.segment),
+          body: new UploadBody(),
+          attempts: 0,
+          completedAt: undefined,
+          sending: false,
+          lane: 'live',
+          redirectedTo: undefined,
+          redirects: 0,
+        };
         track.queue.push(upload);
         track.growing = upload;
         track.live = event.segment;
@@ -218,7 +261,14 @@ export class HttpPushOutput {
       const shedBytes = this.#shedBytes.get(track.id);
       if (shedBytes !== undefined) {
         this.#shedBytes.delete(track.id);
-        this.#emit({ type: 'dropped', output: this.name, track: track.id, segment: event.segment, bytes: shedBytes, reason: 'shed' });
+        this.#emit({
+          type: 'dropped',
+          output: this.name,
+          track: track.id,
+          segment: event.segment,
+          bytes: shedBytes,
+          reason: 'shed',
+        });
       }
       const upload = track.growing;
       if (upload && upload.segment === event.segment) {
@@ -264,14 +314,28 @@ export class HttpPushOutput {
    */
   async flush(timeoutMs = Math.max(5000, 3 * this.#options.segdur * 1000)): Promise<void> {
     const deadline = now() + timeoutMs;
-    while (!this.#fatal && now() < deadline && (this.#control.pending || this.#hls?.pending || [...this.#tracks.values()].some((t) => t.queue.length))) await sleep(20);
+    while (
+      !this.#fatal &&
+      now() < deadline &&
+      (this.#control.pending || this.#hls?.pending || [...this.#tracks.values()].some((t) => t.queue.length))
+    )
+      await sleep(20);
     const left = [...this.#tracks.values()].flatMap((t) => t.queue);
-    if (left.length) this.#options.logger.warn({ output: this.name, segments: left.length }, 'push: segments still unacknowledged at stop are dropped');
+    if (left.length)
+      this.#options.logger.warn(
+        { output: this.name, segments: left.length },
+        'push: segments still unacknowledged at stop are dropped',
+      );
     for (const upload of left) this.#drop(upload, this.#fatal ? 'fatal' : 'stopped');
     this.#hls?.dropQueued();
     this.#stop();
     await Promise.all([...this.#loops, ...(this.#hls?.loops ?? []), ...[...this.#tracks.values()].map((t) => t.loop)]);
-    await Promise.all([this.#control.close(), this.#backfill.close(), this.#hls?.close(), ...[...this.#tracks.values()].map((t) => t.lane.close())]);
+    await Promise.all([
+      this.#control.close(),
+      this.#backfill.close(),
+      this.#hls?.close(),
+      ...[...this.#tracks.values()].map((t) => t.lane.close()),
+    ]);
   }
 
   #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, initPath: string): void {
@@ -284,9 +348,26 @@ export class HttpPushOutput {
         track.initAcknowledged = false;
         for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(id);
       }
-      return track.wakeup.wake();
+      track.wakeup.wake();
+      return;
     }
-    const state: TrackState = { id, kind, init, initPath, initAcknowledged: false, queue: [], growing: undefined, live: undefined, lane: new Lane(this.#laneOptions), wakeup: new Wakeup(), failures: 0, failingSince: undefined, acknowledged: new Set(), gaps: new Set(), loop: Promise.resolve() };
+    const state: TrackState = {
+      id,
+      kind,
+      init,
+      initPath,
+      initAcknowledged: false,
+      queue: [],
+      growing: undefined,
+      live: undefined,
+      lane: new Lane(this.#laneOptions),
+      wakeup: new Wakeup(),
+      failures: 0,
+      failingSince: undefined,
+      acknowledged: new Set(),
+      gaps: new Set(),
+      loop: Promise.resolve(),
+    };
     this.#tracks.set(id, state);
     this.#hls?.addTrack(id, kind);
     state.loop = this.#runTrack(state);
@@ -315,7 +396,13 @@ export class HttpPushOutput {
 
   #nextLive(track: TrackState): SegmentUpload | undefined {
     for (const upload of track.queue) {
-      if (upload.sending || upload.lane !== 'live' || track.live === undefined || track.live - upload.segment < BACKFILL_AFTER) continue;
+      if (
+        upload.sending ||
+        upload.lane !== 'live' ||
+        track.live === undefined ||
+        track.live - upload.segment < BACKFILL_AFTER
+      )
+        continue;
       upload.lane = 'backfill';
       this.#backfillWakeup.wake();
     }
@@ -344,7 +431,15 @@ export class HttpPushOutput {
 
   #recovered(track: TrackState): void {
     if (track.failingSince !== undefined) {
-      this.#options.logger.info({ output: this.name, track: track.id, downMs: Math.round(now() - track.failingSince), backlogBytes: this.#backlogBytes }, 'push: origin reachable again');
+      this.#options.logger.info(
+        {
+          output: this.name,
+          track: track.id,
+          downMs: Math.round(now() - track.failingSince),
+          backlogBytes: this.#backlogBytes,
+        },
+        'push: origin reachable again',
+      );
       this.#backfillWakeup.wake();
     }
     track.failures = 0;
@@ -352,24 +447,51 @@ export class HttpPushOutput {
   }
 
   async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
-    const result = await this.#deliverer.deliver(lane, track.id, track.initPath, undefined, track.init, `${track.kind}/mp4`);
+    const result = await this.#deliverer.deliver(
+      lane,
+      track.id,
+      track.initPath,
+      undefined,
+      track.init,
+      `${track.kind}/mp4`,
+    );
     if (result === 'ok') {
       lane.initsSent.add(track.id);
       if (!track.initAcknowledged) {
         track.initAcknowledged = true;
-        this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'init', bytes: track.init.byteLength, attempts: 0, ackMs: undefined });
+        this.#emit({
+          type: 'acknowledged',
+          output: this.name,
+          track: track.id,
+          object: 'init',
+          bytes: track.init.byteLength,
+          attempts: 0,
+          ackMs: undefined,
+        });
         this.#control.touch();
         this.#hls?.onInitAcknowledged(track.id);
       }
       return true;
     }
-    if (result === 'gave-up' && !this.#done) this.#fail(new Error(`${this.name}: the origin refused the init segment of track ${track.id} (see the log): check the URL, its path and the origin's configuration`));
+    if (result === 'gave-up' && !this.#done)
+      this.#fail(
+        new Error(
+          `${this.name}: the origin refused the init segment of track ${track.id} (see the log): check the URL, its path and the origin's configuration`,
+        ),
+      );
     return false;
   }
 
   async #sendSegment(lane: Lane, upload: SegmentUpload): Promise<'ok' | 'retry' | 'gave-up'> {
     upload.sending = true;
-    const result = await this.#deliverer.deliver(lane, upload.track, upload.path, upload, upload.body, `${this.#tracks.get(upload.track)!.kind}/mp4`);
+    const result = await this.#deliverer.deliver(
+      lane,
+      upload.track,
+      upload.path,
+      upload,
+      upload.body,
+      `${this.#tracks.get(upload.track)!.kind}/mp4`,
+    );
     upload.sending = false;
     if (result === 'ok') this.#acknowledged(upload);
     else if (result === 'retry') upload.attempts++;
@@ -381,7 +503,16 @@ export class HttpPushOutput {
     const track = this.#tracks.get(upload.track)!;
     this.#remove(upload);
     track.acknowledged.add(upload.segment);
-    this.#emit({ type: 'acknowledged', output: this.name, track: track.id, object: 'segment', segment: upload.segment, bytes: upload.body.bytes, attempts: upload.attempts, ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt });
+    this.#emit({
+      type: 'acknowledged',
+      output: this.name,
+      track: track.id,
+      object: 'segment',
+      segment: upload.segment,
+      bytes: upload.body.bytes,
+      attempts: upload.attempts,
+      ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt,
+    });
     if (this.#options.profile === 'generic') this.#control.touch();
     this.#hls?.onSegmentAcknowledged(track.id);
   }
@@ -408,7 +539,16 @@ export class HttpPushOutput {
     }
     this.#emit({ type: 'dropped', output: this.name, track: upload.track, segment: upload.segment, bytes, reason });
     if (reason !== 'stopped' && reason !== 'fatal' && this.#dropWarnings.admit(reason, Date.now()).log) {
-      this.#options.logger.warn({ output: this.name, track: upload.track, segment: upload.segment.toString(), reason, droppedSegments: this.#droppedSegments }, 'push: media dropped');
+      this.#options.logger.warn(
+        {
+          output: this.name,
+          track: upload.track,
+          segment: upload.segment.toString(),
+          reason,
+          droppedSegments: this.#droppedSegments,
+        },
+        'push: media dropped',
+      );
     }
   }
 
@@ -424,7 +564,8 @@ export class HttpPushOutput {
       if (chunk) return chunk;
       let oldest: SegmentUpload | undefined;
       for (const t of this.#tracks.values()) {
-        for (const upload of t.queue) if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
+        for (const upload of t.queue)
+          if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
       }
       if (!oldest) return this.#pool.overdraw(track.id, event.parts, event.byteLength);
       this.#drop(oldest, 'budget');
@@ -478,7 +619,8 @@ export class HttpPushOutput {
   #nextBackfill(tracks: TrackState[]): SegmentUpload | undefined {
     let oldest: SegmentUpload | undefined;
     for (const track of tracks) {
-      const keptFrom = track.live === undefined ? undefined : oldestKept(track.live, this.#options.segdur, this.#options.tsb);
+      const keptFrom =
+        track.live === undefined ? undefined : oldestKept(track.live, this.#options.segdur, this.#options.tsb);
       for (const upload of [...track.queue]) {
         if (upload.lane !== 'backfill' || upload.sending) continue;
         // Media older than the time-shift window is no use to any viewer.

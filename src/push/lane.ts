@@ -86,22 +86,31 @@ export class Lane {
     const { body } = request;
     const streaming = body instanceof UploadBody;
     if (streaming && request.wholeBody) await body.whenComplete();
-    const chunks = streaming ? body.read(controller.signal, (waiting) => (waitingSince = waiting ? now() : undefined)) : undefined;
+    const chunks = streaming
+      ? body.read(controller.signal, (waiting) => (waitingSince = waiting ? now() : undefined))
+      : undefined;
     const onChunk = request.onChunk;
-    const counted = chunks && (async function* () {
-      for await (const chunk of chunks) {
-        onChunk?.(chunk);
-        yield chunk;
-      }
-      bodySentAt = now();
-    })();
+    const counted =
+      chunks &&
+      (async function* () {
+        for await (const chunk of chunks) {
+          onChunk?.(chunk);
+          yield chunk;
+        }
+        bodySentAt = now();
+      })();
     if (!streaming) bodySentAt = now();
-    const watchdog = setInterval(() => {
-      const t = now();
-      if (waitingSince !== undefined && t - waitingSince > this.#options.stallMs) stalled = `the origin took no data for ${this.#options.stallMs} ms`;
-      else if (bodySentAt !== undefined && t - bodySentAt > this.#options.stallMs) stalled = `no answer ${this.#options.stallMs} ms after the body`;
-      if (stalled) controller.abort();
-    }, Math.min(250, this.#options.stallMs / 4));
+    const watchdog = setInterval(
+      () => {
+        const t = now();
+        if (waitingSince !== undefined && t - waitingSince > this.#options.stallMs)
+          stalled = `the origin took no data for ${this.#options.stallMs} ms`;
+        else if (bodySentAt !== undefined && t - bodySentAt > this.#options.stallMs)
+          stalled = `no answer ${this.#options.stallMs} ms after the body`;
+        if (stalled) controller.abort();
+      },
+      Math.min(250, this.#options.stallMs / 4),
+    );
     try {
       const headers = { ...request.headers };
       if (streaming && request.wholeBody) headers['content-length'] = String(body.bytes);
@@ -119,7 +128,8 @@ export class Lane {
         server: [response.headers['server']].flat()[0],
       };
     } catch (error) {
-      if (error instanceof UploadAbandoned) return { outcome: { kind: 'retry', reason: error.message }, server: undefined };
+      if (error instanceof UploadAbandoned)
+        return { outcome: { kind: 'retry', reason: error.message }, server: undefined };
       return { outcome: stalled ? { kind: 'retry', reason: stalled } : outcomeOfError(error), server: undefined };
     } finally {
       clearInterval(watchdog);

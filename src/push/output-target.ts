@@ -33,7 +33,10 @@ export const DEFAULT_LISTEN = '127.0.0.1:8080';
 export function parseListen(spec: string, flag = '--listen'): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new ConfigError(`${flag} "${spec}": expected HOST:PORT, e.g. ${DEFAULT_LISTEN} or [::1]:8080 (port 0 picks a free one)`);
+  if (!match || port > 65535)
+    throw new ConfigError(
+      `${flag} "${spec}": expected HOST:PORT, e.g. ${DEFAULT_LISTEN} or [::1]:8080 (port 0 picks a free one)`,
+    );
   return { host: (match[1] ?? match[2])!, port };
 }
 
@@ -47,7 +50,8 @@ export function parseOutput(spec: string | undefined, cwd: string, listen = DEFA
 }
 
 /** Query parameter names that carry secrets (signed URLs, API keys, tokens). */
-const SECRET_PARAMETER = /(^|[-_.])(sig|signature|token|key|apikey|secret|password|passwd|pwd|auth|authorization|credential|credentials)($|[-_.])/i;
+const SECRET_PARAMETER =
+  /(^|[-_.])(sig|signature|token|key|apikey|secret|password|passwd|pwd|auth|authorization|credential|credentials)($|[-_.])/i;
 
 /**
  * Pure: the name of a query parameter of `spec` that looks like a secret, if any. On the command
@@ -64,7 +68,9 @@ export function secretQueryParameter(spec: string): string | undefined {
 export function parseOutputs(specs: readonly string[], cwd: string, listen = DEFAULT_LISTEN): OutputTarget[] {
   if (!specs.length) return [parseOutput(undefined, cwd, listen)];
   const targets = specs.map((spec) => parseOutput(spec, cwd, listen));
-  const keys = targets.map((t) => (t.kind === 'push' ? t.url.href : t.kind === 'directory' ? `${t.dir}/${t.manifest}` : ''));
+  const keys = targets.map((t) =>
+    t.kind === 'push' ? t.url.href : t.kind === 'directory' ? `${t.dir}/${t.manifest}` : '',
+  );
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
   if (twice) throw new ConfigError(`--output ${twice} is given twice`);
   return targets;
@@ -74,7 +80,9 @@ function parsePushOutput(spec: string): PushTarget {
   const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(spec)![1]!;
   if (!/^https?$/i.test(scheme) || !/^https?:\/\/[^/?#@]+(@[^/?#]+)?([/?#]|$)/i.test(spec)) {
     const shown = spec.replace(/^([^:]+:\/*)[^/@?#]*@/, '$1…@').replace(/\?.*$/s, '?…');
-    throw new ConfigError(`--output "${shown}": understood as a URL (scheme "${scheme}:"), but an origin must be http:// or https:// with a host, e.g. https://origin.example/live/live.mpd; a directory output is a path without a scheme, e.g. out/live.mpd`);
+    throw new ConfigError(
+      `--output "${shown}": understood as a URL (scheme "${scheme}:"), but an origin must be http:// or https:// with a host, e.g. https://origin.example/live/live.mpd; a directory output is a path without a scheme, e.g. out/live.mpd`,
+    );
   }
   let url: URL;
   try {
@@ -84,16 +92,21 @@ function parsePushOutput(spec: string): PushTarget {
   }
   const shown = `${url.protocol}//${url.host}${url.pathname}`;
   if (url.username || url.password) {
-    throw new ConfigError(`--output ${shown}: credentials in the URL would show in the process list and logs; give them with APPLIANCE_PUSH_USER and APPLIANCE_PUSH_PASSWORD, APPLIANCE_PUSH_TOKEN or --header-file`);
+    throw new ConfigError(
+      `--output ${shown}: credentials in the URL would show in the process list and logs; give them with APPLIANCE_PUSH_USER and APPLIANCE_PUSH_PASSWORD, APPLIANCE_PUSH_TOKEN or --header-file`,
+    );
   }
   if (url.hash) throw new ConfigError(`--output ${shown}: a URL fragment (#…) is never sent to an origin; remove it`);
-  if (!/\.(mpd|m3u8)$/i.test(url.pathname)) url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
+  if (!/\.(mpd|m3u8)$/i.test(url.pathname))
+    url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
   return { kind: 'push', url, manifest: url.pathname.split('/').pop()! };
 }
 
 function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {
   const path = resolve(cwd, spec);
-  return /\.(mpd|m3u8)$/i.test(spec) ? { kind: 'directory', dir: dirname(path), manifest: basename(path) } : { kind: 'directory', dir: path, manifest: 'live.mpd' };
+  return /\.(mpd|m3u8)$/i.test(spec)
+    ? { kind: 'directory', dir: dirname(path), manifest: basename(path) }
+    : { kind: 'directory', dir: path, manifest: 'live.mpd' };
 }
 
 async function nearestExisting(path: string): Promise<string> {
@@ -119,7 +132,9 @@ export async function ensureWritableDirectory(dir: string, { create }: { create:
   const existing = await nearestExisting(dir);
   const info = await stat(existing).catch(() => undefined);
   if (info && !info.isDirectory()) fail(`${existing} is not a directory`);
-  await access(existing, constants.W_OK).catch((e: NodeJS.ErrnoException) => fail(`${existing}: ${e.code ?? e.message}`));
+  await access(existing, constants.W_OK).catch((e: NodeJS.ErrnoException) =>
+    fail(`${existing}: ${e.code ?? e.message}`),
+  );
   if (!create) return;
   await mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
   const probe = resolve(dir, `.appliance-write-test-${process.pid}`);

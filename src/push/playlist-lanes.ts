@@ -27,7 +27,13 @@ export class DocumentLane {
   readonly loop: Promise<void>;
 
   /** `build` returns undefined while there is nothing to send (e.g. before the init is acknowledged). */
-  constructor(context: DocumentLaneContext, lane: Lane, path: string, contentType: string, build: () => string | undefined) {
+  constructor(
+    context: DocumentLaneContext,
+    lane: Lane,
+    path: string,
+    contentType: string,
+    build: () => string | undefined,
+  ) {
     this.#context = context;
     this.#lane = lane;
     this.#path = path;
@@ -135,7 +141,8 @@ export class PartLane {
     let failures = 0;
     while (!this.#context.stopped()) {
       const oldest = this.#context.oldestUseful();
-      while (this.#queue.length && oldest !== undefined && this.#queue[0]!.segment < oldest) this.#context.onDropped(this.#queue.shift()!);
+      while (this.#queue.length && oldest !== undefined && this.#queue[0]!.segment < oldest)
+        this.#context.onDropped(this.#queue.shift()!);
       const next = this.#queue[0];
       if (!next) {
         await this.#wakeup.wait();

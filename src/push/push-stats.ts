@@ -21,7 +21,18 @@ export class PushStats {
 
   #figures(output: string): OriginFigures {
     let figures = this.#origins.get(output);
-    if (!figures) this.#origins.set(output, (figures = { segments: 0, bytes: 0, manifests: 0, retries: 0, dropped: {}, deletesGivenUp: 0, ackMs: new RecentValues(ACK_WINDOW) }));
+    if (!figures) {
+      figures = {
+        segments: 0,
+        bytes: 0,
+        manifests: 0,
+        retries: 0,
+        dropped: {},
+        deletesGivenUp: 0,
+        ackMs: new RecentValues(ACK_WINDOW),
+      };
+      this.#origins.set(output, figures);
+    }
     return figures;
   }
 
@@ -42,11 +53,16 @@ export class PushStats {
   /** An origin's retries and segments given up so far (every reason). */
   counts(output: string): { retries: number; dropped: number } {
     const figures = this.#origins.get(output);
-    return { retries: figures?.retries ?? 0, dropped: Object.values(figures?.dropped ?? {}).reduce((a, b) => a + b, 0) };
+    return {
+      retries: figures?.retries ?? 0,
+      dropped: Object.values(figures?.dropped ?? {}).reduce((a, b) => a + b, 0),
+    };
   }
 
   /** One entry per origin, for a log line; `held` says what the output holds now and held at most. */
-  summary(held: (output: string) => { backlogBytes: number; heldBytes: number; peakHeldBytes: number }): Record<string, unknown>[] {
+  summary(
+    held: (output: string) => { backlogBytes: number; heldBytes: number; peakHeldBytes: number },
+  ): Record<string, unknown>[] {
     return [...this.#origins].map(([output, f]) => ({
       output,
       acknowledgedSegments: f.segments,

@@ -30,7 +30,16 @@ export interface SegmentUpload {
 /** What push reports, for logs now and metrics later. Times are ms since the epoch. */
 export type PushEvent =
   | { type: 'chunk'; output: string; track: string; segment: bigint; bytes: number; at: number }
-  | { type: 'acknowledged'; output: string; track: string; object: 'init' | 'segment' | 'manifest'; segment?: bigint; bytes: number; attempts: number; ackMs: number | undefined }
+  | {
+      type: 'acknowledged';
+      output: string;
+      track: string;
+      object: 'init' | 'segment' | 'manifest';
+      segment?: bigint;
+      bytes: number;
+      attempts: number;
+      ackMs: number | undefined;
+    }
   | { type: 'retry'; output: string; track: string; path: string; reason: string; attempt: number }
   | { type: 'dropped'; output: string; track: string; segment: bigint; bytes: number; reason: DropReason }
   | { type: 'backlog'; output: string; bytes: number }
@@ -49,6 +58,5 @@ export interface ManifestView {
   /** Renditions this output does not deliver, and since when (its uplink is too slow for them). */
   shed?: readonly ShedSpan[] | undefined;
 }
-
 
 export type ManifestBuilder = (view: ManifestView) => string;

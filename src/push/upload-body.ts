@@ -69,10 +69,14 @@ export class UploadBody {
    * and `onYield(false)` once the consumer asks for the next: the time in between is the
    * connection's backpressure, which the caller watches for stalls.
    */
-  async *read(signal: AbortSignal, onYield: (waitingForConsumer: boolean) => void = () => {}): AsyncGenerator<Uint8Array> {
+  async *read(
+    signal: AbortSignal,
+    onYield: (waitingForConsumer: boolean) => void = () => {},
+  ): AsyncGenerator<Uint8Array> {
     const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     for (let index = 0; ; index++) {
-      while (index >= this.#chunks.length && !this.#complete && !this.#abandoned && !signal.aborted) await Promise.race([this.#next(), aborted]);
+      while (index >= this.#chunks.length && !this.#complete && !this.#abandoned && !signal.aborted)
+        await Promise.race([this.#next(), aborted]);
       if (this.#abandoned) throw this.#abandoned;
       if (signal.aborted) throw new UploadAbandoned('request aborted');
       if (index >= this.#chunks.length) return;

@@ -18,7 +18,8 @@ export type UploadOutcome =
 
 export function outcomeOfStatus(status: number, location: string | undefined): UploadOutcome {
   if (status >= 200 && status < 300) return { kind: 'acknowledged', status };
-  if ([301, 302, 303, 307, 308].includes(status) && location) return { kind: 'redirect', status, location, permanent: status === 301 || status === 308 };
+  if ([301, 302, 303, 307, 308].includes(status) && location)
+    return { kind: 'redirect', status, location, permanent: status === 301 || status === 308 };
   if (status === 401 || status === 403) return { kind: 'credentials', reason: `HTTP ${status}` };
   if (status === 411) return { kind: 'length-required' };
   if (status === 413) return { kind: 'too-large' };
@@ -44,7 +45,11 @@ const CERTIFICATE_ERRORS = new Set([
 
 /** The error code of an error or of its cause chain (undici wraps socket errors). */
 function codeOf(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+  for (
+    let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
     if (typeof e.code === 'string' && e.code !== 'UND_ERR_SOCKET') return e.code;
   }
   return (error as { code?: string } | undefined)?.code;

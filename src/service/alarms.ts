@@ -7,7 +7,11 @@ export interface AlarmChange {
   detail: string;
 }
 
-const WHAT: Record<DetectorKind, string> = { silence: 'the sound is silent', black: 'the picture is black', freeze: 'the picture is frozen' };
+const WHAT: Record<DetectorKind, string> = {
+  silence: 'the sound is silent',
+  black: 'the picture is black',
+  freeze: 'the picture is frozen',
+};
 
 /**
  * Pure: the detectors' marks → alarms. Silence and freeze are marked by ffmpeg once they lasted
@@ -50,13 +54,16 @@ export class AlarmTracker {
 
   tick(now: number): AlarmChange[] {
     const seconds = this.#alarms.black.seconds;
-    if (this.#blackSince !== undefined && now - this.#blackSince >= seconds * 1000) return this.#change('black', true, `${WHAT.black} (for ${seconds} s or more)`);
+    if (this.#blackSince !== undefined && now - this.#blackSince >= seconds * 1000)
+      return this.#change('black', true, `${WHAT.black} (for ${seconds} s or more)`);
     return [];
   }
 
   /** A new encoder run: its detectors know nothing yet. */
   reset(): AlarmChange[] {
     this.#blackSince = undefined;
-    return [...this.#raised].flatMap((name) => this.#change(name, false, 'the encoder restarted: detection starts again'));
+    return [...this.#raised].flatMap((name) =>
+      this.#change(name, false, 'the encoder restarted: detection starts again'),
+    );
   }
 }

@@ -15,8 +15,14 @@ export interface HostFigures {
 const SAMPLE_EVERY_MS = 10_000;
 
 /** Pure: systeminformation's answers → the figures we keep; a missing or zero sensor is no sensor. */
-export function hostFigures(load: { currentLoad: number }, memory: { total: number; active: number }, temperature: { main: number | null; max: number | null; cores: number[] }): HostFigures {
-  const readings = [temperature.main, temperature.max, ...temperature.cores].filter((t): t is number => typeof t === 'number' && Number.isFinite(t) && t > 0);
+export function hostFigures(
+  load: { currentLoad: number },
+  memory: { total: number; active: number },
+  temperature: { main: number | null; max: number | null; cores: number[] },
+): HostFigures {
+  const readings = [temperature.main, temperature.max, ...temperature.cores].filter(
+    (t): t is number => typeof t === 'number' && Number.isFinite(t) && t > 0,
+  );
   return {
     cpuLoad: Math.round(load.currentLoad * 10) / 1000,
     load1: loadavg()[0] ?? 0,

@@ -3,7 +3,11 @@ import { hostForUrl, listenFor } from '../cli/outputs.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** What `--metrics HOST:PORT` serves: /metrics (Prometheus text), /healthz and /status (JSON). */
-export async function serveMetrics(telemetry: Telemetry, host: string, port: number): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+export async function serveMetrics(
+  telemetry: Telemetry,
+  host: string,
+  port: number,
+): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://metrics').pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -26,7 +30,11 @@ export async function serveMetrics(telemetry: Telemetry, host: string, port: num
     if (path === '/healthz' || path === '/status') {
       const body = path === '/healthz' ? telemetry.health() : telemetry.status();
       // A health check reads the status code: 503 while media does not flow.
-      res.writeHead(path === '/healthz' && !body.healthy ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' });
+      res.writeHead(path === '/healthz' && !body.healthy ? 503 : 200, {
+        'Content-Type': 'application/json',
+        'Cache-Control': 'no-store',
+        'Access-Control-Allow-Origin': '*',
+      });
       return res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`);
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' });

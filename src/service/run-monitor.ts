@@ -59,7 +59,17 @@ export class RunMonitor {
     const uplink = options.profile.alarms.uplink;
     for (const output of options.outputs) {
       if (!output.shed) continue;
-      this.#uplinks.set(output.name, new UplinkMonitor({ segdur: options.profile.segdur, ladderBitsPerSecond: ladder, shedBitsPerSecond: ladder - (videos[0]?.bitrate ?? 0), shed: uplink.shed && videos.length > 1, graceSeconds: uplink.graceSeconds, restoreSeconds: uplink.restoreSeconds }));
+      this.#uplinks.set(
+        output.name,
+        new UplinkMonitor({
+          segdur: options.profile.segdur,
+          ladderBitsPerSecond: ladder,
+          shedBitsPerSecond: ladder - (videos[0]?.bitrate ?? 0),
+          shed: uplink.shed && videos.length > 1,
+          graceSeconds: uplink.graceSeconds,
+          restoreSeconds: uplink.restoreSeconds,
+        }),
+      );
     }
   }
 
@@ -69,7 +79,10 @@ export class RunMonitor {
       const served = await serveMetrics(options.telemetry, options.metrics.host, options.metrics.port);
       monitor.#closeMetrics = served.close;
       monitor.metricsUrl = served.url;
-      options.logger.info({ metrics: `${served.url}/metrics`, health: `${served.url}/healthz`, status: `${served.url}/status` }, 'serving metrics');
+      options.logger.info(
+        { metrics: `${served.url}/metrics`, health: `${served.url}/healthz`, status: `${served.url}/status` },
+        'serving metrics',
+      );
     }
     monitor.#stopHost = sampleHost((figures) => options.telemetry.host(figures));
     const every = (ms: number, run: () => void) => {
@@ -126,8 +139,16 @@ export class RunMonitor {
           const boundary = output.shed?.(top, shed);
           telemetry.shed(output.name, top, shed);
           const fields = { output: output.name, rendition: top, fromSegment: boundary?.toString() };
-          if (shed) this.#logger.warn(fields, `the uplink is too slow for the ladder: ${top} is not sent to this origin from the next segment`);
-          else this.#logger.info({ ...fields, nextRestoreWaitSeconds: uplink.restoreSeconds }, `the uplink kept up: ${top} is sent again from the next segment`);
+          if (shed)
+            this.#logger.warn(
+              fields,
+              `the uplink is too slow for the ladder: ${top} is not sent to this origin from the next segment`,
+            );
+          else
+            this.#logger.info(
+              { ...fields, nextRestoreWaitSeconds: uplink.restoreSeconds },
+              `the uplink kept up: ${top} is sent again from the next segment`,
+            );
         }
       }
     }
@@ -139,7 +160,19 @@ export class RunMonitor {
   #tellSystemd(now: number): void {
     if (!this.#notifier.enabled) return;
     const { telemetry } = this.#options;
-    this.#notifier.send(this.#notify.next(now, { ready: this.#ready, flowing: telemetry.chunksFlowing(now), status: (this.#statusLine ??= statusLine(telemetry.status(now))) }));
+    this.#notifier.send(
+      this.#notify.next(now, {
+        ready: this.#ready,
+        flowing: telemetry.chunksFlowing(now),
+        status: this.#currentStatusLine(telemetry, now),
+      }),
+    );
+  }
+
+  /** The status line, built once per change of what it says (reset when the status changes). */
+  #currentStatusLine(telemetry: Telemetry, now: number): string {
+    this.#statusLine ??= statusLine(telemetry.status(now));
+    return this.#statusLine;
   }
 
   /** A stop was asked for: systemd hears STOPPING=1 while the current segment is finished. */

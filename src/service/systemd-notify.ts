@@ -78,7 +78,10 @@ export class SystemdNotifier {
     if (this.#disabled || !assignments.length) return;
     // A newer STATUS= replaces one still waiting; READY and WATCHDOG are kept.
     const status = assignments.some((a) => a.startsWith('STATUS='));
-    this.#queued = [...this.#queued.filter((a) => !(status && a.startsWith('STATUS=')) && !assignments.includes(a)), ...assignments];
+    this.#queued = [
+      ...this.#queued.filter((a) => !(status && a.startsWith('STATUS=')) && !assignments.includes(a)),
+      ...assignments,
+    ];
     void this.#drain();
   }
 
@@ -92,8 +95,14 @@ export class SystemdNotifier {
         const result = await execa(this.#command, message, { reject: false, timeout: 5000, stdin: 'ignore' });
         if ((result as { code?: string }).code === 'ENOENT') {
           this.#disabled = true;
-          this.#logger.error('NOTIFY_SOCKET is set but systemd-notify is not installed: systemd never hears READY=1 (install systemd, or use Type=simple)');
-        } else if (result.exitCode !== 0) this.#logger.warn({ message: message.filter((m) => !m.startsWith('STATUS=')), stderr: String(result.stderr).slice(0, 300) }, 'systemd-notify failed');
+          this.#logger.error(
+            'NOTIFY_SOCKET is set but systemd-notify is not installed: systemd never hears READY=1 (install systemd, or use Type=simple)',
+          );
+        } else if (result.exitCode !== 0)
+          this.#logger.warn(
+            { message: message.filter((m) => !m.startsWith('STATUS=')), stderr: String(result.stderr).slice(0, 300) },
+            'systemd-notify failed',
+          );
         else this.#logger.debug({ message }, 'notified systemd');
       }
     } finally {

@@ -33,7 +33,16 @@ export interface RunStatus {
   uptimeSeconds: number;
   profile: string;
   source: string;
-  encoder: { fps: number; speed: number | undefined; bitrateKbps: number | undefined; droppedFrames: number; duplicatedFrames: number; restarts: number } | undefined;
+  encoder:
+    | {
+        fps: number;
+        speed: number | undefined;
+        bitrateKbps: number | undefined;
+        droppedFrames: number;
+        duplicatedFrames: number;
+        restarts: number;
+      }
+    | undefined;
   chunkDelayMs: Record<string, { p50: number; p95: number } | undefined>;
   avOffsetMs: number | undefined;
   clockOffsetMs: number | undefined;
@@ -87,7 +96,6 @@ export class Telemetry {
   readonly #alarm: Gauge<'alarm'>;
   readonly #alarmsRaised: Counter<'alarm'>;
   readonly #shed: Gauge<'output' | 'rendition'>;
-  readonly #mediaAge: Gauge;
   readonly #host: { cpu: Gauge; memoryUsed: Gauge; memoryTotal: Gauge; temperature: Gauge; load1: Gauge };
 
   #lastMediaAt: number | undefined;
@@ -103,44 +111,94 @@ export class Telemetry {
   #hostFigures: HostFigures | undefined;
   /** The run's chunk-delay windows (the log's), per track: /status reports the same figures. */
   readonly #delays: ReadonlyMap<string, RecentValues>;
-  readonly #outputs = new Map<string, { kind: 'push' | 'local'; since: number; acked: RateWindow; backlog: number; shed: Set<string>; failed: boolean }>();
+  readonly #outputs = new Map<
+    string,
+    { kind: 'push' | 'local'; since: number; acked: RateWindow; backlog: number; shed: Set<string>; failed: boolean }
+  >();
   /** Push events folded per origin for the `push` log line; /status takes its counts from it too. */
   readonly pushStats = new PushStats();
   readonly #alarms = new Map<AlarmName, { since: number; detail: string }>();
 
-  constructor(options: { profile: string; source: string; segdur: number; chunkDelays?: ReadonlyMap<string, RecentValues>; now?: number }) {
+  constructor(options: {
+    profile: string;
+    source: string;
+    segdur: number;
+    chunkDelays?: ReadonlyMap<string, RecentValues>;
+    now?: number;
+  }) {
     this.#startedAt = options.now ?? Date.now();
     this.#delays = options.chunkDelays ?? new Map();
     this.#profile = options.profile;
     this.#source = options.source;
     this.#staleMs = Math.max(3000, 2 * options.segdur * 1000 + 1000);
     const registers = [this.registry];
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter<L>({ name: `appliance_${name}`, help, labelNames, registers });
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name: `appliance_${name}`, help, labelNames, registers });
-    this.#chunks = counter('chunks_total', 'CMAF chunks written to an output (a file, the built-in store, an upload body)', ['track', 'output']);
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Counter<L>({ name: `appliance_${name}`, help, labelNames, registers });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name: `appliance_${name}`, help, labelNames, registers });
+    this.#chunks = counter(
+      'chunks_total',
+      'CMAF chunks written to an output (a file, the built-in store, an upload body)',
+      ['track', 'output'],
+    );
     this.#bytes = counter('chunk_bytes_total', 'Bytes of the chunks written to an output', ['track', 'output']);
     this.#acknowledged = counter('acknowledged_bytes_total', 'Media bytes an origin acknowledged (2xx)', ['output']);
-    this.#pushLatency = new Histogram({ name: 'appliance_push_latency_seconds', help: 'From a segment\'s last chunk to the origin\'s acknowledgement', labelNames: ['output'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers });
-    this.#goodput = gauge('goodput_bits_per_second', `Media acknowledged by an origin over the last ${GOODPUT_WINDOW_MS / 1000} s`, ['output']);
+    this.#pushLatency = new Histogram({
+      name: 'appliance_push_latency_seconds',
+      help: "From a segment's last chunk to the origin's acknowledgement",
+      labelNames: ['output'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers,
+    });
+    this.#goodput = gauge(
+      'goodput_bits_per_second',
+      `Media acknowledged by an origin over the last ${GOODPUT_WINDOW_MS / 1000} s`,
+      ['output'],
+    );
     this.#retries = counter('push_retries_total', 'Requests to an origin re-sent after a failure', ['output']);
     this.#drops = counter('push_dropped_total', 'Segments given up for an origin, by reason', ['output', 'reason']);
-    this.#deletesGivenUp = counter('push_deletes_given_up_total', 'Expired objects whose DELETE failed for good (they stay at the origin)', ['output']);
-    this.#backlog = gauge('push_backlog_bytes', 'Media waiting for an origin\'s acknowledgement', ['output']);
-    this.#chunkDelay = new Histogram({ name: 'appliance_chunk_delay_seconds', help: 'From the wall-clock end of a chunk\'s media to its last byte written', labelNames: ['track'], buckets: [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5], registers });
+    this.#deletesGivenUp = counter(
+      'push_deletes_given_up_total',
+      'Expired objects whose DELETE failed for good (they stay at the origin)',
+      ['output'],
+    );
+    this.#backlog = gauge('push_backlog_bytes', "Media waiting for an origin's acknowledgement", ['output']);
+    this.#chunkDelay = new Histogram({
+      name: 'appliance_chunk_delay_seconds',
+      help: "From the wall-clock end of a chunk's media to its last byte written",
+      labelNames: ['track'],
+      buckets: [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5],
+      registers,
+    });
     this.#fps = gauge('encoder_fps', 'Frames per second ffmpeg reports');
-    this.#speed = gauge('encoder_speed_ratio', 'ffmpeg\'s speed: 1 is real time');
+    this.#speed = gauge('encoder_speed_ratio', "ffmpeg's speed: 1 is real time");
     this.#droppedFrames = counter('encoder_dropped_frames_total', 'Frames ffmpeg dropped to hold the frame rate');
-    this.#duplicatedFrames = counter('encoder_duplicated_frames_total', 'Frames ffmpeg repeated to hold the frame rate');
+    this.#duplicatedFrames = counter(
+      'encoder_duplicated_frames_total',
+      'Frames ffmpeg repeated to hold the frame rate',
+    );
     this.#restarts = counter('encoder_restarts_total', 'Encoder runs after the first');
-    this.#avOffset = gauge('av_offset_seconds', 'Audio minus video, by their chunks\' wall-clock ends (positive: audio late)');
+    this.#avOffset = gauge(
+      'av_offset_seconds',
+      "Audio minus video, by their chunks' wall-clock ends (positive: audio late)",
+    );
     this.#clockOffset = gauge('clock_offset_seconds', 'The system clock minus the reference clock, measured at start');
     const telemetry = this;
-    this.#slateSeconds = new Counter({ name: 'appliance_slate_seconds_total', help: 'Time the slate stood in for the source', registers, collect: () => telemetry.#foldSlate(Date.now()) });
+    this.#slateSeconds = new Counter({
+      name: 'appliance_slate_seconds_total',
+      help: 'Time the slate stood in for the source',
+      registers,
+      collect: () => telemetry.#foldSlate(Date.now()),
+    });
     this.#slateActive = gauge('slate_active', '1 while the slate stands in for the source');
     this.#alarm = gauge('alarm', '1 while an alarm is raised', ['alarm']);
     this.#alarmsRaised = counter('alarms_total', 'Alarms raised', ['alarm']);
-    this.#shed = gauge('rendition_shed', '1 while a rendition is not sent to an output (its uplink is too slow)', ['output', 'rendition']);
-    this.#mediaAge = new Gauge({
+    this.#shed = gauge('rendition_shed', '1 while a rendition is not sent to an output (its uplink is too slow)', [
+      'output',
+      'rendition',
+    ]);
+    // Registered, and read only through its collect callback.
+    new Gauge({
       name: 'appliance_source_media_age_seconds',
       help: 'Since the last chunk of source media (not slate); -1 before the first',
       registers,
@@ -149,8 +207,8 @@ export class Telemetry {
       },
     });
     this.#host = {
-      cpu: gauge('host_cpu_load_ratio', 'The host\'s CPU load, 0 to 1, all cores'),
-      load1: gauge('host_load1', 'The host\'s 1-minute load average'),
+      cpu: gauge('host_cpu_load_ratio', "The host's CPU load, 0 to 1, all cores"),
+      load1: gauge('host_load1', "The host's 1-minute load average"),
       memoryUsed: gauge('host_memory_used_bytes', 'Host memory in use (without caches)'),
       memoryTotal: gauge('host_memory_total_bytes', 'Host memory'),
       temperature: gauge('host_temperature_celsius', 'The hottest CPU sensor (absent without a sensor)'),
@@ -177,7 +235,15 @@ export class Telemetry {
   }
 
   output(name: string, kind: 'push' | 'local', now = Date.now()): void {
-    if (!this.#outputs.has(name)) this.#outputs.set(name, { kind, since: now, acked: new RateWindow(), backlog: 0, shed: new Set(), failed: false });
+    if (!this.#outputs.has(name))
+      this.#outputs.set(name, {
+        kind,
+        since: now,
+        acked: new RateWindow(),
+        backlog: 0,
+        shed: new Set(),
+        failed: false,
+      });
   }
 
   push(event: PushEvent, now = Date.now()): void {
@@ -204,7 +270,7 @@ export class Telemetry {
   /** Acknowledged bits per second over the window; undefined before half a window of evidence. */
   goodput(output: string, now = Date.now()): number | undefined {
     const figures = this.#outputs.get(output);
-    if (!figures || figures.kind !== 'push') return undefined;
+    if (figures?.kind !== 'push') return undefined;
     const rate = figures.acked.bitsPerSecond(now, GOODPUT_WINDOW_MS, figures.since);
     if (rate !== undefined) this.#goodput.set({ output }, rate);
     return rate;
@@ -302,10 +368,21 @@ export class Telemetry {
   health(now = Date.now()): { healthy: boolean; state: RunStatus['state']; why: string } {
     if (this.#ended) return { healthy: false, state: 'ended', why: 'the stream has ended' };
     const outputs = [...this.#outputs.values()];
-    if (outputs.length && outputs.every((o) => o.failed)) return { healthy: false, state: 'live', why: 'every output failed for good' };
-    if (this.#lastMediaAt === undefined) return { healthy: false, state: this.#slateSince === undefined ? 'starting' : 'slate', why: 'no media from the source yet' };
+    if (outputs.length && outputs.every((o) => o.failed))
+      return { healthy: false, state: 'live', why: 'every output failed for good' };
+    if (this.#lastMediaAt === undefined)
+      return {
+        healthy: false,
+        state: this.#slateSince === undefined ? 'starting' : 'slate',
+        why: 'no media from the source yet',
+      };
     const age = now - this.#lastMediaAt;
-    if (age >= this.#staleMs) return { healthy: false, state: this.#slateSince === undefined ? 'live' : 'slate', why: `no media from the source for ${(age / 1000).toFixed(1)} s${this.#slateSince === undefined ? '' : ' (slate on air)'}` };
+    if (age >= this.#staleMs)
+      return {
+        healthy: false,
+        state: this.#slateSince === undefined ? 'live' : 'slate',
+        why: `no media from the source for ${(age / 1000).toFixed(1)} s${this.#slateSince === undefined ? '' : ' (slate on air)'}`,
+      };
     return { healthy: true, state: 'live', why: 'media flows' };
   }
 
@@ -319,16 +396,38 @@ export class Telemetry {
       uptimeSeconds: Math.round((now - this.#startedAt) / 1000),
       profile: this.#profile,
       source: this.#source,
-      encoder: p && { fps: p.fps, speed: p.speed, bitrateKbps: p.bitrateKbps, droppedFrames: p.dropFrames, duplicatedFrames: p.dupFrames, restarts: this.#restartCount },
-      chunkDelayMs: Object.fromEntries([...this.#delays].map(([track, d]) => {
-        const summary = d.summary();
-        return [track, summary && { p50: summary.p50, p95: summary.p95 }];
-      })),
+      encoder: p && {
+        fps: p.fps,
+        speed: p.speed,
+        bitrateKbps: p.bitrateKbps,
+        droppedFrames: p.dropFrames,
+        duplicatedFrames: p.dupFrames,
+        restarts: this.#restartCount,
+      },
+      chunkDelayMs: Object.fromEntries(
+        [...this.#delays].map(([track, d]) => {
+          const summary = d.summary();
+          return [track, summary && { p50: summary.p50, p95: summary.p95 }];
+        }),
+      ),
       avOffsetMs: this.#avOffsetMs,
       clockOffsetMs: this.#clockOffsetMs,
-      slateSeconds: Math.round((this.#slateMsBefore + (this.#slateSince === undefined ? 0 : now - this.#slateSince)) / 100) / 10,
-      outputs: [...this.#outputs].map(([name, o]) => ({ name, kind: o.kind, goodputBitsPerSecond: this.goodput(name, now), backlogBytes: o.backlog, ...this.pushStats.counts(name), shed: [...o.shed], failed: o.failed })),
-      alarms: [...this.#alarms].map(([name, a]) => ({ name, since: new Date(a.since).toISOString(), detail: a.detail })),
+      slateSeconds:
+        Math.round((this.#slateMsBefore + (this.#slateSince === undefined ? 0 : now - this.#slateSince)) / 100) / 10,
+      outputs: [...this.#outputs].map(([name, o]) => ({
+        name,
+        kind: o.kind,
+        goodputBitsPerSecond: this.goodput(name, now),
+        backlogBytes: o.backlog,
+        ...this.pushStats.counts(name),
+        shed: [...o.shed],
+        failed: o.failed,
+      })),
+      alarms: [...this.#alarms].map(([name, a]) => ({
+        name,
+        since: new Date(a.since).toISOString(),
+        detail: a.detail,
+      })),
       host: this.#hostFigures,
     };
   }
@@ -338,12 +437,25 @@ export class Telemetry {
 export function statusLine(status: RunStatus): string {
   const parts: string[] = [status.state === 'live' && !status.healthy ? 'no media' : status.state];
   const e = status.encoder;
-  if (e) parts.push(`${e.fps.toFixed(1)} fps`, ...(e.speed === undefined ? [] : [`speed ${e.speed.toFixed(2)}x`]), ...(e.bitrateKbps === undefined ? [] : [`${(e.bitrateKbps / 1000).toFixed(1)} Mb/s`]));
+  if (e)
+    parts.push(
+      `${e.fps.toFixed(1)} fps`,
+      ...(e.speed === undefined ? [] : [`speed ${e.speed.toFixed(2)}x`]),
+      ...(e.bitrateKbps === undefined ? [] : [`${(e.bitrateKbps / 1000).toFixed(1)} Mb/s`]),
+    );
   const delays = Object.values(status.chunkDelayMs).flatMap((d) => (d ? [d.p50] : []));
   if (delays.length) parts.push(`chunk delay ${Math.round(Math.max(...delays))} ms`);
   for (const o of status.outputs.filter((x) => x.kind === 'push')) {
-    const state = o.failed ? 'failed' : o.shed.length ? `shed ${o.shed.join(',')}` : o.backlogBytes > 0 && o.retries ? 'retrying' : 'ok';
-    parts.push(`origin ${state}${o.goodputBitsPerSecond !== undefined ? ` ${(o.goodputBitsPerSecond / 1e6).toFixed(1)} Mb/s` : ''}`);
+    const state = o.failed
+      ? 'failed'
+      : o.shed.length
+        ? `shed ${o.shed.join(',')}`
+        : o.backlogBytes > 0 && o.retries
+          ? 'retrying'
+          : 'ok';
+    parts.push(
+      `origin ${state}${o.goodputBitsPerSecond !== undefined ? ` ${(o.goodputBitsPerSecond / 1e6).toFixed(1)} Mb/s` : ''}`,
+    );
   }
   if (status.alarms.length) parts.push(`ALARM ${status.alarms.map((a) => a.name).join(',')}`);
   return parts.join(' · ');

@@ -48,13 +48,18 @@ export class UplinkMonitor {
     const rate = this.#shed ? this.#settings.shedBitsPerSecond : this.#settings.ladderBitsPerSecond;
     const backlogSeconds = (backlogBytes * 8) / rate;
     const actions: UplinkAction[] = [];
-    const goodput = goodputBitsPerSecond === undefined ? 'not measured yet' : `${(goodputBitsPerSecond / 1e6).toFixed(2)} Mb/s`;
+    const goodput =
+      goodputBitsPerSecond === undefined ? 'not measured yet' : `${(goodputBitsPerSecond / 1e6).toFixed(2)} Mb/s`;
     if (backlogSeconds > segdur + 2) {
       this.#clearSince = undefined;
       this.#slowSince ??= now;
       if (!this.#alarmed) {
         this.#alarmed = true;
-        actions.push({ type: 'alarm', raised: true, detail: `the origin takes media slower than it is made: ${backlogSeconds.toFixed(1)} s unacknowledged, goodput ${goodput} for ${(rate / 1e6).toFixed(2)} Mb/s` });
+        actions.push({
+          type: 'alarm',
+          raised: true,
+          detail: `the origin takes media slower than it is made: ${backlogSeconds.toFixed(1)} s unacknowledged, goodput ${goodput} for ${(rate / 1e6).toFixed(2)} Mb/s`,
+        });
       }
       if (this.#settings.shed && !this.#shed && now - this.#slowSince >= graceSeconds * 1000) {
         this.#shed = true;
@@ -76,7 +81,11 @@ export class UplinkMonitor {
         this.#clearSince = now;
         if (this.#alarmed) {
           this.#alarmed = false;
-          actions.push({ type: 'alarm', raised: false, detail: `the origin kept up for ${this.#restoreSeconds} s without the top rendition: restoring it` });
+          actions.push({
+            type: 'alarm',
+            raised: false,
+            detail: `the origin kept up for ${this.#restoreSeconds} s without the top rendition: restoring it`,
+          });
         }
         actions.push({ type: 'restore' });
       }

@@ -26,7 +26,9 @@ after(async () => {
 
 /** The manifests as a player fetches them: still live, still well formed. */
 async function assertManifestsLive(base: string) {
-  const mpd = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(await (await fetch(`${base}/live.mpd`)).text()) as { MPD: Record<string, any> };
+  const mpd = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(
+    await (await fetch(`${base}/live.mpd`)).text(),
+  ) as { MPD: Record<string, any> };
   assert.equal(mpd.MPD['type'], 'dynamic');
   assert.ok(mpd.MPD['Period'], 'the MPD has its period');
   const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
@@ -39,7 +41,15 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
   for (const kind of ['dash.js', 'hls.js'] as PlayerKind[]) {
     it(`${kind}: ffmpeg killed with SIGKILL mid-run → slate within 2 segments, playing on, live picture again`, async () => {
       const stateDir = await mkdtemp(join(tmpdir(), 'appliance-state-'));
-      const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--duration', '60', '--state-dir', stateDir]);
+      const appliance = startAppliance(await systemNode(), [
+        'start',
+        '--listen',
+        '127.0.0.1:0',
+        '--duration',
+        '60',
+        '--state-dir',
+        stateDir,
+      ]);
       children.push(appliance);
       // Whatever happens, this appliance does not outlive its test (the next one needs the CPU).
       const stopAppliance = () => {
@@ -59,42 +69,80 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
           seconds: 24,
           killAtSecond: 9,
           kill: () => {
-            const pid = logLines(log).filter((l) => l['msg'] === 'ffmpeg started' || l['msg'] === 'ffmpeg restarted').at(-1)?.['pid'];
+            const pid = logLines(log)
+              .filter((l) => l['msg'] === 'ffmpeg started' || l['msg'] === 'ffmpeg restarted')
+              .at(-1)?.['pid'];
             assert.equal(typeof pid, 'number');
             process.kill(pid as number, 'SIGKILL');
           },
           everySecondAfter: () => assertManifestsLive(base),
         });
         process.stderr.write(describeReport(kind, report));
-        if (process.env.DEBUG_CONT) process.stderr.write(JSON.stringify({ killedAt, samples: report.samples.map((s) => [s.at - killedAt, s.currentTime.toFixed(2), s.latency?.toFixed(2), s.readyState]), warnings: report.warnings }) + "\n");
+        if (process.env.DEBUG_CONT)
+          process.stderr.write(
+            `${JSON.stringify({
+              killedAt,
+              samples: report.samples.map((s) => [
+                s.at - killedAt,
+                s.currentTime.toFixed(2),
+                s.latency?.toFixed(2),
+                s.readyState,
+              ]),
+              warnings: report.warnings,
+            })}\n`,
+          );
         assert.deepEqual(report.errors, [], `no ${kind} error`);
         // A request answered 404 is logged by the page too; the player's own errors are what counts here.
-        assert.deepEqual(report.consoleErrors.filter((e) => !/status of 404/.test(e)), [], 'no error in the page');
+        assert.deepEqual(
+          report.consoleErrors.filter((e) => !/status of 404/.test(e)),
+          [],
+          'no error in the page',
+        );
         // Through the kill and the slate (6 s from the kill) the picture keeps moving; over the whole
         // run hls.js is allowed one stall of its own (seen ~1 run in 5 well after the source was
         // back, as in runs without a kill: the players benchmark counts those).
         const around = report.samples.filter((s) => s.at >= killedAt - 1000 && s.at <= killedAt + 6000);
         const mediaAdvance = around.at(-1)!.currentTime - around[0]!.currentTime;
         const wallAdvance = (around.at(-1)!.at - around[0]!.at) / 1000;
-        assert.ok(mediaAdvance > 0.85 * wallAdvance, `${kind} played through the kill and the slate (${mediaAdvance.toFixed(2)} s of media in ${wallAdvance.toFixed(2)} s)`);
-        assert.ok(report.waitingMs < (kind === 'hls.js' ? 3000 : 1500), `${kind} waited ${Math.round(report.waitingMs)} ms in all`);
+        assert.ok(
+          mediaAdvance > 0.85 * wallAdvance,
+          `${kind} played through the kill and the slate (${mediaAdvance.toFixed(2)} s of media in ${wallAdvance.toFixed(2)} s)`,
+        );
+        assert.ok(
+          report.waitingMs < (kind === 'hls.js' ? 3000 : 1500),
+          `${kind} waited ${Math.round(report.waitingMs)} ms in all`,
+        );
         assert.ok(figures.liveBefore, 'the live picture before the kill');
         assert.ok(figures.slateOnScreenMs !== undefined && figures.slateInMediaMs !== undefined, 'the slate is shown');
-        process.stderr.write(`# ${kind}: slate on screen ${Math.round(figures.slateOnScreenMs)} ms after the kill (latency ${Math.round(report.medianWallClockLatency * 1000)} ms)\n`);
-        assert.ok(figures.slateInMediaMs < 2000, `slate within 2 segments of the kill, in media time (${Math.round(figures.slateInMediaMs)} ms)`);
+        process.stderr.write(
+          `# ${kind}: slate on screen ${Math.round(figures.slateOnScreenMs)} ms after the kill (latency ${Math.round(report.medianWallClockLatency * 1000)} ms)\n`,
+        );
+        assert.ok(
+          figures.slateInMediaMs < 2000,
+          `slate within 2 segments of the kill, in media time (${Math.round(figures.slateInMediaMs)} ms)`,
+        );
         assert.ok(figures.slateShownMs !== undefined, 'the live picture returns');
         assert.ok(figures.liveAtEnd, 'and stays');
         const playing = report.samples.filter((s) => s.currentTime > 0);
         assert.ok(report.advance > 0.85, `${kind} kept playing (${report.advance.toFixed(2)}× real time)`);
         assert.ok(playing.length >= 20);
         const lines = logLines(log);
-        assert.ok(lines.some((l) => l['msg'] === 'ffmpeg restarted'), 'the encoder was restarted');
+        assert.ok(
+          lines.some((l) => l['msg'] === 'ffmpeg restarted'),
+          'the encoder was restarted',
+        );
         appliance.kill('SIGTERM');
         const result = await appliance;
         assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
       } catch (error) {
         // The appliance's own account of the run, for a failure seen only on CI.
-        process.stderr.write(`# appliance log (last lines):\n${log.split('\n').filter((l) => !l.includes('"msg":"chunk"')).slice(-40).join('\n')}\n`);
+        process.stderr.write(
+          `# appliance log (last lines):\n${log
+            .split('\n')
+            .filter((l) => !l.includes('"msg":"chunk"'))
+            .slice(-40)
+            .join('\n')}\n`,
+        );
         throw error;
       } finally {
         stopAppliance();
@@ -126,7 +174,11 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
       assert.ok(originUrl);
       const base = new URL('live/', originUrl).href.replace(/\/$/, '');
       const run = (extra: string[] = []) => {
-        const child = startAppliance(node, ['start', '--output', `${base}/live.mpd`, '--state-dir', stateDir, ...extra], { env });
+        const child = startAppliance(
+          node,
+          ['start', '--output', `${base}/live.mpd`, '--state-dir', stateDir, ...extra],
+          { env },
+        );
         children.push(child);
         return child;
       };
@@ -147,7 +199,9 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
             appliance.kill('SIGTERM');
             const stopped = await appliance;
             assert.equal(stopped.exitCode, 0, 'SIGTERM is a clean stop');
-            const last = logLines(String(stopped.stderr)).find((l) => l['msg'] === 'stop requested: finishing the current segment')?.['lastSegment'] as string;
+            const last = logLines(String(stopped.stderr)).find(
+              (l) => l['msg'] === 'stop requested: finishing the current segment',
+            )?.['lastSegment'] as string;
             const segment = await fetch(`${base}/720p/${last}.m4s`);
             assert.equal(segment.status, 200, `the final segment is at the origin: ${base}/720p/${last}.m4s`);
             const bytes = new Uint8Array(await segment.arrayBuffer());
@@ -163,7 +217,13 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
       assert.deepEqual(report.errors, [], `no ${kind} error`);
       appliance.kill('SIGTERM');
       const lines = logLines(String((await appliance).stderr));
-      assert.ok(lines.some((l) => l['msg'] === 'continuing the session a previous run left on these outputs: slate until the encoder delivers'));
+      assert.ok(
+        lines.some(
+          (l) =>
+            l['msg'] ===
+            'continuing the session a previous run left on these outputs: slate until the encoder delivers',
+        ),
+      );
       const mpd = await (await fetch(`${base}/live.mpd`)).text();
       const periods = mpd.match(/<Period /g)?.length ?? 0;
       assert.equal(periods, 2, 'the changed init started a second period');
@@ -171,7 +231,10 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
       const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
       assert.match(playlist, /#EXT-X-MAP:URI="720p\/init-\d+\.mp4"/, 'and HLS maps its new init');
       const playing = report.samples.filter((s) => s.currentTime > 0);
-      assert.ok(playing.at(-1)!.currentTime - playing[0]!.currentTime > 20, `${kind} kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`);
+      assert.ok(
+        playing.at(-1)!.currentTime - playing[0]!.currentTime > 20,
+        `${kind} kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`,
+      );
       origin.kill('SIGTERM');
       await origin;
     });
@@ -198,7 +261,11 @@ describe('appliance stop', { timeout: 120_000 }, () => {
     assert.match(mpd, /mediaPresentationDuration=/);
     const last = /(\d+)\.m4s\n#EXT-X-ENDLIST/.exec(playlist)![1]!;
     assert.ok((await readFile(join(out, '720p', `${last}.m4s`))).includes('lmsg'), 'the last segment carries lmsg');
-    assert.deepEqual(await readdir(join(stateDir, 'sessions')).catch(() => []), [], 'an ended stream is not continued by the next start');
+    assert.deepEqual(
+      await readdir(join(stateDir, 'sessions')).catch(() => []),
+      [],
+      'an ended stream is not continued by the next start',
+    );
     const again = await startAppliance(node, ['stop', '--state-dir', stateDir]);
     assert.equal(again.exitCode, 2);
     assert.match(String(again.stderr), /no running appliance/);

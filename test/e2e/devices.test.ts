@@ -37,7 +37,20 @@ describe('devices that are not there', () => {
 
   it('a device ffmpeg cannot open: exit 1, naming it, listing what is there, nothing left running', async () => {
     const dir = await scratch();
-    const run = await runAppliance(['start', '--source', 'device:video=/dev/video9,audio=none', '--profile', await writeLightProfile(dir), '--output', join(dir, 'out', 'live.mpd'), '--state-dir', join(dir, 'state')], { timeout: 60_000 });
+    const run = await runAppliance(
+      [
+        'start',
+        '--source',
+        'device:video=/dev/video9,audio=none',
+        '--profile',
+        await writeLightProfile(dir),
+        '--output',
+        join(dir, 'out', 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state'),
+      ],
+      { timeout: 60_000 },
+    );
     assert.equal(run.exitCode, 1, String(run.stderr).slice(-2000));
     assert.match(String(run.stderr), /appliance: camera \/dev\/video9 is not there \(unplugged\?\)/);
     assert.match(String(run.stderr), /no camera is available/);
@@ -51,7 +64,24 @@ describe('a microphone that comes later, under --retry-devices', () => {
     const home = join(dir, 'home');
     await mkdir(home);
     const out = join(dir, 'out');
-    const child = startAppliance(await systemNode(), ['start', '--source', 'device:video=none,audio=appliance_test_mic', '--retry-devices', '--profile', await writeLightProfile(dir), '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', '14'], { env: { HOME: home }, timeout: 60_000 });
+    const child = startAppliance(
+      await systemNode(),
+      [
+        'start',
+        '--source',
+        'device:video=none,audio=appliance_test_mic',
+        '--retry-devices',
+        '--profile',
+        await writeLightProfile(dir),
+        '--output',
+        join(out, 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--duration',
+        '14',
+      ],
+      { env: { HOME: home }, timeout: 60_000 },
+    );
     try {
       await sleep(5000);
       // ALSA reads ~/.asoundrc at every open: the device exists from here on.
@@ -59,13 +89,28 @@ describe('a microphone that comes later, under --retry-devices', () => {
       const run = await child;
       assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
       const log = logLines(String(run.stderr));
-      assert.ok(log.some((l) => l['msg'] === 'capture device unavailable: retrying until it is back' && /appliance_test_mic is not there/.test(String(l['problem']))), 'the missing device is named');
-      assert.ok(log.some((l) => l['msg'] === 'source back: slate ended'), 'the device was taken when it came');
-      assert.ok(!log.some((l) => /a new period/.test(String(l['msg']))), 'the slate\'s inits are the live ones: one period');
+      assert.ok(
+        log.some(
+          (l) =>
+            l['msg'] === 'capture device unavailable: retrying until it is back' &&
+            /appliance_test_mic is not there/.test(String(l['problem'])),
+        ),
+        'the missing device is named',
+      );
+      assert.ok(
+        log.some((l) => l['msg'] === 'source back: slate ended'),
+        'the device was taken when it came',
+      );
+      assert.ok(
+        !log.some((l) => /a new period/.test(String(l['msg']))),
+        "the slate's inits are the live ones: one period",
+      );
       const audio = await segmentNumbers(out, 'audio');
       assert.ok(audio.length >= 12, `${audio.length} audio segments`);
       for (let i = 1; i < audio.length; i++) assert.equal(audio[i]! - audio[i - 1]!, 1n, 'no segment missing');
-      const brands = await Promise.all(audio.map(async (n) => (await segmentLayout(out, 'audio', n)).brands.includes('slat')));
+      const brands = await Promise.all(
+        audio.map(async (n) => (await segmentLayout(out, 'audio', n)).brands.includes('slat')),
+      );
       assert.ok(brands[0], 'the stream began on slate');
       assert.ok(!brands.at(-2), 'and ended on the device');
     } finally {
@@ -79,17 +124,40 @@ describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
   it('keeps audio within one video frame of video, and reports the offset it measures', async () => {
     const dir = await scratch();
     const out = join(dir, 'out');
-    const run = await runAppliance(['start', '--source', 'test:sync:drift', '--profile', await writeLightProfile(dir), '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state'), '--duration', '40'], { timeout: 90_000 });
+    const run = await runAppliance(
+      [
+        'start',
+        '--source',
+        'test:sync:drift',
+        '--profile',
+        await writeLightProfile(dir),
+        '--output',
+        join(out, 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--duration',
+        '40',
+      ],
+      { timeout: 90_000 },
+    );
     assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
     const report = await measureAvSync(out, '360p');
     const frameMs = 1000 / 30;
     assert.ok(report.offsetsMs.length >= 30, `${report.offsetsMs.length} beeps paired with flashes`);
     // Without compensation the 1500 ppm drift alone moves audio 1.5 ms a second: 60 ms by the end.
-    for (const error of report.beepErrorsMs) assert.ok(Math.abs(error) < frameMs, `beeps on the wall-clock seconds: ${report.beepErrorsMs.join(' ')}`);
-    for (const error of report.flashErrorsMs) assert.ok(Math.abs(error) < frameMs, `flashes on the wall-clock seconds: ${report.flashErrorsMs.join(' ')}`);
-    for (const offset of report.offsetsMs) assert.ok(Math.abs(offset) < frameMs, `A/V offsets (beep − flash): ${report.offsetsMs.join(' ')}`);
-    const measured = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.['avOffset'] as { offsetMs: number; worstMs: number } | undefined;
-    assert.ok(measured && typeof measured.worstMs === 'number', `the appliance reports the A/V offset: ${JSON.stringify(measured)}`);
+    for (const error of report.beepErrorsMs)
+      assert.ok(Math.abs(error) < frameMs, `beeps on the wall-clock seconds: ${report.beepErrorsMs.join(' ')}`);
+    for (const error of report.flashErrorsMs)
+      assert.ok(Math.abs(error) < frameMs, `flashes on the wall-clock seconds: ${report.flashErrorsMs.join(' ')}`);
+    for (const offset of report.offsetsMs)
+      assert.ok(Math.abs(offset) < frameMs, `A/V offsets (beep − flash): ${report.offsetsMs.join(' ')}`);
+    const measured = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.['avOffset'] as
+      | { offsetMs: number; worstMs: number }
+      | undefined;
+    assert.ok(
+      measured && typeof measured.worstMs === 'number',
+      `the appliance reports the A/V offset: ${JSON.stringify(measured)}`,
+    );
     assert.ok(Math.abs(measured.worstMs) < frameMs, `reported offset within a frame: ${JSON.stringify(measured)}`);
   });
 });

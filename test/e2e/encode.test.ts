@@ -30,13 +30,22 @@ function assertVideoTrack(id: keyof typeof expected, report: TrackReport) {
   assert.deepEqual([report.track.width, report.track.height], [want.width, want.height], `${id} size`);
   assert.equal(report.frameRate, 30, `${id} frame rate`);
   assert.ok(report.syncTimes.length >= 5, `${id}: ${report.syncTimes.length} IDRs`);
-  for (const t of report.syncTimes) assert.equal(t % (BigInt(SEGDUR) * ts), 0n, `${id}: IDR at ${t} is not on n·segdur·timescale`);
-  report.syncTimes.slice(1).forEach((t, i) => assert.equal(t - report.syncTimes[i]!, ts, `${id}: IDRs one second apart`));
-  assert.ok(report.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), `${id}: every frame on the 30 fps grid of the epoch`);
+  for (const t of report.syncTimes)
+    assert.equal(t % (BigInt(SEGDUR) * ts), 0n, `${id}: IDR at ${t} is not on n·segdur·timescale`);
+  report.syncTimes.slice(1).forEach((t, i) => {
+    assert.equal(t - report.syncTimes[i]!, ts, `${id}: IDRs one second apart`);
+  });
+  assert.ok(
+    report.samples.every((s) => s.decodeTime % (ts / 30n) === 0n),
+    `${id}: every frame on the 30 fps grid of the epoch`,
+  );
   assert.ok(report.segmentBitrates.length >= 4, `${id}: ${report.segmentBitrates.length} whole segments`);
   for (const { segment, bitsPerSecond } of report.segmentBitrates) {
     const ratio = bitsPerSecond / want.bitrate;
-    assert.ok(Math.abs(ratio - 1) <= TOLERANCE, `${id} segment ${segment}: ${(bitsPerSecond / 1e6).toFixed(3)} Mb/s is not within ±10 % of ${want.bitrate / 1e6} Mb/s`);
+    assert.ok(
+      Math.abs(ratio - 1) <= TOLERANCE,
+      `${id} segment ${segment}: ${(bitsPerSecond / 1e6).toFixed(3)} Mb/s is not within ±10 % of ${want.bitrate / 1e6} Mb/s`,
+    );
   }
 }
 
@@ -52,7 +61,10 @@ function assertAudioTrack(report: TrackReport, firstVideoIdr: bigint, videoTimes
   assert.ok(Math.abs(bitrate / 128_000 - 1) <= TOLERANCE, `audio ${Math.round(bitrate)} b/s`);
   const audioStartMs = Number((report.samples[0]!.decodeTime * 1000n) / 48000n);
   const videoStartMs = Number((firstVideoIdr * 1000n) / BigInt(videoTimescale));
-  assert.ok(Math.abs(audioStartMs - videoStartMs) < 1500, `audio starts at ${audioStartMs}, video at ${videoStartMs}: same clock`);
+  assert.ok(
+    Math.abs(audioStartMs - videoStartMs) < 1500,
+    `audio starts at ${audioStartMs}, video at ${videoStartMs}: same clock`,
+  );
 }
 
 const TRACKS = ['1080p', '720p', 'audio'] as const;
@@ -67,7 +79,17 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
   before(async () => {
     dir = await scratch();
     startedAt = Date.now();
-    run = await runAppliance(['start', '--profile', 'ultra-ll', '--source', 'test', '--output', join(dir, 'live.mpd'), '--duration', '12']);
+    run = await runAppliance([
+      'start',
+      '--profile',
+      'ultra-ll',
+      '--source',
+      'test',
+      '--output',
+      join(dir, 'live.mpd'),
+      '--duration',
+      '12',
+    ]);
     for (const id of TRACKS) {
       tracks.set(id, await readTrack(dir, id));
       reports.set(id, await analyseTrack(tracks.get(id)!, SEGDUR));
@@ -80,9 +102,17 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
     const ffmpeg = logs.find((l) => l['msg'] === 'ffmpeg');
     assert.ok(ffmpeg?.['path'] && /^\d/.test(String(ffmpeg['version'])), 'path and version logged');
     assert.ok(logs.some((l) => l['msg'] === 'stream ended'));
-    const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number; p95: number; count: number }>;
-    assert.deepEqual(Object.keys(delays).sort(), ['1080p', '720p', 'audio'], 'the chunk delay report covers every track');
-    for (const [track, d] of Object.entries(delays)) assert.ok(d.count >= 90 && d.p50 > 0 && d.p50 <= d.p95, `${track}: ${JSON.stringify(d)}`);
+    const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<
+      string,
+      { p50: number; p95: number; count: number }
+    >;
+    assert.deepEqual(
+      Object.keys(delays).sort(),
+      ['1080p', '720p', 'audio'],
+      'the chunk delay report covers every track',
+    );
+    for (const [track, d] of Object.entries(delays))
+      assert.ok(d.count >= 90 && d.p50 > 0 && d.p50 <= d.p95, `${track}: ${JSON.stringify(d)}`);
     assert.ok(Date.now() - startedAt < 20_000);
   });
 
@@ -105,7 +135,10 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
   it('media time is the wall clock: the first IDR is within seconds of the start', () => {
     const first = reports.get('1080p')!;
     const ms = Number((first.syncTimes[0]! * 1000n) / BigInt(first.track.timescale));
-    assert.ok(ms >= startedAt - 100 && ms - startedAt < 5000, `first IDR ${new Date(ms).toISOString()} vs start ${new Date(startedAt).toISOString()}`);
+    assert.ok(
+      ms >= startedAt - 100 && ms - startedAt < 5000,
+      `first IDR ${new Date(ms).toISOString()} vs start ${new Date(startedAt).toISOString()}`,
+    );
   });
 
   it('audio: AAC-LC 48 kHz stereo at 128 kb/s, continuous, on the same clock', () => {
@@ -113,8 +146,11 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
     assertAudioTrack(reports.get('audio')!, video.syncTimes[0]!, video.track.timescale);
   });
 
-  it('the burnt-in clock, read back with OCR, equals each frame\'s media time within one frame', async () => {
-    for (const [id, indexes] of [['1080p', [12, 100, 211]], ['720p', [57]]] as const) {
+  it("the burnt-in clock, read back with OCR, equals each frame's media time within one frame", async () => {
+    for (const [id, indexes] of [
+      ['1080p', [12, 100, 211]],
+      ['720p', [57]],
+    ] as const) {
       const report = reports.get(id)!;
       for (const index of indexes) {
         const sample = report.samples[index]!;
@@ -123,49 +159,80 @@ describe('a 12 s run of the test source to a directory, under the system Node', 
         const shown = clockMillis(text);
         assert.ok(shown !== undefined, `${id} frame ${index}: OCR read "${text}"`);
         const diff = Math.min(Math.abs(shown - mediaMs), DAY_MS - Math.abs(shown - mediaMs));
-        assert.ok(diff <= 34, `${id} frame ${index}: clock shows ${text}, media time is ${new Date(mediaMs).toISOString().slice(11, 23)}`);
+        assert.ok(
+          diff <= 34,
+          `${id} frame ${index}: clock shows ${text}, media time is ${new Date(mediaMs).toISOString().slice(11, 23)}`,
+        );
       }
     }
   });
 
   it('every segment of every track decodes after its init segment, starts on a keyframe at n·segdur, lasts 1 s ± one frame, holds 10 chunks each with its own tfdt and prft behind a CMAF styp; the last one carries lmsg', async () => {
-    for (const id of TRACKS) await assertSegmentsConform(dir, id, { segdur: SEGDUR, cdur: 0.1, minSegments: 10, ended: true });
+    for (const id of TRACKS)
+      await assertSegmentsConform(dir, id, { segdur: SEGDUR, cdur: 0.1, minSegments: 10, ended: true });
   });
 
   it('the MPD parses and names exactly the files present', async () => {
-    const mpd = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(await readFile(join(dir, 'live.mpd'), 'utf8')) as { MPD: Record<string, any> };
+    const mpd = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(
+      await readFile(join(dir, 'live.mpd'), 'utf8'),
+    ) as { MPD: Record<string, any> };
     const sets = mpd.MPD.Period.AdaptationSet as Record<string, any>[];
-    const representations = sets.flatMap((set) => [set.Representation].flat().map((r: { id: string }) => ({ id: r.id, template: set.SegmentTemplate })));
+    const representations = sets.flatMap((set) =>
+      [set.Representation].flat().map((r: { id: string }) => ({ id: r.id, template: set.SegmentTemplate })),
+    );
     assert.deepEqual(representations.map((r) => r.id).sort(), [...TRACKS].sort());
     const playlists = TRACKS.map((t) => `live_${t}.m3u8`);
-    assert.deepEqual((await readdir(dir)).sort(), [...TRACKS, 'live.mpd', 'live.m3u8', ...playlists].sort(), 'nothing else in the directory (no temporary files)');
+    assert.deepEqual(
+      (await readdir(dir)).sort(),
+      [...TRACKS, 'live.mpd', 'live.m3u8', ...playlists].sort(),
+      'nothing else in the directory (no temporary files)',
+    );
     // The HLS playlists name the same segments, and end with the stream.
     for (const track of TRACKS) {
       const playlist = await readFile(join(dir, `live_${track}.m3u8`), 'utf8');
       assert.match(playlist, /#EXT-X-ENDLIST\n$/, `${track}: the ended stream's playlist is closed`);
       const listed = [...playlist.matchAll(/^(\S+\.m4s)$/gm)].map((m) => m[1]!);
       assert.ok(listed.length >= 8, `${track}: ${listed.length} segments listed`);
-      for (const uri of listed) assert.ok((await readdir(join(dir, track))).includes(uri.split('/')[1]!), `${uri} exists`);
+      for (const uri of listed)
+        assert.ok((await readdir(join(dir, track))).includes(uri.split('/')[1]!), `${uri} exists`);
     }
     const end = Number(/^PT(\d+)S$/.exec(mpd.MPD.mediaPresentationDuration)![1]);
     for (const { id, template } of representations) {
       assert.equal(template.initialization.replace('$RepresentationID$', id), `${id}/init.mp4`);
       const numbers = await segmentNumbers(dir, id);
       const files = (await readdir(join(dir, id))).sort();
-      const named = ['init.mp4', ...numbers.map((n) => template.media.replace('$RepresentationID$/', '').replace('$Number$', String(n)))].sort();
+      const named = [
+        'init.mp4',
+        ...numbers.map((n) => template.media.replace('$RepresentationID$/', '').replace('$Number$', String(n))),
+      ].sort();
       assert.deepEqual(files, named, `${id}: only the init segment and $Number$ segments`);
-      numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no gap`));
-      assert.equal(Number(numbers.at(-1)!) + 1, end / SEGDUR, `${id}: the last segment ends where the MPD says the stream ends`);
+      numbers.forEach((n, i) => {
+        if (i > 0) assert.equal(n, numbers[i - 1]! + 1n, `${id}: no gap`);
+      });
+      assert.equal(
+        Number(numbers.at(-1)!) + 1,
+        end / SEGDUR,
+        `${id}: the last segment ends where the MPD says the stream ends`,
+      );
     }
     const video = sets.find((s) => s.contentType === 'video')!;
-    assert.deepEqual([video.Representation].flat().map((r: Record<string, string>) => r.codecs), ['avc1.640028', 'avc1.64001f']);
+    assert.deepEqual(
+      [video.Representation].flat().map((r: Record<string, string>) => r.codecs),
+      ['avc1.640028', 'avc1.64001f'],
+    );
   });
 });
 
 describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_000 }, () => {
   it('files grow chunk by chunk; SIGTERM finishes the current segment without ending the stream; bitrates within ±10 %', async () => {
     const dir = await scratch();
-    const child = startAppliance(await systemNode(), ['start', '--source', 'test:mandelbrot', '--output', join(dir, 'live.mpd')]);
+    const child = startAppliance(await systemNode(), [
+      'start',
+      '--source',
+      'test:mandelbrot',
+      '--output',
+      join(dir, 'live.mpd'),
+    ]);
     assert.ok(child.pid, 'started');
     const sizes: number[] = [];
     try {
@@ -173,7 +240,11 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
       for (let i = 0; i < 200 && (await segmentNumbers(dir, '1080p').catch(() => [])).length < 2; i++) await sleep(100);
       // Watch the next segment from its creation for one second: it must grow chunk by chunk.
       const watched = join(dir, '1080p', `${(await segmentNumbers(dir, '1080p')).at(-1)! + 1n}.m4s`);
-      const sizeOf = () => stat(watched).then((s) => s.size, () => 0);
+      const sizeOf = () =>
+        stat(watched).then(
+          (s) => s.size,
+          () => 0,
+        );
       for (let i = 0; i < 300 && !(await sizeOf()); i++) await sleep(5);
       for (const began = Date.now(); Date.now() - began < 1000; await sleep(5)) {
         const size = await sizeOf();
@@ -207,12 +278,19 @@ describe('process lifetime', { timeout: 60_000 }, () => {
     const { stdout } = await execa('pgrep', ['-P', String(pid)], { reject: false });
     return stdout.split('\n').filter(Boolean).map(Number);
   };
-  const alive = (pid: number) => stat(`/proc/${pid}`).then(() => true, () => false);
+  const alive = (pid: number) =>
+    stat(`/proc/${pid}`).then(
+      () => true,
+      () => false,
+    );
 
   it('a launcher killed by SIGKILL leaves no appliance and no ffmpeg behind, and the files readable', async () => {
     const dir = await scratch();
     // No pipes to the launcher: an orphaned appliance holding them would hang the test runner.
-    const launcher = startAppliance(await systemNode(), ['start', '--output', join(dir, 'live.mpd')], { stdout: 'ignore', stderr: 'ignore' });
+    const launcher = startAppliance(await systemNode(), ['start', '--output', join(dir, 'live.mpd')], {
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
     const pids: number[] = [];
     try {
       for (let i = 0; i < 50 && pids.length < 2; i++) {

@@ -30,8 +30,42 @@ async function freeUdpPort(): Promise<number> {
 }
 
 function sender(url: string, size = '1920x1080', extra: string[] = []): ResultPromise {
-  return execa('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000',
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-b:v', '4M', '-c:a', 'aac', '-b:a', '128k', ...extra, '-f', 'mpegts', url], { reject: false, stdin: 'pipe' });
+  return execa(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${size}:rate=30`,
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=1000:sample_rate=48000',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-tune',
+      'zerolatency',
+      '-g',
+      '30',
+      '-b:v',
+      '4M',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '128k',
+      ...extra,
+      '-f',
+      'mpegts',
+      url,
+    ],
+    { reject: false, stdin: 'pipe' },
+  );
 }
 
 async function stop(child: ResultPromise) {
@@ -45,11 +79,19 @@ function assertOnGrid(video: TrackReport, fps: number) {
   const ts = BigInt(video.track.timescale);
   assert.equal(video.frameRate, fps);
   for (const t of video.syncTimes) assert.equal(t % ts, 0n, `IDR at ${t} on a whole second since 1970`);
-  assert.ok(video.samples.every((s) => s.decodeTime % (ts / BigInt(fps)) === 0n), 'every frame on the grid');
+  assert.ok(
+    video.samples.every((s) => s.decodeTime % (ts / BigInt(fps)) === 0n),
+    'every frame on the grid',
+  );
 }
 
 /** An SRT run: it ended well, its passphrase is nowhere in what it said, and its 720p frames are on the grid. */
-async function assertSrtIngested(run: { exitCode?: number | undefined; stderr: unknown; stdout: unknown }, out: string, passphrase: string, minFrames: number) {
+async function assertSrtIngested(
+  run: { exitCode?: number | undefined; stderr: unknown; stdout: unknown },
+  out: string,
+  passphrase: string,
+  minFrames: number,
+) {
   assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
   assert.doesNotMatch(String(run.stderr) + String(run.stdout), new RegExp(passphrase));
   const video = await report(out, '720p');
@@ -64,13 +106,32 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     const feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
     const startedAt = Date.now();
     try {
-      const run = await runAppliance(['start', '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-udp'), '--duration', '12'], { timeout: 120_000 });
+      const run = await runAppliance(
+        [
+          'start',
+          '--source',
+          `udp://127.0.0.1:${port}`,
+          '--output',
+          join(out, 'live.mpd'),
+          '--state-dir',
+          join(dir, 'state-udp'),
+          '--duration',
+          '12',
+        ],
+        { timeout: 120_000 },
+      );
       assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
       const logs = logLines(String(run.stderr));
-      assert.ok(logs.some((l) => l['msg'] === 'capture' && /video: h264 1920x1080 at 30 fps/.test(String(l['reason']))), 'what the feed holds is logged');
+      assert.ok(
+        logs.some((l) => l['msg'] === 'capture' && /video: h264 1920x1080 at 30 fps/.test(String(l['reason']))),
+        'what the feed holds is logged',
+      );
       assert.ok(logs.some((l) => l['msg'] === 'the feed is on the wall clock'));
       // ffmpeg ignores `q` when an input is a pipe: the run must end with its input, not be killed.
-      assert.ok(!logs.some((l) => l['msg'] === 'ffmpeg did not stop on request; killing it'), 'the encoder stopped at the end of its input');
+      assert.ok(
+        !logs.some((l) => l['msg'] === 'ffmpeg did not stop on request; killing it'),
+        'the encoder stopped at the end of its input',
+      );
       for (const id of ['1080p', '720p']) {
         const video = await report(out, id);
         assertOnGrid(video, 30);
@@ -78,24 +139,51 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
         const firstMs = Number((video.syncTimes[0]! * 1000n) / BigInt(video.track.timescale));
         assert.ok(firstMs >= startedAt - 1000 && firstMs - startedAt < 8000, `${id}: media time is the wall clock`);
         const numbers = await segmentNumbers(out, id);
-        numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`));
+        numbers.forEach((n, i) => {
+          if (i > 0) assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`);
+        });
       }
       const audio = await report(out, 'audio');
-      audio.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous'));
-      for (const id of ['1080p', '720p', 'audio']) await assertSegmentsConform(out, id, { segdur: 1, cdur: 0.1, minSegments: 8, ended: true });
-      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number }>;
-      for (const [track, d] of Object.entries(delays)) assert.ok(d.p50 > -50 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
+      audio.samples.slice(1).forEach((s, i) => {
+        assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous');
+      });
+      for (const id of ['1080p', '720p', 'audio'])
+        await assertSegmentsConform(out, id, { segdur: 1, cdur: 0.1, minSegments: 8, ended: true });
+      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<
+        string,
+        { p50: number }
+      >;
+      for (const [track, d] of Object.entries(delays))
+        assert.ok(d.p50 > -50 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
     } finally {
       await stop(feed);
     }
   });
 
-  it('SRT (the appliance listening, a caller sending with a passphrase): ingested; no secret in any child\'s command line, environment or log', async () => {
+  it("SRT (the appliance listening, a caller sending with a passphrase): ingested; no secret in any child's command line, environment or log", async () => {
     const port = await freeUdpPort();
     const out = join(dir, 'srt');
     const passphrase = 'correct-horse-battery';
-    const secrets = { APPLIANCE_SRT_PASSPHRASE: passphrase, APPLIANCE_PUSH_TOKEN: 'push-token-never-seen', APPLIANCE_INGEST_TOKEN: 'ingest-token-never-seen' };
-    const appliance = startAppliance(await systemNode(), ['start', '--source', `srt://127.0.0.1:${port}?mode=listener`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt'), '--duration', '10'], { timeout: 120_000, env: secrets });
+    const secrets = {
+      APPLIANCE_SRT_PASSPHRASE: passphrase,
+      APPLIANCE_PUSH_TOKEN: 'push-token-never-seen',
+      APPLIANCE_INGEST_TOKEN: 'ingest-token-never-seen',
+    };
+    const appliance = startAppliance(
+      await systemNode(),
+      [
+        'start',
+        '--source',
+        `srt://127.0.0.1:${port}?mode=listener`,
+        '--output',
+        join(out, 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state-srt'),
+        '--duration',
+        '10',
+      ],
+      { timeout: 120_000, env: secrets },
+    );
     await sleep(1500);
     const feed = sender(`srt://127.0.0.1:${port}?mode=caller&passphrase=${passphrase}`, '1280x720');
     try {
@@ -103,20 +191,37 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       let children: number[] = [];
       for (let i = 0; i < 150 && children.length < 2; i++) {
         const tree = await descendants(appliance.pid!);
-        const node = (await Promise.all(tree.map(async (pid) => ({ pid, argv: (await procEntries(pid, 'cmdline')) ?? [] })))).find((p) => p.argv.some((a) => /appliance\.(js|ts)$/.test(a)));
+        const node = (
+          await Promise.all(tree.map(async (pid) => ({ pid, argv: (await procEntries(pid, 'cmdline')) ?? [] })))
+        ).find((p) => p.argv.some((a) => /appliance\.(js|ts)$/.test(a)));
         const started = node ? await descendants(node.pid) : [];
-        children = (await Promise.all(started.map(async (pid) => ((await procEntries(pid, 'cmdline'))?.[0]?.endsWith('ffmpeg') ? pid : undefined)))).filter((pid) => pid !== undefined);
+        children = (
+          await Promise.all(
+            started.map(async (pid) =>
+              (await procEntries(pid, 'cmdline'))?.[0]?.endsWith('ffmpeg') ? pid : undefined,
+            ),
+          )
+        ).filter((pid) => pid !== undefined);
         if (children.length < 2) await sleep(100);
       }
       assert.ok(children.length >= 2, `the relay and the encoder run (${children.length} ffmpeg found)`);
       const argvs = await Promise.all(children.map((pid) => procEntries(pid, 'cmdline')));
-      assert.ok(argvs.some((argv) => argv?.includes('concat')), 'the relay reads the feed from its script');
+      assert.ok(
+        argvs.some((argv) => argv?.includes('concat')),
+        'the relay reads the feed from its script',
+      );
       for (const [index, pid] of children.entries()) {
         const environ = await procEntries(pid, 'environ');
-        assert.ok(environ?.some((e) => e.startsWith('PATH=')), 'the rest of the environment is kept');
+        assert.ok(
+          environ?.some((e) => e.startsWith('PATH=')),
+          'the rest of the environment is kept',
+        );
         for (const [name, value] of Object.entries(secrets)) {
           assert.ok(!argvs[index]!.join(' ').includes(value), `${name} on the command line of ${pid}`);
-          assert.ok(!environ!.some((e) => e.startsWith(`${name}=`) || e.includes(value)), `${name} in the environment of ${pid}`);
+          assert.ok(
+            !environ!.some((e) => e.startsWith(`${name}=`) || e.includes(value)),
+            `${name} in the environment of ${pid}`,
+          );
         }
       }
       await assertSrtIngested(await appliance, out, passphrase, 60);
@@ -134,7 +239,20 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     const feed = sender(`srt://127.0.0.1:${port}?mode=listener&passphrase=${passphrase}`, '1280x720');
     try {
       await sleep(1000);
-      const run = await runAppliance(['start', '--source', `srt://127.0.0.1:${port}?mode=caller`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-srt-caller'), '--duration', '8'], { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } });
+      const run = await runAppliance(
+        [
+          'start',
+          '--source',
+          `srt://127.0.0.1:${port}?mode=caller`,
+          '--output',
+          join(out, 'live.mpd'),
+          '--state-dir',
+          join(dir, 'state-srt-caller'),
+          '--duration',
+          '8',
+        ],
+        { timeout: 120_000, env: { APPLIANCE_SRT_PASSPHRASE: passphrase } },
+      );
       await assertSrtIngested(run, out, passphrase, 120);
     } finally {
       await stop(feed);
@@ -145,7 +263,21 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     const port = await freeUdpPort();
     const out = join(dir, 'udp-restart');
     let feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
-    const appliance = startAppliance(await systemNode(), ['start', '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-restart'), '--duration', '24'], { timeout: 120_000 });
+    const appliance = startAppliance(
+      await systemNode(),
+      [
+        'start',
+        '--source',
+        `udp://127.0.0.1:${port}`,
+        '--output',
+        join(out, 'live.mpd'),
+        '--state-dir',
+        join(dir, 'state-restart'),
+        '--duration',
+        '24',
+      ],
+      { timeout: 120_000 },
+    );
     try {
       await sleep(10_000);
       await stop(feed);
@@ -154,19 +286,37 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       const run = await appliance;
       assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
       const logs = logLines(String(run.stderr));
-      for (const msg of ['source interrupted', 'the feed is back, on the wall clock', 'source back: slate ended']) assert.ok(logs.some((l) => l['msg'] === msg), `logged: ${msg}`);
+      for (const msg of ['source interrupted', 'the feed is back, on the wall clock', 'source back: slate ended'])
+        assert.ok(
+          logs.some((l) => l['msg'] === msg),
+          `logged: ${msg}`,
+        );
       const interruptions = logs.filter((l) => l['msg'] === 'source interrupted').length;
       for (const id of ['1080p', '720p']) {
         const video = await report(out, id);
         const ts = BigInt(video.track.timescale);
-        assert.ok(video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), `${id}: every frame on the grid`);
+        assert.ok(
+          video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n),
+          `${id}: every frame on the grid`,
+        );
         // The slate starts with an IDR where it takes over (at a chunk boundary); every other IDR is on a whole second.
         const offGrid = video.syncTimes.filter((t) => t % ts !== 0n);
-        assert.ok(offGrid.length <= interruptions, `${id}: IDRs off the segment grid: ${offGrid.map((t) => Number(t) / Number(ts))}`);
+        assert.ok(
+          offGrid.length <= interruptions,
+          `${id}: IDRs off the segment grid: ${offGrid.map((t) => Number(t) / Number(ts))}`,
+        );
         for (const t of offGrid) assert.equal(t % (ts / 10n), 0n, `${id}: the slate's IDR at a chunk boundary`);
-        video.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration), `${id}: no gap or overlap at ${Number(s.decodeTime) / Number(ts)}`));
+        video.samples.slice(1).forEach((s, i) => {
+          assert.equal(
+            s.decodeTime,
+            video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration),
+            `${id}: no gap or overlap at ${Number(s.decodeTime) / Number(ts)}`,
+          );
+        });
         const numbers = await segmentNumbers(out, id);
-        numbers.forEach((n, i) => i === 0 || assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`));
+        numbers.forEach((n, i) => {
+          if (i > 0) assert.equal(n, numbers[i - 1]! + 1n, `${id}: no segment missing`);
+        });
         // The slate (a still card) costs a few kb/s, the sender's test pattern megabits: media, slate, media.
         const kinds = video.segmentBitrates.map((b) => (b.bitsPerSecond > 1_000_000 ? 'media' : 'slate'));
         const runs = kinds.filter((k, i) => k !== kinds[i - 1]);
@@ -178,9 +328,14 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       const audio = await report(out, 'audio');
       const splices = audio.samples.slice(1).flatMap((s, i) => {
         const expected = audio.samples[i]!.decodeTime + BigInt(audio.samples[i]!.duration);
-        return s.decodeTime === expected ? [] : [{ at: Number(s.decodeTime) / audio.track.timescale, by: Number(s.decodeTime - expected) }];
+        return s.decodeTime === expected
+          ? []
+          : [{ at: Number(s.decodeTime) / audio.track.timescale, by: Number(s.decodeTime - expected) }];
       });
-      assert.ok(splices.length <= interruptions && splices.every((s) => Math.abs(s.by) < 1024), `audio continuous but for the slate's hand-over: ${JSON.stringify(splices)}`);
+      assert.ok(
+        splices.length <= interruptions && splices.every((s) => Math.abs(s.by) < 1024),
+        `audio continuous but for the slate's hand-over: ${JSON.stringify(splices)}`,
+      );
     } finally {
       await stop(feed);
       appliance.kill('SIGKILL');
@@ -188,18 +343,43 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     }
   });
 
-  it('passthrough: a 720p30 H.264 feed with 1 s keyframes is copied (the sender\'s own H.264), keyframes on the segment boundaries; a 1080p one with the 720p rendition is refused', async () => {
+  it("passthrough: a 720p30 H.264 feed with 1 s keyframes is copied (the sender's own H.264), keyframes on the segment boundaries; a 1080p one with the 720p rendition is refused", async () => {
     const profileFile = join(dir, 'passthrough.yaml');
-    await writeFile(profileFile, (await readFile(join(ROOT, 'profiles', 'ultra-ll.yaml'), 'utf8')).replace('passthrough: false ', 'passthrough: true '));
+    await writeFile(
+      profileFile,
+      (await readFile(join(ROOT, 'profiles', 'ultra-ll.yaml'), 'utf8')).replace(
+        'passthrough: false ',
+        'passthrough: true ',
+      ),
+    );
     const port = await freeUdpPort();
     const out = join(dir, 'passthrough');
     let feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`, '1280x720');
     try {
-      const run = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--state-dir', join(dir, 'state-pass'), '--duration', '10'], { timeout: 120_000 });
+      const run = await runAppliance(
+        [
+          'start',
+          '--profile',
+          profileFile,
+          '--source',
+          `udp://127.0.0.1:${port}`,
+          '--output',
+          join(out, 'live.mpd'),
+          '--state-dir',
+          join(dir, 'state-pass'),
+          '--duration',
+          '10',
+        ],
+        { timeout: 120_000 },
+      );
       assert.equal(run.exitCode, 0, String(run.stderr).slice(-3000));
       const logs = logLines(String(run.stderr));
       assert.ok(logs.some((l) => l['msg'] === 'capture' && /copied from the feed as 720p/.test(String(l['reason']))));
-      assert.deepEqual(await readdir(out).then((names) => names.filter((n) => !n.includes('.')).sort()), ['720p', 'audio'], 'one video track: the copy');
+      assert.deepEqual(
+        await readdir(out).then((names) => names.filter((n) => !n.includes('.')).sort()),
+        ['720p', 'audio'],
+        'one video track: the copy',
+      );
       const video = await report(out, '720p');
       // The sender's x264 (ultrafast: Constrained Baseline), not the appliance's High profile.
       assert.match(video.codec, /^avc1\.42/, video.codec);
@@ -207,21 +387,61 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
       assert.equal(video.frameRate, 30);
       assert.ok(video.syncTimes.length >= 6, `${video.syncTimes.length} IDRs`);
       for (const t of video.syncTimes) assert.equal(t % ts, 0n, 'every keyframe on a whole second');
-      assert.ok(video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n), 'every frame on the grid');
-      video.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration), 'no gap'));
+      assert.ok(
+        video.samples.every((s) => s.decodeTime % (ts / 30n) === 0n),
+        'every frame on the grid',
+      );
+      video.samples.slice(1).forEach((s, i) => {
+        assert.equal(s.decodeTime, video.samples[i]!.decodeTime + BigInt(video.samples[i]!.duration), 'no gap');
+      });
       const audio = await report(out, 'audio');
-      audio.samples.slice(1).forEach((s, i) => assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous'));
-      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<string, { p50: number }>;
-      for (const [track, d] of Object.entries(delays)) assert.ok(d.p50 > -1100 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
+      audio.samples.slice(1).forEach((s, i) => {
+        assert.equal(s.decodeTime, audio.samples[i]!.decodeTime + 1024n, 'audio continuous');
+      });
+      const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<
+        string,
+        { p50: number }
+      >;
+      for (const [track, d] of Object.entries(delays))
+        assert.ok(d.p50 > -1100 && d.p50 < 1500, `${track}: chunk delay p50 ${d.p50} ms`);
       await stop(feed);
       feed = sender(`udp://127.0.0.1:${port}?pkt_size=1316`);
-      const mixed = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${port}`, '--output', join(out, 'live.mpd'), '--dry-run'], { timeout: 60_000 });
+      const mixed = await runAppliance(
+        [
+          'start',
+          '--profile',
+          profileFile,
+          '--source',
+          `udp://127.0.0.1:${port}`,
+          '--output',
+          join(out, 'live.mpd'),
+          '--dry-run',
+        ],
+        { timeout: 60_000 },
+      );
       assert.equal(mixed.exitCode, 2);
-      assert.match(String(mixed.stderr), /video\.passthrough: a copy is the feed's 1920x1080 as is, and every rendition must be copied .*720p \(1280x720\) would be encoded: remove it from video\.renditions; or set video\.passthrough to false/);
+      assert.match(
+        String(mixed.stderr),
+        /video\.passthrough: a copy is the feed's 1920x1080 as is, and every rendition must be copied .*720p \(1280x720\) would be encoded: remove it from video\.renditions; or set video\.passthrough to false/,
+      );
       // A copy needs its feed at the start, even where a missing feed is otherwise waited for on slate.
-      const absent = await runAppliance(['start', '--profile', profileFile, '--source', `udp://127.0.0.1:${await freeUdpPort()}`, '--retry-devices', '--dry-run'], { timeout: 60_000 });
+      const absent = await runAppliance(
+        [
+          'start',
+          '--profile',
+          profileFile,
+          '--source',
+          `udp://127.0.0.1:${await freeUdpPort()}`,
+          '--retry-devices',
+          '--dry-run',
+        ],
+        { timeout: 60_000 },
+      );
       assert.equal(absent.exitCode, 2);
-      assert.match(String(absent.stderr), /no MPEG-TS feed within 10 s; is the sender running and sending here\? \(video\.passthrough copies the feed, so it must be there at the start\)/);
+      assert.match(
+        String(absent.stderr),
+        /no MPEG-TS feed within 10 s; is the sender running and sending here\? \(video\.passthrough copies the feed, so it must be there at the start\)/,
+      );
     } finally {
       await stop(feed);
     }
@@ -231,12 +451,20 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
     const noPort = await runAppliance(['start', '--source', 'udp://127.0.0.1', '--dry-run']);
     assert.equal(noPort.exitCode, 2);
     assert.match(String(noPort.stderr), /the port is missing, e\.g\. udp:\/\/127\.0\.0\.1:5000/);
-    const secret = await runAppliance(['start', '--source', 'srt://127.0.0.1:9000?passphrase=abcdefghijk', '--dry-run']);
+    const secret = await runAppliance([
+      'start',
+      '--source',
+      'srt://127.0.0.1:9000?passphrase=abcdefghijk',
+      '--dry-run',
+    ]);
     assert.equal(secret.exitCode, 2);
     assert.match(String(secret.stderr), /set APPLIANCE_SRT_PASSPHRASE instead/);
     assert.doesNotMatch(String(secret.stderr), /abcdefghijk/);
     const port = await freeUdpPort();
-    const nothing = await runAppliance(['start', '--source', `udp://127.0.0.1:${port}`, '--dry-run', '--no-retry-devices'], { timeout: 30_000 });
+    const nothing = await runAppliance(
+      ['start', '--source', `udp://127.0.0.1:${port}`, '--dry-run', '--no-retry-devices'],
+      { timeout: 30_000 },
+    );
     assert.equal(nothing.exitCode, 2);
     assert.match(String(nothing.stderr), /no MPEG-TS feed within 10 s; is the sender running/);
   });

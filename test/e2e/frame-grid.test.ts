@@ -13,7 +13,10 @@ const FRAMES = 1800;
 const LUMA_BASE = 20;
 const LUMA_SPAN = 200;
 
-interface Placed { slot: number; index: number }
+interface Placed {
+  slot: number;
+  index: number;
+}
 
 /** Runs `frames` frames whose stamp, in frames after EPOCH_SLOT, is `stamp` (ffmpeg expression of N). */
 async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
@@ -25,16 +28,41 @@ async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
     `setpts='(${EPOCH_SLOT}+${stamp})/(${FPS}*TB)'`,
   ].join(',');
   const rendition = { ...profile.video.renditions[0]!, width: 32, height: 32 };
-  const graph = videoFilterGraph({ profile, renditions: [rendition], source: { width: 32, height: 32 }, overlay: 'showinfo' });
-  const run = await execa('ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'info', '-f', 'lavfi', '-i', source, '-copyts',
-    '-filter_complex', graph, '-map', '[v0]', '-f', 'null', '-'], { reject: false, timeout: 60_000 });
+  const graph = videoFilterGraph({
+    profile,
+    renditions: [rendition],
+    source: { width: 32, height: 32 },
+    overlay: 'showinfo',
+  });
+  const run = await execa(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-nostats',
+      '-loglevel',
+      'info',
+      '-f',
+      'lavfi',
+      '-i',
+      source,
+      '-copyts',
+      '-filter_complex',
+      graph,
+      '-map',
+      '[v0]',
+      '-f',
+      'null',
+      '-',
+    ],
+    { reject: false, timeout: 60_000 },
+  );
   assert.equal(run.exitCode, 0, run.stderr);
   const placed: Placed[] = [];
   let previous = -1;
   for (const match of run.stderr.matchAll(/\bpts:\s*(\d+).*?\bmean:\[(\d+)/g)) {
     const residue = Number(match[2]) - LUMA_BASE;
     // Unwrap the index: the smallest one after the previous frame's with this residue.
-    let index = previous + 1 + ((residue - (previous + 1)) % LUMA_SPAN + LUMA_SPAN) % LUMA_SPAN;
+    const index = previous + 1 + ((((residue - (previous + 1)) % LUMA_SPAN) + LUMA_SPAN) % LUMA_SPAN);
     placed.push({ slot: Number(match[1]) - EPOCH_SLOT, index });
     previous = index;
   }
@@ -49,16 +77,24 @@ function offsets(placed: Placed[]): Map<number, number> {
 }
 
 function assertStrictlyIncreasing(placed: Placed[]) {
-  placed.slice(1).forEach((p, i) => assert.ok(p.slot > placed[i]!.slot, `slot ${p.slot} follows ${placed[i]!.slot}`));
+  placed.slice(1).forEach((p, i) => {
+    assert.ok(p.slot > placed[i]!.slot, `slot ${p.slot} follows ${placed[i]!.slot}`);
+  });
 }
 
-describe('the frame grid: each frame on its own slot of the epoch, whatever the stamps do', { timeout: 240_000 }, () => {
+describe('the frame grid: each frame on its own slot of the epoch, whatever the stamps do', {
+  timeout: 240_000,
+}, () => {
   it('jitter of ±0.35 frame around half a frame late (the worst phase for rounding): after the first second every frame on one offset', async () => {
     const placed = await placeFrames('N+0.5+0.7*(random(0)-0.5)');
     assertStrictlyIncreasing(placed);
     assert.ok(placed.length >= FRAMES - 2, `${placed.length} of ${FRAMES} kept`);
     const counts = offsets(placed.filter((p) => p.index >= FPS));
-    assert.equal(counts.size, 1, `offsets ${JSON.stringify([...counts])} ${JSON.stringify(placed.filter((p) => p.slot !== p.index))}`);
+    assert.equal(
+      counts.size,
+      1,
+      `offsets ${JSON.stringify([...counts])} ${JSON.stringify(placed.filter((p) => p.slot !== p.index))}`,
+    );
   });
 
   for (const phase of [-0.45, -0.03, 0.03, 0.45]) {
@@ -75,24 +111,38 @@ describe('the frame grid: each frame on its own slot of the epoch, whatever the 
     const counts = offsets(placed);
     const outliers = Math.floor(FRAMES / 97);
     assert.ok((counts.get(0) ?? 0) >= FRAMES - 3 * (outliers + 1), `offsets ${JSON.stringify([...counts])}`);
-    assert.ok([...counts.keys()].every((o) => o === 0 || o === 2), `offsets ${JSON.stringify([...counts])}`);
+    assert.ok(
+      [...counts.keys()].every((o) => o === 0 || o === 2),
+      `offsets ${JSON.stringify([...counts])}`,
+    );
     const tail = placed.slice(-100);
     assert.ok(tail.filter((p) => p.slot === p.index).length >= 98, 'the end of the run is on its own slots');
   });
 
-  for (const [name, rate, skipped] of [['slow (29.97 into 30)', 1.001, 'repeated'], ['fast (30.03 into 30)', 0.999, 'dropped']] as const) {
+  for (const [name, rate, skipped] of [
+    ['slow (29.97 into 30)', 1.001, 'repeated'],
+    ['fast (30.03 into 30)', 0.999, 'dropped'],
+  ] as const) {
     it(`a ${name} camera stays within a frame of the wall clock; the grid ${skipped} a slot about every 1000 frames`, async () => {
       const placed = await placeFrames(`N*${rate}+0.2+0.2*random(0)`, 3000);
       assertStrictlyIncreasing(placed);
       for (const p of placed) {
         const stamp = p.index * rate + 0.3;
-        assert.ok(Math.abs(p.slot - stamp) <= 1.5, `frame ${p.index} at slot ${p.slot}, stamped at ${stamp.toFixed(2)}`);
+        assert.ok(
+          Math.abs(p.slot - stamp) <= 1.5,
+          `frame ${p.index} at slot ${p.slot}, stamped at ${stamp.toFixed(2)}`,
+        );
       }
       const lastSlot = placed.at(-1)!.slot;
       const gaps = placed.slice(1).filter((p, i) => p.slot - placed[i]!.slot > 1).length;
       const dropped = 3000 - placed.length;
-      if (rate > 1) assert.ok(gaps >= 2 && gaps <= 4 && dropped === 0, `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`);
-      else assert.ok(dropped >= 2 && dropped <= 4 && gaps === 0, `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`);
+      if (rate > 1)
+        assert.ok(gaps >= 2 && gaps <= 4 && dropped === 0, `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`);
+      else
+        assert.ok(
+          dropped >= 2 && dropped <= 4 && gaps === 0,
+          `gaps ${gaps}, dropped ${dropped}, last slot ${lastSlot}`,
+        );
     });
   }
 });

@@ -17,8 +17,15 @@ after(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function startOrigin(dir: string, listen = '127.0.0.1:0'): Promise<{ child: ResultPromise; base: string; log: () => string }> {
-  const started = await startApplianceOrigin(['--listen', listen, '--dir', dir], { APPLIANCE_INGEST_TOKEN: TOKEN }, 120_000);
+async function startOrigin(
+  dir: string,
+  listen = '127.0.0.1:0',
+): Promise<{ child: ResultPromise; base: string; log: () => string }> {
+  const started = await startApplianceOrigin(
+    ['--listen', listen, '--dir', dir],
+    { APPLIANCE_INGEST_TOKEN: TOKEN },
+    120_000,
+  );
   children.push(started.child);
   return started;
 }
@@ -28,11 +35,15 @@ const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('he
 /** A chunked PUT, one chunk per piece, a few ms apart; resolves with the status (0: the connection failed). */
 function chunkedPut(base: string, path: string, pieces: Uint8Array[]): Promise<number> {
   return new Promise((resolve) => {
-    const req = request(`${base}/${path}`, { method: 'PUT', headers: { Authorization: `Bearer ${TOKEN}`, 'Transfer-Encoding': 'chunked' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', () => resolve(0));
-    });
+    const req = request(
+      `${base}/${path}`,
+      { method: 'PUT', headers: { Authorization: `Bearer ${TOKEN}`, 'Transfer-Encoding': 'chunked' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      },
+    );
     req.on('error', () => resolve(0));
     let index = 0;
     const next = () => {
@@ -74,7 +85,8 @@ describe('appliance origin --dir keeps what it acknowledged', { timeout: 120_000
     const missing: string[] = [];
     for (const [path, hash] of acknowledged) {
       const response = await fetch(`${second.base}/${path}`);
-      if (response.status !== 200 || sha(new Uint8Array(await response.arrayBuffer())) !== hash) missing.push(`${path}: ${response.status}`);
+      if (response.status !== 200 || sha(new Uint8Array(await response.arrayBuffer())) !== hash)
+        missing.push(`${path}: ${response.status}`);
     }
     assert.deepEqual(missing, [], 'every acknowledged segment is served after the restart');
     const left = (await readdir(dir, { recursive: true })).filter((name) => String(name).includes('.tmp-'));
@@ -90,11 +102,21 @@ describe('appliance origin --dir keeps what it acknowledged', { timeout: 120_000
     const origin = await startOrigin(dir);
     const bodies = Array.from({ length: 100 }, (_, i) => new Uint8Array(32 * 1024).fill(i));
     for (let round = 0; round < 5; round++) {
-      const statuses = await Promise.all(bodies.map((body) => chunkedPut(origin.base, 'race/seg_1.m4s', [body.subarray(0, 16384), body.subarray(16384)])));
-      assert.ok(statuses.every((s) => s >= 200 && s < 300 || s === 409), `statuses ${[...new Set(statuses)]}`);
+      const statuses = await Promise.all(
+        bodies.map((body) =>
+          chunkedPut(origin.base, 'race/seg_1.m4s', [body.subarray(0, 16384), body.subarray(16384)]),
+        ),
+      );
+      assert.ok(
+        statuses.every((s) => (s >= 200 && s < 300) || s === 409),
+        `statuses ${[...new Set(statuses)]}`,
+      );
       const onDisk = await readFile(join(dir, 'race', 'seg_1.m4s'));
       const served = new Uint8Array(await (await fetch(`${origin.base}/race/seg_1.m4s`)).arrayBuffer());
-      assert.ok(bodies.some((b) => Buffer.compare(b, onDisk) === 0), `round ${round}: the file is one whole upload`);
+      assert.ok(
+        bodies.some((b) => Buffer.compare(b, onDisk) === 0),
+        `round ${round}: the file is one whole upload`,
+      );
       assert.equal(sha(onDisk), sha(served), `round ${round}: the file is the upload it serves`);
     }
     // 250 characters fit the disk (the temporary name is short); 300 do not, and are not acknowledged.

@@ -17,7 +17,11 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'appliance-tenants-'));
   const tokens = join(dir, 'tokens');
   await writeFile(tokens, `# tenants\n/alpha/ ${ALPHA}\nbeta ${BETA}\n`);
-  ({ child: origin, base } = await startApplianceOrigin(['--listen', '127.0.0.1:0', '--tokens', tokens, '--max-store', '300000', '--tsb', '1', '--hold', '1'], { APPLIANCE_INGEST_TOKEN: ADMIN }, 120_000));
+  ({ child: origin, base } = await startApplianceOrigin(
+    ['--listen', '127.0.0.1:0', '--tokens', tokens, '--max-store', '300000', '--tsb', '1', '--hold', '1'],
+    { APPLIANCE_INGEST_TOKEN: ADMIN },
+    120_000,
+  ));
 });
 after(async () => {
   if (origin.exitCode === null) origin.kill('SIGTERM');
@@ -26,13 +30,21 @@ after(async () => {
 });
 
 const send = (method: string, path: string, token: string, body?: Uint8Array | string) =>
-  fetch(`${base}/${path}`, { method, headers: { Authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body }) }).then((r) => r.status);
+  fetch(`${base}/${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}` },
+    ...(body === undefined ? {} : { body }),
+  }).then((r) => r.status);
 
 describe('appliance origin keeps tenants apart', { timeout: 60_000 }, () => {
   it('a --tokens token writes and deletes only under its prefix; the single token everywhere', async () => {
     assert.equal(await send('PUT', 'alpha/live.mpd', ALPHA, '<MPD/>'), 201);
     assert.equal(await send('PUT', 'beta/live.mpd', ALPHA, '<MPD/>'), 403, 'alpha may not write beta');
-    assert.equal(await send('PUT', 'alphabet/live.mpd', ALPHA, '<MPD/>'), 403, 'a prefix is a directory, not a string prefix');
+    assert.equal(
+      await send('PUT', 'alphabet/live.mpd', ALPHA, '<MPD/>'),
+      403,
+      'a prefix is a directory, not a string prefix',
+    );
     assert.equal(await send('PUT', 'beta/live.mpd', BETA, '<MPD/>'), 201);
     assert.equal(await send('DELETE', 'beta/live.mpd', ALPHA), 403, 'nor delete there');
     assert.equal(await send('PUT', 'beta/live.mpd', 'not-a-token-at-all-xx', '<MPD/>'), 403);

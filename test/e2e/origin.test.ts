@@ -11,7 +11,13 @@ import { childBoxes } from '../../src/packager/boxes.ts';
 
 const TOKEN = 'test-token-7f3a';
 const store = new ObjectStore({ timeShiftBufferDepth: 30, holdMs: 1000 });
-const server = createOriginServer({ store, ingestToken: TOKEN, maxBodyBytes: 100_000, logger: createLogger('silent'), index: () => '<h1>index</h1>' });
+const server = createOriginServer({
+  store,
+  ingestToken: TOKEN,
+  maxBodyBytes: 100_000,
+  logger: createLogger('silent'),
+  index: () => '<h1>index</h1>',
+});
 let base: string;
 before(async () => {
   const address: AddressInfo = await listen(server, '127.0.0.1', 0);
@@ -26,18 +32,34 @@ const auth = { Authorization: `Bearer ${TOKEN}` };
 
 /** A chunked upload kept open: write chunks, then end or cut it. */
 function upload(path: string, method = 'PUT', headers: Record<string, string> = auth) {
-  const req: ClientRequest = request(`${base}${path}`, { method, headers: { 'Transfer-Encoding': 'chunked', 'Content-Type': '*', ...headers } });
+  const req: ClientRequest = request(`${base}${path}`, {
+    method,
+    headers: { 'Transfer-Encoding': 'chunked', 'Content-Type': '*', ...headers },
+  });
   req.setNoDelay(true);
   req.on('error', () => undefined);
   const response = new Promise<IncomingMessage>((resolve) => req.on('response', resolve));
-  return { req, response, write: (bytes: Uint8Array) => new Promise<void>((resolve) => req.write(bytes, () => resolve())) };
+  return {
+    req,
+    response,
+    write: (bytes: Uint8Array) => new Promise<void>((resolve) => req.write(bytes, () => resolve())),
+  };
 }
 
 /** A PUT with a length; the path is sent exactly as given (a URL string would be normalised first). */
 async function put(path: string, body: Uint8Array | string, headers: Record<string, string> = auth) {
   const { hostname, port } = new URL(base);
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request({ hostname, port, path, method: 'PUT', headers: { 'Content-Length': String(Buffer.byteLength(body)), ...headers } }, resolve);
+    const req = request(
+      {
+        hostname,
+        port,
+        path,
+        method: 'PUT',
+        headers: { 'Content-Length': String(Buffer.byteLength(body)), ...headers },
+      },
+      resolve,
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -90,7 +112,10 @@ describe('delivery while producing', { timeout: 30_000 }, () => {
     const delays = chunks.slice(1).map((chunk, i) => {
       received += chunk.length;
       let total = 0;
-      const arrival = reader.arrivals.find((a) => (total += a.bytes.length) >= received)!;
+      const arrival = reader.arrivals.find((a) => {
+        total += a.bytes.length;
+        return total >= received;
+      })!;
       return arrival.at - sentAt[i]!;
     });
     assert.ok(Math.max(...delays) < 30, `delivery delays ${delays.map((d) => d.toFixed(1)).join(', ')} ms`);
@@ -168,7 +193,9 @@ describe('ingest', { timeout: 30_000 }, () => {
     assert.equal(await put('/a/live.mpd', '<MPD/>'), 201);
     assert.equal(await put('/a/live.mpd', '<MPD/>'), 200, 'same path, same bytes');
     assert.equal(await put('/a/live.mpd', '<MPD type="x"/>'), 204, 'replaced');
-    const del = await new Promise<IncomingMessage>((resolve) => request(`${base}/a/live.mpd`, { method: 'DELETE', headers: auth }, resolve).end());
+    const del = await new Promise<IncomingMessage>((resolve) =>
+      request(`${base}/a/live.mpd`, { method: 'DELETE', headers: auth }, resolve).end(),
+    );
     assert.equal(del.statusCode, 204);
     assert.equal((await follow('/a/live.mpd').done).res.statusCode, 404);
   });
@@ -191,7 +218,9 @@ describe('ingest', { timeout: 30_000 }, () => {
     up.req.end();
     assert.equal((await up.response).statusCode, 413, 'a chunked body past the limit');
     assert.equal(store.get('big/2.m4s'), undefined);
-    const patch = await new Promise<IncomingMessage>((resolve) => request(`${base}/a/1.m4s`, { method: 'PATCH', headers: auth }, resolve).end());
+    const patch = await new Promise<IncomingMessage>((resolve) =>
+      request(`${base}/a/1.m4s`, { method: 'PATCH', headers: auth }, resolve).end(),
+    );
     assert.equal(patch.statusCode, 405);
     assert.match(String(patch.headers['allow']), /GET/);
   });
@@ -199,20 +228,33 @@ describe('ingest', { timeout: 30_000 }, () => {
 
 describe('HTTP manners', { timeout: 30_000 }, () => {
   it('content types, cache control and ETag by kind', async () => {
-    const recorded = new Uint8Array(await readFile(new URL('../fixtures/media/recorded-audio-4s.mp4', import.meta.url)));
-    const audioInit = Buffer.concat([...childBoxes(recorded)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes));
+    const recorded = new Uint8Array(
+      await readFile(new URL('../fixtures/media/recorded-audio-4s.mp4', import.meta.url)),
+    );
+    const audioInit = Buffer.concat(
+      [...childBoxes(recorded)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes),
+    );
     await put('/m/live.mpd', '<MPD/>');
     await put('/m/live.m3u8', '#EXTM3U');
     await put('/m/audio/init.mp4', audioInit);
     await put('/m/audio/7.m4s', 'a');
     await put('/m/video/7.m4s', 'v');
     const head = async (path: string) => (await follow(path).done).res.headers;
-    assert.deepEqual([(await head('/m/live.mpd'))['content-type'], (await head('/m/live.mpd'))['cache-control']], ['application/dash+xml', 'no-cache']);
+    assert.deepEqual(
+      [(await head('/m/live.mpd'))['content-type'], (await head('/m/live.mpd'))['cache-control']],
+      ['application/dash+xml', 'no-cache'],
+    );
     assert.equal((await head('/m/live.m3u8'))['content-type'], 'application/vnd.apple.mpegurl');
-    assert.deepEqual([(await head('/m/audio/init.mp4'))['content-type'], (await head('/m/audio/init.mp4'))['cache-control']], ['audio/mp4', 'no-cache']);
+    assert.deepEqual(
+      [(await head('/m/audio/init.mp4'))['content-type'], (await head('/m/audio/init.mp4'))['cache-control']],
+      ['audio/mp4', 'no-cache'],
+    );
     assert.equal((await head('/m/audio/7.m4s'))['content-type'], 'audio/mp4');
     const video = await head('/m/video/7.m4s');
-    assert.deepEqual([video['content-type'], video['cache-control'], video['content-length']], ['video/mp4', 'public, max-age=86400, immutable', '1']);
+    assert.deepEqual(
+      [video['content-type'], video['cache-control'], video['content-length']],
+      ['video/mp4', 'public, max-age=86400, immutable', '1'],
+    );
     assert.match(String(video['etag']), /^"[\w-]+"$/);
     const cached = await follow('/m/video/7.m4s', { 'If-None-Match': String(video['etag']) }).done;
     assert.equal(cached.res.statusCode, 304);
@@ -221,7 +263,13 @@ describe('HTTP manners', { timeout: 30_000 }, () => {
   });
 
   it('CORS preflight, /time with milliseconds, the index page', async () => {
-    const options = await new Promise<IncomingMessage>((resolve) => request(`${base}/m/live.mpd`, { method: 'OPTIONS', headers: { Origin: 'http://player.example', 'Access-Control-Request-Method': 'GET' } }, resolve).end());
+    const options = await new Promise<IncomingMessage>((resolve) =>
+      request(
+        `${base}/m/live.mpd`,
+        { method: 'OPTIONS', headers: { Origin: 'http://player.example', 'Access-Control-Request-Method': 'GET' } },
+        resolve,
+      ).end(),
+    );
     assert.equal(options.statusCode, 204);
     assert.match(String(options.headers['access-control-allow-methods']), /GET/);
     assert.match(String(options.headers['access-control-allow-headers']), /Range/);
@@ -233,13 +281,20 @@ describe('HTTP manners', { timeout: 30_000 }, () => {
 });
 
 describe('LL-HLS requests', { timeout: 30_000 }, () => {
-  const playlist = (parts: number) => [
-    '#EXTM3U', '#EXT-X-VERSION:9', '#EXT-X-TARGETDURATION:1',
-    '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.3,HOLD-BACK=3.0', '#EXT-X-PART-INF:PART-TARGET=0.1',
-    '#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MAP:URI="h/init.mp4"',
-    '#EXTINF:1.0,', 'h/100.m4s',
-    ...Array.from({ length: parts }, (_, i) => `#EXT-X-PART:DURATION=0.1,URI="h/101.m4s.${i + 1}"`), '',
-  ].join('\n');
+  const playlist = (parts: number) =>
+    [
+      '#EXTM3U',
+      '#EXT-X-VERSION:9',
+      '#EXT-X-TARGETDURATION:1',
+      '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.3,HOLD-BACK=3.0',
+      '#EXT-X-PART-INF:PART-TARGET=0.1',
+      '#EXT-X-MEDIA-SEQUENCE:100',
+      '#EXT-X-MAP:URI="h/init.mp4"',
+      '#EXTINF:1.0,',
+      'h/100.m4s',
+      ...Array.from({ length: parts }, (_, i) => `#EXT-X-PART:DURATION=0.1,URI="h/101.m4s.${i + 1}"`),
+      '',
+    ].join('\n');
 
   it('holds a pushed playlist until the part files it names arrive, and a blocking request until its part is named', async () => {
     assert.equal(await put('/hls/h/100.m4s', bytes(100, 1)), 201);
@@ -251,7 +306,11 @@ describe('LL-HLS requests', { timeout: 30_000 }, () => {
     const blocked = fetch(`${base}/hls/live_h.m3u8?_HLS_msn=101&_HLS_part=1`);
     assert.equal(await put('/hls/live_h.m3u8', playlist(2)), 204);
     await sleep(150);
-    assert.doesNotMatch(await (await fetch(`${base}/hls/live_h.m3u8`)).text(), /101\.m4s\.2/, 'not served before its part arrived');
+    assert.doesNotMatch(
+      await (await fetch(`${base}/hls/live_h.m3u8`)).text(),
+      /101\.m4s\.2/,
+      'not served before its part arrived',
+    );
     assert.equal(await put('/hls/h/101.m4s.2', bytes(50, 3)), 201);
     const answer = await blocked;
     assert.equal(answer.status, 200);
@@ -261,16 +320,36 @@ describe('LL-HLS requests', { timeout: 30_000 }, () => {
   });
 
   it('answers _HLS_skip with a delta update, and a playlist that offers no skipping whole', async () => {
-    const segments = Array.from({ length: 12 }, (_, i) => [`#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`, '#EXTINF:1.00000,', `d/${200 + i}.m4s`]).flat();
-    const text = (control: string) => ['#EXTM3U', '#EXT-X-VERSION:9', '#EXT-X-TARGETDURATION:1', `#EXT-X-SERVER-CONTROL:${control}`, '#EXT-X-MEDIA-SEQUENCE:200', '#EXT-X-MAP:URI="d/init.mp4"', ...segments, ''].join('\n');
-    store.put('skip/live_d.m3u8', new TextEncoder().encode(text('CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,HOLD-BACK=3.0')));
+    const segments = Array.from({ length: 12 }, (_, i) => [
+      `#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`,
+      '#EXTINF:1.00000,',
+      `d/${200 + i}.m4s`,
+    ]).flat();
+    const text = (control: string) =>
+      [
+        '#EXTM3U',
+        '#EXT-X-VERSION:9',
+        '#EXT-X-TARGETDURATION:1',
+        `#EXT-X-SERVER-CONTROL:${control}`,
+        '#EXT-X-MEDIA-SEQUENCE:200',
+        '#EXT-X-MAP:URI="d/init.mp4"',
+        ...segments,
+        '',
+      ].join('\n');
+    store.put(
+      'skip/live_d.m3u8',
+      new TextEncoder().encode(text('CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,HOLD-BACK=3.0')),
+    );
     const delta = await fetch(`${base}/skip/live_d.m3u8?_HLS_skip=YES`);
     assert.equal(delta.headers.get('cache-control'), 'no-cache');
     const body = await delta.text();
     assert.match(body, /#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:06.000Z\n/);
     assert.equal(body.match(/#EXTINF/g)?.length, 6);
     store.put('skip/live_e.m3u8', new TextEncoder().encode(text('CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0')));
-    assert.equal(await (await fetch(`${base}/skip/live_e.m3u8?_HLS_skip=YES`)).text(), text('CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0'));
+    assert.equal(
+      await (await fetch(`${base}/skip/live_e.m3u8?_HLS_skip=YES`)).text(),
+      text('CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0'),
+    );
   });
 
   it('answers 503 when the part asked for does not come within 3 target durations, 400 for nonsense', async () => {
@@ -309,7 +388,8 @@ describe('retention', () => {
 describe('pure helpers', () => {
   it('storeKey refuses anything that could escape', () => {
     assert.equal(storeKey('/1080p/5.m4s'), '1080p/5.m4s');
-    for (const bad of ['/../x', '/a/../../x', '/a/%2e%2e/x', '/a//x', '/a/./x', '/a\\x', '/%00', 'x', '/%E0%A4%A']) assert.equal(storeKey(bad), undefined, bad);
+    for (const bad of ['/../x', '/a/../../x', '/a/%2e%2e/x', '/a//x', '/a/./x', '/a\\x', '/%00', 'x', '/%E0%A4%A'])
+      assert.equal(storeKey(bad), undefined, bad);
   });
   it('parseRange', () => {
     assert.deepEqual(parseRange('bytes=0-99'), { start: 0, end: 99 });

@@ -23,8 +23,14 @@ function assertPlaysLive(kind: PlayerKind, report: PlayerReport) {
   assert.ok(playing.length >= 15, `${kind}: playing for ${playing.length} of ${report.samples.length} s`);
   assert.ok(report.advance > 0.9, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
   assert.ok(report.samples.at(-1)!.readyState >= 3, `${kind}: has data to play`);
-  assert.ok(report.medianLatency > 0 && report.medianLatency < 3, `${kind}: live latency ${report.medianLatency.toFixed(2)} s`);
-  assert.ok(report.samples.at(-1)!.height > 0 && report.samples.at(-1)!.height <= 720, `${kind}: capped at 720p in CI (${report.samples.at(-1)!.height})`);
+  assert.ok(
+    report.medianLatency > 0 && report.medianLatency < 3,
+    `${kind}: live latency ${report.medianLatency.toFixed(2)} s`,
+  );
+  assert.ok(
+    report.samples.at(-1)!.height > 0 && report.samples.at(-1)!.height <= 720,
+    `${kind}: capped at 720p in CI (${report.samples.at(-1)!.height})`,
+  );
 }
 
 async function playBoth(base: string, dir: string, kinds: PlayerKind[]) {
@@ -41,7 +47,9 @@ const lastPosition = (playlist: string) => {
   const sequence = BigInt(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(playlist)![1]!);
   const complete = (playlist.match(/#EXTINF/g) ?? []).length;
   const trailing = playlist.slice(playlist.lastIndexOf('.m4s\n') + 1).match(/#EXT-X-PART:/g)?.length ?? 0;
-  return trailing ? { msn: sequence + BigInt(complete), part: trailing - 1 } : { msn: sequence + BigInt(complete) - 1n, part: 9 };
+  return trailing
+    ? { msn: sequence + BigInt(complete), part: trailing - 1 }
+    : { msn: sequence + BigInt(complete) - 1n, part: 9 };
 };
 
 describe('real players, live, in headless Chromium', { timeout: 300_000 }, () => {
@@ -53,7 +61,11 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     const base = new URL(url).origin;
     await sleep(3500);
     const mpd = await (await fetch(url)).text();
-    assert.match(mpd, new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${base}/time"/>`), 'players sync with the server\'s own clock');
+    assert.match(
+      mpd,
+      new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${base}/time"/>`),
+      "players sync with the server's own clock",
+    );
 
     // Blocking reload: the next part is answered as soon as it exists, about one part later.
     const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
@@ -73,19 +85,36 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     assert.equal((await fetch(`${base}/live_720p.m3u8?_HLS_msn=${msn - 2n}`)).status, 200);
     assert.ok(performance.now() - past < 200, 'a position in the past is answered at once');
     // The newest part named is there in full the moment the playlist names it.
-    const [, lastUri, length, offset] = /URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"(?:,INDEPENDENT=YES)?\n(?![\s\S]*#EXT-X-PART:)/.exec(next)!;
-    const bytes = await (await fetch(`${base}/${lastUri!}`, { headers: { range: `bytes=${offset!}-${Number(offset) + Number(length) - 1}` } })).arrayBuffer();
+    const [, lastUri, length, offset] =
+      /URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"(?:,INDEPENDENT=YES)?\n(?![\s\S]*#EXT-X-PART:)/.exec(next)!;
+    const bytes = await (
+      await fetch(`${base}/${lastUri!}`, {
+        headers: { range: `bytes=${offset!}-${Number(offset) + Number(length) - 1}` },
+      })
+    ).arrayBuffer();
     assert.equal(bytes.byteLength, Number(length));
     // One header for every playlist; program date-times that agree.
-    const playlists = await Promise.all(['1080p', '720p', 'audio'].map(async (t) => (await fetch(`${base}/live_${t}.m3u8`)).text()));
+    const playlists = await Promise.all(
+      ['1080p', '720p', 'audio'].map(async (t) => (await fetch(`${base}/live_${t}.m3u8`)).text()),
+    );
     const headers = playlists.map((p) => p.split('\n').slice(0, 5).join('\n'));
-    assert.equal(new Set(headers).size, 1, 'TARGETDURATION, SERVER-CONTROL and PART-INF are the same in every playlist');
-    const dates = (p: string) => new Map([...p.matchAll(/#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?:#EXT-X-PART:[^\n]*\n)*#EXTINF:[^\n]*\n\S+\/(\d+)\.m4s/g)].map((m) => [m[2], Date.parse(m[1]!)]));
+    assert.equal(
+      new Set(headers).size,
+      1,
+      'TARGETDURATION, SERVER-CONTROL and PART-INF are the same in every playlist',
+    );
+    const dates = (p: string) =>
+      new Map(
+        [
+          ...p.matchAll(/#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?:#EXT-X-PART:[^\n]*\n)*#EXTINF:[^\n]*\n\S+\/(\d+)\.m4s/g),
+        ].map((m) => [m[2], Date.parse(m[1]!)]),
+      );
     const video = dates(playlists[0]!);
     const audio = dates(playlists[2]!);
     for (const [segment, at] of video) {
       assert.equal(at, Number(segment) * 1000, `video segment ${segment} starts on the epoch grid`);
-      if (audio.has(segment)) assert.ok(Math.abs(audio.get(segment)! - at) <= 22, `audio segment ${segment} within one AAC frame`);
+      if (audio.has(segment))
+        assert.ok(Math.abs(audio.get(segment)! - at) <= 22, `audio segment ${segment} within one AAC frame`);
     }
 
     await playBoth(base, '', ['dash.js', 'hls.js']);
@@ -112,7 +141,15 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
   });
 
   it('hls.js plays part files (--llhls sf)', async () => {
-    const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--llhls', 'sf', '--duration', '45']);
+    const appliance = startAppliance(await systemNode(), [
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--llhls',
+      'sf',
+      '--duration',
+      '45',
+    ]);
     children.push(appliance);
     const url = await waitForLogField(appliance, 'serving', 'url');
     assert.ok(url);

@@ -31,17 +31,27 @@ describe('the preview page of the built-in server', { timeout: 150_000 }, () => 
       for (const kind of ['dash.js', 'hls.js']) {
         const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
         const failed: string[] = [];
-        page.on('response', (response) => response.status() >= 400 && failed.push(`${response.status()} ${new URL(response.url()).pathname}`));
+        page.on(
+          'response',
+          (response) =>
+            response.status() >= 400 && failed.push(`${response.status()} ${new URL(response.url()).pathname}`),
+        );
         await page.goto(`${base}/?player=${kind}`);
         await sleep(12_000);
         const state = (await page.evaluate('window.preview')) as PreviewState;
         const shot = join(shots, `preview-${kind}.png`);
         await page.screenshot({ path: shot });
-        process.stderr.write(`# preview page with ${kind}: latency ${state.latency.toFixed(2)} s, levels ${state.levels.map((l) => l.toFixed(1)).join('/')} dBFS, screenshot ${shot}\n`);
+        process.stderr.write(
+          `# preview page with ${kind}: latency ${state.latency.toFixed(2)} s, levels ${state.levels.map((l) => l.toFixed(1)).join('/')} dBFS, screenshot ${shot}\n`,
+        );
         assert.equal(state.kind, kind);
         assert.deepEqual(state.errors, []);
         assert.deepEqual(failed, []);
-        assert.equal(await page.locator(`input[value="${kind}"]`).isChecked(), true, 'the selected player is shown as selected');
+        assert.equal(
+          await page.locator(`input[value="${kind}"]`).isChecked(),
+          true,
+          'the selected player is shown as selected',
+        );
         const shown = Number(await page.locator('#latency').textContent());
         assert.ok(shown > 0 && shown < 3, `the page shows the latency it measures: ${shown} s`);
         // The 1 kHz line-up tone at −18 dBFS, on both channels.

@@ -31,7 +31,9 @@ async function startNginx(root: string) {
   const port = await freePort();
   for (const d of ['www', 'tmp', 'logs']) await mkdir(join(root, d), { recursive: true });
   await writeFile(join(root, 'www', 'index.html'), '<!doctype html><title>nginx origin</title>');
-  await writeFile(join(root, 'nginx.conf'), `
+  await writeFile(
+    join(root, 'nginx.conf'),
+    `
 pid ${root}/nginx.pid;
 error_log ${root}/logs/error.log warn;
 events { worker_connections 256; }
@@ -49,9 +51,23 @@ http {
     }
   }
 }
-`);
+`,
+  );
   // One process in the foreground, so the test holds its pid and stops it.
-  const nginx = execa(NGINX, ['-p', root, '-e', `${root}/logs/error.log`, '-c', join(root, 'nginx.conf'), '-g', 'daemon off; master_process off;'], { reject: false });
+  const nginx = execa(
+    NGINX,
+    [
+      '-p',
+      root,
+      '-e',
+      `${root}/logs/error.log`,
+      '-c',
+      join(root, 'nginx.conf'),
+      '-g',
+      'daemon off; master_process off;',
+    ],
+    { reject: false },
+  );
   for (let i = 0; i < 50; i++) {
     if ((await fetch(`http://127.0.0.1:${port}/index.html`).catch(() => undefined))?.ok) break;
     await sleep(100);
@@ -64,7 +80,13 @@ describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }
     const root = await mkdtemp(join(tmpdir(), 'appliance-nginx-'));
     dirs.push(root);
     const { nginx, base, www } = await startNginx(root);
-    const check = await startAppliance(process.execPath, ['check', '--json', '--no-cpu', '--output', `${base}/live/live.mpd`]);
+    const check = await startAppliance(process.execPath, [
+      'check',
+      '--json',
+      '--no-cpu',
+      '--output',
+      `${base}/live/live.mpd`,
+    ]);
     assert.equal(check.exitCode, 0, String(check.stderr));
     const report = (JSON.parse(String(check.stdout)) as { origins: Record<string, unknown>[] }).origins[0]!;
     assert.equal(report['originProfile'], 'generic', 'appliance check tells nginx needs the generic profile');
@@ -72,7 +94,25 @@ describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }
     // nginx has no clock endpoint for players: the project's origin lends its /time.
     const clock = await startTestOrigin();
     const produced = join(root, 'produced');
-    const run = startAppliance(process.execPath, ['start', '--duration', '40', '--tsb', '4', '--origin-profile', 'generic', '--utc-timing', `${clock.base}/time`, '--output', join(produced, 'live.mpd'), '--output', `${base}/live/live.mpd`], { timeout: 90_000 });
+    const run = startAppliance(
+      process.execPath,
+      [
+        'start',
+        '--duration',
+        '40',
+        '--tsb',
+        '4',
+        '--origin-profile',
+        'generic',
+        '--utc-timing',
+        `${clock.base}/time`,
+        '--output',
+        join(produced, 'live.mpd'),
+        '--output',
+        `${base}/live/live.mpd`,
+      ],
+      { timeout: 90_000 },
+    );
     let browser: Browser | undefined;
     try {
       await sleep(5000);
@@ -83,17 +123,28 @@ describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }
 
       browser = await launchChromium();
       // Only acknowledged media is announced, so no player request may fail.
-      for (const [kind, url] of [['dash.js', `${base}/live/live.mpd`], ['hls.js', `${base}/live/live.m3u8`]] as const) {
+      for (const [kind, url] of [
+        ['dash.js', `${base}/live/live.mpd`],
+        ['hls.js', `${base}/live/live.m3u8`],
+      ] as const) {
         const report = await watchPlayer(browser, { kind, pageUrl: `${base}/index.html`, url, seconds: 13, settle: 3 });
         process.stderr.write(describeReport(kind, report).replace('# ', '# from nginx (generic): '));
         assert.deepEqual(report.errors, [], `no ${kind} error`);
-        assert.deepEqual(report.failedRequests, [], `${kind}: no failed request: only acknowledged segments are announced`);
+        assert.deepEqual(
+          report.failedRequests,
+          [],
+          `${kind}: no failed request: only acknowledged segments are announced`,
+        );
         const playing = report.samples.filter((s) => s.currentTime > 0);
         assert.ok(playing.length >= 8, `${kind}: playing for ${playing.length} of 13 s`);
         assert.ok(report.advance > 0.8, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
       }
       const playlist = await (await fetch(`${base}/live/live_720p.m3u8`)).text();
-      assert.match(playlist, /#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=[\d.]+,HOLD-BACK=3.0\n/, 'nginx honours no blocking reload: none is promised');
+      assert.match(
+        playlist,
+        /#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=[\d.]+,HOLD-BACK=3.0\n/,
+        'nginx honours no blocking reload: none is promised',
+      );
       assert.doesNotMatch(playlist, /PRELOAD-HINT/);
 
       const result = await run;
@@ -101,13 +152,23 @@ describe('push to nginx WebDAV (--origin-profile generic)', { timeout: 180_000 }
       const push = logLines(String(result.stderr)).find((l) => l['msg'] === 'push')!;
       assert.deepEqual(push['dropped'], {});
       for (const track of TRACKS) {
-        const atOrigin = (await readdir(join(www, 'live', track))).filter((n) => n.endsWith('.m4s')).map((n) => BigInt(n.split('.')[0]!)).sort((a, b) => (a < b ? -1 : 1));
+        const atOrigin = (await readdir(join(www, 'live', track)))
+          .filter((n) => n.endsWith('.m4s'))
+          .map((n) => BigInt(n.split('.')[0]!))
+          .sort((a, b) => (a < b ? -1 : 1));
         const here = (await readdir(join(produced, track))).filter((n) => n.endsWith('.m4s'));
         // Old segments were DELETEd: what nginx keeps is the window plus the RFC's grace, no more.
         assert.ok(atOrigin.length >= 8 && atOrigin.length <= 14, `${track}: nginx keeps ${atOrigin.length} segments`);
         for (const name of here.filter((n) => atOrigin.includes(BigInt(n.split('.')[0]!)))) {
-          const hash = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
-          assert.equal(await hash(join(www, 'live', track, name)), await hash(join(produced, track, name)), `${track}/${name}`);
+          const hash = async (path: string) =>
+            createHash('sha256')
+              .update(await readFile(path))
+              .digest('hex');
+          assert.equal(
+            await hash(join(www, 'live', track, name)),
+            await hash(join(produced, track, name)),
+            `${track}/${name}`,
+          );
         }
       }
     } finally {

@@ -13,7 +13,16 @@ import { outputFormats, type HlsSession } from '../../src/packager/hls-playlists
 import { hlsTiming } from '../../src/packager/hls-playlist.ts';
 import { trustedCertificates } from '../../src/push/credentials.ts';
 import { startTestOrigin } from '../helpers/push-origin.ts';
-import { CHUNKS, cleanups, expectedHash, feed, fillOf, runCleanups, segmentEvents, setup } from '../helpers/push-setup.ts';
+import {
+  CHUNKS,
+  cleanups,
+  expectedHash,
+  feed,
+  fillOf,
+  runCleanups,
+  segmentEvents,
+  setup,
+} from '../helpers/push-setup.ts';
 
 after(runCleanups);
 
@@ -24,7 +33,10 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     await feed(output, segmentEvents('v', first, 2), true);
     await output.flush();
     const segments = origin.uploads.filter((u) => u.path.endsWith('.m4s'));
-    assert.deepEqual(segments.map((u) => u.path), [`live/v/${first}.m4s`, `live/v/${first + 1n}.m4s`]);
+    assert.deepEqual(
+      segments.map((u) => u.path),
+      [`live/v/${first}.m4s`, `live/v/${first + 1n}.m4s`],
+    );
     for (const upload of segments) {
       assert.equal(upload.headers['transfer-encoding'], 'chunked');
       assert.equal(upload.headers['content-type'], 'video/mp4');
@@ -37,14 +49,47 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     }
     const manifest = origin.uploads.find((u) => u.path === 'live/live.mpd')!;
     assert.equal(manifest.headers['content-type'], 'application/dash+xml');
-    assert.ok(manifest.startedAt > origin.uploads.find((u) => u.path === 'live/v/init.mp4')!.endedAt!, 'the manifest follows the acknowledged init');
-    assert.ok(!log.messages().some((m) => m.includes('does not say it is an appliance origin')), 'our origin is recognised');
+    assert.ok(
+      manifest.startedAt > origin.uploads.find((u) => u.path === 'live/v/init.mp4')!.endedAt!,
+      'the manifest follows the acknowledged init',
+    );
+    assert.ok(
+      !log.messages().some((m) => m.includes('does not say it is an appliance origin')),
+      'our origin is recognised',
+    );
   });
 
   it('pushes LL-HLS part files (sf) and playlists that name only parts the origin holds; a generic origin gets only acknowledged ones', async () => {
     for (const profile of ['appliance', 'generic'] as const) {
-      const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: 'sf' });
-      const hls: HlsSession = { llhls: 'sf', partChunks: 1, timing, renditions: () => ({ video: [{ id: 'v', codecs: 'avc1.640028', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6, width: 640, height: 360, frameRate: 30 }], audio: undefined }), ended: () => false };
+      const timing = hlsTiming({
+        segdur: 1,
+        cdur: 0.1,
+        partChunks: 1,
+        audioSampleRate: undefined,
+        tsb: 30,
+        llhls: 'sf',
+      });
+      const hls: HlsSession = {
+        llhls: 'sf',
+        partChunks: 1,
+        timing,
+        renditions: () => ({
+          video: [
+            {
+              id: 'v',
+              codecs: 'avc1.640028',
+              bitrate: 1e6,
+              averageBandwidth: 1e6,
+              peakBandwidth: 2e6,
+              width: 640,
+              height: 360,
+              frameRate: 30,
+            },
+          ],
+          audio: undefined,
+        }),
+        ended: () => false,
+      };
       const { origin, output } = await setup({ profile, formats: outputFormats('live.mpd', true), hls });
       const versions: string[] = [];
       origin.store.watch('live/live_v.m3u8', () => {
@@ -52,7 +97,12 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
         if (object?.state !== 'complete') return;
         const text = Buffer.concat(object.chunks).toString();
         // Every part a version names is complete at the origin when that version is served.
-        for (const [, uri] of text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)"/g)) assert.equal(origin.store.get(`live/${uri}`)?.state, 'complete', `${profile}: ${uri} named before it arrived`);
+        for (const [, uri] of text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)"/g))
+          assert.equal(
+            origin.store.get(`live/${uri}`)?.state,
+            'complete',
+            `${profile}: ${uri} named before it arrived`,
+          );
         versions.push(text);
       });
       const first = BigInt(Math.floor(Date.now() / 1000));
@@ -61,7 +111,10 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
       for (let part = 1; part <= CHUNKS; part++) {
         const stored = origin.store.get(`live/v/${first + 1n}.m4s.${part}`);
         assert.equal(stored?.state, 'complete', `${profile}: part file ${part} (numbered from 1)`);
-        assert.deepEqual(Buffer.concat(stored.chunks), Buffer.from(new Uint8Array(1000).fill(fillOf(first + 1n, part - 1))));
+        assert.deepEqual(
+          Buffer.concat(stored.chunks),
+          Buffer.from(new Uint8Array(1000).fill(fillOf(first + 1n, part - 1))),
+        );
       }
       assert.ok(versions.length >= 10, `${profile}: ${versions.length} playlist versions`);
       const last = versions.at(-1)!;
@@ -175,7 +228,11 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     await output.flush();
     assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
     assert.ok(origin.store.get('live/live.mpd'));
-    assert.equal(origin.uploads.filter((u) => u.path.startsWith('old/')).length, 1, 'only the first upload went to the old place');
+    assert.equal(
+      origin.uploads.filter((u) => u.path.startsWith('old/')).length,
+      1,
+      'only the first upload went to the old place',
+    );
   });
 
   it('gives up a segment the origin calls too large (413) with the likely limit named, and does not loop', async () => {
@@ -190,8 +247,15 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     await feed(output, segmentEvents('v', first, 2));
     await output.flush();
     assert.equal(origin.uploads.filter((u) => u.path === `live/v/${first}.m4s`).length, 1);
-    assert.ok(log.lines.some((l) => String(l['msg']).includes('client_max_body_size') && l['url'] === `${origin.base}/live/v/${first}.m4s`));
-    assert.deepEqual(events.filter((e) => e.type === 'dropped').map((e) => e.type === 'dropped' && e.reason), ['rejected']);
+    assert.ok(
+      log.lines.some(
+        (l) => String(l['msg']).includes('client_max_body_size') && l['url'] === `${origin.base}/live/v/${first}.m4s`,
+      ),
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === 'dropped').map((e) => e.type === 'dropped' && e.reason),
+      ['rejected'],
+    );
     assert.equal(origin.hash(`live/v/${first + 1n}.m4s`), expectedHash(first + 1n));
   });
 
@@ -217,7 +281,10 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     const started = performance.now();
     await feed(output, segmentEvents('v', first, 8));
     assert.ok(performance.now() - started < 200, 'handing 80 chunks over does not wait for the origin');
-    assert.ok(output.backlogBytes <= 25_000 + 10_000, `backlog ${output.backlogBytes} within the budget plus the segment in flight`);
+    assert.ok(
+      output.backlogBytes <= 25_000 + 10_000,
+      `backlog ${output.backlogBytes} within the budget plus the segment in flight`,
+    );
     const dropped = events.filter((e) => e.type === 'dropped');
     await output.flush(500);
     const all = events.filter((e) => e.type === 'dropped');
@@ -230,8 +297,31 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     const origin = await startTestOrigin();
     origin.fault = (req) => req.url!.endsWith('.m4s');
     const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: 'br' });
-    const hls: HlsSession = { llhls: 'br', partChunks: 1, timing, renditions: () => ({ video: [{ id: 'v', codecs: 'avc1.640028', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6, width: 640, height: 360, frameRate: 30 }], audio: undefined }), ended: () => false };
-    const { output, events } = await setup({ budgetBytes: 25_000, profile: 'generic', formats: outputFormats('live.mpd', true), hls }, origin);
+    const hls: HlsSession = {
+      llhls: 'br',
+      partChunks: 1,
+      timing,
+      renditions: () => ({
+        video: [
+          {
+            id: 'v',
+            codecs: 'avc1.640028',
+            bitrate: 1e6,
+            averageBandwidth: 1e6,
+            peakBandwidth: 2e6,
+            width: 640,
+            height: 360,
+            frameRate: 30,
+          },
+        ],
+        audio: undefined,
+      }),
+      ended: () => false,
+    };
+    const { output, events } = await setup(
+      { budgetBytes: 25_000, profile: 'generic', formats: outputFormats('live.mpd', true), hls },
+      origin,
+    );
     try {
       const first = BigInt(Math.floor(Date.now() / 1000));
       await feed(output, segmentEvents('v', first, 8));
@@ -243,7 +333,12 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
         const object = origin.store.get('live/live_v.m3u8');
         if (object?.state === 'complete') playlist = Buffer.concat(object.chunks).toString();
       }
-      for (const segment of dropped) assert.match(playlist, new RegExp(`#EXT-X-GAP\n#EXTINF:[0-9.]+,\nv/${segment}\.m4s`), `segment ${segment} is a gap:\n${playlist}`);
+      for (const segment of dropped)
+        assert.match(
+          playlist,
+          new RegExp(`#EXT-X-GAP\n#EXTINF:[0-9.]+,\nv/${segment}.m4s`),
+          `segment ${segment} is a gap:\n${playlist}`,
+        );
     } finally {
       await output.flush(500);
     }
@@ -252,16 +347,40 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
   it('trusts an https origin only through --ca, and names a certificate error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'appliance-tls-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]);
     const plain = await startTestOrigin();
     // TLS in front of the plain origin: every request is passed on as it streams.
     const handler = (req: IncomingMessage, res: ServerResponse) => {
-      req.pipe(httpRequest({ port: plain.port, host: '127.0.0.1', method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode!, up.headers);
-        up.pipe(res);
-      }));
+      req.pipe(
+        httpRequest(
+          { port: plain.port, host: '127.0.0.1', method: req.method, path: req.url, headers: req.headers },
+          (up) => {
+            res.writeHead(up.statusCode!, up.headers);
+            up.pipe(res);
+          },
+        ),
+      );
     };
-    const tls = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, handler);
+    const tls = createHttpsServer(
+      { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
+      handler,
+    );
     await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => tls.close(resolve)));
     tls.on('connection', (socket) => cleanups.push(async () => socket.destroy()));
@@ -277,6 +396,9 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
     await feed(untrusted.output, segmentEvents('v', first, 1));
     for (let i = 0; i < 100 && !untrusted.fatal.length; i++) await sleep(100);
     await untrusted.output.flush();
-    assert.match(untrusted.fatal[0]?.message ?? '', /certificate not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\).*--ca FILE/);
+    assert.match(
+      untrusted.fatal[0]?.message ?? '',
+      /certificate not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\).*--ca FILE/,
+    );
   });
 });

@@ -34,7 +34,8 @@ async function startRecorder(): Promise<{ base: string; seen: { url: string; hea
   return { base: `http://127.0.0.2:${(server.address() as AddressInfo).port}`, seen };
 }
 
-const leaked = (seen: { headers: IncomingHttpHeaders }[]) => seen.filter((s) => s.headers['authorization'] || s.headers['x-api-key']);
+const leaked = (seen: { headers: IncomingHttpHeaders }[]) =>
+  seen.filter((s) => s.headers['authorization'] || s.headers['x-api-key']);
 
 describe('push redirects: secrets stay with the configured origin', { timeout: 60_000 }, () => {
   it('follows a temporary redirect to another host without the credentials or configured headers', async () => {
@@ -51,7 +52,12 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
     await output.flush();
     assert.ok(recorder.seen.length >= 1, 'the redirect was followed');
     assert.deepEqual(leaked(recorder.seen), [], 'no credential reached the other host');
-    assert.ok(origin.uploads.filter((u) => u.path.endsWith('.m4s')).every((u) => u.headers['authorization'] === SECRET_HEADERS.authorization), 'the configured origin still gets them');
+    assert.ok(
+      origin.uploads
+        .filter((u) => u.path.endsWith('.m4s'))
+        .every((u) => u.headers['authorization'] === SECRET_HEADERS.authorization),
+      'the configured origin still gets them',
+    );
   });
 
   it('refuses a permanent redirect to another origin: the output stops naming both URLs, nothing leaks', async () => {
@@ -67,7 +73,10 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
     await feed(output, segmentEvents('v', first, 2));
     for (let i = 0; i < 100 && !fatal.length; i++) await sleep(50);
     await output.flush();
-    assert.match(fatal[0]?.message ?? '', new RegExp(`${origin.base}/live/live.mpd.*moved permanently to another origin \\(${recorder.base}/live/v/`));
+    assert.match(
+      fatal[0]?.message ?? '',
+      new RegExp(`${origin.base}/live/live.mpd.*moved permanently to another origin \\(${recorder.base}/live/v/`),
+    );
     assert.deepEqual(recorder.seen, [], 'not followed at all');
   });
 
@@ -75,23 +84,54 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
     const recorder = await startRecorder();
     const dir = await mkdtemp(join(tmpdir(), 'appliance-tls-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]);
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       req.resume();
       // Same host and port, but cleartext: still another origin, and a downgrade.
-      res.writeHead(req.url?.endsWith('.m4s') ? 308 : 201, req.url?.endsWith('.m4s') ? { Location: `${recorder.base}${req.url}` } : {}).end();
+      res
+        .writeHead(
+          req.url?.endsWith('.m4s') ? 308 : 201,
+          req.url?.endsWith('.m4s') ? { Location: `${recorder.base}${req.url}` } : {},
+        )
+        .end();
     };
-    const tls = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, handler);
+    const tls = createHttpsServer(
+      { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
+      handler,
+    );
     await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => tls.close(resolve)));
     tls.on('connection', (socket) => cleanups.push(async () => socket.destroy()));
     const url = new URL(`https://127.0.0.1:${(tls.address() as AddressInfo).port}/live/live.mpd`);
-    const { output, log } = await setup({ url, headers: SECRET_HEADERS, ca: await trustedCertificates(join(dir, 'cert.pem')) }, await startTestOrigin());
+    const { output, log } = await setup(
+      { url, headers: SECRET_HEADERS, ca: await trustedCertificates(join(dir, 'cert.pem')) },
+      await startTestOrigin(),
+    );
     const first = BigInt(Math.floor(Date.now() / 1000));
     await feed(output, segmentEvents('v', first, 2));
     await output.flush();
     assert.deepEqual(recorder.seen, [], 'no cleartext request');
-    assert.ok(log.messages().some((m) => m.includes('refused the upload')) && log.lines.some((l) => JSON.stringify(l).includes('from https to http')), 'the refusal says why');
+    assert.ok(
+      log.messages().some((m) => m.includes('refused the upload')) &&
+        log.lines.some((l) => JSON.stringify(l).includes('from https to http')),
+      'the refusal says why',
+    );
   });
 
   it('follows a permanent redirect within the origin, with a warning', async () => {
@@ -101,7 +141,10 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
       res.writeHead(308, { Location: req.url.replace('/old/', '/live/') }).end();
       return true;
     };
-    const { output, log } = await setup({ url: new URL(`${origin.base}/old/live.mpd`), headers: SECRET_HEADERS }, origin);
+    const { output, log } = await setup(
+      { url: new URL(`${origin.base}/old/live.mpd`), headers: SECRET_HEADERS },
+      origin,
+    );
     const first = BigInt(Math.floor(Date.now() / 1000));
     await feed(output, segmentEvents('v', first, 2));
     await output.flush();
@@ -131,7 +174,9 @@ describe('push DELETEs', { timeout: 60_000 }, () => {
     }
     // Segments first..first+2 expired (see the DELETE test in push-output): wait for their fate.
     const expired = [0n, 1n, 2n].map((s) => `/live/v/${first + s}.m4s`);
-    const settled = () => expired.every((p) => origin.store.get(p.slice(1)) === undefined) || events.filter((e) => e.type === 'delete-given-up').length === expired.length;
+    const settled = () =>
+      expired.every((p) => origin.store.get(p.slice(1)) === undefined) ||
+      events.filter((e) => e.type === 'delete-given-up').length === expired.length;
     for (let i = 0; i < 200 && !settled(); i++) await sleep(50);
     await output.flush();
     return { origin, events, attempts: expired.map((p) => attempts.get(p) ?? 0), expired };
@@ -140,7 +185,8 @@ describe('push DELETEs', { timeout: 60_000 }, () => {
   it('retries a DELETE the origin answers with 503, with backoff, until it goes through', async () => {
     const { origin, attempts, expired, events } = await expireWith(2);
     assert.deepEqual(attempts, [3, 3, 3], 'two failures, then the DELETE that worked');
-    for (const path of expired) assert.equal(origin.store.get(path.slice(1)), undefined, `${path} is gone from the origin`);
+    for (const path of expired)
+      assert.equal(origin.store.get(path.slice(1)), undefined, `${path} is gone from the origin`);
     assert.equal(events.filter((e) => e.type === 'delete-given-up').length, 0);
   });
 
@@ -168,7 +214,9 @@ describe('push warnings during an outage', { timeout: 60_000 }, () => {
     down = false;
     await feeding;
     await output.flush();
-    const warnings = log.lines.filter((l) => l['level'] === 40 && l['msg'] === 'push: upload failed; it will be sent again');
+    const warnings = log.lines.filter(
+      (l) => l['level'] === 40 && l['msg'] === 'push: upload failed; it will be sent again',
+    );
     const attempts = log.lines.filter((l) => l['msg'] === 'push: upload failed; it will be sent again');
     assert.ok(attempts.length > 4, `${attempts.length} failed attempts in the outage`);
     assert.ok(warnings.length <= 2, `${warnings.length} warnings: ${warnings.map((w) => w['url']).join(', ')}`);
@@ -181,7 +229,8 @@ describe('a remote clock that disagrees', { timeout: 60_000 }, () => {
     // An origin that takes everything and whose clock is half a second ahead.
     const server = createServer((req, res) => {
       req.resume();
-      if (req.url === '/time') return void res.writeHead(200, { Server: 'appliance' }).end(new Date(Date.now() + 500).toISOString());
+      if (req.url === '/time')
+        return void res.writeHead(200, { Server: 'appliance' }).end(new Date(Date.now() + 500).toISOString());
       req.on('end', () => res.writeHead(201, { Server: 'appliance' }).end());
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -189,11 +238,19 @@ describe('a remote clock that disagrees', { timeout: 60_000 }, () => {
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/live/live.mpd`;
     // No local time daemon answers here (the test machine has neither chrony nor a running timesyncd).
-    const run = await startAppliance(process.execPath, ['start', '--profile', 'ultra-ll', '--duration', '3', '--output', url], { env: { ...process.env, APPLIANCE_PUSH_TOKEN: 't' }, timeout: 60_000 });
+    const run = await startAppliance(
+      process.execPath,
+      ['start', '--profile', 'ultra-ll', '--duration', '3', '--output', url],
+      { env: { ...process.env, APPLIANCE_PUSH_TOKEN: 't' }, timeout: 60_000 },
+    );
     const logs = logLines(String(run.stderr));
     const measured = logs.find((l) => String(l['msg']).includes('clock'));
-    if (measured && !String(measured['source']).startsWith('http')) return t.skip('a local time daemon answered here: the case needs a machine without one');
+    if (measured && !String(measured['source']).startsWith('http'))
+      return t.skip('a local time daemon answered here: the case needs a machine without one');
     assert.equal(run.exitCode, 0, String(run.stderr).slice(-1500));
-    assert.ok(logs.some((l) => l['level'] === 40 && String(l['msg']).startsWith("the origin's clock and this one disagree")), 'warned');
+    assert.ok(
+      logs.some((l) => l['level'] === 40 && String(l['msg']).startsWith("the origin's clock and this one disagree")),
+      'warned',
+    );
   });
 });

@@ -15,7 +15,22 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
   it('systemd/appliance.service is the unit install-service writes for /opt/appliance, and systemd-analyze verifies it', async () => {
     assert.equal(await readFile(join(ROOT, 'systemd', 'appliance.service'), 'utf8'), renderUnit(DEFAULT_UNIT));
     const unit = renderUnit(DEFAULT_UNIT);
-    for (const line of ['Type=notify', 'NotifyAccess=all', 'Restart=always', 'RestartPreventExitStatus=2', 'KillMode=mixed', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'ProtectProc=invisible', 'NoNewPrivileges=yes', 'SupplementaryGroups=video audio', 'DevicePolicy=closed', 'StateDirectory=appliance', 'ConfigurationDirectory=appliance']) {
+    for (const line of [
+      'Type=notify',
+      'NotifyAccess=all',
+      'Restart=always',
+      'RestartPreventExitStatus=2',
+      'KillMode=mixed',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'ProtectProc=invisible',
+      'NoNewPrivileges=yes',
+      'SupplementaryGroups=video audio',
+      'DevicePolicy=closed',
+      'StateDirectory=appliance',
+      'ConfigurationDirectory=appliance',
+    ]) {
       assert.ok(unit.split('\n').includes(line), line);
     }
     assert.ok(!/^MemoryDenyWriteExecute/m.test(unit), 'V8 needs writable executable memory');
@@ -24,11 +39,18 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
     assert.match(unit, /^EnvironmentFile=-\/etc\/appliance\/secrets\.env$/m);
   });
 
-  it('install-service writes the unit with this install\'s absolute paths (verified), a starter configuration and secrets file, and keeps an existing configuration', async () => {
+  it("install-service writes the unit with this install's absolute paths (verified), a starter configuration and secrets file, and keeps an existing configuration", async () => {
     const dir = await scratch();
     const config = join(dir, 'etc', 'appliance.yaml');
     await writeFile(join(dir, 'keep.yaml'), 'source: test\n');
-    const run = await startAppliance(process.execPath, ['install-service', '--unit-dir', join(dir, 'units'), '--config', config, '--no-user']);
+    const run = await startAppliance(process.execPath, [
+      'install-service',
+      '--unit-dir',
+      join(dir, 'units'),
+      '--config',
+      config,
+      '--no-user',
+    ]);
     assert.equal(run.exitCode, 0, String(run.stderr));
     const unitFile = join(dir, 'units', 'appliance.service');
     const unit = await readFile(unitFile, 'utf8');
@@ -45,7 +67,14 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
     // The starter configuration is one "appliance start" takes.
     const dry = await startAppliance(process.execPath, ['start', '--config', config, '--source', 'test', '--dry-run']);
     assert.equal(dry.exitCode, 0, String(dry.stderr));
-    const again = await startAppliance(process.execPath, ['install-service', '--unit-dir', join(dir, 'units'), '--config', join(dir, 'keep.yaml'), '--no-user']);
+    const again = await startAppliance(process.execPath, [
+      'install-service',
+      '--unit-dir',
+      join(dir, 'units'),
+      '--config',
+      join(dir, 'keep.yaml'),
+      '--no-user',
+    ]);
     assert.equal(again.exitCode, 0);
     assert.equal(await readFile(join(dir, 'keep.yaml'), 'utf8'), 'source: test\n', 'an existing configuration is kept');
   });
@@ -61,19 +90,40 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
     assert.equal(missing.exitCode, 2);
     assert.match(String(missing.stderr), /--config .*nope\.yaml: cannot read it \(no such file\)/);
     await writeFile(config, 'source: test\noutput: /nowhere\nmetrics: 127.0.0.1:9464\nsegdur: 2\ncdur: 0.5\n');
-    const dry = await startAppliance(process.execPath, ['start', '--config', config, '--output', join(dir, 'out', 'live.mpd'), '--dry-run']);
+    const dry = await startAppliance(process.execPath, [
+      'start',
+      '--config',
+      config,
+      '--output',
+      join(dir, 'out', 'live.mpd'),
+      '--dry-run',
+    ]);
     assert.equal(dry.exitCode, 0, String(dry.stderr));
     assert.match(String(dry.stdout), /segdur: 2/);
-    assert.match(String(dry.stdout), new RegExp(join(dir, 'out').replace(/\//g, '\\/')), 'the command line\'s output wins');
+    assert.match(
+      String(dry.stdout),
+      new RegExp(join(dir, 'out').replace(/\//g, '\\/')),
+      "the command line's output wins",
+    );
   });
 
   it('check is red on an ffmpeg without libx264 and on an origin that cannot be reached, green on this machine', async () => {
     const dir = await scratch();
     const fake = join(dir, 'ffmpeg');
     // The real ffmpeg, except that its encoder list lacks libx264.
-    await writeFile(fake, `#!/bin/sh\nif [ "$1" = "-hide_banner" ] && [ "$2" = "-encoders" ]; then ffmpeg "$@" | grep -v libx264; exit 0; fi\nexec ffmpeg "$@"\n`);
+    await writeFile(
+      fake,
+      `#!/bin/sh\nif [ "$1" = "-hide_banner" ] && [ "$2" = "-encoders" ]; then ffmpeg "$@" | grep -v libx264; exit 0; fi\nexec ffmpeg "$@"\n`,
+    );
     await chmod(fake, 0o755);
-    const red = await startAppliance(process.execPath, ['check', '--ffmpeg', fake, '--output', 'http://127.0.0.1:9/live/live.mpd', '--no-cpu']);
+    const red = await startAppliance(process.execPath, [
+      'check',
+      '--ffmpeg',
+      fake,
+      '--output',
+      'http://127.0.0.1:9/live/live.mpd',
+      '--no-cpu',
+    ]);
     assert.equal(red.exitCode, 1, String(red.stdout) + String(red.stderr));
     assert.match(String(red.stdout), /✗ ffmpeg encoders: missing libx264/);
     assert.match(String(red.stdout), /http:\/\/127\.0\.0\.1:9\/live\/live\.mpd\n {2}✗ not reachable/);
@@ -82,19 +132,42 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
     assert.equal(green.exitCode, 0, String(green.stdout));
     const report = JSON.parse(String(green.stdout)) as { ok: boolean; findings: { check: string; verdict: string }[] };
     assert.equal(report.ok, true);
-    assert.deepEqual(report.findings.map((f) => f.check), ['ffmpeg', 'ffmpeg encoders', 'clock', 'cpu']);
+    assert.deepEqual(
+      report.findings.map((f) => f.check),
+      ['ffmpeg', 'ffmpeg encoders', 'clock', 'cpu'],
+    );
     assert.notEqual(report.findings.find((f) => f.check === 'cpu')!.verdict, 'fail');
   });
 
   it('a secret in a URL ffmpeg prints is redacted in the log and in the error report', async () => {
     let logged = '';
-    const logger = pino({ level: 'debug' }, { write: (line: string) => void (logged += line) });
-    const plan = { args: ['-hide_banner', '-loglevel', 'level+info', '-i', 'http://operator:hunter2-secret@127.0.0.1:9/feed.ts?token=tok3n-secret', '-f', 'null', '-'], tracks: [], progressFd: 1 };
+    const logger = pino(
+      { level: 'debug' },
+      {
+        write: (line: string) => {
+          logged += line;
+        },
+      },
+    );
+    const plan = {
+      args: [
+        '-hide_banner',
+        '-loglevel',
+        'level+info',
+        '-i',
+        'http://operator:hunter2-secret@127.0.0.1:9/feed.ts?token=tok3n-secret',
+        '-f',
+        'null',
+        '-',
+      ],
+      tracks: [],
+      progressFd: 1,
+    };
     const encoder = startEncoder({ ffmpegPath: 'ffmpeg', plan: plan as never, logger });
     const exit = await encoder.exited;
     assert.notEqual(exit.code, 0);
     assert.match(logged, /operator:\[redacted\]@127\.0\.0\.1/);
-    assert.match(logged, /"level":50/, 'ffmpeg\'s error logged as an error');
+    assert.match(logged, /"level":50/, "ffmpeg's error logged as an error");
     for (const text of [logged, exit.stderrTail.join('\n')]) {
       assert.ok(!text.includes('hunter2') && !text.includes('tok3n'), text);
     }

@@ -14,7 +14,22 @@ const QUIET_SAMPLES = 24_000;
 
 /** Media times (s) of the white frames of a video track. */
 async function flashTimes(file: string): Promise<number[]> {
-  const { stdout } = await execa('ffprobe', ['-v', 'error', '-f', 'lavfi', '-i', `movie=${file},signalstats`, '-show_entries', 'frame=pts_time:frame_tags=lavfi.signalstats.YAVG', '-of', 'csv=p=0'], { maxBuffer: 1 << 28 });
+  const { stdout } = await execa(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `movie=${file},signalstats`,
+      '-show_entries',
+      'frame=pts_time:frame_tags=lavfi.signalstats.YAVG',
+      '-of',
+      'csv=p=0',
+    ],
+    { maxBuffer: 1 << 28 },
+  );
   return stdout
     .split('\n')
     .map((line) => line.split(',').map(Number))
@@ -24,9 +39,24 @@ async function flashTimes(file: string): Promise<number[]> {
 
 /** Media times (s) of the beep onsets of an audio track: the first packet's time plus samples decoded. */
 async function beepTimes(file: string, samplerate: number): Promise<number[]> {
-  const { stdout: first } = await execa('ffprobe', ['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0', '-read_intervals', '%+#1', file]);
+  const { stdout: first } = await execa('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'a:0',
+    '-show_entries',
+    'packet=pts',
+    '-of',
+    'csv=p=0',
+    '-read_intervals',
+    '%+#1',
+    file,
+  ]);
   const firstTick = Number(first.trim().split('\n')[0]);
-  const { stdout } = await execa('ffmpeg', ['-v', 'error', '-i', file, '-ac', '1', '-f', 's16le', '-'], { encoding: 'buffer', maxBuffer: 1 << 28 });
+  const { stdout } = await execa('ffmpeg', ['-v', 'error', '-i', file, '-ac', '1', '-f', 's16le', '-'], {
+    encoding: 'buffer',
+    maxBuffer: 1 << 28,
+  });
   const pcm = new Int16Array(stdout.buffer, stdout.byteOffset, Math.floor(stdout.byteLength / 2));
   const onsets: number[] = [];
   let quiet = 0;
@@ -63,7 +93,11 @@ export async function measureAvSync(dir: string, videoTrack: string, samplerate 
       const nearest = flashes.reduce((best, f) => (Math.abs(f - b) < Math.abs(best - b) ? f : best), Infinity);
       return Math.abs(nearest - b) < 0.5 ? [ms(b - nearest)] : [];
     });
-    return { offsetsMs, flashErrorsMs: flashes.map((f) => ms(f - Math.round(f))), beepErrorsMs: beeps.map((b) => ms(b - Math.round(b))) };
+    return {
+      offsetsMs,
+      flashErrorsMs: flashes.map((f) => ms(f - Math.round(f))),
+      beepErrorsMs: beeps.map((b) => ms(b - Math.round(b))),
+    };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

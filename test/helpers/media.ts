@@ -16,7 +16,9 @@ export interface TrackReport {
 /** Segment numbers present in a track's directory, in order. */
 export async function segmentNumbers(dir: string, track: string): Promise<bigint[]> {
   const names = await readdir(join(dir, track));
-  return names.flatMap((n) => (/^\d+\.m4s$/.test(n) ? [BigInt(n.slice(0, -4))] : [])).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return names
+    .flatMap((n) => (/^\d+\.m4s$/.test(n) ? [BigInt(n.slice(0, -4))] : []))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** A track as written by the directory output: its init segment, then every segment in order. */

@@ -15,7 +15,21 @@ export async function readBurntInClock(track: Uint8Array, index: number, height:
   try {
     await writeFile(file, track);
     const crop = `crop=${Math.round(720 * s)}:${Math.round(112 * s)}:${Math.round(24 * s)}:${Math.round(16 * s)}`;
-    await execa('ffmpeg', ['-v', 'error', '-y', '-copyts', '-i', file, '-vf', `select=eq(n\\,${index}),${crop},scale=360:56,format=gray,negate`, '-frames:v', '1', '-fps_mode', 'passthrough', png]);
+    await execa('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-copyts',
+      '-i',
+      file,
+      '-vf',
+      `select=eq(n\\,${index}),${crop},scale=360:56,format=gray,negate`,
+      '-frames:v',
+      '1',
+      '-fps_mode',
+      'passthrough',
+      png,
+    ]);
     const { stdout } = await execa('tesseract', [png, '-', '--psm', '7', '-c', 'tessedit_char_whitelist=0123456789:.']);
     return stdout.trim();
   } finally {

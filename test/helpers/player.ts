@@ -9,7 +9,16 @@ export const HLS_JS = require.resolve('hls.js');
 /** Debian's Chromium, installed by .ci/run; never a downloaded browser. */
 export const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
 // As root, without the network: no sandbox, and nothing that phones home.
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
 
 export type PlayerKind = 'dash.js' | 'hls.js';
 
@@ -110,25 +119,47 @@ const median = (values: number[]) => {
 };
 
 /** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` and watches it for `seconds`. */
-export async function watchPlayer(browser: Browser, options: { kind: PlayerKind; pageUrl?: string; url: string; seconds: number; maxHeight?: number; width?: number; settle?: number; onSecond?: (page: Page) => Promise<void> }): Promise<PlayerReport> {
+export async function watchPlayer(
+  browser: Browser,
+  options: {
+    kind: PlayerKind;
+    pageUrl?: string;
+    url: string;
+    seconds: number;
+    maxHeight?: number;
+    width?: number;
+    settle?: number;
+    onSecond?: (page: Page) => Promise<void>;
+  },
+): Promise<PlayerReport> {
   const width = options.width ?? 640;
-  const page = await browser.newPage({ viewport: { width: Math.max(800, width), height: Math.max(600, Math.ceil((width * 9) / 16)) } });
+  const page = await browser.newPage({
+    viewport: { width: Math.max(800, width), height: Math.max(600, Math.ceil((width * 9) / 16)) },
+  });
   try {
     const consoleErrors: string[] = [];
     page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
     const failedRequests: string[] = [];
-    page.on('response', (response) => response.status() >= 400 && failedRequests.push(`${response.status()} ${new URL(response.url()).pathname}`));
+    page.on(
+      'response',
+      (response) =>
+        response.status() >= 400 && failedRequests.push(`${response.status()} ${new URL(response.url()).pathname}`),
+    );
     // The origin's clock by default: a page of that origin that starts no player of its own.
     await page.goto(options.pageUrl ?? new URL('/time', options.url).href);
     await page.addScriptTag({ path: options.kind === 'dash.js' ? DASH_JS : HLS_JS });
-    await page.evaluate(`(${START_PLAYER})(${JSON.stringify({ kind: options.kind, url: options.url, maxHeight: options.maxHeight ?? 720, width })})`);
+    await page.evaluate(
+      `(${START_PLAYER})(${JSON.stringify({ kind: options.kind, url: options.url, maxHeight: options.maxHeight ?? 720, width })})`,
+    );
     const samples: PlayerSample[] = [];
     for (let i = 0; i < options.seconds; i++) {
       await sleep(1000);
       samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
       await options.onSecond?.(page);
     }
-    const metrics = (await page.evaluate('({ ...window.metrics, waitingMs: window.metrics.waitingMs + (window.metrics.waitingSince === undefined ? 0 : performance.now() - window.metrics.waitingSince) })')) as Omit<PlayerReport, 'samples'>;
+    const metrics = (await page.evaluate(
+      '({ ...window.metrics, waitingMs: window.metrics.waitingMs + (window.metrics.waitingSince === undefined ? 0 : performance.now() - window.metrics.waitingSince) })',
+    )) as Omit<PlayerReport, 'samples'>;
     const playing = samples.filter((s) => s.currentTime > 0);
     const settled = playing.slice(options.settle ?? 5);
     return {
@@ -139,7 +170,10 @@ export async function watchPlayer(browser: Browser, options: { kind: PlayerKind;
       medianLatency: median(settled.map((s) => s.latency)),
       medianWallClockLatency: median(settled.map((s) => s.wallClockLatency)),
       droppedFrames: samples.at(-1)?.dropped ?? 0,
-      advance: playing.length > 1 ? (playing.at(-1)!.currentTime - playing[0]!.currentTime) / ((playing.at(-1)!.at - playing[0]!.at) / 1000) : 0,
+      advance:
+        playing.length > 1
+          ? (playing.at(-1)!.currentTime - playing[0]!.currentTime) / ((playing.at(-1)!.at - playing[0]!.at) / 1000)
+          : 0,
     };
   } finally {
     await page.close();

@@ -44,9 +44,17 @@ const now = () => performance.timeOrigin + performance.now();
  * The project's origin, in this process, with every upload recorded as it arrives: what the
  * push tests judge the appliance by ("measured at the origin, not at write()").
  */
-export async function startTestOrigin(options: { token?: string; tsb?: number; port?: number } = {}): Promise<TestOrigin> {
+export async function startTestOrigin(
+  options: { token?: string; tsb?: number; port?: number } = {},
+): Promise<TestOrigin> {
   const store = new ObjectStore({ timeShiftBufferDepth: options.tsb ?? 60, holdMs: 1000 });
-  const server: Server = createOriginServer({ store, ingestToken: options.token ?? 'test-token', maxBodyBytes: 64_000_000, logger: pino({ level: 'silent' }), index: () => '' });
+  const server: Server = createOriginServer({
+    store,
+    ingestToken: options.token ?? 'test-token',
+    maxBodyBytes: 64_000_000,
+    logger: pino({ level: 'silent' }),
+    index: () => '',
+  });
   const handler = server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
   server.removeAllListeners('request');
   const timescales = new Map<string, number>();
@@ -82,7 +90,17 @@ export async function startTestOrigin(options: { token?: string; tsb?: number; p
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!.slice(1);
-    const record: UploadRecord = { method: req.method ?? '', path, headers: req.headers, startedAt: now(), endedAt: undefined, status: undefined, bytes: 0, pieces: [], chunks: [] };
+    const record: UploadRecord = {
+      method: req.method ?? '',
+      path,
+      headers: req.headers,
+      startedAt: now(),
+      endedAt: undefined,
+      status: undefined,
+      bytes: 0,
+      pieces: [],
+      chunks: [],
+    };
     if (req.method === 'PUT' || req.method === 'POST') {
       origin.uploads.push(record);
       const splitter = new TopLevelBoxSplitter();
@@ -137,10 +155,13 @@ export function recordPlaylistLag(origin: TestOrigin, playlistPath: string): () 
   const directory = playlistPath.slice(0, playlistPath.lastIndexOf('/') + 1);
   origin.store.watch(playlistPath, () => {
     const object = origin.store.get(playlistPath);
-    if (!object || object.state !== 'complete' || seen.has(object)) return;
+    if (object?.state !== 'complete' || seen.has(object)) return;
     seen.add(object);
     const text = Buffer.concat(object.chunks).toString('utf8');
-    const parts = [...text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"/g)].map((m) => ({ uri: directory + m[1]!, end: Number(m[2]) + Number(m[3]) }));
+    const parts = [...text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"/g)].map((m) => ({
+      uri: directory + m[1]!,
+      end: Number(m[2]) + Number(m[3]),
+    }));
     versions.push({ at: now(), parts });
   });
   const arrival = (path: string, end: number) => {

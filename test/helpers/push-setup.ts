@@ -12,7 +12,13 @@ import { startTestOrigin, type TestOrigin } from './push-origin.ts';
 export const cleanups: (() => Promise<unknown>)[] = [];
 export const runCleanups = () => Promise.all(cleanups.splice(0).map((c) => c()));
 
-export const info = { trackId: 1, timescale: 1000, handler: 'vide', sampleEntry: 'avc1', defaults: { duration: 0, size: 0, flags: 0 } };
+export const info = {
+  trackId: 1,
+  timescale: 1000,
+  handler: 'vide',
+  sampleEntry: 'avc1',
+  defaults: { duration: 0, size: 0, flags: 0 },
+};
 export const CHUNKS = 10;
 
 /**
@@ -27,7 +33,20 @@ export function segmentEvents(track: string, first: bigint, segments: number): P
   for (let s = first; s < first + BigInt(segments); s++) {
     for (let part = 0; part < CHUNKS; part++) {
       const bytes = new Uint8Array(1000).fill(fillOf(s, part));
-      events.push({ type: 'chunk', track, segment: s, part, parts: [bytes.subarray(0, 400), bytes.subarray(400)], byteLength: 1000, independent: part === 0, decodeTime: s * 1000n + BigInt(part * 100), duration: 100, timescale: 1000, segmentComplete: part === CHUNKS - 1, slate: false } satisfies ChunkEvent);
+      events.push({
+        type: 'chunk',
+        track,
+        segment: s,
+        part,
+        parts: [bytes.subarray(0, 400), bytes.subarray(400)],
+        byteLength: 1000,
+        independent: part === 0,
+        decodeTime: s * 1000n + BigInt(part * 100),
+        duration: 100,
+        timescale: 1000,
+        segmentComplete: part === CHUNKS - 1,
+        slate: false,
+      } satisfies ChunkEvent);
     }
     events.push({ type: 'segmentEnd', track, segment: s, last: false });
   }
@@ -42,7 +61,10 @@ export const expectedHash = (segment: bigint) => {
 
 export function logCollector() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines, messages: () => lines.map((l) => String(l['msg'])) };
 }
 
@@ -91,4 +113,3 @@ export async function feed(output: HttpPushOutput, events: PackagerEvent[], pace
     if (paced && event.type === 'chunk') await sleep(100);
   }
 }
-

@@ -22,7 +22,7 @@ export async function systemNode(): Promise<string> {
       // not here
     }
   }
-  throw new Error('no system node on PATH: the launcher test needs the machine\'s own Node');
+  throw new Error("no system node on PATH: the launcher test needs the machine's own Node");
 }
 
 /**
@@ -42,7 +42,11 @@ export async function runAppliance(args: string[], options: Options = {}) {
  * a crash of the test runner), once it listens: the process, its base URL (no trailing slash) and
  * its log so far.
  */
-export async function startApplianceOrigin(args: string[], env: Record<string, string>, timeout = 300_000): Promise<{ child: ResultPromise; base: string; log: () => string }> {
+export async function startApplianceOrigin(
+  args: string[],
+  env: Record<string, string>,
+  timeout = 300_000,
+): Promise<{ child: ResultPromise; base: string; log: () => string }> {
   const child = startAppliance(await systemNode(), ['origin', ...args], { env, timeout });
   let log = '';
   child.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
@@ -67,7 +71,12 @@ export function logLines(stderr: string): Record<string, unknown>[] {
 }
 
 /** Waits (up to `timeoutMs`) for the running appliance to log `msg` and returns that line's `field`. */
-export async function waitForLogField(child: ResultPromise, msg: string, field: string, timeoutMs = 10_000): Promise<string | undefined> {
+export async function waitForLogField(
+  child: ResultPromise,
+  msg: string,
+  field: string,
+  timeoutMs = 10_000,
+): Promise<string | undefined> {
   let log = '';
   const collect = (piece: Buffer) => (log += piece.toString());
   child.stderr?.on('data', collect);

@@ -19,11 +19,30 @@ export async function probeSegment(dir: string, track: string, segment: bigint):
   const scratch = await mkdtemp(join(tmpdir(), 'appliance-probe-'));
   const file = join(scratch, 'segment.mp4');
   try {
-    await writeFile(file, Buffer.concat([await readFile(join(dir, track, 'init.mp4')), await readFile(join(dir, track, `${segment}.m4s`))]));
-    const { stdout } = await execa('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'packet=pts_time,duration_time,flags:stream=nb_read_frames', '-of', 'json', file]);
-    const json = JSON.parse(stdout) as { packets: { pts_time: string; duration_time: string; flags: string }[]; streams: { nb_read_frames: string }[] };
+    await writeFile(
+      file,
+      Buffer.concat([await readFile(join(dir, track, 'init.mp4')), await readFile(join(dir, track, `${segment}.m4s`))]),
+    );
+    const { stdout } = await execa('ffprobe', [
+      '-v',
+      'error',
+      '-count_frames',
+      '-show_entries',
+      'packet=pts_time,duration_time,flags:stream=nb_read_frames',
+      '-of',
+      'json',
+      file,
+    ]);
+    const json = JSON.parse(stdout) as {
+      packets: { pts_time: string; duration_time: string; flags: string }[];
+      streams: { nb_read_frames: string }[];
+    };
     return {
-      packets: json.packets.map((p) => ({ pts: Number(p.pts_time), duration: Number(p.duration_time), key: p.flags.startsWith('K') })),
+      packets: json.packets.map((p) => ({
+        pts: Number(p.pts_time),
+        duration: Number(p.duration_time),
+        key: p.flags.startsWith('K'),
+      })),
       decodedFrames: Number(json.streams[0]?.nb_read_frames ?? 0),
     };
   } finally {
@@ -36,8 +55,14 @@ export async function segmentLayout(dir: string, track: string, segment: bigint)
   const bytes = new Uint8Array(await readFile(join(dir, track, `${segment}.m4s`)));
   const top = [...childBoxes(bytes)];
   const styp = top[0]?.type === 'styp' ? top[0] : undefined;
-  const brands = styp ? Array.from({ length: (styp.payload.length - 8) / 4 }, (_, i) => new TextDecoder().decode(styp.payload.subarray(8 + 4 * i, 12 + 4 * i))) : [];
-  const chunkTimes = top.filter((b) => b.type === 'moof').map((b) => parseMoof(b.payload, new Map()).tracks[0]!.baseDecodeTime);
+  const brands = styp
+    ? Array.from({ length: (styp.payload.length - 8) / 4 }, (_, i) =>
+        new TextDecoder().decode(styp.payload.subarray(8 + 4 * i, 12 + 4 * i)),
+      )
+    : [];
+  const chunkTimes = top
+    .filter((b) => b.type === 'moof')
+    .map((b) => parseMoof(b.payload, new Map()).tracks[0]!.baseDecodeTime);
   return { types: top.map((b) => b.type), brands, chunkTimes, prfts: top.filter((b) => b.type === 'prft').length };
 }
 
@@ -48,7 +73,11 @@ export async function segmentLayout(dir: string, track: string, segment: bigint)
  * lasts segdur ± one frame, holds `segdur / cdur` chunks each with tfdt and prft behind a CMAF styp,
  * and only the last carries lmsg.
  */
-export async function assertSegmentsConform(dir: string, track: string, options: { segdur: number; cdur: number; minSegments: number; ended: boolean }): Promise<void> {
+export async function assertSegmentsConform(
+  dir: string,
+  track: string,
+  options: { segdur: number; cdur: number; minSegments: number; ended: boolean },
+): Promise<void> {
   const numbers = await segmentNumbers(dir, track);
   assert.ok(numbers.length >= options.minSegments, `${track}: ${numbers.length} segments`);
   const frame = track === 'audio' ? 1024 / 48000 : 1 / 30;
@@ -57,7 +86,10 @@ export async function assertSegmentsConform(dir: string, track: string, options:
     const first = probed.packets[0]!;
     assert.equal(probed.decodedFrames, probed.packets.length, `${track}/${n}: every frame decodes`);
     assert.ok(first.key, `${track}/${n}: starts on a keyframe`);
-    assert.ok(Math.abs(first.pts - Number(n) * options.segdur) <= (track === 'audio' ? frame / 2 : 0) + 1e-6, `${track}/${n}: starts at ${first.pts}`);
+    assert.ok(
+      Math.abs(first.pts - Number(n) * options.segdur) <= (track === 'audio' ? frame / 2 : 0) + 1e-6,
+      `${track}/${n}: starts at ${first.pts}`,
+    );
     // ffprobe leaves the first AAC packet's duration out; the span from first start to last end is exact.
     const last = probed.packets.at(-1)!;
     const duration = last.pts + last.duration - first.pts;
@@ -65,10 +97,20 @@ export async function assertSegmentsConform(dir: string, track: string, options:
     const layout = await segmentLayout(dir, track, n);
     const chunks = Math.round(options.segdur / options.cdur);
     assert.equal(layout.types[0], 'styp', `${track}/${n}`);
-    assert.ok(layout.brands.includes('cmfs') && layout.brands.includes('cmfc'), `${track}/${n}: brands ${layout.brands}`);
-    assert.equal(layout.brands.includes('lmsg'), options.ended && n === numbers.at(-1), `${track}/${n}: lmsg only on the last segment`);
+    assert.ok(
+      layout.brands.includes('cmfs') && layout.brands.includes('cmfc'),
+      `${track}/${n}: brands ${layout.brands}`,
+    );
+    assert.equal(
+      layout.brands.includes('lmsg'),
+      options.ended && n === numbers.at(-1),
+      `${track}/${n}: lmsg only on the last segment`,
+    );
     assert.equal(layout.chunkTimes.length, chunks, `${track}/${n}: chunks`);
     assert.equal(layout.prfts, chunks, `${track}/${n}: prft per chunk`);
-    assert.ok(layout.chunkTimes.every((t, i) => i === 0 || t > layout.chunkTimes[i - 1]!), `${track}/${n}: tfdt increases chunk by chunk`);
+    assert.ok(
+      layout.chunkTimes.every((t, i) => i === 0 || t > layout.chunkTimes[i - 1]!),
+      `${track}/${n}: tfdt increases chunk by chunk`,
+    );
   }
 }

@@ -63,7 +63,14 @@ export interface KillUnderPlayer {
  */
 export async function killUnderPlayer(
   browser: Browser,
-  options: { kind: PlayerKind; url: string; seconds: number; killAtSecond: number; kill: () => void; everySecondAfter?: () => Promise<void> },
+  options: {
+    kind: PlayerKind;
+    url: string;
+    seconds: number;
+    killAtSecond: number;
+    kill: () => void;
+    everySecondAfter?: () => Promise<void>;
+  },
 ): Promise<KillUnderPlayer> {
   let killedAt = 0;
   let second = 0;

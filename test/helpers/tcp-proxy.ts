@@ -12,7 +12,10 @@ export interface TcpProxy {
  * (a path with twice that RTT) or lets the client's bytes through at only `bytesPerMs` (a slow
  * origin; the client is paused meanwhile, so backpressure reaches it as it would over a real link).
  */
-export async function startTcpProxy(targetPort: number, options: { delayMs?: number; bytesPerMs?: number; adjustable?: boolean }): Promise<TcpProxy> {
+export async function startTcpProxy(
+  targetPort: number,
+  options: { delayMs?: number; bytesPerMs?: number; adjustable?: boolean },
+): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {

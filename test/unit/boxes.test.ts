@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { BoxFormatError, childBoxes, findBox, joined, readBoxHeader, sliceViews, TopLevelBoxSplitter } from '../../src/packager/boxes.ts';
+import {
+  BoxFormatError,
+  childBoxes,
+  findBox,
+  joined,
+  readBoxHeader,
+  sliceViews,
+  TopLevelBoxSplitter,
+} from '../../src/packager/boxes.ts';
 import { codecString, Fmp4StreamReader, parseMoof, readFmp4, type Fmp4Event } from '../../src/packager/fmp4.ts';
 
 const fixture = new Uint8Array(await readFile(new URL('../fixtures/media/epoch-64x64-2s.mp4', import.meta.url)));
@@ -13,7 +21,10 @@ function box(type: string, ...parts: Uint8Array[]): Uint8Array {
   new DataView(out.buffer).setUint32(0, size);
   out.set(new TextEncoder().encode(type), 4);
   let at = 8;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
@@ -29,7 +40,9 @@ function box64(type: string, payload: Uint8Array): Uint8Array {
 
 const u32 = (...values: number[]) => {
   const out = new Uint8Array(values.length * 4);
-  values.forEach((v, i) => new DataView(out.buffer).setUint32(i * 4, v));
+  values.forEach((v, i) => {
+    new DataView(out.buffer).setUint32(i * 4, v);
+  });
   return out;
 };
 
@@ -60,7 +73,12 @@ describe('box headers', () => {
     const tfdt = new Uint8Array(12);
     tfdt[0] = 1; // version 1: 64-bit baseMediaDecodeTime
     new DataView(tfdt.buffer).setBigUint64(4, big);
-    const traf = box('traf', box('tfhd', u32(0x02_0008, 1, 1000)), box('tfdt', tfdt), box('trun', u32(0x000200, 2, 10, 20)));
+    const traf = box(
+      'traf',
+      box('tfhd', u32(0x02_0008, 1, 1000)),
+      box('tfdt', tfdt),
+      box('trun', u32(0x000200, 2, 10, 20)),
+    );
     const fragment = parseMoof(new Uint8Array([...box('mfhd', u32(0, 7)), ...traf]), new Map());
     assert.equal(fragment.sequenceNumber, 7);
     const [first, second] = fragment.tracks[0]!.samples;
@@ -80,7 +98,9 @@ describe('fragmented MP4 from ffmpeg', () => {
     assert.equal(fragments.length, 20);
     const samples = fragments.flatMap((f) => f.tracks[0]!.samples);
     assert.equal(samples.length, 60);
-    samples.forEach((s, i) => assert.equal(s.decodeTime, EPOCH_SECOND * 90000n + BigInt(i) * 3000n));
+    samples.forEach((s, i) => {
+      assert.equal(s.decodeTime, EPOCH_SECOND * 90000n + BigInt(i) * 3000n);
+    });
     assert.deepEqual(
       samples.filter((s) => s.sync).map((s) => s.decodeTime),
       [EPOCH_SECOND * 90000n, (EPOCH_SECOND + 1n) * 90000n],
@@ -101,7 +121,10 @@ describe('fragmented MP4 from ffmpeg', () => {
   it('the splitter returns every box as views of the pieces it arrived in, never a copy', () => {
     const splitter = new TopLevelBoxSplitter();
     const boxes = splitter.push(fixture);
-    assert.deepEqual(boxes.slice(0, 3).map((b) => b.type), ['ftyp', 'moov', 'moof']);
+    assert.deepEqual(
+      boxes.slice(0, 3).map((b) => b.type),
+      ['ftyp', 'moov', 'moof'],
+    );
     assert.ok(boxes.every((b) => b.pieces.length === 1 && b.pieces[0]!.buffer === fixture.buffer));
     assert.equal(splitter.position, fixture.length);
     assert.equal(splitter.buffered, 0);
@@ -116,9 +139,15 @@ describe('fragmented MP4 from ffmpeg', () => {
     }
     const spanning = out.find((b) => b.pieces.length > 1)!;
     assert.ok(spanning, 'some box spans pieces');
-    assert.ok(spanning.pieces.every((v) => pieces.some((p) => p.buffer === v.buffer)), 'views of the input pieces');
+    assert.ok(
+      spanning.pieces.every((v) => pieces.some((p) => p.buffer === v.buffer)),
+      'views of the input pieces',
+    );
     assert.deepEqual(joined(spanning), fixture.subarray(spanning.offset, spanning.offset + spanning.size));
-    assert.deepEqual(out.map((b) => [b.type, b.offset, b.size]), boxes.map((b) => [b.type, b.offset, b.size]));
+    assert.deepEqual(
+      out.map((b) => [b.type, b.offset, b.size]),
+      boxes.map((b) => [b.type, b.offset, b.size]),
+    );
     assert.ok(findBox(fixture, ['moov', 'trak', 'mdia', 'mdhd']));
   });
 
@@ -126,7 +155,10 @@ describe('fragmented MP4 from ffmpeg', () => {
     const splitter = new TopLevelBoxSplitter();
     assert.deepEqual(splitter.push(fixture.subarray(0, 3)), []);
     assert.deepEqual(splitter.push(fixture.subarray(3, 9)), []);
-    assert.deepEqual(splitter.push(fixture.subarray(9, 40)).map((b) => b.type), ['ftyp']);
+    assert.deepEqual(
+      splitter.push(fixture.subarray(9, 40)).map((b) => b.type),
+      ['ftyp'],
+    );
   });
 
   it('sliceViews takes a range across pieces without copying', () => {
@@ -134,8 +166,14 @@ describe('fragmented MP4 from ffmpeg', () => {
     const b = Uint8Array.of(4, 5);
     const c = Uint8Array.of(6, 7, 8);
     const views = sliceViews([a, b, c], 2, 5);
-    assert.deepEqual(views.map((v) => [...v]), [[3], [4, 5], [6, 7]]);
-    assert.deepEqual(views.map((v) => v.buffer), [a.buffer, b.buffer, c.buffer]);
+    assert.deepEqual(
+      views.map((v) => [...v]),
+      [[3], [4, 5], [6, 7]],
+    );
+    assert.deepEqual(
+      views.map((v) => v.buffer),
+      [a.buffer, b.buffer, c.buffer],
+    );
     assert.throws(() => sliceViews([a, b], 4, 5), /runs past its box/);
   });
 });

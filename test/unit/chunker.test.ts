@@ -6,7 +6,8 @@ import { box, mdatHeader, moof } from '../../src/packager/box-writer.ts';
 import { TrackChunker, type ChunkEvent, type PackagerEvent } from '../../src/packager/chunker.ts';
 import { parseMoof, readFmp4 } from '../../src/packager/fmp4.ts';
 
-const fixture = async (name: string) => new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
+const fixture = async (name: string) =>
+  new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
 const recordedVideo = await fixture('recorded-video-320x180-4s.mp4');
 const recordedAudio = await fixture('recorded-audio-4s.mp4');
 const EPOCH = 1_795_219_794n;
@@ -16,7 +17,10 @@ const chunks = (events: PackagerEvent[]) => events.filter((e): e is ChunkEvent =
 const concat = (parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 };
 
@@ -28,8 +32,14 @@ function reread(chunk: ChunkEvent) {
   const moofBox = top.find((b) => b.type === 'moof')!;
   const mdat = top.find((b) => b.type === 'mdat')!;
   const fragment = parseMoof(moofBox.payload, new Map());
-  const samples = fragment.tracks[0]!.samples.map((s) => ({ ...s, data: bytes.subarray(moofBox.offset + s.dataOffset, moofBox.offset + s.dataOffset + s.size) }));
-  assert.ok(samples.every((s) => s.data.byteOffset + s.size <= mdat.bytes.byteOffset + mdat.size), 'trun data offset points into the mdat');
+  const samples = fragment.tracks[0]!.samples.map((s) => ({
+    ...s,
+    data: bytes.subarray(moofBox.offset + s.dataOffset, moofBox.offset + s.dataOffset + s.size),
+  }));
+  assert.ok(
+    samples.every((s) => s.data.byteOffset + s.size <= mdat.bytes.byteOffset + mdat.size),
+    'trun data offset points into the mdat',
+  );
   return { types: top.map((b) => b.type), fragment, samples, bytes, top };
 }
 
@@ -39,7 +49,8 @@ function sourceSamples(bytes: Uint8Array) {
   for (const b of childBoxes(bytes)) {
     if (b.type !== 'moof') continue;
     const fragment = parseMoof(b.payload, new Map());
-    for (const s of fragment.tracks[0]!.samples) out.set(s.decodeTime, bytes.subarray(b.offset + s.dataOffset, b.offset + s.dataOffset + s.size));
+    for (const s of fragment.tracks[0]!.samples)
+      out.set(s.decodeTime, bytes.subarray(b.offset + s.dataOffset, b.offset + s.dataOffset + s.size));
   }
   return out;
 }
@@ -51,7 +62,10 @@ describe('video: chunks of whole frames on the epoch grid', () => {
   it('emits the init segment first, as ffmpeg wrote it', () => {
     assert.equal(events[0]!.type, 'init');
     const init = events[0]!.type === 'init' ? events[0] : undefined;
-    assert.deepEqual([...childBoxes(init!.bytes)].map((b) => b.type), ['ftyp', 'moov']);
+    assert.deepEqual(
+      [...childBoxes(init!.bytes)].map((b) => b.type),
+      ['ftyp', 'moov'],
+    );
     assert.equal(init!.info.timescale, 90000);
   });
 
@@ -67,7 +81,10 @@ describe('video: chunks of whole frames on the epoch grid', () => {
       assert.equal(c.independent, c.part === 0);
       assert.equal(c.segmentComplete, c.part === 9);
     }
-    assert.deepEqual(events.filter((e) => e.type === 'segmentEnd').map((e) => e.segment), [EPOCH, EPOCH + 1n, EPOCH + 2n, EPOCH + 3n]);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'segmentEnd').map((e) => e.segment),
+      [EPOCH, EPOCH + 1n, EPOCH + 2n, EPOCH + 3n],
+    );
   });
 
   it('each chunk is valid CMAF: styp on the first, prft and its own tfdt on every one, mfhd counting up by one', () => {
@@ -77,7 +94,8 @@ describe('video: chunks of whole frames on the epoch grid', () => {
       assert.deepEqual(types, c.part === 0 ? ['styp', 'prft', 'moof', 'mdat'] : ['prft', 'moof', 'mdat']);
       assert.equal(fragment.sequenceNumber, i + 1);
       assert.equal(fragment.tracks[0]!.baseDecodeTime, c.decodeTime);
-      for (const s of samples) assert.deepEqual(s.data, source.get(s.decodeTime), 'sample bytes carried over unchanged');
+      for (const s of samples)
+        assert.deepEqual(s.data, source.get(s.decodeTime), 'sample bytes carried over unchanged');
       assert.equal(samples[0]!.sync, c.part === 0);
       const prft = top.find((b) => b.type === 'prft')!;
       const d = view(prft.payload);
@@ -102,7 +120,10 @@ describe('video: chunks of whole frames on the epoch grid', () => {
     const buffers = new Set(pieces.map((p) => p.buffer));
     for (const chunk of chunks(out)) {
       const media = chunk.parts.slice(chunk.part === 0 ? 4 : 3);
-      assert.ok(media.every((m) => buffers.has(m.buffer)), 'every sample byte is a view of an input piece');
+      assert.ok(
+        media.every((m) => buffers.has(m.buffer)),
+        'every sample byte is a view of an input piece',
+      );
     }
   });
 
@@ -111,7 +132,8 @@ describe('video: chunks of whole frames on the epoch grid', () => {
     for (const size of [1, 7, 1000, 65536]) {
       const c = new TrackChunker('720p', timing);
       const all: PackagerEvent[] = [];
-      for (let at = 0; at < recordedVideo.length; at += size) all.push(...c.push(recordedVideo.subarray(at, at + size)));
+      for (let at = 0; at < recordedVideo.length; at += size)
+        all.push(...c.push(recordedVideo.subarray(at, at + size)));
       assert.deepEqual(summary(all), summary(events), `pieces of ${size}`);
     }
   });
@@ -134,11 +156,15 @@ describe('video: chunks of whole frames on the epoch grid', () => {
   it('regroups fragments that do not fall on chunk boundaries (one frame per fragment)', () => {
     const { tracks, fragments } = readFmp4(recordedVideo);
     const source = sourceSamples(recordedVideo);
-    const init = [...childBoxes(recordedVideo)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes);
-    const perFrame = fragments.flatMap((f) => f.tracks[0]!.samples).map((s, i) => {
-      const data = source.get(s.decodeTime)!;
-      return concat([moof(i + 1, tracks[0]!.trackId, s.decodeTime, [s]), mdatHeader(data.length), data]);
-    });
+    const init = [...childBoxes(recordedVideo)]
+      .filter((b) => b.type === 'ftyp' || b.type === 'moov')
+      .map((b) => b.bytes);
+    const perFrame = fragments
+      .flatMap((f) => f.tracks[0]!.samples)
+      .map((s, i) => {
+        const data = source.get(s.decodeTime)!;
+        return concat([moof(i + 1, tracks[0]!.trackId, s.decodeTime, [s]), mdatHeader(data.length), data]);
+      });
     const c = new TrackChunker('720p', timing);
     const all = [...c.push(concat(init)), ...perFrame.flatMap((f) => c.push(f))];
     assert.deepEqual(
@@ -152,7 +178,10 @@ describe('video: chunks of whole frames on the epoch grid', () => {
     // Start the stream 5 fragments (half a second) in: the first whole segment is the next one.
     const top = [...childBoxes(recordedVideo)];
     const head = top.filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes);
-    const rest = top.filter((b) => b.type === 'moof' || b.type === 'mdat').slice(10).map((b) => b.bytes);
+    const rest = top
+      .filter((b) => b.type === 'moof' || b.type === 'mdat')
+      .slice(10)
+      .map((b) => b.bytes);
     const c = new TrackChunker('720p', timing);
     const out = chunks(c.push(concat([...head, ...rest])));
     assert.equal(out[0]!.segment, EPOCH + 1n);
@@ -162,14 +191,32 @@ describe('video: chunks of whole frames on the epoch grid', () => {
   it('ends cleanly even when the last segment misses its final frame', () => {
     const { tracks, fragments } = readFmp4(recordedVideo);
     const source = sourceSamples(recordedVideo);
-    const init = [...childBoxes(recordedVideo)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes);
+    const init = [...childBoxes(recordedVideo)]
+      .filter((b) => b.type === 'ftyp' || b.type === 'moov')
+      .map((b) => b.bytes);
     const frames = fragments.flatMap((f) => f.tracks[0]!.samples).filter((_, i) => i !== 59);
     const c = new TrackChunker('720p', timing);
     c.endBefore(EPOCH + 2n, { last: true });
     const out = [...c.push(concat(init))];
-    frames.forEach((s, i) => out.push(...c.push(concat([moof(i + 1, tracks[0]!.trackId, s.decodeTime, [s]), mdatHeader(s.size), source.get(s.decodeTime)!]))));
-    assert.deepEqual([...new Set(chunks(out).map((x) => x.segment))], [EPOCH, EPOCH + 1n], 'no segment opened past the end');
-    assert.deepEqual(out.filter((e) => e.type === 'segmentEnd').map((e) => [e.segment, e.last]), [[EPOCH, false], [EPOCH + 1n, true]]);
+    frames.forEach((s, i) => {
+      out.push(
+        ...c.push(
+          concat([moof(i + 1, tracks[0]!.trackId, s.decodeTime, [s]), mdatHeader(s.size), source.get(s.decodeTime)!]),
+        ),
+      );
+    });
+    assert.deepEqual(
+      [...new Set(chunks(out).map((x) => x.segment))],
+      [EPOCH, EPOCH + 1n],
+      'no segment opened past the end',
+    );
+    assert.deepEqual(
+      out.filter((e) => e.type === 'segmentEnd').map((e) => [e.segment, e.last]),
+      [
+        [EPOCH, false],
+        [EPOCH + 1n, true],
+      ],
+    );
     assert.equal(c.finished, true);
     assert.equal(c.openSegment, undefined, 'nothing left open past the end');
     assert.equal(c.droppedSamples, 60, 'every frame of the two segments after the end is dropped');
@@ -185,7 +232,13 @@ describe('video: chunks of whole frames on the epoch grid', () => {
     const styp = findBox(concat(last.parts), ['styp'])!;
     assert.match(new TextDecoder().decode(styp.payload), /lmsg/);
     assert.doesNotMatch(new TextDecoder().decode(findBox(concat(list[0]!.parts), ['styp'])!.payload), /lmsg/);
-    assert.deepEqual(out.filter((e) => e.type === 'segmentEnd').map((e) => [e.segment, e.last]), [[EPOCH, false], [EPOCH + 1n, true]]);
+    assert.deepEqual(
+      out.filter((e) => e.type === 'segmentEnd').map((e) => [e.segment, e.last]),
+      [
+        [EPOCH, false],
+        [EPOCH + 1n, true],
+      ],
+    );
     assert.equal(c.finished, true);
   });
 });
@@ -205,9 +258,18 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
 
   it('a frame exactly half a frame before a boundary opens the segment; one sample earlier it closes the previous', () => {
     const boundary = (EPOCH + 3n) * 48000n;
-    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 512n, duration: 1024, sync: true }), { segment: EPOCH + 3n, startsSegment: true });
-    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 513n, duration: 1024, sync: true }), { segment: EPOCH + 2n, startsSegment: false });
-    assert.deepEqual(chunker.placeSample({ decodeTime: boundary + 511n, duration: 1024, sync: true }), { segment: EPOCH + 3n, startsSegment: true });
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 512n, duration: 1024, sync: true }), {
+      segment: EPOCH + 3n,
+      startsSegment: true,
+    });
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary - 513n, duration: 1024, sync: true }), {
+      segment: EPOCH + 2n,
+      startsSegment: false,
+    });
+    assert.deepEqual(chunker.placeSample({ decodeTime: boundary + 511n, duration: 1024, sync: true }), {
+      segment: EPOCH + 3n,
+      startsSegment: true,
+    });
   });
 
   it('each whole segment is 46 or 47 frames in 10 chunks of 4 or 5, and the next starts nearest the next boundary', () => {
@@ -217,10 +279,16 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
       const parts = list.filter((c) => c.segment === s);
       const frames = parts.map((c) => c.duration / 1024);
       assert.equal(parts.length, 10);
-      assert.ok(frames.every((f) => f === 4 || f === 5), `chunk sizes ${frames}`);
+      assert.ok(
+        frames.every((f) => f === 4 || f === 5),
+        `chunk sizes ${frames}`,
+      );
       const total = frames.reduce((a, b) => a + b, 0);
       assert.ok(total === 46 || total === 47, `${total} frames`);
-      const expected = Array.from({ length: 10 }, (_, j) => Math.round(((j + 1) * total) / 10) - Math.round((j * total) / 10));
+      const expected = Array.from(
+        { length: 10 },
+        (_, j) => Math.round(((j + 1) * total) / 10) - Math.round((j * total) / 10),
+      );
       assert.deepEqual(frames, expected, 'boundaries at round(j·F/10): no sliver at the end');
       const next = list.find((c) => c.segment === s + 1n && c.part === 0);
       if (next) assert.ok(Math.abs(Number(next.decodeTime - (s + 1n) * 48000n)) <= 512);
@@ -235,10 +303,16 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
     for (const b of childBoxes(recordedAudio)) {
       for (const chunk of chunks(c.push(b.bytes))) {
         assert.equal(b.type, 'mdat');
-        const fragment = parseMoof([...childBoxes(recordedAudio)].find((x) => x.type === 'moof' && x.offset + x.size === b.offset)!.payload, new Map());
+        const fragment = parseMoof(
+          [...childBoxes(recordedAudio)].find((x) => x.type === 'moof' && x.offset + x.size === b.offset)!.payload,
+          new Map(),
+        );
         const chunkEnd = chunk.decodeTime + BigInt(chunk.duration);
         const samples = fragment.tracks[0]!.samples;
-        assert.ok(samples.some((s) => s.decodeTime + BigInt(s.duration) === chunkEnd), 'the fragment that completes the chunk delivered it');
+        assert.ok(
+          samples.some((s) => s.decodeTime + BigInt(s.duration) === chunkEnd),
+          'the fragment that completes the chunk delivered it',
+        );
       }
     }
   });
@@ -249,11 +323,19 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
     const start = EPOCH * 48000n + 400n;
     const sampleCount = 48 * 8;
     const sizes = Array.from({ length: sampleCount }, () => 10);
-    const samples = sizes.map((size, i) => ({ duration: 1024, size, flags: 0x0200_0000, compositionOffset: 0, decodeTime: start + BigInt(i * 1024) }));
+    const samples = sizes.map((size, i) => ({
+      duration: 1024,
+      size,
+      flags: 0x0200_0000,
+      compositionOffset: 0,
+      decodeTime: start + BigInt(i * 1024),
+    }));
     const moov = recordedMoov();
     const c = new TrackChunker('audio', timing);
     const out: PackagerEvent[] = [...c.push(moov)];
-    samples.forEach((s, i) => out.push(...c.push(concat([moof(i + 1, 1, s.decodeTime, [s]), mdatHeader(10), new Uint8Array(10)]))));
+    samples.forEach((s, i) => {
+      out.push(...c.push(concat([moof(i + 1, 1, s.decodeTime, [s]), mdatHeader(10), new Uint8Array(10)])));
+    });
     const bySegment = new Map<bigint, number>();
     for (const x of chunks(out)) bySegment.set(x.segment, (bySegment.get(x.segment) ?? 0) + x.duration / 1024);
     const ended = out.filter((e) => e.type === 'segmentEnd').map((e) => e.segment);
@@ -268,7 +350,9 @@ describe('audio: segments from the frame nearest n·segdur, chunks spread evenly
 
 /** The audio fixture's ftyp + moov (track 1, 48 kHz). */
 function recordedMoov(): Uint8Array {
-  return concat([...childBoxes(recordedAudio)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes));
+  return concat(
+    [...childBoxes(recordedAudio)].filter((b) => b.type === 'ftyp' || b.type === 'moov').map((b) => b.bytes),
+  );
 }
 
 it('box-writer output round-trips through the reader', () => {
@@ -282,9 +366,12 @@ it('box-writer output round-trips through the reader', () => {
   const traf = fragment.tracks[0]!;
   assert.equal(traf.trackId, 2);
   assert.equal(traf.baseDecodeTime, 2n ** 53n + 1n);
-  assert.deepEqual(traf.samples.map((s) => [s.duration, s.size, s.sync, s.compositionOffset, s.dataOffset]), [
-    [3000, 3, true, 0, header.length + 8],
-    [3000, 2, false, 3000, header.length + 8 + 3],
-  ]);
+  assert.deepEqual(
+    traf.samples.map((s) => [s.duration, s.size, s.sync, s.compositionOffset, s.dataOffset]),
+    [
+      [3000, 3, true, 0, header.length + 8],
+      [3000, 2, false, 3000, header.length + 8 + 3],
+    ],
+  );
   assert.equal(box('free').length, 8);
 });

@@ -8,12 +8,19 @@ import { Packager } from '../../src/packager/packager.ts';
 import type { SlateClip } from '../../src/packager/slate.ts';
 import { slateClipFrom } from '../../src/encode/slate-encoder.ts';
 
-const fixture = async (name: string) => new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
-const recorded = { '180p': await fixture('recorded-video-320x180-4s.mp4'), audio: await fixture('recorded-audio-4s.mp4') };
+const fixture = async (name: string) =>
+  new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
+const recorded = {
+  '180p': await fixture('recorded-video-320x180-4s.mp4'),
+  audio: await fixture('recorded-audio-4s.mp4'),
+};
 /** The recordings cover 1795219794.0 to 1795219798.0 on the epoch timeline. */
 const T0 = 1_795_219_794;
 const timing = { segdur: 1, cdur: 0.1 };
-const TRACKS = [{ id: '180p', kind: 'video' as const, bitrate: 300_000 }, { id: 'audio', kind: 'audio' as const, bitrate: 64_000 }];
+const TRACKS = [
+  { id: '180p', kind: 'video' as const, bitrate: 300_000 },
+  { id: 'audio', kind: 'audio' as const, bitrate: 64_000 },
+];
 
 /** A recording as ffmpeg delivered it: the init, then each fragment with its first decode time (seconds). */
 function pieces(bytes: Uint8Array) {
@@ -68,7 +75,8 @@ function harness() {
         nowMs = Math.round((T0 + t + 0.05) * 1000);
         if (options.source !== false) {
           for (const track of ['180p', 'audio'] as const) {
-            for (const f of feeds[track].fragments) if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...packager.push(track, f.bytes));
+            for (const f of feeds[track].fragments)
+              if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...packager.push(track, f.bytes));
           }
         }
         events.push(...packager.tick());
@@ -77,7 +85,8 @@ function harness() {
   };
 }
 
-const chunksOf = (events: PackagerEvent[], track: string) => events.filter((e): e is ChunkEvent => e.type === 'chunk' && e.track === track);
+const chunksOf = (events: PackagerEvent[], track: string) =>
+  events.filter((e): e is ChunkEvent => e.type === 'chunk' && e.track === track);
 const bytesOf = (chunk: ChunkEvent) => Buffer.concat(chunk.parts);
 const mfhdSequence = (chunk: ChunkEvent) => {
   const bytes = bytesOf(chunk);
@@ -86,7 +95,12 @@ const mfhdSequence = (chunk: ChunkEvent) => {
 };
 const brands = (chunk: ChunkEvent) => {
   const styp = [...childBoxes(bytesOf(chunk))].find((b) => b.type === 'styp');
-  return styp ? Buffer.from(styp.payload).toString('latin1').match(/.{4}/g)!.filter((_, i) => i !== 1) : [];
+  return styp
+    ? Buffer.from(styp.payload)
+        .toString('latin1')
+        .match(/.{4}/g)!
+        .filter((_, i) => i !== 1)
+    : [];
 };
 
 /** Media never goes back and never leaves a hole inside the stretch checked; sequence numbers only grow. */
@@ -94,7 +108,11 @@ function assertContinuous(chunks: ChunkEvent[]) {
   for (let i = 1; i < chunks.length; i++) {
     const before = chunks[i - 1]!;
     const chunk = chunks[i]!;
-    assert.equal(chunk.decodeTime, before.decodeTime + BigInt(before.duration), `${chunk.track} ${chunk.segment}.${chunk.part} starts where ${before.segment}.${before.part} ends`);
+    assert.equal(
+      chunk.decodeTime,
+      before.decodeTime + BigInt(before.duration),
+      `${chunk.track} ${chunk.segment}.${chunk.part} starts where ${before.segment}.${before.part} ends`,
+    );
     assert.ok(mfhdSequence(chunk) > mfhdSequence(before), 'mfhd sequence numbers increase');
   }
 }
@@ -108,10 +126,17 @@ describe('continuity: slate while the source is missing', () => {
     h.play(1.5, 2.9, { source: false });
     const video = chunksOf(h.events, '180p');
     const seg95 = video.filter((c) => c.segment === BigInt(T0 + 1));
-    assert.deepEqual(seg95.map((c) => c.slate), [false, false, false, false, false, true, true, true, true, true]);
+    assert.deepEqual(
+      seg95.map((c) => c.slate),
+      [false, false, false, false, false, true, true, true, true, true],
+    );
     assert.ok(seg95[9]!.segmentComplete);
     const slateStart = seg95[5]!;
-    assert.equal(slateStart.decodeTime, BigInt(T0 + 1) * 90_000n + 45_000n, 'the slate starts where the last whole chunk ended');
+    assert.equal(
+      slateStart.decodeTime,
+      BigInt(T0 + 1) * 90_000n + 45_000n,
+      'the slate starts where the last whole chunk ended',
+    );
     assert.ok(slateStart.independent, 'and with an IDR');
     const seg96 = video.filter((c) => c.segment === BigInt(T0 + 2));
     assert.equal(seg96.length, 9, 'slate chunks are due by the clock (96.9 s), not all at once');
@@ -126,7 +151,10 @@ describe('continuity: slate while the source is missing', () => {
     const after = chunksOf(h.events, '180p');
     const seg97 = after.filter((c) => c.segment === BigInt(T0 + 3));
     assert.equal(seg97.length, 10);
-    assert.ok(seg97.every((c) => !c.slate), 'the source takes segment 97 back');
+    assert.ok(
+      seg97.every((c) => !c.slate),
+      'the source takes segment 97 back',
+    );
     assert.equal(after.filter((c) => c.segment === BigInt(T0 + 2)).length, 10, 'the slate segment before it is whole');
     assertContinuous(after);
     const audio = chunksOf(h.events, 'audio');
@@ -145,9 +173,16 @@ describe('continuity: slate while the source is missing', () => {
     h.play(3, 4);
     const video = chunksOf(h.events, '180p');
     assertContinuous(video);
-    assert.ok(video.some((c) => c.slate), 'slate between');
+    assert.ok(
+      video.some((c) => c.slate),
+      'slate between',
+    );
     assert.equal(video.at(-1)!.slate, false);
-    assert.equal(video.find((c) => !c.slate && c.segment > BigInt(T0 + 1))!.decodeTime, BigInt(T0 + 3) * 90_000n, 'the source resumes at a boundary');
+    assert.equal(
+      video.find((c) => !c.slate && c.segment > BigInt(T0 + 1))!.decodeTime,
+      BigInt(T0 + 3) * 90_000n,
+      'the source resumes at a boundary',
+    );
     assert.equal(h.packager.counters.jumps, 2, 'each track saw its media jump');
     assert.equal(h.packager.counters.interruptions, 0);
   });
@@ -196,12 +231,17 @@ describe('continuity: slate while the source is missing', () => {
     assert.equal(events.length, 0, 'nothing until the run delivers media');
     const feed = pieces(recorded['180p']);
     h.now = (T0 + 2.05) * 1000;
-    for (const f of feed.fragments.filter((f) => f.start >= T0 + 2 && f.start < T0 + 2.05)) h.events.push(...h.packager.push('180p', f.bytes));
+    for (const f of feed.fragments.filter((f) => f.start >= T0 + 2 && f.start < T0 + 2.05))
+      h.events.push(...h.packager.push('180p', f.bytes));
     const periods = h.packager.periods;
     assert.equal(periods.length, 2);
     assert.ok(periods[1]!.start >= BigInt(T0 + 5), `the period starts ≥ 3 s ahead (at ${periods[1]!.start})`);
     const inits = h.events.filter((e): e is InitEvent => e.type === 'init').slice(-2);
-    assert.deepEqual(inits.map((i) => i.path).sort(), [`180p/init-${periods[1]!.start}.mp4`, `audio/init-${periods[1]!.start}.mp4`], 'every init of the new period goes out under its name, at once');
+    assert.deepEqual(
+      inits.map((i) => i.path).sort(),
+      [`180p/init-${periods[1]!.start}.mp4`, `audio/init-${periods[1]!.start}.mp4`],
+      'every init of the new period goes out under its name, at once',
+    );
     assert.equal(periods[0]!.inits.get('180p')!.path, '180p/init.mp4');
   });
 });
@@ -232,14 +272,28 @@ describe('slate cursor', () => {
 
 describe('clock', () => {
   it('reads the offset from chrony and systemd-timesyncd, and from an http-iso clock with the round trip halved', async () => {
-    const { parseChronyTracking, parseTimesyncStatus, offsetFromServer, ClockStepDetector, measureClockOffset } = await import('../../src/encode/clock.ts');
-    assert.equal(parseChronyTracking('Reference ID    : C0A80001 (gw)\nSystem time     : 0.012500000 seconds slow of NTP time\n'), -12.5);
+    const { parseChronyTracking, parseTimesyncStatus, offsetFromServer, ClockStepDetector, measureClockOffset } =
+      await import('../../src/encode/clock.ts');
+    assert.equal(
+      parseChronyTracking('Reference ID    : C0A80001 (gw)\nSystem time     : 0.012500000 seconds slow of NTP time\n'),
+      -12.5,
+    );
     assert.equal(parseChronyTracking('System time     : 0.000100000 seconds fast of NTP time'), 0.1);
     assert.equal(parseTimesyncStatus('       Server: 192.168.0.1\n       Offset: +1.234ms\n'), 1.234);
     assert.equal(parseTimesyncStatus('Offset: -250us'), -0.25);
     assert.equal(parseChronyTracking('506 Cannot talk to daemon'), undefined);
-    assert.equal(offsetFromServer('2026-11-21T00:00:00.000Z', Date.parse('2026-11-21T00:00:00.100Z'), Date.parse('2026-11-21T00:00:00.140Z')), 120);
-    const measured = await measureClockOffset({ timeUrls: [], run: async (file) => (file === 'chronyc' ? Promise.reject(new Error('ENOENT')) : 'Offset: +30ms') });
+    assert.equal(
+      offsetFromServer(
+        '2026-11-21T00:00:00.000Z',
+        Date.parse('2026-11-21T00:00:00.100Z'),
+        Date.parse('2026-11-21T00:00:00.140Z'),
+      ),
+      120,
+    );
+    const measured = await measureClockOffset({
+      timeUrls: [],
+      run: async (file) => (file === 'chronyc' ? Promise.reject(new Error('ENOENT')) : 'Offset: +30ms'),
+    });
     assert.deepEqual(measured, { offsetMs: 30, source: 'timedatectl timesync-status' });
     const steps = new ClockStepDetector(33);
     assert.equal(steps.check(1_000_000, 500), undefined);
@@ -252,13 +306,19 @@ describe('clock', () => {
 describe('supervision and session state', () => {
   it('restarts back off from 0.5 s, doubling, to at most 10 s', async () => {
     const { restartDelay } = await import('../../src/encode/supervisor.ts');
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 10].map((n) => restartDelay(n)), [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 10].map((n) => restartDelay(n)),
+      [500, 1000, 2000, 4000, 8000, 10_000, 10_000],
+    );
   });
 
   it('the state directory: --state-dir, else systemd StateDirectory, else XDG_STATE_HOME, else ~/.local/state', async () => {
     const { stateDirectory } = await import('../../src/config/state-dir.ts');
     assert.equal(stateDirectory('/srv/x', { STATE_DIRECTORY: '/var/lib/appliance' }, '/home/u'), '/srv/x');
-    assert.equal(stateDirectory(undefined, { STATE_DIRECTORY: '/var/lib/appliance:/var/lib/other' }, '/home/u'), '/var/lib/appliance');
+    assert.equal(
+      stateDirectory(undefined, { STATE_DIRECTORY: '/var/lib/appliance:/var/lib/other' }, '/home/u'),
+      '/var/lib/appliance',
+    );
     assert.equal(stateDirectory(undefined, { XDG_STATE_HOME: '/home/u/.st' }, '/home/u'), '/home/u/.st/appliance');
     assert.equal(stateDirectory(undefined, {}, '/home/u'), '/home/u/.local/state/appliance');
   });
@@ -277,7 +337,17 @@ describe('supervision and session state', () => {
       assert.equal(restored.periods[0]!.inits.get(track)!.info.timescale, init.info.timescale);
     }
     assert.equal(restoreState({ version: 2 }, timing), undefined);
-    assert.equal(restoreState({ version: 1, lastSegment: '5', periods: [{ start: '0', inits: { v: { path: 'v/init.mp4', bytes: 'AAAA' } } }] }, timing), undefined);
+    assert.equal(
+      restoreState(
+        {
+          version: 1,
+          lastSegment: '5',
+          periods: [{ start: '0', inits: { v: { path: 'v/init.mp4', bytes: 'AAAA' } } }],
+        },
+        timing,
+      ),
+      undefined,
+    );
     const { mkdtemp, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
@@ -285,12 +355,23 @@ describe('supervision and session state', () => {
     await writeFile(file, JSON.stringify(saved).slice(0, 40));
     const warnings: string[] = [];
     const logger = { warn: (_fields: unknown, message: string) => warnings.push(message) } as never;
-    assert.equal(await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger), undefined, 'a cut file is refused, not thrown');
+    assert.equal(
+      await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger),
+      undefined,
+      'a cut file is refused, not thrown',
+    );
     assert.deepEqual(warnings, ['the saved session is unreadable: starting a new one']);
     await writeFile(file, JSON.stringify(saved));
-    assert.equal((await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger))?.lastSegment, 1_795_219_795n);
+    assert.equal(
+      (await loadSession(file, { ...timing, tsb: 30 }, (T0 + 2) * 1000, logger))?.lastSegment,
+      1_795_219_795n,
+    );
     const a = sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never);
-    assert.equal(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never), 'the same outputs: the same session');
+    assert.equal(
+      a,
+      sessionFileOf('/s', [{ kind: 'directory', dir: '/out', manifest: 'live.mpd' }] as never),
+      'the same outputs: the same session',
+    );
     assert.notEqual(a, sessionFileOf('/s', [{ kind: 'directory', dir: '/other', manifest: 'live.mpd' }] as never));
   });
 
@@ -303,7 +384,11 @@ describe('supervision and session state', () => {
     next.setSlate(clipOf('180p'));
     next.setSlate(clipOf('audio'));
     const inits = next.resume(periods, BigInt(T0 + 2));
-    assert.deepEqual(inits.map((e) => e.type === 'init' && e.path), ['180p/init.mp4', 'audio/init.mp4'], 'inits again, for outputs that lost them');
+    assert.deepEqual(
+      inits.map((e) => e.type === 'init' && e.path),
+      ['180p/init.mp4', 'audio/init.mp4'],
+      'inits again, for outputs that lost them',
+    );
     const events = next.tick();
     const video = chunksOf(events, '180p');
     assert.equal(video[0]!.segment, BigInt(T0 + 3));

@@ -22,7 +22,10 @@ describe('ffmpeg argv per profile (golden)', () => {
         const { profile } = await loadProfile(name);
         const source = parseTestSource(spec);
         const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions);
-        await matchesGolden(`argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, { args: plan.args, tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })) });
+        await matchesGolden(`argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, {
+          args: plan.args,
+          tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })),
+        });
       });
     }
   }
@@ -34,11 +37,22 @@ describe('what the argv must say, whatever the golden files hold', () => {
     const source = parseTestSource('test');
     const { args, tracks } = buildEncoderPlan(profile, source, profile.video.renditions);
     const joined = args.join(' ');
-    assert.deepEqual(tracks.map((t) => [t.id, t.fd]), [['1080p', 3], ['720p', 4], ['audio', 5]]);
+    assert.deepEqual(
+      tracks.map((t) => [t.id, t.fd]),
+      [
+        ['1080p', 3],
+        ['720p', 4],
+        ['audio', 5],
+      ],
+    );
     for (const fd of [3, 4, 5]) assert.ok(args.includes(`pipe:${fd}`));
     assert.equal(args.filter((a) => a === '-copyts').length, 1);
     assert.equal(joined.match(/-tune zerolatency/g)?.length, 2);
-    assert.equal(joined.match(/-c:v libx264 -r 30 /g)?.length, 2, 'the encoder rate is the profile\'s, never a guess from the stamps');
+    assert.equal(
+      joined.match(/-c:v libx264 -r 30 /g)?.length,
+      2,
+      "the encoder rate is the profile's, never a guess from the stamps",
+    );
     assert.equal(joined.match(/-bf 0/g)?.length, 2);
     assert.equal(joined.match(/-sc_threshold 0/g)?.length, 2);
     assert.equal(joined.match(/-force_key_frames expr:gte\(t,n_forced\*1\)/g)?.length, 2);
@@ -67,6 +81,9 @@ describe('what the argv must say, whatever the golden files hold', () => {
   });
 
   it('prints a command line a shell runs as is', () => {
-    assert.equal(shellQuote(['ffmpeg', '-i', 'a b', "it's", 'pipe:3', 'expr:gte(t,1)']), `ffmpeg -i 'a b' 'it'\\''s' pipe:3 'expr:gte(t,1)'`);
+    assert.equal(
+      shellQuote(['ffmpeg', '-i', 'a b', "it's", 'pipe:3', 'expr:gte(t,1)']),
+      `ffmpeg -i 'a b' 'it'\\''s' pipe:3 'expr:gte(t,1)'`,
+    );
   });
 });

@@ -42,42 +42,83 @@ describe('parsing -encoders and -filters', () => {
   });
   it('finds filters and skips the legend', async () => {
     const filters = parseCapabilityList(await fixture('filters-5.1-debian.txt'));
-    for (const name of ['drawtext', 'testsrc2', 'sine', 'realtime', 'arealtime', 'aresample', 'split', 'scale']) assert.ok(filters.has(name), name);
+    for (const name of ['drawtext', 'testsrc2', 'sine', 'realtime', 'arealtime', 'aresample', 'split', 'scale'])
+      assert.ok(filters.has(name), name);
     assert.ok(!filters.has('='));
   });
 });
 
-const good: FfmpegProbe = { version: { text: '5.1.9', major: 5, minor: 1 }, encoders: new Set(['libx264', 'aac']), filters: new Set(['drawtext']) };
+const good: FfmpegProbe = {
+  version: { text: '5.1.9', major: 5, minor: 1 },
+  encoders: new Set(['libx264', 'aac']),
+  filters: new Set(['drawtext']),
+};
 const old: FfmpegProbe = { ...good, version: { text: '4.4.2', major: 4, minor: 4 } };
 const noX264: FfmpegProbe = { ...good, encoders: new Set(['aac']) };
 const requirements = { encoders: ['libx264', 'aac'], filters: ['drawtext'] };
 const probes = (table: Record<string, FfmpegProbe | undefined>) => {
   const asked: string[] = [];
-  return { asked, probe: async (path: string) => (asked.push(path), table[path]) };
+  return {
+    asked,
+    probe: async (path: string) => {
+      asked.push(path);
+      return table[path];
+    },
+  };
 };
 
 describe('ffmpeg resolution order', () => {
   it('--ffmpeg wins over everything and is not replaced when it fails', async () => {
     const p = probes({ '/flag': good, '/env': good, '/usr/bin/ffmpeg': good });
-    const chosen = await resolveFfmpeg({ flag: '/flag', env: '/env', systemPath: '/usr/bin/ffmpeg' }, requirements, p.probe);
+    const chosen = await resolveFfmpeg(
+      { flag: '/flag', env: '/env', systemPath: '/usr/bin/ffmpeg' },
+      requirements,
+      p.probe,
+    );
     assert.deepEqual([chosen.path, chosen.origin], ['/flag', '--ffmpeg']);
     await assert.rejects(
-      resolveFfmpeg({ flag: '/missing', systemPath: '/usr/bin/ffmpeg' }, requirements, probes({ '/usr/bin/ffmpeg': good }).probe),
-      (e: unknown) => e instanceof ConfigError && /ffmpeg from --ffmpeg \/missing: it does not run as ffmpeg/.test(e.message) && /apt-get install ffmpeg/.test(e.hint ?? ''),
+      resolveFfmpeg(
+        { flag: '/missing', systemPath: '/usr/bin/ffmpeg' },
+        requirements,
+        probes({ '/usr/bin/ffmpeg': good }).probe,
+      ),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /ffmpeg from --ffmpeg \/missing: it does not run as ffmpeg/.test(e.message) &&
+        /apt-get install ffmpeg/.test(e.hint ?? ''),
     );
   });
   it('APPLIANCE_FFMPEG comes next and is not replaced when it fails', async () => {
-    const chosen = await resolveFfmpeg({ env: '/env', systemPath: '/usr/bin/ffmpeg' }, requirements, probes({ '/env': good, '/usr/bin/ffmpeg': good }).probe);
+    const chosen = await resolveFfmpeg(
+      { env: '/env', systemPath: '/usr/bin/ffmpeg' },
+      requirements,
+      probes({ '/env': good, '/usr/bin/ffmpeg': good }).probe,
+    );
     assert.equal(chosen.origin, 'APPLIANCE_FFMPEG');
-    await assert.rejects(resolveFfmpeg({ env: '/env', systemPath: '/usr/bin/ffmpeg' }, requirements, probes({ '/env': noX264, '/usr/bin/ffmpeg': good }).probe), /APPLIANCE_FFMPEG \/env: version 5\.1\.9 lacks encoder libx264/);
+    await assert.rejects(
+      resolveFfmpeg(
+        { env: '/env', systemPath: '/usr/bin/ffmpeg' },
+        requirements,
+        probes({ '/env': noX264, '/usr/bin/ffmpeg': good }).probe,
+      ),
+      /APPLIANCE_FFMPEG \/env: version 5\.1\.9 lacks encoder libx264/,
+    );
   });
   it('then the system ffmpeg if it is 5.1 or newer', async () => {
-    const chosen = await resolveFfmpeg({ systemPath: '/usr/bin/ffmpeg', staticPath: '/static' }, requirements, probes({ '/usr/bin/ffmpeg': good, '/static': good }).probe);
+    const chosen = await resolveFfmpeg(
+      { systemPath: '/usr/bin/ffmpeg', staticPath: '/static' },
+      requirements,
+      probes({ '/usr/bin/ffmpeg': good, '/static': good }).probe,
+    );
     assert.equal(chosen.origin, 'system');
   });
   it('falls through to ffmpeg-static when the system ffmpeg is too old or incomplete', async () => {
     for (const system of [old, noX264, undefined]) {
-      const chosen = await resolveFfmpeg({ systemPath: '/usr/bin/ffmpeg', staticPath: '/static' }, requirements, probes({ '/usr/bin/ffmpeg': system, '/static': good }).probe);
+      const chosen = await resolveFfmpeg(
+        { systemPath: '/usr/bin/ffmpeg', staticPath: '/static' },
+        requirements,
+        probes({ '/usr/bin/ffmpeg': system, '/static': good }).probe,
+      );
       assert.deepEqual([chosen.path, chosen.origin], ['/static', 'ffmpeg-static']);
     }
   });
@@ -86,9 +127,19 @@ describe('ffmpeg resolution order', () => {
       resolveFfmpeg({ systemPath: '/usr/bin/ffmpeg' }, requirements, probes({ '/usr/bin/ffmpeg': old }).probe),
       /no usable ffmpeg: tried system \/usr\/bin\/ffmpeg: version 4\.4\.2 is older than 5\.1/,
     );
-    await assert.rejects(resolveFfmpeg({}, requirements, probes({}).probe), /no ffmpeg on PATH and the optional ffmpeg-static package is not installed/);
+    await assert.rejects(
+      resolveFfmpeg({}, requirements, probes({}).probe),
+      /no ffmpeg on PATH and the optional ffmpeg-static package is not installed/,
+    );
   });
   it('names missing filters', async () => {
-    await assert.rejects(resolveFfmpeg({ systemPath: '/f' }, { encoders: [], filters: ['drawtext', 'realtime'] }, probes({ '/f': good }).probe), /lacks filter realtime/);
+    await assert.rejects(
+      resolveFfmpeg(
+        { systemPath: '/f' },
+        { encoders: [], filters: ['drawtext', 'realtime'] },
+        probes({ '/f': good }).probe,
+      ),
+      /lacks filter realtime/,
+    );
   });
 });

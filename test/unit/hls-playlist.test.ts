@@ -1,17 +1,47 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { acknowledgedView, HlsTimeline, markGaps, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
-import { buildMediaPlaylist, buildMultivariantPlaylist, hlsNames, hlsTiming, type HlsDelivery } from '../../src/packager/hls-playlist.ts';
+import {
+  buildMediaPlaylist,
+  buildMultivariantPlaylist,
+  hlsNames,
+  hlsTiming,
+  type HlsDelivery,
+} from '../../src/packager/hls-playlist.ts';
 
 /** Chunks of a 1 s segment as the chunker makes them: 10 video chunks of 3 frames, or audio chunks of 5/4 AAC frames. */
-function videoChunks(track: string, segment: bigint, sizes = Array.from({ length: 10 }, (_, i) => 1000 + i)): HlsChunk[] {
-  return sizes.map((byteLength, part) => ({ track, segment, part, byteLength, duration: 9000, timescale: 90000, decodeTime: segment * 90000n + BigInt(part * 9000), independent: part === 0, segmentComplete: part === sizes.length - 1 }));
+function videoChunks(
+  track: string,
+  segment: bigint,
+  sizes = Array.from({ length: 10 }, (_, i) => 1000 + i),
+): HlsChunk[] {
+  return sizes.map((byteLength, part) => ({
+    track,
+    segment,
+    part,
+    byteLength,
+    duration: 9000,
+    timescale: 90000,
+    decodeTime: segment * 90000n + BigInt(part * 9000),
+    independent: part === 0,
+    segmentComplete: part === sizes.length - 1,
+  }));
 }
 function audioChunks(segment: bigint): HlsChunk[] {
   const frames = [5, 4, 5, 5, 5, 4, 5, 5, 4, 5];
   let at = segment * 48000n;
   return frames.map((n, part) => {
-    const chunk = { track: 'audio', segment, part, byteLength: n * 400, duration: n * 1024, timescale: 48000, decodeTime: at, independent: true, segmentComplete: part === frames.length - 1 };
+    const chunk = {
+      track: 'audio',
+      segment,
+      part,
+      byteLength: n * 400,
+      duration: n * 1024,
+      timescale: 48000,
+      decodeTime: at,
+      independent: true,
+      segmentComplete: part === frames.length - 1,
+    };
     at += BigInt(n * 1024);
     return chunk;
   });
@@ -36,11 +66,19 @@ describe('LL-HLS timing', () => {
     const two = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 2, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
     assert.equal(two.partTarget, 0.21334);
     assert.equal(two.partsPerSegment, 5);
-    assert.equal(hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 3, audioSampleRate: 48000, tsb: 30, llhls: 'br' }).partsPerSegment, 4, 'a shorter last part counts');
+    assert.equal(
+      hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 3, audioSampleRate: 48000, tsb: 30, llhls: 'br' }).partsPerSegment,
+      4,
+      'a shorter last part counts',
+    );
     const ll = hlsTiming({ segdur: 2, cdur: 0.5, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
     assert.equal(ll.targetDuration, 2);
     assert.ok(ll.partTarget >= 0.5 && ll.partTarget < 0.6);
-    assert.equal(hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 4, llhls: 'br' }).canSkipUntil, 0, 'a window shorter than 6 target durations offers no skipping');
+    assert.equal(
+      hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 4, llhls: 'br' }).canSkipUntil,
+      0,
+      'a window shorter than 6 target durations offers no skipping',
+    );
   });
 });
 
@@ -48,28 +86,53 @@ describe('HLS timeline', () => {
   it('groups chunks into parts with byte ranges, independence and durations', () => {
     const timeline = new HlsTimeline({ partChunks: 3, keepSegments: 40 });
     const completed = videoChunks('v', 100n).map((c) => timeline.addChunk(c));
-    assert.deepEqual(completed.map((p) => p?.index), [undefined, undefined, 0, undefined, undefined, 1, undefined, undefined, 2, 3]);
+    assert.deepEqual(
+      completed.map((p) => p?.index),
+      [undefined, undefined, 0, undefined, undefined, 1, undefined, undefined, 2, 3],
+    );
     const [segment] = timeline.segments('v');
     assert.equal(segment!.complete, true);
     assert.equal(segment!.start, 100);
-    assert.deepEqual(segment!.parts.map((p) => [p.offset, p.length, p.independent]), [[0, 3003, true], [3003, 3012, false], [6015, 3021, false], [9036, 1009, false]]);
+    assert.deepEqual(
+      segment!.parts.map((p) => [p.offset, p.length, p.independent]),
+      [
+        [0, 3003, true],
+        [3003, 3012, false],
+        [6015, 3021, false],
+        [9036, 1009, false],
+      ],
+    );
     assert.ok(Math.abs(segment!.duration - 1) < 1e-9);
     assert.deepEqual(positionOf(timeline.segments('v')), { lastMsn: 100n, lastPart: 3 });
   });
   it('forgets old segments and drops a segment left incomplete', () => {
     const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 2 });
     for (const s of [1n, 2n, 3n]) for (const c of videoChunks('v', s)) timeline.addChunk(c);
-    assert.deepEqual(timeline.segments('v').map((s) => s.msn), [2n, 3n]);
+    assert.deepEqual(
+      timeline.segments('v').map((s) => s.msn),
+      [2n, 3n],
+    );
     for (const c of videoChunks('v', 4n).slice(0, 4)) timeline.addChunk(c);
     for (const c of videoChunks('v', 5n).slice(0, 2)) timeline.addChunk(c);
-    assert.deepEqual(timeline.segments('v').map((s) => s.msn), [5n], 'the incomplete segment 4 is gone, and 3 left the window');
+    assert.deepEqual(
+      timeline.segments('v').map((s) => s.msn),
+      [5n],
+      'the incomplete segment 4 is gone, and 3 left the window',
+    );
   });
   it('acknowledgedView lists the newest acknowledged run, then acknowledged leading part files', () => {
     const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
     for (const s of [1n, 2n, 3n, 4n, 5n]) for (const c of videoChunks('v', s)) timeline.addChunk(c);
     for (const c of videoChunks('v', 6n).slice(0, 5)) timeline.addChunk(c);
     const view = acknowledgedView(timeline.segments('v'), new Set([1n, 3n, 4n]), new Map([[5n, 3]]), 30);
-    assert.deepEqual(view.map((s) => [s.msn, s.complete, s.parts.length]), [[3n, true, 10], [4n, true, 10], [5n, false, 3]]);
+    assert.deepEqual(
+      view.map((s) => [s.msn, s.complete, s.parts.length]),
+      [
+        [3n, true, 10],
+        [4n, true, 10],
+        [5n, false, 3],
+      ],
+    );
     assert.deepEqual(acknowledgedView(timeline.segments('v'), new Set(), new Map(), 30), []);
   });
   it('media dropped for good is an EXT-X-GAP segment without parts, in order, and nothing else changes', () => {
@@ -79,18 +142,38 @@ describe('HLS timeline', () => {
     const segments = timeline.segments('v');
     assert.equal(markGaps(segments, new Set()), segments, 'no gap: the same list');
     const marked = markGaps(segments, new Set([3n, 5n]));
-    const text = buildMediaPlaylist({ track: 'v', segments: marked, others: [], timing, names, delivery: appliance, ended: false });
+    const text = buildMediaPlaylist({
+      track: 'v',
+      segments: marked,
+      others: [],
+      timing,
+      names,
+      delivery: appliance,
+      ended: false,
+    });
     const lines = text.split('\n');
     const gapAt = lines.indexOf('#EXT-X-GAP');
     assert.ok(gapAt > 0, text);
     assert.deepEqual(lines.slice(gapAt, gapAt + 3), ['#EXT-X-GAP', '#EXTINF:1.00000,', 'v/3.m4s']);
-    assert.equal(lines.filter((l) => l === '#EXT-X-GAP').length, 1, 'the dropped segment still growing is not listed at all');
+    assert.equal(
+      lines.filter((l) => l === '#EXT-X-GAP').length,
+      1,
+      'the dropped segment still growing is not listed at all',
+    );
     assert.doesNotMatch(text, /URI="v\/3\.m4s",BYTERANGE/, 'no parts of a gap');
     assert.doesNotMatch(text, /URI="v\/5\.m4s",BYTERANGE/);
     assert.match(text, /#EXTINF:1\.00000,\nv\/4\.m4s/);
     // A generic origin lists the gap like an acknowledged segment: the window does not restart after it.
     const generic = acknowledgedView(marked, new Set([1n, 2n, 4n, 3n]), new Map(), 30);
-    assert.deepEqual(generic.map((s) => [s.msn, Boolean(s.gap)]), [[1n, false], [2n, false], [3n, true], [4n, false]]);
+    assert.deepEqual(
+      generic.map((s) => [s.msn, Boolean(s.gap)]),
+      [
+        [1n, false],
+        [2n, false],
+        [3n, true],
+        [4n, false],
+      ],
+    );
   });
 });
 
@@ -103,7 +186,15 @@ function playlistFor(segments: bigint[], partialChunks: number, delivery: HlsDel
   const next = segments.at(-1)! + 1n;
   for (const c of videoChunks('720p', next).slice(0, partialChunks)) timeline.addChunk(c);
   for (const c of audioChunks(next).slice(0, partialChunks)) timeline.addChunk(c);
-  return buildMediaPlaylist({ track: '720p', segments: timeline.segments('720p'), others: [{ track: 'audio', position: positionOf(timeline.segments('audio'))! }], timing, names, delivery, ended });
+  return buildMediaPlaylist({
+    track: '720p',
+    segments: timeline.segments('720p'),
+    others: [{ track: 'audio', position: positionOf(timeline.segments('audio'))! }],
+    timing,
+    names,
+    delivery,
+    ended,
+  });
 }
 
 describe('media playlists', () => {
@@ -130,13 +221,19 @@ describe('media playlists', () => {
     for (const line of lines.filter((l) => l.startsWith('#EXT-X-PART:'))) {
       const duration = Number(/DURATION=([\d.]+)/.exec(line)![1]);
       assert.ok(duration <= timing.partTarget, line);
-      assert.ok(duration >= 0.85 * timing.partTarget || line.includes('INDEPENDENT=YES'), `${line}: ≥ 85 % of PART-TARGET`);
+      assert.ok(
+        duration >= 0.85 * timing.partTarget || line.includes('INDEPENDENT=YES'),
+        `${line}: ≥ 85 % of PART-TARGET`,
+      );
     }
   });
   it('hints the next segment after a complete one, and part files with sf (1-based names)', () => {
     assert.match(playlistFor([5n], 0, appliance), /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p\/6.m4s"\n/);
     const sf = playlistFor([5n], 2, { llhls: 'sf', blocking: true, hints: true });
-    assert.match(sf, /#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.1",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.2"\n/);
+    assert.match(
+      sf,
+      /#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.1",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.10000,URI="720p\/6.m4s.2"\n/,
+    );
     assert.match(sf, /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p\/6.m4s.3"\n/);
   });
   it('promises neither blocking nor hints to an origin that cannot keep them, and ends with ENDLIST', () => {
@@ -163,7 +260,16 @@ describe('periods in media playlists', () => {
   const playlistFor = (from: bigint, to: bigint, periods: bigint[]) => {
     const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
     for (let s = from; s <= to; s++) for (const c of videoChunks('v', s)) timeline.addChunk(c);
-    return buildMediaPlaylist({ track: 'v', segments: timeline.segments('v'), others: [], timing, names, delivery: appliance, ended: false, periods });
+    return buildMediaPlaylist({
+      track: 'v',
+      segments: timeline.segments('v'),
+      others: [],
+      timing,
+      names,
+      delivery: appliance,
+      ended: false,
+      periods,
+    });
   };
   it('a new period is a discontinuity with the init of its own name', () => {
     const text = playlistFor(100n, 110n, [0n, 105n]);
@@ -174,29 +280,57 @@ describe('periods in media playlists', () => {
   });
   it('counts discontinuities that left the window, and maps the first segment to its period', () => {
     const text = playlistFor(106n, 110n, [0n, 105n]);
-    assert.match(text, /#EXT-X-MEDIA-SEQUENCE:106\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"\n/);
+    assert.match(
+      text,
+      /#EXT-X-MEDIA-SEQUENCE:106\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"\n/,
+    );
     assert.doesNotMatch(text, /#EXT-X-DISCONTINUITY\n/);
     const atStart = playlistFor(105n, 110n, [0n, 105n]);
-    assert.match(atStart, /#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"/, 'a window starting on the new period counts it');
+    assert.match(
+      atStart,
+      /#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI="v\/init-105.mp4"/,
+      'a window starting on the new period counts it',
+    );
   });
 });
 
 describe('multivariant playlist', () => {
   it('lists each video rendition with the audio group, codecs, bandwidths, resolution and frame rate', () => {
     const text = buildMultivariantPlaylist({
-      video: [{ id: '1080p', codecs: 'avc1.640028', bitrate: 6_000_000, averageBandwidth: 6_000_000, peakBandwidth: 9_000_000, width: 1920, height: 1080, frameRate: 30 }],
-      audio: { id: 'audio', codecs: 'mp4a.40.2', bitrate: 128_000, averageBandwidth: 128_000, peakBandwidth: 140_000, channels: 2 },
+      video: [
+        {
+          id: '1080p',
+          codecs: 'avc1.640028',
+          bitrate: 6_000_000,
+          averageBandwidth: 6_000_000,
+          peakBandwidth: 9_000_000,
+          width: 1920,
+          height: 1080,
+          frameRate: 30,
+        },
+      ],
+      audio: {
+        id: 'audio',
+        codecs: 'mp4a.40.2',
+        bitrate: 128_000,
+        averageBandwidth: 128_000,
+        peakBandwidth: 140_000,
+        channels: 2,
+      },
       names,
       delivery: appliance,
     });
-    assert.equal(text, [
-      '#EXTM3U',
-      '#EXT-X-VERSION:9',
-      '#EXT-X-INDEPENDENT-SEGMENTS',
-      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="live_audio.m3u8"',
-      '#EXT-X-STREAM-INF:BANDWIDTH=9140000,AVERAGE-BANDWIDTH=6128000,CODECS="avc1.640028,mp4a.40.2",RESOLUTION=1920x1080,FRAME-RATE=30.000,AUDIO="audio"',
-      'live_1080p.m3u8',
-      '',
-    ].join('\n'));
+    assert.equal(
+      text,
+      [
+        '#EXTM3U',
+        '#EXT-X-VERSION:9',
+        '#EXT-X-INDEPENDENT-SEGMENTS',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",LANGUAGE="und",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="live_audio.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=9140000,AVERAGE-BANDWIDTH=6128000,CODECS="avc1.640028,mp4a.40.2",RESOLUTION=1920x1080,FRAME-RATE=30.000,AUDIO="audio"',
+        'live_1080p.m3u8',
+        '',
+      ].join('\n'),
+    );
   });
 });

@@ -1,19 +1,51 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HlsTimeline, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
+import { HlsTimeline, type HlsChunk } from '../../src/packager/hls-timeline.ts';
 import { buildMediaPlaylist, hlsNames, hlsTiming } from '../../src/packager/hls-playlist.ts';
-import { deltaPlaylist, namedPieces, parseBlockingQuery, parsePlaylist, satisfies, tooFarAhead } from '../../src/origin/hls-requests.ts';
+import {
+  deltaPlaylist,
+  namedPieces,
+  parseBlockingQuery,
+  parsePlaylist,
+  satisfies,
+  tooFarAhead,
+} from '../../src/origin/hls-requests.ts';
 import { ObjectStore } from '../../src/origin/store.ts';
 import { box } from '../../src/packager/box-writer.ts';
 
 function playlist(segments: number, partial: number, sf = false): string {
   const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
   const chunks = (segment: bigint, count: number): HlsChunk[] =>
-    Array.from({ length: count }, (_, part) => ({ track: 'v', segment, part, byteLength: 100, duration: 9000, timescale: 90000, decodeTime: segment * 90000n + BigInt(part * 9000), independent: part === 0, segmentComplete: part === 9 }));
+    Array.from({ length: count }, (_, part) => ({
+      track: 'v',
+      segment,
+      part,
+      byteLength: 100,
+      duration: 9000,
+      timescale: 90000,
+      decodeTime: segment * 90000n + BigInt(part * 9000),
+      independent: part === 0,
+      segmentComplete: part === 9,
+    }));
   for (let s = 0; s < segments; s++) for (const c of chunks(BigInt(100 + s), 10)) timeline.addChunk(c);
   for (const c of chunks(BigInt(100 + segments), partial)) timeline.addChunk(c);
-  const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: sf ? 'sf' : 'br' });
-  return buildMediaPlaylist({ track: 'v', segments: timeline.segments('v'), others: [], timing, names: hlsNames('live'), delivery: { llhls: sf ? 'sf' : 'br', blocking: true, hints: true }, ended: false });
+  const timing = hlsTiming({
+    segdur: 1,
+    cdur: 0.1,
+    partChunks: 1,
+    audioSampleRate: undefined,
+    tsb: 30,
+    llhls: sf ? 'sf' : 'br',
+  });
+  return buildMediaPlaylist({
+    track: 'v',
+    segments: timeline.segments('v'),
+    others: [],
+    timing,
+    names: hlsNames('live'),
+    delivery: { llhls: sf ? 'sf' : 'br', blocking: true, hints: true },
+    ended: false,
+  });
 }
 
 describe('the origin reads LL-HLS playlists', () => {
@@ -25,7 +57,11 @@ describe('the origin reads LL-HLS playlists', () => {
     assert.equal(state.segments.length, 13);
     assert.deepEqual(state.segments.at(-1), { msn: 112n, complete: false, parts: 4, duration: 0 });
     assert.deepEqual(state.segments.at(-2), { msn: 111n, complete: true, parts: 10, duration: 1 });
-    assert.equal(parsePlaylist('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nx.m3u8\n'), undefined, 'a multivariant playlist is no media playlist');
+    assert.equal(
+      parsePlaylist('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nx.m3u8\n'),
+      undefined,
+      'a multivariant playlist is no media playlist',
+    );
   });
   it('decides blocking requests as RFC 8216bis §6.2.5.2 says', () => {
     const state = parsePlaylist(playlist(12, 4))!;
@@ -41,15 +77,25 @@ describe('the origin reads LL-HLS playlists', () => {
     assert.equal(tooFarAhead(state, 112n, 40), true, 'beyond the advance part limit');
   });
   it('parses the query: _HLS_part needs _HLS_msn', () => {
-    assert.deepEqual(parseBlockingQuery(new URLSearchParams('_HLS_msn=5&_HLS_part=2&_HLS_skip=YES')), { msn: 5n, part: 2, skip: 'YES' });
-    assert.match((parseBlockingQuery(new URLSearchParams('_HLS_part=2')) as { error: string }).error, /without _HLS_msn/);
+    assert.deepEqual(parseBlockingQuery(new URLSearchParams('_HLS_msn=5&_HLS_part=2&_HLS_skip=YES')), {
+      msn: 5n,
+      part: 2,
+      skip: 'YES',
+    });
+    assert.match(
+      (parseBlockingQuery(new URLSearchParams('_HLS_part=2')) as { error: string }).error,
+      /without _HLS_msn/,
+    );
     assert.ok('error' in parseBlockingQuery(new URLSearchParams('_HLS_msn=-1')));
     assert.ok('error' in parseBlockingQuery(new URLSearchParams('_HLS_skip=maybe')));
   });
   it('makes delta updates that skip what is older than CAN-SKIP-UNTIL', () => {
     const full = playlist(12, 4);
     const delta = deltaPlaylist(full, 'YES');
-    assert.match(delta, /#EXT-X-MEDIA-SEQUENCE:100\n#EXT-X-MAP:URI="v\/init.mp4"\n#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-PROGRAM-DATE-TIME/);
+    assert.match(
+      delta,
+      /#EXT-X-MEDIA-SEQUENCE:100\n#EXT-X-MAP:URI="v\/init.mp4"\n#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-PROGRAM-DATE-TIME/,
+    );
     const state = parsePlaylist(delta)!;
     assert.equal(state.segments.length, 7, 'skipped segments are counted, not listed');
     assert.equal(state.segments[0]!.msn, 106n, 'the first listed segment is numbered past the skipped ones');
@@ -61,23 +107,47 @@ describe('the origin reads LL-HLS playlists', () => {
     const full = playlist(12, 4);
     assert.equal(parsePlaylist(full.replace('#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MEDIA-SEQUENCE:abc')), undefined);
     assert.equal(parsePlaylist(full.replace('#EXT-X-MEDIA-SEQUENCE:100', '#EXT-X-MEDIA-SEQUENCE:-1')), undefined);
-    assert.equal(parsePlaylist(full.replace(/#EXT-X-TARGETDURATION:\d+/, '#EXT-X-TARGETDURATION:1e9')), undefined, 'a target duration would set how long requests are held');
+    assert.equal(
+      parsePlaylist(full.replace(/#EXT-X-TARGETDURATION:\d+/, '#EXT-X-TARGETDURATION:1e9')),
+      undefined,
+      'a target duration would set how long requests are held',
+    );
     const delta = deltaPlaylist(full, 'YES');
     assert.equal(parsePlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=1e9')), undefined);
     const started = performance.now();
     const huge = parsePlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=999999999'))!;
     assert.equal(huge.segments.length, 7);
     assert.equal(huge.segments[0]!.msn, 100n + 999999999n);
-    assert.equal(deltaPlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=999999999'), 'YES').length > 0, true);
+    assert.equal(
+      deltaPlaylist(delta.replace('SKIPPED-SEGMENTS=6', 'SKIPPED-SEGMENTS=999999999'), 'YES').length > 0,
+      true,
+    );
     assert.ok(performance.now() - started < 1000, 'a skip count costs nothing');
-    assert.deepEqual(namedPieces('#EXTM3U\n#EXT-X-PART:DURATION=0.1,URI="a.m4s",BYTERANGE="x@y"\n#EXT-X-PART:DURATION=0.1,URI="b.m4s",BYTERANGE="10@1e400"\n'), []);
+    assert.deepEqual(
+      namedPieces(
+        '#EXTM3U\n#EXT-X-PART:DURATION=0.1,URI="a.m4s",BYTERANGE="x@y"\n#EXT-X-PART:DURATION=0.1,URI="b.m4s",BYTERANGE="10@1e400"\n',
+      ),
+      [],
+    );
   });
   it('lists the pieces a pushed playlist names', () => {
     const pieces = namedPieces(playlist(5, 2));
-    assert.deepEqual(pieces.find((p) => p.uri === 'v/105.m4s'), { uri: 'v/105.m4s', end: 200 });
-    assert.deepEqual(pieces.find((p) => p.uri === 'v/104.m4s'), { uri: 'v/104.m4s', end: undefined });
+    assert.deepEqual(
+      pieces.find((p) => p.uri === 'v/105.m4s'),
+      { uri: 'v/105.m4s', end: 200 },
+    );
+    assert.deepEqual(
+      pieces.find((p) => p.uri === 'v/104.m4s'),
+      { uri: 'v/104.m4s', end: undefined },
+    );
     assert.ok(!pieces.some((p) => p.uri === 'v/100.m4s'), 'only the newest segments');
-    assert.deepEqual(namedPieces(playlist(1, 2, true)).filter((p) => p.uri.startsWith('v/101')), [{ uri: 'v/101.m4s.1', end: undefined }, { uri: 'v/101.m4s.2', end: undefined }]);
+    assert.deepEqual(
+      namedPieces(playlist(1, 2, true)).filter((p) => p.uri.startsWith('v/101')),
+      [
+        { uri: 'v/101.m4s.1', end: undefined },
+        { uri: 'v/101.m4s.2', end: undefined },
+      ],
+    );
   });
 });
 

@@ -6,7 +6,8 @@ import { loadProfile } from '../../src/config/profile.ts';
 import { buildMpd, isoDuration } from '../../src/packager/mpd.ts';
 import { Packager } from '../../src/packager/packager.ts';
 
-const media = async (name: string) => new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
+const media = async (name: string) =>
+  new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
 const video = await media('recorded-video-320x180-4s.mp4');
 const audio = await media('recorded-audio-4s.mp4');
 const NOW = new Date('2026-11-21T00:10:00.000Z');
@@ -20,7 +21,13 @@ async function matchesGolden(name: string, text: string) {
 
 async function packaged(profileName: string, end?: bigint) {
   const { profile } = await loadProfile(profileName);
-  const packager = new Packager([{ id: '180p', kind: 'video', bitrate: 300_000 }, { id: 'audio', kind: 'audio', bitrate: 64_000 }], profile);
+  const packager = new Packager(
+    [
+      { id: '180p', kind: 'video', bitrate: 300_000 },
+      { id: 'audio', kind: 'audio', bitrate: 64_000 },
+    ],
+    profile,
+  );
   if (end) packager.endBefore(end, { last: true });
   packager.push('180p', video);
   packager.push('audio', audio);
@@ -28,7 +35,8 @@ async function packaged(profileName: string, end?: bigint) {
   return { profile, packager };
 }
 
-const parse = (xml: string) => new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml) as { MPD: Record<string, any> };
+const parse = (xml: string) =>
+  new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml) as { MPD: Record<string, any> };
 
 describe('LL-DASH manifest', () => {
   it('ultra-ll, live (golden)', async () => {
@@ -43,7 +51,10 @@ describe('LL-DASH manifest', () => {
 
   it('standard, no early availability (golden)', async () => {
     const { profile, packager } = await packaged('standard');
-    await matchesGolden('live-standard.mpd', buildMpd(packager.mpdModel(profile, { ...options, timeShiftBufferDepth: 60 }, NOW)));
+    await matchesGolden(
+      'live-standard.mpd',
+      buildMpd(packager.mpdModel(profile, { ...options, timeShiftBufferDepth: 60 }, NOW)),
+    );
   });
 
   it('says what the low-latency DASH rules ask for', async () => {
@@ -51,12 +62,19 @@ describe('LL-DASH manifest', () => {
     const { MPD } = parse(buildMpd(packager.mpdModel(profile, options, NOW)));
     assert.equal(MPD.type, 'dynamic');
     assert.equal(MPD.availabilityStartTime, '1970-01-01T00:00:00Z');
-    assert.deepEqual(MPD.profiles.split(','), ['urn:mpeg:dash:profile:isoff-live:2011', 'urn:mpeg:dash:profile:cmaf:2019', 'http://www.dashif.org/guidelines/low-latency-live-v5']);
+    assert.deepEqual(MPD.profiles.split(','), [
+      'urn:mpeg:dash:profile:isoff-live:2011',
+      'urn:mpeg:dash:profile:cmaf:2019',
+      'http://www.dashif.org/guidelines/low-latency-live-v5',
+    ]);
     assert.equal(MPD.minimumUpdatePeriod, 'PT2S');
     assert.equal(MPD.timeShiftBufferDepth, 'PT30S');
     assert.deepEqual(MPD.ServiceDescription.Latency, { referenceId: '0', target: '800', min: '500', max: '1500' });
     assert.deepEqual(MPD.ServiceDescription.PlaybackRate, { min: '0.96', max: '1.04' });
-    assert.deepEqual(MPD.UTCTiming, { schemeIdUri: 'urn:mpeg:dash:utc:http-iso:2014', value: 'https://time.akamai.com/?iso&ms' });
+    assert.deepEqual(MPD.UTCTiming, {
+      schemeIdUri: 'urn:mpeg:dash:utc:http-iso:2014',
+      value: 'https://time.akamai.com/?iso&ms',
+    });
     const [videoSet, audioSet] = MPD.Period.AdaptationSet;
     for (const set of [videoSet, audioSet]) {
       const t = set.SegmentTemplate;
@@ -66,10 +84,17 @@ describe('LL-DASH manifest', () => {
       assert.equal(t.availabilityTimeComplete, 'false');
       assert.equal(Number(t.duration), Number(t.timescale));
       assert.equal(set.ProducerReferenceTime.type, 'captured');
-      assert.equal(Number(set.ProducerReferenceTime.presentationTime) / Number(t.timescale), Date.parse(set.ProducerReferenceTime.wallClockTime) / 1000, 'PRT maps media time to the same instant');
+      assert.equal(
+        Number(set.ProducerReferenceTime.presentationTime) / Number(t.timescale),
+        Date.parse(set.ProducerReferenceTime.wallClockTime) / 1000,
+        'PRT maps media time to the same instant',
+      );
     }
     const v = videoSet.Representation;
-    assert.deepEqual([v.id, v.codecs, v.width, v.height, v.frameRate, v.sar, v.bandwidth], ['180p', 'avc1.42c00d', '320', '180', '30', '1:1', '300000']);
+    assert.deepEqual(
+      [v.id, v.codecs, v.width, v.height, v.frameRate, v.sar, v.bandwidth],
+      ['180p', 'avc1.42c00d', '320', '180', '30', '1:1', '300000'],
+    );
     assert.deepEqual(v.Resync, { type: '0', dT: '9000', marker: 'true' });
     const a = audioSet.Representation;
     assert.deepEqual([a.codecs, a.audioSamplingRate, a.AudioChannelConfiguration.value], ['mp4a.40.2', '48000', '2']);
@@ -98,10 +123,20 @@ describe('LL-DASH manifest with periods', () => {
   it('an encoder restart with another init: a second Period on the same numbering, with its own init and offset', async () => {
     const { profile, packager } = await packaged('ultra-ll');
     const model = packager.mpdModel(profile, options, NOW);
-    const text = buildMpd({ ...model, periodStart: 1_795_219_800n, earlierPeriods: [{ start: 0n, video: model.video, audio: model.audio }] });
+    const text = buildMpd({
+      ...model,
+      periodStart: 1_795_219_800n,
+      earlierPeriods: [{ start: 0n, video: model.video, audio: model.audio }],
+    });
     const periods = parse(text).MPD['Period'] as Record<string, any>[];
     assert.equal(periods.length, 2);
-    assert.deepEqual(periods.map((p) => [p['id'], p['start']]), [['0', 'PT0S'], ['1795219800', 'PT1795219800S']]);
+    assert.deepEqual(
+      periods.map((p) => [p['id'], p['start']]),
+      [
+        ['0', 'PT0S'],
+        ['1795219800', 'PT1795219800S'],
+      ],
+    );
     const template = periods[1]!['AdaptationSet'][0]['SegmentTemplate'];
     assert.equal(template['startNumber'], '1795219800');
     assert.equal(template['presentationTimeOffset'], String(1_795_219_800n * 90_000n));
@@ -116,15 +151,26 @@ describe('LL-DASH manifest for an origin that serves only complete files', () =>
   it('lists acknowledged segments in a SegmentTimeline, with no early availability', async () => {
     const { profile, packager } = await packaged('ultra-ll');
     const model = packager.mpdModel(profile, options, NOW);
-    const announced = { video: { first: 1_795_219_790n, last: 1_795_219_795n }, audio: { first: 1_795_219_791n, last: 1_795_219_794n } };
+    const announced = {
+      video: { first: 1_795_219_790n, last: 1_795_219_795n },
+      audio: { first: 1_795_219_791n, last: 1_795_219_794n },
+    };
     const { MPD } = parse(buildMpd({ ...model, asto: 0, announced, minimumUpdatePeriod: profile.segdur }));
     assert.equal(MPD.minimumUpdatePeriod, 'PT1S');
     const [videoSet, audioSet] = MPD.Period.AdaptationSet;
     assert.equal(videoSet.SegmentTemplate.availabilityTimeOffset, undefined);
     assert.equal(videoSet.SegmentTemplate.duration, undefined);
     assert.equal(videoSet.SegmentTemplate.startNumber, '1795219790');
-    assert.deepEqual(videoSet.SegmentTemplate.SegmentTimeline.S, { t: String(1_795_219_790n * 90000n), d: '90000', r: '5' });
+    assert.deepEqual(videoSet.SegmentTemplate.SegmentTimeline.S, {
+      t: String(1_795_219_790n * 90000n),
+      d: '90000',
+      r: '5',
+    });
     assert.equal(audioSet.SegmentTemplate.startNumber, '1795219791');
-    assert.deepEqual(audioSet.SegmentTemplate.SegmentTimeline.S, { t: String(1_795_219_791n * 48000n), d: '48000', r: '3' });
+    assert.deepEqual(audioSet.SegmentTemplate.SegmentTimeline.S, {
+      t: String(1_795_219_791n * 48000n),
+      d: '48000',
+      r: '3',
+    });
   });
 });

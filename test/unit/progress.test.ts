@@ -10,7 +10,16 @@ describe('-progress parsing', () => {
     const blocks = new ProgressParser().push(captured);
     assert.equal(blocks.length, captured.match(/^progress=/gm)!.length);
     assert.deepEqual(blocks[0], {
-      frame: 1, fps: 0, bitrateKbps: undefined, totalSize: 36, outTimeUs: 0, dupFrames: 0, dropFrames: 0, speed: undefined, quantisers: { '0_0': 0 }, ended: false,
+      frame: 1,
+      fps: 0,
+      bitrateKbps: undefined,
+      totalSize: 36,
+      outTimeUs: 0,
+      dupFrames: 0,
+      dropFrames: 0,
+      speed: undefined,
+      quantisers: { '0_0': 0 },
+      ended: false,
     });
     assert.equal(blocks[1]!.frame, 53);
     assert.equal(blocks[1]!.fps, 51.29);
@@ -31,7 +40,9 @@ describe('-progress parsing', () => {
   });
 
   it('reads speed and duplicated/dropped frames', () => {
-    const [block] = new ProgressParser().push('frame=598\nfps=30.0\nbitrate=6062.4kbits/s\ndup_frames=10\ndrop_frames=6\nspeed=0.807x\nprogress=continue\n');
+    const [block] = new ProgressParser().push(
+      'frame=598\nfps=30.0\nbitrate=6062.4kbits/s\ndup_frames=10\ndrop_frames=6\nspeed=0.807x\nprogress=continue\n',
+    );
     assert.equal(block!.speed, 0.807);
     assert.equal(block!.dupFrames, 10);
     assert.equal(block!.dropFrames, 6);

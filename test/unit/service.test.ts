@@ -17,8 +17,20 @@ import { ConfigError } from '../../src/errors.ts';
 import { ShedState, withoutShed } from '../../src/packager/shed.ts';
 
 const profile = profileSchema.parse({
-  name: 'ultra-ll', segdur: 1, cdur: 0.1, asto: 0.9, idr: 1,
-  video: { framerate: 30, preset: 'superfast', vbvBuffer: 0.5, renditions: [{ id: '1080p', width: 1920, height: 1080, bitrate: '6M' }, { id: '720p', width: 1280, height: 720, bitrate: '3M' }] },
+  name: 'ultra-ll',
+  segdur: 1,
+  cdur: 0.1,
+  asto: 0.9,
+  idr: 1,
+  video: {
+    framerate: 30,
+    preset: 'superfast',
+    vbvBuffer: 0.5,
+    renditions: [
+      { id: '1080p', width: 1920, height: 1080, bitrate: '6M' },
+      { id: '720p', width: 1280, height: 720, bitrate: '3M' },
+    ],
+  },
   audio: { codec: 'aac', bitrate: '128k', samplerate: 48000, channels: 2 },
   latency: { target: 0.8, min: 0.5, max: 1.5, playbackRate: { min: 0.96, max: 1.04 } },
   alarms: { black: { seconds: 2 } },
@@ -26,23 +38,51 @@ const profile = profileSchema.parse({
 
 describe('the configuration file', () => {
   it('takes start options by flag name, paths from its own directory, one value or a list', () => {
-    const values = parseConfigFile('source: device\noutput: https://o.example/live/live.mpd\nsegdur: 1\nheader-file: headers\nprofile: ll\nretry-devices: false\n', '/etc/appliance/appliance.yaml', START_OPTION_SPECS);
-    assert.deepEqual(values, { source: 'device', output: ['https://o.example/live/live.mpd'], segdur: '1', 'header-file': '/etc/appliance/headers', profile: 'll', 'retry-devices': false });
+    const values = parseConfigFile(
+      'source: device\noutput: https://o.example/live/live.mpd\nsegdur: 1\nheader-file: headers\nprofile: ll\nretry-devices: false\n',
+      '/etc/appliance/appliance.yaml',
+      START_OPTION_SPECS,
+    );
+    assert.deepEqual(values, {
+      source: 'device',
+      output: ['https://o.example/live/live.mpd'],
+      segdur: '1',
+      'header-file': '/etc/appliance/headers',
+      profile: 'll',
+      'retry-devices': false,
+    });
     const options = parseStartArgs(['--segdur', '2'], values);
     assert.equal(options.segdur, 2, 'the command line wins');
     assert.equal(options.source, 'device');
     assert.equal(options.retryDevices, false, 'false in the file is --no-retry-devices');
-    assert.deepEqual(parseStartArgs(['--output', '/tmp/x/live.mpd'], values).outputs, ['/tmp/x/live.mpd'], 'a list on the command line replaces the file\'s');
+    assert.deepEqual(
+      parseStartArgs(['--output', '/tmp/x/live.mpd'], values).outputs,
+      ['/tmp/x/live.mpd'],
+      "a list on the command line replaces the file's",
+    );
     assert.equal(parseStartArgs(['--retry-devices'], values).retryDevices, true);
     assert.deepEqual(mergeOptionValues({ dual: false }, { dual: true }), { dual: true });
   });
 
   it('refuses unknown keys, wrong types and secrets, naming the file and key', () => {
-    assert.throws(() => parseConfigFile('sorce: device\n', 'a.yaml', START_OPTION_SPECS), (e: Error) => e instanceof ConfigError && /a\.yaml: unknown key "sorce"; accepted: profile, source/.test(e.message));
-    assert.throws(() => parseConfigFile('loop: 3\n', 'a.yaml', START_OPTION_SPECS), /a\.yaml: loop: expected true or false, found 3/);
-    assert.throws(() => parseConfigFile('token: abc\n', 'a.yaml', START_OPTION_SPECS), /"token": secrets do not go in the configuration file; put APPLIANCE_PUSH_TOKEN/);
+    assert.throws(
+      () => parseConfigFile('sorce: device\n', 'a.yaml', START_OPTION_SPECS),
+      (e: Error) =>
+        e instanceof ConfigError && /a\.yaml: unknown key "sorce"; accepted: profile, source/.test(e.message),
+    );
+    assert.throws(
+      () => parseConfigFile('loop: 3\n', 'a.yaml', START_OPTION_SPECS),
+      /a\.yaml: loop: expected true or false, found 3/,
+    );
+    assert.throws(
+      () => parseConfigFile('token: abc\n', 'a.yaml', START_OPTION_SPECS),
+      /"token": secrets do not go in the configuration file; put APPLIANCE_PUSH_TOKEN/,
+    );
     assert.throws(() => parseConfigFile('- a\n', 'a.yaml', START_OPTION_SPECS), /expected a mapping/);
-    assert.throws(() => parseConfigFile('source: [a\n', 'a.yaml', START_OPTION_SPECS), /a\.yaml: not valid YAML at line/);
+    assert.throws(
+      () => parseConfigFile('source: [a\n', 'a.yaml', START_OPTION_SPECS),
+      /a\.yaml: not valid YAML at line/,
+    );
     assert.throws(() => parseConfigFile('dry-run: true\n', 'a.yaml', START_OPTION_SPECS), /unknown key "dry-run"/);
   });
 
@@ -55,30 +95,54 @@ describe('the configuration file', () => {
   });
 });
 
-describe('ffmpeg\'s stderr', () => {
+describe("ffmpeg's stderr", () => {
   it('is read by its level tag; an untagged line continues the one before', () => {
-    assert.deepEqual(parseFfmpegLine('[libx264 @ 0x55aa] [warning] too many B-frames'), { level: 'warning', text: '[libx264 @ 0x55aa] too many B-frames', message: 'too many B-frames' });
+    assert.deepEqual(parseFfmpegLine('[libx264 @ 0x55aa] [warning] too many B-frames'), {
+      level: 'warning',
+      text: '[libx264 @ 0x55aa] too many B-frames',
+      message: 'too many B-frames',
+    });
     assert.equal(parseFfmpegLine('[error] pipe:3: Broken pipe').level, 'error');
     assert.equal(parseFfmpegLine('[q] command received. Exiting.', 'info').level, 'info');
   });
 
   it('has the secrets of URLs, query strings and headers redacted', () => {
-    const line = redactSecrets('[tcp @ 0x1] http://user:hunter2@origin:8080/a.ts?x=1&token=s3cret&sig=abc: refused; srt://h:1?mode=caller&passphrase=horse-battery; Authorization: Bearer eyJhbGc.x.y');
-    for (const secret of ['hunter2', 's3cret', 'abc:', 'horse-battery', 'eyJhbGc']) assert.ok(!line.includes(secret), `${secret} in ${line}`);
+    const line = redactSecrets(
+      '[tcp @ 0x1] http://user:hunter2@origin:8080/a.ts?x=1&token=s3cret&sig=abc: refused; srt://h:1?mode=caller&passphrase=horse-battery; Authorization: Bearer eyJhbGc.x.y',
+    );
+    for (const secret of ['hunter2', 's3cret', 'abc:', 'horse-battery', 'eyJhbGc'])
+      assert.ok(!line.includes(secret), `${secret} in ${line}`);
     assert.match(line, /http:\/\/user:\[redacted\]@origin:8080\/a\.ts\?x=1&token=\[redacted\]&sig=\[redacted\]/);
   });
 
-  it('carries the detectors\' marks, in plain or exponent notation', () => {
-    assert.deepEqual(detectorEvent('lavfi.black_start=1.79526e+09'), { kind: 'black', edge: 'start', mediaSeconds: 1.79526e9 });
+  it("carries the detectors' marks, in plain or exponent notation", () => {
+    assert.deepEqual(detectorEvent('lavfi.black_start=1.79526e+09'), {
+      kind: 'black',
+      edge: 'start',
+      mediaSeconds: 1.79526e9,
+    });
     assert.deepEqual(detectorEvent('lavfi.silence_end=12.5'), { kind: 'silence', edge: 'end', mediaSeconds: 12.5 });
     assert.equal(detectorEvent('lavfi.freezedetect.freeze_duration=3'), undefined);
     assert.equal(detectorEvent('frame:60 pts:60 pts_time:2'), undefined);
   });
 
   it('detectors follow the profile and can be turned off', () => {
-    assert.match(videoDetectorChain(profile.alarms)!, /^scale=160:90:flags=fast_bilinear,blackdetect=d=0:pix_th=0\.1,freezedetect=n=-60dB:d=5,.*,nullsink$/);
-    assert.equal(videoDetectorChain({ ...profile.alarms, black: { ...profile.alarms.black, enabled: false }, freeze: { ...profile.alarms.freeze, enabled: false } }), undefined);
-    assert.deepEqual(audioDetectorFilters({ ...profile.alarms, silence: { ...profile.alarms.silence, enabled: false } }), []);
+    assert.match(
+      videoDetectorChain(profile.alarms)!,
+      /^scale=160:90:flags=fast_bilinear,blackdetect=d=0:pix_th=0\.1,freezedetect=n=-60dB:d=5,.*,nullsink$/,
+    );
+    assert.equal(
+      videoDetectorChain({
+        ...profile.alarms,
+        black: { ...profile.alarms.black, enabled: false },
+        freeze: { ...profile.alarms.freeze, enabled: false },
+      }),
+      undefined,
+    );
+    assert.deepEqual(
+      audioDetectorFilters({ ...profile.alarms, silence: { ...profile.alarms.silence, enabled: false } }),
+      [],
+    );
   });
 });
 
@@ -87,38 +151,83 @@ describe('alarms', () => {
     const alarms = new AlarmTracker(profile.alarms);
     assert.deepEqual(alarms.onDetector({ kind: 'black', edge: 'start', mediaSeconds: 0 }, 0), []);
     assert.deepEqual(alarms.tick(1999), []);
-    assert.deepEqual(alarms.tick(2000).map((c) => [c.name, c.raised]), [['black', true]]);
+    assert.deepEqual(
+      alarms.tick(2000).map((c) => [c.name, c.raised]),
+      [['black', true]],
+    );
     assert.deepEqual(alarms.tick(3000), [], 'raised once');
-    assert.deepEqual(alarms.onDetector({ kind: 'black', edge: 'end', mediaSeconds: 0 }, 3500).map((c) => [c.name, c.raised]), [['black', false]]);
+    assert.deepEqual(
+      alarms.onDetector({ kind: 'black', edge: 'end', mediaSeconds: 0 }, 3500).map((c) => [c.name, c.raised]),
+      [['black', false]],
+    );
     assert.deepEqual(alarms.onDetector({ kind: 'black', edge: 'start', mediaSeconds: 0 }, 4000), []);
-    assert.deepEqual(alarms.onDetector({ kind: 'black', edge: 'end', mediaSeconds: 0 }, 4500), [], 'a short black is no alarm');
-    assert.deepEqual(alarms.onDetector({ kind: 'silence', edge: 'start', mediaSeconds: 0 }, 5000).map((c) => c.name), ['silence']);
-    assert.deepEqual(alarms.reset().map((c) => [c.name, c.raised]), [['silence', false]]);
+    assert.deepEqual(
+      alarms.onDetector({ kind: 'black', edge: 'end', mediaSeconds: 0 }, 4500),
+      [],
+      'a short black is no alarm',
+    );
+    assert.deepEqual(
+      alarms.onDetector({ kind: 'silence', edge: 'start', mediaSeconds: 0 }, 5000).map((c) => c.name),
+      ['silence'],
+    );
+    assert.deepEqual(
+      alarms.reset().map((c) => [c.name, c.raised]),
+      [['silence', false]],
+    );
   });
 
   it('the uplink: alarm when the backlog outgrows a segment plus 2 s, shed after the grace, restore after a clear spell, wait longer when it did not hold', () => {
-    const uplink = new UplinkMonitor({ segdur: 1, ladderBitsPerSecond: 9_128_000, shedBitsPerSecond: 3_128_000, shed: true, graceSeconds: 10, restoreSeconds: 30 });
+    const uplink = new UplinkMonitor({
+      segdur: 1,
+      ladderBitsPerSecond: 9_128_000,
+      shedBitsPerSecond: 3_128_000,
+      shed: true,
+      graceSeconds: 10,
+      restoreSeconds: 30,
+    });
     const secondsOf = (rate: number, s: number) => (rate * s) / 8;
     assert.deepEqual(uplink.update(0, secondsOf(9_128_000, 1), 9e6), [], 'a segment in flight is normal');
-    assert.deepEqual(uplink.update(1000, secondsOf(9_128_000, 3.5), 5e6).map((a) => a.type), ['alarm']);
+    assert.deepEqual(
+      uplink.update(1000, secondsOf(9_128_000, 3.5), 5e6).map((a) => a.type),
+      ['alarm'],
+    );
     assert.deepEqual(uplink.update(10_999, secondsOf(9_128_000, 6), 5e6), []);
-    assert.deepEqual(uplink.update(11_000, secondsOf(9_128_000, 6), 5e6).map((a) => a.type), ['shed']);
+    assert.deepEqual(
+      uplink.update(11_000, secondsOf(9_128_000, 6), 5e6).map((a) => a.type),
+      ['shed'],
+    );
     assert.equal(uplink.shed, true);
     assert.deepEqual(uplink.update(20_000, secondsOf(3_128_000, 1.8), 5e6), [], 'draining: neither slow nor clear');
     assert.deepEqual(uplink.update(21_000, secondsOf(3_128_000, 1), 4e6), []);
     assert.deepEqual(uplink.update(50_999, secondsOf(3_128_000, 1), 4e6), []);
-    assert.deepEqual(uplink.update(51_000, secondsOf(3_128_000, 1), 4e6).map((a) => a.type), ['alarm', 'restore']);
+    assert.deepEqual(
+      uplink.update(51_000, secondsOf(3_128_000, 1), 4e6).map((a) => a.type),
+      ['alarm', 'restore'],
+    );
     // Slow again right after the restore: shed again, and the next restore waits twice as long.
     uplink.update(52_000, secondsOf(9_128_000, 4), 5e6);
-    assert.deepEqual(uplink.update(62_000, secondsOf(9_128_000, 4), 5e6).map((a) => a.type), ['shed']);
+    assert.deepEqual(
+      uplink.update(62_000, secondsOf(9_128_000, 4), 5e6).map((a) => a.type),
+      ['shed'],
+    );
     assert.equal(uplink.restoreSeconds, 60);
   });
 
   it('without shedding (one rendition, or alarms.uplink.shed false) only the alarm', () => {
-    const uplink = new UplinkMonitor({ segdur: 1, ladderBitsPerSecond: 1e6, shedBitsPerSecond: 1e6, shed: false, graceSeconds: 1, restoreSeconds: 1 });
+    const uplink = new UplinkMonitor({
+      segdur: 1,
+      ladderBitsPerSecond: 1e6,
+      shedBitsPerSecond: 1e6,
+      shed: false,
+      graceSeconds: 1,
+      restoreSeconds: 1,
+    });
     uplink.update(0, 1e6, undefined);
     assert.deepEqual(uplink.update(5000, 1e6, undefined), []);
-    assert.deepEqual(uplink.update(6000, 0, undefined).map((a) => a.type), ['alarm']);
+    assert.deepEqual(
+      uplink.update(6000, 0, undefined).map((a) => a.type),
+      ['alarm'],
+    );
   });
 });
 
@@ -127,18 +236,34 @@ describe('systemd notify', () => {
     const plan = new NotifyPlan(4_000_000);
     assert.equal(plan.tickMs, 1000);
     assert.deepEqual(plan.next(0, { ready: false, flowing: false, status: 'starting' }), ['STATUS=starting']);
-    assert.deepEqual(plan.next(1000, { ready: false, flowing: false, status: 'starting' }), [], 'no watchdog before chunks flow');
-    assert.deepEqual(plan.next(2000, { ready: true, flowing: true, status: 'live' }), ['READY=1', 'STATUS=live', 'WATCHDOG=1']);
+    assert.deepEqual(
+      plan.next(1000, { ready: false, flowing: false, status: 'starting' }),
+      [],
+      'no watchdog before chunks flow',
+    );
+    assert.deepEqual(plan.next(2000, { ready: true, flowing: true, status: 'live' }), [
+      'READY=1',
+      'STATUS=live',
+      'WATCHDOG=1',
+    ]);
     assert.deepEqual(plan.next(3000, { ready: true, flowing: true, status: 'live 2' }), []);
     assert.deepEqual(plan.next(4000, { ready: true, flowing: true, status: 'live 2' }), ['WATCHDOG=1']);
-    assert.deepEqual(plan.next(6000, { ready: true, flowing: false, status: 'live 2' }), [], 'chunks stopped: no watchdog, systemd restarts a wedged run');
+    assert.deepEqual(
+      plan.next(6000, { ready: true, flowing: false, status: 'live 2' }),
+      [],
+      'chunks stopped: no watchdog, systemd restarts a wedged run',
+    );
     assert.deepEqual(plan.next(7000, { ready: true, flowing: false, status: 'live 3' }), ['READY=1', 'STATUS=live 3']);
-    assert.deepEqual(new NotifyPlan(undefined).next(0, { ready: true, flowing: true, status: 's' }), ['READY=1', 'STATUS=s'], 'no WatchdogSec: no pings');
+    assert.deepEqual(
+      new NotifyPlan(undefined).next(0, { ready: true, flowing: true, status: 's' }),
+      ['READY=1', 'STATUS=s'],
+      'no WatchdogSec: no pings',
+    );
   });
 });
 
 describe('telemetry', () => {
-  it('health follows the source\'s media, not the slate; goodput needs half a window of evidence', () => {
+  it("health follows the source's media, not the slate; goodput needs half a window of evidence", () => {
     const t = new Telemetry({ profile: 'p', source: 'test', segdur: 1, now: 0 });
     assert.deepEqual(t.health(0), { healthy: false, state: 'starting', why: 'no media from the source yet' });
     t.chunkProduced(false, 1000);
@@ -152,8 +277,20 @@ describe('telemetry', () => {
     assert.equal(t.chunksFlowing(8000), false);
     t.output('https://o/live.mpd', 'push', 0);
     assert.equal(t.goodput('https://o/live.mpd', 4000), undefined);
-    t.push({ type: 'acknowledged', output: 'https://o/live.mpd', track: '720p', object: 'segment', segment: 1n, bytes: 1_000_000, attempts: 0, ackMs: 80 }, 5000);
-    assert.equal(t.goodput('https://o/live.mpd', 6000), 1_000_000 * 8 / 6, 'over the 6 s seen so far');
+    t.push(
+      {
+        type: 'acknowledged',
+        output: 'https://o/live.mpd',
+        track: '720p',
+        object: 'segment',
+        segment: 1n,
+        bytes: 1_000_000,
+        attempts: 0,
+        ackMs: 80,
+      },
+      5000,
+    );
+    assert.equal(t.goodput('https://o/live.mpd', 6000), (1_000_000 * 8) / 6, 'over the 6 s seen so far');
     t.alarm('black', true, 'the picture is black', 6000);
     const line = statusLine(t.status(6000));
     assert.match(line, /^slate · .*origin ok 1\.3 Mb\/s · ALARM black$/);
@@ -165,32 +302,74 @@ describe('the machine, as appliance check reports it', () => {
     assert.equal(clockFinding({ offsetMs: 5, source: 'chronyc tracking' }, profile).verdict, 'ok');
     assert.equal(clockFinding({ offsetMs: 50, source: 'x' }, profile).verdict, 'warn');
     assert.equal(clockFinding({ offsetMs: -150, source: 'x' }, profile).verdict, 'fail', 'ultra-ll refuses to start');
-    assert.equal(clockFinding({ offsetMs: -150, source: 'http://origin/time', remote: true }, profile).verdict, 'warn', 'only a remote clock disagrees: start runs on');
+    assert.equal(
+      clockFinding({ offsetMs: -150, source: 'http://origin/time', remote: true }, profile).verdict,
+      'warn',
+      'only a remote clock disagrees: start runs on',
+    );
     assert.equal(clockFinding(undefined, profile).verdict, 'warn');
     assert.equal(cpuFinding(0.8, profile).verdict, 'fail');
     assert.equal(cpuFinding(1.2, profile).verdict, 'warn');
     assert.equal(cpuFinding(2, profile).verdict, 'ok');
     assert.equal(uploadFinding('https://o', 5e6, profile).verdict, 'warn');
-    assert.match(uploadFinding('https://o', 5e6, profile).text, /upload 5\.0 Mb\/s for a 9\.13 Mb\/s ladder: too slow; the top rendition will be shed/);
+    assert.match(
+      uploadFinding('https://o', 5e6, profile).text,
+      /upload 5\.0 Mb\/s for a 9\.13 Mb\/s ladder: too slow; the top rendition will be shed/,
+    );
     assert.equal(uploadFinding('https://o', 20e6, profile).verdict, 'ok');
   });
 
-  it('host figures: no sensor is no temperature; the install paths systemd\'s sandbox would hide', () => {
-    assert.equal(hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: null, max: null, cores: [] }).temperatureCelsius, undefined);
-    assert.equal(hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: 51, max: 60, cores: [55] }).temperatureCelsius, 60);
-    assert.equal(hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: 51, max: 60, cores: [55] }).cpuLoad, 0.5);
-    assert.deepEqual(hiddenBySandbox(['/opt/appliance/dist/appliance.js', '/home/me/appliance/dist/appliance.js', '/tmp/x/node']), ['/home/me/appliance/dist/appliance.js is under ProtectHome=yes', '/tmp/x/node is under PrivateTmp=yes']);
+  it("host figures: no sensor is no temperature; the install paths systemd's sandbox would hide", () => {
+    assert.equal(
+      hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: null, max: null, cores: [] })
+        .temperatureCelsius,
+      undefined,
+    );
+    assert.equal(
+      hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: 51, max: 60, cores: [55] }).temperatureCelsius,
+      60,
+    );
+    assert.equal(
+      hostFigures({ currentLoad: 50 }, { total: 8, active: 2 }, { main: 51, max: 60, cores: [55] }).cpuLoad,
+      0.5,
+    );
+    assert.deepEqual(
+      hiddenBySandbox(['/opt/appliance/dist/appliance.js', '/home/me/appliance/dist/appliance.js', '/tmp/x/node']),
+      ['/home/me/appliance/dist/appliance.js is under ProtectHome=yes', '/tmp/x/node is under PrivateTmp=yes'],
+    );
   });
 
   it('logs for a terminal: time, level, message, fields', () => {
-    assert.equal(humanLine('{"level":40,"time":"2026-11-21T12:00:01.234Z","app":"appliance","msg":"alarm: the picture is black","alarm":"black","n":2}', false), '12:00:01.234 WARN  alarm: the picture is black alarm=black n=2');
+    assert.equal(
+      humanLine(
+        '{"level":40,"time":"2026-11-21T12:00:01.234Z","app":"appliance","msg":"alarm: the picture is black","alarm":"black","n":2}',
+        false,
+      ),
+      '12:00:01.234 WARN  alarm: the picture is black alarm=black n=2',
+    );
   });
 });
 
 describe('shedding in the manifest', () => {
-  const rep = (id: string) => ({ id, codecs: 'avc1.64001f', bandwidth: 1, width: 2, height: 2, frameRate: 30, sar: '1:1', timescale: 90000 });
-  const audio = [{ id: 'audio', codecs: 'mp4a.40.2', bandwidth: 1, samplingRate: 48000, channels: 2, timescale: 48000 }];
-  const model = { video: [rep('1080p'), rep('720p')], audio, periodStart: 100n, earlierPeriods: [] } as unknown as Parameters<typeof withoutShed>[0];
+  const rep = (id: string) => ({
+    id,
+    codecs: 'avc1.64001f',
+    bandwidth: 1,
+    width: 2,
+    height: 2,
+    frameRate: 30,
+    sar: '1:1',
+    timescale: 90000,
+  });
+  const audio = [
+    { id: 'audio', codecs: 'mp4a.40.2', bandwidth: 1, samplingRate: 48000, channels: 2, timescale: 48000 },
+  ];
+  const model = {
+    video: [rep('1080p'), rep('720p')],
+    audio,
+    periodStart: 100n,
+    earlierPeriods: [],
+  } as unknown as Parameters<typeof withoutShed>[0];
 
   it('a period begins where a rendition is shed and where it comes back; in between it is left out', () => {
     const state = new ShedState();
@@ -199,12 +378,28 @@ describe('shedding in the manifest', () => {
     assert.equal(state.covers('1080p', 110n), true);
     const open = withoutShed(model, state.spans);
     assert.deepEqual([...(open.earlierPeriods ?? []).map((p) => p.start), open.periodStart], [100n, 110n]);
-    assert.deepEqual(open.earlierPeriods![0]!.video.map((r) => r.id), ['1080p', '720p']);
-    assert.deepEqual(open.video.map((r) => r.id), ['720p']);
+    assert.deepEqual(
+      open.earlierPeriods![0]!.video.map((r) => r.id),
+      ['1080p', '720p'],
+    );
+    assert.deepEqual(
+      open.video.map((r) => r.id),
+      ['720p'],
+    );
     state.restore('1080p', 120n);
     assert.equal(state.covers('1080p', 120n), false);
     const closed = withoutShed(model, state.spans);
-    assert.deepEqual([...(closed.earlierPeriods ?? []).map((p) => [p.start, p.video.length]), [closed.periodStart, closed.video.length]], [[100n, 2], [110n, 1], [120n, 2]]);
+    assert.deepEqual(
+      [
+        ...(closed.earlierPeriods ?? []).map((p) => [p.start, p.video.length]),
+        [closed.periodStart, closed.video.length],
+      ],
+      [
+        [100n, 2],
+        [110n, 1],
+        [120n, 2],
+      ],
+    );
     state.forgetBefore(121n);
     assert.deepEqual(state.spans, []);
     assert.equal(withoutShed(model, []), model);

@@ -17,7 +17,10 @@ function fakeRun() {
     tracks: new Map([['video', video]]),
     input: undefined,
     exited,
-    stop: async () => (finish({ code: 0, signal: undefined, stderrTail: [], requested: true }), exited),
+    stop: async () => {
+      finish({ code: 0, signal: undefined, stderrTail: [], requested: true });
+      return exited;
+    },
     kill: () => {
       killed = true;
       finish({ code: undefined, signal: 'SIGKILL', stderrTail: [], requested: false });

@@ -14,7 +14,10 @@ describe('Wakeup', () => {
     assert.equal(woken, true);
     wakeup.close();
     // A loop that checked for the stop, then awaited work that ended after it, waits no more.
-    const late = await Promise.race([wakeup.wait().then(() => 'woken'), new Promise((resolve) => setTimeout(() => resolve('asleep'), 1000))]);
+    const late = await Promise.race([
+      wakeup.wait().then(() => 'woken'),
+      new Promise((resolve) => setTimeout(() => resolve('asleep'), 1000)),
+    ]);
     assert.equal(late, 'woken');
   });
 });

@@ -23,7 +23,10 @@ export function parseFfmpegSources(text: string): { sources: FfmpegSource[]; pro
     // the last bracketed group before the media list.
     const entry = /^([* ]) (.+?) \[([^\]]*)\] \(([^)]*)\)\s*$/.exec(line);
     if (!entry) continue;
-    const media = entry[4]!.split(',').map((m) => m.trim()).filter((m) => m && m !== 'none');
+    const media = entry[4]!
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m && m !== 'none');
     sources.push({ id: entry[2]!, description: entry[3]!, isDefault: entry[1] === '*', media });
   }
   return problem === undefined ? { sources } : { sources, problem };

@@ -30,10 +30,18 @@ export function parseV4l2ListFormats(text: string): VideoMode[] {
     const format = match[2]!;
     const stepwise = /^\{(\d+)-(\d+), ?(\d+)\}x\{(\d+)-(\d+), ?(\d+)\}/.exec(match[4]!);
     if (stepwise) {
-      modes.push({ format, compressed, width: Number(stepwise[2]), height: Number(stepwise[5]), rates: [], stepwise: true });
+      modes.push({
+        format,
+        compressed,
+        width: Number(stepwise[2]),
+        height: Number(stepwise[5]),
+        rates: [],
+        stepwise: true,
+      });
       continue;
     }
-    for (const size of match[4]!.matchAll(/(\d+)x(\d+)/g)) modes.push({ format, compressed, width: Number(size[1]), height: Number(size[2]), rates: [] });
+    for (const size of match[4]!.matchAll(/(\d+)x(\d+)/g))
+      modes.push({ format, compressed, width: Number(size[1]), height: Number(size[2]), rates: [] });
   }
   return modes;
 }
@@ -55,7 +63,13 @@ export function parseV4l2CtlFormats(text: string): VideoMode[] {
     const stepwise = /^\s*Size: (?:Stepwise|Continuous) \d+x\d+ - (\d+)x(\d+)/.exec(line);
     if (format && (discrete || stepwise)) {
       const size = (discrete ?? stepwise)!;
-      mode = { ...format, width: Number(size[1]), height: Number(size[2]), rates: [], ...(stepwise ? { stepwise: true } : {}) };
+      mode = {
+        ...format,
+        width: Number(size[1]),
+        height: Number(size[2]),
+        rates: [],
+        ...(stepwise ? { stepwise: true } : {}),
+      };
       modes.push(mode);
       continue;
     }
@@ -105,7 +119,9 @@ export function parseArecordList(text: string): { card: string; device: number; 
  */
 export function alsaMicrophones(sourcesText: string, arecordText = ''): Microphone[] {
   const names = new Map(parseArecordList(arecordText).map((d) => [`hw:CARD=${d.card},DEV=${d.device}`, d.name]));
-  const ids = parseFfmpegSources(sourcesText).sources.map((s) => s.id).filter((id) => id.startsWith('hw:'));
+  const ids = parseFfmpegSources(sourcesText)
+    .sources.map((s) => s.id)
+    .filter((id) => id.startsWith('hw:'));
   for (const id of names.keys()) if (!ids.includes(id)) ids.push(id);
   return ids.map((id, index) => {
     const card = /CARD=([^,]+)/.exec(id)?.[1] ?? id;
@@ -142,9 +158,12 @@ export function pulseMicrophones(sourcesText: string, pactlText = ''): { microph
       index,
       modes: mode ? [mode] : [],
       ...(source?.isDefault ? { isDefault: true } : {}),
-      ...(id.endsWith('.monitor') ? { notForDefault: 'the monitor of an output (what the machine plays), not a microphone' } : {}),
+      ...(id.endsWith('.monitor')
+        ? { notForDefault: 'the monitor of an output (what the machine plays), not a microphone' }
+        : {}),
     };
   });
-  return listed.problem === undefined ? { microphones } : { microphones, problem: `PulseAudio/PipeWire: ${listed.problem}` };
+  return listed.problem === undefined
+    ? { microphones }
+    : { microphones, problem: `PulseAudio/PipeWire: ${listed.problem}` };
 }
-

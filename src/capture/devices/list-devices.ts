@@ -13,8 +13,18 @@ export type RunCommand = (command: string, args: readonly string[]) => Promise<s
 const LIST_TIMEOUT_MS = 10_000;
 
 export const runCommand: RunCommand = async (command, args) => {
-  const result = await execa(command, args, { reject: false, all: true, timeout: LIST_TIMEOUT_MS, stdin: 'ignore', env: { AV_LOG_FORCE_NOCOLOR: '1' } });
-  if ((result as { code?: string }).code === 'ENOENT' || (result.failed && result.exitCode === undefined && !result.timedOut)) return undefined;
+  const result = await execa(command, args, {
+    reject: false,
+    all: true,
+    timeout: LIST_TIMEOUT_MS,
+    stdin: 'ignore',
+    env: { AV_LOG_FORCE_NOCOLOR: '1' },
+  });
+  if (
+    (result as { code?: string }).code === 'ENOENT' ||
+    (result.failed && result.exitCode === undefined && !result.timedOut)
+  )
+    return undefined;
   return result.all ?? '';
 };
 
@@ -23,9 +33,14 @@ export function currentPlatform(): Platform {
 }
 
 /** ffmpeg's `-i` value for one dshow device: its alternative name where the friendly name has a `:` (the video/audio separator). */
-export const dshowName = (device: { name: string; alternativeName?: string | undefined }) => (device.name.includes(':') && device.alternativeName ? device.alternativeName : device.name);
+export const dshowName = (device: { name: string; alternativeName?: string | undefined }) =>
+  device.name.includes(':') && device.alternativeName ? device.alternativeName : device.name;
 
-export async function listDevices(ffmpeg: string, platform: Platform = currentPlatform(), run: RunCommand = runCommand): Promise<DeviceListing> {
+export async function listDevices(
+  ffmpeg: string,
+  platform: Platform = currentPlatform(),
+  run: RunCommand = runCommand,
+): Promise<DeviceListing> {
   const ff = (...args: string[]) => run(ffmpeg, ['-hide_banner', ...args]);
   const problems: string[] = [];
   let devices: CaptureDevice[] = [];
@@ -34,22 +49,37 @@ export async function listDevices(ffmpeg: string, platform: Platform = currentPl
     const modes = new Map<string, VideoMode[]>();
     for (const node of [...v4l2Nodes.matchAll(/^[* ] (\/dev\/\S+) \[/gm)].map((m) => m[1]!)) {
       const withRates = parseV4l2CtlFormats((await run('v4l2-ctl', ['-d', node, '--list-formats-ext'])) ?? '');
-      modes.set(node, withRates.length ? withRates : parseV4l2ListFormats((await ff('-f', 'v4l2', '-list_formats', 'all', '-i', node)) ?? ''));
+      modes.set(
+        node,
+        withRates.length
+          ? withRates
+          : parseV4l2ListFormats((await ff('-f', 'v4l2', '-list_formats', 'all', '-i', node)) ?? ''),
+      );
     }
-    const pulse = pulseMicrophones((await ff('-sources', 'pulse')) ?? '', (await run('pactl', ['list', 'short', 'sources'])) ?? '');
+    const pulse = pulseMicrophones(
+      (await ff('-sources', 'pulse')) ?? '',
+      (await run('pactl', ['list', 'short', 'sources'])) ?? '',
+    );
     if (pulse.problem) problems.push(`${pulse.problem}: no sound server reachable for this user`);
-    devices = [...v4l2Cameras(v4l2Nodes, (node) => modes.get(node) ?? []), ...pulse.microphones, ...alsaMicrophones((await ff('-sources', 'alsa')) ?? '', (await run('arecord', ['-l'])) ?? '')];
+    devices = [
+      ...v4l2Cameras(v4l2Nodes, (node) => modes.get(node) ?? []),
+      ...pulse.microphones,
+      ...alsaMicrophones((await ff('-sources', 'alsa')) ?? '', (await run('arecord', ['-l'])) ?? ''),
+    ];
   } else if (platform === 'darwin') {
     devices = parseAvfoundationDevices((await ff('-f', 'avfoundation', '-list_devices', 'true', '-i', '')) ?? '');
     for (const camera of devices) {
       if (camera.kind !== 'video' || camera.notForDefault) continue;
       // A size no camera has: avfoundation refuses it and prints the modes it has.
-      camera.modes = parseAvfoundationModes((await ff('-f', 'avfoundation', '-video_size', '16x16', '-framerate', '1', '-i', `${camera.index}:none`)) ?? '');
+      camera.modes = parseAvfoundationModes(
+        (await ff('-f', 'avfoundation', '-video_size', '16x16', '-framerate', '1', '-i', `${camera.index}:none`)) ?? '',
+      );
     }
   } else {
     devices = parseDshowDevices((await ff('-list_devices', 'true', '-f', 'dshow', '-i', 'dummy')) ?? '');
     for (const device of devices) {
-      const options = (await ff('-list_options', 'true', '-f', 'dshow', '-i', `${device.kind}=${dshowName(device)}`)) ?? '';
+      const options =
+        (await ff('-list_options', 'true', '-f', 'dshow', '-i', `${device.kind}=${dshowName(device)}`)) ?? '';
       if (device.kind === 'video') device.modes = parseDshowVideoOptions(options);
       else device.modes = parseDshowAudioOptions(options);
     }

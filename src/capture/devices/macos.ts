@@ -1,4 +1,11 @@
-import { logLines, withoutLogPrefix, type Camera, type CaptureDevice, type Microphone, type VideoMode } from './types.ts';
+import {
+  logLines,
+  withoutLogPrefix,
+  type Camera,
+  type CaptureDevice,
+  type Microphone,
+  type VideoMode,
+} from './types.ts';
 
 // Pure parsers for ffmpeg's avfoundation messages (macOS). avfoundation has no option listing:
 // a camera's modes come from the error it prints for a mode it does not have.
@@ -21,7 +28,12 @@ export function parseAvfoundationDevices(text: string): CaptureDevice[] {
     const base = { api: 'avfoundation' as const, id: String(index), name: entry[2]!.trim(), index };
     if (section === 'video') {
       const screen = /^Capture screen \d+/.test(base.name);
-      devices.push({ kind: 'video', ...base, modes: [], ...(screen ? { notForDefault: 'a screen, not a camera' } : {}) } satisfies Camera);
+      devices.push({
+        kind: 'video',
+        ...base,
+        modes: [],
+        ...(screen ? { notForDefault: 'a screen, not a camera' } : {}),
+      } satisfies Camera);
     } else {
       devices.push({ kind: 'audio', ...base, modes: [] } satisfies Microphone);
     }

@@ -1,4 +1,12 @@
-import { logLines, withoutLogPrefix, type AudioMode, type Camera, type CaptureDevice, type Microphone, type VideoMode } from './types.ts';
+import {
+  logLines,
+  withoutLogPrefix,
+  type AudioMode,
+  type Camera,
+  type CaptureDevice,
+  type Microphone,
+  type VideoMode,
+} from './types.ts';
 
 // Pure parsers for ffmpeg's dshow listings (Windows), in both styles: ffmpeg ≤ 4.4 with section
 // headers, ffmpeg ≥ 5.0 with a "(video)"/"(audio)"/"(video, audio)"/"(none)" suffix per device.
@@ -8,7 +16,7 @@ export function parseDshowDevices(text: string): CaptureDevice[] {
   const devices: CaptureDevice[] = [];
   let section: 'video' | 'audio' | undefined;
   let last: CaptureDevice[] = [];
-  let indexes = { video: 0, audio: 0 };
+  const indexes = { video: 0, audio: 0 };
   for (const line of logLines(text)) {
     if (!/^\[dshow @/.test(line)) continue;
     const body = withoutLogPrefix(line);
@@ -22,13 +30,29 @@ export function parseDshowDevices(text: string): CaptureDevice[] {
     const entry = /^\s*"(.*)"(?:\s+\(([^)]*)\))?\s*$/.exec(body);
     if (!entry) continue;
     const name = entry[1]!;
-    const kinds = entry[2] === undefined ? (section ? [section] : []) : entry[2].split(',').map((k) => k.trim()).filter((k): k is 'video' | 'audio' => k === 'video' || k === 'audio');
+    const kinds =
+      entry[2] === undefined
+        ? section
+          ? [section]
+          : []
+        : entry[2]
+            .split(',')
+            .map((k) => k.trim())
+            .filter((k): k is 'video' | 'audio' => k === 'video' || k === 'audio');
     last = [];
     const both = kinds.includes('video') && kinds.includes('audio');
     for (const kind of kinds) {
       const device: CaptureDevice =
         kind === 'video'
-          ? ({ kind, api: 'dshow', id: name, name, index: indexes.video++, modes: [], ...(both ? { alsoAudio: true } : {}) } satisfies Camera)
+          ? ({
+              kind,
+              api: 'dshow',
+              id: name,
+              name,
+              index: indexes.video++,
+              modes: [],
+              ...(both ? { alsoAudio: true } : {}),
+            } satisfies Camera)
           : ({ kind, api: 'dshow', id: name, name, index: indexes.audio++, modes: [] } satisfies Microphone);
       devices.push(device);
       last.push(device);
@@ -41,7 +65,8 @@ export function parseDshowDevices(text: string): CaptureDevice[] {
 export function parseDshowVideoOptions(text: string): VideoMode[] {
   const modes: VideoMode[] = [];
   for (const line of logLines(text).map(withoutLogPrefix)) {
-    const match = /^\s*(pixel_format|vcodec)=(\S+)\s+min s=(\d+)x(\d+) fps=([\d.]+) max s=(\d+)x(\d+) fps=([\d.]+)/.exec(line);
+    const match =
+      /^\s*(pixel_format|vcodec)=(\S+)\s+min s=(\d+)x(\d+) fps=([\d.]+) max s=(\d+)x(\d+) fps=([\d.]+)/.exec(line);
     if (!match) continue;
     const format = match[2]!;
     const compressed = match[1] === 'vcodec';
@@ -68,7 +93,9 @@ export function parseDshowAudioOptions(text: string): AudioMode[] {
       modes.push({ channels: Number(current[1]), sampleFormat: `${current[2]} bit`, sampleRate: Number(current[3]) });
       continue;
     }
-    const old = /^\s*min ch=\s*(\d+) bits=\s*(\d+) rate=\s*(\d+) max ch=\s*(\d+) bits=\s*(\d+) rate=\s*(\d+)/.exec(line);
+    const old = /^\s*min ch=\s*(\d+) bits=\s*(\d+) rate=\s*(\d+) max ch=\s*(\d+) bits=\s*(\d+) rate=\s*(\d+)/.exec(
+      line,
+    );
     if (old) {
       const [minCh, maxCh, minRate, maxRate] = [Number(old[1]), Number(old[4]), Number(old[3]), Number(old[6])];
       modes.push({
