@@ -44,26 +44,36 @@ export function limitConnections(server: Server, limits: OriginLimits, logger: L
   });
 }
 
-/** Cuts an upload whose body stops arriving; `done()` once the body ended. */
+/**
+ * Cuts an upload whose body stops arriving; `done()` once the body ended (also called when the
+ * request closes). The idle listener leaves the socket with the request: a keep-alive connection
+ * carries one upload after another (a pusher's track, for hours), and a listener left behind per
+ * upload would keep every request it ever carried alive.
+ */
 export function watchBodyProgress(
   req: IncomingMessage,
   limits: OriginLimits,
   logger: Logger,
   path: string,
 ): { done(): void } {
+  const socket = req.socket;
   let finished = false;
-  req.socket.setTimeout(limits.bodyIdleMs, () => {
+  const onIdle = () => {
     if (finished) return;
     logger.warn({ path, idleMs: limits.bodyIdleMs }, 'origin: an upload brought no byte for too long; cut');
     req.destroy();
-  });
-  return {
-    done() {
-      finished = true;
-      // The server sets its keep-alive timeout on the socket once the answer is sent.
-      req.socket.setTimeout(0);
-    },
   };
+  socket.setTimeout(limits.bodyIdleMs);
+  socket.on('timeout', onIdle);
+  const done = () => {
+    if (finished) return;
+    finished = true;
+    socket.off('timeout', onIdle);
+    // The server sets its keep-alive timeout on the socket once the answer is sent.
+    socket.setTimeout(0);
+  };
+  req.once('close', done);
+  return { done };
 }
 
 /**
