@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser } from 'fast-xml-parser';
 import { readdir, readFile } from 'node:fs/promises';
+import { childBoxes } from '../../src/packager/boxes.ts';
 import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
 import { assertSegmentsConform, segmentLayout } from '../helpers/segments.ts';
 import { clockMillis, readBurntInClock } from '../helpers/ocr.ts';
@@ -235,28 +236,44 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
     ]);
     assert.ok(child.pid, 'started');
     const sizes: number[] = [];
+    let watched = '';
     try {
       // Two segments written (a busy machine may take longer to start than an idle one).
       for (let i = 0; i < 200 && (await segmentNumbers(dir, '1080p').catch(() => [])).length < 2; i++) await sleep(100);
-      // Watch the next segment from its creation for one second: it must grow chunk by chunk.
-      const watched = join(dir, '1080p', `${(await segmentNumbers(dir, '1080p')).at(-1)! + 1n}.m4s`);
-      const sizeOf = () =>
-        stat(watched).then(
+      // Watch the next segment from its creation until it is complete: it must grow chunk by chunk.
+      const next = (await segmentNumbers(dir, '1080p')).at(-1)! + 1n;
+      watched = join(dir, '1080p', `${next}.m4s`);
+      const after = join(dir, '1080p', `${next + 1n}.m4s`);
+      const sizeOf = (path: string) =>
+        stat(path).then(
           (s) => s.size,
           () => 0,
         );
-      for (let i = 0; i < 300 && !(await sizeOf()); i++) await sleep(5);
-      for (const began = Date.now(); Date.now() - began < 1000; await sleep(5)) {
-        const size = await sizeOf();
+      for (let i = 0; i < 1000 && !(await sizeOf(watched)); i++) await sleep(5);
+      for (let i = 0; i < 1000 && !(await sizeOf(after)); i++) {
+        const size = await sizeOf(watched);
         if (size && size !== sizes.at(-1)) sizes.push(size);
+        await sleep(5);
       }
-      await sleep(2000);
+      await sleep(1000);
     } finally {
       process.kill(child.pid, 'SIGTERM');
     }
     const run = await child;
     assert.equal(run.exitCode, 0, String(run.stderr));
-    assert.ok(sizes.length >= 9, `the segment file grew in ${sizes.length} steps within a second`);
+    // Every size seen ends a whole chunk (moof + mdat): the file grows a chunk at a time, never a
+    // partial write. How many steps a poll catches depends on the machine's load, not the writer;
+    // on an idle machine all ten are seen.
+    const complete = new Uint8Array(await readFile(watched));
+    const chunkEnds = [...childBoxes(complete)].filter((b) => b.type === 'mdat').map((b) => b.offset + b.size);
+    assert.equal(chunkEnds.length, 10, 'the watched segment has its ten chunks');
+    const early = sizes.filter((size) => size < complete.length);
+    assert.deepEqual(
+      early.filter((size) => !chunkEnds.includes(size)),
+      [],
+      `sizes seen ${sizes.join(', ')} end whole chunks (${chunkEnds.join(', ')})`,
+    );
+    assert.ok(early.length >= 2, `the segment file grew in steps (sizes seen: ${sizes.join(', ')})`);
     const logs = logLines(String(run.stderr));
     assert.ok(logs.some((l) => l['msg'] === 'stopped'));
     for (const id of ['1080p', '720p'] as const) {

@@ -1,28 +1,24 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { parseTestSource } from '../../src/capture/source.ts';
 import { clockOverlay } from '../../src/capture/test-source.ts';
 import { BUILTIN_PROFILES, loadProfile } from '../../src/config/profile.ts';
 import { buildEncoderPlan, shellQuote } from '../../src/encode/ffmpeg-args.ts';
 import { planLadder } from '../../src/ladder/ladder.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 /** Golden files pin the exact argv; regenerate with UPDATE_GOLDEN=1 and review the diff. */
-async function matchesGolden(name: string, actual: unknown) {
-  const url = new URL(`../fixtures/golden/${name}.json`, import.meta.url);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (process.env['UPDATE_GOLDEN']) await writeFile(url, text);
-  assert.equal(text, await readFile(url, 'utf8'), `${name} differs from its golden file`);
-}
+const matchesArgv = (t: TestContext, name: string, actual: unknown) =>
+  matchesGolden(t, `${name}.json`, `${JSON.stringify(actual, null, 2)}\n`);
 
 describe('ffmpeg argv per profile (golden)', () => {
   for (const name of BUILTIN_PROFILES) {
     for (const spec of ['test', 'test:mandelbrot']) {
-      it(`${name} with --source ${spec}`, async () => {
+      it(`${name} with --source ${spec}`, async (t) => {
         const { profile } = await loadProfile(name);
         const source = parseTestSource(spec);
         const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions);
-        await matchesGolden(`argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, {
+        await matchesArgv(t, `argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, {
           args: plan.args,
           tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })),
         });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acknowledgedView, HlsTimeline, markGaps, positionOf, type HlsChunk } from '../../src/packager/hls-timeline.ts';
+import { acknowledgedView, HlsTimeline, markGaps, positionOf } from '../../src/packager/hls-timeline.ts';
 import {
   buildMediaPlaylist,
   buildMultivariantPlaylist,
@@ -8,44 +8,7 @@ import {
   hlsTiming,
   type HlsDelivery,
 } from '../../src/packager/hls-playlist.ts';
-
-/** Chunks of a 1 s segment as the chunker makes them: 10 video chunks of 3 frames, or audio chunks of 5/4 AAC frames. */
-function videoChunks(
-  track: string,
-  segment: bigint,
-  sizes = Array.from({ length: 10 }, (_, i) => 1000 + i),
-): HlsChunk[] {
-  return sizes.map((byteLength, part) => ({
-    track,
-    segment,
-    part,
-    byteLength,
-    duration: 9000,
-    timescale: 90000,
-    decodeTime: segment * 90000n + BigInt(part * 9000),
-    independent: part === 0,
-    segmentComplete: part === sizes.length - 1,
-  }));
-}
-function audioChunks(segment: bigint): HlsChunk[] {
-  const frames = [5, 4, 5, 5, 5, 4, 5, 5, 4, 5];
-  let at = segment * 48000n;
-  return frames.map((n, part) => {
-    const chunk = {
-      track: 'audio',
-      segment,
-      part,
-      byteLength: n * 400,
-      duration: n * 1024,
-      timescale: 48000,
-      decodeTime: at,
-      independent: true,
-      segmentComplete: part === frames.length - 1,
-    };
-    at += BigInt(n * 1024);
-    return chunk;
-  });
-}
+import { audioChunks, videoChunks } from '../helpers/hls-chunks.ts';
 
 const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
 const names = hlsNames('live');

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import { loadProfile } from '../../src/config/profile.ts';
 import { buildMpd, isoDuration } from '../../src/packager/mpd.ts';
 import { Packager } from '../../src/packager/packager.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const media = async (name: string) =>
   new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
@@ -12,12 +13,6 @@ const video = await media('recorded-video-320x180-4s.mp4');
 const audio = await media('recorded-audio-4s.mp4');
 const NOW = new Date('2026-11-21T00:10:00.000Z');
 const options = { timeShiftBufferDepth: 30, utcTimingUrl: 'https://time.akamai.com/?iso&ms' };
-
-async function matchesGolden(name: string, text: string) {
-  const url = new URL(`../fixtures/golden/${name}`, import.meta.url);
-  if (process.env['UPDATE_GOLDEN']) await writeFile(url, text);
-  assert.equal(text, await readFile(url, 'utf8'), `${name} differs from its golden file`);
-}
 
 async function packaged(profileName: string, end?: bigint) {
   const { profile } = await loadProfile(profileName);
@@ -39,19 +34,20 @@ const parse = (xml: string) =>
   new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml) as { MPD: Record<string, any> };
 
 describe('LL-DASH manifest', () => {
-  it('ultra-ll, live (golden)', async () => {
+  it('ultra-ll, live (golden)', async (t) => {
     const { profile, packager } = await packaged('ultra-ll');
-    await matchesGolden('live-ultra-ll.mpd', buildMpd(packager.mpdModel(profile, options, NOW)));
+    await matchesGolden(t, 'live-ultra-ll.mpd', buildMpd(packager.mpdModel(profile, options, NOW)));
   });
 
-  it('ultra-ll, ended after --duration (golden)', async () => {
+  it('ultra-ll, ended after --duration (golden)', async (t) => {
     const { profile, packager } = await packaged('ultra-ll', 1_795_219_796n);
-    await matchesGolden('ended-ultra-ll.mpd', buildMpd(packager.mpdModel(profile, options, NOW)));
+    await matchesGolden(t, 'ended-ultra-ll.mpd', buildMpd(packager.mpdModel(profile, options, NOW)));
   });
 
-  it('standard, no early availability (golden)', async () => {
+  it('standard, no early availability (golden)', async (t) => {
     const { profile, packager } = await packaged('standard');
     await matchesGolden(
+      t,
       'live-standard.mpd',
       buildMpd(packager.mpdModel(profile, { ...options, timeShiftBufferDepth: 60 }, NOW)),
     );
