@@ -4,7 +4,7 @@ import { parseTestSource } from '../src/capture/source.ts';
 import { TEST_SOURCE_FILTERS } from '../src/capture/test-source.ts';
 import { loadProfile } from '../src/config/profile.ts';
 import { startEncoder } from '../src/encode/encoder.ts';
-import { placeOnGrid, segmentTicks } from '../src/encode/epoch-grid.ts';
+import { placeOnGrid, segmentTicks } from '../src/timeline/epoch-grid.ts';
 import { buildEncoderPlan } from '../src/encode/ffmpeg-args.ts';
 import { locateFfmpeg } from '../src/encode/ffmpeg-resolve.ts';
 import { createLogger } from '../src/log.ts';

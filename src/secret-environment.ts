@@ -1,12 +1,14 @@
-import { PUSH_PASSWORD_ENV, PUSH_TOKEN_ENV, PUSH_USER_ENV } from './push/credentials.ts';
-import { SRT_PASSPHRASE_ENV } from './capture/feed-source.ts';
-
 // The appliance takes its secrets from the environment (never argv). It reads them once at start
 // and takes them out of its own environment, so that no child process inherits them: ffmpeg, the
 // feed relay, systemd-notify, the helpers systeminformation spawns. Each child's environment is
 // readable at /proc/PID/environ by its user, and ffmpeg has no use for any of them.
 
+export const PUSH_TOKEN_ENV = 'APPLIANCE_PUSH_TOKEN';
+export const PUSH_USER_ENV = 'APPLIANCE_PUSH_USER';
+export const PUSH_PASSWORD_ENV = 'APPLIANCE_PUSH_PASSWORD';
 export const INGEST_TOKEN_ENV = 'APPLIANCE_INGEST_TOKEN';
+/** Where an SRT passphrase is read from; never from the URL (it would reach logs and process lists). */
+export const SRT_PASSPHRASE_ENV = 'APPLIANCE_SRT_PASSPHRASE';
 
 const SECRET_VARIABLES = new Set([
   PUSH_TOKEN_ENV,

@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { restartDelay } from '../encode/supervisor.ts';
+import { restartDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import { RELAY_SCRIPT_FD, redact, relayPlan, type FeedRequest } from './feed-source.ts';
 import { parseInputInfo, type InputInfo } from './media-info.ts';

@@ -1,5 +1,6 @@
 import type { Profile } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
+import { SRT_PASSPHRASE_ENV } from '../secret-environment.ts';
 import { noCameraInput, noMicrophoneInput, type AudioFormat, type SourceInputs } from './device-args.ts';
 import { playedStreamMaps, streamPolicy, type PlayedStreams } from './file-source.ts';
 import type { InputInfo } from './media-info.ts';
@@ -7,9 +8,6 @@ import type { InputInfo } from './media-info.ts';
 // Pure: a live MPEG-TS contribution feed (UDP, SRT) as a source. The feed reaches ffmpeg through
 // the appliance (a relay ffmpeg receives it, the restamper puts it on the wall clock), so the
 // encoder reads plain MPEG-TS from a pipe.
-
-/** Where an SRT passphrase is read from; never from the URL (it would reach logs and process lists). */
-export const SRT_PASSPHRASE_ENV = 'APPLIANCE_SRT_PASSPHRASE';
 
 export interface FeedRequest {
   kind: 'feed';

@@ -10,7 +10,7 @@ import { ObjectStore } from '../origin/store.ts';
 import { PersistedStore } from '../origin/persist.ts';
 import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/output-target.ts';
 import { parseBitrate } from '../config/schema.ts';
-import { hostForUrl, listenFor } from './outputs.ts';
+import { hostForUrl, listenFor } from '../listen.ts';
 import { INGEST_TOKEN_ENV } from '../secret-environment.ts';
 
 export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for pushes from appliances

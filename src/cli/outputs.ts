@@ -1,8 +1,7 @@
 import type { Profile } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createOriginServer, listen } from '../origin/http.ts';
+import { hostForUrl, listenFor } from '../listen.ts';
+import { createOriginServer } from '../origin/http.ts';
 import { ObjectStore } from '../origin/store.ts';
 import { StoreOutput } from '../origin/store-output.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
@@ -11,7 +10,6 @@ import { HttpPushOutput } from '../push/http-output.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
-import { ConfigError } from '../errors.ts';
 import { PLAYER_SCRIPTS, previewInfo, previewPage } from '../origin/preview-page.ts';
 import { HlsPlaylists, outputFormats, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
 
@@ -50,17 +48,6 @@ export interface OpenedOutputs {
   /** For messages: the directories and URLs. */
   where: string;
   close(): Promise<void>;
-}
-
-export const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
-
-/** Listens, or refuses (exit 2) naming the flag that gave the address. */
-export async function listenFor(flag: string, server: Server, host: string, port: number): Promise<AddressInfo> {
-  return listen(server, host, port).catch((error: NodeJS.ErrnoException) => {
-    throw new ConfigError(
-      `${flag} ${hostForUrl(host)}:${port}: cannot listen (${error.code ?? error.message})${error.code === 'EADDRINUSE' ? `; another program uses that port: pick another with ${flag}` : ''}`,
-    );
-  });
 }
 
 /** The origin profile of the output at `index`: given per output, once for all, or the default. */

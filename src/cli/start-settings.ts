@@ -4,7 +4,9 @@ import { listDevices } from '../capture/devices/list-devices.ts';
 import { atRate, resolveDevices } from '../capture/resolve-devices.ts';
 import { fileSourcePolicy } from '../capture/file-source.ts';
 import { probeInput } from '../capture/probe-input.ts';
-import { feedForLogs, feedSourcePolicy, SRT_PASSPHRASE_ENV, srtPassphrase } from '../capture/feed-source.ts';
+import { feedForLogs, feedSourcePolicy, srtPassphrase } from '../capture/feed-source.ts';
+import { SRT_PASSPHRASE_ENV } from '../secret-environment.ts';
+import { layoutOf } from '../layout/object-names.ts';
 import { FeedRelay } from '../capture/feed-relay.ts';
 import { KEYFRAME_GRID_LATE_TOLERANCE_SECONDS } from '../capture/ts-restamp.ts';
 import { TEST_SOURCE_FILTERS } from '../capture/test-source.ts';
@@ -25,7 +27,8 @@ import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/creden
 import { ensureWritableDirectory, parseListen, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
-import { hostForUrl, originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
+import { hostForUrl } from '../listen.ts';
+import { originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
 /** What the ffmpeg a start uses must have. */
 export const FFMPEG_NEEDS = {
@@ -371,7 +374,7 @@ export function describe(resolved: ResolvedStart): string {
     latency: profile.latency,
     hls: describeHls(profile),
     outputs: outputs.map(describeOutput),
-    segments: plan.tracks.map((t) => `${t.id}/init.mp4, ${t.id}/<n>.m4s`),
+    segments: plan.tracks.map((t) => layoutOf(t.id)),
     timeShiftBufferDepth: profile.tsb,
     ffmpeg: { path: ffmpeg.path, version: ffmpeg.version.text, from: ffmpeg.origin },
     warnings: resolved.warnings,

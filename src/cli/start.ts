@@ -6,7 +6,7 @@ import { listDevices } from '../capture/devices/list-devices.ts';
 import { AvOffsetMeter } from '../encode/av-offset.ts';
 import { ClockStepDetector } from '../encode/clock.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
-import { mediaTimeToDate } from '../encode/epoch-grid.ts';
+import { mediaTimeToDate } from '../timeline/epoch-grid.ts';
 import { failureHint, howItEnded } from '../encode/failure-hints.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
 import { cachedSlates, prepareSlate, slateCacheKey } from '../encode/slate-encoder.ts';

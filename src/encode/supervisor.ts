@@ -1,11 +1,7 @@
+import { restartDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import type { EncoderExit, EncoderProcess } from './encoder.ts';
 import { failureHint, howItEnded } from './failure-hints.ts';
-
-/** Pure: the wait before restart `attempt` (1-based): doubling from `firstMs`, at most `maxMs`. */
-export function restartDelay(attempt: number, firstMs = 500, maxMs = 10_000): number {
-  return Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
-}
 
 export interface SupervisorOptions {
   /** Starts one run of the encoder. */

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
-import { classify, contentTypeFor, type ObjectEvent, type ObjectStore, type StoredObject } from './store.ts';
+import { contentTypeFor, type ObjectEvent, type ObjectStore, type StoredObject } from './store.ts';
 import { findBox } from '../packager/boxes.ts';
 import { parseMoov } from '../packager/fmp4.ts';
 import { answerPlaylist, hasDirectives, PlaylistGate } from './hls-origin.ts';
@@ -10,6 +9,7 @@ import { playlistProblem } from './hls-requests.ts';
 import { CORS } from './cors.ts';
 import { authorize, type TokenGrant } from './tenants.ts';
 import { DEFAULT_LIMITS, limitConnections, refuseUnread, watchBodyProgress, type OriginLimits } from './limits.ts';
+import { classifyObject } from '../layout/object-names.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
@@ -73,7 +73,7 @@ export function parseRange(
 
 function cacheControl(object: StoredObject): string {
   if (object.state !== 'complete') return 'no-store';
-  const { kind } = classify(object.path);
+  const { kind } = classifyObject(object.path);
   // Manifests change; an init segment keeps its name across sessions but not its bytes.
   if (kind === 'manifest' || kind === 'init') return 'no-cache';
   return 'public, max-age=86400, immutable';
@@ -321,7 +321,7 @@ async function ingest(
       if (refused) return;
       if (object.state === 'aborted') return fail(res, 409, 'a newer upload of this path replaced this one');
       object.complete(store.now());
-      const { kind, directory } = classify(key);
+      const { kind, directory } = classifyObject(key);
       if (kind === 'init') store.markAudio(directory, handlerOf(object) === 'soun');
       const same = existing?.state === 'complete' && existing.etag === object.etag;
       const acknowledge = () => {
@@ -477,15 +477,4 @@ export function createOriginServer(options: OriginHttpOptions): Server {
     socket.destroy();
   });
   return server;
-}
-
-export async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server.address() as AddressInfo;
 }

@@ -3,7 +3,8 @@ import { dirname, join, relative, sep } from 'node:path';
 import { TEMPORARY_PREFIX, writeAtomically } from '../files.ts';
 import type { Logger } from '../log.ts';
 import { handlerOf, storeKey } from './http.ts';
-import { classify, type ObjectStore, type StoredObject } from './store.ts';
+import type { ObjectStore, StoredObject } from './store.ts';
+import { classifyObject } from '../layout/object-names.ts';
 
 /**
  * `appliance origin --dir`: every complete upload is also a file, written before the upload is
@@ -78,7 +79,7 @@ export class PersistedStore {
     }
     files.sort((a, b) => a.modifiedAt - b.modifiedAt);
     for (const { key, file, modifiedAt } of files) {
-      const { kind, directory } = classify(key);
+      const { kind, directory } = classifyObject(key);
       if (kind !== 'manifest' && kind !== 'init' && modifiedAt < oldest) {
         await unlink(file).catch(() => undefined);
         deleted++;

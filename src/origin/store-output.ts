@@ -1,5 +1,5 @@
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
-import { segmentPath } from '../push/directory-output.ts';
+import { segmentPath } from '../layout/object-names.ts';
 import type { ObjectStore, StoredObject } from './store.ts';
 import type { HlsPlaylists } from '../packager/hls-playlists.ts';
 
@@ -13,6 +13,7 @@ export class StoreOutput {
   readonly #growing = new Map<string, StoredObject>();
 
   readonly #hls: HlsPlaylists | undefined;
+  #multivariantName: string | undefined;
 
   constructor(store: ObjectStore, onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void, hls?: HlsPlaylists) {
     this.#store = store;
@@ -23,6 +24,7 @@ export class StoreOutput {
   /** The multivariant playlist and every media playlist, as they stand (at start, and at the end for ENDLIST). */
   writePlaylists(multivariantName: string): void {
     if (!this.#hls) return;
+    this.#multivariantName = multivariantName;
     const multivariant = this.#hls.multivariant();
     if (multivariant) this.writeManifest(multivariantName, multivariant);
     for (const track of this.#hls.timeline.tracks()) {
@@ -48,9 +50,12 @@ export class StoreOutput {
       }
       for (const part of event.parts) object.append(part);
       if (this.#hls) {
-        const { partFile, playlist } = this.#hls.onChunk(event);
+        const { partFile, playlist, multivariantReady } = this.#hls.onChunk(event);
         if (partFile) this.#store.put(partFile.path, Buffer.concat(partFile.bytes));
         if (playlist) this.writeManifest(playlist.name, playlist.text);
+        // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
+        const multivariant = multivariantReady && this.#multivariantName && this.#hls.multivariant();
+        if (multivariant) this.writeManifest(this.#multivariantName!, multivariant);
       }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {

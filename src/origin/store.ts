@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
+import { classifyObject } from '../layout/object-names.ts';
 
 export type ObjectState = 'growing' | 'complete' | 'aborted';
 
@@ -213,22 +214,6 @@ export function contentTypeFor(path: string, audio: boolean): string | undefined
 /** The stream a path belongs to: its first segment (the root's own objects make the stream ''). */
 export const streamOf = (path: string) => (path.includes('/') ? path.slice(0, path.indexOf('/')) : '');
 
-/** What a path is, for caching and holding: manifests, init segments, numbered media segments. */
-export function classify(path: string): {
-  kind: 'manifest' | 'init' | 'segment' | 'other';
-  directory: string;
-  number?: bigint | undefined;
-} {
-  const slash = path.lastIndexOf('/');
-  const directory = slash >= 0 ? path.slice(0, slash) : '';
-  const name = path.slice(slash + 1);
-  if (/\.(mpd|m3u8)$/i.test(name)) return { kind: 'manifest', directory };
-  if (/^init\.|\.init$|_init\./i.test(name)) return { kind: 'init', directory };
-  const number = /(\d+)\.(m4s|cmf[av]|mp4)(\.\d+)?$/i.exec(name)?.[1];
-  if (number !== undefined) return { kind: 'segment', directory, number: BigInt(number) };
-  return { kind: 'other', directory };
-}
-
 export interface StoreOptions {
   /** Time-shift window, seconds: media older than this (plus a grace period) is freed. */
   timeShiftBufferDepth: number;
@@ -289,7 +274,7 @@ export class ObjectStore {
   /** The Content-Type of `path`: by extension, and for media by what its rendition's init segment holds. */
   contentTypeOf(path: string): string {
     return (
-      contentTypeFor(path, this.#directories.get(classify(path).directory)?.audio ?? false) ??
+      contentTypeFor(path, this.#directories.get(classifyObject(path).directory)?.audio ?? false) ??
       'application/octet-stream'
     );
   }
@@ -318,7 +303,7 @@ export class ObjectStore {
    * `uploadedAt`: when its upload began (for an object restored from disk, when it was written).
    */
   begin(path: string, uploadedAt = this.now()): StoredObject {
-    const { kind, directory, number } = classify(path);
+    const { kind, directory, number } = classifyObject(path);
     const entry = this.#directories.get(directory) ?? { latest: undefined, audio: false };
     if (kind === 'segment' && number !== undefined && (entry.latest === undefined || number > entry.latest))
       entry.latest = number;
@@ -380,7 +365,7 @@ export class ObjectStore {
   async lookup(path: string): Promise<StoredObject | undefined> {
     const existing = this.#objects.get(path);
     if (existing) return existing;
-    const { kind, directory, number } = classify(path);
+    const { kind, directory, number } = classifyObject(path);
     const latest = this.#directories.get(directory)?.latest;
     if (
       kind !== 'segment' ||
@@ -419,7 +404,7 @@ export class ObjectStore {
       if (object.state === 'growing') continue;
       if (!abandoned.has(streamOf(path))) {
         if (object.modifiedAt >= limit) continue;
-        const { kind } = classify(path);
+        const { kind } = classifyObject(path);
         if (kind === 'manifest' || kind === 'init') continue;
       }
       this.#objects.delete(path);

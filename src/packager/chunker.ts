@@ -1,7 +1,8 @@
 import { joined, sliceViews, TopLevelBoxSplitter } from './boxes.ts';
 import { mdatHeader, moof, prft, styp } from './box-writer.ts';
 import { parseMoof, parseMoov, type Sample, type TrackInfo } from './fmp4.ts';
-import { segmentTicks } from '../encode/epoch-grid.ts';
+import { initPath } from '../layout/object-names.ts';
+import { segmentTicks } from '../timeline/epoch-grid.ts';
 
 export interface InitEvent {
   type: 'init';
@@ -174,7 +175,7 @@ export class TrackChunker {
         const bytes = new Uint8Array((this.#ftyp?.length ?? 0) + box.size);
         if (this.#ftyp) bytes.set(this.#ftyp);
         bytes.set(moov, this.#ftyp?.length ?? 0);
-        items.push({ init: { type: 'init', track: this.track, info, bytes, path: `${this.track}/init.mp4` } });
+        items.push({ init: { type: 'init', track: this.track, info, bytes, path: initPath(this.track) } });
       } else if (box.type === 'moof') {
         if (!this.#runInfo) throw new Error(`${this.track}: fragment before the init segment`);
         const fragment = parseMoof(

@@ -1,4 +1,5 @@
 import type { HlsSegment, PlaylistPosition } from './hls-timeline.ts';
+import { initPath, partFilePath, segmentPath } from '../layout/object-names.ts';
 
 /** `br`: parts are byte ranges of the segment being made; `sf`: also files of their own; `off`: classic HLS. */
 export const LLHLS_MODES = ['br', 'sf', 'off'] as const;
@@ -85,9 +86,9 @@ export interface HlsNames {
 export function hlsNames(base: string): HlsNames {
   return {
     mediaPlaylist: (track) => `${base}_${track}.m3u8`,
-    init: (track, periodStart = 0n) => (periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`),
-    segment: (track, msn) => `${track}/${msn}.m4s`,
-    partFile: (track, msn, index) => `${track}/${msn}.m4s.${index + 1}`,
+    init: initPath,
+    segment: segmentPath,
+    partFile: partFilePath,
   };
 }
 

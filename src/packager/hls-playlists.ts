@@ -61,6 +61,8 @@ export class HlsPlaylists {
   readonly #view: ((track: string, segments: readonly HlsSegment[]) => readonly HlsSegment[]) | undefined;
   /** With \`sf\`: the bytes of each track's part in progress. */
   readonly #partBytes = new Map<string, Uint8Array[]>();
+  /** Every track has had a media playlist (said once through onChunk's \`multivariantReady\`). */
+  #mediaReady = false;
 
   constructor(
     session: HlsSession,
@@ -85,6 +87,8 @@ export class HlsPlaylists {
   onChunk(chunk: HlsChunk & { parts: readonly Uint8Array[] }): {
     partFile?: { path: string; index: number; bytes: Uint8Array[] };
     playlist?: { name: string; text: string };
+    /** The multivariant playlist can be written now: every playlist it names exists (once). */
+    multivariantReady?: true;
   } {
     let pending = this.#partBytes.get(chunk.track);
     if (this.session.llhls === 'sf') {
@@ -108,7 +112,23 @@ export class HlsPlaylists {
           }
         : {}),
       ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
+      ...(text && !this.#mediaReady && this.mediaPlaylistsReady() ? { multivariantReady: true as const } : {}),
     };
+  }
+
+  /**
+   * Every track has a media playlist. Until then the multivariant playlist is not written: a player
+   * that read it would ask for a playlist not there yet (a 404), and hls.js gives up on an audio
+   * playlist that fails to load (seen when the encoder made its first audio segment 1.5 s after
+   * the first video one, on a busy machine).
+   */
+  mediaPlaylistsReady(): boolean {
+    if (this.#mediaReady) return true;
+    const renditions = this.session.renditions();
+    if (!renditions) return false;
+    const tracks = [...renditions.video.map((r) => r.id), ...(renditions.audio ? [renditions.audio.id] : [])];
+    this.#mediaReady = tracks.every((track) => this.#segments(track).some((s) => s.complete));
+    return this.#mediaReady;
   }
 
   /** The chunk's bytes are available; returns the part it completed (the track's playlist changed). */
@@ -150,9 +170,10 @@ export class HlsPlaylists {
     });
   }
 
-  /** The multivariant playlist; undefined until every init segment is known. */
+  /** The multivariant playlist; undefined until every init segment is known and every media playlist exists. */
   multivariant(): string | undefined {
     const renditions = this.session.renditions();
+    if (!this.mediaPlaylistsReady()) return undefined;
     // Renditions this output sheds (its uplink is too slow for them) are not offered to new players.
     const video = renditions?.video.filter((r) => !this.hidden.has(r.id));
     return (

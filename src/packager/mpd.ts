@@ -1,5 +1,6 @@
 import { XMLBuilder } from 'fast-xml-parser';
 import { laterOf } from '../timeline/bigint.ts';
+import { segmentTemplate as templateNames } from '../layout/object-names.ts';
 
 /** Everything the LL-DASH manifest says, as data; the MPD is rebuilt from it, never patched. */
 export interface MpdModel {
@@ -108,8 +109,8 @@ function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video
   return {
     '@_timescale': timescale,
     ...(run ? {} : timing),
-    '@_initialization': span.start === 0n ? '$RepresentationID$/init.mp4' : `$RepresentationID$/init-${span.start}.mp4`,
-    '@_media': '$RepresentationID$/$Number$.m4s',
+    '@_initialization': templateNames(span.start).initialization,
+    '@_media': templateNames(span.start).media,
     ...(run ? timing : {}),
     // asto 0 (no early availability) is no low-latency template: leave both attributes out.
     ...(model.asto > 0 ? { '@_availabilityTimeOffset': model.asto, '@_availabilityTimeComplete': 'false' } : {}),

@@ -2,7 +2,8 @@ import type { Profile } from '../config/schema.ts';
 import { TrackChunker, type InitEvent, type PackagerEvent, type SampleWithData } from './chunker.ts';
 import { SlateCursor, type SlateClip } from './slate.ts';
 import { codecString } from './fmp4.ts';
-import { segmentTicks } from '../encode/epoch-grid.ts';
+import { initPath } from '../layout/object-names.ts';
+import { segmentTicks } from '../timeline/epoch-grid.ts';
 import type { MpdModel } from './mpd.ts';
 import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
 
@@ -27,10 +28,6 @@ export interface Period {
   start: bigint;
   inits: Map<string, InitEvent>;
 }
-
-/** Where a track's init segment of a period is written: `<track>/init.mp4`, later ones `<track>/init-<start>.mp4`. */
-export const initPathOf = (track: string, periodStart: bigint) =>
-  periodStart === 0n ? `${track}/init.mp4` : `${track}/init-${periodStart}.mp4`;
 
 export interface PackagerOptions {
   /** The wall clock in ms since 1970 (injectable: the slate runs on it, tests step it). */
@@ -230,7 +227,7 @@ export class Packager {
     for (const track of this.#states.keys()) {
       const clip = this.#clips.get(track)?.[0];
       if (!clip) return [];
-      inits.set(track, { ...clip.init, path: initPathOf(track, 0n) });
+      inits.set(track, { ...clip.init, path: initPath(track, 0n) });
     }
     return this.resume([{ start: 0n, inits }], lastSegment);
   }
@@ -289,7 +286,7 @@ export class Packager {
     const current = this.#periods.at(-1)!;
     const known = current.inits.get(init.track);
     if (!known) {
-      const placed = { ...init, path: initPathOf(init.track, current.start) };
+      const placed = { ...init, path: initPath(init.track, current.start) };
       current.inits.set(init.track, placed);
       state.chunker.useInit(placed);
       events.push(placed);
@@ -397,7 +394,7 @@ export class Packager {
     for (const [track, state] of this.#states) {
       const source = state.pendingInit ?? previous.inits.get(track);
       if (!source) continue;
-      const init = { ...source, path: initPathOf(track, resume) };
+      const init = { ...source, path: initPath(track, resume) };
       period.inits.set(track, init);
       if (state.pendingInit) state.pendingInit = init;
       events.push(init);

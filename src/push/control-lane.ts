@@ -1,4 +1,5 @@
-import { oldestKept, segmentPath } from './directory-output.ts';
+import { segmentPath } from '../layout/object-names.ts';
+import { oldestKept } from '../timeline/window.ts';
 import type { Lane } from './lane.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, SegmentRun } from './push-types.ts';
 import type { ShedSpan } from '../packager/shed.ts';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { getCACertificates } from 'node:tls';
 import { ConfigError } from '../errors.ts';
+import { PUSH_PASSWORD_ENV, PUSH_TOKEN_ENV, PUSH_USER_ENV } from '../secret-environment.ts';
 
 /** Headers the pusher sets itself: a header file must not override the framing of a request. */
 const RESERVED = new Set([
@@ -39,10 +40,6 @@ export function parseHeaderFile(text: string, file: string): Record<string, stri
   });
   return headers;
 }
-
-export const PUSH_TOKEN_ENV = 'APPLIANCE_PUSH_TOKEN';
-export const PUSH_USER_ENV = 'APPLIANCE_PUSH_USER';
-export const PUSH_PASSWORD_ENV = 'APPLIANCE_PUSH_PASSWORD';
 
 /**
  * Pure: the headers every push request carries, from the header file and the environment

@@ -4,15 +4,8 @@ import { writeAtomically } from '../files.ts';
 import type { Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import type { HlsPlaylists } from '../packager/hls-playlists.ts';
-
-/** The names the MPD's SegmentTemplate gives (URL paths, '/' on every OS): `<track>/init.mp4`, `<track>/<n>.m4s`. */
-export const segmentPath = (track: string, segment: bigint) => `${track}/${segment}.m4s`;
-
-/** Pure: the segments of a time-shift window ending with `newest` start at this number. */
-export function oldestKept(newest: bigint, segdur: number, timeShiftBufferDepth: number): bigint {
-  // One segment more than the window, for players still reading the segment leaving it.
-  return newest - BigInt(Math.ceil(timeShiftBufferDepth / segdur)) - 1n;
-}
+import { mediaFileSegment, segmentPath } from '../layout/object-names.ts';
+import { oldestKept } from '../timeline/window.ts';
 
 /**
  * Delivers packager events into a directory as they happen: a segment file is opened with its
@@ -30,6 +23,7 @@ export class DirectoryOutput {
   readonly #open = new Map<string, FileHandle>();
   #failures = 0;
   readonly #hls: HlsPlaylists | undefined;
+  #multivariantName: string | undefined;
 
   constructor(options: {
     dir: string;
@@ -65,6 +59,7 @@ export class DirectoryOutput {
   writePlaylists(multivariantName: string): void {
     const hls = this.#hls;
     if (!hls) return;
+    this.#multivariantName = multivariantName;
     const multivariant = hls.multivariant();
     if (multivariant) this.#enqueue('', () => this.writeManifest(multivariantName, multivariant));
     for (const track of hls.timeline.tracks())
@@ -107,9 +102,12 @@ export class DirectoryOutput {
       }
       await handle.writev(event.parts);
       if (this.#hls) {
-        const { partFile, playlist } = this.#hls.onChunk(event);
+        const { partFile, playlist, multivariantReady } = this.#hls.onChunk(event);
         if (partFile) await writeAtomically(join(this.dir, partFile.path), Buffer.concat(partFile.bytes));
         if (playlist) await this.writeManifest(playlist.name, playlist.text);
+        // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
+        const multivariant = multivariantReady && this.#multivariantName && this.#hls.multivariant();
+        if (multivariant) this.#enqueue('', () => this.writeManifest(this.#multivariantName!, multivariant));
       }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {
@@ -134,8 +132,8 @@ export class DirectoryOutput {
     const now = BigInt(Math.floor(Date.now() / 1000 / this.#segdur));
     const oldest = oldestKept(now, this.#segdur, this.#timeShiftBufferDepth);
     for (const name of await readdir(join(this.dir, track))) {
-      const match = /^(\d+)\.m4s(\.\d+)?$/.exec(name);
-      if (match && BigInt(match[1]!) < oldest) await unlink(join(this.dir, track, name)).catch(() => undefined);
+      const segment = mediaFileSegment(name);
+      if (segment !== undefined && segment < oldest) await unlink(join(this.dir, track, name)).catch(() => undefined);
     }
   }
 }

@@ -27,6 +27,8 @@ export interface HlsPushContext {
       }
     | undefined;
   onPartDropped(track: string, part: PartUpload): void;
+  /** A track's media playlist reached the origin for the first time. */
+  onFirstPlaylistDelivered(track: string): void;
 }
 
 interface HlsTrack {
@@ -34,6 +36,8 @@ interface HlsTrack {
   parts: PartLane | undefined;
   /** Segment → how many of its leading part files the origin acknowledged. */
   acknowledgedParts: Map<bigint, number>;
+  /** The origin has acknowledged a media playlist of this track. */
+  delivered: boolean;
 }
 
 /**
@@ -74,6 +78,14 @@ export class HlsPush {
     );
   }
 
+  /**
+   * The multivariant playlist, once the origin holds a media playlist of every track it names (a
+   * player reading it earlier would get a 404 for the others).
+   */
+  multivariant(): string | undefined {
+    return [...this.#tracks.values()].every((t) => t.delivered) ? this.playlists.multivariant() : undefined;
+  }
+
   /** Playlists or part files still waiting for the origin. */
   get pending(): boolean {
     return [...this.#tracks.values()].some((t) => t.playlist.pending || t.parts?.pending);
@@ -98,8 +110,13 @@ export class HlsPush {
       names.mediaPlaylist(id),
       HLS_CONTENT_TYPE,
       () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined),
+      () => {
+        if (state.delivered) return;
+        state.delivered = true;
+        this.#context.onFirstPlaylistDelivered(id);
+      },
     );
-    const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map() };
+    const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map(), delivered: false };
     if (this.#context.session.llhls === 'sf') {
       state.parts = new PartLane(
         {

@@ -1,6 +1,7 @@
 import { RepeatLimiter, type Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
-import { oldestKept, segmentPath } from './directory-output.ts';
+import { segmentPath } from '../layout/object-names.ts';
+import { oldestKept } from '../timeline/window.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import type { DropReason, ManifestBuilder, OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
 import { ControlLane } from './control-lane.ts';
@@ -180,10 +181,9 @@ export class HttpPushOutput {
             bytes: part.bytes.byteLength,
             reason: this.#done ? 'stopped' : 'expired',
           }),
+        onFirstPlaylistDelivered: () => this.#control.touchDocument(options.formats.multivariant),
       });
-      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () =>
-        this.#hls!.playlists.multivariant(),
-      );
+      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () => this.#hls!.multivariant());
     }
   }
 

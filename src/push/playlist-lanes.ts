@@ -22,6 +22,7 @@ export class DocumentLane {
   readonly #path: string;
   readonly #contentType: string;
   readonly #build: () => string | undefined;
+  readonly #onDelivered: (() => void) | undefined;
   readonly #wakeup = new Wakeup();
   #dirty = false;
   readonly loop: Promise<void>;
@@ -33,12 +34,14 @@ export class DocumentLane {
     path: string,
     contentType: string,
     build: () => string | undefined,
+    onDelivered?: () => void,
   ) {
     this.#context = context;
     this.#lane = lane;
     this.#path = path;
     this.#contentType = contentType;
     this.#build = build;
+    this.#onDelivered = onDelivered;
     this.loop = this.#run();
   }
 
@@ -76,7 +79,10 @@ export class DocumentLane {
         this.#dirty = true;
         this.#lane.reset();
         await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
-      } else failures = 0;
+      } else {
+        failures = 0;
+        if (result === 'ok') this.#onDelivered?.();
+      }
     }
   }
 }

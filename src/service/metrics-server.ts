@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { hostForUrl, listenFor } from '../cli/outputs.ts';
+import { hostForUrl, listenFor } from '../listen.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** What `--metrics HOST:PORT` serves: /metrics (Prometheus text), /healthz and /status (JSON). */

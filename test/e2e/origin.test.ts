@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../src/log.ts';
-import { createOriginServer, LIVE_RANGE_END, listen, parseRange, storeKey } from '../../src/origin/http.ts';
+import { listen } from '../../src/listen.ts';
+import { createOriginServer, LIVE_RANGE_END, parseRange, storeKey } from '../../src/origin/http.ts';
 import { ObjectStore } from '../../src/origin/store.ts';
 import { childBoxes } from '../../src/packager/boxes.ts';
 

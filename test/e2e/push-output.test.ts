@@ -120,6 +120,11 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
       const last = versions.at(-1)!;
       assert.match(last, new RegExp(`#EXT-X-PART:DURATION=0.10000,URI="v/${first + 1n}.m4s.10"`));
       assert.ok(origin.store.get('live/live.m3u8'), `${profile}: the multivariant playlist`);
+      const firstUpload = (path: string) => origin.uploads.findIndex((u) => u.path === path);
+      assert.ok(
+        firstUpload('live/live_v.m3u8') >= 0 && firstUpload('live/live_v.m3u8') < firstUpload('live/live.m3u8'),
+        `${profile}: the multivariant playlist only after the media playlist it names`,
+      );
       if (profile === 'generic') assert.doesNotMatch(versions.join(''), /CAN-BLOCK-RELOAD|PRELOAD-HINT/);
       else assert.match(last, /CAN-BLOCK-RELOAD=YES/);
     }

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecString, readFmp4, type Sample, type TrackInfo } from '../../src/packager/fmp4.ts';
-import { segmentTicks } from '../../src/encode/epoch-grid.ts';
+import { segmentTicks } from '../../src/timeline/epoch-grid.ts';
 
 export interface TrackReport {
   track: TrackInfo;

@@ -118,7 +118,25 @@ const median = (values: number[]) => {
   return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : NaN;
 };
 
-/** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` and watches it for `seconds`. */
+/**
+ * Resolves once `url` answers 200 (at most `timeoutMs`): a stream's manifest exists once it names
+ * something to play (the multivariant playlist waits for every media playlist), so a player started
+ * after this never meets a 404 for want of patience, however slowly a busy machine starts.
+ */
+export async function waitForManifest(url: string, timeoutMs = 30_000): Promise<void> {
+  let last = '';
+  for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(100)) {
+    const response = await fetch(url).catch((error: Error) => error);
+    if (!(response instanceof Error)) {
+      await response.body?.cancel();
+      if (response.ok) return;
+    }
+    last = response instanceof Error ? response.message : `HTTP ${response.status}`;
+  }
+  throw new Error(`${url}: not there after ${timeoutMs} ms (${last})`);
+}
+
+/** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` once it exists and watches it for `seconds`. */
 export async function watchPlayer(
   browser: Browser,
   options: {
@@ -145,6 +163,7 @@ export async function watchPlayer(
       (response) =>
         response.status() >= 400 && failedRequests.push(`${response.status()} ${new URL(response.url()).pathname}`),
     );
+    await waitForManifest(options.url);
     // The origin's clock by default: a page of that origin that starts no player of its own.
     await page.goto(options.pageUrl ?? new URL('/time', options.url).href);
     await page.addScriptTag({ path: options.kind === 'dash.js' ? DASH_JS : HLS_JS });

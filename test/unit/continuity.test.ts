@@ -305,7 +305,7 @@ describe('clock', () => {
 
 describe('supervision and session state', () => {
   it('restarts back off from 0.5 s, doubling, to at most 10 s', async () => {
-    const { restartDelay } = await import('../../src/encode/supervisor.ts');
+    const { restartDelay } = await import('../../src/backoff.ts');
     assert.deepEqual(
       [1, 2, 3, 4, 5, 6, 10].map((n) => restartDelay(n)),
       [500, 1000, 2000, 4000, 8000, 10_000, 10_000],

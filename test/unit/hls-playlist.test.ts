@@ -8,6 +8,7 @@ import {
   hlsTiming,
   type HlsDelivery,
 } from '../../src/packager/hls-playlist.ts';
+import { HlsPlaylists, type HlsSession } from '../../src/packager/hls-playlists.ts';
 import { audioChunks, videoChunks } from '../helpers/hls-chunks.ts';
 
 const timing = hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: 48000, tsb: 30, llhls: 'br' });
@@ -295,5 +296,34 @@ describe('multivariant playlist', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe("an output's playlists", () => {
+  it('write the multivariant playlist only once every playlist it names exists, and say so once', () => {
+    const rendition = { codecs: 'x', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6 };
+    const session: HlsSession = {
+      llhls: 'br',
+      partChunks: 1,
+      timing,
+      renditions: () => ({
+        video: [{ ...rendition, id: '720p', width: 1280, height: 720, frameRate: 30 }],
+        audio: { ...rendition, id: 'audio', codecs: 'mp4a.40.2', channels: 2 },
+      }),
+      ended: () => false,
+    };
+    const playlists = new HlsPlaylists(session, names, { blocking: true, hints: true });
+    const withBytes = (c: ReturnType<typeof videoChunks>[number]) => ({ ...c, parts: [new Uint8Array(c.byteLength)] });
+    const said: (true | undefined)[] = [];
+    // Video a whole segment ahead of audio, as an encoder starting on a busy machine makes them.
+    for (const c of [...videoChunks('720p', 10n), ...videoChunks('720p', 11n).slice(0, 2)])
+      said.push(playlists.onChunk(withBytes(c)).multivariantReady);
+    for (const c of audioChunks(10n).slice(0, 9)) said.push(playlists.onChunk(withBytes(c)).multivariantReady);
+    assert.equal(playlists.multivariant(), undefined, 'no audio playlist yet: no multivariant playlist');
+    assert.ok(!said.includes(true));
+    const last = playlists.onChunk(withBytes(audioChunks(10n)[9]!));
+    assert.equal(last.multivariantReady, true, 'the chunk that made the audio playlist says so');
+    assert.match(playlists.multivariant() ?? '', /live_720p\.m3u8/);
+    assert.equal(playlists.onChunk(withBytes(audioChunks(11n)[0]!)).multivariantReady, undefined, 'once');
   });
 });

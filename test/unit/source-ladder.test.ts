@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { parseSource, parseTestSource } from '../../src/capture/source.ts';
 import { loadProfile } from '../../src/config/profile.ts';
 import { frameSlotExpression, planLadder, scaleTo, videoFilterGraph } from '../../src/ladder/ladder.ts';
-import { placeOnGrid, mediaTimeToDate } from '../../src/encode/epoch-grid.ts';
+import { placeOnGrid, mediaTimeToDate } from '../../src/timeline/epoch-grid.ts';
 
 const { profile } = await loadProfile('ultra-ll');
 const r1080 = profile.video.renditions[0]!;
