@@ -22,6 +22,10 @@ export interface FeedSource extends PlayedStreams {
 }
 
 export function parseFeedSpec(spec: string): FeedRequest {
+  // URL parsing silently drops tabs and newlines; the relay's script is made of lines.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\0-\x1f\x7f]/.test(spec))
+    throw new ConfigError('--source: the URL contains a control character (a tab or a newline?)');
   let url: URL;
   try {
     url = new URL(spec);

@@ -126,7 +126,18 @@ video.addEventListener('playing', () => { started = true; document.getElementByI
 video.addEventListener('waiting', () => { if (started) document.getElementById('stalls').textContent = ++page.stalls; });
 function load(src) { return new Promise((resolve, reject) => { const s = document.createElement('script'); s.src = src; s.onload = resolve; s.onerror = reject; document.head.append(s); }); }
 let latency = () => NaN, wallClock = () => NaN;
+// Opened before the stream is ready (the multivariant playlist waits for every media playlist):
+// wait for the manifest rather than hand the player a 404 it would give up on.
+async function ready(url) {
+  for (let i = 0; i < 600; i++) {
+    const ok = await fetch(url, { cache: 'no-store' }).then((r) => r.ok, () => false);
+    if (ok) return;
+    document.getElementById('state').textContent = 'waiting for the stream';
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 async function start() {
+  await ready(kind === 'dash.js' ? config.mpd : config.hls);
   if (kind === 'dash.js') {
     await load('/player/dash.all.min.js');
     const player = dashjs.MediaPlayer().create();

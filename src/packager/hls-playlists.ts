@@ -1,3 +1,4 @@
+import { laterOf } from '../timeline/bigint.ts';
 import { HlsTimeline, positionOf, type HlsChunk, type HlsPart, type HlsSegment } from './hls-timeline.ts';
 import {
   buildMediaPlaylist,
@@ -63,6 +64,8 @@ export class HlsPlaylists {
   readonly #partBytes = new Map<string, Uint8Array[]>();
   /** Every track has had a media playlist (said once through onChunk's \`multivariantReady\`). */
   #mediaReady = false;
+  /** The first segment every listed track has: no playlist lists an older one. */
+  #commonStart: bigint | undefined;
 
   constructor(
     session: HlsSession,
@@ -124,11 +127,36 @@ export class HlsPlaylists {
    */
   mediaPlaylistsReady(): boolean {
     if (this.#mediaReady) return true;
-    const renditions = this.session.renditions();
-    if (!renditions) return false;
-    const tracks = [...renditions.video.map((r) => r.id), ...(renditions.audio ? [renditions.audio.id] : [])];
-    this.#mediaReady = tracks.every((track) => this.#segments(track).some((s) => s.complete));
+    const tracks = this.listedTracks();
+    this.#mediaReady = tracks?.every((track) => this.#segments(track).some((s) => s.complete)) ?? false;
     return this.#mediaReady;
+  }
+
+  /**
+   * The tracks the multivariant playlist names (renditions this output sheds are left out, unless
+   * all are); undefined until every init segment is known.
+   */
+  listedTracks(): string[] | undefined {
+    const renditions = this.session.renditions();
+    if (!renditions) return undefined;
+    const shown = renditions.video.filter((r) => !this.hidden.has(r.id));
+    return [
+      ...(shown.length ? shown : renditions.video).map((r) => r.id),
+      ...(renditions.audio ? [renditions.audio.id] : []),
+    ];
+  }
+
+  /**
+   * Every playlist starts at the same segment. An encoder starting on a busy machine can make its
+   * first audio segment a segment after the first video one; hls.js then starts at the video's
+   * first segment and waits for audio that never comes there (a stall of the whole run, seen).
+   */
+  #startSegment(): bigint | undefined {
+    if (this.#commonStart !== undefined) return this.#commonStart;
+    const firsts = this.listedTracks()?.map((track) => this.timeline.segments(track)[0]?.msn);
+    if (!firsts?.length || firsts.some((first) => first === undefined)) return undefined;
+    this.#commonStart = (firsts as bigint[]).reduce(laterOf);
+    return this.#commonStart;
   }
 
   /** The chunk's bytes are available; returns the part it completed (the track's playlist changed). */
@@ -139,7 +167,10 @@ export class HlsPlaylists {
   }
 
   #segments(track: string): readonly HlsSegment[] {
-    const segments = this.timeline.segments(track);
+    const start = this.#startSegment();
+    const all = this.timeline.segments(track);
+    const segments =
+      start === undefined || !all.length || all[0]!.msn >= start ? all : all.filter((s) => s.msn >= start);
     return this.#view ? this.#view(track, segments) : segments;
   }
 

@@ -129,7 +129,10 @@ export class Deliverer {
               `a redirect from https to http (${safeUrl(next)}), never followed`,
             );
           const elsewhere = next.origin !== this.#context.url.origin;
-          if (outcome.permanent && elsewhere && method !== 'DELETE') {
+          // A DELETE goes nowhere but the configured origin: elsewhere it could only be refused.
+          if (elsewhere && method === 'DELETE')
+            return this.#refused(outcome, where, method, `a redirect of a DELETE to another origin (${safeUrl(next)})`);
+          if (outcome.permanent && elsewhere) {
             this.#context.fail(
               new Error(
                 `${safeUrl(this.#context.url)}: the origin says it moved permanently to another origin (${safeUrl(next)}); not followed, since credentials and headers go to the configured origin only: if the move is genuine, change --output (and the credentials) to the new place`,
@@ -161,6 +164,8 @@ export class Deliverer {
             return this.#refused(outcome, where, method, 'HTTP 411 on a body of known length');
           continue;
         case 'credentials':
+          // An origin that takes uploads but refuses DELETEs keeps the output running: that DELETE is given up (counted).
+          if (method === 'DELETE') return this.#refused(outcome, where, method, outcome.reason);
           if (++refusals >= CREDENTIAL_ATTEMPTS) {
             const certificate = isCertificateProblem(outcome);
             this.#context.fail(
@@ -193,7 +198,11 @@ export class Deliverer {
       outcome.kind === 'too-large'
         ? 'push: the origin refused the upload as too large (413): raise its body limit (nginx: client_max_body_size; appliance origin: --max-body)'
         : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
-    this.#context.logger.error({ output: this.#context.name, method, url: where, status }, message);
+    // A refused DELETE is given up and counted, with a warning at most every 10 s (HttpPushOutput).
+    this.#context.logger[method === 'DELETE' ? 'debug' : 'error'](
+      { output: this.#context.name, method, url: where, status, ...(why ? { why } : {}) },
+      message,
+    );
     return 'gave-up';
   }
 

@@ -83,7 +83,8 @@ export class HlsPush {
    * player reading it earlier would get a 404 for the others).
    */
   multivariant(): string | undefined {
-    return [...this.#tracks.values()].every((t) => t.delivered) ? this.playlists.multivariant() : undefined;
+    const listed = this.playlists.listedTracks();
+    return listed?.every((id) => this.#tracks.get(id)?.delivered) ? this.playlists.multivariant() : undefined;
   }
 
   /** Playlists or part files still waiting for the origin. */

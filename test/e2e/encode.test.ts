@@ -261,19 +261,18 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
     }
     const run = await child;
     assert.equal(run.exitCode, 0, String(run.stderr));
-    // Every size seen ends a whole chunk (moof + mdat): the file grows a chunk at a time, never a
-    // partial write. How many steps a poll catches depends on the machine's load, not the writer;
-    // on an idle machine all ten are seen.
+    // The file grows a chunk at a time: sizes that end a whole chunk (moof + mdat) are seen before
+    // it is complete. (A size seen may also fall inside a chunk: the kernel grows a file page by
+    // page within one write. How many steps a poll catches depends on the machine's load; on an
+    // idle machine all ten are seen.)
     const complete = new Uint8Array(await readFile(watched));
     const chunkEnds = [...childBoxes(complete)].filter((b) => b.type === 'mdat').map((b) => b.offset + b.size);
     assert.equal(chunkEnds.length, 10, 'the watched segment has its ten chunks');
-    const early = sizes.filter((size) => size < complete.length);
-    assert.deepEqual(
-      early.filter((size) => !chunkEnds.includes(size)),
-      [],
-      `sizes seen ${sizes.join(', ')} end whole chunks (${chunkEnds.join(', ')})`,
+    const steps = sizes.filter((size) => size < complete.length && chunkEnds.includes(size));
+    assert.ok(
+      steps.length >= 2,
+      `the segment file grew chunk by chunk (sizes seen: ${sizes.join(', ')}; chunk ends ${chunkEnds.join(', ')})`,
     );
-    assert.ok(early.length >= 2, `the segment file grew in steps (sizes seen: ${sizes.join(', ')})`);
     const logs = logLines(String(run.stderr));
     assert.ok(logs.some((l) => l['msg'] === 'stopped'));
     for (const id of ['1080p', '720p'] as const) {

@@ -155,15 +155,15 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
 
 describe('push DELETEs', { timeout: 60_000 }, () => {
   /** Pushes 8 segments with a 1 s window, the origin failing each DELETE `failures` times with 503. */
-  async function expireWith(failures: number) {
-    const { origin, output, events } = await setup({ tsb: 1 });
+  async function expireWith(failures: number, status = 503) {
+    const { origin, output, events, fatal } = await setup({ tsb: 1 });
     const attempts = new Map<string, number>();
     origin.fault = (req, res) => {
       if (req.method !== 'DELETE') return false;
       const n = (attempts.get(req.url!) ?? 0) + 1;
       attempts.set(req.url!, n);
       if (n > failures) return false;
-      res.writeHead(503).end();
+      res.writeHead(status).end();
       return true;
     };
     const first = BigInt(Math.floor(Date.now() / 1000));
@@ -179,7 +179,7 @@ describe('push DELETEs', { timeout: 60_000 }, () => {
       events.filter((e) => e.type === 'delete-given-up').length === expired.length;
     for (let i = 0; i < 200 && !settled(); i++) await sleep(50);
     await output.flush();
-    return { origin, events, attempts: expired.map((p) => attempts.get(p) ?? 0), expired };
+    return { origin, events, fatal, attempts: expired.map((p) => attempts.get(p) ?? 0), expired };
   }
 
   it('retries a DELETE the origin answers with 503, with backoff, until it goes through', async () => {
@@ -194,6 +194,13 @@ describe('push DELETEs', { timeout: 60_000 }, () => {
     const { attempts, events } = await expireWith(Infinity);
     assert.deepEqual(attempts, [5, 5, 5]);
     assert.equal(events.filter((e) => e.type === 'delete-given-up').length, 3);
+  });
+
+  it('gives up at once a DELETE the origin refuses (403), counts it, and the output goes on', async () => {
+    const { attempts, events, fatal } = await expireWith(Infinity, 403);
+    assert.deepEqual(attempts, [1, 1, 1], 'a refusal is not retried');
+    assert.equal(events.filter((e) => e.type === 'delete-given-up').length, 3);
+    assert.deepEqual(fatal, [], 'uploads were accepted: the output did not stop');
   });
 });
 

@@ -326,4 +326,33 @@ describe("an output's playlists", () => {
     assert.match(playlists.multivariant() ?? '', /live_720p\.m3u8/);
     assert.equal(playlists.onChunk(withBytes(audioChunks(11n)[0]!)).multivariantReady, undefined, 'once');
   });
+
+  it('start every playlist at the first segment all tracks have, and wait only for the renditions offered', () => {
+    const rendition = { codecs: 'x', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6 };
+    const session: HlsSession = {
+      llhls: 'br',
+      partChunks: 1,
+      timing,
+      renditions: () => ({
+        video: [
+          { ...rendition, id: '1080p', width: 1920, height: 1080, frameRate: 30 },
+          { ...rendition, id: '720p', width: 1280, height: 720, frameRate: 30 },
+        ],
+        audio: { ...rendition, id: 'audio', codecs: 'mp4a.40.2', channels: 2 },
+      }),
+      ended: () => false,
+    };
+    const playlists = new HlsPlaylists(session, names, { blocking: true, hints: true });
+    // 1080p is shed by this output (no chunks reach its playlists); audio starts a segment late.
+    playlists.hidden.add('1080p');
+    const withBytes = (c: ReturnType<typeof videoChunks>[number]) => ({ ...c, parts: [new Uint8Array(c.byteLength)] });
+    for (const c of [...videoChunks('720p', 10n), ...videoChunks('720p', 11n), ...videoChunks('720p', 12n).slice(0, 1)])
+      playlists.onChunk(withBytes(c));
+    for (const c of [...audioChunks(11n), ...audioChunks(12n).slice(0, 1)]) playlists.onChunk(withBytes(c));
+    const video = playlists.media('720p') ?? '';
+    assert.match(video, /#EXT-X-MEDIA-SEQUENCE:11\n/, 'the video playlist starts where audio does');
+    assert.doesNotMatch(video, /720p\/10\.m4s/);
+    assert.match(playlists.multivariant() ?? '', /live_720p\.m3u8/, 'the shed rendition is not waited for');
+    assert.doesNotMatch(playlists.multivariant() ?? '', /live_1080p/);
+  });
 });
