@@ -107,7 +107,15 @@ export class DirectoryOutput {
         if (playlist) await this.writeManifest(playlist.name, playlist.text);
         // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
         const multivariant = multivariantReady && this.#multivariantName && this.#hls.multivariant();
-        if (multivariant) this.#enqueue('', () => this.writeManifest(this.#multivariantName!, multivariant));
+        if (multivariant) {
+          // After the other tracks' writes under way: their first playlists may still be on the way to disk.
+          const underWay = [...this.#queues.entries()].filter(([queue]) => queue !== track).map(([, p]) => p);
+          const name = this.#multivariantName!;
+          this.#enqueue('', async () => {
+            await Promise.all(underWay);
+            await this.writeManifest(name, multivariant);
+          });
+        }
       }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {
