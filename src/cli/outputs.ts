@@ -10,28 +10,9 @@ import { HttpPushOutput } from '../push/http-output.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
+import type { Output } from '../run/output-set.ts';
 import { PLAYER_SCRIPTS, previewInfo, previewPage } from '../origin/preview-page.ts';
 import { HlsPlaylists, outputFormats, type HlsSession, type OutputFormats } from '../packager/hls-playlists.ts';
-
-/** Where packager events and manifests go: a directory, the built-in origin's store, or an origin. */
-export interface Output {
-  readonly name: string;
-  handle(event: PackagerEvent): void;
-  /** What the manifest says; the output builds it (with its own view) when it writes it. */
-  publishManifest(build: ManifestBuilder): void;
-  /** Delivers everything handed over so far (as far as it can) and closes. */
-  flush(): Promise<void>;
-  readonly failures: number;
-  /** Set when the output gave up for good. */
-  readonly fatal?: Error | undefined;
-  /** Media waiting for an origin's acknowledgement (push outputs). */
-  readonly backlogBytes?: number;
-  /** Memory holding that media now, and the most it ever held (push outputs): the push budget bounds both. */
-  readonly heldBytes?: number;
-  readonly peakHeldBytes?: number;
-  /** Stops (or resumes) sending a rendition from the next segment boundary (push outputs); returns that boundary. */
-  shed?(track: string, on: boolean): bigint | undefined;
-}
 
 export interface PushSettings {
   profiles: OriginProfile[];

@@ -3,53 +3,36 @@ import { dirname } from 'node:path';
 import { deviceProblem } from '../capture/device-errors.ts';
 import { availableList } from '../capture/device-spec.ts';
 import { listDevices } from '../capture/devices/list-devices.ts';
-import { AvOffsetMeter } from '../encode/av-offset.ts';
-import { ClockStepDetector } from '../encode/clock.ts';
+import { sourceSpecOf } from '../capture/source.ts';
 import { startEncoder, type EncoderExit } from '../encode/encoder.ts';
-import { mediaTimeToDate } from '../timeline/epoch-grid.ts';
 import { failureHint, howItEnded } from '../encode/failure-hints.ts';
-import type { EncoderProgress } from '../encode/progress.ts';
 import { cachedSlates, prepareSlate, slateCacheKey } from '../encode/slate-encoder.ts';
 import { EncoderSupervisor } from '../encode/supervisor.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import type { Logger, TerminalLog } from '../log.ts';
 import type { HlsSession } from '../packager/hls-playlists.ts';
-import { buildMpd } from '../packager/mpd.ts';
 import { Packager } from '../packager/packager.ts';
-import { withoutShed } from '../packager/shed.ts';
-import { RecentValues } from '../stats.ts';
-import { sourceSpecOf } from '../capture/source.ts';
-import type { TerminalLog } from '../log.ts';
+import { LiveSession } from '../run/live-session.ts';
+import { OutputSet } from '../run/output-set.ts';
+import { chunkDelayWindows, RunReport } from '../run/run-report.ts';
+import { loadSession, SessionSaver, sessionFileOf } from '../run/session-file.ts';
 import { RunMonitor } from '../service/run-monitor.ts';
 import { Telemetry } from '../service/telemetry.ts';
 import type { StartOptions } from './args.ts';
-import { openOutputs, type Output } from './outputs.ts';
-import { loadSession, SessionSaver, sessionFileOf } from './session-file.ts';
+import { openOutputs } from './outputs.ts';
 import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
 import { END_SIGNAL, pidFileOf } from './stop.ts';
-import { laterOf } from '../timeline/bigint.ts';
 
 export { describe, resolveStart, type ResolvedStart } from './start-settings.ts';
 
-// `appliance start`: the encoder under supervision, the packager, the outputs, slate and clock
-// watch, signals, and the session that outlives the process.
-
-/** How often progress is logged at info level, in progress reports (one a second). */
-const PROGRESS_LOG_EVERY = 10;
-
-/** Chunk delays kept for the quantiles in the log: the last 5 minutes of 100 ms chunks. */
-const CHUNK_DELAY_WINDOW = 3000;
-
-/** The wall-clock end of a chunk's media, in ms since 1970. */
-const mediaEndMsOf = (chunk: ChunkEvent) =>
-  Number(((chunk.decodeTime + BigInt(chunk.duration)) * 1000n) / BigInt(chunk.timescale));
+// `appliance start`: wires the live session (src/run/) to the real encoder supervisor, outputs,
+// timers, the pid file and signals, and turns how the run ended into the exit status.
 
 /** How long the slate holds a segment for a feed flowing again (its first chunks come ~1 s late after a new run's probe). */
 const FEED_RESUME_WAIT_MS = 1500;
 
-/** Wall-clock now as a segment number on the epoch grid. */
-const segmentNow = (segdur: number) => BigInt(Math.floor(Date.now() / 1000 / segdur));
+/** How often the session's clock-driven work runs: slate due, clock steps, deadlines. */
+const TICK_MS = 20;
 
 export async function runStart(
   resolved: ResolvedStart,
@@ -67,33 +50,12 @@ export async function runStart(
     'starting',
   );
 
-  let reports = 0;
-  let lastDrops = 0;
-  const onProgress = (p: EncoderProgress) => {
-    telemetry.progress(p);
-    const fields = {
-      frame: p.frame,
-      fps: p.fps,
-      speed: p.speed,
-      bitrateKbps: p.bitrateKbps,
-      dup: p.dupFrames,
-      drop: p.dropFrames,
-    };
-    if (p.dupFrames + p.dropFrames > lastDrops)
-      logger.warn(fields, 'encoder duplicated or dropped frames: it is not keeping up with real time');
-    else if (++reports % PROGRESS_LOG_EVERY === 0) logger.info(fields, 'encoding');
-    else logger.debug(fields, 'encoding');
-    lastDrops = p.dupFrames + p.dropFrames;
-  };
-
   // A feed comes back through a receiver, a probe and the decoder: the slate waits longer for it.
   const packager = new Packager(plan.tracks, profile, {
     note: (fields, message) => logger.debug(fields, message),
     ...(resolved.source.kind === 'feed' ? { resumeWaitMs: FEED_RESUME_WAIT_MS } : {}),
   });
-  // Chunk delay: the chunk's last byte written (on disk, in the store, or handed to the uploads)
-  // minus the wall-clock end of its media.
-  const delays = new Map(plan.tracks.map((t) => [t.id, new RecentValues(CHUNK_DELAY_WINDOW)]));
+  const delays = chunkDelayWindows(plan.tracks);
   const telemetry = new Telemetry({
     profile: profile.name,
     source: sourceSpecOf(resolved.source),
@@ -101,28 +63,145 @@ export async function runStart(
     chunkDelays: delays,
   });
   if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
-  const tracing = logger.isLevelEnabled('trace');
-  const onChunkWritten = (chunk: ChunkEvent, writtenAt: number) => {
-    const mediaEndMs = mediaEndMsOf(chunk);
-    delays.get(chunk.track)?.add(writtenAt - mediaEndMs);
-    telemetry.chunkDelay(chunk.track, writtenAt - mediaEndMs);
-    if (tracing)
-      logger.trace(
-        {
-          track: chunk.track,
-          segment: chunk.segment.toString(),
-          part: chunk.part,
-          bytes: chunk.byteLength,
-          mediaEndMs,
-          at: writtenAt,
-          ...(chunk.slate && { slate: true }),
-        },
-        'chunk',
-      );
-  };
-  let stopForGood: ((why: string) => void) | undefined;
-  const fatalErrors: string[] = [];
+  const report = new RunReport(delays, telemetry, logger);
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
+  const run = await openRunOutputs(resolved, options, packager, telemetry, report, logger, terminal);
+  const { outputs, monitor, fatalErrors } = run;
+  const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
+  const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
+  const session = new LiveSession({
+    profile,
+    tracks: plan.tracks,
+    packager,
+    outputs,
+    logger,
+    reports: telemetry,
+    saver,
+  });
+  const delayReport = setInterval(() => report.logDelays(session.avFigures, outputs), 60_000);
+  delayReport.unref();
+  // --duration ends at the first segment boundary at or after start + duration; a file played
+  // once at the last boundary with half a segment of its media after it (to close the segment),
+  // planned when its first run is anchored; the earlier of the two wins.
+  const file = resolved.source.kind === 'file' && !resolved.source.loop ? resolved.source : undefined;
+  if (options.duration) session.planEnd(BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur)));
+  let runs = 0;
+  const relay = resolved.feedRelay;
+  if (relay) relay.logger = logger;
+  const planForRun = () => {
+    const runPlan = resolved.planForRun();
+    if (runs++ === 0 && file?.duration && runPlan.anchorSeconds !== undefined)
+      session.planEnd(
+        BigInt(Math.floor((runPlan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)),
+      );
+    return runPlan;
+  };
+
+  const devices = deviceReports(resolved, logger);
+  let failedAtStart: EncoderExit | undefined;
+  const supervisor = new EncoderSupervisor({
+    start: () => {
+      const runPlan = planForRun();
+      const encoder = startEncoder({
+        ffmpegPath: ffmpeg.path,
+        plan: runPlan,
+        logger,
+        onProgress: (p) => report.progress(p),
+        onDetector: (event) => monitor?.onDetector(event),
+      });
+      relay?.attach(encoder.input, runPlan.anchorSeconds!);
+      return encoder;
+    },
+    onData: (track, piece) => session.media(track, piece),
+    onInterrupted: (why) => session.interrupted(why),
+    onNewRun: () => session.newRun(),
+    onFailedAtStart: (exit) => (failedAtStart = exit),
+    // A feed not there yet, or a device, is waited for (slate meanwhile) rather than fatal.
+    retryAtStart: (resolved.source.kind === 'device' && resolved.retryDevices) || Boolean(relay),
+    cleanExitEnds: Boolean(file),
+    // A failure at start without retry is reported once, with the listing, as the run's error.
+    onRunFailed: (exit) => void (session.mediaSeen || resolved.retryDevices ? devices.retrying(exit) : undefined),
+    logger,
+    stallMs: Math.max(1500, profile.segdur * 1000),
+    stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
+  });
+  session.attach(supervisor, monitor);
+  // A feed back after a silence (or with a new clock) starts a fresh run: its grid, its first IDR
+  // on a boundary; the run that waited through the silence would carry its gap into the encoder.
+  if (relay) relay.onReanchored = () => supervisor.restartNow('the feed is back');
+  run.onAllFatal = () => {
+    logger.error('every output failed for good');
+    void supervisor.stop();
+  };
+  const ticker = setInterval(() => session.tick(), TICK_MS);
+
+  await slateAndPreviousSession(resolved, packager, session, sessionFile, logger);
+  supervisor.start();
+  logger.info({ pid: supervisor.pid }, 'ffmpeg started');
+
+  const detachSignals = await handleSignals(session, resolved.stateDir, logger);
+  let exit: EncoderExit;
+  try {
+    exit = await supervisor.done;
+    await session.finishing;
+    await outputs.flush();
+    await saver?.flush();
+  } finally {
+    telemetry.ended();
+    await monitor.stop();
+    relay?.stop();
+    clearInterval(ticker);
+    await run.close();
+    clearInterval(delayReport);
+    await detachSignals();
+  }
+  if (failedAtStart) throw await devices.failureAtStart(failedAtStart);
+  logger.info(
+    {
+      restarts: supervisor.restarts,
+      stalls: supervisor.stalls,
+      ...packager.counters,
+      slateSamples: Object.fromEntries(packager.counters.slateSamples),
+    },
+    'continuity',
+  );
+  report.logDelays(session.avFigures, outputs);
+  if (fatalErrors.length && outputs.allFatal) throw new ConfigError(fatalErrors.join('\n'));
+  if (exit.code !== 0 && session.mediaSeen)
+    logger.warn(
+      { code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) },
+      'ffmpeg did not exit cleanly after stop',
+    );
+  const failed = outputs.failed;
+  if (failed.length)
+    throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
+  logger.info({ outputs: outputs.names }, 'stopped');
+}
+
+interface RunOutputs {
+  outputs: OutputSet;
+  monitor: RunMonitor;
+  /** What the outputs that gave up for good said. */
+  fatalErrors: string[];
+  close(): Promise<void>;
+  /** Called when the last output still working gives up for good. */
+  onAllFatal?: () => void;
+}
+
+/** The outputs, with their events reported to the telemetry, and the run monitor watching them. */
+async function openRunOutputs(
+  resolved: ResolvedStart,
+  options: StartOptions,
+  packager: Packager,
+  telemetry: Telemetry,
+  report: RunReport,
+  logger: Logger,
+  terminal: TerminalLog | undefined,
+): Promise<RunOutputs> {
+  const { profile } = resolved;
+  let monitor: RunMonitor | undefined;
+  let run: RunOutputs | undefined;
+  const fatalErrors: string[] = [];
   const hls: HlsSession = {
     llhls: profile.hls.llhls,
     partChunks: profile.hls.partChunks,
@@ -136,7 +215,7 @@ export async function runStart(
     hls,
     utcTiming: options.utcTiming,
     logger,
-    onChunkWritten,
+    onChunkWritten: (chunk, writtenAt) => report.chunkWritten(chunk, writtenAt),
     onLocalChunk: (output, chunk) => {
       telemetry.chunkWritten(output, chunk.track, chunk.byteLength);
       monitor?.delivered();
@@ -150,17 +229,16 @@ export async function runStart(
     onFatal: (output, error) => {
       telemetry.outputFailed(output.name);
       fatalErrors.push(error.message);
-      if (outputs.every((o) => o.fatal)) stopForGood?.('every output failed for good');
+      if (outputs.allFatal) run?.onAllFatal?.();
     },
   });
-  const outputs: Output[] = sink.outputs;
-  for (const output of outputs) telemetry.output(output.name, output.shed ? 'push' : 'local');
-  let monitor: RunMonitor | undefined;
+  const outputs = new OutputSet(sink.outputs);
+  for (const output of outputs.outputs) telemetry.output(output.name, output.shed ? 'push' : 'local');
   try {
     monitor = await RunMonitor.start({
       profile,
-      tracks: plan.tracks,
-      outputs,
+      tracks: resolved.plan.tracks,
+      outputs: outputs.outputs,
       telemetry,
       logger,
       metrics: resolved.metrics,
@@ -168,262 +246,26 @@ export async function runStart(
     });
   } catch (error) {
     // A --metrics that cannot listen leaves nothing running.
-    await Promise.all(outputs.map((o) => o.flush()));
+    await outputs.flush();
     await sink.close();
     throw error;
   }
-  const heldBy = (name: string) => {
-    const output = outputs.find((o) => o.name === name);
-    return {
-      backlogBytes: output?.backlogBytes ?? 0,
-      heldBytes: output?.heldBytes ?? 0,
-      peakHeldBytes: output?.peakHeldBytes ?? 0,
-    };
-  };
-  const logDelays = () => {
-    logger.info(
-      {
-        chunkDelayMs: Object.fromEntries([...delays].map(([id, d]) => [id, d.summary()])),
-        avOffset: avOffset.figures ?? 'not measured yet',
-      },
-      'chunk delay',
-    );
-    for (const figures of telemetry.pushStats.summary(heldBy)) logger.info(figures, 'push');
-  };
-  const delayReport = setInterval(logDelays, 60_000);
-  delayReport.unref();
-  const publishManifest = () => {
-    for (const output of outputs) {
-      output.publishManifest((view) => {
-        const model = withoutShed(
-          packager.mpdModel(
-            profile,
-            { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl },
-            new Date(),
-          ),
-          view.shed ?? [],
-        );
-        // Origins that only serve complete files list what they have and are asked again every segment.
-        return buildMpd({
-          ...model,
-          asto: view.asto,
-          announced: view.announced,
-          minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod,
-        });
-      });
-    }
-  };
-  // --duration ends at the first segment boundary at or after start + duration; a file played
-  // once at the last boundary with half a segment of its media after it (to close the segment),
-  // planned when its first run is anchored; the earlier of the two wins.
-  const file = resolved.source.kind === 'file' && !resolved.source.loop ? resolved.source : undefined;
-  const planEnd = (end: bigint) => {
-    if (packager.end && packager.end.segment <= end) return;
-    packager.endBefore(end, { last: true });
-    logger.info(
-      { lastSegment: (end - 1n).toString(), endsAt: new Date(Number(end) * profile.segdur * 1000).toISOString() },
-      'stream end planned',
-    );
-  };
-  if (options.duration) planEnd(BigInt(Math.ceil((Date.now() / 1000 + options.duration) / profile.segdur)));
-  let runs = 0;
-  const relay = resolved.feedRelay;
-  if (relay) relay.logger = logger;
-  const planForRun = () => {
-    const plan = resolved.planForRun();
-    if (runs++ === 0 && file?.duration && plan.anchorSeconds !== undefined)
-      planEnd(BigInt(Math.floor((plan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)));
-    return plan;
-  };
+  run = { outputs, monitor, fatalErrors, close: () => sink.close() };
+  return run;
+}
 
-  let mediaSeen = false;
-  let manifestPublished = false;
-  let periodsPublished = 0;
-  let finishing: Promise<unknown> | undefined;
-  let failedAtStart: EncoderExit | undefined;
-  const firstSeen = new Set<string>();
-  const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
-  const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
-  let savedAt = 0;
-  const topVideo = plan.tracks.find((t) => t.kind === 'video')?.id;
-  const avOffset = new AvOffsetMeter();
-  const frameMs = 1000 / profile.video.framerate;
-  let avWarned = false;
-  const emit = (events: readonly PackagerEvent[]) => {
-    for (const event of events) {
-      for (const output of outputs) output.handle(event);
-      if (event.type === 'chunk') telemetry.chunkProduced(Boolean(event.slate));
-      if (event.type === 'chunk' && !event.slate && (event.track === topVideo || event.track === 'audio')) {
-        avOffset.add(event.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(event), Date.now());
-        const av = avOffset.figures;
-        if (av) telemetry.avOffset(av.offsetMs);
-        if (av && Math.abs(av.offsetMs) > frameMs && !avWarned)
-          logger.warn(av, 'audio is more than one frame off video');
-        avWarned = Boolean(av && Math.abs(av.offsetMs) > frameMs);
-      }
-      if (event.type === 'segmentEnd' && saver && Date.now() - savedAt >= 1000 && packager.ready) {
-        savedAt = Date.now();
-        saver.save(packager.periods, event.segment);
-      }
-      if (event.type === 'chunk' && !firstSeen.has(event.track)) {
-        firstSeen.add(event.track);
-        logger.info(
-          {
-            track: event.track,
-            segment: event.segment.toString(),
-            at: mediaTimeToDate(event.decodeTime, event.timescale).toISOString(),
-          },
-          'first segment',
-        );
-      }
-    }
-    if (packager.ready && (!manifestPublished || packager.periods.length !== periodsPublished)) {
-      if (manifestPublished)
-        logger.warn(
-          { period: packager.periods.at(-1)!.start.toString() },
-          'the encoder restarted with another init segment: a new period',
-        );
-      const withoutSlate =
-        manifestPublished || !slatePrepared
-          ? []
-          : plan.tracks.map((t) => t.id).filter((id) => !packager.slateUsable(id));
-      if (withoutSlate.length) {
-        logger.warn(
-          { tracks: withoutSlate },
-          profile.video.passthrough
-            ? "passthrough: the slate (encoded here) cannot stand in for the feed's own H.264: an interruption leaves a hole in these tracks"
-            : "the slate's init segment differs from the live one: an interruption would leave a hole in these tracks",
-        );
-      }
-      manifestPublished = true;
-      periodsPublished = packager.periods.length;
-      publishManifest();
-    }
-    if (packager.end && packager.finished) void finish();
-  };
-  // A device failure, with what is available: when retried, at most every 30 s (a device is retried every 10 s).
-  const deviceProblemOf = (exit: EncoderExit) =>
-    resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined;
-  const availableDevices = async () => {
-    const listing = await listDevices(ffmpeg.path).catch(() => undefined);
-    return (
-      listing && {
-        cameras: availableList(listing.devices, 'video'),
-        microphones: availableList(listing.devices, 'audio'),
-      }
-    );
-  };
-  let devicesListedAt = -Infinity;
-  const reportDevices = async (exit: EncoderExit) => {
-    const problem = deviceProblemOf(exit);
-    if (!problem || Date.now() - devicesListedAt < 30_000) return;
-    devicesListedAt = Date.now();
-    const available = await availableDevices();
-    if (available)
-      logger.warn({ problem: problem.message, ...available }, 'capture device unavailable: retrying until it is back');
-  };
-  const supervisor = new EncoderSupervisor({
-    start: () => {
-      const runPlan = planForRun();
-      const encoder = startEncoder({
-        ffmpegPath: ffmpeg.path,
-        plan: runPlan,
-        logger,
-        onProgress,
-        onDetector: (event) => monitor?.onDetector(event),
-      });
-      relay?.attach(encoder.input, runPlan.anchorSeconds!);
-      return encoder;
-    },
-    onData: (track, piece) => {
-      mediaSeen = true;
-      sourceDataAt = Date.now();
-      emit(packager.push(track, piece));
-    },
-    onInterrupted: (why) => {
-      slateSince ??= Date.now();
-      // A device not there at start, retried: the stream begins on slate.
-      if (!packager.periods.length) emit(packager.startOnSlate(segmentNow(profile.segdur) - 1n));
-      emit(packager.interrupt());
-      logger.info({ why, slate: packager.slateTracks.filter((t) => packager.slateUsable(t)) }, 'source interrupted');
-    },
-    onNewRun: () => {
-      avOffset.restart();
-      telemetry.encoderRestarted();
-      monitor?.newRun();
-      emit(packager.newRun());
-    },
-    onFailedAtStart: (exit) => (failedAtStart = exit),
-    // A feed not there yet, or a device, is waited for (slate meanwhile) rather than fatal.
-    retryAtStart: (resolved.source.kind === 'device' && resolved.retryDevices) || Boolean(relay),
-    cleanExitEnds: Boolean(file),
-    // A failure at start without retry is reported once, with the listing, as the run's error.
-    onRunFailed: (exit) => void (mediaSeen || resolved.retryDevices ? reportDevices(exit) : undefined),
-    logger,
-    stallMs: Math.max(1500, profile.segdur * 1000),
-    stallKillMs: Math.max(5000, 3 * profile.segdur * 1000),
-  });
-  // A feed back after a silence (or with a new clock) starts a fresh run: its grid, its first IDR
-  // on a boundary; the run that waited through the silence would carry its gap into the encoder.
-  if (relay) relay.onReanchored = () => supervisor.restartNow('the feed is back');
-  stopForGood = (why) => {
-    logger.error(why);
-    void supervisor.stop();
-  };
-  const finish = () =>
-    (finishing ??= (async () => {
-      if (packager.end?.last) publishManifest();
-      if (packager.end?.last) await saver?.forget();
-      else if (packager.end && packager.ready) saver?.save(packager.periods, packager.end.segment - 1n);
-      logger.info(
-        { lastSegment: packager.currentSegment?.toString() },
-        packager.end?.last ? 'stream ended' : 'segment finished; stopping',
-      );
-      await supervisor.stop();
-    })());
-
-  // The slate is due by the clock; the same timer watches the clock for steps.
-  let slateSince: number | undefined;
-  let unusableSince: number | undefined;
-  // Longer than the slate can last while a restarted encoder's media is on its way: its start, a
-  // whole segment, a new period's lead (3 s) and a boundary to resume at.
-  const unusableSourceMs = (4 * profile.segdur + 6) * 1000;
-  let sourceDataAt = -Infinity;
-  const clockWatch = new ClockStepDetector(1000 / profile.video.framerate);
-  const ticker = setInterval(() => {
-    const step = clockWatch.check(Date.now(), performance.now());
-    if (step !== undefined) {
-      logger.warn(
-        { stepMs: Math.round(step) },
-        'the system clock stepped: slate, then a clean restart of the encoder at the next boundary',
-      );
-      emit(packager.interrupt());
-      supervisor.restartNow('clock step');
-    }
-    if (packager.slateTracks.length) {
-      emit(packager.tick());
-      // Media flowing that the packager never takes (no IDR on a boundary, a period that never
-      // comes) would leave the slate on for good: a fresh encoder run is the remedy at hand.
-      const now = Date.now();
-      unusableSince ??= now;
-      if (now - unusableSince > unusableSourceMs && now - sourceDataAt < 1000) {
-        logger.error(
-          { tracks: packager.trackStates, counters: { ...packager.counters, slateSamples: undefined } },
-          'ffmpeg delivers media the packager cannot take: restarting it',
-        );
-        unusableSince = now;
-        emit(packager.interrupt());
-        supervisor.restartNow('media not usable');
-      }
-    } else {
-      unusableSince = undefined;
-      if (slateSince !== undefined) logger.info({ slateMs: Date.now() - slateSince }, 'source back: slate ended');
-      slateSince = undefined;
-    }
-    telemetry.slate(slateSince !== undefined, slateSince ?? Date.now());
-  }, 20);
-  // Before the live encoder: beside it on a busy machine the slate took longer than a failure may take to come.
-  let slatePrepared = false;
+/**
+ * The slate clips (before the live encoder: beside it on a busy machine the slate took longer
+ * than a failure may take to come), and the session a previous process left on these outputs.
+ */
+async function slateAndPreviousSession(
+  resolved: ResolvedStart,
+  packager: Packager,
+  session: LiveSession,
+  sessionFile: string | undefined,
+  logger: Logger,
+): Promise<void> {
+  const { profile, ffmpeg } = resolved;
   try {
     for (const clip of await prepareSlate({
       ffmpegPath: ffmpeg.path,
@@ -433,70 +275,35 @@ export async function runStart(
       logger,
     }))
       packager.setSlate(clip);
-    slatePrepared = true;
+    session.slateReady();
   } catch (error) {
     logger.warn({ err: (error as Error).message }, 'no slate: an interrupted source leaves a hole instead');
   }
-
   const previous = sessionFile ? await loadSession(sessionFile, profile, Date.now(), logger) : undefined;
-  if (previous && resolved.stateDir) {
-    for (const clip of await cachedSlates(
-      resolved.stateDir,
-      plan.tracks.map((t) => t.id),
-      profile,
-      slateCacheKey(ffmpeg.path, resolved.slatePlan),
-    ))
-      packager.setSlate(clip);
-    logger.info(
-      { lastSegment: previous.lastSegment.toString(), periods: previous.periods.length },
-      'continuing the session a previous run left on these outputs: slate until the encoder delivers',
-    );
-    slateSince = Date.now();
-    emit(packager.resume(previous.periods, previous.lastSegment));
-  }
-  supervisor.start();
-  logger.info({ pid: supervisor.pid }, 'ffmpeg started');
+  if (!previous || !resolved.stateDir) return;
+  for (const clip of await cachedSlates(
+    resolved.stateDir,
+    resolved.plan.tracks.map((t) => t.id),
+    profile,
+    slateCacheKey(ffmpeg.path, resolved.slatePlan),
+  ))
+    packager.setSlate(clip);
+  logger.info(
+    { lastSegment: previous.lastSegment.toString(), periods: previous.periods.length },
+    'continuing the session a previous run left on these outputs: slate until the encoder delivers',
+  );
+  session.resume(previous.periods, previous.lastSegment);
+}
 
-  // A signal finishes the segment in progress (no lmsg: a service restart does not end the stream);
-  // `appliance stop --end` (SIGUSR2) ends the stream for viewers at the same point.
-  let safety: NodeJS.Timeout | undefined;
-  // A planned end that has not come this long after its time (a track whose media stopped and
-  // that has no slate cannot complete it) stops the run anyway: an end must end.
-  const overdueMs = (2 * profile.segdur + 3) * 1000;
-  const stopIfStuck = (why: string) => {
-    if (packager.finished) return;
-    logger.error({ tracks: packager.trackStates }, why);
-    void supervisor.stop();
-  };
-  if (packager.end)
-    safety = setTimeout(
-      () => stopIfStuck('the planned end did not come: stopping'),
-      Number(packager.end.segment) * profile.segdur * 1000 - Date.now() + overdueMs,
-    );
-  let halting: 'stop' | 'end' | undefined;
-  const halt = (last: boolean) => {
-    // A stop after a stop, or anything after an end, changes nothing; an end upgrades a stop.
-    if (halting === 'end' || (halting === 'stop' && !last)) return;
-    halting = last ? 'end' : 'stop';
-    monitor?.stopping();
-    const current = packager.currentSegment;
-    if (current === undefined) return void supervisor.stop();
-    const now = segmentNow(profile.segdur);
-    // lmsg goes in the styp of the last segment's first chunk: an end needs a segment not yet begun.
-    packager.endBefore(laterOf(current, now) + (last ? 2n : 1n), { last });
-    logger.info(
-      { lastSegment: `${packager.end!.segment - 1n}` },
-      last
-        ? 'end requested: the stream ends after the current segment'
-        : 'stop requested: finishing the current segment',
-    );
-    if (packager.finished) void finish();
-    clearTimeout(safety);
-    safety = setTimeout(() => stopIfStuck('the current segment did not finish: stopping'), overdueMs);
-  };
-  const stop = () => halt(false);
-  const end = () => halt(true);
-  const pidFile = resolved.stateDir ? pidFileOf(resolved.stateDir) : undefined;
+/**
+ * A signal finishes the segment in progress (no lmsg: a service restart does not end the stream);
+ * `appliance stop --end` (SIGUSR2) ends the stream for viewers at the same point. The pid file
+ * lets `appliance stop` find this run. Returns what undoes both.
+ */
+async function handleSignals(session: LiveSession, stateDir: string | undefined, logger: Logger) {
+  const stop = () => session.halt(false);
+  const end = () => session.halt(true);
+  const pidFile = stateDir ? pidFileOf(stateDir) : undefined;
   if (pidFile)
     await mkdir(dirname(pidFile), { recursive: true })
       .then(() => writeFile(pidFile, `${process.pid}\n`))
@@ -504,63 +311,54 @@ export async function runStart(
         logger.warn({ err: error.message }, 'cannot write the pid file: appliance stop will not find this run'),
       );
   process.on(END_SIGNAL, end);
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('SIGHUP', stop);
-  let exit: EncoderExit;
-  try {
-    exit = await supervisor.done;
-    await finishing;
-    await Promise.all(outputs.map((o) => o.flush()));
-    await saver?.flush();
-  } finally {
-    telemetry.ended();
-    await monitor.stop();
-    relay?.stop();
-    clearInterval(ticker);
-    await sink.close();
-    clearTimeout(safety);
-    clearInterval(delayReport);
-    process.off('SIGTERM', stop);
+  for (const signal of STOP_SIGNALS) process.on(signal, stop);
+  return async () => {
     process.off(END_SIGNAL, end);
+    for (const signal of STOP_SIGNALS) process.off(signal, stop);
     if (pidFile) await rm(pidFile, { force: true });
-    process.off('SIGINT', stop);
-    process.off('SIGHUP', stop);
-  }
-  if (failedAtStart) {
-    const problem = deviceProblemOf(failedAtStart);
-    if (problem) {
-      const available = await availableDevices();
-      throw new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [
-        ...failedAtStart.stderrTail.slice(-6),
-        ...(available ? [available.cameras, available.microphones] : []),
-        'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.',
-      ]);
-    }
-    const hint = failureHint(failedAtStart.stderrTail);
-    throw new RuntimeFailure(`ffmpeg ${howItEnded(failedAtStart)} at start, before any media; its last messages:`, [
-      ...failedAtStart.stderrTail.slice(-12),
-      ...(hint ? [`hint: ${hint}`] : []),
-    ]);
-  }
-  logger.info(
-    {
-      restarts: supervisor.restarts,
-      stalls: supervisor.stalls,
-      ...packager.counters,
-      slateSamples: Object.fromEntries(packager.counters.slateSamples),
-    },
-    'continuity',
-  );
-  logDelays();
-  if (fatalErrors.length && outputs.every((o) => o.fatal)) throw new ConfigError(fatalErrors.join('\n'));
-  if (exit.code !== 0 && mediaSeen)
-    logger.warn(
-      { code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-5) },
-      'ffmpeg did not exit cleanly after stop',
+  };
+}
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/** What a device failure says: while retried, at most every 30 s with what is available; at start, as the run's error. */
+function deviceReports(resolved: ResolvedStart, logger: Logger) {
+  const problemOf = (exit: EncoderExit) =>
+    resolved.source.kind === 'device' ? deviceProblem(exit.stderrTail) : undefined;
+  const available = async () => {
+    const listing = await listDevices(resolved.ffmpeg.path).catch(() => undefined);
+    return (
+      listing && {
+        cameras: availableList(listing.devices, 'video'),
+        microphones: availableList(listing.devices, 'audio'),
+      }
     );
-  const failed = outputs.filter((o) => o.failures);
-  if (failed.length)
-    throw new RuntimeFailure(`delivery to ${failed.map((o) => o.name).join(', ')} failed (see the log)`, fatalErrors);
-  logger.info({ outputs: outputs.map((o) => o.name) }, 'stopped');
+  };
+  let listedAt = -Infinity;
+  return {
+    async retrying(exit: EncoderExit): Promise<void> {
+      const problem = problemOf(exit);
+      if (!problem || Date.now() - listedAt < 30_000) return;
+      listedAt = Date.now();
+      const devices = await available();
+      if (devices)
+        logger.warn({ problem: problem.message, ...devices }, 'capture device unavailable: retrying until it is back');
+    },
+    async failureAtStart(exit: EncoderExit): Promise<RuntimeFailure> {
+      const problem = problemOf(exit);
+      if (problem) {
+        const devices = await available();
+        return new RuntimeFailure(`${problem.message}; ffmpeg's last messages:`, [
+          ...exit.stderrTail.slice(-6),
+          ...(devices ? [devices.cameras, devices.microphones] : []),
+          'Run "appliance devices" to see what is there; with --retry-devices (the default under systemd) the appliance waits for it, slate meanwhile.',
+        ]);
+      }
+      const hint = failureHint(exit.stderrTail);
+      return new RuntimeFailure(`ffmpeg ${howItEnded(exit)} at start, before any media; its last messages:`, [
+        ...exit.stderrTail.slice(-12),
+        ...(hint ? [`hint: ${hint}`] : []),
+      ]);
+    },
+  };
 }

@@ -1,52 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { childBoxes } from '../../src/packager/boxes.ts';
-import { TrackChunker, type ChunkEvent, type InitEvent, type PackagerEvent } from '../../src/packager/chunker.ts';
+import type { ChunkEvent, InitEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import { Packager } from '../../src/packager/packager.ts';
-import type { SlateClip } from '../../src/packager/slate.ts';
-import { slateClipFrom } from '../../src/encode/slate-encoder.ts';
-
-const fixture = async (name: string) =>
-  new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
-const recorded = {
-  '180p': await fixture('recorded-video-320x180-4s.mp4'),
-  audio: await fixture('recorded-audio-4s.mp4'),
-};
-/** The recordings cover 1795219794.0 to 1795219798.0 on the epoch timeline. */
-const T0 = 1_795_219_794;
-const timing = { segdur: 1, cdur: 0.1 };
-const TRACKS = [
-  { id: '180p', kind: 'video' as const, bitrate: 300_000 },
-  { id: 'audio', kind: 'audio' as const, bitrate: 64_000 },
-];
-
-/** A recording as ffmpeg delivered it: the init, then each fragment with its first decode time (seconds). */
-function pieces(bytes: Uint8Array) {
-  const boxes = [...childBoxes(bytes)];
-  const moovEnd = boxes.find((b) => b.type === 'moov')!;
-  const init = bytes.subarray(0, moovEnd.offset + moovEnd.size);
-  let timescale = 0;
-  const reader = new TrackChunker('probe', timing);
-  for (const item of reader.read(init)) if (item.init) timescale = item.init.info.timescale;
-  const fragments: { start: number; bytes: Uint8Array }[] = [];
-  for (let i = 0; i < boxes.length; i++) {
-    const b = boxes[i]!;
-    if (b.type !== 'moof') continue;
-    const mdat = boxes[i + 1]!;
-    const start = Number(parseMoof(b.payload, new Map()).tracks[0]!.baseDecodeTime) / timescale;
-    fragments.push({ start, bytes: bytes.subarray(b.offset, mdat.offset + mdat.size) });
-  }
-  return { init, fragments };
-}
-
-/** The slate clip of a track: its init and samples, here the recording's own first second. */
-function clipOf(track: '180p' | 'audio'): SlateClip {
-  const { init, samples } = slateClipFrom(track, recorded[track], timing);
-  const firstSync = samples.findIndex((s) => s.sync);
-  return { init, samples: samples.slice(firstSync, firstSync + (track === 'audio' ? 60 : 30)) };
-}
+import { clipOf, pieces, recorded, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
 
 /** Runs a packager on a clock the test moves. */
 function harness() {
@@ -325,7 +283,7 @@ describe('supervision and session state', () => {
 
   it('a saved session comes back with its periods, init segments byte for byte, and last segment; junk does not', async () => {
     const { sessionState, restoreState } = await import('../../src/packager/session-state.ts');
-    const { sessionFileOf, loadSession } = await import('../../src/cli/session-file.ts');
+    const { sessionFileOf, loadSession } = await import('../../src/run/session-file.ts');
     const h = harness();
     h.init();
     const saved = JSON.parse(JSON.stringify(sessionState(h.packager.periods, 1_795_219_795n))) as unknown;
