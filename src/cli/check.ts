@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.ts';
 import { checkCapture, describeCaptureReport } from './check-capture.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
 import { parseOutputs, type PushTarget } from '../push/output-target.ts';
+import { originCapabilities, originTimeUrl } from '../push/origin-capabilities.ts';
 import type { OriginProfile } from '../push/push-types.ts';
 import { safeUrl } from '../push/upload-outcome.ts';
 import { packageVersion, userAgent } from '../version.ts';
@@ -179,7 +180,7 @@ function describeReport(r: OriginReport): string {
     line(
       r.originProfile !== undefined ? true : undefined,
       r.originProfile
-        ? `--origin-profile ${r.originProfile}${r.originProfile === 'generic' ? ' (it serves a file only once its upload ends)' : ' (it serves uploads while they arrive)'}`
+        ? `--origin-profile ${r.originProfile} (${originCapabilities(r.originProfile).description})`
         : 'origin profile unknown',
     ),
     line(
@@ -248,9 +249,10 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     uploads.set(report, finding);
     findings.push(finding);
   }
-  const timeUrls = targets.flatMap((t, i) =>
-    reports[i]?.originProfile === 'appliance' ? [new URL('/time', t.url).href] : [],
-  );
+  const timeUrls = targets.flatMap((t, i) => {
+    const profile = reports[i]?.originProfile;
+    return (profile && originTimeUrl(originCapabilities(profile), t.url)) || [];
+  });
   findings.push(await checkClockOffset(profile, timeUrls));
   if (ffmpeg && !values['no-cpu'] && !findings.some((f) => f.check === 'ffmpeg encoders' && f.verdict === 'fail'))
     findings.push(await checkCpu(ffmpeg.path, profile));

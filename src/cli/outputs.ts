@@ -8,6 +8,7 @@ import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { DirectoryOutput } from '../push/directory-output.ts';
 import { HttpPushOutput } from '../push/http-output.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
+import { originCapabilities, originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import type { Output } from '../run/output-set.ts';
@@ -31,13 +32,13 @@ export interface OpenedOutputs {
   close(): Promise<void>;
 }
 
-/** The origin profile of the output at `index`: given per output, once for all, or the default. */
-export const originProfileOf = (push: PushSettings, index: number): OriginProfile =>
-  push.profiles[index] ?? push.profiles[0] ?? 'appliance';
+/** What the origin of the output at `index` does: its profile given per output, once for all, or the default. */
+export const originOf = (push: PushSettings, index: number): OriginCapabilities =>
+  originCapabilities(push.profiles[index] ?? push.profiles[0] ?? 'appliance');
 
-/** The clock a push target's manifest names: our origin serves /time; other origins get the public default. */
-export function pushUtcTiming(target: PushTarget, profile: OriginProfile, explicit: string | undefined): string {
-  return explicit ?? (profile === 'appliance' ? new URL('/time', target.url).href : DEFAULT_UTC_TIMING);
+/** The clock a push target's manifest names: the origin's own when it serves one, else the public default. */
+export function pushUtcTiming(target: PushTarget, origin: OriginCapabilities, explicit: string | undefined): string {
+  return explicit ?? originTimeUrl(origin, target.url) ?? DEFAULT_UTC_TIMING;
 }
 
 /**
@@ -134,15 +135,15 @@ async function openOne(
   };
   const formats = outputFormats(target.manifest, profile.hls.dual);
   if (target.kind === 'push') {
-    const originProfile = originProfileOf(context.push, index);
+    const origin = originOf(context.push, index);
     const output: HttpPushOutput = new HttpPushOutput({
       url: target.url,
-      profile: originProfile,
+      origin,
       method: context.push.method,
       segdur: profile.segdur,
       tsb: profile.tsb,
       asto: profile.asto,
-      utcTimingUrl: pushUtcTiming(target, originProfile, context.utcTiming),
+      utcTimingUrl: pushUtcTiming(target, origin, context.utcTiming),
       budgetBytes: context.push.budgetBytes,
       headers: context.push.headers,
       ca: context.push.ca,
@@ -156,7 +157,12 @@ async function openOne(
       onFatal: (error) => context.onFatal(output, error),
     });
     logger.info(
-      { url: output.name, originProfile, method: context.push.method, budgetBytes: context.push.budgetBytes },
+      {
+        url: output.name,
+        originProfile: origin.profile,
+        method: context.push.method,
+        budgetBytes: context.push.budgetBytes,
+      },
       'pushing',
     );
     return { output, where: output.name };

@@ -24,11 +24,12 @@ import type { Logger } from '../log.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
+import { originTimeUrl } from '../push/origin-capabilities.ts';
 import { ensureWritableDirectory, parseListen, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
 import { hostForUrl } from '../listen.ts';
-import { originProfileOf, pushUtcTiming, type PushSettings } from './outputs.ts';
+import { originOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
 /** What the ffmpeg a start uses must have. */
 export const FFMPEG_NEEDS = {
@@ -304,13 +305,13 @@ export function describe(resolved: ResolvedStart): string {
         manifests: manifests(output.manifest),
         utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time`,
       };
-    const originProfile = originProfileOf(push, index);
+    const origin = originOf(push, index);
     return {
       push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
       manifests: manifests(output.manifest),
-      originProfile,
+      originProfile: origin.profile,
       method: push.method,
-      utcTiming: pushUtcTiming(output, originProfile, resolved.utcTiming),
+      utcTiming: pushUtcTiming(output, origin, resolved.utcTiming),
       credentials: credentials ? `${credentials} (value hidden)` : 'none',
       headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
       budgetBytes: push.budgetBytes,
@@ -388,8 +389,8 @@ export function describe(resolved: ResolvedStart): string {
  */
 /** Measures the clock offset (logged, refused when far off for ultra-ll); returns it in ms. */
 export async function checkClock(resolved: ResolvedStart, logger: Logger): Promise<number | undefined> {
-  const timeUrls = resolved.outputs.flatMap((o, i) =>
-    o.kind === 'push' && originProfileOf(resolved.push, i) === 'appliance' ? [new URL('/time', o.url).href] : [],
+  const timeUrls = resolved.outputs.flatMap(
+    (o, i) => (o.kind === 'push' && originTimeUrl(originOf(resolved.push, i), o.url)) || [],
   );
   const measured = await measureClockOffset({ timeUrls });
   if (!measured)

@@ -1,16 +1,15 @@
 import { segmentPath } from '../layout/object-names.ts';
 import { oldestKept } from '../timeline/window.ts';
-import type { Lane } from './lane.ts';
-import type { ManifestBuilder, ManifestView, OriginProfile, SegmentRun } from './push-types.ts';
 import type { ShedSpan } from '../packager/shed.ts';
-import { retryDelayMs } from './upload-outcome.ts';
-import { Wakeup } from './wakeup.ts';
-
-type Delivery = 'ok' | 'retry' | 'gave-up';
+import { CoalescingSender } from './coalescing-sender.ts';
+import type { Lane } from './lane.ts';
+import type { OriginCapabilities } from './origin-capabilities.ts';
+import type { Delivery, ManifestBuilder, ManifestView, SegmentRun } from './push-types.ts';
+import { RetryStreak } from './upload-outcome.ts';
 
 /** What the control connection needs to know of the output it serves. */
 export interface ControlContext {
-  profile: OriginProfile;
+  origin: OriginCapabilities;
   segdur: number;
   tsb: number;
   asto: number;
@@ -65,45 +64,57 @@ export const DELETE_ATTEMPTS = 5;
 
 /**
  * The output's control connection: the manifest (coalesced: one in flight, the newest pending,
- * built when it is sent) and, when no manifest waits, DELETEs of expired segments.
+ * built when it is sent), other whole documents after it (the multivariant playlist), and, when
+ * no document waits, DELETEs of expired segments on a pipelined connection of their own, with a
+ * backoff of their own.
  */
 export class ControlLane {
   readonly #context: ControlContext;
-  readonly #lane: Lane;
+  readonly #sender: CoalescingSender;
   /** DELETEs go pipelined on a connection of their own: LL-HLS part files make many of them. */
   readonly #deleteLane: Lane;
-  readonly #wakeup = new Wakeup();
+  readonly #deleteStreak: RetryStreak;
   readonly #deletes: { path: string; attempts: number }[] = [];
   #builder: ManifestBuilder | undefined;
-  #dirty = false;
-  /** Other whole documents (the multivariant playlist), sent after the manifest when they change. */
-  readonly #documents = new Map<string, { contentType: string; build: () => string | undefined; dirty: boolean }>();
   readonly loop: Promise<void>;
 
   constructor(context: ControlContext, lane: Lane, deleteLane: Lane) {
     this.#context = context;
-    this.#lane = lane;
     this.#deleteLane = deleteLane;
-    this.loop = this.#run();
+    this.#deleteStreak = new RetryStreak(context.segdur, context.pause);
+    this.#sender = new CoalescingSender(
+      {
+        segdur: context.segdur,
+        pause: context.pause,
+        stopped: context.stopped,
+        deliver: (lane, path, body, contentType) => context.deliver(lane, path, body, contentType),
+      },
+      lane,
+      () => this.#deleteSome(),
+    );
+    // Added first: when the manifest and another document are both due, the manifest goes first.
+    this.#sender.add(
+      context.manifestName,
+      'application/dash+xml',
+      () => (this.#builder && this.#ready() ? this.#builder(this.#view()) : undefined),
+      { onDelivered: (bytes, attempts) => context.onManifestAcknowledged(bytes, attempts) },
+    );
+    this.loop = this.#sender.loop;
   }
 
-  /** A manifest is waiting to be sent (or resent). */
+  /** A manifest or document is waiting to be sent (or resent). */
   get pending(): boolean {
-    return this.#dirty || [...this.#documents.values()].some((d) => d.dirty);
+    return this.#sender.pending;
   }
 
   /** Sends `name` (once ready, like the manifest) and again after each `touchDocument`. */
   publishDocument(name: string, contentType: string, build: () => string | undefined): void {
-    this.#documents.set(name, { contentType, build, dirty: true });
-    this.#wakeup.wake();
+    this.#sender.add(name, contentType, () => (this.#ready() ? build() : undefined), { due: true });
   }
 
   /** What `name` would say changed (the multivariant playlist of an output that shed a variant): send it again. */
   touchDocument(name: string): void {
-    const document = this.#documents.get(name);
-    if (!document) return;
-    document.dirty = true;
-    this.#wakeup.wake();
+    this.#sender.touch(name);
   }
 
   publish(build: ManifestBuilder): void {
@@ -113,17 +124,15 @@ export class ControlLane {
 
   /** What the manifest would say changed: send it again. */
   touch(): void {
-    if (!this.#builder) return;
-    this.#dirty = true;
-    this.#wakeup.wake();
+    if (this.#builder) this.#sender.touch(this.#context.manifestName);
   }
 
   wake(): void {
-    this.#wakeup.wake();
+    this.#sender.wake();
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#lane.close(), this.#deleteLane.close()]);
+    await Promise.all([this.#sender.close(), this.#deleteLane.close()]);
   }
 
   /** Queues DELETEs for `track`'s acknowledged segments that expired with `newest`. */
@@ -136,15 +145,15 @@ export class ControlLane {
         for (const path of [segmentPath(track.id, segment), ...this.#context.companions(track.id, segment)])
           this.#deletes.push({ path, attempts: 0 });
     }
-    if (this.#deletes.length) this.#wakeup.wake();
+    if (this.#deletes.length) this.#sender.wake();
   }
 
   #view(): ManifestView {
-    const generic = this.#context.profile === 'generic';
+    const growing = this.#context.origin.servesGrowingObjects;
     return {
       utcTimingUrl: this.#context.utcTimingUrl,
-      asto: generic ? 0 : this.#context.asto,
-      announced: generic ? { video: this.#announced('video'), audio: this.#announced('audio') } : undefined,
+      asto: growing ? this.#context.asto : 0,
+      announced: growing ? undefined : { video: this.#announced('video'), audio: this.#announced('audio') },
       shed: this.#context.shedSpans?.(),
     };
   }
@@ -168,62 +177,30 @@ export class ControlLane {
     const tracks = [...this.#context.tracks()];
     if (!tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
     return (
-      this.#context.profile !== 'generic' ||
+      this.#context.origin.servesGrowingObjects ||
       [...new Set(tracks.map((t) => t.kind))].every((kind) => this.#announced(kind))
     );
   }
 
-  async #run(): Promise<void> {
-    let failures = 0;
-    const stopped = () => this.#context.stopped();
-    while (!stopped() || this.pending) {
-      let result: Delivery;
-      const document = this.#ready() ? [...this.#documents].find(([, d]) => d.dirty) : undefined;
-      if (this.#dirty && this.#builder && this.#ready() && !stopped()) {
-        this.#dirty = false;
-        const text = new TextEncoder().encode(this.#builder!(this.#view()));
-        result = await this.#context.deliver(this.#lane, this.#context.manifestName, text, 'application/dash+xml');
-        if (result === 'ok') this.#context.onManifestAcknowledged(text.byteLength, failures);
-        else if (result === 'retry') this.#dirty = true;
-      } else if (document && !stopped()) {
-        const [name, entry] = document;
-        entry.dirty = false;
-        const text = entry.build();
-        result =
-          text === undefined
-            ? 'ok'
-            : await this.#context.deliver(this.#lane, name, new TextEncoder().encode(text), entry.contentType);
-        if (result === 'retry') entry.dirty = true;
-      } else if (this.#deletes.length && !stopped()) {
-        const batch = this.#deletes.splice(0, DELETES_IN_FLIGHT);
-        const results = await Promise.all(
-          batch.map((item) => this.#context.deliver(this.#deleteLane, item.path, undefined, '', 'DELETE')),
-        );
-        // What failed in a way worth retrying goes back to the front of the queue, up to its last attempt.
-        const again: typeof batch = [];
-        for (const [index, item] of batch.entries()) {
-          if (results[index] === 'ok') continue;
-          item.attempts++;
-          if (results[index] === 'retry' && item.attempts < DELETE_ATTEMPTS) again.push(item);
-          else if (results[index] === 'retry' || !stopped()) this.#context.onDeleteGivenUp(item.path, item.attempts);
-        }
-        this.#deletes.unshift(...again);
-        result = again.length ? 'retry' : 'ok';
-        if (result === 'retry') {
-          this.#deleteLane.reset();
-          await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
-          continue;
-        }
-      } else if (stopped()) {
-        return;
-      } else {
-        await this.#wakeup.wait();
-        continue;
-      }
-      if (result === 'retry') {
-        this.#lane.reset();
-        await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
-      } else failures = 0;
+  /** One batch of DELETEs, pipelined; says whether there was any. */
+  async #deleteSome(): Promise<boolean> {
+    if (!this.#deletes.length) return false;
+    const batch = this.#deletes.splice(0, DELETES_IN_FLIGHT);
+    const results = await Promise.all(
+      batch.map((item) => this.#context.deliver(this.#deleteLane, item.path, undefined, '', 'DELETE')),
+    );
+    // What failed in a way worth retrying goes back to the front of the queue, up to its last attempt.
+    const again: typeof batch = [];
+    for (const [index, item] of batch.entries()) {
+      if (results[index] === 'ok') continue;
+      item.attempts++;
+      if (results[index] === 'retry' && item.attempts < DELETE_ATTEMPTS) again.push(item);
+      else if (results[index] === 'retry' || !this.#context.stopped())
+        this.#context.onDeleteGivenUp(item.path, item.attempts);
     }
+    this.#deletes.unshift(...again);
+    if (again.length) await this.#deleteStreak.failed(this.#deleteLane);
+    else this.#deleteStreak.succeeded();
+    return true;
   }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.ts';
 import type { Lane } from './lane.ts';
-import type { OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
+import type { OriginCapabilities } from './origin-capabilities.ts';
+import type { Delivery, PushEvent, SegmentUpload } from './push-types.ts';
 import { UploadBody } from './upload-body.ts';
 import {
   CREDENTIAL_ATTEMPTS,
@@ -11,14 +12,29 @@ import {
   type UploadOutcome,
 } from './upload-outcome.ts';
 
-export type Delivery = 'ok' | 'retry' | 'gave-up';
+export type { Delivery } from './push-types.ts';
+
+/** One object to send. */
+export interface DeliveryRequest {
+  lane: Lane;
+  /** The stream of requests it belongs to (a track's id, `manifest`, `playlist`, `delete`): a failure streak is warned once per stream. */
+  stream: string;
+  /** Next to the manifest's URL. */
+  path: string;
+  /** A segment's upload: its redirect and progress are kept on it across attempts. */
+  upload?: SegmentUpload | undefined;
+  body?: UploadBody | Uint8Array | undefined;
+  contentType: string;
+  /** The output's method (PUT or POST) unless given. */
+  method?: 'PUT' | 'POST' | 'DELETE' | undefined;
+}
 
 export interface DelivererContext {
   /** The output, for logs. */
   name: string;
   /** The manifest's URL: objects go next to it, with its query. */
   url: URL;
-  profile: OriginProfile;
+  origin: OriginCapabilities;
   method: 'PUT' | 'POST';
   headers: Record<string, string>;
   userAgent: string;
@@ -51,15 +67,9 @@ export class Deliverer {
     this.#base = new URL('./', context.url);
   }
 
-  async deliver(
-    lane: Lane,
-    track: string,
-    path: string,
-    upload: SegmentUpload | undefined,
-    body: UploadBody | Uint8Array | undefined,
-    contentType: string,
-    method: 'PUT' | 'POST' | 'DELETE' = this.#context.method,
-  ): Promise<'ok' | 'retry' | 'gave-up'> {
+  async deliver(request: DeliveryRequest): Promise<Delivery> {
+    const { lane, stream: track, path, upload, body, contentType } = request;
+    const method = request.method ?? this.#context.method;
     let target = upload?.redirectedTo ?? new URL(path + this.#context.url.search, this.#base);
     let refusals = 0;
     for (let redirects = upload?.redirects ?? 0; !this.#context.stopped(); ) {
@@ -207,7 +217,8 @@ export class Deliverer {
   }
 
   #checkOriginKind(server: string | undefined): void {
-    if (this.#context.profile !== 'appliance' || this.#warnedKind || /^appliance\b/i.test(server ?? '')) return;
+    const expected = this.#context.origin.serverHeader;
+    if (!expected || this.#warnedKind || expected.test(server ?? '')) return;
     this.#warnedKind = true;
     this.#context.logger.warn(
       { output: this.#context.name, server },

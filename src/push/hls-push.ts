@@ -3,15 +3,15 @@ import { HlsPlaylists, type HlsSession, type OutputFormats } from '../packager/h
 import { acknowledgedView, markGaps } from '../packager/hls-timeline.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 import { Lane, type LaneOptions } from './lane.ts';
-import { DocumentLane, PartLane, type PartUpload } from './playlist-lanes.ts';
-import type { OriginProfile } from './push-types.ts';
-
-type Delivery = 'ok' | 'retry' | 'gave-up';
+import { CoalescingSender } from './coalescing-sender.ts';
+import { PartLane, type PartUpload } from './part-lane.ts';
+import type { OriginCapabilities } from './origin-capabilities.ts';
+import type { Delivery } from './push-types.ts';
 
 export interface HlsPushContext {
   session: HlsSession;
   formats: OutputFormats;
-  profile: OriginProfile;
+  origin: OriginCapabilities;
   segdur: number;
   laneOptions: LaneOptions;
   deliver(lane: Lane, path: string, body: Uint8Array, contentType: string): Promise<Delivery>;
@@ -32,7 +32,9 @@ export interface HlsPushContext {
 }
 
 interface HlsTrack {
-  playlist: DocumentLane;
+  /** The media playlist's path, sent by `sender` on a connection of its own. */
+  playlistPath: string;
+  sender: CoalescingSender;
   parts: PartLane | undefined;
   /** Segment → how many of its leading part files the origin acknowledged. */
   acknowledgedParts: Map<bigint, number>;
@@ -54,7 +56,7 @@ export class HlsPush {
 
   constructor(context: HlsPushContext) {
     this.#context = context;
-    this.#generic = context.profile === 'generic';
+    this.#generic = !context.origin.servesGrowingObjects;
     const window = context.session.timing.windowSegments;
     // Media dropped for good is a gap (EXT-X-GAP), not a hole the players trip over.
     const view = (track: string, segments: Parameters<typeof acknowledgedView>[0]) => {
@@ -73,7 +75,7 @@ export class HlsPush {
     this.playlists = new HlsPlaylists(
       context.session,
       context.formats.names,
-      { blocking: !this.#generic, hints: !this.#generic },
+      { blocking: context.origin.blockingReload, hints: context.origin.blockingReload },
       view,
     );
   }
@@ -89,11 +91,11 @@ export class HlsPush {
 
   /** Playlists or part files still waiting for the origin. */
   get pending(): boolean {
-    return [...this.#tracks.values()].some((t) => t.playlist.pending || t.parts?.pending);
+    return [...this.#tracks.values()].some((t) => t.sender.pending || t.parts?.pending);
   }
 
   get loops(): Promise<void>[] {
-    return [...this.#tracks.values()].flatMap((t) => [t.playlist.loop, ...(t.parts ? [t.parts.loop] : [])]);
+    return [...this.#tracks.values()].flatMap((t) => [t.sender.loop, ...(t.parts ? [t.parts.loop] : [])]);
   }
 
   addTrack(id: string, kind: 'video' | 'audio'): void {
@@ -105,19 +107,22 @@ export class HlsPush {
       pause: this.#context.pause,
       stopped: this.#context.stopped,
     };
-    const playlist = new DocumentLane(
-      lanes,
-      new Lane(this.#context.laneOptions),
-      names.mediaPlaylist(id),
+    const playlistPath = names.mediaPlaylist(id);
+    const sender = new CoalescingSender(lanes, new Lane(this.#context.laneOptions));
+    sender.add(
+      playlistPath,
       HLS_CONTENT_TYPE,
       () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined),
-      () => {
-        if (state.delivered) return;
-        state.delivered = true;
-        this.#context.onFirstPlaylistDelivered(id);
+      {
+        onDelivered: () => {
+          if (state.delivered) return;
+          state.delivered = true;
+          this.#context.onFirstPlaylistDelivered(id);
+        },
       },
     );
-    const state: HlsTrack = { playlist, parts: undefined, acknowledgedParts: new Map(), delivered: false };
+    const state: HlsTrack = { playlistPath, sender, parts: undefined, acknowledgedParts: new Map(), delivered: false };
+    const touchPlaylist = () => sender.touch(playlistPath);
     if (this.#context.session.llhls === 'sf') {
       state.parts = new PartLane(
         {
@@ -131,7 +136,7 @@ export class HlsPush {
             if (part.index === count) state.acknowledgedParts.set(part.segment, count + 1);
             for (const segment of state.acknowledgedParts.keys())
               if (segment < part.segment - 3n) state.acknowledgedParts.delete(segment);
-            if (this.#generic) playlist.touch();
+            if (this.#generic) touchPlaylist();
           },
           onDropped: (part) => this.#context.onPartDropped(id, part),
         },
@@ -154,22 +159,26 @@ export class HlsPush {
         path: partFile.path,
         bytes: Buffer.concat(partFile.bytes),
       });
-    if (playlist && !this.#generic) track.playlist.touch();
+    if (playlist && !this.#generic) this.#touch(track);
   }
 
   /** The init of `track` was acknowledged: its playlist may go. */
   onInitAcknowledged(track: string): void {
-    this.#tracks.get(track)?.playlist.touch();
+    this.#touch(this.#tracks.get(track));
+  }
+
+  #touch(track: HlsTrack | undefined): void {
+    track?.sender.touch(track.playlistPath);
   }
 
   /** A segment of `track` was acknowledged: a generic origin's playlist may name it. */
   onSegmentAcknowledged(track: string): void {
-    if (this.#generic) this.#tracks.get(track)?.playlist.touch();
+    if (this.#generic) this.#touch(this.#tracks.get(track));
   }
 
   /** Every playlist again (at the end: with ENDLIST). */
   publishAll(): void {
-    for (const track of this.#tracks.values()) track.playlist.touch();
+    for (const track of this.#tracks.values()) this.#touch(track);
   }
 
   /** A segment's part files, which go (DELETE) with it. */
@@ -188,14 +197,14 @@ export class HlsPush {
 
   wake(): void {
     for (const track of this.#tracks.values()) {
-      track.playlist.wake();
+      track.sender.wake();
       track.parts?.wake();
     }
   }
 
   async close(): Promise<void> {
     await Promise.all(
-      [...this.#tracks.values()].flatMap((t) => [t.playlist.close(), ...(t.parts ? [t.parts.close()] : [])]),
+      [...this.#tracks.values()].flatMap((t) => [t.sender.close(), ...(t.parts ? [t.parts.close()] : [])]),
     );
   }
 }

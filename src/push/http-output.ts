@@ -3,12 +3,13 @@ import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { segmentPath } from '../layout/object-names.ts';
 import { oldestKept } from '../timeline/window.ts';
 import { Lane, type LaneOptions } from './lane.ts';
-import type { DropReason, ManifestBuilder, OriginProfile, PushEvent, SegmentUpload } from './push-types.ts';
+import type { OriginCapabilities } from './origin-capabilities.ts';
+import type { Delivery, DropReason, ManifestBuilder, PushEvent, SegmentUpload } from './push-types.ts';
 import { ControlLane } from './control-lane.ts';
 import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
 import { MediaPool } from './media-pool.ts';
-import { retryDelayMs, safeUrl } from './upload-outcome.ts';
+import { RetryStreak, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
 import { ShedState } from '../packager/shed.ts';
@@ -18,7 +19,8 @@ import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
 export interface HttpPushOptions {
   /** The manifest's URL; every other object goes next to it. */
   url: URL;
-  profile: OriginProfile;
+  /** What the origin does (from --origin-profile): what the manifests may promise. */
+  origin: OriginCapabilities;
   method: 'PUT' | 'POST';
   segdur: number;
   tsb: number;
@@ -54,8 +56,8 @@ interface TrackState {
   live: bigint | undefined;
   lane: Lane;
   wakeup: Wakeup;
-  /** Consecutive failed attempts on the track's connection. */
-  failures: number;
+  /** Consecutive failed attempts on the track's connection, and the backoff after each. */
+  streak: RetryStreak;
   failingSince: number | undefined;
   acknowledged: Set<bigint>;
   /** Segments dropped for good (budget, expiry, refusal): gaps in this origin's playlists. */
@@ -131,7 +133,7 @@ export class HttpPushOutput {
         manifestName: this.#manifestName,
         tracks: () => this.#tracks.values(),
         deliver: (lane, path, body, contentType, method) =>
-          this.#deliverer.deliver(lane, method ? 'delete' : 'manifest', path, undefined, body, contentType, method),
+          this.#deliverer.deliver({ lane, stream: method ? 'delete' : 'manifest', path, body, contentType, method }),
         companions: (track, segment) => this.#hls?.companions(track, segment) ?? [],
         pause: (ms) => this.#pause(ms),
         stopped: () => this.#done,
@@ -164,11 +166,11 @@ export class HttpPushOutput {
       this.#hls = new HlsPush({
         session: hls,
         formats: options.formats,
-        profile: options.profile,
+        origin: options.origin,
         segdur: options.segdur,
         laneOptions,
         deliver: (lane, path, body, contentType) =>
-          this.#deliverer.deliver(lane, 'playlist', path, undefined, body, contentType),
+          this.#deliverer.deliver({ lane, stream: 'playlist', path, body, contentType }),
         pause: (ms) => this.#pause(ms),
         stopped: () => this.#done,
         track: (id) => this.#tracks.get(id),
@@ -362,7 +364,7 @@ export class HttpPushOutput {
       live: undefined,
       lane: new Lane(this.#laneOptions),
       wakeup: new Wakeup(),
-      failures: 0,
+      streak: new RetryStreak(this.#options.segdur, (ms) => this.#pause(ms)),
       failingSince: undefined,
       acknowledged: new Set(),
       gaps: new Set(),
@@ -410,9 +412,8 @@ export class HttpPushOutput {
   }
 
   async #afterFailure(track: TrackState): Promise<void> {
-    track.lane.reset();
     track.failingSince ??= now();
-    await this.#pause(retryDelayMs(track.failures++, this.#options.segdur));
+    await track.streak.failed(track.lane);
   }
 
   /** A backoff pause: new media does not cut it short (that would be a retry storm), a stop does. */
@@ -442,19 +443,18 @@ export class HttpPushOutput {
       );
       this.#backfillWakeup.wake();
     }
-    track.failures = 0;
+    track.streak.succeeded();
     track.failingSince = undefined;
   }
 
   async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
-    const result = await this.#deliverer.deliver(
+    const result = await this.#deliverer.deliver({
       lane,
-      track.id,
-      track.initPath,
-      undefined,
-      track.init,
-      `${track.kind}/mp4`,
-    );
+      stream: track.id,
+      path: track.initPath,
+      body: track.init,
+      contentType: `${track.kind}/mp4`,
+    });
     if (result === 'ok') {
       lane.initsSent.add(track.id);
       if (!track.initAcknowledged) {
@@ -482,16 +482,16 @@ export class HttpPushOutput {
     return false;
   }
 
-  async #sendSegment(lane: Lane, upload: SegmentUpload): Promise<'ok' | 'retry' | 'gave-up'> {
+  async #sendSegment(lane: Lane, upload: SegmentUpload): Promise<Delivery> {
     upload.sending = true;
-    const result = await this.#deliverer.deliver(
+    const result = await this.#deliverer.deliver({
       lane,
-      upload.track,
-      upload.path,
+      stream: upload.track,
+      path: upload.path,
       upload,
-      upload.body,
-      `${this.#tracks.get(upload.track)!.kind}/mp4`,
-    );
+      body: upload.body,
+      contentType: `${this.#tracks.get(upload.track)!.kind}/mp4`,
+    });
     upload.sending = false;
     if (result === 'ok') this.#acknowledged(upload);
     else if (result === 'retry') upload.attempts++;
@@ -513,7 +513,8 @@ export class HttpPushOutput {
       attempts: upload.attempts,
       ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt,
     });
-    if (this.#options.profile === 'generic') this.#control.touch();
+    // An origin serving only complete files is told of each segment it holds in a new manifest.
+    if (!this.#options.origin.servesGrowingObjects) this.#control.touch();
     this.#hls?.onSegmentAcknowledged(track.id);
   }
 
@@ -598,10 +599,10 @@ export class HttpPushOutput {
   // ---- the backfill connection: segments missed in an outage, oldest first, while live is healthy
 
   async #runBackfill(): Promise<void> {
-    let failures = 0;
+    const streak = new RetryStreak(this.#options.segdur, (ms) => this.#pause(ms));
     while (!this.#done) {
       const tracks = [...this.#tracks.values()];
-      const next = tracks.every((t) => t.failures === 0) ? this.#nextBackfill(tracks) : undefined;
+      const next = tracks.every((t) => t.streak.failures === 0) ? this.#nextBackfill(tracks) : undefined;
       if (!next) {
         await this.#backfillWakeup.wait(1000);
         continue;
@@ -609,10 +610,8 @@ export class HttpPushOutput {
       const track = this.#tracks.get(next.track)!;
       const ready = this.#backfill.initsSent.has(track.id) || (await this.#sendInit(track, this.#backfill));
       const result = ready ? await this.#sendSegment(this.#backfill, next) : 'retry';
-      if (result === 'retry') {
-        this.#backfill.reset();
-        await this.#pause(retryDelayMs(failures++, this.#options.segdur));
-      } else failures = 0;
+      if (result === 'retry') await streak.failed(this.#backfill);
+      else streak.succeeded();
     }
   }
 

@@ -1,91 +1,7 @@
+import type { SenderContext } from './coalescing-sender.ts';
 import type { Lane } from './lane.ts';
-import { retryDelayMs } from './upload-outcome.ts';
+import { RetryStreak } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
-
-type Delivery = 'ok' | 'retry' | 'gave-up';
-
-export interface DocumentLaneContext {
-  segdur: number;
-  deliver(lane: Lane, path: string, body: Uint8Array, contentType: string): Promise<Delivery>;
-  pause(ms: number): Promise<void>;
-  stopped(): boolean;
-}
-
-/**
- * One document (a track's media playlist) on a connection of its own, coalesced: one upload in
- * flight, and when it returns, the newest version if it changed meanwhile. A playlist rebuilt at
- * every part thus never queues behind another track's, nor behind a stale version of itself.
- */
-export class DocumentLane {
-  readonly #context: DocumentLaneContext;
-  readonly #lane: Lane;
-  readonly #path: string;
-  readonly #contentType: string;
-  readonly #build: () => string | undefined;
-  readonly #onDelivered: (() => void) | undefined;
-  readonly #wakeup = new Wakeup();
-  #dirty = false;
-  readonly loop: Promise<void>;
-
-  /** `build` returns undefined while there is nothing to send (e.g. before the init is acknowledged). */
-  constructor(
-    context: DocumentLaneContext,
-    lane: Lane,
-    path: string,
-    contentType: string,
-    build: () => string | undefined,
-    onDelivered?: () => void,
-  ) {
-    this.#context = context;
-    this.#lane = lane;
-    this.#path = path;
-    this.#contentType = contentType;
-    this.#build = build;
-    this.#onDelivered = onDelivered;
-    this.loop = this.#run();
-  }
-
-  get pending(): boolean {
-    return this.#dirty;
-  }
-
-  /** The document changed: send its newest version. */
-  touch(): void {
-    this.#dirty = true;
-    this.#wakeup.wake();
-  }
-
-  wake(): void {
-    this.#wakeup.wake();
-  }
-
-  close(): Promise<void> {
-    return this.#lane.close();
-  }
-
-  async #run(): Promise<void> {
-    let failures = 0;
-    while (!this.#context.stopped() || this.#dirty) {
-      const text = this.#dirty && !this.#context.stopped() ? this.#build() : undefined;
-      if (text === undefined) {
-        if (this.#context.stopped()) return;
-        await this.#wakeup.wait();
-        continue;
-      }
-      this.#dirty = false;
-      const body = new TextEncoder().encode(text);
-      const result = await this.#context.deliver(this.#lane, this.#path, body, this.#contentType);
-      if (result === 'retry') {
-        this.#dirty = true;
-        this.#lane.reset();
-        await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
-      } else {
-        failures = 0;
-        if (result === 'ok') this.#onDelivered?.();
-      }
-    }
-  }
-}
 
 export interface PartUpload {
   segment: bigint;
@@ -94,7 +10,7 @@ export interface PartUpload {
   bytes: Uint8Array;
 }
 
-export interface PartLaneContext extends DocumentLaneContext {
+export interface PartLaneContext extends SenderContext {
   /** Parts of segments before this one are of no use any more (their playlist lines are gone). */
   oldestUseful(): bigint | undefined;
   onAcknowledged(part: PartUpload): void;
@@ -144,7 +60,7 @@ export class PartLane {
   }
 
   async #run(): Promise<void> {
-    let failures = 0;
+    const streak = new RetryStreak(this.#context.segdur, this.#context.pause);
     while (!this.#context.stopped()) {
       const oldest = this.#context.oldestUseful();
       while (this.#queue.length && oldest !== undefined && this.#queue[0]!.segment < oldest)
@@ -156,11 +72,10 @@ export class PartLane {
       }
       const result = await this.#context.deliver(this.#lane, next.path, next.bytes, this.#contentType);
       if (result === 'retry') {
-        this.#lane.reset();
-        await this.#context.pause(retryDelayMs(failures++, this.#context.segdur));
+        await streak.failed(this.#lane);
         continue;
       }
-      failures = 0;
+      streak.succeeded();
       this.#queue.shift();
       if (result === 'ok') this.#context.onAcknowledged(next);
       else this.#context.onDropped(next);

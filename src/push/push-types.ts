@@ -8,6 +8,9 @@ export type { SegmentRun };
 export const ORIGIN_PROFILES = ['appliance', 'generic'] as const;
 export type OriginProfile = (typeof ORIGIN_PROFILES)[number];
 
+/** How one object's delivery ended: acknowledged, worth sending again, or given up (refused, or the output stopped). */
+export type Delivery = 'ok' | 'retry' | 'gave-up';
+
 /** One segment of one track, held until the origin acknowledged it. */
 export interface SegmentUpload {
   track: string;

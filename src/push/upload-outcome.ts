@@ -76,6 +76,37 @@ export function retryDelayMs(attempt: number, segdur: number, random: () => numb
   return Math.round(base * (0.8 + 0.4 * random()));
 }
 
+/**
+ * One stream of requests in a failure streak: each failure waits `retryDelayMs` of the streak's
+ * length (the pause a stop cuts short), a success ends the streak. Every sending loop keeps one;
+ * two kinds of request on one loop (manifests and DELETEs) keep one each.
+ */
+export class RetryStreak {
+  readonly #segdur: number;
+  readonly #pause: (ms: number) => Promise<void>;
+  #failures = 0;
+
+  constructor(segdur: number, pause: (ms: number) => Promise<void>) {
+    this.#segdur = segdur;
+    this.#pause = pause;
+  }
+
+  /** Failures in a row so far. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** A failure: the connection (if given) is dropped for a fresh one, then the backoff. */
+  failed(connection?: { reset(): void }): Promise<void> {
+    connection?.reset();
+    return this.#pause(retryDelayMs(this.#failures++, this.#segdur));
+  }
+
+  succeeded(): void {
+    this.#failures = 0;
+  }
+}
+
 /** 401/403 in a row before the output gives up with a credential error. */
 export const CREDENTIAL_ATTEMPTS = 3;
 

@@ -13,6 +13,7 @@ import { outputFormats, type HlsSession } from '../../src/packager/hls-playlists
 import { hlsTiming } from '../../src/packager/hls-playlist.ts';
 import { trustedCertificates } from '../../src/push/credentials.ts';
 import { startTestOrigin } from '../helpers/push-origin.ts';
+import { originCapabilities } from '../../src/push/origin-capabilities.ts';
 import {
   CHUNKS,
   cleanups,
@@ -90,7 +91,11 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
         }),
         ended: () => false,
       };
-      const { origin, output } = await setup({ profile, formats: outputFormats('live.mpd', true), hls });
+      const { origin, output } = await setup({
+        origin: originCapabilities(profile),
+        formats: outputFormats('live.mpd', true),
+        hls,
+      });
       const versions: string[] = [];
       origin.store.watch('live/live_v.m3u8', () => {
         const object = origin.store.get('live/live_v.m3u8');
@@ -324,7 +329,7 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
       ended: () => false,
     };
     const { output, events } = await setup(
-      { budgetBytes: 25_000, profile: 'generic', formats: outputFormats('live.mpd', true), hls },
+      { budgetBytes: 25_000, origin: originCapabilities('generic'), formats: outputFormats('live.mpd', true), hls },
       origin,
     );
     try {

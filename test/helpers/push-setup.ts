@@ -5,6 +5,7 @@ import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { HttpPushOutput, type HttpPushOptions } from '../../src/push/http-output.ts';
 import { outputFormats } from '../../src/packager/hls-playlists.ts';
 import type { PushEvent } from '../../src/push/push-types.ts';
+import { originCapabilities } from '../../src/push/origin-capabilities.ts';
 import { startTestOrigin, type TestOrigin } from './push-origin.ts';
 
 // HttpPushOutput against a test origin, fed synthetic chunks: shared by the push-output tests.
@@ -84,7 +85,7 @@ export async function setup(overrides: Partial<HttpPushOptions> = {}, origin?: T
   const fatal: Error[] = [];
   const output = new HttpPushOutput({
     url: new URL(`${origin.base}/live/live.mpd`),
-    profile: 'appliance',
+    origin: originCapabilities('appliance'),
     method: 'PUT',
     segdur: 1,
     tsb: 30,
