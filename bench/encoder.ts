@@ -8,7 +8,8 @@ import { placeOnGrid, segmentTicks } from '../src/timeline/epoch-grid.ts';
 import { buildEncoderPlan } from '../src/encode/ffmpeg-args.ts';
 import { locateFfmpeg } from '../src/encode/ffmpeg-resolve.ts';
 import { createLogger } from '../src/log.ts';
-import { Fmp4StreamReader, type Sample } from '../src/packager/fmp4.ts';
+import type { Sample } from '../src/packager/fmp4.ts';
+import { Fmp4StreamReader } from '../test/helpers/fmp4-reader.ts';
 
 export interface EncoderRun {
   /** Per track: wall-clock arrival of each fragment in Node minus the media end of its last sample. */

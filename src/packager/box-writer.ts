@@ -1,3 +1,5 @@
+import { fullBoxHeader, TFHD, TRUN } from './box-fields.ts';
+
 /** Pure ISO-BMFF box builders for what the packager writes itself: styp, prft, moof, mdat headers. */
 
 const ascii = new TextEncoder();
@@ -14,10 +16,6 @@ export function box(type: string, ...parts: Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return out;
-}
-
-function fullBoxHeader(version: number, flags: number): Uint8Array {
-  return Uint8Array.of(version, (flags >> 16) & 0xff, (flags >> 8) & 0xff, flags & 0xff);
 }
 
 /** CMAF segment brands; `lmsg` marks the last segment of a stream, `slat` a slate (DASH-IF ingest). */
@@ -49,13 +47,6 @@ export interface OutSample {
   compositionOffset: number;
 }
 
-const TFHD_DEFAULT_BASE_IS_MOOF = 0x02_0000;
-const TRUN_DATA_OFFSET = 0x001;
-const TRUN_DURATION = 0x100;
-const TRUN_SIZE = 0x200;
-const TRUN_FLAGS = 0x400;
-const TRUN_CTS = 0x800;
-
 /**
  * One CMAF chunk header: mfhd, and a traf with tfhd (base is moof), a 64-bit tfdt and a trun that
  * lists every sample (duration, size, flags, and composition offsets when any is non-zero).
@@ -68,7 +59,7 @@ export function moof(
   samples: readonly OutSample[],
 ): Uint8Array {
   const mfhd = box('mfhd', fullBoxHeader(0, 0), u32(sequenceNumber));
-  const tfhd = box('tfhd', fullBoxHeader(0, TFHD_DEFAULT_BASE_IS_MOOF), u32(trackId));
+  const tfhd = box('tfhd', fullBoxHeader(0, TFHD.DEFAULT_BASE_IS_MOOF), u32(trackId));
   const tfdtBody = new Uint8Array(8);
   new DataView(tfdtBody.buffer).setBigUint64(0, baseDecodeTime);
   const tfdt = box('tfdt', fullBoxHeader(1, 0), tfdtBody);
@@ -84,7 +75,12 @@ export function moof(
     t.setUint32(at + 8, s.flags);
     if (withCts) t.setInt32(at + 12, s.compositionOffset);
   });
-  const trunFlags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | (withCts ? TRUN_CTS : 0);
+  const trunFlags =
+    TRUN.DATA_OFFSET |
+    TRUN.SAMPLE_DURATION |
+    TRUN.SAMPLE_SIZE |
+    TRUN.SAMPLE_FLAGS |
+    (withCts ? TRUN.SAMPLE_COMPOSITION_TIME_OFFSET : 0);
   // Version 1 trun: signed composition offsets.
   const trun = box('trun', fullBoxHeader(withCts ? 1 : 0, trunFlags), trunBody);
   const traf = box('traf', tfhd, tfdt, trun);

@@ -1,13 +1,5 @@
-import {
-  BoxFormatError,
-  childBoxes,
-  findBox,
-  findBoxes,
-  joined,
-  TopLevelBoxSplitter,
-  view,
-  type Box,
-} from './boxes.ts';
+import { readFullBox, SAMPLE_IS_NON_SYNC, TFHD, timesSize, TRUN } from './box-fields.ts';
+import { BoxFormatError, childBoxes, findBox, findBoxes, view, type Box } from './boxes.ts';
 
 /** What the init segment says about a track. */
 export interface TrackInfo {
@@ -56,8 +48,6 @@ export interface Fragment {
   tracks: TrackFragment[];
 }
 
-const NON_SYNC_SAMPLE = 0x0001_0000;
-
 export function codecString(track: TrackInfo): string {
   if (track.avc) {
     const hex = (n: number) => n.toString(16).padStart(2, '0');
@@ -71,8 +61,13 @@ export function parseMoov(moov: Uint8Array): TrackInfo[] {
   const trexes = new Map<number, SampleDefaults>();
   const mvex = findBox(moov, ['mvex']);
   for (const trex of mvex ? findBoxes(mvex.payload, 'trex') : []) {
-    const d = view(trex.payload);
-    trexes.set(d.getUint32(4), { duration: d.getUint32(12), size: d.getUint32(16), flags: d.getUint32(20) });
+    // track_ID, default_sample_description_index, then the sample defaults.
+    const { fields } = readFullBox(trex.payload);
+    trexes.set(fields.getUint32(0), {
+      duration: fields.getUint32(8),
+      size: fields.getUint32(12),
+      flags: fields.getUint32(16),
+    });
   }
   return findBoxes(moov, 'trak').map((trak) => parseTrak(trak, trexes));
 }
@@ -83,12 +78,15 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
     if (!box) throw new BoxFormatError(`trak without ${path.join('/')}`);
     return box;
   };
-  const tkhd = need(['tkhd']);
-  const trackId = view(tkhd.payload).getUint32(tkhd.payload[0] === 1 ? 20 : 12);
-  const mdhd = need(['mdia', 'mdhd']);
-  const timescale = view(mdhd.payload).getUint32(mdhd.payload[0] === 1 ? 20 : 12);
+  // tkhd and mdhd: creation and modification times, then track_ID or timescale.
+  const tkhd = readFullBox(need(['tkhd']).payload);
+  const trackId = tkhd.fields.getUint32(timesSize(tkhd.version));
+  const mdhd = readFullBox(need(['mdia', 'mdhd']).payload);
+  const timescale = mdhd.fields.getUint32(timesSize(mdhd.version));
+  // hdlr: pre_defined, then handler_type.
   const hdlr = need(['mdia', 'hdlr']);
   const handler = String.fromCharCode(...hdlr.payload.subarray(8, 12));
+  // stsd: entry_count, then the sample entries.
   const stsd = need(['mdia', 'minf', 'stbl', 'stsd']);
   const entry = childBoxes(stsd.payload.subarray(8)).next().value;
   if (!entry) throw new BoxFormatError(`track ${trackId}: empty stsd`);
@@ -101,6 +99,7 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
   };
   const e = view(entry.payload);
   if (handler === 'vide') {
+    // VisualSampleEntry: 8 bytes of SampleEntry, 16 reserved, width, height; its boxes after 78 bytes.
     info.width = e.getUint16(24);
     info.height = e.getUint16(26);
     const children = entry.payload.subarray(78);
@@ -109,6 +108,7 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
     const pasp = findBox(children, ['pasp']);
     if (pasp) info.sar = `${view(pasp.payload).getUint32(0)}:${view(pasp.payload).getUint32(4)}`;
   } else if (handler === 'soun') {
+    // AudioSampleEntry: 8 bytes of SampleEntry, 8 reserved, channelcount, samplesize, 4 reserved, samplerate 16.16.
     info.channels = e.getUint16(16);
     info.sampleRate = e.getUint32(24) >>> 16;
   }
@@ -118,73 +118,68 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
 /** Pure: the payload of a `moof` box → its track fragments and samples. */
 export function parseMoof(moof: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Fragment {
   const mfhd = findBox(moof, ['mfhd']);
-  const sequenceNumber = mfhd ? view(mfhd.payload).getUint32(4) : 0;
+  const sequenceNumber = mfhd ? readFullBox(mfhd.payload).fields.getUint32(0) : 0;
   return { sequenceNumber, tracks: findBoxes(moof, 'traf').map((traf) => parseTraf(traf.payload, tracks)) };
 }
 
 function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): TrackFragment {
   const tfhd = findBox(traf, ['tfhd']);
   if (!tfhd) throw new BoxFormatError('traf without tfhd');
-  const h = view(tfhd.payload);
-  const tfhdFlags = h.getUint32(0) & 0xffffff;
-  const trackId = h.getUint32(4);
+  const { flags: tfhdFlags, fields: h } = readFullBox(tfhd.payload);
+  const trackId = h.getUint32(0);
   const defaults = { ...(tracks.get(trackId)?.defaults ?? { duration: 0, size: 0, flags: 0 }) };
-  let at = 8;
-  if (tfhdFlags & 0x01) at += 8; // base_data_offset
-  if (tfhdFlags & 0x02) at += 4; // sample_description_index
-  if (tfhdFlags & 0x08) {
+  let at = 4;
+  if (tfhdFlags & TFHD.BASE_DATA_OFFSET) at += 8;
+  if (tfhdFlags & TFHD.SAMPLE_DESCRIPTION_INDEX) at += 4;
+  if (tfhdFlags & TFHD.DEFAULT_SAMPLE_DURATION) {
     defaults.duration = h.getUint32(at);
     at += 4;
   }
-  if (tfhdFlags & 0x10) {
+  if (tfhdFlags & TFHD.DEFAULT_SAMPLE_SIZE) {
     defaults.size = h.getUint32(at);
     at += 4;
   }
-  if (tfhdFlags & 0x20) {
+  if (tfhdFlags & TFHD.DEFAULT_SAMPLE_FLAGS) {
     defaults.flags = h.getUint32(at);
     at += 4;
   }
 
-  const tfdt = findBox(traf, ['tfdt']);
-  if (!tfdt) throw new BoxFormatError(`track ${trackId}: traf without tfdt`);
-  const t = view(tfdt.payload);
-  const baseDecodeTime = tfdt.payload[0] === 1 ? t.getBigUint64(4) : BigInt(t.getUint32(4));
+  const tfdtBox = findBox(traf, ['tfdt']);
+  if (!tfdtBox) throw new BoxFormatError(`track ${trackId}: traf without tfdt`);
+  const tfdt = readFullBox(tfdtBox.payload);
+  const baseDecodeTime = tfdt.version === 1 ? tfdt.fields.getBigUint64(0) : BigInt(tfdt.fields.getUint32(0));
 
   const samples: Sample[] = [];
   let decodeTime = baseDecodeTime;
   // Without a data_offset, a trun's data follows the previous one's; the first starts after the moof.
   let nextDataOffset = 0;
   for (const trun of findBoxes(traf, 'trun')) {
-    const r = view(trun.payload);
-    const flags = r.getUint32(0) & 0xffffff;
-    const count = r.getUint32(4);
-    let p = 8;
-    let dataOffset = nextDataOffset;
-    if (flags & 0x01) {
-      dataOffset = r.getInt32(p);
+    const { flags, fields: r } = readFullBox(trun.payload);
+    const count = r.getUint32(0);
+    let p = 4;
+    /** The next field of the trun when `flag` says it is there. */
+    const field = (flag: number, read: (at: number) => number): number | undefined => {
+      if (!(flags & flag)) return undefined;
+      const value = read(p);
       p += 4;
-    }
-    let firstFlags: number | undefined;
-    if (flags & 0x04) {
-      firstFlags = r.getUint32(p);
-      p += 4;
-    }
+      return value;
+    };
+    const u32 = (at: number) => r.getUint32(at);
+    const i32 = (at: number) => r.getInt32(at);
+    let dataOffset = field(TRUN.DATA_OFFSET, i32) ?? nextDataOffset;
+    const firstFlags = field(TRUN.FIRST_SAMPLE_FLAGS, u32);
     for (let i = 0; i < count; i++) {
-      const duration = flags & 0x100 ? r.getUint32(p) : defaults.duration;
-      if (flags & 0x100) p += 4;
-      const size = flags & 0x200 ? r.getUint32(p) : defaults.size;
-      if (flags & 0x200) p += 4;
-      let sampleFlags = flags & 0x400 ? r.getUint32(p) : defaults.flags;
-      if (flags & 0x400) p += 4;
-      if (i === 0 && firstFlags !== undefined) sampleFlags = firstFlags;
-      const compositionOffset = flags & 0x800 ? r.getInt32(p) : 0;
-      if (flags & 0x800) p += 4;
+      const duration = field(TRUN.SAMPLE_DURATION, u32) ?? defaults.duration;
+      const size = field(TRUN.SAMPLE_SIZE, u32) ?? defaults.size;
+      const ownFlags = field(TRUN.SAMPLE_FLAGS, u32) ?? defaults.flags;
+      const sampleFlags = i === 0 && firstFlags !== undefined ? firstFlags : ownFlags;
+      const compositionOffset = field(TRUN.SAMPLE_COMPOSITION_TIME_OFFSET, i32) ?? 0;
       samples.push({
         decodeTime,
         duration,
         size,
         flags: sampleFlags,
-        sync: (sampleFlags & NON_SYNC_SAMPLE) === 0,
+        sync: (sampleFlags & SAMPLE_IS_NON_SYNC) === 0,
         compositionOffset,
         dataOffset,
       });
@@ -194,51 +189,4 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
     nextDataOffset = dataOffset;
   }
   return { trackId, baseDecodeTime, samples };
-}
-
-export type Fmp4Event = { type: 'init'; tracks: TrackInfo[] } | { type: 'fragment'; fragment: Fragment; bytes: number };
-
-/** Incremental reader of a fragmented MP4 stream: init once, then one event per moof+mdat. */
-export class Fmp4StreamReader {
-  readonly #splitter = new TopLevelBoxSplitter();
-  #tracks = new Map<number, TrackInfo>();
-  #pendingFragment: { fragment: Fragment; bytes: number } | undefined;
-
-  get tracks(): ReadonlyMap<number, TrackInfo> {
-    return this.#tracks;
-  }
-
-  push(piece: Uint8Array): Fmp4Event[] {
-    const events: Fmp4Event[] = [];
-    for (const box of this.#splitter.push(piece)) {
-      if (box.type === 'moov') {
-        const tracks = parseMoov(joined(box).subarray(box.headerSize));
-        this.#tracks = new Map(tracks.map((track) => [track.trackId, track]));
-        events.push({ type: 'init', tracks });
-      } else if (box.type === 'moof') {
-        this.#pendingFragment = {
-          fragment: parseMoof(joined(box).subarray(box.headerSize), this.#tracks),
-          bytes: box.size,
-        };
-      } else if (box.type === 'mdat' && this.#pendingFragment) {
-        events.push({
-          type: 'fragment',
-          fragment: this.#pendingFragment.fragment,
-          bytes: this.#pendingFragment.bytes + box.size,
-        });
-        this.#pendingFragment = undefined;
-      }
-    }
-    return events;
-  }
-}
-
-/** Pure: a whole fMP4 file → its tracks and samples (for checks and tests). */
-export function readFmp4(bytes: Uint8Array): { tracks: TrackInfo[]; fragments: Fragment[] } {
-  const reader = new Fmp4StreamReader();
-  const events = reader.push(bytes);
-  return {
-    tracks: [...reader.tracks.values()],
-    fragments: events.flatMap((e) => (e.type === 'fragment' ? [e.fragment] : [])),
-  };
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { codecString, readFmp4, type Sample, type TrackInfo } from '../../src/packager/fmp4.ts';
+import { codecString, type Sample, type TrackInfo } from '../../src/packager/fmp4.ts';
+import { readFmp4 } from './fmp4-reader.ts';
 import { segmentTicks } from '../../src/timeline/epoch-grid.ts';
 
 export interface TrackReport {

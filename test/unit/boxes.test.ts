@@ -10,7 +10,8 @@ import {
   sliceViews,
   TopLevelBoxSplitter,
 } from '../../src/packager/boxes.ts';
-import { codecString, Fmp4StreamReader, parseMoof, readFmp4, type Fmp4Event } from '../../src/packager/fmp4.ts';
+import { codecString, parseMoof } from '../../src/packager/fmp4.ts';
+import { Fmp4StreamReader, readFmp4, type Fmp4Event } from '../helpers/fmp4-reader.ts';
 
 const fixture = new Uint8Array(await readFile(new URL('../fixtures/media/epoch-64x64-2s.mp4', import.meta.url)));
 const EPOCH_SECOND = 1_795_219_794n;

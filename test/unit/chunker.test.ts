@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { childBoxes, findBox, view } from '../../src/packager/boxes.ts';
 import { box, mdatHeader, moof } from '../../src/packager/box-writer.ts';
 import { TrackChunker, type ChunkEvent, type PackagerEvent } from '../../src/packager/chunker.ts';
-import { parseMoof, readFmp4 } from '../../src/packager/fmp4.ts';
+import { parseMoof } from '../../src/packager/fmp4.ts';
+import { readFmp4 } from '../helpers/fmp4-reader.ts';
 
 const fixture = async (name: string) =>
   new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
