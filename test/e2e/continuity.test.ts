@@ -3,12 +3,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser } from 'fast-xml-parser';
 import type { Browser } from 'playwright-core';
 import { killUnderPlayer } from '../helpers/slate-watch.ts';
 import { logLines, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
-import { describeReport, launchChromium, watchPlayer, type PlayerKind } from '../helpers/player.ts';
+import { describeReport, launchChromium, waitForSegments, watchPlayer, type PlayerKind } from '../helpers/player.ts';
 
 const children: { pid?: number | undefined; exitCode: number | null; then: PromiseLike<unknown>['then'] }[] = [];
 let browser: Browser | undefined;
@@ -61,7 +60,7 @@ describe('continuity with real players', { timeout: 300_000 }, () => {
         const url = await waitForLogField(appliance, 'serving', 'url');
         assert.ok(url);
         const base = new URL(url).origin;
-        await sleep(2500);
+        await waitForSegments(`${base}/live_720p.m3u8`, 2);
         browser ??= await launchChromium();
         const { report, killedAt, figures } = await killUnderPlayer(browser, {
           kind,
@@ -183,8 +182,7 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
         return child;
       };
       let appliance = run();
-      await waitForLogField(appliance, 'first segment', 'segment', 15_000);
-      await sleep(3000);
+      await waitForSegments(`${base}/live_720p.m3u8`, 2);
       browser ??= await launchChromium();
       let second = 0;
       const checks: string[] = [];
@@ -249,8 +247,8 @@ describe('appliance stop', { timeout: 120_000 }, () => {
     const node = await systemNode();
     const appliance = startAppliance(node, ['start', '--output', join(out, 'live.mpd'), '--state-dir', stateDir]);
     children.push(appliance);
-    await waitForLogField(appliance, 'first segment', 'segment', 15_000);
-    await sleep(3000);
+    // A stream with some media to end.
+    await waitForSegments(join(out, 'live_720p.m3u8'), 2);
     const stop = await startAppliance(node, ['stop', '--end', '--state-dir', stateDir]);
     assert.equal(stop.exitCode, 0, String(stop.stderr));
     const result = await appliance;

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { measureAvSync } from '../helpers/av-sync.ts';
 import { writeLightProfile } from '../helpers/light-profile.ts';
 import { segmentNumbers } from '../helpers/media.ts';
 import { segmentLayout } from '../helpers/segments.ts';
 import { scratchDirectories } from '../helpers/scratch.ts';
-import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+import { logLines, runAppliance, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
 
 // Real capture devices on a machine without camera or sound card: ALSA's null PCM (a real,
 // paced capture device), one defined or removed in ~/.asoundrc while the appliance runs, and the
@@ -83,7 +82,7 @@ describe('a microphone that comes later, under --retry-devices', () => {
       { env: { HOME: home }, timeout: 60_000 },
     );
     try {
-      await sleep(5000);
+      await waitForLogField(child, 'capture device unavailable: retrying until it is back', 'problem', 30_000);
       // ALSA reads ~/.asoundrc at every open: the device exists from here on.
       await writeFile(join(home, '.asoundrc'), 'pcm.appliance_test_mic { type null }\n');
       const run = await child;

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser } from 'playwright-core';
 import { startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
-import { describeReport, launchChromium, watchPlayer, type PlayerKind, type PlayerReport } from '../helpers/player.ts';
+import {
+  describeReport,
+  launchChromium,
+  waitForSegments,
+  watchPlayer,
+  type PlayerKind,
+  type PlayerReport,
+} from '../helpers/player.ts';
 
 const children: { pid?: number | undefined; exitCode: number | null; then: PromiseLike<unknown>['then'] }[] = [];
 let browser: Browser | undefined;
@@ -59,7 +65,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     const url = await waitForLogField(appliance, 'serving', 'url');
     assert.ok(url, 'the appliance announced its stream URL');
     const base = new URL(url).origin;
-    await sleep(3500);
+    await waitForSegments(`${base}/live_720p.m3u8`, 2);
     const mpd = await (await fetch(url)).text();
     assert.match(
       mpd,
@@ -132,7 +138,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     const base = originUrl.replace(/\/$/, '');
     const appliance = startAppliance(node, ['start', '--output', `${base}/live/live.mpd`, '--duration', '70'], { env });
     children.push(appliance);
-    await sleep(5000);
+    await waitForSegments(`${base}/live/live_720p.m3u8`, 2);
     await playBoth(base, 'live/', ['dash.js', 'hls.js']);
     process.kill(appliance.pid!, 'SIGTERM');
     await appliance;
@@ -154,7 +160,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     const url = await waitForLogField(appliance, 'serving', 'url');
     assert.ok(url);
     const base = new URL(url).origin;
-    await sleep(3500);
+    await waitForSegments(`${base}/live_720p.m3u8`, 2);
     const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
     const partFile = /#EXT-X-PART:DURATION=[\d.]+,URI="(720p\/\d+\.m4s\.1)",INDEPENDENT=YES/.exec(playlist)?.[1];
     assert.ok(partFile, 'parts are files of their own, numbered from 1');

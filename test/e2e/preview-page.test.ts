@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser } from 'playwright-core';
 import { ROOT, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
-import { launchChromium } from '../helpers/player.ts';
+import { launchChromium, waitForSegments } from '../helpers/player.ts';
 
 interface PreviewState {
   kind: string;
@@ -24,7 +23,7 @@ describe('the preview page of the built-in server', { timeout: 150_000 }, () => 
       const url = await waitForLogField(appliance, 'serving', 'url');
       assert.ok(url);
       const base = new URL(url).origin;
-      await sleep(3000);
+      await waitForSegments(`${base}/live_720p.m3u8`, 2);
       browser = await launchChromium();
       const shots = join(ROOT, 'test-output');
       await mkdir(shots, { recursive: true });
@@ -37,7 +36,16 @@ describe('the preview page of the built-in server', { timeout: 150_000 }, () => 
             response.status() >= 400 && failed.push(`${response.status()} ${new URL(response.url()).pathname}`),
         );
         await page.goto(`${base}/?player=${kind}`);
-        await sleep(12_000);
+        // The page has measured a latency and both audio levels (the line-up tone), once the player settled.
+        await page.waitForFunction(
+          `(() => {
+            const preview = window.preview;
+            return Boolean(preview && preview.latency > 0 && preview.latency < 3 && preview.levels.length === 2 &&
+              preview.levels.every((level) => level > -24 && level < -12));
+          })()`,
+          undefined,
+          { timeout: 45_000, polling: 250 },
+        );
         const state = (await page.evaluate('window.preview')) as PreviewState;
         const shot = join(shots, `preview-${kind}.png`);
         await page.screenshot({ path: shot });

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
@@ -134,6 +135,27 @@ export async function waitForManifest(url: string, timeoutMs = 30_000): Promise<
     last = response instanceof Error ? response.message : `HTTP ${response.status}`;
   }
   throw new Error(`${url}: not there after ${timeoutMs} ms (${last})`);
+}
+
+/**
+ * Resolves once the LL-HLS media playlist at `where` (a URL, or a file of a directory output)
+ * lists `count` segments (at most `timeoutMs`): the stream has that much media behind its live
+ * edge, however slowly a busy machine got there. What tests wait on instead of a fixed sleep.
+ */
+export async function waitForSegments(where: string, count: number, timeoutMs = 30_000): Promise<void> {
+  const read = async () => {
+    if (!/^https?:/.test(where)) return readFile(where, 'utf8').catch(() => '');
+    const response = await fetch(where).catch(() => undefined);
+    if (response?.ok) return response.text();
+    await response?.body?.cancel();
+    return '';
+  };
+  let listed = 0;
+  for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(100)) {
+    listed = (await read()).match(/^#EXTINF:/gm)?.length ?? 0;
+    if (listed >= count) return;
+  }
+  throw new Error(`${where}: ${listed} segments listed after ${timeoutMs} ms, ${count} awaited`);
 }
 
 /** Opens a page (`pageUrl`, or the origin's /time), starts the player on `url` once it exists and watches it for `seconds`. */
