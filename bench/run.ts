@@ -1,6 +1,8 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
 // Options: --only packager|live|encoder|origin|push|players|continuity|avsync, --runs N (default 3 live and encoder runs, 7 packager
-// runs of which 2 warm up), --seconds S (live run length, default 30).
+// runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
+// measured become bench/baseline.json's, merged with those of sections not run).
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runEncoderOnce, type EncoderRun } from './encoder.ts';
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '30' },
+    'save-baseline': { type: 'boolean', default: false },
   },
 });
 const runs = Number(values.runs);
@@ -42,6 +45,9 @@ interface Target {
   target: string;
   measured: number;
   met: boolean;
+  /** The figure stored in bench/baseline.json, and measured / baseline: how this checkout compares. */
+  baseline?: number;
+  ratio?: number;
 }
 const targets: Record<string, Target> = {};
 const report: Record<string, unknown> = {
@@ -388,6 +394,33 @@ if (want('avsync')) {
     measured: round(median(worst)),
     met: Math.max(...worst) <= 1000 / 30,
   };
+}
+
+// Each figure against the stored baseline, as a ratio: a regression shows as a ratio, whatever the
+// machine's absolute speed (re-save the baseline when moving to another machine).
+const BASELINE = new URL('./baseline.json', import.meta.url);
+interface Baseline {
+  machine?: unknown;
+  savedAt?: string;
+  figures: Record<string, number>;
+}
+const baseline: Baseline = await readFile(BASELINE, 'utf8')
+  .then((text) => JSON.parse(text) as Baseline)
+  .catch(() => ({ figures: {} }));
+for (const [name, target] of Object.entries(targets)) {
+  const before = baseline.figures[name];
+  if (typeof before !== 'number') continue;
+  target.baseline = before;
+  if (before !== 0) target.ratio = round(target.measured / before, 2);
+}
+if (values['save-baseline']) {
+  const figures = { ...baseline.figures };
+  for (const [name, target] of Object.entries(targets)) figures[name] = target.measured;
+  await writeFile(
+    BASELINE,
+    `${JSON.stringify({ machine: report['machine'], savedAt: new Date().toISOString(), figures }, null, 2)}\n`,
+  );
+  log(`baseline saved: ${Object.keys(targets).length} figures`);
 }
 
 report['load1AtEnd'] = round(loadavg()[0]!, 2);
