@@ -71,6 +71,13 @@ export interface LiveSessionOptions {
 /** A planned end that has not come this long after its time stops the run anyway: an end must end. */
 const overdueMsOf = (segdur: number) => (2 * segdur + 3) * 1000;
 
+/**
+ * How much longer an encoder behind real time gets while it still delivers media: its end comes
+ * late, not never. With the 5 s of a 1 s segment and the outputs' flush this stays inside the
+ * unit's TimeoutStopSec (20 s).
+ */
+const STILL_DELIVERING_GRACE_MS = 7000;
+
 export class LiveSession {
   readonly #profile: LiveSessionOptions['profile'];
   readonly #tracks: LiveSessionOptions['tracks'];
@@ -230,7 +237,7 @@ export class LiveSession {
       this.#slateSince = undefined;
     }
     this.#reports.slate(this.#slateSince !== undefined, this.#slateSince ?? now);
-    if (this.#deadline && now >= this.#deadline.atMs) {
+    if (this.#deadline && now >= this.#deadline.atMs && !this.#stillDelivering(now)) {
       const { why } = this.#deadline;
       this.#deadline = undefined;
       if (!this.#packager.finished) {
@@ -264,6 +271,11 @@ export class LiveSession {
       atMs: this.#clock.now() + overdueMsOf(this.#profile.segdur),
       why: 'the current segment did not finish: stopping',
     };
+  }
+
+  /** Media came within the last second, and the deadline's grace for a late encoder is not over. */
+  #stillDelivering(now: number): boolean {
+    return now - this.#sourceDataAt < 1000 && now < this.#deadline!.atMs + STILL_DELIVERING_GRACE_MS;
   }
 
   /** Wall-clock now as a segment number on the epoch grid. */

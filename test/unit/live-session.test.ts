@@ -198,6 +198,40 @@ describe('live session', () => {
     assert.equal(h.said('the planned end did not come: stopping').length, 1);
   });
 
+  it('a stop whose encoder is behind real time but still delivering gets more time, up to a grace', async () => {
+    const h = await sessionHarness();
+    h.init();
+    h.play(0, 1.2);
+    h.session.halt(false);
+    const feeds = recordedFeeds();
+    // The encoder delivers, but never reaches the end (it is hopelessly behind): media keeps coming.
+    const stale = feeds['180p'].fragments[0]!.bytes;
+    for (let t = 1.2; t < 6.5; t += 0.05) {
+      h.at(t);
+      h.session.media('180p', stale);
+      h.session.tick();
+    }
+    assert.equal(h.encoder.stops, 0, 'past 5 s, but media still comes');
+    for (let t = 6.5; t < 13.5; t += 0.05) {
+      h.at(t);
+      h.session.media('180p', stale);
+      h.session.tick();
+    }
+    assert.equal(h.encoder.stops, 1, 'stopped once the grace is over');
+    assert.equal(h.said('the current segment did not finish: stopping').length, 1);
+  });
+
+  it('a stop whose media stopped coming is cut 5 s after it was asked', async () => {
+    const h = await sessionHarness({ slate: false });
+    h.init();
+    h.play(0, 1.2);
+    h.session.halt(false);
+    h.play(1.2, 6.1, { source: false });
+    assert.equal(h.encoder.stops, 0);
+    h.play(6.1, 6.5, { source: false });
+    assert.equal(h.encoder.stops, 1);
+  });
+
   it('a stepped clock: slate, and a restart of the encoder at once', async () => {
     const h = await sessionHarness();
     h.init();
