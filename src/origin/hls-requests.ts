@@ -209,13 +209,16 @@ export interface NamedPiece {
 
 /**
  * Pure: the pieces of the newest segments a playlist names (its parts, and the complete segments
- * among the last few), which an origin checks before it serves the playlist.
+ * among the last few), and the playlists a multivariant playlist names (variants and renditions),
+ * which an origin checks before it serves the playlist: a player must find whatever it names.
  */
 export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
   const lines = text.split(/\r?\n/).map((l) => l.trim());
   const pieces: NamedPiece[] = [];
   const segmentUris: string[] = [];
+  const playlistUris: string[] = [];
   let afterExtinf = false;
+  let afterStreamInf = false;
   for (const line of lines) {
     if (line.startsWith('#EXT-X-PART:')) {
       const uri = attribute(line, 'URI');
@@ -228,12 +231,19 @@ export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
           pieces.push({ uri, end: offset + length! });
       } else pieces.push({ uri, end: undefined });
     } else if (line.startsWith('#EXTINF:')) afterExtinf = true;
-    else if (afterExtinf && line && !line.startsWith('#')) {
-      segmentUris.push(line);
-      afterExtinf = false;
+    else if (line.startsWith('#EXT-X-STREAM-INF:')) afterStreamInf = true;
+    else if (line.startsWith('#EXT-X-MEDIA:') || line.startsWith('#EXT-X-I-FRAME-STREAM-INF:')) {
+      const uri = attribute(line, 'URI');
+      if (uri) playlistUris.push(uri);
+    } else if (line && !line.startsWith('#')) {
+      if (afterExtinf) segmentUris.push(line);
+      else if (afterStreamInf) playlistUris.push(line);
+      afterExtinf = afterStreamInf = false;
     }
   }
   for (const uri of segmentUris.slice(-newestSegments)) pieces.push({ uri, end: undefined });
+  // Only what this origin could hold: a URI with a scheme or from the root points elsewhere.
+  for (const uri of playlistUris) if (!/^([a-z][a-z\d+.-]*:|\/)/i.test(uri)) pieces.push({ uri, end: undefined });
   // A byte range implies what comes before it: keep the furthest end per object.
   const byUri = new Map<string, NamedPiece>();
   for (const piece of pieces.slice(-NAMED_PIECES_CHECKED)) {

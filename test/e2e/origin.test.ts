@@ -347,6 +347,26 @@ describe('LL-HLS requests', { timeout: 30_000 }, () => {
     assert.ok(Date.now() - asked >= 150, 'held until the part existed');
   });
 
+  it('holds a pushed multivariant playlist until the media playlists it names are served', async () => {
+    assert.equal(await put('/mv/h/100.m4s', bytes(100, 1)), 201);
+    // The media playlist names a part not there yet: held.
+    assert.equal(await put('/mv/live_h.m3u8', playlist(1)), 201);
+    assert.equal((await fetch(`${base}/mv/live_h.m3u8`)).status, 404);
+    const multivariant = '#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-STREAM-INF:BANDWIDTH=100000\nlive_h.m3u8\n';
+    assert.equal(await put('/mv/live.m3u8', multivariant), 201);
+    assert.equal((await fetch(`${base}/mv/live.m3u8`)).status, 404, 'not before what it names is served');
+    const stored = new Promise<void>((resolve) => {
+      const stop = store.watch('mv/live.m3u8', () => {
+        stop();
+        resolve();
+      });
+    });
+    assert.equal(await put('/mv/h/101.m4s.1', bytes(50, 2)), 201);
+    await stored;
+    assert.equal((await fetch(`${base}/mv/live_h.m3u8`)).status, 200);
+    assert.equal(await (await fetch(`${base}/mv/live.m3u8`)).text(), multivariant);
+  });
+
   it('answers _HLS_skip with a delta update, and a playlist that offers no skipping whole', async () => {
     const segments = Array.from({ length: 12 }, (_, i) => [
       `#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`,

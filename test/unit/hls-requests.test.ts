@@ -130,6 +130,27 @@ describe('the origin reads LL-HLS playlists', () => {
       [],
     );
   });
+  it('lists the playlists a pushed multivariant playlist names, which it waits for', () => {
+    const multivariant = [
+      '#EXTM3U',
+      '#EXT-X-VERSION:9',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,URI="live_audio.m3u8"',
+      '#EXT-X-STREAM-INF:BANDWIDTH=6800000,CODECS="avc1.640028,mp4a.40.2",RESOLUTION=1920x1080,AUDIO="audio"',
+      'live_1080p.m3u8',
+      '#EXT-X-STREAM-INF:BANDWIDTH=3400000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,AUDIO="audio"',
+      'live_720p.m3u8',
+      '#EXT-X-STREAM-INF:BANDWIDTH=100000',
+      'https://elsewhere.example/other.m3u8',
+      '#EXT-X-STREAM-INF:BANDWIDTH=100000',
+      '/rooted.m3u8',
+      '',
+    ].join('\n');
+    assert.deepEqual(
+      namedPieces(multivariant).map((p) => p.uri),
+      ['live_audio.m3u8', 'live_1080p.m3u8', 'live_720p.m3u8'],
+    );
+    assert.ok(namedPieces(multivariant).every((p) => p.end === undefined));
+  });
   it('lists the pieces a pushed playlist names', () => {
     const pieces = namedPieces(playlist(5, 2));
     assert.deepEqual(
