@@ -132,17 +132,38 @@ describe('running as a service', { timeout: 240_000 }, () => {
       );
       assert.match(ready.message!, /STATUS=(live|starting)/);
       assert.equal((await getJson(`${base}/healthz`)).status, 200);
-      await sleep(6000);
-      const pings = messages().filter((m) => m.message!.includes('WATCHDOG=1'));
-      assert.ok(pings.length >= 4, `${pings.length} watchdog pings in ~6 s at WatchdogSec=2`);
-      assert.ok(
-        messages().some((m) => /STATUS=live · \d+\.\d fps/.test(m.message!)),
-        'a one-line status',
+      const pings = await waitFor(
+        'five watchdog pings',
+        () => {
+          const sent = messages().filter((m) => m.message!.includes('WATCHDOG=1'));
+          return sent.length >= 5 ? sent : undefined;
+        },
+        20_000,
+      );
+      // systemd kills a unit whose pings are further apart than WatchdogSec (2 s here).
+      const gaps = pings.slice(1).map((m, i) => m.at! - pings[i]!.at!);
+      assert.ok(Math.max(...gaps) < 2000, `watchdog pings ${gaps.join(', ')} ms apart at WatchdogSec=2`);
+      await waitFor(
+        'a one-line status with the frame rate',
+        () => messages().find((m) => /STATUS=live · \d+\.\d fps/.test(m.message!)),
+        20_000,
       );
 
-      const metrics = samples(await (await fetch(metricsUrl)).text());
+      const chunksKey = `appliance_chunks_total{track="360p",output="${join(dir, 'out')}"}`;
+      const metrics = await waitFor(
+        'three seconds of chunks, the encoder at its rate and the host sampled, in the metrics',
+        async () => {
+          const scraped = samples(await (await fetch(metricsUrl)).text());
+          const settled =
+            (scraped.get(chunksKey) ?? 0) > 30 &&
+            (scraped.get('appliance_encoder_fps') ?? 0) > 20 &&
+            scraped.has('appliance_host_memory_total_bytes');
+          return settled ? scraped : undefined;
+        },
+        20_000,
+      );
       const elapsed = (Date.now() - startedAt) / 1000;
-      const chunks = metrics.get(`appliance_chunks_total{track="360p",output="${join(dir, 'out')}"}`)!;
+      const chunks = metrics.get(chunksKey)!;
       assert.ok(chunks > 30 && chunks < elapsed * 10 + 10, `${chunks} chunks in ${elapsed} s`);
       const bytes = metrics.get(`appliance_chunk_bytes_total{track="360p",output="${join(dir, 'out')}"}`)!;
       assert.ok(
@@ -318,9 +339,16 @@ describe('running as a service', { timeout: 240_000 }, () => {
       { env: { APPLIANCE_PUSH_TOKEN: 'test-token' }, timeout: 120_000 },
     );
     const log = collectLog(app);
+    const completeSegments = (track: string) =>
+      origin.store
+        .paths()
+        .filter(
+          (p) => p.startsWith(`live/${track}/`) && p.endsWith('.m4s') && origin.store.get(p)?.state === 'complete',
+        ).length;
     try {
       await waitFor('the first segment', () => log().find((l) => l['msg'] === 'first segment'), 30_000);
-      await sleep(3000);
+      // The uplink is judged on what went through it: a few segments at full rate first.
+      await waitFor('three 540p segments at the origin', () => completeSegments('540p') >= 3 || undefined, 30_000);
       // ~0.8 Mb/s: far below the 2.3 Mb/s ladder, above what is left without 540p.
       proxy.setRate(100);
       const shed = await waitFor(
@@ -350,7 +378,11 @@ describe('running as a service', { timeout: 240_000 }, () => {
         40_000,
       );
       const back = BigInt(restored['fromSegment'] as string);
-      await sleep(3000);
+      await waitFor(
+        '540p again from the restore boundary',
+        () => origin.store.get(`live/540p/${back + 1n}.m4s`)?.state === 'complete' || undefined,
+        30_000,
+      );
       app.kill('SIGTERM');
       const run = await app;
       assert.equal(run.exitCode, 0, String(run.stderr).slice(-2000));
