@@ -121,6 +121,8 @@ export class PlaylistGate {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
   readonly #waiting = new Map<string, () => void>();
+  /** Since when each playlist held has been waiting: a newer upload of it does not restart the wait. */
+  readonly #waitingSince = new Map<string, number>();
   readonly #onStored: ((object: StoredObject) => void | Promise<void>) | undefined;
 
   constructor(
@@ -138,6 +140,7 @@ export class PlaylistGate {
   }
 
   #put(key: string, bytes: Uint8Array): void {
+    this.#waitingSince.delete(key);
     const object = this.#store.put(key, bytes);
     // The uploader had its answer when the playlist arrived; a failed write is logged where it failed.
     void this.#onStored?.(object)?.catch(() => undefined);
@@ -160,7 +163,9 @@ export class PlaylistGate {
       this.#put(key, bytes);
       return;
     }
-    const started = Date.now();
+    // An uploader that sends a newer version more often than the wait lasts still gets it served.
+    const started = this.#waitingSince.get(key) ?? Date.now();
+    this.#waitingSince.set(key, started);
     let unwatch: (() => void)[] = [];
     const cancel = () => {
       for (const stop of unwatch) stop();
@@ -173,19 +178,23 @@ export class PlaylistGate {
       cancel();
       this.#put(key, bytes);
     };
-    const timer = setTimeout(() => {
-      cancel();
-      this.#logger.warn(
-        { path: key, missing: waitingFor.map((p) => p.path), waitedMs: Date.now() - started },
-        'origin: a playlist names media that has not arrived; serving it anyway',
-      );
-      this.#put(key, bytes);
-    }, this.#timeoutMs);
+    const timer = setTimeout(
+      () => {
+        cancel();
+        this.#logger.warn(
+          { path: key, missing: waitingFor.map((p) => p.path), waitedMs: Date.now() - started },
+          'origin: a playlist names media that has not arrived; serving it anyway',
+        );
+        this.#put(key, bytes);
+      },
+      Math.max(0, started + this.#timeoutMs - Date.now()),
+    );
     unwatch = pieces.map((p) => this.#store.watch(p.path, check));
     this.#waiting.set(key, cancel);
   }
 
   close(): void {
     for (const cancel of [...this.#waiting.values()]) cancel();
+    this.#waitingSince.clear();
   }
 }

@@ -242,8 +242,13 @@ export function namedPieces(text: string, newestSegments = 3): NamedPiece[] {
     }
   }
   for (const uri of segmentUris.slice(-newestSegments)) pieces.push({ uri, end: undefined });
-  // Only what this origin could hold: a URI with a scheme or from the root points elsewhere.
-  for (const uri of playlistUris) if (!/^([a-z][a-z\d+.-]*:|\/)/i.test(uri)) pieces.push({ uri, end: undefined });
+  // As stored: without a query or fragment or a leading ./. A URI with a scheme, from the root or
+  // going up points elsewhere than this playlist's directory: not waited for.
+  for (const uri of playlistUris) {
+    const path = uri.replace(/[?#].*$/, '').replace(/^(\.\/)+/, '');
+    if (path && !/^([a-z][a-z\d+.-]*:|\/)/i.test(path) && !path.split('/').includes('..'))
+      pieces.push({ uri: path, end: undefined });
+  }
   // A byte range implies what comes before it: keep the furthest end per object.
   const byUri = new Map<string, NamedPiece>();
   for (const piece of pieces.slice(-NAMED_PIECES_CHECKED)) {

@@ -10,9 +10,15 @@ export interface SenderContext {
   stopped(): boolean;
 }
 
+/** What a document's build returns when there is nothing to send for this change: it is no longer due. */
+export const NOTHING_TO_SEND = Symbol('nothing to send');
+
+/** The document's text; undefined: not yet (it stays due until a later wake finds it buildable). */
+export type Built = string | undefined | typeof NOTHING_TO_SEND;
+
 interface Document {
   contentType: string;
-  build: () => string | undefined;
+  build: () => Built;
   /** Changed since last sent. */
   due: boolean;
   onDelivered: ((bytes: number, attempts: number) => void) | undefined;
@@ -23,7 +29,8 @@ interface Document {
  * and when it returns, the newest version of each document that changed meanwhile, in the order
  * the documents were added. A playlist rebuilt at every part thus never queues behind a stale
  * version of itself. A document whose `build` returns undefined (nothing to send yet: an init not
- * acknowledged) stays due until a later wake finds it buildable. When no document can go, the
+ * acknowledged) stays due until a later wake finds it buildable; one that returns NOTHING_TO_SEND
+ * is no longer due (a flush does not wait for it). When no document can go, the
  * `idle` work runs (DELETEs of expired segments), so it never delays a manifest.
  */
 export class CoalescingSender {
@@ -48,7 +55,7 @@ export class CoalescingSender {
   add(
     path: string,
     contentType: string,
-    build: () => string | undefined,
+    build: () => Built,
     options: { due?: boolean; onDelivered?: (bytes: number, attempts: number) => void } = {},
   ): void {
     this.#documents.set(path, { contentType, build, due: options.due ?? false, onDelivered: options.onDelivered });
@@ -83,7 +90,8 @@ export class CoalescingSender {
     for (const [path, document] of this.#documents) {
       if (!document.due) continue;
       const text = document.build();
-      if (text !== undefined) return { path, document, text };
+      if (text === NOTHING_TO_SEND) document.due = false;
+      else if (text !== undefined) return { path, document, text };
     }
     return undefined;
   }

@@ -1,7 +1,7 @@
 import { segmentPath } from '../layout/object-names.ts';
 import { oldestKept } from '../timeline/window.ts';
 import type { ShedSpan } from '../packager/shed.ts';
-import { CoalescingSender } from './coalescing-sender.ts';
+import { CoalescingSender, NOTHING_TO_SEND } from './coalescing-sender.ts';
 import type { Lane } from './lane.ts';
 import type { OriginCapabilities } from './origin-capabilities.ts';
 import type { Delivery, ManifestBuilder, ManifestView, SegmentRun } from './push-types.ts';
@@ -109,7 +109,11 @@ export class ControlLane {
 
   /** Sends `name` (once ready, like the manifest) and again after each `touchDocument`. */
   publishDocument(name: string, contentType: string, build: () => string | undefined): void {
-    this.#sender.add(name, contentType, () => (this.#ready() ? build() : undefined), { due: true });
+    // Not ready: wait. Ready but nothing to say (a multivariant whose playlists are not all there):
+    // no longer due, so a flush does not wait for it; what makes it buildable touches it again.
+    this.#sender.add(name, contentType, () => (this.#ready() ? (build() ?? NOTHING_TO_SEND) : undefined), {
+      due: true,
+    });
   }
 
   /** What `name` would say changed (the multivariant playlist of an output that shed a variant): send it again. */

@@ -72,11 +72,11 @@ export interface LiveSessionOptions {
 const overdueMsOf = (segdur: number) => (2 * segdur + 3) * 1000;
 
 /**
- * How much longer an encoder behind real time gets while it still delivers media: its end comes
- * late, not never. With the 5 s of a 1 s segment and the outputs' flush this stays inside the
- * unit's TimeoutStopSec (20 s).
+ * How much longer an encoder behind real time gets while every track still delivers media: its
+ * end comes late, not never. With 1 s segments a stop then takes at most 5 + 3 s, ffmpeg's 5 s to
+ * exit and the outputs' 5 s flush: inside the unit's TimeoutStopSec (20 s).
  */
-const STILL_DELIVERING_GRACE_MS = 7000;
+const STILL_DELIVERING_GRACE_MS = 3000;
 
 export class LiveSession {
   readonly #profile: LiveSessionOptions['profile'];
@@ -107,7 +107,9 @@ export class LiveSession {
   #periodsPublished = 0;
   #halting: 'stop' | 'end' | undefined;
   /** When the run is stopped regardless if the planned end or the stop has not come, and what is said then. */
-  #deadline: { atMs: number; why: string } | undefined;
+  #deadline: { atMonotonicMs: number; why: string } | undefined;
+  /** When each track last brought media (monotonic clock). */
+  readonly #trackDataAt = new Map<string, number>();
   #finishing: Promise<unknown> | undefined;
 
   constructor(options: LiveSessionOptions) {
@@ -163,7 +165,12 @@ export class LiveSession {
     );
     if (!this.#halting)
       this.#deadline = {
-        atMs: Number(end) * this.#profile.segdur * 1000 + overdueMsOf(this.#profile.segdur),
+        // On the monotonic clock, like the timer it stands for: a clock step neither hastens nor delays it.
+        atMonotonicMs:
+          this.#clock.monotonic() +
+          Number(end) * this.#profile.segdur * 1000 -
+          this.#clock.now() +
+          overdueMsOf(this.#profile.segdur),
         why: 'the planned end did not come: stopping',
       };
   }
@@ -178,6 +185,7 @@ export class LiveSession {
   media(track: string, piece: Uint8Array): void {
     this.#mediaSeen = true;
     this.#sourceDataAt = this.#clock.now();
+    this.#trackDataAt.set(track, this.#clock.monotonic());
     this.#emit(this.#packager.push(track, piece));
   }
 
@@ -237,7 +245,7 @@ export class LiveSession {
       this.#slateSince = undefined;
     }
     this.#reports.slate(this.#slateSince !== undefined, this.#slateSince ?? now);
-    if (this.#deadline && now >= this.#deadline.atMs && !this.#stillDelivering(now)) {
+    if (this.#deadline && this.#clock.monotonic() >= this.#deadline.atMonotonicMs && !this.#stillDelivering()) {
       const { why } = this.#deadline;
       this.#deadline = undefined;
       if (!this.#packager.finished) {
@@ -268,14 +276,16 @@ export class LiveSession {
     );
     if (this.#packager.finished) void this.#finish();
     this.#deadline = {
-      atMs: this.#clock.now() + overdueMsOf(this.#profile.segdur),
+      atMonotonicMs: this.#clock.monotonic() + overdueMsOf(this.#profile.segdur),
       why: 'the current segment did not finish: stopping',
     };
   }
 
-  /** Media came within the last second, and the deadline's grace for a late encoder is not over. */
-  #stillDelivering(now: number): boolean {
-    return now - this.#sourceDataAt < 1000 && now < this.#deadline!.atMs + STILL_DELIVERING_GRACE_MS;
+  /** Every track brought media within the last second, and the deadline's grace for a late encoder is not over. */
+  #stillDelivering(): boolean {
+    const now = this.#clock.monotonic();
+    if (now >= this.#deadline!.atMonotonicMs + STILL_DELIVERING_GRACE_MS) return false;
+    return this.#tracks.every((t) => now - (this.#trackDataAt.get(t.id) ?? -Infinity) < 1000);
   }
 
   /** Wall-clock now as a segment number on the epoch grid. */

@@ -367,6 +367,20 @@ describe('LL-HLS requests', { timeout: 30_000 }, () => {
     assert.equal(await (await fetch(`${base}/mv/live.m3u8`)).text(), multivariant);
   });
 
+  it('serves a playlist re-uploaded faster than it is held once the first upload waited a second', async () => {
+    assert.equal(await put('/st/h/100.m4s', bytes(100, 1)), 201);
+    const first = Date.now();
+    let served = 0;
+    // Every version names a part that never comes; a new one arrives every 200 ms.
+    for (let i = 0; i < 15 && !served; i++) {
+      await put('/st/live_h.m3u8', playlist(1));
+      if ((await fetch(`${base}/st/live_h.m3u8`)).status === 200) served = Date.now();
+      else await sleep(200);
+    }
+    assert.ok(served, 'served in the end');
+    assert.ok(served - first >= 1000 && served - first < 2500, `after the first upload's wait: ${served - first} ms`);
+  });
+
   it('answers _HLS_skip with a delta update, and a playlist that offers no skipping whole', async () => {
     const segments = Array.from({ length: 12 }, (_, i) => [
       `#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
-import { CoalescingSender } from '../../src/push/coalescing-sender.ts';
+import { CoalescingSender, NOTHING_TO_SEND } from '../../src/push/coalescing-sender.ts';
 import type { Lane } from '../../src/push/lane.ts';
 import type { Delivery } from '../../src/push/push-types.ts';
 import { RetryStreak } from '../../src/push/upload-outcome.ts';
@@ -149,7 +149,25 @@ describe('coalescing sender', () => {
     await origin.finish(sender);
   });
 
-  it('idle work runs only when no document is due, and never while one is', async () => {
+  it('a document with nothing to send for a change is no longer due: a flush does not wait for it', async () => {
+    const origin = handOrigin();
+    let text: string | typeof NOTHING_TO_SEND = NOTHING_TO_SEND;
+    const sender = new CoalescingSender(origin.context, origin.lane as unknown as Lane);
+    sender.add('live.m3u8', 'text/plain', () => text, { due: true });
+    await settle();
+    assert.equal(origin.requests.length, 0);
+    assert.equal(sender.pending, false);
+    text = 'multivariant';
+    sender.touch('live.m3u8');
+    await settle();
+    assert.deepEqual(
+      origin.requests.map((r) => r.text),
+      ['multivariant'],
+    );
+    await origin.finish(sender);
+  });
+
+  it('idle work runs only when no document can go, and a changed document goes before more of it', async () => {
     const origin = handOrigin();
     const work: string[] = [];
     const done: { item: string; documentDue: boolean }[] = [];

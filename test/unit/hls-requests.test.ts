@@ -143,11 +143,15 @@ describe('the origin reads LL-HLS playlists', () => {
       'https://elsewhere.example/other.m3u8',
       '#EXT-X-STREAM-INF:BANDWIDTH=100000',
       '/rooted.m3u8',
+      '#EXT-X-STREAM-INF:BANDWIDTH=100000',
+      '../up.m3u8',
+      '#EXT-X-STREAM-INF:BANDWIDTH=100000',
+      './live_360p.m3u8?token=x#frag',
       '',
     ].join('\n');
     assert.deepEqual(
       namedPieces(multivariant).map((p) => p.uri),
-      ['live_audio.m3u8', 'live_1080p.m3u8', 'live_720p.m3u8'],
+      ['live_audio.m3u8', 'live_1080p.m3u8', 'live_720p.m3u8', 'live_360p.m3u8'],
     );
     assert.ok(namedPieces(multivariant).every((p) => p.end === undefined));
   });

@@ -6,7 +6,15 @@ import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { Packager, type Period } from '../../src/packager/packager.ts';
 import { LiveSession } from '../../src/run/live-session.ts';
 import { OutputSet } from '../../src/run/output-set.ts';
-import { clipOf, RECORDED_TRACKS, recordedFeeds, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
+import {
+  clipOf,
+  RECORDED_TRACKS,
+  type RecordedTrack,
+  recordedFeeds,
+  T0,
+  timing,
+  TRACKS,
+} from '../helpers/recorded-media.ts';
 
 // The live session on a clock the test moves, fed a real encoder's recorded fMP4, with a stand-in
 // encoder control: slate, stop, end and the watchdogs without ffmpeg.
@@ -198,27 +206,38 @@ describe('live session', () => {
     assert.equal(h.said('the planned end did not come: stopping').length, 1);
   });
 
-  it('a stop whose encoder is behind real time but still delivering gets more time, up to a grace', async () => {
+  it('a stop whose encoder is behind real time but still delivering on every track gets up to 3 s more', async () => {
     const h = await sessionHarness();
     h.init();
     h.play(0, 1.2);
     h.session.halt(false);
     const feeds = recordedFeeds();
     // The encoder delivers, but never reaches the end (it is hopelessly behind): media keeps coming.
-    const stale = feeds['180p'].fragments[0]!.bytes;
-    for (let t = 1.2; t < 6.5; t += 0.05) {
+    const deliver = (t: number, tracks: readonly RecordedTrack[]) => {
       h.at(t);
-      h.session.media('180p', stale);
+      for (const track of tracks) h.session.media(track, feeds[track].fragments[0]!.bytes);
       h.session.tick();
-    }
+    };
+    for (let t = 1.2; t < 6.5; t += 0.05) deliver(t, RECORDED_TRACKS);
     assert.equal(h.encoder.stops, 0, 'past 5 s, but media still comes');
-    for (let t = 6.5; t < 13.5; t += 0.05) {
-      h.at(t);
-      h.session.media('180p', stale);
-      h.session.tick();
-    }
+    for (let t = 6.5; t < 9.5; t += 0.05) deliver(t, RECORDED_TRACKS);
     assert.equal(h.encoder.stops, 1, 'stopped once the grace is over');
     assert.equal(h.said('the current segment did not finish: stopping').length, 1);
+  });
+
+  it('no grace when one track stopped delivering, and none from a clock step', async () => {
+    const h = await sessionHarness();
+    h.init();
+    h.play(0, 1.2);
+    h.session.halt(false);
+    const feeds = recordedFeeds();
+    for (let t = 1.2; t < 6.5; t += 0.05) {
+      // The wall clock steps back 10 s halfway: the deadline runs on the monotonic clock.
+      h.at(t, t > 3 ? -10_000 : 0);
+      h.session.media('180p', feeds['180p'].fragments[0]!.bytes);
+      h.session.tick();
+    }
+    assert.equal(h.encoder.stops, 1, 'audio stopped: cut 5 s after the stop was asked');
   });
 
   it('a stop whose media stopped coming is cut 5 s after it was asked', async () => {
