@@ -73,7 +73,7 @@ export class RunReport {
   }
 
   /** The minute's summary (and the run's, at its end). */
-  logDelays(avOffset: { offsetMs: number; worstMs: number } | undefined, outputs: OutputSet | undefined): void {
+  logDelays(avOffset: { offsetMs: number; worstMs: number } | undefined, outputs: OutputSet): void {
     this.#logger.info(
       {
         chunkDelayMs: Object.fromEntries([...this.#delays].map(([id, d]) => [id, d.summary()])),
@@ -81,7 +81,7 @@ export class RunReport {
       },
       'chunk delay',
     );
-    const heldBy = (name: string) => outputs?.heldBy(name) ?? { backlogBytes: 0, heldBytes: 0, peakHeldBytes: 0 };
-    for (const figures of this.#telemetry.pushStats.summary(heldBy)) this.#logger.info(figures, 'push');
+    for (const figures of this.#telemetry.pushStats.summary((name) => outputs.heldBy(name)))
+      this.#logger.info(figures, 'push');
   }
 }

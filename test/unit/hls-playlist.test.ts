@@ -300,20 +300,23 @@ describe('multivariant playlist', () => {
 });
 
 describe("an output's playlists", () => {
-  it('write the multivariant playlist only once every playlist it names exists, and say so once', () => {
-    const rendition = { codecs: 'x', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6 };
+  const rendition = { codecs: 'x', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6 };
+  const video = (id: string, width: number, height: number) => ({ ...rendition, id, width, height, frameRate: 30 });
+  /** Playlists of an output offering these video renditions and audio. */
+  const playlistsOf = (...videos: ReturnType<typeof video>[]) => {
     const session: HlsSession = {
       llhls: 'br',
       partChunks: 1,
       timing,
-      renditions: () => ({
-        video: [{ ...rendition, id: '720p', width: 1280, height: 720, frameRate: 30 }],
-        audio: { ...rendition, id: 'audio', codecs: 'mp4a.40.2', channels: 2 },
-      }),
+      renditions: () => ({ video: videos, audio: { ...rendition, id: 'audio', codecs: 'mp4a.40.2', channels: 2 } }),
       ended: () => false,
     };
-    const playlists = new HlsPlaylists(session, names, { blocking: true, hints: true });
-    const withBytes = (c: ReturnType<typeof videoChunks>[number]) => ({ ...c, parts: [new Uint8Array(c.byteLength)] });
+    return new HlsPlaylists(session, names, { blocking: true, hints: true });
+  };
+  const withBytes = (c: ReturnType<typeof videoChunks>[number]) => ({ ...c, parts: [new Uint8Array(c.byteLength)] });
+
+  it('write the multivariant playlist only once every playlist it names exists, and say so once', () => {
+    const playlists = playlistsOf(video('720p', 1280, 720));
     const said: (true | undefined)[] = [];
     // Video a whole segment ahead of audio, as an encoder starting on a busy machine makes them.
     for (const c of [...videoChunks('720p', 10n), ...videoChunks('720p', 11n).slice(0, 2)])
@@ -328,30 +331,15 @@ describe("an output's playlists", () => {
   });
 
   it('start every playlist at the first segment all tracks have, and wait only for the renditions offered', () => {
-    const rendition = { codecs: 'x', bitrate: 1e6, averageBandwidth: 1e6, peakBandwidth: 2e6 };
-    const session: HlsSession = {
-      llhls: 'br',
-      partChunks: 1,
-      timing,
-      renditions: () => ({
-        video: [
-          { ...rendition, id: '1080p', width: 1920, height: 1080, frameRate: 30 },
-          { ...rendition, id: '720p', width: 1280, height: 720, frameRate: 30 },
-        ],
-        audio: { ...rendition, id: 'audio', codecs: 'mp4a.40.2', channels: 2 },
-      }),
-      ended: () => false,
-    };
-    const playlists = new HlsPlaylists(session, names, { blocking: true, hints: true });
+    const playlists = playlistsOf(video('1080p', 1920, 1080), video('720p', 1280, 720));
     // 1080p is shed by this output (no chunks reach its playlists); audio starts a segment late.
     playlists.hidden.add('1080p');
-    const withBytes = (c: ReturnType<typeof videoChunks>[number]) => ({ ...c, parts: [new Uint8Array(c.byteLength)] });
     for (const c of [...videoChunks('720p', 10n), ...videoChunks('720p', 11n), ...videoChunks('720p', 12n).slice(0, 1)])
       playlists.onChunk(withBytes(c));
     for (const c of [...audioChunks(11n), ...audioChunks(12n).slice(0, 1)]) playlists.onChunk(withBytes(c));
-    const video = playlists.media('720p') ?? '';
-    assert.match(video, /#EXT-X-MEDIA-SEQUENCE:11\n/, 'the video playlist starts where audio does');
-    assert.doesNotMatch(video, /720p\/10\.m4s/);
+    const videoPlaylist = playlists.media('720p') ?? '';
+    assert.match(videoPlaylist, /#EXT-X-MEDIA-SEQUENCE:11\n/, 'the video playlist starts where audio does');
+    assert.doesNotMatch(videoPlaylist, /720p\/10\.m4s/);
     assert.match(playlists.multivariant() ?? '', /live_720p\.m3u8/, 'the shed rendition is not waited for');
     assert.doesNotMatch(playlists.multivariant() ?? '', /live_1080p/);
   });
