@@ -33,9 +33,12 @@ export class NotifyPlan {
     this.#watchdogMs = watchdogUsec ? watchdogUsec / 2000 : undefined;
   }
 
-  /** How often `next` should be asked. */
+  /**
+   * How often `next` should be asked: twice per ping interval at least, so a tick that comes a
+   * little early (timers jitter on a loaded box) delays a ping by half an interval, never a whole one.
+   */
   get tickMs(): number {
-    return Math.min(1000, this.#watchdogMs ?? 1000);
+    return Math.min(1000, (this.#watchdogMs ?? 2000) / 2);
   }
 
   next(now: number, inputs: NotifyInputs): string[] {

@@ -254,6 +254,14 @@ describe('systemd notify', () => {
       'chunks stopped: no watchdog, systemd restarts a wedged run',
     );
     assert.deepEqual(plan.next(7000, { ready: true, flowing: false, status: 'live 3' }), ['READY=1', 'STATUS=live 3']);
+    // WatchdogSec=2: pings every second, asked every half second, so a tick 1 ms early costs
+    // half a second, and no two pings are 2 s apart (systemd's limit).
+    const tight = new NotifyPlan(2_000_000);
+    assert.equal(tight.tickMs, 500);
+    const pings = [0, 499, 999, 1499, 1998, 2497, 2996].filter((at) =>
+      tight.next(at, { ready: true, flowing: true, status: 'live' }).includes('WATCHDOG=1'),
+    );
+    assert.deepEqual(pings, [0, 1499, 2996]);
     assert.deepEqual(
       new NotifyPlan(undefined).next(0, { ready: true, flowing: true, status: 's' }),
       ['READY=1', 'STATUS=s'],
