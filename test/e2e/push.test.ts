@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logLines, startAppliance, waitForLogField } from '../helpers/run.ts';
 import {
@@ -14,8 +14,12 @@ import {
   type UploadRecord,
 } from '../helpers/push-origin.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { LIGHT_PAIR, tracksOf, writeLightProfile } from '../helpers/light-profile.ts';
 
-const TRACKS = ['1080p', '720p', 'audio'];
+// ultra-ll's timing on a light pair of renditions (delivery is under test, not the encode); the
+// memory test keeps the default ladder, whose media rate is what a budget must hold back.
+const TRACKS = tracksOf(LIGHT_PAIR);
+const DEFAULT_TRACKS = ['1080p', '720p', 'audio'];
 const TOKEN = 'push-test-token';
 // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
 const env = { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN };
@@ -27,16 +31,23 @@ async function scratch() {
   dirs.push(dir);
   return dir;
 }
+let lightProfile: string;
+before(async () => {
+  lightProfile = await writeLightProfile(await scratch(), { renditions: LIGHT_PAIR, tsb: 30 });
+});
 
-/** The appliance on the pinned Node, one process (as the service runs it), with the push token. */
-function appliance(args: string[]) {
-  return startAppliance(process.execPath, ['start', ...args], { env, timeout: 90_000 });
+/**
+ * The appliance on the pinned Node, one process (as the service runs it), with the push token, on
+ * the light pair unless another profile is named.
+ */
+function appliance(args: string[], profile = lightProfile) {
+  return startAppliance(process.execPath, ['start', '--profile', profile, ...args], { env, timeout: 90_000 });
 }
 
 /** Every segment the directory output holds, which the origin must hold byte for byte too. */
-async function producedSegments(dir: string): Promise<{ path: string; hash: string }[]> {
+async function producedSegments(dir: string, tracks = TRACKS): Promise<{ path: string; hash: string }[]> {
   const out: { path: string; hash: string }[] = [];
-  for (const track of TRACKS) {
+  for (const track of tracks) {
     for (const name of (await readdir(join(dir, track))).filter((n) => n.endsWith('.m4s'))) {
       out.push({
         path: `${track}/${name}`,
@@ -97,7 +108,7 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       assert.match(mpd, /mediaPresentationDuration=/, 'the final manifest after --duration');
 
       // The body grows every ~100 ms while the segment is made, timed at the origin.
-      const uploads = segmentUploads(origin, '1080p').slice(1, -1);
+      const uploads = segmentUploads(origin, TRACKS[0]!).slice(1, -1);
       const gaps = uploads.flatMap((u) => u.chunks.slice(1).map((c, i) => c.at - u.chunks[i]!.at));
       assert.ok(
         uploads.every((u) => u.chunks.length === 10),
@@ -189,20 +200,23 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
     const slow = await startTcpProxy(origin.port, { bytesPerMs: 1 });
     const healthy = await startTestOrigin({ token: TOKEN });
     try {
-      const run = appliance([
-        '--duration',
-        '20',
-        '--push-budget',
-        '5',
-        '--metrics',
-        '127.0.0.1:0',
-        '--output',
-        join(dir, 'live.mpd'),
-        '--output',
-        `http://127.0.0.1:${slow.port}/live/live.mpd`,
-        '--output',
-        `${healthy.base}/live/live.mpd`,
-      ]);
+      const run = appliance(
+        [
+          '--duration',
+          '20',
+          '--push-budget',
+          '5',
+          '--metrics',
+          '127.0.0.1:0',
+          '--output',
+          join(dir, 'live.mpd'),
+          '--output',
+          `http://127.0.0.1:${slow.port}/live/live.mpd`,
+          '--output',
+          `${healthy.base}/live/live.mpd`,
+        ],
+        'ultra-ll',
+      );
       // The process's memory over the run, from its own /metrics, to see whether it keeps growing
       // once the budget is full (an absolute figure would measure the machine, not the code).
       const metrics = await waitForLogField(run, 'serving metrics', 'metrics', 30_000);
@@ -227,7 +241,7 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       const slowName = `http://127.0.0.1:${slow.port}/live/live.mpd`;
       const push = logs.find((l) => l['msg'] === 'push' && l['output'] === slowName)!;
       const budget = Number(logs.find((l) => l['msg'] === 'pushing')!['budgetBytes']);
-      const produced = await producedSegments(dir);
+      const produced = await producedSegments(dir, DEFAULT_TRACKS);
       const dropped = Object.values(push['dropped'] as Record<string, number>).reduce((a, b) => a + b, 0);
       assert.equal(
         Number(push['acknowledgedSegments']) + dropped,
@@ -272,7 +286,7 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       >;
       // A hand-over that waited on the slow origin would take seconds per chunk; the figure
       // itself, which the machine's load moves, is reported by npm run bench.
-      for (const track of TRACKS)
+      for (const track of DEFAULT_TRACKS)
         assert.ok(delay[track]!.p95 < 1000, `${track} chunk delay p95 ${delay[track]!.p95} ms`);
       assert.ok(produced.length >= 3 * 12, `${produced.length} segments produced`);
       // A second origin, healthy, is not slowed by the slow one: all of it, on time.
@@ -280,7 +294,7 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
         produced.filter(({ path, hash }) => healthy.hash(`live/${path}`) !== hash).map((p) => p.path),
         [],
       );
-      for (const track of TRACKS)
+      for (const track of DEFAULT_TRACKS)
         assert.ok(
           quantile(chunkDelays(healthy, track), 0.9) < 1000,
           `${track} at the healthy origin: p90 ${quantile(chunkDelays(healthy, track), 0.9).toFixed(0)} ms`,

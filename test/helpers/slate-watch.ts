@@ -57,38 +57,58 @@ export interface KillUnderPlayer {
   figures: SlateFigures;
 }
 
+export interface KillOptions {
+  seconds: number;
+  killAtSecond: number;
+  kill: () => void;
+  everySecondAfter?: () => Promise<void>;
+}
+
 /**
- * Plays `url` for `seconds` and, at `killAtSecond`, calls `kill` (which SIGKILLs the encoder);
- * `everySecondAfter` runs each later second (manifest checks). Reports what the player showed.
+ * Plays every one of `players` at once, each in its own page, for `seconds`; the first of them to
+ * reach `killAtSecond` calls `kill` (which SIGKILLs the encoder) for all; `everySecondAfter` runs
+ * each later second of the first player (manifest checks). Reports what each player showed.
  */
+export async function killUnderPlayers(
+  browser: Browser,
+  options: KillOptions & { players: { kind: PlayerKind; url: string }[] },
+): Promise<(KillUnderPlayer & { kind: PlayerKind })[]> {
+  let killedAt = 0;
+  const watched = await Promise.all(
+    options.players.map(async ({ kind, url }, index) => {
+      let second = 0;
+      let log: SlateLog = [];
+      const report = await watchPlayer(browser, {
+        kind,
+        url,
+        seconds: options.seconds,
+        onSecond: async (page: Page) => {
+          second++;
+          if (second === 1) await page.evaluate(WATCH_SLATE);
+          if (second === options.killAtSecond && !killedAt) {
+            options.kill();
+            killedAt = Date.now();
+          }
+          if (index === 0 && second > options.killAtSecond) await options.everySecondAfter?.();
+          if (second === options.seconds) log = (await page.evaluate('window.slateLog')) as SlateLog;
+        },
+      });
+      return { kind, report, log };
+    }),
+  );
+  return watched.map(({ kind, report, log }) => ({
+    kind,
+    report,
+    killedAt,
+    figures: slateFigures(log, killedAt, report.medianWallClockLatency * 1000),
+  }));
+}
+
+/** `killUnderPlayers` with one player. */
 export async function killUnderPlayer(
   browser: Browser,
-  options: {
-    kind: PlayerKind;
-    url: string;
-    seconds: number;
-    killAtSecond: number;
-    kill: () => void;
-    everySecondAfter?: () => Promise<void>;
-  },
+  options: KillOptions & { kind: PlayerKind; url: string },
 ): Promise<KillUnderPlayer> {
-  let killedAt = 0;
-  let second = 0;
-  let log: SlateLog = [];
-  const report = await watchPlayer(browser, {
-    kind: options.kind,
-    url: options.url,
-    seconds: options.seconds,
-    onSecond: async (page: Page) => {
-      second++;
-      if (second === 1) await page.evaluate(WATCH_SLATE);
-      if (second === options.killAtSecond) {
-        options.kill();
-        killedAt = Date.now();
-      }
-      if (second > options.killAtSecond) await options.everySecondAfter?.();
-      if (second === options.seconds) log = (await page.evaluate('window.slateLog')) as SlateLog;
-    },
-  });
-  return { report, killedAt, figures: slateFigures(log, killedAt, report.medianWallClockLatency * 1000) };
+  const [only] = await killUnderPlayers(browser, { ...options, players: [{ kind: options.kind, url: options.url }] });
+  return only!;
 }

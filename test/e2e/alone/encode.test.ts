@@ -6,12 +6,12 @@ import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser } from 'fast-xml-parser';
 import { readdir, readFile } from 'node:fs/promises';
-import { childBoxes } from '../../src/packager/boxes.ts';
-import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../helpers/media.ts';
-import { assertSegmentsConform, segmentLayout } from '../helpers/segments.ts';
-import { clockMillis, readBurntInClock } from '../helpers/ocr.ts';
-import { scratchDirectories } from '../helpers/scratch.ts';
-import { logLines, runAppliance, startAppliance, systemNode } from '../helpers/run.ts';
+import { childBoxes } from '../../../src/packager/boxes.ts';
+import { analyseTrack, readTrack, segmentNumbers, type TrackReport } from '../../helpers/media.ts';
+import { assertSegmentsConform, segmentLayout } from '../../helpers/segments.ts';
+import { clockMillis, readBurntInClock } from '../../helpers/ocr.ts';
+import { scratchDirectories } from '../../helpers/scratch.ts';
+import { logLines, runAppliance, startAppliance, systemNode } from '../../helpers/run.ts';
 
 const SEGDUR = 1;
 const DAY_MS = 86_400_000;

@@ -3,8 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { ROOT, startAppliance, systemNode, waitForLogField } from '../helpers/run.ts';
-import { launchChromium, waitForSegments } from '../helpers/player.ts';
+import { ROOT, startAppliance, systemNode, waitForLogField } from '../../helpers/run.ts';
+import { launchChromium, waitForSegments } from '../../helpers/player.ts';
 
 interface PreviewState {
   kind: string;

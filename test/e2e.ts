@@ -1,0 +1,25 @@
+// The end-to-end suite in two passes, so that it is quick on 2 cores and holds when one is busy:
+// - test/e2e/*.test.ts share the machine, three files at a time: most of their time is media
+//   arriving in real time, and what they assert does not depend on having a core to themselves;
+// - test/e2e/alone/*.test.ts run one file at a time, after: real players in Chromium, A/V sync
+//   within a frame, the default ladder's bitrates — bounds that CPU taken by a neighbour would move.
+// Arguments are passed to both runs (e.g. --test-name-pattern). Exits non-zero if either failed.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const passes = [
+  { files: 'test/e2e/*.test.ts', concurrency: 3 },
+  { files: 'test/e2e/alone/*.test.ts', concurrency: 1 },
+];
+
+let failed = false;
+for (const { files, concurrency } of passes) {
+  const run = spawnSync(
+    process.execPath,
+    ['--test', `--test-concurrency=${concurrency}`, ...process.argv.slice(2), files],
+    { cwd: root, stdio: 'inherit' },
+  );
+  if (run.status !== 0) failed = true;
+}
+process.exitCode = failed ? 1 : 0;
