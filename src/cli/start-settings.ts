@@ -230,17 +230,17 @@ async function resolveStartWith(
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
   for (const output of outputs)
     if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const planForRun = () =>
-    buildEncoderPlan(
-      profile,
-      source,
-      ladder.renditions,
-      source.kind === 'file'
-        ? { anchorSeconds: Date.now() / 1000 + FILE_START_LEAD_SECONDS }
+  const planForRun = () => {
+    const startMs = Date.now();
+    return buildEncoderPlan(profile, source, ladder.renditions, {
+      startMs,
+      ...(source.kind === 'file'
+        ? { anchorSeconds: startMs / 1000 + FILE_START_LEAD_SECONDS }
         : source.kind === 'feed'
           ? { anchorSeconds: feedBase() }
-          : {},
-    );
+          : {}),
+    });
+  };
   const plan = planForRun();
   const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');

@@ -6,6 +6,7 @@ import { feedInputs } from '../capture/feed-source.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
 import { audioDetectorFilters, videoDetectorChain } from './detectors.ts';
+import { AAC_FRAME_SAMPLES, audioFrameAtOrBefore } from '../timeline/epoch-grid.ts';
 
 export interface TrackOutput {
   /** Names files and URLs: the rendition id, or `audio`. */
@@ -31,7 +32,8 @@ export interface EncoderPlan {
 /** Per-track outputs start after stdin, stdout (progress) and stderr. */
 export const FIRST_TRACK_FD = 3;
 export const VIDEO_TIMESCALE = 90_000;
-const AAC_FRAME_SAMPLES = 1024;
+/** A run's audio starts on the grid this long before the run starts: before any stamp it can have. */
+export const AUDIO_GRID_LEAD_MS = 100;
 
 const micros = (seconds: number) => String(Math.floor(seconds * 1e6));
 
@@ -150,10 +152,19 @@ export function sourceInputs(
  * `flags=res` runs the resampler from the first sample: at equal rates libswresample otherwise
  * starts in bypass and re-initialises when compensation first begins, and its timeline then jumps
  * by the filter's delay (16–200 samples, a gap in the AAC track; measured on ffmpeg 5.1).
+ *
+ * The epoch grid: with `firstSample` (a grid frame's start, in samples since 1970), the output's
+ * first sample is that one — silence pads up to the first real sample, or the samples before it
+ * are trimmed — and from there the output's sample count is continuous (compensation inserts or
+ * drops samples inside it), so the encoder's AAC frames, and its priming frame before them, fall
+ * on k·1024 in every run. `first_pts` counts the filter's input samples (ffmpeg 5.1): the rate is
+ * converted first, so input and output rates are the profile's.
  */
-export function audioSyncFilter(profile: Profile): string {
-  const maxStretchPerSecond = Math.round(profile.audio.samplerate * 0.002);
-  return `aresample=async=${maxStretchPerSecond}:min_hard_comp=0.1:flags=res`;
+export function audioSyncFilter(profile: Profile, firstSample?: bigint): string {
+  const rate = profile.audio.samplerate;
+  const maxStretchPerSecond = Math.round(rate * 0.002);
+  const sync = `aresample=async=${maxStretchPerSecond}:min_hard_comp=0.1:flags=res`;
+  return firstSample === undefined ? sync : `aresample=${rate},${sync}:first_pts=${firstSample}`;
 }
 
 /**
@@ -165,6 +176,12 @@ export interface PlanOptions {
   slate?: boolean;
   /** A file or feed source: the wall-clock instant (seconds since 1970) of its media time zero. */
   anchorSeconds?: number;
+  /**
+   * When the run starts (ms since 1970): its audio is put on the epoch grid from the grid frame
+   * `AUDIO_GRID_LEAD_MS` before it. Without it (the slate, re-stamped by the packager) audio
+   * starts wherever its first sample is.
+   */
+  startMs?: number;
 }
 
 /** `setpts` adding the wall-clock instant of media zero, in the stream's own time base. */
@@ -267,7 +284,12 @@ export function buildEncoderPlan(
     '-af',
     [
       ...(anchored?.audio ? [anchorFilter('asetpts', options.anchorSeconds!)] : []),
-      audioSyncFilter(profile),
+      audioSyncFilter(
+        profile,
+        live && options.startMs !== undefined
+          ? audioFrameAtOrBefore(options.startMs - AUDIO_GRID_LEAD_MS, profile.audio.samplerate)
+          : undefined,
+      ),
       ...(live ? audioDetectorFilters(profile.alarms) : []),
     ].join(','),
     '-c:a',

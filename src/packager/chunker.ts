@@ -75,6 +75,15 @@ export type ReadItem = { init: InitEvent; sample?: undefined } | { sample: Sampl
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
 /**
+ * mfhd of chunk j of segment n: (n·chunksPerSegment + j) mod 2³², a function of the timeline, so
+ * every encoder and every run numbers a chunk alike (it increases, and wraps every ~13 years at 10
+ * chunks a second).
+ */
+export function chunkSequenceNumber(segment: bigint, part: number, chunksPerSegment: number): number {
+  return Number((segment * BigInt(chunksPerSegment) + BigInt(part)) % 2n ** 32n);
+}
+
+/**
  * Pure: one track's fragmented MP4 (as ffmpeg writes it, cut anywhere) → CMAF chunks on the epoch
  * grid. Segment n covers [n·segdur, (n+1)·segdur); video chunks are the frames of each cdur slot,
  * and a video segment must start with a sync sample exactly on n·segdur. An audio segment is the
@@ -94,7 +103,6 @@ export class TrackChunker {
   #mediaEnd: bigint | undefined;
   #pendingMoof: { size: number; samples: Sample[] } | undefined;
   #open: OpenSegment | undefined;
-  #sequence = 0;
   #end: { segment: bigint; last: boolean } | undefined;
   #finished = false;
   #lastCompleted: bigint | undefined;
@@ -316,7 +324,12 @@ export class TrackChunker {
     const info = this.#info!;
     const first = samples[0]!;
     const last = this.#end?.last === true && open.segment + 1n === this.#end.segment;
-    const header = moof(++this.#sequence, info.trackId, first.decodeTime, samples);
+    const header = moof(
+      chunkSequenceNumber(open.segment, open.emitted, this.#chunksPerSegment()),
+      info.trackId,
+      first.decodeTime,
+      samples,
+    );
     const payload = sum(samples.map((s) => s.size));
     const micros = (first.decodeTime * 1_000_000n) / BigInt(info.timescale);
     const parts = [

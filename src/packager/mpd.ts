@@ -1,5 +1,6 @@
 import { XMLBuilder } from 'fast-xml-parser';
 import { laterOf } from '../timeline/bigint.ts';
+import { audioSegmentStart } from '../timeline/epoch-grid.ts';
 import { segmentTemplate as templateNames } from '../layout/object-names.ts';
 
 /** Everything the LL-DASH manifest says, as data; the MPD is rebuilt from it, never patched. */
@@ -81,6 +82,31 @@ interface PeriodSpan {
   end: bigint | undefined;
 }
 
+/**
+ * Audio segments as they are: each from its grid frame to the next one's (46 or 47 AAC frames at
+ * 48 kHz and 1 s), equal neighbours folded into one S with @r. `run` is at most the time-shift
+ * window long.
+ */
+function audioTimeline(run: SegmentRun, segdur: number, timescale: number) {
+  const entries: { '@_t'?: string; '@_d': number; '@_r'?: string }[] = [];
+  let start = audioSegmentStart(run.first, segdur, timescale);
+  let repeats = 0n;
+  for (let n = run.first; n <= run.last; n++) {
+    const next = audioSegmentStart(n + 1n, segdur, timescale);
+    const d = Number(next - start);
+    const previous = entries.at(-1);
+    if (previous?.['@_d'] === d) {
+      repeats++;
+      previous['@_r'] = repeats.toString();
+    } else {
+      repeats = 0n;
+      entries.push(entries.length ? { '@_d': d } : { '@_t': start.toString(), '@_d': d });
+    }
+    start = next;
+  }
+  return entries;
+}
+
 function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video' | 'audio', span: PeriodSpan) {
   const duration = Math.round(model.segdur * timescale);
   const announced = model.announced?.[contentType];
@@ -97,11 +123,14 @@ function segmentTemplate(model: MpdModel, timescale: number, contentType: 'video
         SegmentTimeline:
           run.last >= run.first
             ? {
-                S: {
-                  '@_t': (run.first * BigInt(duration)).toString(),
-                  '@_d': duration,
-                  '@_r': (run.last - run.first).toString(),
-                },
+                S:
+                  contentType === 'audio'
+                    ? audioTimeline(run, model.segdur, timescale)
+                    : {
+                        '@_t': (run.first * BigInt(duration)).toString(),
+                        '@_d': duration,
+                        '@_r': (run.last - run.first).toString(),
+                      },
               }
             : undefined,
       }

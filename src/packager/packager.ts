@@ -3,7 +3,7 @@ import { TrackChunker, type InitEvent, type PackagerEvent, type SampleWithData }
 import { SlateCursor, type SlateClip } from './slate.ts';
 import { codecString } from './fmp4.ts';
 import { initPath } from '../layout/object-names.ts';
-import { segmentTicks } from '../timeline/epoch-grid.ts';
+import { segmentTicks, trackSegmentStart } from '../timeline/epoch-grid.ts';
 import type { MpdModel } from './mpd.ts';
 import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
 
@@ -211,7 +211,7 @@ export class Packager {
       state.chunker.continueAfter(lastSegment);
       state.mode = 'slate';
       state.slate = undefined;
-      state.end = (lastSegment + 1n) * segmentTicks(this.#timing.segdur, init.info.timescale);
+      state.end = this.#segmentStart(state, lastSegment + 1n, init.info.timescale);
     }
     return events;
   }
@@ -248,14 +248,18 @@ export class Packager {
       const S = segmentTicks(this.#timing.segdur, info.timescale);
       const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
       if (!state.slate) {
-        const from = chunker.mediaEnd ?? state.end ?? (nowTicks / S) * S;
+        const from = chunker.mediaEnd ?? state.end ?? this.#segmentStart(state, nowTicks / S, info.timescale);
         state.slate = new SlateCursor(this.#clipFor(track)!, S, from);
       }
       const cursor = state.slate;
       if (nowTicks - cursor.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
         // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
         events.push(...chunker.closeOpen());
-        state.slate = new SlateCursor(this.#clipFor(track)!, S, (nowTicks / S) * S);
+        state.slate = new SlateCursor(
+          this.#clipFor(track)!,
+          S,
+          this.#segmentStart(state, nowTicks / S, info.timescale),
+        );
         continue;
       }
       for (let guard = 0; guard < 100_000 && !chunker.finished; guard++) {
@@ -270,6 +274,11 @@ export class Packager {
     }
     this.#noteFirstSegment(events);
     return events;
+  }
+
+  /** Where the track's segment starts: its audio on the epoch frame grid, as live audio is. */
+  #segmentStart(state: TrackState, segment: bigint, timescale: number): bigint {
+    return trackSegmentStart(state.kind, segment, this.#timing.segdur, timescale);
   }
 
   /** Slate waits a moment before opening `segment` while the source is flowing again. */
@@ -351,7 +360,8 @@ export class Packager {
         },
         'slate hands over',
       );
-      // Audio grids of two runs differ by a fraction of a frame: the slate's segment ends where the source begins.
+      // On the epoch grid the slate ends exactly where the source begins; off it (an encoder that
+      // does not hold the grid) by a fraction of a frame: the slate's segment ends there all the same.
       events.push(...chunker.closeOpen({ complete: true }));
     }
     const period = this.#periods.at(-1)!;

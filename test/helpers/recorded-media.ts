@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { childBoxes } from '../../src/packager/boxes.ts';
+import { childBoxes, findBox, view } from '../../src/packager/boxes.ts';
 import { TrackChunker } from '../../src/packager/chunker.ts';
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import type { SlateClip } from '../../src/packager/slate.ts';
@@ -10,9 +10,32 @@ import { slateClipFrom } from '../../src/encode/slate-encoder.ts';
 
 const fixture = async (name: string) =>
   new Uint8Array(await readFile(new URL(`../fixtures/media/${name}`, import.meta.url)));
+
+/**
+ * The recording with every tfdt moved by `ticks` (a copy): the audio was recorded before audio was
+ * put on the epoch frame grid (tfdt mod 1024 = 432); moved by −432 it is what an encoder writes now.
+ */
+export function shiftedDecodeTimes(bytes: Uint8Array, ticks: bigint): Uint8Array {
+  const out = bytes.slice();
+  for (const box of childBoxes(out)) {
+    if (box.type !== 'moof') continue;
+    const tfdt = findBox(box.payload, ['traf', 'tfdt'])!;
+    const fields = view(tfdt.payload);
+    if (tfdt.payload[0] === 1) fields.setBigUint64(4, fields.getBigUint64(4) + ticks);
+    else fields.setUint32(4, Number(BigInt(fields.getUint32(4)) + ticks));
+  }
+  return out;
+}
+
+const recordedAudioOffGrid = await fixture('recorded-audio-4s.mp4');
+/** The audio recording's phase against the epoch frame grid (k·1024 samples since 1970). */
+export const RECORDED_AUDIO_PHASE = 432n;
 export const recorded = {
   '180p': await fixture('recorded-video-320x180-4s.mp4'),
-  audio: await fixture('recorded-audio-4s.mp4'),
+  /** On the epoch frame grid, as every run of the encoder writes it. */
+  audio: shiftedDecodeTimes(recordedAudioOffGrid, -RECORDED_AUDIO_PHASE),
+  /** As recorded: the grid's phase of one run of an encoder that did not hold it. */
+  audioOffGrid: recordedAudioOffGrid,
 };
 /** The recordings cover 1795219794.0 to 1795219798.0 on the epoch timeline. */
 export const T0 = 1_795_219_794;

@@ -4,7 +4,8 @@ import { childBoxes } from '../../src/packager/boxes.ts';
 import type { ChunkEvent, InitEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import { Packager } from '../../src/packager/packager.ts';
-import { clipOf, pieces, recorded, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
+import { audioSegmentStart } from '../../src/timeline/epoch-grid.ts';
+import { clipOf, pieces, recorded, recordedFeeds, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
 
 /** Runs a packager on a clock the test moves. */
 function harness() {
@@ -60,6 +61,25 @@ const brands = (chunk: ChunkEvent) => {
         .filter((_, i) => i !== 1)
     : [];
 };
+
+/**
+ * Audio on the epoch grid, to the sample: continuous, every frame on k·1024, every segment from
+ * its grid frame to the next one's (46 or 47 frames), whether source or slate.
+ */
+function assertAudioOnTheGrid(chunks: ChunkEvent[]) {
+  assertContinuous(chunks);
+  for (const chunk of chunks) assert.equal(chunk.decodeTime % 1024n, 0n, `${chunk.segment}.${chunk.part} on a frame`);
+  const segments = [...new Set(chunks.map((c) => c.segment))];
+  for (const n of segments.slice(1, -1)) {
+    const parts = chunks.filter((c) => c.segment === n);
+    assert.equal(parts[0]!.decodeTime, audioSegmentStart(n, 1, 48_000), `segment ${n} starts on its grid frame`);
+    assert.equal(
+      parts.reduce((sum, c) => sum + c.duration, 0),
+      Number(audioSegmentStart(n + 1n, 1, 48_000) - audioSegmentStart(n, 1, 48_000)),
+      `segment ${n} lasts to the next one's grid frame`,
+    );
+  }
+}
 
 /** Media never goes back and never leaves a hole inside the stretch checked; sequence numbers only grow. */
 function assertContinuous(chunks: ChunkEvent[]) {
@@ -121,6 +141,26 @@ describe('continuity: slate while the source is missing', () => {
     assert.deepEqual(h.packager.slateTracks, []);
     assert.equal(h.packager.periods.length, 1, 'an identical init continues the period');
     assert.equal(h.events.filter((e) => e.type === 'init').length, 2, 'and is not announced again');
+  });
+
+  it("on the epoch grid: source, slate and a new run meet to the sample; segments and mfhd are the timeline's", () => {
+    const h = harness();
+    h.init();
+    h.play(0, 1.5);
+    h.events.push(...h.packager.interrupt());
+    h.play(1.5, 2.9, { source: false });
+    h.events.push(...h.packager.newRun());
+    h.init();
+    h.play(2.9, 4);
+    const audio = chunksOf(h.events, 'audio');
+    assert.ok(audio.some((c) => c.slate) && audio.some((c) => !c.slate));
+    assertAudioOnTheGrid(audio);
+    for (const chunk of [...audio, ...chunksOf(h.events, '180p')])
+      assert.equal(
+        mfhdSequence(chunk),
+        Number((chunk.segment * 10n + BigInt(chunk.part)) % 2n ** 32n),
+        `${chunk.track} ${chunk.segment}.${chunk.part}`,
+      );
   });
 
   it('a clock stepped forward: slate from where media ended, the source again at the next boundary, never backwards', () => {
@@ -353,5 +393,35 @@ describe('supervision and session state', () => {
     assert.equal(video[0]!.decodeTime, BigInt(T0 + 3) * 90_000n);
     assert.ok(video.every((c) => c.slate));
     assert.equal(next.periods.length, 1);
+    const slateAudio = chunksOf(events, 'audio');
+    assert.equal(
+      slateAudio[0]!.decodeTime,
+      audioSegmentStart(BigInt(T0 + 3), 1, 48_000),
+      'silence from its grid frame',
+    );
+  });
+
+  it("a resumed session: the slate and the new process's source meet to the sample on the grid", () => {
+    let nowMs = (T0 + 1.35) * 1000;
+    const next = new Packager(TRACKS, timing, { now: () => nowMs });
+    next.setSlate(clipOf('180p'));
+    next.setSlate(clipOf('audio'));
+    const first = new Packager(TRACKS, timing, { now: () => nowMs });
+    for (const track of ['180p', 'audio'] as const) first.push(track, pieces(recorded[track]).init);
+    const events = [...next.resume(first.periods, BigInt(T0)), ...next.tick()];
+    const feeds = recordedFeeds();
+    for (const track of ['180p', 'audio'] as const) events.push(...next.push(track, feeds[track].init));
+    for (let t = 1.35; t < 4; t += 0.05) {
+      nowMs = Math.round((T0 + t + 0.05) * 1000);
+      for (const track of ['180p', 'audio'] as const)
+        for (const f of feeds[track].fragments)
+          if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...next.push(track, f.bytes));
+      events.push(...next.tick());
+    }
+    const audio = chunksOf(events, 'audio');
+    assert.equal(audio[0]!.segment, BigInt(T0 + 1));
+    assert.ok(audio[0]!.slate && audio.some((c) => !c.slate), 'silence, then the source');
+    assertAudioOnTheGrid(audio);
+    assertContinuous(chunksOf(events, '180p'));
   });
 });

@@ -11,13 +11,18 @@ import { matchesGolden } from '../helpers/golden.ts';
 const matchesArgv = (t: TestContext, name: string, actual: unknown) =>
   matchesGolden(t, `${name}.json`, `${JSON.stringify(actual, null, 2)}\n`);
 
+/** A run's start on the wall clock, for plans that put audio on the epoch grid. */
+const RUN_START_MS = 1_764_000_000_123;
+
 describe('ffmpeg argv per profile (golden)', () => {
   for (const name of BUILTIN_PROFILES) {
     for (const spec of ['test', 'test:mandelbrot']) {
       it(`${name} with --source ${spec}`, async (t) => {
         const { profile } = await loadProfile(name);
         const source = parseTestSource(spec);
-        const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions);
+        const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions, {
+          startMs: RUN_START_MS,
+        });
         await matchesArgv(t, `argv-${name}${spec === 'test' ? '' : '-mandelbrot'}`, {
           args: plan.args,
           tracks: plan.tracks.map(({ id, kind, fd, bitrate }) => ({ id, kind, fd, bitrate })),
@@ -60,6 +65,36 @@ describe('what the argv must say, whatever the golden files hold', () => {
     assert.match(joined, /setpts=RTCTIME/);
     assert.match(joined, /asetpts=RTCTIME/);
     assert.match(joined, /select='if\(selected_n,gt\(pts,prev_selected_pts\),eq\(mod\(round\(t\*30\),30\),0\)\)'/);
+  });
+
+  it('audio on the epoch grid: first_pts is the grid frame at least 0.1 s before the run, at the profile rate', async () => {
+    const { profile: base } = await loadProfile('ultra-ll');
+    for (const rate of [48_000, 44_100] as const) {
+      const profile = { ...base, audio: { ...base.audio, samplerate: rate } };
+      for (const startMs of [RUN_START_MS, RUN_START_MS + 7, 1_800_000_000_000]) {
+        const { args } = buildEncoderPlan(profile, parseTestSource('test'), profile.video.renditions, { startMs });
+        const chain = args[args.indexOf('-af') + 1]!;
+        const match = /^aresample=(\d+),aresample=async=\d+:min_hard_comp=0\.1:flags=res:first_pts=(\d+),/.exec(chain);
+        assert.ok(match, chain);
+        assert.equal(
+          Number(match[1]),
+          rate,
+          'the rate is converted before the grid is set: first_pts counts input samples',
+        );
+        const first = Number(match[2]);
+        assert.equal(first % 1024, 0, `${first} is a frame start`);
+        const leadSamples = ((startMs - 100) * rate) / 1000 - first;
+        assert.ok(
+          leadSamples >= 0 && leadSamples < 1024,
+          `${leadSamples} samples between the grid frame and 0.1 s before the run`,
+        );
+      }
+    }
+    const slate = buildEncoderPlan(base, parseTestSource('test'), base.video.renditions, {
+      slate: true,
+      startMs: RUN_START_MS,
+    });
+    assert.doesNotMatch(slate.args.join(' '), /first_pts/, 'the slate is re-stamped by the packager');
   });
 
   it('ll: 2 s segments select on 60-frame boundaries and IDRs stay every second', async () => {

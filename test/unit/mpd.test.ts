@@ -163,10 +163,26 @@ describe('LL-DASH manifest for an origin that serves only complete files', () =>
       r: '5',
     });
     assert.equal(audioSet.SegmentTemplate.startNumber, '1795219791');
-    assert.deepEqual(audioSet.SegmentTemplate.SegmentTimeline.S, {
-      t: String(1_795_219_791n * 48000n),
-      d: '48000',
-      r: '3',
-    });
+    // Audio as it is on the epoch grid: segment n from the AAC frame nearest n·segdur (ties to the
+    // earlier) to the next one's, so 46 or 47 frames; equal neighbours folded with @r.
+    const gridFrame = (n: bigint) => {
+      const ideal = n * 48_000n - 512n;
+      return ((ideal + 1023n) / 1024n) * 1024n;
+    };
+    const entries = [audioSet.SegmentTemplate.SegmentTimeline.S].flat() as { t?: string; d: string; r?: string }[];
+    assert.equal(entries[0]!.t, String(gridFrame(1_795_219_791n)));
+    assert.ok(entries.slice(1).every((e) => e.t === undefined));
+    const durations = entries.flatMap((e) => Array.from({ length: Number(e.r ?? 0) + 1 }, () => Number(e.d)));
+    assert.deepEqual(
+      durations,
+      [1_795_219_791n, 1_795_219_792n, 1_795_219_793n, 1_795_219_794n].map((n) =>
+        Number(gridFrame(n + 1n) - gridFrame(n)),
+      ),
+    );
+    assert.ok(durations.every((d) => d === 46 * 1024 || d === 47 * 1024));
+    assert.ok(
+      entries.every((e, i) => i === 0 || e.d !== entries[i - 1]!.d),
+      'equal neighbours are folded',
+    );
   });
 });
