@@ -194,6 +194,9 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
     }
   });
 
+  /** Late enough for an encoder short of CPU, far too early for one waiting on the slow origin. */
+  const LATE_ENCODER_MS = 6000;
+
   it('bounds memory under an origin reading 1 byte/ms: drops counted exactly, the encoder and a second origin never held up', async () => {
     const dir = await scratch();
     const origin = await startTestOrigin({ token: TOKEN });
@@ -284,10 +287,11 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
         string,
         { p95: number }
       >;
-      // A hand-over that waited on the slow origin would take seconds per chunk; the figure
-      // itself, which the machine's load moves, is reported by npm run bench.
+      // A hand-over that waited on the slow origin would take over a minute per chunk (1 byte/ms);
+      // the default ladder behind real time on a loaded machine was seen at 2.5 s. The figure
+      // itself is reported by npm run bench.
       for (const track of DEFAULT_TRACKS)
-        assert.ok(delay[track]!.p95 < 1000, `${track} chunk delay p95 ${delay[track]!.p95} ms`);
+        assert.ok(delay[track]!.p95 < LATE_ENCODER_MS, `${track} chunk delay p95 ${delay[track]!.p95} ms`);
       assert.ok(produced.length >= 3 * 12, `${produced.length} segments produced`);
       // A second origin, healthy, is not slowed by the slow one: all of it, on time.
       assert.deepEqual(
@@ -296,7 +300,7 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       );
       for (const track of DEFAULT_TRACKS)
         assert.ok(
-          quantile(chunkDelays(healthy, track), 0.9) < 1000,
+          quantile(chunkDelays(healthy, track), 0.9) < LATE_ENCODER_MS,
           `${track} at the healthy origin: p90 ${quantile(chunkDelays(healthy, track), 0.9).toFixed(0)} ms`,
         );
       const mib = (n: number) => (n / 2 ** 20).toFixed(1);
