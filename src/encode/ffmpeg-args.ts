@@ -98,6 +98,23 @@ export function videoEncoderArgs(profile: Profile, rendition: Rendition): string
   ];
 }
 
+/** The AAC encoder and the audio track's fMP4 muxer, up to its output. */
+export function audioEncoderArgs(profile: Profile): string[] {
+  return [
+    '-c:a',
+    'aac',
+    '-b:a',
+    String(profile.audio.bitrate),
+    '-ar',
+    String(profile.audio.samplerate),
+    '-ac',
+    String(profile.audio.channels),
+    // One AAC frame per fragment: the packager groups 4–5 into a chunk and closes each chunk on its
+    // own last frame; with cdur-long fragments (5 frames) a 4-frame chunk waited for the fifth.
+    ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
+  ];
+}
+
 /**
  * The slate's inputs: a "signal lost" card at the source's size and silence, not paced (encoded as
  * fast as ffmpeg can), long enough for one segment of video and a few more AAC frames.
@@ -292,17 +309,7 @@ export function buildEncoderPlan(
       ),
       ...(live ? audioDetectorFilters(profile.alarms) : []),
     ].join(','),
-    '-c:a',
-    'aac',
-    '-b:a',
-    String(profile.audio.bitrate),
-    '-ar',
-    String(profile.audio.samplerate),
-    '-ac',
-    String(profile.audio.channels),
-    // One AAC frame per fragment: the packager groups 4–5 into a chunk and closes each chunk on its
-    // own last frame; with cdur-long fragments (5 frames) a 4-frame chunk waited for the fifth.
-    ...muxArgs(AAC_FRAME_SAMPLES / profile.audio.samplerate),
+    ...audioEncoderArgs(profile),
     `pipe:${tracks.at(-1)!.fd}`,
   );
   return {

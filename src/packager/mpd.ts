@@ -88,20 +88,14 @@ interface PeriodSpan {
  * window long.
  */
 function audioTimeline(run: SegmentRun, segdur: number, timescale: number) {
-  const entries: { '@_t'?: string; '@_d': number; '@_r'?: string }[] = [];
+  const entries: { '@_t'?: string; '@_d': number; '@_r'?: number }[] = [];
   let start = audioSegmentStart(run.first, segdur, timescale);
-  let repeats = 0n;
   for (let n = run.first; n <= run.last; n++) {
     const next = audioSegmentStart(n + 1n, segdur, timescale);
     const d = Number(next - start);
     const previous = entries.at(-1);
-    if (previous?.['@_d'] === d) {
-      repeats++;
-      previous['@_r'] = repeats.toString();
-    } else {
-      repeats = 0n;
-      entries.push(entries.length ? { '@_d': d } : { '@_t': start.toString(), '@_d': d });
-    }
+    if (previous?.['@_d'] === d) previous['@_r'] = (previous['@_r'] ?? 0) + 1;
+    else entries.push(entries.length ? { '@_d': d } : { '@_t': start.toString(), '@_d': d });
     start = next;
   }
   return entries;

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
 import { loadProfile } from '../../src/config/profile.ts';
-import { audioSyncFilter } from '../../src/encode/ffmpeg-args.ts';
+import { audioEncoderArgs, audioSyncFilter } from '../../src/encode/ffmpeg-args.ts';
 import { audioFrameAtOrBefore } from '../../src/timeline/epoch-grid.ts';
 import { readFmp4 } from '../helpers/fmp4-reader.ts';
 
-// The real audio chain (rate conversion, the sync resampler with its first_pts, AAC, the fMP4
-// muxer as the encoder runs it), run by the real ffmpeg as fast as it can on stamps of any phase:
-// every AAC frame must come out on k·1024 samples since 1970, continuous.
+// The real audio chain (rate conversion, the sync resampler with its first_pts, AAC and the fMP4
+// muxer, with the encoder's own arguments), run by the real ffmpeg as fast as it can on stamps of
+// any phase: every AAC frame must come out on k·1024 samples since 1970, continuous.
 
 const { profile: base } = await loadProfile('ultra-ll');
 const RUN_START_MS = 1_764_000_000_000 + 4321;
@@ -42,22 +42,7 @@ async function encodeAudio(options: {
       '-copyts',
       '-af',
       audioSyncFilter(profile, first),
-      '-c:a',
-      'aac',
-      '-b:a',
-      '128000',
-      '-ar',
-      String(profile.audio.samplerate),
-      '-ac',
-      '2',
-      '-f',
-      'mp4',
-      '-movflags',
-      '+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer+cmaf',
-      '-avoid_negative_ts',
-      'make_non_negative',
-      '-frag_duration',
-      '21333',
+      ...audioEncoderArgs(profile),
       'pipe:1',
     ],
     { encoding: 'buffer', reject: false, timeout: 60_000 },

@@ -5,7 +5,7 @@ import type { ChunkEvent, InitEvent, PackagerEvent } from '../../src/packager/ch
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import { Packager } from '../../src/packager/packager.ts';
 import { audioSegmentStart } from '../../src/timeline/epoch-grid.ts';
-import { clipOf, pieces, recorded, recordedFeeds, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
+import { clipOf, pieces, recorded, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
 
 /** Runs a packager on a clock the test moves. */
 function harness() {
@@ -402,26 +402,17 @@ describe('supervision and session state', () => {
   });
 
   it("a resumed session: the slate and the new process's source meet to the sample on the grid", () => {
-    let nowMs = (T0 + 1.35) * 1000;
-    const next = new Packager(TRACKS, timing, { now: () => nowMs });
-    next.setSlate(clipOf('180p'));
-    next.setSlate(clipOf('audio'));
-    const first = new Packager(TRACKS, timing, { now: () => nowMs });
-    for (const track of ['180p', 'audio'] as const) first.push(track, pieces(recorded[track]).init);
-    const events = [...next.resume(first.periods, BigInt(T0)), ...next.tick()];
-    const feeds = recordedFeeds();
-    for (const track of ['180p', 'audio'] as const) events.push(...next.push(track, feeds[track].init));
-    for (let t = 1.35; t < 4; t += 0.05) {
-      nowMs = Math.round((T0 + t + 0.05) * 1000);
-      for (const track of ['180p', 'audio'] as const)
-        for (const f of feeds[track].fragments)
-          if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...next.push(track, f.bytes));
-      events.push(...next.tick());
-    }
-    const audio = chunksOf(events, 'audio');
+    const previous = harness();
+    previous.init();
+    const h = harness();
+    h.now = (T0 + 1.35) * 1000;
+    h.events.push(...h.packager.resume(previous.packager.periods, BigInt(T0)), ...h.packager.tick());
+    h.init();
+    h.play(1.35, 4);
+    const audio = chunksOf(h.events, 'audio');
     assert.equal(audio[0]!.segment, BigInt(T0 + 1));
     assert.ok(audio[0]!.slate && audio.some((c) => !c.slate), 'silence, then the source');
     assertAudioOnTheGrid(audio);
-    assertContinuous(chunksOf(events, '180p'));
+    assertContinuous(chunksOf(h.events, '180p'));
   });
 });
