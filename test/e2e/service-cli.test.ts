@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { pino } from 'pino';
 import { startEncoder } from '../../src/encode/encoder.ts';
 import { DEFAULT_UNIT, renderUnit } from '../../src/service/unit-file.ts';
+import { writeLightProfile } from '../helpers/light-profile.ts';
 import { ROOT, startAppliance } from '../helpers/run.ts';
 import { scratchDirectories } from '../helpers/scratch.ts';
 
@@ -128,7 +129,9 @@ describe('installing and checking the service', { timeout: 120_000 }, () => {
     assert.match(String(red.stdout), /✗ ffmpeg encoders: missing libx264/);
     assert.match(String(red.stdout), /http:\/\/127\.0\.0\.1:9\/live\/live\.mpd\n {2}✗ not reachable/);
     assert.match(String(red.stdout), /✗ something above would stop a start/);
-    const green = await startAppliance(process.execPath, ['check', '--json', '--profile', 'll']);
+    // A ladder any machine keeps up with, busy or not: the subject is the verdicts, not this box's speed.
+    const light = await writeLightProfile(dir);
+    const green = await startAppliance(process.execPath, ['check', '--json', '--profile', light]);
     assert.equal(green.exitCode, 0, String(green.stdout));
     const report = JSON.parse(String(green.stdout)) as { ok: boolean; findings: { check: string; verdict: string }[] };
     assert.equal(report.ok, true);
