@@ -3,6 +3,9 @@ import { z } from 'zod';
 /** x264 presets, fastest first; the appliance needs real time on 2 cores, so slow ones are refused. */
 export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast'] as const;
 
+/** What a box short of CPU may give up, one step at a time (see ladder/realtime-steps.ts). */
+export const REALTIME_STEPS = ['preset', 'top-rendition', 'framerate'] as const;
+
 const BITRATE_PATTERN = /^(\d+(?:\.\d+)?)\s*([kKmM]?)$/;
 
 /** `6M`, `6000k`, `128k` or a plain number of bits per second. */
@@ -116,6 +119,27 @@ export const profileSchema = z.strictObject({
           restoreSeconds: positiveSeconds.default(30),
         })
         .default({ shed: true, graceSeconds: 10, restoreSeconds: 30 }),
+    })
+    .prefault({}),
+  /** When the encoder falls behind real time (a box short of CPU): the steps down it may take, in order. */
+  realtime: z
+    .strictObject({
+      adapt: z
+        .boolean({ error: 'expected true (step down when behind real time) or false (only the alarm)' })
+        .default(true),
+      steps: z
+        .array(
+          z.enum(REALTIME_STEPS, {
+            error: `expected steps among ${REALTIME_STEPS.join(', ')} (faster x264 preset, stop encoding the top rendition, a lower frame rate)`,
+          }),
+        )
+        .max(6)
+        .default(['preset', 'top-rendition', 'framerate']),
+      /** Chunks later than this (p95 in a second, handed over − end of their media) are behind; default 2 chunks. */
+      lateMs: z.number().positive({ error: 'expected milliseconds greater than 0' }).optional(),
+      graceSeconds: positiveSeconds.default(3),
+      holdSegments: z.number().int().min(1, { error: 'expected at least 1 segment' }).default(4),
+      restoreSeconds: positiveSeconds.default(6),
     })
     .prefault({}),
   latency: z.strictObject({

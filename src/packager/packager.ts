@@ -26,7 +26,16 @@ export interface ManifestOptions {
 export interface Period {
   /** Its first segment; the first period of a history starts at 0 (PT0S). */
   start: bigint;
+  /** The tracks the period has (a rendition not encoded then has none). */
   inits: Map<string, InitEvent>;
+  /** Its video frame rate, when a run set one other than the profile's. */
+  frameRate?: number | undefined;
+}
+
+/** What one encoder run makes: its tracks (a subset of the packager's) and its frame rate. */
+export interface RunShape {
+  tracks: readonly string[];
+  frameRate?: number | undefined;
 }
 
 export interface PackagerOptions {
@@ -62,9 +71,14 @@ export interface ContinuityCounters {
 interface TrackState {
   chunker: TrackChunker;
   kind: 'video' | 'audio';
-  /** `live`: the source's media is packaged; `slate`: the slate fills in until the source resumes. */
-  mode: 'live' | 'slate';
+  /**
+   * `live`: the source's media is packaged; `slate`: the slate fills in until the source resumes;
+   * `absent`: not in the current period (a rendition no longer encoded), nothing is made.
+   */
+  mode: 'live' | 'slate' | 'absent';
   slate: SlateCursor | undefined;
+  /** The clip the slate cursor repeats (each period's init has its own). */
+  slateClip: SlateClip | undefined;
   /** A new run's init that differs from the track's in the current period. */
   pendingInit: InitEvent | undefined;
   /** End of the newest sample packaged (source or slate): the next one may not start before it. */
@@ -94,6 +108,10 @@ export class Packager {
   /** After an interruption: the segment from which the source's media is taken again. */
   #resumeAt: bigint | undefined;
   #sourceSeenAt = -Infinity;
+  /** What the current encoder run makes; every track until told otherwise. */
+  #run: RunShape;
+  /** The first period has had every track's init: manifests can be written from then on. */
+  #assembled = false;
   readonly counters: ContinuityCounters = {
     backwardsSamples: 0,
     heldBackSamples: 0,
@@ -114,6 +132,7 @@ export class Packager {
     this.#jumpToleranceMs = options.jumpToleranceMs ?? timing.cdur * 1000;
     this.#periodLeadMs = options.periodLeadMs ?? 3000;
     this.#note = options.note ?? (() => undefined);
+    this.#run = { tracks: tracks.map((t) => t.id) };
     this.#states = new Map(
       tracks.map((t) => [
         t.id,
@@ -122,6 +141,7 @@ export class Packager {
           kind: t.kind,
           mode: 'live',
           slate: undefined,
+          slateClip: undefined,
           pendingInit: undefined,
           end: undefined,
         },
@@ -155,6 +175,15 @@ export class Packager {
   }
 
   /**
+   * The shape of the encoder run that starts now (a box short of CPU encodes fewer tracks or fewer
+   * frames): a track it leaves out ends at the next period, one it brings back or another frame
+   * rate starts one.
+   */
+  useRun(run: RunShape): void {
+    this.#run = { tracks: run.tracks.filter((t) => this.#states.has(t)), frameRate: run.frameRate };
+  }
+
+  /**
    * The source stopped (the encoder died or stalled, the clock stepped): each track's media ends
    * at its last whole chunk, and slate continues from there, due by the clock, until the source
    * delivers the start of a segment again. Without a slate, the open segment ends short.
@@ -183,10 +212,16 @@ export class Packager {
     this.#clips.set(clip.init.track, clips);
   }
 
-  /** The slate clip for the track's current init, if there is one. */
-  #clipFor(track: string): SlateClip | undefined {
-    const init = this.#periods.at(-1)?.inits.get(track);
+  /** The slate clip for the track's init in the period of `segment` (default: the current period), if there is one. */
+  #clipFor(track: string, segment?: bigint): SlateClip | undefined {
+    const period = segment === undefined ? this.#periods.at(-1) : this.#periodOf(segment);
+    const init = period?.inits.get(track);
     return init && this.#clips.get(track)?.find((c) => sameBytes(c.init.bytes, init.bytes));
+  }
+
+  /** The period `segment` belongs to (the first one for segments before it). */
+  #periodOf(segment: bigint): Period | undefined {
+    return this.#periods.findLast((p) => p.start <= segment) ?? this.#periods[0];
   }
 
   /** The slate of `track` can stand in for its media (same init as the track's current one). */
@@ -202,11 +237,17 @@ export class Packager {
   resume(periods: readonly Period[], lastSegment: bigint): PackagerEvent[] {
     if (this.#periods.length || !periods.length) return [];
     this.#periods.push(...periods);
+    this.#assembled = true;
     const current = periods.at(-1)!;
     const events: PackagerEvent[] = periods.flatMap((p) => [...p.inits.values()]);
     for (const [track, state] of this.#states) {
       const init = current.inits.get(track);
-      if (!init) continue;
+      if (!init) {
+        // Not encoded when the previous process stopped: a new period brings it back.
+        state.mode = 'absent';
+        state.chunker.continueAfter(lastSegment);
+        continue;
+      }
       state.chunker.useInit(init);
       state.chunker.continueAfter(lastSegment);
       state.mode = 'slate';
@@ -241,39 +282,63 @@ export class Packager {
       const chunker = state.chunker;
       const info = chunker.info;
       if (!info) continue;
-      if (!this.slateUsable(track)) {
-        events.push(...chunker.closeOpen());
-        continue;
-      }
       const S = segmentTicks(this.#timing.segdur, info.timescale);
       const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
-      if (!state.slate) {
-        const from = chunker.mediaEnd ?? state.end ?? this.#segmentStart(state, nowTicks / S, info.timescale);
-        state.slate = new SlateCursor(this.#clipFor(track)!, S, from);
-      }
-      const cursor = state.slate;
-      if (nowTicks - cursor.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
+      const from =
+        state.slate?.next ?? chunker.mediaEnd ?? state.end ?? this.#segmentStart(state, nowTicks / S, info.timescale);
+      if (!this.#slateFor(state, track, from, events)) continue;
+      if (nowTicks - state.slate!.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
         // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
         events.push(...chunker.closeOpen());
-        state.slate = new SlateCursor(
-          this.#clipFor(track)!,
-          S,
-          this.#segmentStart(state, nowTicks / S, info.timescale),
-        );
+        state.slate = undefined;
+        this.#slateFor(state, track, this.#segmentStart(state, nowTicks / S, info.timescale), events);
         continue;
       }
-      for (let guard = 0; guard < 100_000 && !chunker.finished; guard++) {
+      for (let guard = 0; guard < 100_000 && !chunker.finished && state.slate; guard++) {
+        const cursor = state.slate;
         const t = cursor.next;
         if (t + BigInt(cursor.peekDuration()) > nowTicks) break;
         const place = chunker.placeSample({ decodeTime: t, duration: cursor.peekDuration(), sync: true });
         if (place.startsSegment && chunker.openSegment !== place.segment && this.#holdsSegmentFor(place.segment, nowMs))
           break;
-        this.#add(state, cursor.take(), events, true);
+        // A new period from here: its own slate clip, or none for a track it leaves out.
+        if (place.startsSegment && !this.#slateFor(state, track, t, events)) break;
+        this.#add(state, state.slate!.take(), events, true);
         this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
       }
     }
     this.#noteFirstSegment(events);
     return events;
+  }
+
+  /**
+   * Points the track's slate at the clip of the period its media at `at` falls in. A period
+   * without the track ends it there (the segment before is whole); a track without a usable clip
+   * ends its open segment short (a hole, as warned at the start). False when no slate is made.
+   */
+  #slateFor(state: TrackState, track: string, at: bigint, events: PackagerEvent[]): boolean {
+    const chunker = state.chunker;
+    const S = segmentTicks(this.#timing.segdur, chunker.info!.timescale);
+    const segment = chunker.placeSample({ decodeTime: at, duration: 1, sync: true }).segment;
+    const period = this.#periodOf(segment);
+    if (period && !period.inits.has(track)) {
+      events.push(...chunker.closeOpen({ complete: at % S === 0n || state.kind === 'audio' }));
+      state.mode = 'absent';
+      state.slate = undefined;
+      state.slateClip = undefined;
+      return false;
+    }
+    const clip = this.#clipFor(track, segment);
+    if (!clip) {
+      events.push(...chunker.closeOpen());
+      state.slate = undefined;
+      return false;
+    }
+    if (state.slate && state.slateClip === clip) return true;
+    state.slate = new SlateCursor(clip, S, at);
+    state.slateClip = clip;
+    chunker.useInit(period!.inits.get(track)!);
+    return true;
   }
 
   /** Where the track's segment starts: its audio on the epoch frame grid, as live audio is. */
@@ -294,9 +359,16 @@ export class Packager {
     if (!this.#periods.length) this.#periods.push({ start: 0n, inits: new Map() });
     const current = this.#periods.at(-1)!;
     const known = current.inits.get(init.track);
+    if (!known && this.#assembled) {
+      // A track the current period does not have (a rendition encoded again): a new period brings it.
+      state.pendingInit = init;
+      return;
+    }
     if (!known) {
       const placed = { ...init, path: initPath(init.track, current.start) };
       current.inits.set(init.track, placed);
+      if (this.#run.frameRate !== undefined) current.frameRate = this.#run.frameRate;
+      this.#assembled ||= this.#run.tracks.every((t) => current.inits.has(t));
       state.chunker.useInit(placed);
       events.push(placed);
       return;
@@ -331,6 +403,8 @@ export class Packager {
         return;
       }
     }
+    // A track that was never in a period of this process places its samples by its run's init.
+    if (!chunker.info && state.pendingInit) chunker.useInit(state.pendingInit);
     const place = chunker.placeSample(sample);
     if (!place.startsSegment) return void this.counters.heldBackSamples++;
     this.#resumeAt ??= this.#decideResume(place.segment, events);
@@ -365,7 +439,9 @@ export class Packager {
       events.push(...chunker.closeOpen({ complete: true }));
     }
     const period = this.#periods.at(-1)!;
-    const init = period.inits.get(chunker.track)!;
+    const init = period.inits.get(chunker.track);
+    // Not in the period decided without it (its init came late): it waits for the next one.
+    if (!init) return void this.counters.heldBackSamples++;
     if (state.pendingInit && !sameBytes(state.pendingInit.bytes, init.bytes)) {
       // This run's init came after its period was started: its media cannot be used in it.
       return void this.counters.heldBackSamples++;
@@ -394,14 +470,22 @@ export class Packager {
   #decideResume(segment: bigint, events: PackagerEvent[]): bigint {
     const begun = this.currentSegment ?? -1n;
     let resume = segment > begun ? segment : begun + 1n;
-    const changed = [...this.#states.values()].filter((s) => s.pendingInit);
-    if (!changed.length) return resume;
+    const previous = this.#periods.at(-1)!;
+    const changed =
+      [...this.#states.values()].some((s) => s.pendingInit) ||
+      [...previous.inits.keys()].some((track) => !this.#run.tracks.includes(track)) ||
+      (this.#run.frameRate !== undefined && this.#run.frameRate !== (previous.frameRate ?? this.#run.frameRate));
+    if (!changed) return resume;
     const leadSegment = BigInt(Math.ceil((this.#now() + this.#periodLeadMs) / 1000 / this.#timing.segdur));
     if (leadSegment > resume) resume = leadSegment;
     // Every init of the new period is written under the period's name; the DASH template names them so.
-    const previous = this.#periods.at(-1)!;
-    const period: Period = { start: resume, inits: new Map() };
+    const period: Period = {
+      start: resume,
+      inits: new Map(),
+      frameRate: this.#run.frameRate ?? previous.frameRate,
+    };
     for (const [track, state] of this.#states) {
+      if (!this.#run.tracks.includes(track)) continue;
       const source = state.pendingInit ?? previous.inits.get(track);
       if (!source) continue;
       const init = { ...source, path: initPath(track, resume) };
@@ -427,10 +511,9 @@ export class Packager {
     return this.#periods;
   }
 
-  /** Every track's init segment has arrived: the manifest can be written. */
+  /** Every track's init segment has arrived (those of the first run, for the first period): the manifest can be written. */
   get ready(): boolean {
-    const period = this.#periods.at(-1);
-    return Boolean(period && this.#tracks.every((t) => period.inits.has(t.id)));
+    return this.#assembled;
   }
 
   /** Tracks now filled with slate. */
@@ -438,15 +521,15 @@ export class Packager {
     return [...this.#states].filter(([, s]) => s.mode === 'slate').map(([id]) => id);
   }
 
-  /** Every track has completed the segment before the requested end. */
+  /** Every track has completed the segment before the requested end (a track the period left out has nothing to complete). */
   get finished(): boolean {
-    return [...this.#states.values()].every((s) => s.chunker.finished);
+    return [...this.#states.values()].every((s) => s.chunker.finished || s.mode === 'absent');
   }
 
   /** Where each track stands, for a log line when something does not finish. */
   get trackStates(): Record<
     string,
-    { mode: 'live' | 'slate'; openSegment?: string; lastCompleted?: string; slateUsable: boolean; finished: boolean }
+    { mode: TrackState['mode']; openSegment?: string; lastCompleted?: string; slateUsable: boolean; finished: boolean }
   > {
     return Object.fromEntries(
       [...this.#states].map(([id, s]) => [
@@ -493,11 +576,13 @@ export class Packager {
    */
   hlsRenditions(profile: Profile): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined {
     if (!this.ready) return undefined;
-    const info = (id: string) => this.#periods.at(-1)!.inits.get(id)!.info;
+    const period = this.#periods.at(-1)!;
+    const info = (id: string) => period.inits.get(id)!.info;
     const boxes = 1.03;
-    const audioTrack = this.#tracks.find((t) => t.kind === 'audio');
+    const present = this.#tracks.filter((t) => period.inits.has(t.id));
+    const audioTrack = present.find((t) => t.kind === 'audio');
     return {
-      video: this.#tracks
+      video: present
         .filter((t) => t.kind === 'video')
         .map((t) => {
           const i = info(t.id);
@@ -510,7 +595,7 @@ export class Packager {
             peakBandwidth: peak,
             width: i.width!,
             height: i.height!,
-            frameRate: profile.video.framerate,
+            frameRate: period.frameRate ?? profile.video.framerate,
           };
         }),
       audio: audioTrack && {
@@ -567,7 +652,7 @@ export class Packager {
             bandwidth: t.bitrate,
             width: i.width!,
             height: i.height!,
-            frameRate: profile.video.framerate,
+            frameRate: period.frameRate ?? profile.video.framerate,
             sar: i.sar ?? '1:1',
             timescale: i.timescale,
           };

@@ -9,7 +9,7 @@ import type { Period } from './packager.ts';
 export interface SessionState {
   version: 1;
   lastSegment: string;
-  periods: { start: string; inits: Record<string, { path: string; bytes: string }> }[];
+  periods: { start: string; inits: Record<string, { path: string; bytes: string }>; frameRate?: number }[];
 }
 
 /** Pure: the packager's periods and last segment → the state to save. */
@@ -19,6 +19,7 @@ export function sessionState(periods: readonly Period[], lastSegment: bigint): S
     lastSegment: lastSegment.toString(),
     periods: periods.map((p) => ({
       start: p.start.toString(),
+      ...(p.frameRate !== undefined && { frameRate: p.frameRate }),
       inits: Object.fromEntries(
         [...p.inits].map(([track, init]) => [
           track,
@@ -46,7 +47,9 @@ export function restoreState(
         if (!init) return undefined;
         inits.set(track, { ...init, path: saved.path });
       }
-      return { start: BigInt(p.start), inits };
+      const frameRate =
+        typeof p.frameRate === 'number' && p.frameRate > 0 && p.frameRate <= 120 ? p.frameRate : undefined;
+      return { start: BigInt(p.start), inits, frameRate };
     });
     if (periods.some((p) => !p)) return undefined;
     return { periods: periods as Period[], lastSegment: BigInt(s.lastSegment) };

@@ -5,44 +5,8 @@ import type { ChunkEvent, InitEvent, PackagerEvent } from '../../src/packager/ch
 import { parseMoof } from '../../src/packager/fmp4.ts';
 import { Packager } from '../../src/packager/packager.ts';
 import { audioSegmentStart } from '../../src/timeline/epoch-grid.ts';
+import { harness } from '../helpers/packager-harness.ts';
 import { clipOf, pieces, recorded, T0, timing, TRACKS } from '../helpers/recorded-media.ts';
-
-/** Runs a packager on a clock the test moves. */
-function harness() {
-  let nowMs = T0 * 1000;
-  const packager = new Packager(TRACKS, timing, { now: () => nowMs });
-  packager.setSlate(clipOf('180p'));
-  packager.setSlate(clipOf('audio'));
-  const events: PackagerEvent[] = [];
-  const feeds = { '180p': pieces(recorded['180p']), audio: pieces(recorded.audio) };
-  return {
-    packager,
-    events,
-    set now(ms: number) {
-      nowMs = ms;
-    },
-    get now() {
-      return nowMs;
-    },
-    /** The run's init segments. */
-    init() {
-      for (const track of ['180p', 'audio'] as const) events.push(...packager.push(track, feeds[track].init));
-    },
-    /** Source fragments starting in [from, to) seconds after T0, as the clock passes their end, with slate ticks between. */
-    play(from: number, to: number, options: { source?: boolean } = {}) {
-      for (let t = from; t < to - 1e-9; t += 0.05) {
-        nowMs = Math.round((T0 + t + 0.05) * 1000);
-        if (options.source !== false) {
-          for (const track of ['180p', 'audio'] as const) {
-            for (const f of feeds[track].fragments)
-              if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...packager.push(track, f.bytes));
-          }
-        }
-        events.push(...packager.tick());
-      }
-    },
-  };
-}
 
 const chunksOf = (events: PackagerEvent[], track: string) =>
   events.filter((e): e is ChunkEvent => e.type === 'chunk' && e.track === track);

@@ -1,0 +1,191 @@
+// Whether the encoder keeps real time, and which step of the profile's ladder of savings it runs
+// at: the CPU twin of the uplink monitor. Pure: fed once a second with what the run saw in that
+// second, it answers with the changes to make.
+
+export interface RealtimeSettings {
+  segdur: number;
+  /** How many steps down there are (0: none; the controller then only tells the truth). */
+  steps: number;
+  /** A second whose chunks' lateness (p95) is above this is behind. */
+  lateMs: number;
+  /** Behind this many seconds more than clear ones (a leaky count) steps down. */
+  graceSeconds: number;
+  /** After any change no other for this many segments: the restart and its slate are not judged. */
+  holdSegments: number;
+  /** Clear this long steps back up; a step up that does not hold doubles it (at most 10 minutes). */
+  restoreSeconds: number;
+}
+
+/** What the run saw in one second. */
+export interface RealtimeSample {
+  now: number;
+  /** p95 of the lateness of the chunks the encoder made in the second (handed over − end of their media); undefined: none. */
+  latenessMs: number | undefined;
+  /** Media encoded over wall time in the second; undefined: not measured. */
+  speed: number | undefined;
+  /** Frames ffmpeg duplicated or dropped in the second (it does so when its input outruns it). */
+  droppedFrames: number;
+  /** Share of the second ffmpeg's busiest thread waited for a CPU (Linux); undefined: not measured. */
+  cpuWait?: number | undefined;
+}
+
+export type RealtimeAction =
+  | { type: 'step'; level: number; direction: 'down' | 'up'; why: string }
+  | { type: 'alarm'; raised: boolean; detail: string }
+  /** What the manifests add to their latency promises, in ms (0: the profile's own). */
+  | { type: 'margin'; ms: number };
+
+/** Speed below this is behind real time, at or above `CLEAR_SPEED` clear. */
+const BEHIND_SPEED = 0.95;
+const CLEAR_SPEED = 0.98;
+/** A thread waiting for a CPU this share of the time has no headroom for more work. */
+const CLEAR_CPU_WAIT = 0.2;
+/** Seconds of lateness the manifests' margin is measured over. */
+const MARGIN_WINDOW = 10;
+const MAX_RESTORE_SECONDS = 600;
+
+type Verdict = 'behind' | 'clear' | 'neutral';
+
+/** Pure: one second → behind (late, slow or dropping), clear (headroom), or neither. */
+export function judgeSecond(sample: RealtimeSample, lateMs: number): { verdict: Verdict; why: string } {
+  const late = sample.latenessMs !== undefined && sample.latenessMs > lateMs;
+  const slow = sample.speed !== undefined && sample.speed < BEHIND_SPEED;
+  if (late || slow || sample.droppedFrames > 0) {
+    const why = [
+      ...(late ? [`chunks ${Math.round(sample.latenessMs!)} ms late (p95)`] : []),
+      ...(slow ? [`speed ${sample.speed!.toFixed(2)}x`] : []),
+      ...(sample.droppedFrames > 0 ? [`${sample.droppedFrames} frames duplicated or dropped`] : []),
+    ].join(', ');
+    return { verdict: 'behind', why };
+  }
+  const clear =
+    (sample.latenessMs === undefined || sample.latenessMs <= lateMs / 2) &&
+    (sample.speed === undefined || sample.speed >= CLEAR_SPEED) &&
+    (sample.cpuWait === undefined || sample.cpuWait < CLEAR_CPU_WAIT);
+  return { verdict: clear ? 'clear' : 'neutral', why: '' };
+}
+
+/**
+ * Behind for `graceSeconds` (net of clear seconds, so a brief spike passes) steps down one level
+ * and raises `encoder-behind`; at the last level it only alarms. Clear for `restoreSeconds` steps
+ * back up; a step up followed by a step down within a hold and a grace doubles the next wait, so a
+ * box that cannot hold a level is probed less and less often. Each change is held
+ * `holdSegments` before the next second is judged. While behind, the manifests' margin is the
+ * lateness seen (p95 of the last 10 s, whole 100 ms); it returns to 0 once the alarm clears.
+ */
+export class RealtimeController {
+  readonly #settings: RealtimeSettings;
+  #level = 0;
+  #behindScore = 0;
+  #clearSince: number | undefined;
+  #holdUntil = -Infinity;
+  #lastUpAt: number | undefined;
+  #restoreSeconds: number;
+  #alarmed = false;
+  #margin = 0;
+  readonly #lateness: number[] = [];
+
+  constructor(settings: RealtimeSettings) {
+    this.#settings = settings;
+    this.#restoreSeconds = settings.restoreSeconds;
+  }
+
+  get level(): number {
+    return this.#level;
+  }
+
+  get behind(): boolean {
+    return this.#alarmed;
+  }
+
+  /** Seconds the next step up waits for (doubled after steps up that did not hold). */
+  get restoreSeconds(): number {
+    return this.#restoreSeconds;
+  }
+
+  /** A change the controller did not make (an encoder restarted anyway) is held like its own. */
+  hold(now: number): void {
+    this.#holdUntil = now + this.#settings.holdSegments * this.#settings.segdur * 1000;
+    this.#behindScore = 0;
+    this.#clearSince = undefined;
+  }
+
+  update(sample: RealtimeSample): RealtimeAction[] {
+    const { now } = sample;
+    const settings = this.#settings;
+    const actions: RealtimeAction[] = [];
+    if (sample.latenessMs !== undefined) {
+      this.#lateness.push(sample.latenessMs);
+      if (this.#lateness.length > MARGIN_WINDOW) this.#lateness.shift();
+    }
+    if (now < this.#holdUntil) return actions;
+    const { verdict, why } = judgeSecond(sample, settings.lateMs);
+    if (verdict === 'behind') {
+      this.#behindScore = Math.min(settings.graceSeconds, this.#behindScore + 1);
+      this.#clearSince = undefined;
+    } else {
+      if (verdict === 'clear') this.#behindScore = Math.max(0, this.#behindScore - 1);
+      // Neutral seconds neither count towards a step up nor undo the clear ones before them.
+      if (verdict === 'clear') this.#clearSince ??= now;
+    }
+    if (this.#behindScore >= settings.graceSeconds) {
+      if (!this.#alarmed) {
+        this.#alarmed = true;
+        actions.push({
+          type: 'alarm',
+          raised: true,
+          detail: `the encoder is behind real time: ${why}${this.#level < settings.steps ? `; stepping down to level ${this.#level + 1}` : `; at the last step (${settings.steps})`}`,
+        });
+      }
+      if (this.#level < settings.steps) {
+        if (this.#lastUpAt !== undefined && now - this.#lastUpAt < this.#bounceMs())
+          this.#restoreSeconds = Math.min(MAX_RESTORE_SECONDS, this.#restoreSeconds * 2);
+        this.#lastUpAt = undefined;
+        this.#level++;
+        actions.push({ type: 'step', level: this.#level, direction: 'down', why });
+        this.hold(now);
+      }
+    } else if (verdict === 'clear' && this.#alarmed && this.#behindScore === 0) {
+      this.#alarmed = false;
+      actions.push({
+        type: 'alarm',
+        raised: false,
+        detail: `the encoder keeps real time again at level ${this.#level}`,
+      });
+    }
+    if (
+      !this.#alarmed &&
+      this.#level > 0 &&
+      this.#clearSince !== undefined &&
+      now - this.#clearSince >= this.#restoreSeconds * 1000
+    ) {
+      this.#level--;
+      this.#lastUpAt = now;
+      actions.push({
+        type: 'step',
+        level: this.#level,
+        direction: 'up',
+        why: `clear for ${this.#restoreSeconds} s`,
+      });
+      this.hold(now);
+    }
+    const margin = this.#alarmed ? Math.ceil(quantile95(this.#lateness) / 100) * 100 : 0;
+    if (margin !== this.#margin) {
+      this.#margin = margin;
+      actions.push({ type: 'margin', ms: margin });
+    }
+    return actions;
+  }
+
+  /** A step down this soon after a step up means the step up did not hold. */
+  #bounceMs(): number {
+    const { holdSegments, segdur, graceSeconds } = this.#settings;
+    return (holdSegments * segdur + graceSeconds + 2) * 1000;
+  }
+}
+
+function quantile95(values: readonly number[]): number {
+  if (!values.length) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)]!;
+}

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  judgeSecond,
+  RealtimeController,
+  type RealtimeAction,
+  type RealtimeSample,
+  type RealtimeSettings,
+} from '../../src/run/realtime-controller.ts';
+
+const SETTINGS: RealtimeSettings = {
+  segdur: 1,
+  steps: 3,
+  lateMs: 200,
+  graceSeconds: 3,
+  holdSegments: 5,
+  restoreSeconds: 10,
+};
+
+const fine = (now: number): RealtimeSample => ({ now, latenessMs: 55, speed: 1, droppedFrames: 0, cpuWait: 0.02 });
+/** As measured on a 2-core box with the encoder pinned to a core a busy loop shares. */
+const starved = (now: number, i = 0): RealtimeSample => ({
+  now,
+  latenessMs: 320 + ((i * 137) % 500),
+  speed: 0.7 + ((i * 7) % 20) / 100,
+  droppedFrames: i % 3 === 0 ? 2 : 0,
+  cpuWait: 0.6,
+});
+
+/** Feeds one sample a second from `from` (s) for `seconds`, collecting the actions with their second. */
+function run(
+  controller: RealtimeController,
+  from: number,
+  seconds: number,
+  make: (now: number, i: number) => RealtimeSample,
+): { at: number; action: RealtimeAction }[] {
+  const out: { at: number; action: RealtimeAction }[] = [];
+  for (let i = 0; i < seconds; i++) {
+    const now = (from + i) * 1000;
+    for (const action of controller.update(make(now, i))) out.push({ at: from + i, action });
+  }
+  return out;
+}
+
+const steps = (actions: { at: number; action: RealtimeAction }[]) =>
+  actions.filter((a) => a.action.type === 'step').map((a) => ({ at: a.at, ...(a.action as { level: number }) }));
+
+describe('the real-time controller', () => {
+  it('judges a second: late, slow or dropping is behind; headroom on every measure is clear', () => {
+    assert.equal(judgeSecond(fine(0), 200).verdict, 'clear');
+    assert.deepEqual(judgeSecond({ ...fine(0), latenessMs: 305 }, 200), {
+      verdict: 'behind',
+      why: 'chunks 305 ms late (p95)',
+    });
+    assert.match(judgeSecond({ ...fine(0), speed: 0.9 }, 200).why, /speed 0\.90x/);
+    assert.match(judgeSecond({ ...fine(0), droppedFrames: 3 }, 200).why, /3 frames duplicated or dropped/);
+    // Between clear and behind: neither a step down nor a second towards a step up.
+    assert.equal(judgeSecond({ ...fine(0), latenessMs: 150 }, 200).verdict, 'neutral');
+    assert.equal(judgeSecond({ ...fine(0), cpuWait: 0.5 }, 200).verdict, 'neutral');
+    // Nothing measured (slate, no progress yet) is clear: nothing says otherwise.
+    assert.equal(
+      judgeSecond({ now: 0, latenessMs: undefined, speed: undefined, droppedFrames: 0 }, 200).verdict,
+      'clear',
+    );
+  });
+
+  it('a slow start (x264 and the source settling) is held, not judged', () => {
+    const controller = new RealtimeController(SETTINGS);
+    controller.hold(0);
+    // Recorded: the first 4 s of a run on a quiet box: speed 0.6 → 0.97, a few duplicated frames.
+    const start = [
+      { latenessMs: 480, speed: 0.61, droppedFrames: 4 },
+      { latenessMs: 260, speed: 0.83, droppedFrames: 2 },
+      { latenessMs: 120, speed: 0.92, droppedFrames: 0 },
+      { latenessMs: 70, speed: 0.97, droppedFrames: 0 },
+    ];
+    const actions = run(controller, 0, 30, (now, i) => ({ now, ...(start[i] ?? fine(now)) }));
+    assert.deepEqual(actions, []);
+    assert.equal(controller.level, 0);
+  });
+
+  it('a brief spike (2 s late among clear seconds) takes no step and raises nothing', () => {
+    const controller = new RealtimeController(SETTINGS);
+    const spikes = new Set([5, 6, 14, 20, 21]);
+    const actions = run(controller, 0, 40, (now, i) => (spikes.has(i) ? starved(now, i) : fine(now)));
+    assert.deepEqual(actions, []);
+  });
+
+  it('a sustained overload steps down one level per hold and grace, alarms once, and tells the manifests', () => {
+    const controller = new RealtimeController(SETTINGS);
+    const actions = run(controller, 0, 40, starved);
+    assert.deepEqual(
+      steps(actions).map(({ at, level }) => ({ at, level })),
+      [
+        { at: 2, level: 1 },
+        { at: 9, level: 2 },
+        { at: 16, level: 3 },
+      ],
+      'a step after 3 behind seconds, then 5 s held and 3 more behind',
+    );
+    const alarms = actions.filter((a) => a.action.type === 'alarm');
+    assert.equal(alarms.length, 1);
+    assert.match((alarms[0]!.action as { detail: string }).detail, /behind real time: chunks \d+ ms late.*level 1/);
+    const margins = actions.filter((a) => a.action.type === 'margin').map((a) => (a.action as { ms: number }).ms);
+    assert.ok(margins.length >= 1 && margins.every((ms) => ms % 100 === 0 && ms >= 400 && ms <= 900), `${margins}`);
+    assert.equal(controller.level, 3, 'the last step is kept');
+  });
+
+  it('recovers: the alarm clears, the margin goes back to 0, and each step is undone after the restore wait', () => {
+    const controller = new RealtimeController(SETTINGS);
+    run(controller, 0, 30, starved);
+    assert.equal(controller.level, 3);
+    const actions = run(controller, 30, 60, fine);
+    // Clear since 30: up at 40, then each level is held 5 s and judged clear for 10 s more.
+    // Three clear seconds drain the three behind ones.
+    assert.deepEqual(actions[0], {
+      at: 32,
+      action: { type: 'alarm', raised: false, detail: 'the encoder keeps real time again at level 3' },
+    });
+    assert.deepEqual(actions[1], { at: 32, action: { type: 'margin', ms: 0 } });
+    assert.deepEqual(
+      steps(actions).map(({ at, level }) => ({ at, level })),
+      [
+        { at: 40, level: 2 },
+        { at: 55, level: 1 },
+        { at: 70, level: 0 },
+      ],
+    );
+  });
+
+  it('a step up that does not hold doubles the next wait, up to 10 minutes', () => {
+    const controller = new RealtimeController({ ...SETTINGS, steps: 1 });
+    run(controller, 0, 5, starved);
+    assert.equal(controller.level, 1);
+    // Headroom at level 1, none at level 0: the box cannot hold the profile as it is.
+    let t = 5;
+    const waits: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const up = run(controller, t, 700, fine).find((a) => a.action.type === 'step');
+      assert.ok(up, `round ${round}: a step up`);
+      waits.push(controller.restoreSeconds);
+      t = up.at + 1;
+      const down = run(controller, t, 20, starved).find((a) => a.action.type === 'step');
+      assert.ok(down && (down.action as { level: number }).level === 1);
+      t = down.at + 1;
+    }
+    assert.deepEqual(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+  });
+
+  it('with no step left (a profile that declares none) it still alarms and tells the truth', () => {
+    const controller = new RealtimeController({ ...SETTINGS, steps: 0 });
+    const actions = run(controller, 0, 10, starved);
+    assert.deepEqual(steps(actions), []);
+    assert.match(
+      (actions.find((a) => a.action.type === 'alarm')!.action as { detail: string }).detail,
+      /at the last step \(0\)/,
+    );
+    assert.ok(actions.some((a) => a.action.type === 'margin' && a.action.ms > 0));
+  });
+});
