@@ -50,6 +50,8 @@ appliance start [options]
   --push-budget S       unacknowledged media kept per origin, in seconds of the ladder (default: 30);
                         beyond it the oldest unsent media is dropped and counted
   --no-delete           do not DELETE segments that left the time-shift window at the origin
+  --no-adapt            never step the encoder down when it falls behind real time (a box short
+                        of CPU): only the encoder-behind alarm and the manifests' latency margin
   --llhls br|sf|off     LL-HLS parts as byte ranges of the segment being made (br), also as part
                         files <segment>.<N> (sf), or classic HLS (off) (default: the profile's)
   --part-chunks N       CMAF chunks per LL-HLS part (default: the profile's, 1)
@@ -105,6 +107,7 @@ const START_OPTIONS = {
   'retry-devices': { type: 'boolean' },
   loop: { type: 'boolean' },
   'no-retry-devices': { type: 'boolean' },
+  'no-adapt': { type: 'boolean' },
   metrics: { type: 'string' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -152,6 +155,8 @@ export interface StartOptions {
   /** Seconds of the ladder's bitrate. */
   pushBudget: number;
   deleteExpired: boolean;
+  /** False: the profile's real-time steps are not taken (--no-adapt). */
+  adapt: boolean;
   listen: string;
   llhls?: 'br' | 'sf' | 'off' | undefined;
   partChunks?: number | undefined;
@@ -291,6 +296,7 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     ca: values.ca,
     pushBudget: seconds('push-budget', values['push-budget']) ?? 30,
     deleteExpired: !values['no-delete'],
+    adapt: !values['no-adapt'],
     listen: values.listen ?? DEFAULT_LISTEN,
     llhls: values.llhls === undefined ? undefined : oneOf('llhls', values.llhls, LLHLS_MODES),
     partChunks: partChunks(values['part-chunks']),

@@ -92,8 +92,13 @@ export interface ResolvedStart {
   outputs: OutputTarget[];
   push: PushSettings;
   plan: EncoderPlan;
-  /** The plan for one run of the encoder: a file source is anchored on the wall clock when it starts. */
-  planForRun(): EncoderPlan;
+  /**
+   * The plan for one run of the encoder (of `runProfile`, a real-time level of the profile, else
+   * the profile): a file source is anchored on the wall clock when it starts.
+   */
+  planForRun(runProfile?: Profile): EncoderPlan;
+  /** The slate's plan for a real-time level of the profile. */
+  slatePlanFor(runProfile: Profile): EncoderPlan;
   /** A feed's receiver, running since the start was resolved (it also said what the feed holds). */
   feedRelay: FeedRelay | undefined;
   /** The same outputs and settings, encoding the slate. */
@@ -230,9 +235,14 @@ async function resolveStartWith(
   const outputs = parseOutputs(options.outputs, cwd, options.listen);
   for (const output of outputs)
     if (output.kind === 'directory') await ensureWritableDirectory(output.dir, { create: !options.dryRun });
-  const planForRun = () => {
+  // A level of the profile (fewer renditions) drops those above the source as the profile does.
+  const renditionsOf = (p: Profile) =>
+    p.video.renditions === profile.video.renditions
+      ? ladder.renditions
+      : planLadder(p.video.renditions, source).renditions;
+  const planForRun = (runProfile: Profile = profile) => {
     const startMs = Date.now();
-    return buildEncoderPlan(profile, source, ladder.renditions, {
+    return buildEncoderPlan(runProfile, source, renditionsOf(runProfile), {
       startMs,
       ...(source.kind === 'file'
         ? { anchorSeconds: startMs / 1000 + FILE_START_LEAD_SECONDS }
@@ -267,6 +277,8 @@ async function resolveStartWith(
     push,
     plan,
     planForRun,
+    slatePlanFor: (runProfile: Profile) =>
+      buildEncoderPlan(runProfile, source, renditionsOf(runProfile), { slate: true }),
     feedRelay,
     slatePlan,
     stateDir: stateDirectory(options.stateDir),

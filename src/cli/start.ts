@@ -10,6 +10,7 @@ import { cachedSlates, prepareSlate, slateCacheKey } from '../encode/slate-encod
 import { EncoderSupervisor } from '../encode/supervisor.ts';
 import { ConfigError, RuntimeFailure } from '../errors.ts';
 import type { Logger, TerminalLog } from '../log.ts';
+import { withLatencyMargin } from '../packager/hls-playlist.ts';
 import type { HlsSession } from '../packager/hls-playlists.ts';
 import { Packager } from '../packager/packager.ts';
 import { LiveSession } from '../run/live-session.ts';
@@ -20,6 +21,7 @@ import { RunMonitor } from '../service/run-monitor.ts';
 import { Telemetry } from '../service/telemetry.ts';
 import type { StartOptions } from './args.ts';
 import { openOutputs } from './outputs.ts';
+import { startRealtime } from './start-realtime.ts';
 import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
 import { END_SIGNAL, pidFileOf } from './stop.ts';
 
@@ -64,8 +66,10 @@ export async function runStart(
   });
   if (clockOffsetMs !== undefined) telemetry.clockOffset(clockOffsetMs);
   const report = new RunReport(delays, telemetry, logger);
+  // What the manifests add to their latency promises while the encoder is late (the session moves it).
+  const latencyMargin = { ms: 0 };
   // Opened before any timer or process exists: a --listen that fails leaves nothing running.
-  const run = await openRunOutputs(resolved, options, packager, telemetry, report, logger, terminal);
+  const run = await openRunOutputs(resolved, options, packager, telemetry, report, latencyMargin, logger, terminal);
   const { outputs, monitor, fatalErrors } = run;
   const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
   const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
@@ -77,7 +81,10 @@ export async function runStart(
     logger,
     reports: telemetry,
     saver,
+    onSourceChunk: (lateMs) => realtime.chunk(lateMs),
+    latencyMargin,
   });
+  const realtime = startRealtime({ resolved, packager, session, telemetry, logger, supervisor: () => supervisor });
   const delayReport = setInterval(() => report.logDelays(session.avFigures, outputs), 60_000);
   delayReport.unref();
   // --duration ends at the first segment boundary at or after start + duration; a file played
@@ -89,7 +96,9 @@ export async function runStart(
   const relay = resolved.feedRelay;
   if (relay) relay.logger = logger;
   const planForRun = () => {
-    const runPlan = resolved.planForRun();
+    const level = realtime.current.profile;
+    const runPlan = resolved.planForRun(level);
+    session.useRun({ tracks: runPlan.tracks.map((t) => t.id), frameRate: level.video.framerate });
     if (runs++ === 0 && file?.duration && runPlan.anchorSeconds !== undefined)
       session.planEnd(
         BigInt(Math.floor((runPlan.anchorSeconds + file.duration - profile.segdur / 2) / profile.segdur)),
@@ -106,7 +115,10 @@ export async function runStart(
         ffmpegPath: ffmpeg.path,
         plan: runPlan,
         logger,
-        onProgress: (p) => report.progress(p),
+        onProgress: (p) => {
+          report.progress(p);
+          realtime.progress(p);
+        },
         onDetector: (event) => monitor?.onDetector(event),
       });
       relay?.attach(encoder.input, runPlan.anchorSeconds!);
@@ -114,7 +126,10 @@ export async function runStart(
     },
     onData: (track, piece) => session.media(track, piece),
     onInterrupted: (why) => session.interrupted(why),
-    onNewRun: () => session.newRun(),
+    onNewRun: () => {
+      session.newRun();
+      realtime.newRun();
+    },
     onFailedAtStart: (exit) => (failedAtStart = exit),
     // A feed not there yet, or a device, is waited for (slate meanwhile) rather than fatal.
     retryAtStart: (resolved.source.kind === 'device' && resolved.retryDevices) || Boolean(relay),
@@ -137,6 +152,7 @@ export async function runStart(
 
   await slateAndPreviousSession(resolved, packager, session, sessionFile, logger);
   supervisor.start();
+  realtime.newRun();
   logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 
   const detachSignals = await handleSignals(session, resolved.stateDir, logger);
@@ -148,6 +164,7 @@ export async function runStart(
     await saver?.flush();
   } finally {
     telemetry.ended();
+    realtime.stop();
     await monitor.stop();
     relay?.stop();
     clearInterval(ticker);
@@ -195,6 +212,7 @@ async function openRunOutputs(
   packager: Packager,
   telemetry: Telemetry,
   report: RunReport,
+  latencyMargin: { ms: number },
   logger: Logger,
   terminal: TerminalLog | undefined,
 ): Promise<RunOutputs> {
@@ -202,10 +220,13 @@ async function openRunOutputs(
   let monitor: RunMonitor | undefined;
   let run: RunOutputs | undefined;
   const fatalErrors: string[] = [];
+  const hlsTiming = sessionHlsTiming(profile);
   const hls: HlsSession = {
     llhls: profile.hls.llhls,
     partChunks: profile.hls.partChunks,
-    timing: sessionHlsTiming(profile),
+    get timing() {
+      return withLatencyMargin(hlsTiming, latencyMargin.ms);
+    },
     renditions: () => packager.hlsRenditions(profile),
     ended: () => Boolean(packager.end?.last && packager.finished),
     periods: () => packager.periods.map((p) => p.start),

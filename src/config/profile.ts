@@ -92,11 +92,14 @@ export interface TimingOverrides {
   llhls?: 'br' | 'sf' | 'off' | undefined;
   partChunks?: number | undefined;
   dual?: boolean | undefined;
+  /** False: no real-time step is taken (--no-adapt). */
+  adapt?: boolean | undefined;
 }
 
 export function applyOverrides(profile: Profile, overrides: TimingOverrides): Profile {
   return {
     ...profile,
+    realtime: overrides.adapt === false ? { ...profile.realtime, adapt: false } : profile.realtime,
     segdur: overrides.segdur ?? profile.segdur,
     cdur: overrides.cdur ?? profile.cdur,
     asto: overrides.asto ?? profile.asto,

@@ -46,6 +46,8 @@ export class EncoderSupervisor {
   #stalled = false;
   #runExited = false;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** Why the running encoder is being replaced on purpose (another level of settings), if it is. */
+  #replacing: string | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #done: { resolve: (exit: EncoderExit) => void; promise: Promise<EncoderExit> };
   restarts = 0;
@@ -103,6 +105,17 @@ export class EncoderSupervisor {
       return;
     }
     const { logger } = this.#options;
+    if (this.#replacing !== undefined) {
+      const why = this.#replacing;
+      this.#replacing = undefined;
+      this.#options.onInterrupted(why);
+      this.#attempt = 0;
+      this.restarts++;
+      this.#options.onNewRun();
+      this.#run();
+      logger.info({ pid: this.#encoder?.pid, why }, 'ffmpeg restarted with other settings');
+      return;
+    }
     if (exit.code === 0 && this.#options.cleanExitEnds && mediaThisRun) {
       logger.info('the source ended');
       this.#finish(exit);
@@ -157,6 +170,17 @@ export class EncoderSupervisor {
     if (this.#stopping || !this.#encoder) return;
     this.#options.logger.warn({ why }, 'restarting ffmpeg');
     this.#attempt = 0;
+    this.#encoder.kill();
+  }
+
+  /**
+   * Ends the running encoder and starts the next at once, with whatever settings `start` gives it
+   * now (a step of the real-time controller): not a failure, no backoff. The next starts once the
+   * running one has exited, so a capture device is free for it.
+   */
+  replace(why: string): void {
+    if (this.#stopping || !this.#encoder || this.#runExited) return;
+    this.#replacing = why;
     this.#encoder.kill();
   }
 

@@ -72,6 +72,19 @@ export function hlsTiming(options: {
   };
 }
 
+/**
+ * Pure: the timing with the hold-backs moved later by `marginMs` (chunks come that much later than
+ * their media ends while the encoder is behind real time): players start that much further back.
+ */
+export function withLatencyMargin(timing: HlsTiming, marginMs: number): HlsTiming {
+  if (marginMs <= 0) return timing;
+  return {
+    ...timing,
+    partHoldBack: ceil3(timing.partHoldBack + marginMs / 1000),
+    holdBack: Math.ceil(Math.round((timing.holdBack + marginMs / 1000) * 1000) / 100) / 10,
+  };
+}
+
 /** What the playlists are called and where their media is, relative to the multivariant playlist. */
 export interface HlsNames {
   mediaPlaylist(track: string): string;

@@ -79,6 +79,8 @@ interface TrackState {
   slate: SlateCursor | undefined;
   /** The clip the slate cursor repeats (each period's init has its own). */
   slateClip: SlateClip | undefined;
+  /** The init of the run being read, byte for byte: its media belongs only in periods with that init. */
+  runInit: Uint8Array | undefined;
   /** A new run's init that differs from the track's in the current period. */
   pendingInit: InitEvent | undefined;
   /** End of the newest sample packaged (source or slate): the next one may not start before it. */
@@ -86,6 +88,10 @@ interface TrackState {
 }
 
 const MAX_SLATE_CATCH_UP_SEGMENTS = 10n;
+/** How long slate waits for a planned restart's first chunk past its due time (a box short of CPU is slow to start). */
+const HAND_OVER_WAIT_MS = 600;
+/** The longest slate waits at a boundary for a source that is flowing but behind. */
+const LATE_SOURCE_WAIT_MS = 3000;
 
 /**
  * Pure (the clock is injected): every track's fMP4 stream → CMAF events, across encoder runs, with
@@ -108,10 +114,14 @@ export class Packager {
   /** After an interruption: the segment from which the source's media is taken again. */
   #resumeAt: bigint | undefined;
   #sourceSeenAt = -Infinity;
+  /** How far the running source's media has reached (ms since 1970), taken or held back, and when it last advanced. */
+  #sourceReach: { ms: number; at: number } | undefined;
   /** What the current encoder run makes; every track until told otherwise. */
   #run: RunShape;
   /** The first period has had every track's init: manifests can be written from then on. */
   #assembled = false;
+  /** The segment an announced period begins at, where the next run is expected to take over. */
+  #handOver: bigint | undefined;
   readonly counters: ContinuityCounters = {
     backwardsSamples: 0,
     heldBackSamples: 0,
@@ -142,6 +152,7 @@ export class Packager {
           mode: 'live',
           slate: undefined,
           slateClip: undefined,
+          runInit: undefined,
           pendingInit: undefined,
           end: undefined,
         },
@@ -193,6 +204,7 @@ export class Packager {
     this.#resumeAt = undefined;
     // The source that stopped is not one to wait for.
     this.#sourceSeenAt = -Infinity;
+    this.#sourceReach = undefined;
     for (const state of this.#states.values()) this.#interruptTrack(state);
     return this.tick();
   }
@@ -348,14 +360,21 @@ export class Packager {
 
   /** Slate waits a moment before opening `segment` while the source is flowing again. */
   #holdsSegmentFor(segment: bigint, nowMs: number): boolean {
+    const startMs = Number(segment) * this.#timing.segdur * 1000;
+    const dueMs = startMs + this.#timing.cdur * 1000;
+    if (segment === this.#handOver && nowMs < dueMs + Math.max(this.#resumeWaitMs, HAND_OVER_WAIT_MS)) return true;
     if (nowMs - this.#sourceSeenAt > 1000) return false;
     if (this.#resumeAt !== undefined && segment < this.#resumeAt) return false;
-    const dueMs = Number(segment) * this.#timing.segdur * 1000 + this.#timing.cdur * 1000;
+    // A source that flows but late (an encoder short of CPU, warming up) is waited for while it
+    // advances towards the segment: the slate racing ahead on the clock would never let it take over.
+    const reach = this.#sourceReach;
+    if (reach && reach.ms < startMs && nowMs - reach.at < 500 && nowMs < dueMs + LATE_SOURCE_WAIT_MS) return true;
     return nowMs < dueMs + this.#resumeWaitMs;
   }
 
   #sourceInit(state: TrackState, init: InitEvent, events: PackagerEvent[]): void {
     this.#sourceSeenAt = this.#now();
+    state.runInit = init.bytes;
     if (!this.#periods.length) this.#periods.push({ start: 0n, inits: new Map() });
     const current = this.#periods.at(-1)!;
     const known = current.inits.get(init.track);
@@ -379,6 +398,11 @@ export class Packager {
   #sourceSample(state: TrackState, sample: SampleWithData, events: PackagerEvent[]): void {
     const chunker = state.chunker;
     this.#sourceSeenAt = this.#now();
+    const timescale = (chunker.info ?? state.pendingInit?.info)?.timescale;
+    if (timescale) {
+      const reachMs = Number(((sample.decodeTime + BigInt(sample.duration)) * 1000n) / BigInt(timescale));
+      if (!this.#sourceReach || reachMs > this.#sourceReach.ms) this.#sourceReach = { ms: reachMs, at: this.#now() };
+    }
     if (chunker.finished) return;
     if (state.mode === 'live') {
       const end = state.end;
@@ -398,9 +422,14 @@ export class Packager {
         this.#interruptTrack(state);
         if ([...this.#states.values()].every((s) => s.mode === 'slate')) this.#resumeAt = undefined;
         events.push(...this.tick());
-      } else {
+      } else if (this.#runFitsPeriodAt(state, sample)) {
         this.#add(state, sample, events, false);
         return;
+      } else {
+        // A period announced for the next run begins here: this run's media does not belong in it.
+        this.#interruptTrack(state);
+        events.push(...this.tick());
+        return void this.counters.heldBackSamples++;
       }
     }
     // A track that was never in a period of this process places its samples by its run's init.
@@ -455,6 +484,37 @@ export class Packager {
     state.mode = 'live';
     state.slate = undefined;
     this.#add(state, sample, events, false);
+  }
+
+  /** At a segment start: the segment's period has this run's init for the track (then the chunker uses it). */
+  #runFitsPeriodAt(state: TrackState, sample: SampleWithData): boolean {
+    const place = state.chunker.placeSample(sample);
+    if (!place.startsSegment || this.#periods.length < 2) return true;
+    const init = this.#periodOf(place.segment)?.inits.get(state.chunker.track);
+    if (!init || (state.runInit && !sameBytes(init.bytes, state.runInit))) return false;
+    state.chunker.useInit(init);
+    return true;
+  }
+
+  /**
+   * A period from `start` on for the run that will begin just before it (a planned restart with
+   * other settings, whose inits are known from its slate): announced now, so DASH players learn of
+   * it ahead and the run takes over at its first segment, the slate between old and new runs
+   * lasting only the restart. The slate waits a little longer than usual for that run there.
+   * Returns its init events, for the outputs.
+   */
+  announcePeriod(start: bigint, run: RunShape, inits: ReadonlyMap<string, InitEvent>): InitEvent[] {
+    const begun = this.currentSegment;
+    const previous = this.#periods.at(-1);
+    if (!previous || (begun !== undefined && start <= begun) || start <= previous.start) return [];
+    const period: Period = { start, inits: new Map(), frameRate: run.frameRate ?? previous.frameRate };
+    for (const track of run.tracks) {
+      const init = inits.get(track);
+      if (init) period.inits.set(track, { ...init, path: initPath(track, start) });
+    }
+    this.#periods.push(period);
+    this.#handOver = start;
+    return [...period.inits.values()];
   }
 
   #add(state: TrackState, sample: SampleWithData, events: PackagerEvent[], slate: boolean): void {

@@ -2,9 +2,9 @@ import type { Profile } from '../config/schema.ts';
 import { AvOffsetMeter } from '../encode/av-offset.ts';
 import { ClockStepDetector } from '../encode/clock.ts';
 import type { Logger } from '../log.ts';
-import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
+import type { ChunkEvent, InitEvent, PackagerEvent } from '../packager/chunker.ts';
 import { buildMpd } from '../packager/mpd.ts';
-import type { Packager, Period } from '../packager/packager.ts';
+import type { Packager, Period, RunShape } from '../packager/packager.ts';
 import { withoutShed } from '../packager/shed.ts';
 import { laterOf } from '../timeline/bigint.ts';
 import { mediaTimeToDate } from '../timeline/epoch-grid.ts';
@@ -66,6 +66,13 @@ export interface LiveSessionOptions {
   /** Saves the session as it goes, for the next process on these outputs. */
   saver?: SessionSaving | undefined;
   clock?: SessionClock;
+  /** Each chunk of the source's media, as it is handed over `lateMs` after the end of its media. */
+  onSourceChunk?: ((lateMs: number) => void) | undefined;
+  /**
+   * What the manifests add to their latency promises while the encoder is late (ms); the session
+   * moves it at segment boundaries, the HLS playlists read it as they are written.
+   */
+  latencyMargin?: { ms: number };
 }
 
 /** A planned end that has not come this long after its time stops the run anyway: an end must end. */
@@ -87,6 +94,9 @@ export class LiveSession {
   readonly #reports: SessionReports;
   readonly #saver: SessionSaving | undefined;
   readonly #clock: SessionClock;
+  readonly #onSourceChunk: ((lateMs: number) => void) | undefined;
+  readonly #latencyMargin: { ms: number };
+  #wantedMarginMs = 0;
   readonly #clockWatch: ClockStepDetector;
   readonly #avOffset = new AvOffsetMeter();
   readonly #firstSeen = new Set<string>();
@@ -121,6 +131,8 @@ export class LiveSession {
     this.#reports = options.reports;
     this.#saver = options.saver;
     this.#clock = options.clock ?? systemClock;
+    this.#onSourceChunk = options.onSourceChunk;
+    this.#latencyMargin = options.latencyMargin ?? { ms: 0 };
     this.#clockWatch = new ClockStepDetector(1000 / options.profile.video.framerate);
     this.#topVideo = options.tracks.find((t) => t.kind === 'video')?.id;
     this.#unusableSourceMs = (4 * options.profile.segdur + 6) * 1000;
@@ -201,8 +213,25 @@ export class LiveSession {
     );
   }
 
+  /** The tracks and frame rate of the encoder run starting now. */
+  useRun(shape: RunShape): void {
+    this.#packager.useRun(shape);
+  }
+
+  /** A period for a planned restart with other settings, announced ahead (its inits from the new settings' slate). */
+  announcePeriod(start: bigint, shape: RunShape, inits: ReadonlyMap<string, InitEvent>): void {
+    this.#emit(this.#packager.announcePeriod(start, shape, inits));
+  }
+
+  /** The latency promises' margin wanted now (ms); it takes effect at the next segment boundary. */
+  latencyMargin(ms: number): void {
+    this.#wantedMarginMs = ms;
+  }
+
   /** A new encoder run began: its media starts a fresh timeline for the A/V meter and the chunker. */
   newRun(): void {
+    // A fresh run is given its own time to deliver usable media.
+    this.#unusableSince = undefined;
     this.#avOffset.restart();
     this.#reports.encoderRestarted();
     this.#monitor?.newRun();
@@ -299,6 +328,8 @@ export class LiveSession {
       if (event.type === 'chunk') this.#chunkMade(event);
       if (event.type === 'segmentEnd') this.#save(event.segment);
     }
+    const marginMoves = this.#wantedMarginMs !== this.#latencyMargin.ms && events.some((e) => e.type === 'segmentEnd');
+    if (marginMoves) this.#latencyMargin.ms = this.#wantedMarginMs;
     const packager = this.#packager;
     if (packager.ready && (!this.#manifestPublished || packager.periods.length !== this.#periodsPublished)) {
       if (this.#manifestPublished)
@@ -310,12 +341,13 @@ export class LiveSession {
       this.#manifestPublished = true;
       this.#periodsPublished = packager.periods.length;
       this.#publishManifest();
-    }
+    } else if (marginMoves && this.#manifestPublished) this.#publishManifest();
     if (packager.end && packager.finished) void this.#finish();
   }
 
   #chunkMade(chunk: ChunkEvent): void {
     this.#reports.chunkProduced(Boolean(chunk.slate));
+    if (!chunk.slate) this.#onSourceChunk?.(this.#clock.now() - mediaEndMsOf(chunk));
     if (!chunk.slate && (chunk.track === this.#topVideo || chunk.track === 'audio')) {
       this.#avOffset.add(chunk.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(chunk), this.#clock.now());
       const av = this.#avOffset.figures;
@@ -369,9 +401,19 @@ export class LiveSession {
         view.shed ?? [],
       );
       // Origins that only serve complete files list what they have and are asked again every segment.
+      // While chunks come later than promised, players are told so: a later target, a smaller offset.
+      const margin = this.#latencyMargin.ms / 1000;
       return buildMpd({
         ...model,
-        asto: view.asto,
+        ...(margin > 0 && {
+          latency: {
+            ...model.latency,
+            target: model.latency.target + margin,
+            max: Math.max(model.latency.max, model.latency.target + margin),
+          },
+        }),
+        // A chunk's worth of offset stays: an offset of 0 would leave the low-latency template out.
+        asto: view.asto > 0 ? Math.max(profile.cdur, Math.round((view.asto - margin) * 1000) / 1000) : view.asto,
         announced: view.announced,
         minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod,
       });

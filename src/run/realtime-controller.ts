@@ -1,3 +1,5 @@
+import { RecentValues } from '../stats.ts';
+
 // Whether the encoder keeps real time, and which step of the profile's ladder of savings it runs
 // at: the CPU twin of the uplink monitor. Pure: fed once a second with what the run saw in that
 // second, it answers with the changes to make.
@@ -83,7 +85,7 @@ export class RealtimeController {
   #restoreSeconds: number;
   #alarmed = false;
   #margin = 0;
-  readonly #lateness: number[] = [];
+  readonly #lateness = new RecentValues(MARGIN_WINDOW);
 
   constructor(settings: RealtimeSettings) {
     this.#settings = settings;
@@ -114,10 +116,7 @@ export class RealtimeController {
     const { now } = sample;
     const settings = this.#settings;
     const actions: RealtimeAction[] = [];
-    if (sample.latenessMs !== undefined) {
-      this.#lateness.push(sample.latenessMs);
-      if (this.#lateness.length > MARGIN_WINDOW) this.#lateness.shift();
-    }
+    if (sample.latenessMs !== undefined) this.#lateness.add(sample.latenessMs);
     if (now < this.#holdUntil) return actions;
     const { verdict, why } = judgeSecond(sample, settings.lateMs);
     if (verdict === 'behind') {
@@ -169,7 +168,7 @@ export class RealtimeController {
       });
       this.hold(now);
     }
-    const margin = this.#alarmed ? Math.ceil(quantile95(this.#lateness) / 100) * 100 : 0;
+    const margin = this.#alarmed ? Math.ceil((this.#lateness.quantile(0.95) ?? 0) / 100) * 100 : 0;
     if (margin !== this.#margin) {
       this.#margin = margin;
       actions.push({ type: 'margin', ms: margin });
@@ -182,10 +181,4 @@ export class RealtimeController {
     const { holdSegments, segdur, graceSeconds } = this.#settings;
     return (holdSegments * segdur + graceSeconds + 2) * 1000;
   }
-}
-
-function quantile95(values: readonly number[]): number {
-  if (!values.length) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)]!;
 }

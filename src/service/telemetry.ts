@@ -12,8 +12,8 @@ import type { HostFigures } from './host-sampler.ts';
 /** Goodput is acknowledged bytes over this window. */
 const GOODPUT_WINDOW_MS = 10_000;
 
-export type AlarmName = 'silence' | 'black' | 'freeze' | 'uplink';
-export const ALARM_NAMES: readonly AlarmName[] = ['silence', 'black', 'freeze', 'uplink'];
+export type AlarmName = 'silence' | 'black' | 'freeze' | 'uplink' | 'encoder-behind';
+export const ALARM_NAMES: readonly AlarmName[] = ['silence', 'black', 'freeze', 'uplink', 'encoder-behind'];
 
 export interface OutputStatus {
   name: string;
@@ -49,6 +49,8 @@ export interface RunStatus {
   slateSeconds: number;
   outputs: OutputStatus[];
   alarms: { name: AlarmName; since: string; detail: string }[];
+  /** The real-time level the encoder runs at (0: the profile as written) and what it gave up. */
+  realtime: { level: number; change: string; latencyMarginMs: number };
   host: HostFigures | undefined;
 }
 
@@ -96,6 +98,9 @@ export class Telemetry {
   readonly #alarm: Gauge<'alarm'>;
   readonly #alarmsRaised: Counter<'alarm'>;
   readonly #shed: Gauge<'output' | 'rendition'>;
+  readonly #realtimeLevel: Gauge;
+  readonly #latencyMargin: Gauge;
+  #realtime = { level: 0, change: '', latencyMarginMs: 0 };
   readonly #host: { cpu: Gauge; memoryUsed: Gauge; memoryTotal: Gauge; temperature: Gauge; load1: Gauge };
 
   #lastMediaAt: number | undefined;
@@ -197,6 +202,14 @@ export class Telemetry {
       'output',
       'rendition',
     ]);
+    this.#realtimeLevel = gauge(
+      'realtime_level',
+      'The real-time step the encoder runs at: 0 is the profile as written, each step gives up more',
+    );
+    this.#latencyMargin = gauge(
+      'latency_margin_seconds',
+      "Added to the manifests' latency promises while chunks come late (0: the profile's own)",
+    );
     // Registered, and read only through its collect callback.
     new Gauge({
       name: 'appliance_source_media_age_seconds',
@@ -291,6 +304,17 @@ export class Telemetry {
     if (shed) figures.shed.add(rendition);
     else figures.shed.delete(rendition);
     this.#shed.set({ output, rendition }, shed ? 1 : 0);
+  }
+
+  /** The encoder now runs at real-time `level`, which gave up `change` (nothing at level 0). */
+  realtimeLevel(level: number, change: string): void {
+    this.#realtime = { ...this.#realtime, level, change };
+    this.#realtimeLevel.set(level);
+  }
+
+  latencyMargin(ms: number): void {
+    this.#realtime = { ...this.#realtime, latencyMarginMs: ms };
+    this.#latencyMargin.set(ms / 1000);
   }
 
   progress(p: EncoderProgress): void {
@@ -428,6 +452,7 @@ export class Telemetry {
         since: new Date(a.since).toISOString(),
         detail: a.detail,
       })),
+      realtime: this.#realtime,
       host: this.#hostFigures,
     };
   }
@@ -457,6 +482,7 @@ export function statusLine(status: RunStatus): string {
       `origin ${state}${o.goodputBitsPerSecond !== undefined ? ` ${(o.goodputBitsPerSecond / 1e6).toFixed(1)} Mb/s` : ''}`,
     );
   }
+  if (status.realtime.level > 0) parts.push(`real-time level ${status.realtime.level} (${status.realtime.change})`);
   if (status.alarms.length) parts.push(`ALARM ${status.alarms.map((a) => a.name).join(',')}`);
   return parts.join(' · ');
 }

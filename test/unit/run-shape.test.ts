@@ -5,7 +5,7 @@ import { parseProfile, profileFile } from '../../src/config/profile.ts';
 import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { restoreState, sessionState } from '../../src/packager/session-state.ts';
 import { harness } from '../helpers/packager-harness.ts';
-import { T0, timing } from '../helpers/recorded-media.ts';
+import { clipOf, T0, timing } from '../helpers/recorded-media.ts';
 
 // A box short of CPU restarts the encoder with less to do: a rendition no longer encoded, or a
 // lower frame rate. The packager turns each such run into a period of its own.
@@ -148,5 +148,70 @@ describe('encoder runs of another shape', () => {
     next.play(4, 12);
     assert.equal(next.packager.periods.length, 3, 'the rendition comes back in a period of its own');
     assert.equal(next.packager.trackStates['180p']!.mode, 'live');
+  });
+
+  it('an announced period: the next run takes over at its start, slate only for the restart', () => {
+    const h = harness({ periodLeadMs: 3000 });
+    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
+    h.init();
+    h.play(0, 1.2);
+    const audioInit = h.packager.periods[0]!.inits.get('audio')!;
+    const announced = h.packager.announcePeriod(
+      BigInt(T0 + 3),
+      { tracks: ['audio'], frameRate: 30 },
+      new Map([['audio', audioInit]]),
+    );
+    assert.deepEqual(
+      announced.map((i) => i.path),
+      [`audio/init-${T0 + 3}.mp4`],
+    );
+    h.play(1.2, 2.3);
+    // The restart, 0.7 s before the period.
+    h.newRun(['audio'], { frameRate: 30 });
+    h.init();
+    h.play(2.3, 4);
+    assert.equal(h.packager.periods.length, 2, 'no other period: the run is the one announced');
+    const audio = chunks(h.events, 'audio');
+    assertContinuous(audio);
+    const slate = audio.filter((c) => c.slate);
+    assert.ok(slate.length > 0 && slate.every((c) => c.segment === BigInt(T0 + 2)), 'slate only before the period');
+    assert.ok(audio.filter((c) => c.segment === BigInt(T0 + 3)).every((c) => !c.slate));
+    assert.deepEqual(segmentsOf(h.events, '180p'), [0, 1, 2]);
+  });
+
+  it('a run still delivering into an announced period with another init: its media there is not used', () => {
+    const h = harness({ periodLeadMs: 3000 });
+    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
+    h.init();
+    h.play(0, 1.2);
+    const current = h.packager.periods[0]!.inits;
+    const other = new Uint8Array(current.get('180p')!.bytes);
+    const mvhd = Buffer.from(other).indexOf('mvhd');
+    other[mvhd + 8] = (other[mvhd + 8]! + 1) & 0xff;
+    h.packager.announcePeriod(
+      BigInt(T0 + 3),
+      { tracks: ['180p', 'audio'], frameRate: 30 },
+      new Map([
+        ['180p', { ...current.get('180p')!, bytes: other }],
+        ['audio', current.get('audio')!],
+      ]),
+    );
+    // The next run's slate, as encoded for its settings.
+    const clip = clipOf('180p');
+    h.packager.setSlate({ ...clip, init: { ...clip.init, bytes: other } });
+    h.play(1.2, 4);
+    const video = chunks(h.events, '180p');
+    assertContinuous(video);
+    assert.equal(video.filter((c) => c.segment === BigInt(T0 + 3)).length, 10);
+    assert.ok(
+      video.filter((c) => c.segment >= BigInt(T0 + 3)).every((c) => c.slate),
+      'slate, not the old run, in the new period',
+    );
+    assert.ok(
+      chunks(h.events, 'audio')
+        .filter((c) => c.segment === BigInt(T0 + 3))
+        .every((c) => !c.slate),
+      'audio has the same init: it goes on',
+    );
   });
 });

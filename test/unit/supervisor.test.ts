@@ -93,4 +93,21 @@ describe('the encoder supervisor', { timeout: 20_000 }, () => {
     assert.equal(live.interruptions.length, 1, 'the exit interrupts the source once');
     await live.supervisor.stop();
   });
+
+  it('replaces a run at once when asked (other settings): no backoff, not a failure, slate meanwhile', async () => {
+    let newRuns = 0;
+    let failures = 0;
+    const h = supervise({ onNewRun: () => newRuns++, onRunFailed: () => failures++ });
+    h.runs[0]!.video.write(new Uint8Array([1]));
+    h.supervisor.replace('realtime level 1');
+    assert.ok(h.runs[0]!.wasKilled());
+    await sleep(20);
+    assert.equal(h.runs.length, 2, 'the next run started without a backoff');
+    assert.deepEqual(h.interruptions, ['realtime level 1']);
+    assert.equal(newRuns, 1);
+    assert.equal(failures, 0);
+    assert.equal(h.supervisor.restarts, 1);
+    // A later failure backs off from the first step again.
+    await h.supervisor.stop();
+  });
 });

@@ -18,6 +18,7 @@ describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
     const run = await runAppliance(
       [
         'start',
+        '--no-adapt',
         '--source',
         'test:sync:drift',
         '--profile',

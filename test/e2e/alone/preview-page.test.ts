@@ -17,7 +17,14 @@ interface PreviewState {
 
 describe('the preview page of the built-in server', { timeout: 150_000 }, () => {
   it('plays the stream in dash.js and in hls.js and shows latency, renditions, audio levels and URLs', async () => {
-    const appliance = startAppliance(await systemNode(), ['start', '--listen', '127.0.0.1:0', '--duration', '60']);
+    const appliance = startAppliance(await systemNode(), [
+      'start',
+      '--no-adapt',
+      '--listen',
+      '127.0.0.1:0',
+      '--duration',
+      '60',
+    ]);
     let browser: Browser | undefined;
     try {
       const url = await waitForLogField(appliance, 'serving', 'url');

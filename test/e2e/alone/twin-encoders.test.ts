@@ -51,6 +51,8 @@ const b: Twin = { name: 'B', out: '', state: '', log: '', runs: [] };
 function start(twin: Twin): void {
   const child = startAppliance(node, [
     'start',
+    // Twins cut identical chunks at the same settings: neither steps down on a loaded machine.
+    '--no-adapt',
     '--profile',
     profile,
     '--output',

@@ -1,0 +1,86 @@
+import { prepareSlate } from '../encode/slate-encoder.ts';
+import type { EncoderSupervisor } from '../encode/supervisor.ts';
+import { type RealtimeLevel, realtimeLevels } from '../ladder/realtime-steps.ts';
+import type { Logger } from '../log.ts';
+import type { Packager, RunShape } from '../packager/packager.ts';
+import type { SlateClip } from '../packager/slate.ts';
+import type { LiveSession } from '../run/live-session.ts';
+import { RealtimeRun } from '../run/realtime-run.ts';
+import type { Telemetry } from '../service/telemetry.ts';
+import type { ResolvedStart } from './start-settings.ts';
+
+// `appliance start`'s part of the real-time controller: the levels of the profile, their slates
+// (encoded once per level's settings, cached with the profile's under the state directory), and
+// the session, supervisor and telemetry it acts on.
+
+export interface RealtimeWiring {
+  resolved: ResolvedStart;
+  packager: Packager;
+  session: LiveSession;
+  telemetry: Telemetry;
+  logger: Logger;
+  supervisor: () => EncoderSupervisor;
+}
+
+/** The run's real-time controller, started; levels beyond 0 only where the profile adapts. */
+export function startRealtime(wiring: RealtimeWiring): RealtimeRun {
+  const { resolved, packager, session, telemetry, logger } = wiring;
+  const levels = realtimeLevels(resolved.profile);
+  if (levels.length > 1)
+    logger.info(
+      { levels: levels.slice(1).map((l, i) => `${i + 1}: ${l.change}`) },
+      'real time: the steps down the encoder may take when it falls behind',
+    );
+  const slates = new Map<RealtimeLevel, Promise<SlateClip[]>>();
+  const slateFor = (level: RealtimeLevel) => {
+    let clips = slates.get(level);
+    if (!clips) {
+      clips = prepareSlate({
+        ffmpegPath: resolved.ffmpeg.path,
+        plan: resolved.slatePlanFor(level.profile),
+        timing: level.profile,
+        cacheDir: resolved.stateDir,
+        logger,
+      }).then((made) => {
+        // An interruption at this level is covered by the slate of its settings.
+        for (const clip of made) packager.setSlate(clip);
+        return made;
+      });
+      // A failed encode is tried again at the next step rather than remembered.
+      clips.catch(() => slates.delete(level));
+      slates.set(level, clips);
+    }
+    return clips;
+  };
+  const realtime = new RealtimeRun({
+    levels,
+    logger,
+    hooks: {
+      slateFor,
+      shapeOf: (level) => shapeOf(resolved, level),
+      announce: (start, shape, inits) => session.announcePeriod(start, shape, inits),
+      restart: (why) => wiring.supervisor().replace(why),
+      alarm: (raised, detail) => {
+        telemetry.alarm('encoder-behind', raised, detail);
+        if (raised) logger.warn({ alarm: 'encoder-behind' }, `alarm: ${detail}`);
+        else logger.info({ alarm: 'encoder-behind' }, `alarm cleared: ${detail}`);
+      },
+      margin: (ms) => {
+        session.latencyMargin(ms);
+        telemetry.latencyMargin(ms);
+      },
+      levelChanged: (level, change) => telemetry.realtimeLevel(level, change),
+      encoderPid: () => wiring.supervisor().pid,
+    },
+  });
+  realtime.start();
+  return realtime;
+}
+
+/** The tracks and frame rate the encoder makes at `level`. */
+export function shapeOf(resolved: ResolvedStart, level: RealtimeLevel): RunShape {
+  return {
+    tracks: resolved.slatePlanFor(level.profile).tracks.map((t) => t.id),
+    frameRate: level.profile.video.framerate,
+  };
+}

@@ -1,0 +1,219 @@
+import { readSchedTimes, type SchedTimes, waitShare } from '../encode/cpu-wait.ts';
+import type { EncoderProgress } from '../encode/progress.ts';
+import { lateMsOf, type RealtimeLevel } from '../ladder/realtime-steps.ts';
+import type { Logger } from '../log.ts';
+import type { InitEvent } from '../packager/chunker.ts';
+import type { RunShape } from '../packager/packager.ts';
+import type { SlateClip } from '../packager/slate.ts';
+import { RecentValues } from '../stats.ts';
+import { type RealtimeAction, RealtimeController } from './realtime-controller.ts';
+
+// The real-time controller's shell: what it is fed (each chunk's lateness, the encoder's
+// progress, ffmpeg's CPU wait), once a second, and how a step is carried out: the level's slate
+// (encoded once per settings), its period announced ahead, the encoder restarted just before it.
+
+/** What carrying out the controller's decisions takes from the run. */
+export interface RealtimeRunHooks {
+  /** A level's slate clips, encoded for its settings (cached): their inits are the level's. */
+  slateFor(level: RealtimeLevel): Promise<SlateClip[]>;
+  /** The tracks and frame rate a level's encoder run makes. */
+  shapeOf(level: RealtimeLevel): RunShape;
+  /** A period for the next run from `start` on, announced now. */
+  announce(start: bigint, shape: RunShape, inits: ReadonlyMap<string, InitEvent>): void;
+  /** Restarts the encoder now; its plan is the level `current` says. */
+  restart(why: string): void;
+  alarm(raised: boolean, detail: string): void;
+  /** What the manifests add to their latency promises, in ms. */
+  margin(ms: number): void;
+  /** The level the encoder runs at changed (telemetry, /status). */
+  levelChanged(level: number, change: string): void;
+  encoderPid(): number | undefined;
+}
+
+export interface RealtimeRunOptions {
+  levels: readonly RealtimeLevel[];
+  hooks: RealtimeRunHooks;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** A new period starts at least this long after it is announced, so DASH players reload the MPD first. */
+const PERIOD_LEAD_MS = 3000;
+/**
+ * The encoder is restarted this long before the announced period: ffmpeg takes 0.3–0.8 s here to
+ * open its input and put its first frame on a boundary; the slate covers the rest.
+ */
+const RESTART_LEAD_FRACTION = 0.8;
+
+export class RealtimeRun {
+  readonly #levels: readonly RealtimeLevel[];
+  readonly #hooks: RealtimeRunHooks;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #controller: RealtimeController;
+  readonly #segmentMs: number;
+  #applied = 0;
+  /** This second's chunk lateness (ms), source chunks only. */
+  #lateness = new RecentValues(1000);
+  /** When the newest source chunk's media ended (ms since 1970), this encoder run; undefined before its first. */
+  #lastMediaEnd: number | undefined;
+  readonly #chunkMs: number;
+  #droppedTotal: number | undefined;
+  #droppedThisSecond = 0;
+  #progressAt: { at: number; outUs: number } | undefined;
+  #speed: number | undefined;
+  #sched: SchedTimes | undefined;
+  #cpuWait: number | undefined;
+  #switching: Promise<void> | undefined;
+  #wanted: number | undefined;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #stopped = false;
+
+  constructor(options: RealtimeRunOptions) {
+    this.#levels = options.levels;
+    this.#hooks = options.hooks;
+    this.#logger = options.logger.child({ component: 'realtime' });
+    this.#now = options.now ?? Date.now;
+    const profile = options.levels[0]!.profile;
+    this.#segmentMs = profile.segdur * 1000;
+    this.#chunkMs = profile.cdur * 1000;
+    this.#controller = new RealtimeController({
+      segdur: profile.segdur,
+      steps: options.levels.length - 1,
+      lateMs: lateMsOf(profile),
+      graceSeconds: profile.realtime.graceSeconds,
+      holdSegments: profile.realtime.holdSegments,
+      restoreSeconds: profile.realtime.restoreSeconds,
+    });
+  }
+
+  /** The level the next encoder run is made at. */
+  get current(): RealtimeLevel {
+    return this.#levels[this.#applied]!;
+  }
+
+  get level(): number {
+    return this.#applied;
+  }
+
+  /** Each second's decision, and the levels' slates encoded ahead (one at a time, off the start). */
+  start(): void {
+    const timer = setInterval(() => void this.#second(), 1000);
+    timer.unref();
+    this.#timers.push(timer);
+    void (async () => {
+      for (const level of this.#levels.slice(1)) {
+        if (this.#stopped) return;
+        await this.#hooks
+          .slateFor(level)
+          .catch((error: Error) =>
+            this.#logger.warn({ err: error.message, level: level.change }, 'no slate for this level yet'),
+          );
+      }
+    })();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+  }
+
+  /** A source chunk handed over `lateMs` after the end of its media. */
+  chunk(lateMs: number): void {
+    this.#lateness.add(lateMs);
+    const mediaEnd = this.#now() - lateMs;
+    if (this.#lastMediaEnd === undefined || mediaEnd > this.#lastMediaEnd) this.#lastMediaEnd = mediaEnd;
+  }
+
+  progress(p: EncoderProgress): void {
+    const now = this.#now();
+    const dropped = p.dupFrames + p.dropFrames;
+    if (this.#droppedTotal !== undefined && dropped > this.#droppedTotal)
+      this.#droppedThisSecond += dropped - this.#droppedTotal;
+    this.#droppedTotal = dropped;
+    if (p.outTimeUs === undefined) return;
+    const before = this.#progressAt;
+    if (before && now - before.at >= 400) this.#speed = (p.outTimeUs - before.outUs) / 1000 / (now - before.at);
+    if (!before || now - before.at >= 400) this.#progressAt = { at: now, outUs: p.outTimeUs };
+  }
+
+  /** A new encoder run (a step, a crash, a clock step): its start is not judged; its counters start at 0. */
+  newRun(): void {
+    this.#controller.hold(this.#now());
+    this.#droppedTotal = undefined;
+    this.#progressAt = undefined;
+    this.#speed = undefined;
+    this.#sched = undefined;
+    this.#lastMediaEnd = undefined;
+  }
+
+  async #second(): Promise<void> {
+    const pid = this.#hooks.encoderPid();
+    const sched = pid === undefined ? undefined : await readSchedTimes(pid);
+    this.#cpuWait = sched && this.#sched ? waitShare(this.#sched, sched) : undefined;
+    this.#sched = sched;
+    const now = this.#now();
+    // No chunk this second from a run that made some: the next one is already this late.
+    const overdue = this.#lastMediaEnd === undefined ? undefined : now - this.#lastMediaEnd - this.#chunkMs;
+    const lateness = this.#lateness.quantile(0.95) ?? (overdue !== undefined && overdue > 0 ? overdue : undefined);
+    const actions = this.#controller.update({
+      now,
+      latenessMs: lateness,
+      speed: this.#speed,
+      droppedFrames: this.#droppedThisSecond,
+      cpuWait: this.#cpuWait,
+    });
+    this.#lateness = new RecentValues(1000);
+    this.#droppedThisSecond = 0;
+    for (const action of actions) this.#apply(action);
+  }
+
+  #apply(action: RealtimeAction): void {
+    if (action.type === 'alarm') this.#hooks.alarm(action.raised, action.detail);
+    else if (action.type === 'margin') {
+      this.#logger.info({ marginMs: action.ms }, 'manifests: latency promises moved by the lateness seen');
+      this.#hooks.margin(action.ms);
+    } else {
+      this.#wanted = action.level;
+      this.#switching ??= this.#switch(action.why).finally(() => (this.#switching = undefined));
+    }
+  }
+
+  /** Carries out the wanted level (the newest, if the controller moved again meanwhile). */
+  async #switch(why: string): Promise<void> {
+    for (let guard = 0; guard < this.#levels.length && this.#wanted !== undefined; guard++) {
+      const level = this.#wanted;
+      this.#wanted = undefined;
+      if (level === this.#applied || this.#stopped) continue;
+      await this.#switchTo(level, why);
+    }
+  }
+
+  async #switchTo(level: number, why: string): Promise<void> {
+    const target = this.#levels[level]!;
+    const shape = this.#hooks.shapeOf(target);
+    const clips = await this.#hooks.slateFor(target).catch(() => [] as SlateClip[]);
+    const inits = new Map(clips.map((c) => [c.init.track, c.init]));
+    const now = this.#now();
+    const start = BigInt(Math.ceil((now + PERIOD_LEAD_MS) / this.#segmentMs));
+    // Without the level's slate its inits are not known ahead: the packager opens the period when the run delivers.
+    if (shape.tracks.every((t) => inits.has(t))) this.#hooks.announce(start, shape, inits);
+    const restartAt = Number(start) * this.#segmentMs - RESTART_LEAD_FRACTION * this.#segmentMs;
+    const fields = {
+      level,
+      ...(level > this.#applied ? { givesUp: target.change } : { takesBack: this.#levels[this.#applied]!.change }),
+      fromSegment: start.toString(),
+      why,
+    };
+    if (level > this.#applied) this.#logger.warn(fields, 'the encoder is behind real time: stepping down');
+    else this.#logger.info(fields, 'the encoder has had headroom: stepping back up');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, restartAt - this.#now()));
+      this.#timers.push(timer);
+    });
+    if (this.#stopped) return;
+    this.#applied = level;
+    this.#hooks.levelChanged(level, target.change);
+    this.#hooks.restart(`real time: level ${level}${target.change ? ` (${target.change})` : ''}`);
+  }
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { XMLParser } from 'fast-xml-parser';
+import { BIN, logLines, ROOT, systemNode, waitForLogField } from '../../helpers/run.ts';
+
+// A box short of CPU: the appliance (so ffmpeg) and a busy loop share one core, about half a core
+// for a ladder that needs more, on any machine. The encoder falls behind; the controller raises
+// encoder-behind, tells players the truth, steps down, and steps back up once the loop is gone.
+
+const CORE = '0';
+const LIMIT_MS = 90_000;
+
+async function waitForLog(log: () => string, matches: (line: Record<string, unknown>) => boolean, what: string) {
+  for (const started = Date.now(); Date.now() - started < LIMIT_MS; await sleep(250)) {
+    const line = logLines(log()).find(matches);
+    if (line) return line;
+  }
+  throw new Error(`no ${what} within ${LIMIT_MS / 1000} s:\n${log().slice(-3000)}`);
+}
+
+const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' });
+
+describe('real time under CPU pressure', { timeout: 300_000 }, () => {
+  it('pinned to a core a busy loop shares: alarm, later latency promises, a step down, and back up once the loop ends', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'appliance-realtime-'));
+    const appliance: ResultPromise = execa(
+      'taskset',
+      // A state directory of its own: no session of an earlier run on this port is continued.
+      [
+        '-c',
+        CORE,
+        await systemNode(),
+        BIN,
+        'start',
+        '--listen',
+        '127.0.0.1:0',
+        '--duration',
+        '200',
+        '--state-dir',
+        stateDir,
+      ],
+      { reject: false, timeout: 280_000 },
+    );
+    let log = '';
+    appliance.stderr?.on('data', (piece: Buffer) => (log += piece.toString()));
+    let busy: ResultPromise | undefined;
+    try {
+      const url = await waitForLogField(appliance, 'serving', 'url', 60_000);
+      assert.ok(url, log.slice(-2000));
+      const base = new URL(url).origin;
+      busy = execa('taskset', ['-c', CORE, 'bash', '-c', 'while :; do :; done'], { reject: false });
+
+      const down = await waitForLog(
+        () => log,
+        (l) => l['msg'] === 'the encoder is behind real time: stepping down',
+        'step down',
+      );
+      assert.equal(down['level'], 1);
+      assert.equal(down['givesUp'], 'x264 preset superfast → ultrafast');
+      const status = (await (await fetch(`${base}/status`)).json()) as {
+        alarms: { name: string; detail: string }[];
+        realtime: { level: number; latencyMarginMs: number };
+      };
+      assert.ok(
+        status.alarms.some((a) => a.name === 'encoder-behind' && /behind real time/.test(a.detail)),
+        JSON.stringify(status.alarms),
+      );
+      // While chunks come late, the manifests say so (from the next segment boundary).
+      let target = 0.8;
+      let asto = 0.9;
+      for (let i = 0; i < 40 && target <= 0.8; i++, await sleep(250)) {
+        const mpd = parser.parse(await (await fetch(`${base}/live.mpd`)).text()) as { MPD: Record<string, any> };
+        target = Number(mpd.MPD['ServiceDescription']?.['Latency']?.['target']) / 1000;
+        const periods = [mpd.MPD['Period']].flat();
+        asto = Number([periods.at(-1)['AdaptationSet']].flat()[0]['SegmentTemplate']['availabilityTimeOffset']);
+      }
+      const decisions = () =>
+        logLines(log)
+          .filter((l) => l['component'] === 'realtime' || l['alarm'] === 'encoder-behind')
+          .map((l) => `${l['time']} ${l['msg']} ${l['marginMs'] ?? l['level'] ?? ''}`)
+          .join('\n');
+      assert.ok(
+        target > 0.8 && asto < 0.9,
+        `the MPD promises a later latency (target ${target} s, asto ${asto} s):\n${decisions()}`,
+      );
+      const playlist = await (await fetch(`${base}/live_720p.m3u8`)).text();
+      const holdBack = Number(/PART-HOLD-BACK=([\d.]+)/.exec(playlist)?.[1]);
+      assert.ok(holdBack > 0.8, `PART-HOLD-BACK ${holdBack}`);
+
+      // The restart at the new level: a new period announced ahead, the encoder restarted before it.
+      await waitForLog(
+        () => log,
+        (l) => l['msg'] === 'ffmpeg restarted with other settings',
+        'restart at level 1',
+      );
+      busy.kill('SIGKILL');
+      await busy;
+      busy = undefined;
+      const freed = Date.now();
+      const up = await waitForLog(
+        () => log,
+        (l) => l['msg'] === 'the encoder has had headroom: stepping back up' && l['level'] === 0,
+        'step back up to level 0',
+      );
+      process.stderr.write(
+        `# realtime: down at level 1 (${down['why']}); back to level 0 ${Math.round((Date.parse(String(up['time'])) - freed) / 1000)} s after the loop ended\n`,
+      );
+      await waitForLog(
+        () => log,
+        (l) => l['alarm'] === 'encoder-behind' && String(l['msg']).startsWith('alarm cleared'),
+        'alarm cleared',
+      );
+      // Nothing missing in the rendition every level keeps: every segment of its playlist is there.
+      const after = await (await fetch(`${base}/live_720p.m3u8`)).text();
+      assert.match(after, /#EXT-X-DISCONTINUITY/, 'each level is a period: a discontinuity in HLS');
+      const segments = [...after.matchAll(/^(?:720p\/)?(\d+)\.m4s$/gm)].map((m) => BigInt(m[1]!));
+      assert.ok(segments.length >= 10, `${segments.length} segments listed`);
+      for (let i = 1; i < segments.length; i++)
+        assert.equal(segments[i], segments[i - 1]! + 1n, `segment ${segments[i]} follows ${segments[i - 1]}`);
+      for (const n of segments.slice(-25)) {
+        const response = await fetch(`${base}/720p/${n}.m4s`);
+        assert.equal(response.status, 200, `720p/${n}.m4s`);
+        await response.arrayBuffer();
+      }
+    } finally {
+      await writeFile(join(ROOT, 'test-output', 'realtime.log'), log).catch(() => undefined);
+      busy?.kill('SIGKILL');
+      await busy;
+      if (appliance.pid && appliance.exitCode === null) process.kill(appliance.pid, 'SIGTERM');
+      await appliance;
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});
