@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players|continuity|avsync, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
 // measured become bench/baseline.json's, merged with those of sections not run).
 import { readFile, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { originUnderClients, type ClientsRun } from './origin-clients.ts';
 import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 import { playersRun, type PlayerRun } from './players.ts';
 import { avSyncRun, type AvSyncRun } from './av-sync.ts';
+import { pressureRun, type PressureRun } from './pressure.ts';
 import {
   killRun,
   playerKillRuns,
@@ -394,6 +395,54 @@ if (want('avsync')) {
     measured: round(median(worst)),
     met: Math.max(...worst) <= 1000 / 30,
   };
+}
+
+if (want('pressure')) {
+  const adapted: PressureRun[] = [];
+  const fixed: PressureRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    adapted.push(await pressureRun(true));
+    fixed.push(await pressureRun(false));
+    log(`pressure run ${i + 1}/${runs} done (with the real-time controller, then --no-adapt)`);
+  }
+  const tracks = ['1080p', '720p', 'audio'];
+  const summarise = (results: PressureRun[]) => ({
+    chunkDelayMs: Object.fromEntries(
+      tracks.map((t) => [
+        t,
+        {
+          p50: round(median(results.map((r) => r.chunkDelayMs[t]!.p50))),
+          p95: round(median(results.map((r) => r.chunkDelayMs[t]!.p95))),
+          max: round(median(results.map((r) => r.chunkDelayMs[t]!.max))),
+        },
+      ]),
+    ),
+    afterLoopChunkDelayMs: Object.fromEntries(
+      tracks.map((t) => [t, { p95: round(median(results.map((r) => r.afterLoopChunkDelayMs[t]!.p95))) }]),
+    ),
+    missingSegments: results.map((r) => r.missingSegments),
+    steps: results.map((r) => r.steps),
+    backUpSeconds: results.map((r) => r.backUpSeconds ?? null),
+    slateSecondsPerStep: results.map((r) => r.slateSecondsPerStep ?? null),
+  });
+  const ours = summarise(adapted);
+  const without = summarise(fixed);
+  const worst = (s: ReturnType<typeof summarise>, q: 'p50' | 'p95') =>
+    Math.max(...['720p', 'audio'].map((t) => s.chunkDelayMs[t]![q]));
+  report['pressure'] = {
+    what: `${runs} runs of 90 s each, the default profile pushing to the project's origin on 127.0.0.1, the appliance (so ffmpeg) and a busy loop pinned to one core (taskset) for the first 60 s; chunk delay at the origin (last byte − media end) from 15 s after the start, medians across runs; with the real-time controller, then --no-adapt. 1080p's missing segments are those it was not encoded (the top-rendition step)`,
+    withController: ours,
+    withoutController: without,
+    ratioP95: round(worst(ours, 'p95') / worst(without, 'p95'), 2),
+  };
+  const p50 = worst(ours, 'p50');
+  const p95 = worst(ours, 'p95');
+  targets['pressureChunkDelayP50Ms'] = { target: '<= 100', measured: p50, met: p50 <= 100 };
+  targets['pressureChunkDelayP95Ms'] = { target: '<= 250', measured: p95, met: p95 <= 250 };
+  const back = adapted.map((r) => r.backUpSeconds ?? Infinity);
+  targets['pressureBackUpSeconds'] = { target: '<= 30', measured: median(back), met: back.every((s) => s <= 30) };
+  const missing = adapted.reduce((n, r) => n + r.missingSegments['720p']! + r.missingSegments['audio']!, 0);
+  targets['pressureMissingSegments'] = { target: '0', measured: missing, met: missing === 0 };
 }
 
 // Each figure against the stored baseline, as a ratio: a regression shows as a ratio, whatever the

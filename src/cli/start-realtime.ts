@@ -22,10 +22,16 @@ export interface RealtimeWiring {
   supervisor: () => EncoderSupervisor;
 }
 
-/** The run's real-time controller, started; levels beyond 0 only where the profile adapts. */
+/**
+ * The run's real-time controller, started where the source is captured here (the test pattern, a
+ * camera and microphone); levels beyond 0 only where the profile adapts. A file or a feed is not
+ * watched yet: a feed's chunks are a network's delay late by design and its frames come in bursts,
+ * which the controller would read as an encoder behind (each needs a baseline of its own).
+ */
 export function startRealtime(wiring: RealtimeWiring): RealtimeRun {
   const { resolved, packager, session, telemetry, logger } = wiring;
-  const levels = realtimeLevels(resolved.profile);
+  const watched = resolved.source.kind === 'test' || resolved.source.kind === 'device';
+  const levels = watched ? realtimeLevels(resolved.profile) : [{ profile: resolved.profile, change: '' }];
   if (levels.length > 1)
     logger.info(
       { levels: levels.slice(1).map((l, i) => `${i + 1}: ${l.change}`) },
@@ -73,7 +79,7 @@ export function startRealtime(wiring: RealtimeWiring): RealtimeRun {
       encoderPid: () => wiring.supervisor().pid,
     },
   });
-  realtime.start();
+  if (watched) realtime.start();
   return realtime;
 }
 
