@@ -5,7 +5,12 @@ import type { TestSource } from './source.ts';
  * level, sine's default amplitude), both released in real time and stamped with the wall clock at
  * release (`RTCTIME`), so media time is UTC since 1970 and the timeline can be checked by eye.
  */
-export function testSourceInputs(source: TestSource, framerate: number, samplerate: number): string[] {
+export function testSourceInputs(
+  source: TestSource,
+  framerate: number,
+  samplerate: number,
+  probe?: TestSourceProbe,
+): string[] {
   const size = `${source.width}x${source.height}`;
   // Mandelbrot is rendered at quarter size and scaled up: full-size rendering alone costs ~0.7 core.
   const pattern =
@@ -21,23 +26,38 @@ export function testSourceInputs(source: TestSource, framerate: number, samplera
     : [];
   const beep = sync ? [`aeval=exprs='if(lt(mod(t,1),0.05),val(0),0)'`] : [];
   // A sound card whose clock is off and drifting: its samples come 1500 ppm fast, from 10 s 800 ppm.
-  const pacing = source.audioDrift
-    ? [`asendcmd=c='10 arealtime speed 1.0008'`, 'arealtime=speed=1.0015']
-    : ['arealtime'];
+  const pacing = probe
+    ? []
+    : source.audioDrift
+      ? [`asendcmd=c='10 arealtime speed 1.0008'`, 'arealtime=speed=1.0015']
+      : ['arealtime'];
+  // A probe runs as fast as the machine can, its stamps counted from a boundary instead of read off the clock.
+  const videoTime = probe
+    ? [`trim=duration=${probe.seconds}`, 'settb=AVTB', `setpts=PTS+${probe.startSeconds}/TB`]
+    : ['realtime', 'settb=AVTB', 'setpts=RTCTIME'];
+  const audioTime = probe
+    ? [`atrim=duration=${probe.seconds}`, 'asettb=AVTB', `asetpts=PTS+${probe.startSeconds}/TB`]
+    : ['asettb=AVTB', 'asetpts=RTCTIME'];
   return [
     '-f',
     'lavfi',
     '-thread_queue_size',
     '64',
     '-i',
-    [pattern, 'realtime', 'settb=AVTB', 'setpts=RTCTIME', ...flash].join(','),
+    [pattern, ...videoTime, ...flash].join(','),
     '-f',
     'lavfi',
     '-thread_queue_size',
     '64',
     '-i',
-    [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, 'asettb=AVTB', 'asetpts=RTCTIME', ...beep].join(','),
+    [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, ...audioTime, ...beep].join(','),
   ];
+}
+
+/** The test source for `appliance check`'s CPU probe: `seconds` of it, not paced, from `startSeconds` (a segment boundary). */
+export interface TestSourceProbe {
+  seconds: number;
+  startSeconds: number;
 }
 
 /** Escapes a drawtext expansion argument: `:` separates arguments inside `%{…}`. */
@@ -87,4 +107,6 @@ export const TEST_SOURCE_FILTERS = [
   'drawbox',
   'aeval',
   'asendcmd',
+  'trim',
+  'atrim',
 ] as const;

@@ -199,6 +199,12 @@ export interface PlanOptions {
    * starts wherever its first sample is.
    */
   startMs?: number;
+  /**
+   * `appliance check`'s CPU probe: the test source's whole live graph (clock, detectors, audio,
+   * every rendition) for this long, as fast as the machine can (the test source only), stamped
+   * from the boundary at or after `startMs`.
+   */
+  probeSeconds?: number;
 }
 
 /** `setpts` adding the wall-clock instant of media zero, in the stream's own time base. */
@@ -223,9 +229,23 @@ export function buildEncoderPlan(
   const live = !options.slate;
   const inputFd = FIRST_TRACK_FD + tracks.length;
   const feed = live && source.kind === 'feed' ? source : undefined;
-  const inputs = live
-    ? sourceInputs(profile, source, inputFd)
-    : { args: slateInputs(source, profile), video: '0:v', audio: '1:a' };
+  const probe =
+    options.probeSeconds !== undefined && source.kind === 'test'
+      ? {
+          source,
+          seconds: options.probeSeconds,
+          startSeconds: Math.ceil((options.startMs ?? 0) / 1000 / profile.segdur) * profile.segdur,
+        }
+      : undefined;
+  const inputs = probe
+    ? {
+        args: testSourceInputs(probe.source, profile.video.framerate, profile.audio.samplerate, probe),
+        video: '0:v',
+        audio: '1:a',
+      }
+    : live
+      ? sourceInputs(profile, source, inputFd)
+      : { args: slateInputs(source, profile), video: '0:v', audio: '1:a' };
   const file = live && source.kind === 'file' ? source : undefined;
   const played = file ?? feed;
   const anchored = live ? inputs.anchored : undefined;

@@ -42,29 +42,44 @@ const BEHIND_SPEED = 0.95;
 const CLEAR_SPEED = 0.98;
 /** A thread waiting for a CPU this share of the time has no headroom for more work. */
 const CLEAR_CPU_WAIT = 0.2;
+/** ffmpeg waiting for a CPU this share of the time is short of CPU. */
+const STARVED_CPU_WAIT = 0.5;
 /** Seconds of lateness the manifests' margin is measured over. */
 const MARGIN_WINDOW = 10;
 const MAX_RESTORE_SECONDS = 600;
 
 type Verdict = 'behind' | 'clear' | 'neutral';
 
-/** Pure: one second → behind (late, slow or dropping), clear (headroom), or neither. */
-export function judgeSecond(sample: RealtimeSample, lateMs: number): { verdict: Verdict; why: string } {
+/**
+ * Pure: one second → behind (late, slow or dropping), clear (headroom), or neither. Behind is
+ * `encoderBound` when the encoder itself shows it (slow, dropping, or waiting for a CPU): late
+ * chunks from an encoder at full speed are delayed elsewhere (this process, the disk), which a
+ * lighter encode would not mend.
+ */
+export function judgeSecond(
+  sample: RealtimeSample,
+  lateMs: number,
+): { verdict: Verdict; why: string; encoderBound: boolean } {
   const late = sample.latenessMs !== undefined && sample.latenessMs > lateMs;
   const slow = sample.speed !== undefined && sample.speed < BEHIND_SPEED;
+  const starved = sample.cpuWait !== undefined && sample.cpuWait >= STARVED_CPU_WAIT;
   if (late || slow || sample.droppedFrames > 0) {
     const why = [
       ...(late ? [`chunks ${Math.round(sample.latenessMs!)} ms late (p95)`] : []),
       ...(slow ? [`speed ${sample.speed!.toFixed(2)}x`] : []),
       ...(sample.droppedFrames > 0 ? [`${sample.droppedFrames} frames duplicated or dropped`] : []),
     ].join(', ');
-    return { verdict: 'behind', why };
+    return {
+      verdict: 'behind',
+      why: starved ? `${why}, ffmpeg waiting for a CPU ${Math.round(sample.cpuWait! * 100)} % of the time` : why,
+      encoderBound: slow || sample.droppedFrames > 0 || starved,
+    };
   }
   const clear =
     (sample.latenessMs === undefined || sample.latenessMs <= lateMs / 2) &&
     (sample.speed === undefined || sample.speed >= CLEAR_SPEED) &&
     (sample.cpuWait === undefined || sample.cpuWait < CLEAR_CPU_WAIT);
-  return { verdict: clear ? 'clear' : 'neutral', why: '' };
+  return { verdict: clear ? 'clear' : 'neutral', why: '', encoderBound: false };
 }
 
 /**
@@ -79,6 +94,8 @@ export class RealtimeController {
   readonly #settings: RealtimeSettings;
   #level = 0;
   #behindScore = 0;
+  /** The same count over the seconds the encoder itself was behind: only these step down. */
+  #encoderScore = 0;
   #clearSince: number | undefined;
   #holdUntil = -Infinity;
   #lastUpAt: number | undefined;
@@ -109,6 +126,7 @@ export class RealtimeController {
   hold(now: number): void {
     this.#holdUntil = now + this.#settings.holdSegments * this.#settings.segdur * 1000;
     this.#behindScore = 0;
+    this.#encoderScore = 0;
     this.#clearSince = undefined;
   }
 
@@ -118,25 +136,30 @@ export class RealtimeController {
     const actions: RealtimeAction[] = [];
     if (sample.latenessMs !== undefined) this.#lateness.add(sample.latenessMs);
     if (now < this.#holdUntil) return actions;
-    const { verdict, why } = judgeSecond(sample, settings.lateMs);
+    const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs);
     if (verdict === 'behind') {
       this.#behindScore = Math.min(settings.graceSeconds, this.#behindScore + 1);
+      if (encoderBound) this.#encoderScore = Math.min(settings.graceSeconds, this.#encoderScore + 1);
       this.#clearSince = undefined;
     } else {
-      if (verdict === 'clear') this.#behindScore = Math.max(0, this.#behindScore - 1);
+      if (verdict === 'clear') {
+        this.#behindScore = Math.max(0, this.#behindScore - 1);
+        this.#encoderScore = Math.max(0, this.#encoderScore - 1);
+      }
       // Neutral seconds neither count towards a step up nor undo the clear ones before them.
       if (verdict === 'clear') this.#clearSince ??= now;
     }
     if (this.#behindScore >= settings.graceSeconds) {
+      const stepping = this.#level < settings.steps && this.#encoderScore >= settings.graceSeconds;
       if (!this.#alarmed) {
         this.#alarmed = true;
         actions.push({
           type: 'alarm',
           raised: true,
-          detail: `the encoder is behind real time: ${why}${this.#level < settings.steps ? `; stepping down to level ${this.#level + 1}` : `; at the last step (${settings.steps})`}`,
+          detail: `the encoder is behind real time: ${why}${stepping ? `; stepping down to level ${this.#level + 1}` : this.#level < settings.steps ? '' : `; at the last step (${settings.steps})`}`,
         });
       }
-      if (this.#level < settings.steps) {
+      if (stepping) {
         if (this.#lastUpAt !== undefined && now - this.#lastUpAt < this.#bounceMs())
           this.#restoreSeconds = Math.min(MAX_RESTORE_SECONDS, this.#restoreSeconds * 2);
         this.#lastUpAt = undefined;

@@ -38,10 +38,14 @@ before(async () => {
 
 /**
  * The appliance on the pinned Node, one process (as the service runs it), with the push token, on
- * the light pair unless another profile is named.
+ * the light pair unless another profile is named; delivery is the subject, so a loaded machine
+ * does not step the encoder down (--no-adapt).
  */
 function appliance(args: string[], profile = lightProfile) {
-  return startAppliance(process.execPath, ['start', '--profile', profile, ...args], { env, timeout: 90_000 });
+  return startAppliance(process.execPath, ['start', '--no-adapt', '--profile', profile, ...args], {
+    env,
+    timeout: 90_000,
+  });
 }
 
 /** Every segment the directory output holds, which the origin must hold byte for byte too. */
@@ -100,7 +104,10 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
       }
       for (const track of TRACKS) assert.ok(origin.hash(`live/${track}/init.mp4`), `${track} init`);
       const mpd = new TextDecoder().decode(Buffer.concat(origin.store.get('live/live.mpd')!.chunks));
-      assert.match(mpd, /availabilityTimeOffset="0\.9"/);
+      // The profile's offset, unless chunks came late on a loaded machine (encoder-behind): then a
+      // smaller one, the truth the manifests tell while it lasts.
+      const behind = logLines(String(result.stderr)).some((l) => l['alarm'] === 'encoder-behind');
+      assert.match(mpd, behind ? /availabilityTimeOffset="0\.\d+"/ : /availabilityTimeOffset="0\.9"/);
       assert.match(
         mpd,
         new RegExp(`<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${origin.base}/time"/>`),

@@ -118,3 +118,38 @@ describe('what the argv must say, whatever the golden files hold', () => {
     );
   });
 });
+
+describe("appliance check's CPU probe", () => {
+  it('runs the live command line on the test source, unpaced, stamped from a boundary, for a few seconds', async () => {
+    const { profile } = await loadProfile('ultra-ll');
+    const source = parseTestSource('test');
+    const live = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions, {
+      startMs: RUN_START_MS,
+    });
+    const probe = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions, {
+      probeSeconds: 4,
+      startMs: RUN_START_MS,
+    });
+    const inputs = probe.args.filter((_, i) => probe.args[i - 1] === '-i');
+    assert.equal(inputs.length, 2);
+    assert.ok(
+      inputs.every((i) => !/realtime|RTCTIME/.test(i)),
+      'not paced, not read off the clock',
+    );
+    assert.match(inputs[0]!, /trim=duration=4,settb=AVTB,setpts=PTS\+1764000001\/TB/);
+    assert.match(inputs[1]!, /atrim=duration=4,asettb=AVTB,asetpts=PTS\+1764000001\/TB/);
+    // Everything after the inputs is what a start runs: the graph with the clock and the detectors, every encoder.
+    const after = (args: string[]) => args.slice(args.indexOf('-copyts'));
+    const liveTail = after(live.args)
+      .join(' ')
+      .replace(/first_pts=\d+/, 'first_pts=X');
+    const probeTail = after(probe.args).join(' ');
+    assert.equal(probeTail.replace(/:first_pts=\d+/, ''), liveTail.replace(/:first_pts=X/, ''));
+    assert.match(probeTail, /drawtext=font=monospace/);
+    assert.match(probeTail, /silencedetect/);
+    assert.deepEqual(
+      probe.tracks.map((t) => t.id),
+      ['1080p', '720p', 'audio'],
+    );
+  });
+});

@@ -51,6 +51,12 @@ describe('the real-time controller', () => {
     assert.deepEqual(judgeSecond({ ...fine(0), latenessMs: 305 }, 200), {
       verdict: 'behind',
       why: 'chunks 305 ms late (p95)',
+      encoderBound: false,
+    });
+    assert.deepEqual(judgeSecond({ ...fine(0), latenessMs: 305, cpuWait: 0.6 }, 200), {
+      verdict: 'behind',
+      why: 'chunks 305 ms late (p95), ffmpeg waiting for a CPU 60 % of the time',
+      encoderBound: true,
     });
     assert.match(judgeSecond({ ...fine(0), speed: 0.9 }, 200).why, /speed 0\.90x/);
     assert.match(judgeSecond({ ...fine(0), droppedFrames: 3 }, 200).why, /3 frames duplicated or dropped/);
@@ -145,6 +151,23 @@ describe('the real-time controller', () => {
       t = down.at + 1;
     }
     assert.deepEqual(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+  });
+
+  it('late chunks from an encoder at full speed (delayed elsewhere): the alarm and the truth, no step', () => {
+    const controller = new RealtimeController(SETTINGS);
+    const actions = run(controller, 0, 20, (now) => ({ ...fine(now), latenessMs: 420 }));
+    assert.deepEqual(steps(actions), []);
+    assert.match(
+      (actions.find((a) => a.action.type === 'alarm')!.action as { detail: string }).detail,
+      /^the encoder is behind real time: chunks 420 ms late \(p95\)$/,
+    );
+    assert.ok(actions.some((a) => a.action.type === 'margin' && a.action.ms === 500));
+    // The encoder falls behind too: now a step.
+    const later = run(controller, 20, 5, (now) => ({ ...fine(now), latenessMs: 420, speed: 0.8 }));
+    assert.deepEqual(
+      steps(later).map(({ at, level }) => ({ at, level })),
+      [{ at: 22, level: 1 }],
+    );
   });
 
   it('with no step left (a profile that declares none) it still alarms and tells the truth', () => {
