@@ -1,11 +1,11 @@
 import type { Profile } from '../config/schema.ts';
 import { TrackChunker, type InitEvent, type PackagerEvent, type SampleWithData } from './chunker.ts';
 import { SlateCursor, type SlateClip } from './slate.ts';
-import { codecString } from './fmp4.ts';
 import { initPath } from '../layout/object-names.ts';
 import { segmentTicks, trackSegmentStart } from '../timeline/epoch-grid.ts';
 import type { MpdModel } from './mpd.ts';
 import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
+import { hlsRenditionsOf, mpdModelOf } from './manifest-model.ts';
 
 export interface PackagedTrack {
   id: string;
@@ -629,108 +629,23 @@ export class Packager {
     for (const { chunker: c } of this.#states.values()) c.endBefore(segment, options);
   }
 
-  /**
-   * The HLS variants, once every init is known. BANDWIDTH is the most a segment can carry: capped
-   * VBR lets a segment hold maxrate·segdur plus the VBV buffer; AAC stays within 10 % of its rate.
-   * A few percent on top cover the CMAF boxes (styp, prft, moof per chunk).
-   */
+  /** The HLS variants of the current period, once every init is known. */
   hlsRenditions(profile: Profile): { video: HlsVideoRendition[]; audio: HlsAudioRendition | undefined } | undefined {
-    if (!this.ready) return undefined;
-    const period = this.#periods.at(-1)!;
-    const info = (id: string) => period.inits.get(id)!.info;
-    const boxes = 1.03;
-    const present = this.#tracks.filter((t) => period.inits.has(t.id));
-    const audioTrack = present.find((t) => t.kind === 'audio');
-    return {
-      video: present
-        .filter((t) => t.kind === 'video')
-        .map((t) => {
-          const i = info(t.id);
-          const peak = Math.ceil(t.bitrate * (1 + profile.video.vbvBuffer / profile.segdur) * boxes);
-          return {
-            id: t.id,
-            codecs: codecString(i),
-            bitrate: t.bitrate,
-            averageBandwidth: Math.ceil(t.bitrate * boxes),
-            peakBandwidth: peak,
-            width: i.width!,
-            height: i.height!,
-            frameRate: period.frameRate ?? profile.video.framerate,
-          };
-        }),
-      audio: audioTrack && {
-        id: audioTrack.id,
-        codecs: codecString(info(audioTrack.id)),
-        bitrate: audioTrack.bitrate,
-        averageBandwidth: Math.ceil(audioTrack.bitrate * boxes),
-        peakBandwidth: Math.ceil(audioTrack.bitrate * 1.1 * boxes),
-        channels: info(audioTrack.id).channels ?? 2,
-      },
-    };
+    return this.ready ? hlsRenditionsOf(this.#tracks, this.#periods.at(-1)!, profile) : undefined;
   }
 
   /** Pure: the manifest's model from the profile, the tracks' init segments and the options. */
   mpdModel(profile: Profile, options: ManifestOptions, now: Date): MpdModel {
-    const current = this.#periods.at(-1)!;
-    const audio = this.#tracks.filter((t) => t.kind === 'audio');
-    const audioFrameSeconds = audio.length ? 1024 / (current.inits.get(audio[0]!.id)!.info.sampleRate ?? 48000) : 0;
-    const reference = this.#firstSegment ?? BigInt(Math.floor(now.getTime() / 1000 / profile.segdur));
-    // Earlier periods stay listed while any of their segments is in the time-shift window.
-    const windowStart = BigInt(Math.floor((now.getTime() / 1000 - options.timeShiftBufferDepth) / profile.segdur));
-    const earlier = this.#periods.slice(0, -1).filter((_p, i) => this.#periods[i + 1]!.start > windowStart);
-    return {
-      publishTime: now,
-      segdur: profile.segdur,
-      cdur: profile.cdur,
-      asto: profile.asto,
-      timeShiftBufferDepth: options.timeShiftBufferDepth,
-      minimumUpdatePeriod: Math.max(2, profile.segdur),
-      maxSegmentDuration: Math.ceil((profile.segdur + audioFrameSeconds) * 1000) / 1000,
-      latency: profile.latency,
-      utcTimingUrl: options.utcTimingUrl,
-      referenceSeconds: Number(reference) * profile.segdur,
-      ...this.#representations(profile, current),
-      periodStart: current.start,
-      earlierPeriods: earlier.map((p) => ({ start: p.start, ...this.#representations(profile, p) })),
+    return mpdModelOf({
+      tracks: this.#tracks,
+      periods: this.#periods,
+      firstSegment: this.#firstSegment,
       // Only once every track has completed its last segment: until then the stream is still live.
       endedAt: this.#end?.last && this.finished ? Number(this.#end.segment) * profile.segdur : undefined,
-    };
-  }
-
-  /** A period's Representations, from its init segments. */
-  #representations(profile: Profile, period: Period): Pick<MpdModel, 'video' | 'audio'> {
-    const present = this.#tracks.filter((t) => period.inits.has(t.id));
-    const info = (id: string) => period.inits.get(id)!.info;
-    return {
-      video: present
-        .filter((t) => t.kind === 'video')
-        .map((t) => {
-          const i = info(t.id);
-          return {
-            id: t.id,
-            codecs: codecString(i),
-            bandwidth: t.bitrate,
-            width: i.width!,
-            height: i.height!,
-            frameRate: period.frameRate ?? profile.video.framerate,
-            sar: i.sar ?? '1:1',
-            timescale: i.timescale,
-          };
-        }),
-      audio: present
-        .filter((t) => t.kind === 'audio')
-        .map((t) => {
-          const i = info(t.id);
-          return {
-            id: t.id,
-            codecs: codecString(i),
-            bandwidth: t.bitrate,
-            samplingRate: i.sampleRate!,
-            channels: i.channels!,
-            timescale: i.timescale,
-          };
-        }),
-    };
+      profile,
+      options,
+      now,
+    });
   }
 }
 
