@@ -53,7 +53,7 @@ export async function pressureRun(
         String(seconds),
         '--state-dir',
         stateDir,
-        ...(adapt ? [] : ['--no-adapt']),
+        adapt ? '--adapt' : '--no-adapt',
         '--output',
         `${origin.base}/live/live.mpd`,
       ],

@@ -50,8 +50,9 @@ appliance start [options]
   --push-budget S       unacknowledged media kept per origin, in seconds of the ladder (default: 30);
                         beyond it the oldest unsent media is dropped and counted
   --no-delete           do not DELETE segments that left the time-shift window at the origin
-  --no-adapt            never step the encoder down when it falls behind real time (a box short
-                        of CPU): only the encoder-behind alarm and the manifests' latency margin
+  --adapt, --no-adapt   step the encoder down when it falls behind real time (a box short of CPU),
+                        or never (default: the profile's realtime.adapt, off); either way the
+                        encoder-behind alarm and the manifests' latency margin
   --llhls br|sf|off     LL-HLS parts as byte ranges of the segment being made (br), also as part
                         files <segment>.<N> (sf), or classic HLS (off) (default: the profile's)
   --part-chunks N       CMAF chunks per LL-HLS part (default: the profile's, 1)
@@ -107,6 +108,7 @@ const START_OPTIONS = {
   'retry-devices': { type: 'boolean' },
   loop: { type: 'boolean' },
   'no-retry-devices': { type: 'boolean' },
+  adapt: { type: 'boolean' },
   'no-adapt': { type: 'boolean' },
   metrics: { type: 'string' },
   config: { type: 'string' },
@@ -116,7 +118,11 @@ const START_OPTIONS = {
 export const START_OPTION_SPECS: OptionSpecs = START_OPTIONS;
 
 /** Options with a negated twin: either one on the command line overrides both in the file. */
-const NEGATED: Record<string, string> = { dual: 'no-dual', 'retry-devices': 'no-retry-devices' };
+const NEGATED: Record<string, string> = {
+  dual: 'no-dual',
+  'retry-devices': 'no-retry-devices',
+  adapt: 'no-adapt',
+};
 
 /**
  * Pure: the configuration file's values under the command line's, key by key (a flag given on the
@@ -155,8 +161,8 @@ export interface StartOptions {
   /** Seconds of the ladder's bitrate. */
   pushBudget: number;
   deleteExpired: boolean;
-  /** False: the profile's real-time steps are not taken (--no-adapt). */
-  adapt: boolean;
+  /** Whether the profile's real-time steps are taken (--adapt, --no-adapt); undefined: the profile's. */
+  adapt?: boolean | undefined;
   listen: string;
   llhls?: 'br' | 'sf' | 'off' | undefined;
   partChunks?: number | undefined;
@@ -296,7 +302,14 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     ca: values.ca,
     pushBudget: seconds('push-budget', values['push-budget']) ?? 30,
     deleteExpired: !values['no-delete'],
-    adapt: !values['no-adapt'],
+    adapt:
+      values.adapt && values['no-adapt']
+        ? contradiction('--adapt', '--no-adapt')
+        : values.adapt
+          ? true
+          : values['no-adapt']
+            ? false
+            : undefined,
     listen: values.listen ?? DEFAULT_LISTEN,
     llhls: values.llhls === undefined ? undefined : oneOf('llhls', values.llhls, LLHLS_MODES),
     partChunks: partChunks(values['part-chunks']),

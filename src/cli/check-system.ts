@@ -109,17 +109,18 @@ export function cpuFinding(
   stepped?: { level: number; change: string; speed: number } | undefined,
 ): Finding {
   const text = `the ${profile.name} ladder (${profile.video.renditions.map((r) => r.id).join(' + ')}, ${profile.video.preset}, with the clock, the detectors and audio) encodes at ${speed.toFixed(2)}x real time`;
+  const adapts = profile.realtime.adapt;
   if (speed < 1 && stepped)
     return {
       check: 'cpu',
-      verdict: 'warn',
-      text: `${text}: not real time; a start steps down to level ${stepped.level} (${stepped.change}: ${stepped.speed.toFixed(2)}x) when it falls behind; a lighter profile keeps the ladder whole`,
+      verdict: adapts ? 'warn' : 'fail',
+      text: `${text}: not real time; ${adapts ? 'a start steps down' : 'with realtime.adapt: true (or start --adapt) a start would step down'} to level ${stepped.level} (${stepped.change}: ${stepped.speed.toFixed(2)}x) when it falls behind; a lighter profile keeps the ladder whole`,
     };
   if (speed < 1)
     return {
       check: 'cpu',
       verdict: 'fail',
-      text: `${text}: not real time${profile.realtime.adapt && profile.realtime.steps.length ? ', not even at its last real-time step' : ''}; use a faster preset or fewer renditions (a profile file)`,
+      text: `${text}: not real time${profile.realtime.steps.length ? ', not even at its last real-time step' : ''}; use a faster preset or fewer renditions (a profile file)`,
     };
   if (speed < 1.5)
     return {
@@ -136,7 +137,7 @@ export async function checkCpu(ffmpegPath: string, profile: Profile, seconds = 4
     return { check: 'cpu', verdict: 'fail', text: `the test encode failed: ${measured}` };
   if (measured >= 1) return cpuFinding(measured, profile);
   // Not real time as written: which of the profile's steps would a start end up at?
-  const levels = realtimeLevels(profile);
+  const levels = realtimeLevels({ ...profile, realtime: { ...profile.realtime, adapt: true } });
   for (let level = 1; level < levels.length; level++) {
     const speed = await encodeSpeed(ffmpegPath, levels[level]!.profile, seconds);
     if (typeof speed === 'number' && speed >= 1)
@@ -161,7 +162,10 @@ async function encodeSpeed(ffmpegPath: string, profile: Profile, seconds: number
   const encoder = startEncoder({ ffmpegPath, plan, logger: createLogger('silent') });
   // The tracks are read as a start reads them, and dropped.
   for (const stream of encoder.tracks.values()) stream.resume();
-  const exit = await encoder.exited;
+  // A machine 30 times too slow has its answer: not real time.
+  const timeout = setTimeout(() => encoder.kill(), Math.max(60, 30 * seconds) * 1000);
+  const exit = await encoder.exited.finally(() => clearTimeout(timeout));
+  if (exit.signal === 'SIGKILL') return 0;
   if (exit.code !== 0) return exit.stderrTail.slice(-2).join(' ');
   return seconds / ((performance.now() - started) / 1000);
 }

@@ -23,15 +23,22 @@ export interface RealtimeWiring {
 }
 
 /**
- * The run's real-time controller, started where the source is captured here (the test pattern, a
+ * The run's real-time controller (the caller starts it once the encoder runs), for sources captured here (the test pattern, a
  * camera and microphone); levels beyond 0 only where the profile adapts. A file or a feed is not
  * watched yet: a feed's chunks are a network's delay late by design and its frames come in bursts,
  * which the controller would read as an encoder behind (each needs a baseline of its own).
  */
-export function startRealtime(wiring: RealtimeWiring): RealtimeRun {
+export function createRealtime(wiring: RealtimeWiring): RealtimeRun & { watched: boolean } {
   const { resolved, packager, session, telemetry, logger } = wiring;
   const watched = resolved.source.kind === 'test' || resolved.source.kind === 'device';
-  const levels = watched ? realtimeLevels(resolved.profile) : [{ profile: resolved.profile, change: '' }];
+  // A level whose command line is the one before's saves nothing (a top rendition the source
+  // was already too small for): left out.
+  const levels = (watched ? realtimeLevels(resolved.profile) : [{ profile: resolved.profile, change: '' }]).filter(
+    (level, i, all) =>
+      i === 0 ||
+      JSON.stringify(resolved.slatePlanFor(level.profile).args) !==
+        JSON.stringify(resolved.slatePlanFor(all[i - 1]!.profile).args),
+  );
   if (levels.length > 1)
     logger.info(
       { levels: levels.slice(1).map((l, i) => `${i + 1}: ${l.change}`) },
@@ -79,8 +86,7 @@ export function startRealtime(wiring: RealtimeWiring): RealtimeRun {
       encoderPid: () => wiring.supervisor().pid,
     },
   });
-  if (watched) realtime.start();
-  return realtime;
+  return Object.assign(realtime, { watched });
 }
 
 /** The tracks and frame rate the encoder makes at `level`. */

@@ -21,7 +21,7 @@ import { RunMonitor } from '../service/run-monitor.ts';
 import { Telemetry } from '../service/telemetry.ts';
 import type { StartOptions } from './args.ts';
 import { openOutputs } from './outputs.ts';
-import { startRealtime } from './start-realtime.ts';
+import { createRealtime } from './start-realtime.ts';
 import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
 import { END_SIGNAL, pidFileOf } from './stop.ts';
 
@@ -84,7 +84,7 @@ export async function runStart(
     onSourceChunk: (lateMs) => realtime.chunk(lateMs),
     latencyMargin,
   });
-  const realtime = startRealtime({ resolved, packager, session, telemetry, logger, supervisor: () => supervisor });
+  const realtime = createRealtime({ resolved, packager, session, telemetry, logger, supervisor: () => supervisor });
   const delayReport = setInterval(() => report.logDelays(session.avFigures, outputs), 60_000);
   delayReport.unref();
   // --duration ends at the first segment boundary at or after start + duration; a file played
@@ -153,6 +153,7 @@ export async function runStart(
   await slateAndPreviousSession(resolved, packager, session, sessionFile, logger);
   supervisor.start();
   realtime.newRun();
+  if (realtime.watched) realtime.start();
   logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 
   const detachSignals = await handleSignals(session, resolved.stateDir, logger);

@@ -92,14 +92,14 @@ export interface TimingOverrides {
   llhls?: 'br' | 'sf' | 'off' | undefined;
   partChunks?: number | undefined;
   dual?: boolean | undefined;
-  /** False: no real-time step is taken (--no-adapt). */
+  /** Whether real-time steps are taken (--adapt, --no-adapt); undefined: the profile's. */
   adapt?: boolean | undefined;
 }
 
 export function applyOverrides(profile: Profile, overrides: TimingOverrides): Profile {
   return {
     ...profile,
-    realtime: overrides.adapt === false ? { ...profile.realtime, adapt: false } : profile.realtime,
+    realtime: overrides.adapt === undefined ? profile.realtime : { ...profile.realtime, adapt: overrides.adapt },
     segdur: overrides.segdur ?? profile.segdur,
     cdur: overrides.cdur ?? profile.cdur,
     asto: overrides.asto ?? profile.asto,

@@ -124,9 +124,12 @@ export const profileSchema = z.strictObject({
   /** When the encoder falls behind real time (a box short of CPU): the steps down it may take, in order. */
   realtime: z
     .strictObject({
+      // Off by default: a step restarts the encoder into a new period, and players were seen to
+      // stall or ask for segments not there yet across one on a loaded box (the alarm and the
+      // manifests' latency margin are on regardless).
       adapt: z
         .boolean({ error: 'expected true (step down when behind real time) or false (only the alarm)' })
-        .default(true),
+        .default(false),
       steps: z
         .array(
           z.enum(REALTIME_STEPS, {
@@ -134,7 +137,9 @@ export const profileSchema = z.strictObject({
           }),
         )
         .max(6)
-        .default(['preset', 'top-rendition', 'framerate']),
+        // top-rendition is left out by default until HLS takes a rendition that leaves and comes back
+        // (its multivariant playlist and the gap in its media playlist): DASH's periods already do.
+        .default(['preset', 'framerate']),
       /** Chunks later than this (p95 in a second, handed over − end of their media) are behind; default 2 chunks. */
       lateMs: z.number().positive({ error: 'expected milliseconds greater than 0' }).optional(),
       graceSeconds: positiveSeconds.default(3),

@@ -328,17 +328,25 @@ export class Packager {
    * without the track ends it there (the segment before is whole); a track without a usable clip
    * ends its open segment short (a hole, as warned at the start). False when no slate is made.
    */
-  #slateFor(state: TrackState, track: string, at: bigint, events: PackagerEvent[]): boolean {
+  #slateFor(state: TrackState, track: string, from: bigint, events: PackagerEvent[]): boolean {
+    let at = from;
     const chunker = state.chunker;
     const S = segmentTicks(this.#timing.segdur, chunker.info!.timescale);
-    const segment = chunker.placeSample({ decodeTime: at, duration: 1, sync: true }).segment;
-    const period = this.#periodOf(segment);
+    let segment = chunker.placeSample({ decodeTime: at, duration: 1, sync: true }).segment;
+    let period = this.#periodOf(segment);
     if (period && !period.inits.has(track)) {
       events.push(...chunker.closeOpen({ complete: at % S === 0n || state.kind === 'audio' }));
-      state.mode = 'absent';
       state.slate = undefined;
       state.slateClip = undefined;
-      return false;
+      // A later period with the track (one announced for a run that brings it back): slate from its start.
+      const back = this.#periods.find((p) => p.start > segment && p.inits.has(track));
+      if (!back) {
+        state.mode = 'absent';
+        return false;
+      }
+      segment = back.start;
+      period = back;
+      at = this.#segmentStart(state, segment, chunker.info!.timescale);
     }
     const clip = this.#clipFor(track, segment);
     if (!clip) {
@@ -467,10 +475,12 @@ export class Packager {
       // does not hold the grid) by a fraction of a frame: the slate's segment ends there all the same.
       events.push(...chunker.closeOpen({ complete: true }));
     }
-    const period = this.#periods.at(-1)!;
+    const period = this.#periodOf(place.segment)!;
     const init = period.inits.get(chunker.track);
     // Not in the period decided without it (its init came late): it waits for the next one.
     if (!init) return void this.counters.heldBackSamples++;
+    // This run's init must be the period's: a run that outlived its period (a restart that came late) has another.
+    if (state.runInit && !sameBytes(state.runInit, init.bytes)) return void this.counters.heldBackSamples++;
     if (state.pendingInit && !sameBytes(state.pendingInit.bytes, init.bytes)) {
       // This run's init came after its period was started: its media cannot be used in it.
       return void this.counters.heldBackSamples++;
@@ -507,6 +517,7 @@ export class Packager {
     const begun = this.currentSegment;
     const previous = this.#periods.at(-1);
     if (!previous || (begun !== undefined && start <= begun) || start <= previous.start) return [];
+    if (this.#end && start >= this.#end.segment) return [];
     const period: Period = { start, inits: new Map(), frameRate: run.frameRate ?? previous.frameRate };
     for (const track of run.tracks) {
       const init = inits.get(track);
@@ -514,7 +525,17 @@ export class Packager {
     }
     this.#periods.push(period);
     this.#handOver = start;
+    this.#bringBack(period);
     return [...period.inits.values()];
+  }
+
+  /** Tracks a new period has again wait for their source on slate from its start, not on nothing. */
+  #bringBack(period: Period): void {
+    for (const [track, state] of this.#states)
+      if (state.mode === 'absent' && period.inits.has(track) && state.chunker.info) {
+        state.mode = 'slate';
+        state.slate = undefined;
+      }
   }
 
   #add(state: TrackState, sample: SampleWithData, events: PackagerEvent[], slate: boolean): void {
@@ -530,7 +551,7 @@ export class Packager {
   #decideResume(segment: bigint, events: PackagerEvent[]): bigint {
     const begun = this.currentSegment ?? -1n;
     let resume = segment > begun ? segment : begun + 1n;
-    const previous = this.#periods.at(-1)!;
+    let previous = this.#periods.at(-1)!;
     const changed =
       [...this.#states.values()].some((s) => s.pendingInit) ||
       [...previous.inits.keys()].some((track) => !this.#run.tracks.includes(track)) ||
@@ -538,6 +559,12 @@ export class Packager {
     if (!changed) return resume;
     const leadSegment = BigInt(Math.ceil((this.#now() + this.#periodLeadMs) / 1000 / this.#timing.segdur));
     if (leadSegment > resume) resume = leadSegment;
+    // A period announced for a planned restart, not begun, that this run comes before (the encoder
+    // restarted on its own first): this run's period takes its place rather than one of no length.
+    if (this.#periods.length > 1 && previous.start >= resume && begun < previous.start) {
+      this.#periods.pop();
+      previous = this.#periods.at(-1)!;
+    }
     // Every init of the new period is written under the period's name; the DASH template names them so.
     const period: Period = {
       start: resume,
@@ -554,6 +581,7 @@ export class Packager {
       events.push(init);
     }
     this.#periods.push(period);
+    this.#bringBack(period);
     return resume;
   }
 

@@ -114,7 +114,8 @@ export class LiveSession {
   #avWarned = false;
   #savedAt = 0;
   #manifestPublished = false;
-  #periodsPublished = 0;
+  /** The periods the published manifest has (how many, and where the last starts). */
+  #periodsPublished = '';
   #halting: 'stop' | 'end' | undefined;
   /** When the run is stopped regardless if the planned end or the stop has not come, and what is said then. */
   #deadline: { atMonotonicMs: number; why: string } | undefined;
@@ -331,7 +332,8 @@ export class LiveSession {
     const marginMoves = this.#wantedMarginMs !== this.#latencyMargin.ms && events.some((e) => e.type === 'segmentEnd');
     if (marginMoves) this.#latencyMargin.ms = this.#wantedMarginMs;
     const packager = this.#packager;
-    if (packager.ready && (!this.#manifestPublished || packager.periods.length !== this.#periodsPublished)) {
+    const periods = `${packager.periods.length}:${packager.periods.at(-1)?.start}`;
+    if (packager.ready && (!this.#manifestPublished || periods !== this.#periodsPublished)) {
       if (this.#manifestPublished)
         this.#logger.warn(
           { period: packager.periods.at(-1)!.start.toString() },
@@ -339,7 +341,7 @@ export class LiveSession {
         );
       else this.#warnWithoutSlate();
       this.#manifestPublished = true;
-      this.#periodsPublished = packager.periods.length;
+      this.#periodsPublished = periods;
       this.#publishManifest();
     } else if (marginMoves && this.#manifestPublished) this.#publishManifest();
     if (packager.end && packager.finished) void this.#finish();
@@ -413,7 +415,10 @@ export class LiveSession {
           },
         }),
         // A chunk's worth of offset stays: an offset of 0 would leave the low-latency template out.
-        asto: view.asto > 0 ? Math.max(profile.cdur, Math.round((view.asto - margin) * 1000) / 1000) : view.asto,
+        asto:
+          view.asto > 0
+            ? Math.min(view.asto, Math.max(profile.cdur, Math.round((view.asto - margin) * 1000) / 1000))
+            : view.asto,
         announced: view.announced,
         minimumUpdatePeriod: view.announced ? profile.segdur : model.minimumUpdatePeriod,
       });

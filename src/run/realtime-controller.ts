@@ -47,6 +47,8 @@ const STARVED_CPU_WAIT = 0.5;
 /** Seconds of lateness the manifests' margin is measured over. */
 const MARGIN_WINDOW = 10;
 const MAX_RESTORE_SECONDS = 600;
+/** The most the manifests' promises move: beyond it a player is better told nothing it can plan on. */
+const MAX_MARGIN_MS = 10_000;
 
 type Verdict = 'behind' | 'clear' | 'neutral';
 
@@ -191,7 +193,9 @@ export class RealtimeController {
       });
       this.hold(now);
     }
-    const margin = this.#alarmed ? Math.ceil((this.#lateness.quantile(0.95) ?? 0) / 100) * 100 : 0;
+    const margin = this.#alarmed
+      ? Math.min(MAX_MARGIN_MS, Math.ceil((this.#lateness.quantile(0.95) ?? 0) / 100) * 100)
+      : 0;
     if (margin !== this.#margin) {
       this.#margin = margin;
       actions.push({ type: 'margin', ms: margin });

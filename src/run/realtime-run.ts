@@ -66,7 +66,9 @@ export class RealtimeRun {
   #cpuWait: number | undefined;
   #switching: Promise<void> | undefined;
   #wanted: number | undefined;
-  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Ends the wait of a pending switch when the run stops. */
+  #wake: (() => void) | undefined;
   #stopped = false;
 
   constructor(options: RealtimeRunOptions) {
@@ -96,26 +98,42 @@ export class RealtimeRun {
     return this.#applied;
   }
 
-  /** Each second's decision, and the levels' slates encoded ahead (one at a time, off the start). */
-  start(): void {
-    const timer = setInterval(() => void this.#second(), 1000);
+  /**
+   * Each second's decision, and the levels' slates encoded ahead: one at a time, once the live
+   * encoder has had `slatesAfterMs` to settle (on a small box it needs the CPU more at its start).
+   */
+  start(slatesAfterMs = 10_000): void {
+    const timer = setInterval(
+      () =>
+        void this.#second().catch((error: Error) =>
+          this.#logger.error({ err: error.message }, 'the real-time controller failed this second'),
+        ),
+      1000,
+    );
     timer.unref();
-    this.#timers.push(timer);
-    void (async () => {
-      for (const level of this.#levels.slice(1)) {
-        if (this.#stopped) return;
-        await this.#hooks
-          .slateFor(level)
-          .catch((error: Error) =>
-            this.#logger.warn({ err: error.message, level: level.change }, 'no slate for this level yet'),
-          );
-      }
-    })();
+    this.#timers.add(timer);
+    const slates = setTimeout(() => {
+      this.#timers.delete(slates);
+      void (async () => {
+        for (const level of this.#levels.slice(1)) {
+          if (this.#stopped) return;
+          await this.#hooks
+            .slateFor(level)
+            .catch((error: Error) =>
+              this.#logger.warn({ err: error.message, level: level.change }, 'no slate for this level yet'),
+            );
+        }
+      })();
+    }, slatesAfterMs);
+    slates.unref();
+    this.#timers.add(slates);
   }
 
   stop(): void {
     this.#stopped = true;
     for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#wake?.();
   }
 
   /** A source chunk handed over `lateMs` after the end of its media. */
@@ -175,7 +193,9 @@ export class RealtimeRun {
       this.#hooks.margin(action.ms);
     } else {
       this.#wanted = action.level;
-      this.#switching ??= this.#switch(action.why).finally(() => (this.#switching = undefined));
+      this.#switching ??= this.#switch(action.why)
+        .catch((error: Error) => this.#logger.error({ err: error.message }, 'a real-time step failed'))
+        .finally(() => (this.#switching = undefined));
     }
   }
 
@@ -208,9 +228,17 @@ export class RealtimeRun {
     if (level > this.#applied) this.#logger.warn(fields, 'the encoder is behind real time: stepping down');
     else this.#logger.info(fields, 'the encoder has had headroom: stepping back up');
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, restartAt - this.#now()));
-      this.#timers.push(timer);
+      const timer = setTimeout(
+        () => {
+          this.#timers.delete(timer);
+          resolve();
+        },
+        Math.max(0, restartAt - this.#now()),
+      );
+      this.#timers.add(timer);
+      this.#wake = resolve;
     });
+    this.#wake = undefined;
     if (this.#stopped) return;
     this.#applied = level;
     this.#hooks.levelChanged(level, target.change);

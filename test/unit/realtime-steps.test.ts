@@ -5,25 +5,38 @@ import { parseProfile, profileFile } from '../../src/config/profile.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { lateMsOf, lowerFrameRate, realtimeLevels } from '../../src/ladder/realtime-steps.ts';
 
-const ultraText = await readFile(profileFile('ultra-ll'), 'utf8');
+// ultra-ll with its real-time steps on (they are off unless a profile or --adapt says).
+const ultraText = (await readFile(profileFile('ultra-ll'), 'utf8')).replace(
+  /^latency:/m,
+  'realtime:\n  adapt: true\nlatency:',
+);
 const ultra = parseProfile(ultraText, 'ultra-ll.yaml');
 
 describe('the real-time steps of a profile', () => {
-  it('ultra-ll by default: preset one step faster, then 720p alone, then 20 fps', () => {
+  it('ultra-ll by default: preset one step faster, then 20 fps; the top rendition when the profile asks', () => {
     const levels = realtimeLevels(ultra);
     assert.deepEqual(
       levels.map((l) => l.change),
-      ['', 'x264 preset superfast → ultrafast', '1080p no longer encoded', '30 → 20 fps'],
+      ['', 'x264 preset superfast → ultrafast', '30 → 20 fps'],
     );
     const last = levels.at(-1)!.profile;
     assert.equal(last.video.preset, 'ultrafast');
-    assert.deepEqual(
-      last.video.renditions.map((r) => r.id),
-      ['720p'],
-    );
     assert.equal(last.video.framerate, 20);
     assert.equal(levels[0]!.profile, ultra, 'level 0 is the profile as written');
     assert.equal(ultra.video.preset, 'superfast', 'the profile itself is left alone');
+    const all = parseProfile(
+      ultraText.replace(/^realtime:\n/m, 'realtime:\n  steps: [preset, top-rendition, framerate]\n'),
+      'p.yaml',
+    );
+    const levelsAll = realtimeLevels(all);
+    assert.deepEqual(
+      levelsAll.map((l) => l.change),
+      ['', 'x264 preset superfast → ultrafast', '1080p no longer encoded', '30 → 20 fps'],
+    );
+    assert.deepEqual(
+      levelsAll.at(-1)!.profile.video.renditions.map((r) => r.id),
+      ['720p'],
+    );
   });
 
   it('frame rates keep chunks, IDR intervals and segments whole: 30 → 20 → 10 at 100 ms chunks, never 15', () => {
@@ -35,8 +48,7 @@ describe('the real-time steps of a profile', () => {
   });
 
   it('a profile declares its own order, repeats a step, or none; steps that cannot apply are skipped', () => {
-    const text = (steps: string, extra = '') =>
-      ultraText.replace(/^latency:/m, `realtime:\n  steps: ${steps}\n${extra}latency:`);
+    const text = (steps: string) => ultraText.replace(/^realtime:\n/m, `realtime:\n  steps: ${steps}\n`);
     const twice = parseProfile(text('[framerate, framerate, preset, preset]'), 'p.yaml');
     assert.deepEqual(
       realtimeLevels(twice).map((l) => l.change),
@@ -44,7 +56,7 @@ describe('the real-time steps of a profile', () => {
       'a second preset step has nothing faster than ultrafast',
     );
     assert.deepEqual(realtimeLevels(parseProfile(text('[]'), 'p.yaml')).length, 1);
-    const off = parseProfile(text('[preset]', '  adapt: false\n'), 'p.yaml');
+    const off = parseProfile(text('[preset]').replace('  adapt: true\n', '  adapt: false\n'), 'p.yaml');
     assert.equal(realtimeLevels(off).length, 1, 'adapt: false takes no step');
     const single = parseProfile(text('[top-rendition, preset]').replace(/ {4}- \{ id: 720p.*\n/, ''), 'p.yaml');
     assert.deepEqual(
@@ -57,14 +69,14 @@ describe('the real-time steps of a profile', () => {
   it('lateness: two chunks unless the profile says', () => {
     assert.equal(lateMsOf(ultra), 200);
     assert.equal(
-      lateMsOf(parseProfile(ultraText.replace(/^latency:/m, 'realtime:\n  lateMs: 350\nlatency:'), 'p.yaml')),
+      lateMsOf(parseProfile(ultraText.replace(/^realtime:\n/m, 'realtime:\n  lateMs: 350\n'), 'p.yaml')),
       350,
     );
   });
 
   it('a step the appliance does not know is refused, naming the field and what it takes', () => {
     assert.throws(
-      () => parseProfile(ultraText.replace(/^latency:/m, 'realtime:\n  steps: [resolution]\nlatency:'), 'p.yaml'),
+      () => parseProfile(ultraText.replace(/^realtime:\n/m, 'realtime:\n  steps: [resolution]\n'), 'p.yaml'),
       (error: unknown) =>
         error instanceof ConfigError &&
         /realtime\.steps\[0\]: "resolution" is not allowed; expected one of "preset", "top-rendition", "framerate"/.test(

@@ -321,9 +321,16 @@ describe('the machine, as appliance check reports it', () => {
       cpuFinding(0.8, profile).text,
       /with the clock, the detectors and audio\) encodes at 0\.80x real time: not real time, not even at its last real-time step/,
     );
-    const stepped = cpuFinding(0.8, profile, { level: 1, change: 'x264 preset superfast → ultrafast', speed: 1.3 });
-    assert.equal(stepped.verdict, 'warn', 'a start keeps real time one step down');
-    assert.match(stepped.text, /steps down to level 1 \(x264 preset superfast → ultrafast: 1\.30x\)/);
+    const step = { level: 1, change: 'x264 preset superfast → ultrafast', speed: 1.3 };
+    const stepped = cpuFinding(0.8, profile, step);
+    assert.equal(stepped.verdict, 'fail', 'steps are off unless asked for');
+    assert.match(
+      stepped.text,
+      /with realtime\.adapt: true \(or start --adapt\) a start would step down to level 1 \(x264 preset superfast → ultrafast: 1\.30x\)/,
+    );
+    const adapting = { ...profile, realtime: { ...profile.realtime, adapt: true } };
+    assert.equal(cpuFinding(0.8, adapting, step).verdict, 'warn', 'a start keeps real time one step down');
+    assert.match(cpuFinding(0.8, adapting, step).text, /a start steps down to level 1/);
     assert.equal(cpuFinding(1.2, profile).verdict, 'warn');
     assert.equal(cpuFinding(2, profile).verdict, 'ok');
     assert.equal(uploadFinding('https://o', 5e6, profile).verdict, 'warn');

@@ -37,6 +37,7 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
         await systemNode(),
         BIN,
         'start',
+        '--adapt',
         '--listen',
         '127.0.0.1:0',
         '--duration',
