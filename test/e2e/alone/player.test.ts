@@ -43,7 +43,15 @@ function assertPlaysLive(kind: PlayerKind, report: PlayerReport) {
   // A player that is not live stops advancing; a stall or two on a box with a busy core (0.74× seen
   // with hls.js and part files) is not that. Stalls and steadiness are measured in npm run bench.
   assert.ok(report.advance > 0.6, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
-  assert.ok(report.samples.at(-1)!.readyState >= 3, `${kind}: has data to play`);
+  // Not stuck at the end: hls.js recovering from a stall (a fragment it failed to parse, seen ~1 run
+  // in 10 on a loaded box) may be without data for the last second or two.
+  assert.ok(
+    report.samples.slice(-5).some((s) => s.readyState >= 3),
+    `${kind}: has data to play (readyState ${report.samples
+      .slice(-5)
+      .map((s) => s.readyState)
+      .join(', ')} over the last 5 s)`,
+  );
   // Live means at the edge, not at the start of the time-shift window; how close to it is a figure of
   // npm run bench (hls.js has been seen at 3.3 s with a core busy, ~1.1 s on a quiet box).
   assert.ok(
