@@ -28,15 +28,21 @@ function assertContinuous(list: ChunkEvent[]) {
     );
 }
 
+/** Both tracks until 1.2 s, then a run without 180p (its period from T0 + 3), played to 4 s. */
+function renditionLeftOut() {
+  const h = harness({ periodLeadMs: 500 });
+  h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
+  h.init();
+  h.play(0, 1.2);
+  h.newRun(['audio'], { frameRate: 30 });
+  h.init();
+  h.play(1.2, 4);
+  return h;
+}
+
 describe('encoder runs of another shape', () => {
   it('a run without a rendition: it ends whole at a new period, which leaves it out; the rest goes on', () => {
-    const h = harness({ periodLeadMs: 500 });
-    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
-    h.init();
-    h.play(0, 1.2);
-    h.newRun(['audio'], { frameRate: 30 });
-    h.init();
-    h.play(1.2, 4);
+    const h = renditionLeftOut();
     const periods = h.packager.periods;
     assert.equal(periods.length, 2);
     assert.equal(periods[1]!.start, BigInt(T0 + 3), 'at the first boundary after the lead');
@@ -71,13 +77,7 @@ describe('encoder runs of another shape', () => {
   });
 
   it('a run that brings it back opens another period with it; its init is the new run’s', () => {
-    const h = harness({ periodLeadMs: 500 });
-    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
-    h.init();
-    h.play(0, 1.2);
-    h.newRun(['audio'], { frameRate: 30 });
-    h.init();
-    h.play(1.2, 4);
+    const h = renditionLeftOut();
     // The same recording 8 s later: a run from T0 + 8 with both tracks.
     h.newRun(['180p', 'audio'], { frameRate: 30, shiftSeconds: 8 });
     h.init();
@@ -131,13 +131,7 @@ describe('encoder runs of another shape', () => {
   });
 
   it('a session resumed where its last period had left a rendition out: that track waits, absent, for a period', () => {
-    const h = harness({ periodLeadMs: 500 });
-    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
-    h.init();
-    h.play(0, 1.2);
-    h.newRun(['audio'], { frameRate: 30 });
-    h.init();
-    h.play(1.2, 4);
+    const h = renditionLeftOut();
     const saved = restoreState(JSON.parse(JSON.stringify(sessionState(h.packager.periods, BigInt(T0 + 3)))), timing)!;
     const next = harness({ periodLeadMs: 500 });
     next.now = (T0 + 4.05) * 1000;
