@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'undici';
 import type { Profile } from '../config/schema.ts';
 import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, measureClockOffset } from '../encode/clock.ts';
-import type { TestSource } from '../capture/source.ts';
+import { parseTestSource } from '../capture/source.ts';
 import { startEncoder } from '../encode/encoder.ts';
 import { buildEncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
@@ -153,7 +153,7 @@ export async function checkCpu(ffmpegPath: string, profile: Profile, seconds = 4
  * The speed, or what ffmpeg said when it failed.
  */
 async function encodeSpeed(ffmpegPath: string, profile: Profile, seconds: number): Promise<number | string> {
-  const source: TestSource = { kind: 'test', pattern: 'testsrc2', width: 1920, height: 1080 };
+  const source = parseTestSource('test');
   const plan = buildEncoderPlan(profile, source, planLadder(profile.video.renditions, source).renditions, {
     probeSeconds: seconds,
     startMs: Date.now(),

@@ -33,12 +33,9 @@ export function createRealtime(wiring: RealtimeWiring): RealtimeRun & { watched:
   const watched = resolved.source.kind === 'test' || resolved.source.kind === 'device';
   // A level whose command line is the one before's saves nothing (a top rendition the source
   // was already too small for): left out.
-  const levels = (watched ? realtimeLevels(resolved.profile) : [{ profile: resolved.profile, change: '' }]).filter(
-    (level, i, all) =>
-      i === 0 ||
-      JSON.stringify(resolved.slatePlanFor(level.profile).args) !==
-        JSON.stringify(resolved.slatePlanFor(all[i - 1]!.profile).args),
-  );
+  const candidates = watched ? realtimeLevels(resolved.profile) : [{ profile: resolved.profile, change: '' }];
+  const commandLines = candidates.map((level) => JSON.stringify(resolved.slatePlanFor(level.profile).args));
+  const levels = candidates.filter((_level, i) => i === 0 || commandLines[i] !== commandLines[i - 1]);
   if (levels.length > 1)
     logger.info(
       { levels: levels.slice(1).map((l, i) => `${i + 1}: ${l.change}`) },
