@@ -108,11 +108,17 @@ export class ControlLane {
   }
 
   /** Sends `name` (once ready, like the manifest) and again after each `touchDocument`. */
-  publishDocument(name: string, contentType: string, build: () => string | undefined): void {
+  publishDocument(
+    name: string,
+    contentType: string,
+    build: () => string | undefined,
+    options: { onDelivered?: () => void } = {},
+  ): void {
     // Not ready: wait. Ready but nothing to say (a multivariant whose playlists are not all there):
     // no longer due, so a flush does not wait for it; what makes it buildable touches it again.
     this.#sender.add(name, contentType, () => (this.#ready() ? (build() ?? NOTHING_TO_SEND) : undefined), {
       due: true,
+      ...(options.onDelivered ? { onDelivered: options.onDelivered } : {}),
     });
   }
 

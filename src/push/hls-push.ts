@@ -27,8 +27,11 @@ export interface HlsPushContext {
       }
     | undefined;
   onPartDropped(track: string, part: PartUpload): void;
-  /** A track's media playlist reached the origin for the first time. */
-  onFirstPlaylistDelivered(track: string): void;
+  /**
+   * A track's media playlist reached the origin while the multivariant playlist has not: it may
+   * be buildable now (every playlist there, each listing a whole segment from the common start).
+   */
+  onPlaylistDelivered(track: string): void;
 }
 
 interface HlsTrack {
@@ -53,6 +56,8 @@ export class HlsPush {
   readonly #context: HlsPushContext;
   readonly #tracks = new Map<string, HlsTrack>();
   readonly #generic: boolean;
+  /** The origin acknowledged a multivariant playlist. */
+  multivariantDelivered = false;
 
   constructor(context: HlsPushContext) {
     this.#context = context;
@@ -115,9 +120,11 @@ export class HlsPush {
       () => (this.#context.track(id)?.initAcknowledged ? this.playlists.media(id) : undefined),
       {
         onDelivered: () => {
-          if (state.delivered) return;
           state.delivered = true;
-          this.#context.onFirstPlaylistDelivered(id);
+          // Not only the first delivery: a playlist listing segments before the tracks' common
+          // start does not make the multivariant buildable; a later one does (an encoder whose
+          // first audio segment came a segment before the video's left nginx without one, seen).
+          if (!this.multivariantDelivered) this.#context.onPlaylistDelivered(id);
         },
       },
     );

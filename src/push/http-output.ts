@@ -183,9 +183,13 @@ export class HttpPushOutput {
             bytes: part.bytes.byteLength,
             reason: this.#done ? 'stopped' : 'expired',
           }),
-        onFirstPlaylistDelivered: () => this.#control.touchDocument(options.formats.multivariant),
+        onPlaylistDelivered: () => this.#control.touchDocument(options.formats.multivariant),
       });
-      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () => this.#hls!.multivariant());
+      this.#control.publishDocument(options.formats.multivariant, HLS_CONTENT_TYPE, () => this.#hls!.multivariant(), {
+        onDelivered: () => {
+          this.#hls!.multivariantDelivered = true;
+        },
+      });
     }
   }
 
