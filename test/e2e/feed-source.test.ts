@@ -80,10 +80,20 @@ async function stop(child: ResultPromise) {
 
 const report = async (out: string, track: string) => analyseTrack(await readTrack(out, track), 1);
 
-function assertOnGrid(video: TrackReport, fps: number) {
+/**
+ * Every frame on the frame grid, every IDR on a whole second since 1970. A feed that stalled
+ * (`interruptions` times, as logged: its sender short of CPU on a busy machine) is followed by
+ * slate from its last whole chunk, whose first frame is an IDR on that chunk's boundary.
+ */
+function assertOnGrid(video: TrackReport, fps: number, interruptions = 0) {
   const ts = BigInt(video.track.timescale);
   assert.equal(video.frameRate, fps);
-  for (const t of video.syncTimes) assert.equal(t % ts, 0n, `IDR at ${t} on a whole second since 1970`);
+  const offSecond = video.syncTimes.filter((t) => t % ts !== 0n);
+  assert.ok(
+    offSecond.length <= interruptions,
+    `IDRs at ${offSecond.join(', ')} off a whole second since 1970 (${interruptions} interruptions)`,
+  );
+  for (const t of offSecond) assert.equal(t % (ts / 10n), 0n, `slate's IDR at ${t} on a chunk boundary`);
   assert.ok(
     video.samples.every((s) => s.decodeTime % (ts / BigInt(fps)) === 0n),
     'every frame on the grid',
@@ -140,9 +150,11 @@ describe('live MPEG-TS feeds (UDP, SRT)', { timeout: 300_000 }, () => {
         !logs.some((l) => l['msg'] === 'ffmpeg did not stop on request; killing it'),
         'the encoder stopped at the end of its input',
       );
+      const interruptions = logs.filter((l) => l['msg'] === 'source interrupted').length;
+      if (interruptions) process.stderr.write(`# UDP feed: ${interruptions} interruptions (a busy machine)\n`);
       for (const id of [TOP, SECOND]) {
         const video = await report(out, id);
-        assertOnGrid(video, 30);
+        assertOnGrid(video, 30, interruptions);
         assert.ok(video.syncTimes.length >= 6, `${id}: ${video.syncTimes.length} IDRs`);
         const firstMs = Number((video.syncTimes[0]! * 1000n) / BigInt(video.track.timescale));
         // The wall clock of this run, not the feed's own clock (its stamps start near 1.4 s).
