@@ -23,9 +23,14 @@ const expected = {
 
 const scratch = scratchDirectories('e2e');
 
+/** ultra-ll's VBV buffer, in seconds of the rendition's rate. */
+const VBV_BUFFER_SECONDS = 0.5;
+
 /**
  * `duplicated`: the run's encoder duplicated frames (a loaded machine): a duplicate costs almost
- * no bits, so its segment may fall short of the rate; rate control still never overshoots.
+ * no bits, so its segment may fall short of the rate, and the VBV buffer it left unspent may go
+ * to the next (+16 % seen with both cores busy). Rate control still holds what it promises: no
+ * segment over the rate plus the buffer, and the run's mean not over the rate.
  */
 function assertVideoTrack(id: keyof typeof expected, report: TrackReport, { duplicated = false } = {}) {
   const want = expected[id];
@@ -45,13 +50,19 @@ function assertVideoTrack(id: keyof typeof expected, report: TrackReport, { dupl
     `${id}: every frame on the 30 fps grid of the epoch`,
   );
   assert.ok(report.segmentBitrates.length >= 4, `${id}: ${report.segmentBitrates.length} whole segments`);
+  const over = duplicated ? VBV_BUFFER_SECONDS / SEGDUR : TOLERANCE;
   for (const { segment, bitsPerSecond } of report.segmentBitrates) {
     const ratio = bitsPerSecond / want.bitrate;
     assert.ok(
-      ratio - 1 <= TOLERANCE && (duplicated || 1 - ratio <= TOLERANCE),
-      `${id} segment ${segment}: ${(bitsPerSecond / 1e6).toFixed(3)} Mb/s is not within ±10 % of ${want.bitrate / 1e6} Mb/s`,
+      ratio - 1 <= over && (duplicated || 1 - ratio <= TOLERANCE),
+      `${id} segment ${segment}: ${(bitsPerSecond / 1e6).toFixed(3)} Mb/s is not within +${over * 100} % / -10 % of ${want.bitrate / 1e6} Mb/s`,
     );
   }
+  const mean = report.segmentBitrates.reduce((sum, s) => sum + s.bitsPerSecond, 0) / report.segmentBitrates.length;
+  assert.ok(
+    mean / want.bitrate - 1 <= TOLERANCE,
+    `${id}: ${(mean / 1e6).toFixed(3)} Mb/s over the run is more than 10 % over ${want.bitrate / 1e6} Mb/s`,
+  );
 }
 
 /** The run's log says its encoder duplicated or dropped frames. */
