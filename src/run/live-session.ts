@@ -296,8 +296,12 @@ export class LiveSession {
     this.#monitor?.stopping();
     const current = this.#packager.currentSegment;
     if (current === undefined) return void this.#encoder?.stop();
+    // An encoder behind real time is still making the segment in progress: that one is finished,
+    // not the wall clock's, which would be seconds more media for an encoder already short of CPU
+    // (past the stop's deadline on a loaded box, seen). Media not flowing: the clock's segment.
+    const from = this.#sourceFlowing() ? current : laterOf(current, this.#segmentNow());
     // lmsg goes in the styp of the last segment's first chunk: an end needs a segment not yet begun.
-    this.#packager.endBefore(laterOf(current, this.#segmentNow()) + (last ? 2n : 1n), { last });
+    this.#packager.endBefore(from + (last ? 2n : 1n), { last });
     this.#logger.info(
       { lastSegment: `${this.#packager.end!.segment - 1n}` },
       last
@@ -313,9 +317,18 @@ export class LiveSession {
 
   /** Every track brought media within the last second, and the deadline's grace for a late encoder is not over. */
   #stillDelivering(): boolean {
+    if (this.#clock.monotonic() >= this.#deadline!.atMonotonicMs + STILL_DELIVERING_GRACE_MS) return false;
+    return this.#everyTrackDelivering();
+  }
+
+  #everyTrackDelivering(): boolean {
     const now = this.#clock.monotonic();
-    if (now >= this.#deadline!.atMonotonicMs + STILL_DELIVERING_GRACE_MS) return false;
     return this.#tracks.every((t) => now - (this.#trackDataAt.get(t.id) ?? -Infinity) < 1000);
+  }
+
+  /** The source's media is what is being packaged (no slate), and every track's still comes. */
+  #sourceFlowing(): boolean {
+    return !this.#packager.slateTracks.length && this.#everyTrackDelivering();
   }
 
   /** Wall-clock now as a segment number on the epoch grid. */

@@ -192,6 +192,22 @@ describe('live session', () => {
     assert.equal(h.encoder.stops, 1);
   });
 
+  it('a stop while the encoder is seconds behind finishes the segment it is making, not the clock one', async () => {
+    const h = await sessionHarness();
+    const feeds = recordedFeeds();
+    h.init();
+    // Media 3 s late: handed over as the clock passes its end plus 3 s.
+    for (let t = 0; t < 1.3 - 1e-9; t += 0.05) {
+      h.at(t + 0.05 + 3);
+      for (const track of RECORDED_TRACKS)
+        for (const f of feeds[track].fragments)
+          if (f.start >= T0 + t && f.start < T0 + t + 0.05) h.session.media(track, f.bytes);
+      h.session.tick();
+    }
+    h.session.halt(false);
+    assert.equal(h.packager.end?.segment, BigInt(T0 + 2), 'the end is after the segment in progress');
+  });
+
   it('a planned end that never comes stops the run anyway, once, after its deadline', async () => {
     const h = await sessionHarness({ slate: false });
     h.init();
