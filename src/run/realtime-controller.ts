@@ -40,8 +40,12 @@ export type RealtimeAction =
 /** Speed below this is behind real time, at or above `CLEAR_SPEED` clear. */
 const BEHIND_SPEED = 0.95;
 const CLEAR_SPEED = 0.98;
-/** A thread waiting for a CPU this share of the time has no headroom for more work. */
-const CLEAR_CPU_WAIT = 0.2;
+/**
+ * A thread waiting for a CPU this share of the time has no headroom for more work. Measured on
+ * 2 cores: ffmpeg keeping real time alone on one core 0.13–0.22, on two 0.28–0.33 (its threads
+ * wait for each other); sharing its core with a busy loop 0.65–0.89.
+ */
+const CLEAR_CPU_WAIT = 0.4;
 /** ffmpeg waiting for a CPU this share of the time is short of CPU. */
 const STARVED_CPU_WAIT = 0.5;
 /** Seconds of lateness the manifests' margin is measured over. */

@@ -174,13 +174,16 @@ export class RealtimeRun {
     // No chunk this second from a run that made some: the next one is already this late.
     const overdue = this.#lastMediaEnd === undefined ? undefined : now - this.#lastMediaEnd - this.#chunkMs;
     const lateness = this.#lateness.quantile(0.95) ?? (overdue !== undefined && overdue > 0 ? overdue : undefined);
-    const actions = this.#controller.update({
+    const sample = {
       now,
       latenessMs: lateness,
       speed: this.#speed,
       droppedFrames: this.#droppedThisSecond,
       cpuWait: this.#cpuWait,
-    });
+    };
+    // What each second was judged on, for an operator asking why a step was (not) taken.
+    this.#logger.debug({ ...sample, now: undefined }, 'real-time second');
+    const actions = this.#controller.update(sample);
     this.#lateness = new RecentValues(1000);
     this.#droppedThisSecond = 0;
     for (const action of actions) this.#apply(action);
