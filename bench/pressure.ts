@@ -26,6 +26,8 @@ export interface PressureRun {
   backUpSeconds: number | undefined;
   /** Seconds of slate per restart (media time the slate covered, from the continuity counters). */
   slateSecondsPerStep: number | undefined;
+  /** Per second of media since the start: the latest chunk of any track (ms at the origin); where lateness comes from. */
+  worstDelayPerSecondMs: number[];
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
@@ -94,9 +96,15 @@ export async function pressureRun(
     const chunkDelayMs: PressureRun['chunkDelayMs'] = {};
     const afterLoopChunkDelayMs: PressureRun['afterLoopChunkDelayMs'] = {};
     const missingSegments: Record<string, number> = {};
+    const worstDelayPerSecondMs = Array.from({ length: seconds }, () => 0);
     for (const track of ['1080p', '720p', 'audio']) {
       const uploads = origin.uploads.filter((u) => new RegExp(`/${track}/\\d+\\.m4s$`).test(u.path));
       const chunks = uploads.flatMap((u) => u.chunks);
+      for (const c of chunks) {
+        const second = Math.floor((c.mediaEndMs - startedAt) / 1000);
+        if (second >= 0 && second < seconds)
+          worstDelayPerSecondMs[second] = Math.max(worstDelayPerSecondMs[second]!, Math.round(c.at - c.mediaEndMs));
+      }
       const delays = chunks
         .filter((c) => c.mediaEndMs >= startedAt + settleSeconds * 1000)
         .map((c) => c.at - c.mediaEndMs);
@@ -126,6 +134,7 @@ export async function pressureRun(
       backUpSeconds: backUp ? round((Date.parse(String(backUp['time'])) - loopEndedAt) / 1000) : undefined,
       slateSecondsPerStep:
         restarts && slateAudio !== undefined ? round((slateAudio * 1024) / 48_000 / restarts) : undefined,
+      worstDelayPerSecondMs,
     };
   } finally {
     busy.kill('SIGKILL');
