@@ -260,8 +260,9 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
     const sizes: number[] = [];
     let watched = '';
     try {
-      // Two segments written (a busy machine may take longer to start than an idle one).
-      for (let i = 0; i < 200 && (await segmentNumbers(dir, '1080p').catch(() => [])).length < 2; i++) await sleep(100);
+      // Four segments written (a busy machine may take longer to start than an idle one): with the
+      // one watched and the one a stop finishes, enough whole segments to judge the rate control.
+      for (let i = 0; i < 300 && (await segmentNumbers(dir, '1080p').catch(() => [])).length < 4; i++) await sleep(100);
       // Watch the next segment from its creation until it is complete: it must grow chunk by chunk.
       const next = (await segmentNumbers(dir, '1080p')).at(-1)! + 1n;
       watched = join(dir, '1080p', `${next}.m4s`);
