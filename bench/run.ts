@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
 // measured become bench/baseline.json's, merged with those of sections not run).
 import { readFile, writeFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { appliancePushRun, ffmpegDashRun, type PushRun } from './push.ts';
 import { playersRun, type PlayerRun } from './players.ts';
 import { avSyncRun, type AvSyncRun } from './av-sync.ts';
 import { pressureRun, type PressureRun } from './pressure.ts';
+import { levelCostRun } from './levels.ts';
 import {
   killRun,
   playerKillRuns,
@@ -443,6 +444,16 @@ if (want('pressure')) {
   targets['pressureBackUpSeconds'] = { target: '<= 30', measured: median(back), met: back.every((s) => s <= 30) };
   const missing = adapted.reduce((n, r) => n + r.missingSegments['720p']! + r.missingSegments['audio']!, 0);
   targets['pressureMissingSegments'] = { target: '0', measured: missing, met: missing === 0 };
+}
+
+if (want('levels')) {
+  const levels = await levelCostRun();
+  report['levels'] = {
+    what: "each real-time level of ultra-ll (steps preset, top-rendition, framerate, framerate): the share of one core its whole live command line takes at real time (taskset to core 0), and what the controller's cost model predicts from level 0's",
+    levels,
+  };
+  const error = Math.max(...levels.map((l) => Math.abs(l.modelShare - l.measuredShare)));
+  targets['levelCostModelError'] = { target: '<= 0.08', measured: Math.round(error * 1000) / 1000, met: error <= 0.08 };
 }
 
 // Each figure against the stored baseline, as a ratio: a regression shows as a ratio, whatever the

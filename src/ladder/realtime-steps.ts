@@ -59,5 +59,36 @@ export function realtimeLevels(profile: Profile): RealtimeLevel[] {
   return levels;
 }
 
+/**
+ * x264's CPU per pixel at each preset, relative to ultrafast (tune zerolatency, one thread,
+ * testsrc2 at 720p and 1080p, on the 2-core box of the notes: 1, 1.6, 2.5, 4; fast extrapolated).
+ */
+const PRESET_COST: Record<Profile['video']['preset'], number> = {
+  ultrafast: 1,
+  superfast: 1.6,
+  veryfast: 2.5,
+  faster: 4,
+  fast: 5,
+};
+/** Making each source frame (its pixels, in ultrafast pixels): capture or the test pattern, the clock, scaling. */
+const SOURCE_COST = 0.75;
+/** What no step changes (audio, the muxers), in ultrafast pixels per second. */
+const FIXED_COST = 11e6;
+
+/**
+ * Pure: what each level's encoder run costs, in ultrafast pixels per second: the source's frames
+ * (its size is level 0's top rendition's; a step does not change it), every rendition's pixels at
+ * the preset's cost, and the rest. Fitted to the whole live command line timed at each level on
+ * one core (0.69, 0.46, 0.27, 0.21, 0.12 of it for ultra-ll down to 10 fps; the fit is within 0.05).
+ */
+export function levelCosts(levels: readonly RealtimeLevel[]): number[] {
+  const sourcePixels = Math.max(...levels[0]!.profile.video.renditions.map((r) => r.width * r.height));
+  return levels.map(({ profile }) => {
+    const video = profile.video;
+    const encoded = video.renditions.reduce((sum, r) => sum + r.width * r.height, 0) * PRESET_COST[video.preset];
+    return video.framerate * (SOURCE_COST * sourcePixels + encoded) + FIXED_COST;
+  });
+}
+
 /** The lateness (ms) above which a second is behind: the profile's, else two chunks. */
 export const lateMsOf = (profile: Profile) => profile.realtime.lateMs ?? Math.max(100, 2 * profile.cdur * 1000);

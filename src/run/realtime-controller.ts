@@ -16,6 +16,11 @@ export interface RealtimeSettings {
   holdSegments: number;
   /** Clear this long steps back up; a step up that does not hold doubles it (at most 10 minutes). */
   restoreSeconds: number;
+  /**
+   * Each level's encode cost (any unit, level 0 first): a step down goes straight to the first
+   * level the measured speed says can keep real time. Without it, one level at a time.
+   */
+  costs?: readonly number[];
 }
 
 /** What the run saw in one second. */
@@ -35,7 +40,30 @@ export type RealtimeAction =
   | { type: 'step'; level: number; direction: 'down' | 'up'; why: string }
   | { type: 'alarm'; raised: boolean; detail: string }
   /** What the manifests add to their latency promises, in ms (0: the profile's own). */
-  | { type: 'margin'; ms: number };
+  | { type: 'margin'; ms: number }
+  /** A step down to `level` is likely: what it needs (its slate, its inits) is best made now. */
+  | { type: 'prepare'; level: number };
+
+/**
+ * A level is expected to keep real time when its cost is at most this share of what the current
+ * level gets done (speed × its cost): what the steps do not change (audio, the source, scaling,
+ * this process) takes the rest, and a level that only just fits would be late again at once.
+ */
+const FIT_SHARE = 0.8;
+
+/**
+ * Pure: the level a step down from `level` goes to: the first whose cost fits what the encoder
+ * achieved at `speed`; the last when none does; the next when nothing was measured.
+ */
+export function stepDownTo(level: number, steps: number, speed: number | undefined, costs?: readonly number[]): number {
+  const next = Math.min(steps, level + 1);
+  const current = costs?.[level];
+  if (speed === undefined || speed >= 1 || current === undefined) return next;
+  const achieved = current * speed * FIT_SHARE;
+  for (let candidate = next; candidate <= steps; candidate++)
+    if ((costs?.[candidate] ?? Infinity) <= achieved) return candidate;
+  return steps;
+}
 
 /** Speed below this is behind real time, at or above `CLEAR_SPEED` clear. */
 const BEHIND_SPEED = 0.95;
@@ -109,10 +137,15 @@ export class RealtimeController {
   #alarmed = false;
   #margin = 0;
   readonly #lateness = new RecentValues(MARGIN_WINDOW);
+  /** The encoder's speed over the seconds judged since the last change. */
+  #speeds: RecentValues;
+  /** The level a step down was last said to be likely to (since the last change). */
+  #prepared: number | undefined;
 
   constructor(settings: RealtimeSettings) {
     this.#settings = settings;
     this.#restoreSeconds = settings.restoreSeconds;
+    this.#speeds = new RecentValues(Math.max(1, settings.graceSeconds));
   }
 
   get level(): number {
@@ -134,6 +167,8 @@ export class RealtimeController {
     this.#behindScore = 0;
     this.#encoderScore = 0;
     this.#clearSince = undefined;
+    this.#speeds = new RecentValues(Math.max(1, this.#settings.graceSeconds));
+    this.#prepared = undefined;
   }
 
   update(sample: RealtimeSample): RealtimeAction[] {
@@ -143,10 +178,18 @@ export class RealtimeController {
     if (sample.latenessMs !== undefined) this.#lateness.add(sample.latenessMs);
     if (now < this.#holdUntil) return actions;
     const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs);
+    if (sample.speed !== undefined) this.#speeds.add(sample.speed);
     if (verdict === 'behind') {
       this.#behindScore = Math.min(settings.graceSeconds, this.#behindScore + 1);
       if (encoderBound) this.#encoderScore = Math.min(settings.graceSeconds, this.#encoderScore + 1);
       this.#clearSince = undefined;
+      // From the first second the encoder itself is behind, the likely step is prepared: on a box
+      // short of CPU its slate takes seconds to encode, which the step would otherwise wait for.
+      const likely = stepDownTo(this.#level, settings.steps, this.#speeds.quantile(0.5), settings.costs);
+      if (encoderBound && this.#level < settings.steps && likely !== this.#prepared) {
+        this.#prepared = likely;
+        actions.push({ type: 'prepare', level: likely });
+      }
     } else {
       if (verdict === 'clear') {
         this.#behindScore = Math.max(0, this.#behindScore - 1);
@@ -169,7 +212,7 @@ export class RealtimeController {
         if (this.#lastUpAt !== undefined && now - this.#lastUpAt < this.#bounceMs())
           this.#restoreSeconds = Math.min(MAX_RESTORE_SECONDS, this.#restoreSeconds * 2);
         this.#lastUpAt = undefined;
-        this.#level++;
+        this.#level = stepDownTo(this.#level, settings.steps, this.#speeds.quantile(0.5), settings.costs);
         actions.push({ type: 'step', level: this.#level, direction: 'down', why });
         this.hold(now);
       }

@@ -1,6 +1,6 @@
 import { readSchedTimes, type SchedTimes, waitShare } from '../encode/cpu-wait.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
-import { lateMsOf, type RealtimeLevel } from '../ladder/realtime-steps.ts';
+import { lateMsOf, levelCosts, type RealtimeLevel } from '../ladder/realtime-steps.ts';
 import type { Logger } from '../log.ts';
 import type { InitEvent } from '../packager/chunker.ts';
 import type { RunShape } from '../packager/packager.ts';
@@ -86,6 +86,7 @@ export class RealtimeRun {
       graceSeconds: profile.realtime.graceSeconds,
       holdSegments: profile.realtime.holdSegments,
       restoreSeconds: profile.realtime.restoreSeconds,
+      costs: levelCosts(options.levels),
     });
   }
 
@@ -191,6 +192,12 @@ export class RealtimeRun {
 
   #apply(action: RealtimeAction): void {
     if (action.type === 'alarm') this.#hooks.alarm(action.raised, action.detail);
+    else if (action.type === 'prepare')
+      void this.#hooks
+        .slateFor(this.#levels[action.level]!)
+        .catch((error: Error) =>
+          this.#logger.warn({ err: error.message, level: action.level }, 'no slate for this level yet'),
+        );
     else if (action.type === 'margin') {
       this.#logger.info({ marginMs: action.ms }, 'manifests: latency promises moved by the lateness seen');
       this.#hooks.margin(action.ms);
@@ -222,9 +229,17 @@ export class RealtimeRun {
     // Without the level's slate its inits are not known ahead: the packager opens the period when the run delivers.
     if (shape.tracks.every((t) => inits.has(t))) this.#hooks.announce(start, shape, inits);
     const restartAt = Number(start) * this.#segmentMs - RESTART_LEAD_FRACTION * this.#segmentMs;
+    // A step down may skip levels: it gives up what each of them gave up.
+    const changes = (from: number, to: number) =>
+      this.#levels
+        .slice(from + 1, to + 1)
+        .map((l) => l.change)
+        .join(', ');
     const fields = {
       level,
-      ...(level > this.#applied ? { givesUp: target.change } : { takesBack: this.#levels[this.#applied]!.change }),
+      ...(level > this.#applied
+        ? { givesUp: changes(this.#applied, level) }
+        : { takesBack: changes(level, this.#applied) }),
       fromSegment: start.toString(),
       why,
     };
@@ -244,7 +259,7 @@ export class RealtimeRun {
     this.#wake = undefined;
     if (this.#stopped) return;
     this.#applied = level;
-    this.#hooks.levelChanged(level, target.change);
+    this.#hooks.levelChanged(level, changes(0, level));
     this.#hooks.restart(`real time: level ${level}${target.change ? ` (${target.change})` : ''}`);
   }
 }

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   judgeSecond,
   RealtimeController,
+  stepDownTo,
   type RealtimeAction,
   type RealtimeSample,
   type RealtimeSettings,
@@ -41,6 +42,10 @@ function run(
   }
   return out;
 }
+
+/** What changes the run or says something: a step, an alarm, a margin (not what is only prepared). */
+const decisions = (actions: { at: number; action: RealtimeAction }[]) =>
+  actions.filter((a) => a.action.type !== 'prepare');
 
 const steps = (actions: { at: number; action: RealtimeAction }[]) =>
   actions.filter((a) => a.action.type === 'step').map((a) => ({ at: a.at, ...(a.action as { level: number }) }));
@@ -84,10 +89,7 @@ describe('the real-time controller', () => {
     const held = new RealtimeController(SETTINGS);
     held.hold(0);
     // Seconds 5 and 6 are judged (behind, then neutral): short of the 3-second grace.
-    assert.deepEqual(
-      run(held, 0, 30, (now, i) => ({ now, ...(start[i] ?? fine(now)) })),
-      [],
-    );
+    assert.deepEqual(decisions(run(held, 0, 30, (now, i) => ({ now, ...(start[i] ?? fine(now)) }))), []);
     // The same start without the hold would have stepped down.
     const unheld = new RealtimeController(SETTINGS);
     assert.ok(
@@ -100,7 +102,7 @@ describe('the real-time controller', () => {
     const controller = new RealtimeController(SETTINGS);
     const spikes = new Set([5, 6, 14, 20, 21]);
     const actions = run(controller, 0, 40, (now, i) => (spikes.has(i) ? starved(now, i) : fine(now)));
-    assert.deepEqual(actions, []);
+    assert.deepEqual(decisions(actions), []);
   });
 
   it('a sustained overload steps down one level per hold and grace, alarms once, and tells the manifests', () => {
@@ -121,6 +123,36 @@ describe('the real-time controller', () => {
     const margins = actions.filter((a) => a.action.type === 'margin').map((a) => (a.action as { ms: number }).ms);
     assert.ok(margins.length >= 1 && margins.every((ms) => ms % 100 === 0 && ms >= 400 && ms <= 900), `${margins}`);
     assert.equal(controller.level, 3, 'the last step is kept');
+  });
+
+  it('a step down goes straight to the first level the measured speed can hold, with a fifth to spare', () => {
+    // ultra-ll's levels: superfast 30 fps, ultrafast (÷1.6), 20 fps, 10 fps.
+    const costs = [48, 30, 20, 10];
+    assert.equal(stepDownTo(0, 3, 0.9, costs), 1, '48 × 0.9 × 0.8 = 34.6: ultrafast fits');
+    assert.equal(stepDownTo(0, 3, 0.6, costs), 2, '23.0: ultrafast does not, 20 fps does');
+    assert.equal(stepDownTo(0, 3, 0.3, costs), 3, '11.5: nothing but the last');
+    assert.equal(stepDownTo(0, 3, 0.1, costs), 3, 'nothing fits: the last level');
+    assert.equal(stepDownTo(1, 3, 0.6, costs), 3, 'from level 1: 30 × 0.6 × 0.8 = 14.4');
+    assert.equal(stepDownTo(0, 3, undefined, costs), 1, 'no speed measured: one level');
+    assert.equal(stepDownTo(0, 3, 0.6), 1, 'no costs known: one level');
+    assert.equal(stepDownTo(0, 3, 1.02, costs), 1, 'at full speed (late for another reason): one level');
+    assert.equal(stepDownTo(3, 3, 0.5, costs), 3, 'at the last level it stays');
+
+    const controller = new RealtimeController({ ...SETTINGS, costs });
+    // Half a core for a ladder that needs more, until the level that holds is running.
+    const deep = (now: number, i: number): RealtimeSample =>
+      controller.level === 0 ? { ...starved(now, i), speed: 0.55 } : fine(now);
+    const actions = run(controller, 0, 12, deep);
+    assert.deepEqual(
+      steps(actions).map(({ at, level }) => ({ at, level })),
+      [{ at: 2, level: 2 }],
+      'one restart, not two',
+    );
+    assert.deepEqual(
+      actions.filter((a) => a.action.type === 'prepare'),
+      [{ at: 0, action: { type: 'prepare', level: 2 } }],
+      'its slate made from the first second behind, not when the step is taken',
+    );
   });
 
   it('recovers: the alarm clears, the margin goes back to 0, and each step is undone after the restore wait', () => {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { parseProfile, profileFile } from '../../src/config/profile.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { lateMsOf, lowerFrameRate, realtimeLevels } from '../../src/ladder/realtime-steps.ts';
+import { lateMsOf, levelCosts, lowerFrameRate, realtimeLevels } from '../../src/ladder/realtime-steps.ts';
 
 // ultra-ll with its real-time steps on (they are off unless a profile or --adapt says).
 const ultraText = (await readFile(profileFile('ultra-ll'), 'utf8')).replace(
@@ -37,6 +37,20 @@ describe('the real-time steps of a profile', () => {
       levelsAll.at(-1)!.profile.video.renditions.map((r) => r.id),
       ['720p'],
     );
+  });
+
+  it('what each level costs, relative to the profile: near what the whole command line measured', () => {
+    const all = parseProfile(
+      ultraText.replace(/^realtime:\n/m, 'realtime:\n  steps: [preset, top-rendition, framerate, framerate]\n'),
+      'p.yaml',
+    );
+    const costs = levelCosts(realtimeLevels(all));
+    const relative = costs.map((c) => c / costs[0]!);
+    // Timed on one core (`npm run bench -- --only levels`): 0.687, 0.455, 0.267, 0.207, 0.123 of it.
+    const measured = [0.687, 0.455, 0.267, 0.207, 0.123].map((share) => share / 0.687);
+    assert.equal(relative.length, measured.length);
+    for (const [i, r] of relative.entries())
+      assert.ok(Math.abs(r - measured[i]!) <= 0.08, `level ${i}: ${r.toFixed(3)} against ${measured[i]!.toFixed(3)}`);
   });
 
   it('frame rates keep chunks, IDR intervals and segments whole: 30 → 20 → 10 at 100 ms chunks, never 15', () => {

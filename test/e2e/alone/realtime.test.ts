@@ -65,8 +65,9 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
         (l) => l['msg'] === 'the encoder is behind real time: stepping down',
         'step down',
       );
-      assert.equal(down['level'], 1);
-      assert.equal(down['givesUp'], 'x264 preset superfast → ultrafast');
+      // Straight to the first level the measured speed can hold: the faster preset, and maybe 20 fps.
+      assert.ok(Number(down['level']) >= 1, `level ${down['level']}`);
+      assert.match(String(down['givesUp']), /^x264 preset superfast → ultrafast/);
       const status = (await (await fetch(`${base}/status`)).json()) as {
         alarms: { name: string; detail: string }[];
         realtime: { level: number; latencyMarginMs: number };
@@ -101,7 +102,7 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
       await waitForLog(
         () => log,
         (l) => l['msg'] === 'ffmpeg restarted with other settings',
-        'restart at level 1',
+        'restart at the lower level',
       );
       busy.kill('SIGKILL');
       await busy;
@@ -124,7 +125,7 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
         'step back up',
       );
       process.stderr.write(
-        `# realtime: down at level 1 (${down['why']}), down to level ${deepest()}; up to level ${up['level']} ${Math.round((Date.parse(String(up['time'])) - freed) / 1000)} s after the loop ended\n`,
+        `# realtime: down to level ${down['level']}, giving up ${down['givesUp']} (${down['why']}), deepest ${deepest()}; up to level ${up['level']} ${Math.round((Date.parse(String(up['time'])) - freed) / 1000)} s after the loop ended\n`,
       );
       await waitForLog(
         () => log,
