@@ -41,25 +41,30 @@ export function createRealtime(wiring: RealtimeWiring): RealtimeRun & { watched:
       { levels: levels.slice(1).map((l, i) => `${i + 1}: ${l.change}`) },
       'real time: the steps down the encoder may take when it falls behind',
     );
-  const slates = new Map<RealtimeLevel, Promise<SlateClip[]>>();
-  const slateFor = (level: RealtimeLevel) => {
-    let clips = slates.get(level);
-    if (!clips) {
-      clips = prepareSlate({
-        ffmpegPath: resolved.ffmpeg.path,
-        plan: resolved.slatePlanFor(level.profile),
-        timing: level.profile,
-        cacheDir: resolved.stateDir,
-        logger,
-      }).then((made) => {
-        // An interruption at this level is covered by the slate of its settings.
-        for (const clip of made) packager.setSlate(clip);
-        return made;
-      });
-      // A failed encode is tried again at the next step rather than remembered.
-      clips.catch(() => slates.delete(level));
-      slates.set(level, clips);
-    }
+  const slates = new Map<RealtimeLevel, { clips: Promise<SlateClip[]>; background: boolean }>();
+  const encodeSlate = (level: RealtimeLevel, background: boolean) =>
+    prepareSlate({
+      ffmpegPath: resolved.ffmpeg.path,
+      plan: resolved.slatePlanFor(level.profile),
+      timing: level.profile,
+      cacheDir: resolved.stateDir,
+      logger,
+      background,
+    }).then((made) => {
+      // An interruption at this level is covered by the slate of its settings.
+      for (const clip of made) packager.setSlate(clip);
+      return made;
+    });
+  const slateFor = (level: RealtimeLevel, background = false) => {
+    const known = slates.get(level);
+    // Needed now while only a background encode (the lowest priority) is under way: another at
+    // the normal priority, and whichever ends first.
+    if (known && !(known.background && !background)) return known.clips;
+    const fresh = encodeSlate(level, background);
+    const clips = known ? Promise.any([known.clips, fresh]) : fresh;
+    // A failed encode is tried again at the next step rather than remembered.
+    clips.catch(() => slates.delete(level));
+    slates.set(level, { clips, background });
     return clips;
   };
   const realtime = new RealtimeRun({

@@ -231,6 +231,7 @@ async function openRunOutputs(
     renditions: () => packager.hlsRenditions(profile),
     ended: () => Boolean(packager.end?.last && packager.finished),
     periods: () => packager.periods.map((p) => p.start),
+    hasTrack: (track, msn) => packager.hasTrack(track, msn),
   };
   const sink = await openOutputs(resolved.outputs, {
     profile,

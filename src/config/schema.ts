@@ -137,9 +137,7 @@ export const profileSchema = z.strictObject({
           }),
         )
         .max(6)
-        // top-rendition is left out by default until HLS takes a rendition that leaves and comes back
-        // (its multivariant playlist and the gap in its media playlist): DASH's periods already do.
-        .default(['preset', 'framerate']),
+        .default(['preset', 'top-rendition', 'framerate']),
       /** Chunks later than this (p95 in a second, handed over − end of their media) are behind; default 2 chunks. */
       lateMs: z.number().positive({ error: 'expected milliseconds greater than 0' }).optional(),
       graceSeconds: positiveSeconds.default(3),

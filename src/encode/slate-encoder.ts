@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { writeAtomically } from '../files.ts';
@@ -57,6 +58,9 @@ export async function cachedSlates(
 }
 
 /** Pure: the slate cache's name for a command line (the same command line, the same slate). */
+/** The lowest scheduling priority (nice 19 on Linux and macOS; Windows maps it to idle). */
+const BACKGROUND_PRIORITY = 19;
+
 export const slateCacheKey = (ffmpegPath: string, plan: EncoderPlan) =>
   createHash('sha256')
     .update(JSON.stringify([ffmpegPath, plan.args]))
@@ -73,6 +77,8 @@ export async function prepareSlate(options: {
   timing: { segdur: number; cdur: number };
   cacheDir: string | undefined;
   logger: Logger;
+  /** Made ahead of need, at the lowest CPU priority: on a box short of CPU the live encode goes first. */
+  background?: boolean;
 }): Promise<SlateClip[]> {
   const { plan, logger } = options;
   const dir = options.cacheDir && join(options.cacheDir, 'slate', slateCacheKey(options.ffmpegPath, plan));
@@ -91,6 +97,13 @@ export async function prepareSlate(options: {
   }
   const started = Date.now();
   const encoder = startEncoder({ ffmpegPath: options.ffmpegPath, plan, logger: logger.child({ component: 'slate' }) });
+  if (options.background && encoder.pid !== undefined) {
+    try {
+      setPriority(encoder.pid, BACKGROUND_PRIORITY);
+    } catch {
+      // Not allowed here (some platforms): it runs at the normal priority.
+    }
+  }
   const bytes = await Promise.all(plan.tracks.map((t) => collect(encoder.tracks.get(t.id)!)));
   const exit = await encoder.exited;
   if (exit.code !== 0)

@@ -14,6 +14,7 @@ export class StoreOutput {
 
   readonly #hls: HlsPlaylists | undefined;
   #multivariantName: string | undefined;
+  #multivariantWritten: string | undefined;
 
   constructor(store: ObjectStore, onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void, hls?: HlsPlaylists) {
     this.#store = store;
@@ -25,8 +26,7 @@ export class StoreOutput {
   writePlaylists(multivariantName: string): void {
     if (!this.#hls) return;
     this.#multivariantName = multivariantName;
-    const multivariant = this.#hls.multivariant();
-    if (multivariant) this.writeManifest(multivariantName, multivariant);
+    this.#writeMultivariant(this.#hls.multivariant());
     for (const track of this.#hls.timeline.tracks()) {
       const text = this.#hls.media(track);
       if (text) this.writeManifest(this.#hls.names.mediaPlaylist(track), text);
@@ -41,6 +41,8 @@ export class StoreOutput {
     if (event.type === 'init') {
       this.#store.markAudio(event.track, event.info.handler === 'soun');
       this.#store.put(event.path, event.bytes);
+      // A new period may leave a rendition out or bring it back: new players see the variants it has.
+      if (this.#multivariantWritten !== undefined) this.#writeMultivariant(this.#hls?.multivariant());
     } else if (event.type === 'chunk') {
       let object = this.#growing.get(event.track);
       if (event.part === 0 || !object) {
@@ -50,18 +52,25 @@ export class StoreOutput {
       }
       for (const part of event.parts) object.append(part);
       if (this.#hls) {
-        const { partFile, playlist, multivariantReady } = this.#hls.onChunk(event);
+        const hlsOut = this.#hls.onChunk(event);
+        const { partFile, playlist, multivariantReady } = hlsOut;
         if (partFile) this.#store.put(partFile.path, Buffer.concat(partFile.bytes));
         if (playlist) this.writeManifest(playlist.name, playlist.text);
+        for (const absent of hlsOut.absentPlaylists ?? []) this.writeManifest(absent.name, absent.text);
         // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
-        const multivariant = multivariantReady && this.#multivariantName && this.#hls.multivariant();
-        if (multivariant) this.writeManifest(this.#multivariantName!, multivariant);
+        if (multivariantReady) this.#writeMultivariant(this.#hls.multivariant());
       }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {
       this.#growing.get(event.track)?.complete(this.#store.now());
       this.#growing.delete(event.track);
     }
+  }
+
+  #writeMultivariant(text: string | undefined): void {
+    if (!text || !this.#multivariantName || text === this.#multivariantWritten) return;
+    this.#multivariantWritten = text;
+    this.writeManifest(this.#multivariantName, text);
   }
 
   writeManifest(name: string, text: string): void {

@@ -125,6 +125,12 @@ export interface MediaPlaylistInput {
   ended: boolean;
   /** First segments of the periods (ascending); a new period is a discontinuity with its own init. */
   periods?: readonly bigint[] | undefined;
+  /**
+   * The periods (of `periods`) this track is not in (a rendition not encoded then): still a
+   * discontinuity, so every playlist's discontinuity sequence agrees, but no init of their own;
+   * their segments are gaps.
+   */
+  absentPeriods?: readonly bigint[] | undefined;
 }
 
 const decimal = (seconds: number) => seconds.toFixed(5);
@@ -163,16 +169,27 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
   const lines = header(timing, delivery);
   const first = window[0];
   const starts = input.periods?.length ? input.periods : [0n];
-  const periodOf = (msn: bigint) => starts.findLast((s) => s <= msn) ?? starts[0]!;
+  const absent = new Set(input.absentPeriods ?? []);
+  const withTrack = starts.filter((s) => !absent.has(s));
+  // The init that applies at `msn`: its period's, or in a period without the track (gaps only)
+  // the one before (else after) that has it.
+  const initOf = (msn: bigint) =>
+    withTrack.findLast((s) => s <= msn) ??
+    withTrack.find((s) => s > msn) ??
+    starts.findLast((s) => s <= msn) ??
+    starts[0]!;
   const firstMsn = first?.msn ?? 0n;
   lines.push(`#EXT-X-MEDIA-SEQUENCE:${firstMsn}`);
   const discontinuities = starts.slice(1).filter((s) => s <= firstMsn).length;
   if (discontinuities) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuities}`);
-  lines.push(`#EXT-X-MAP:URI="${names.init(track, periodOf(firstMsn))}"`);
+  lines.push(`#EXT-X-MAP:URI="${names.init(track, initOf(firstMsn))}"`);
   const newestComplete = window.findLast((s) => s.complete)?.msn;
   for (const [i, segment] of window.entries()) {
     if (i > 0 && starts.includes(segment.msn) && segment.msn !== starts[0])
-      lines.push('#EXT-X-DISCONTINUITY', `#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`);
+      lines.push(
+        '#EXT-X-DISCONTINUITY',
+        ...(absent.has(segment.msn) ? [] : [`#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`]),
+      );
     lines.push(`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`);
     const recent = newestComplete === undefined || segment.msn > newestComplete - BigInt(timing.partSegments);
     if (ll && (recent || !segment.complete)) {
@@ -200,11 +217,13 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
     const next = last.complete
       ? { msn: last.msn + 1n, index: 0, offset: 0 }
       : { msn: last.msn, index: last.parts.length, offset: last.length };
-    lines.push(
-      delivery.llhls === 'sf'
-        ? `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.partFile(track, next.msn, next.index)}"`
-        : `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.segment(track, next.msn)}"${next.offset ? `,BYTERANGE-START=${next.offset}` : ''}`,
-    );
+    // No part is coming while the track is not encoded: nothing to hint.
+    if (!absent.has(starts.findLast((s) => s <= next.msn) ?? starts[0]!))
+      lines.push(
+        delivery.llhls === 'sf'
+          ? `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.partFile(track, next.msn, next.index)}"`
+          : `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${names.segment(track, next.msn)}"${next.offset ? `,BYTERANGE-START=${next.offset}` : ''}`,
+      );
   }
   if (ll && !input.ended) {
     for (const other of input.others)

@@ -23,6 +23,8 @@ export interface HlsSession {
   ended(): boolean;
   /** First segments of the periods so far (encoder restarts with another init). */
   periods?: () => readonly bigint[];
+  /** Whether the period segment `msn` falls in has `track` (a rendition not encoded then has none); default yes. */
+  hasTrack?: (track: string, msn: bigint) => boolean;
 }
 
 /** Which formats an output carries, and what its manifests are called. */
@@ -92,6 +94,8 @@ export class HlsPlaylists {
     playlist?: { name: string; text: string };
     /** The multivariant playlist can be written now: every playlist it names exists (once). */
     multivariantReady?: true;
+    /** Playlists of tracks not encoded at this segment, which the segment just completed gave a gap. */
+    absentPlaylists?: { track: string; name: string; text: string }[];
   } {
     let pending = this.#partBytes.get(chunk.track);
     if (this.session.llhls === 'sf') {
@@ -116,7 +120,22 @@ export class HlsPlaylists {
         : {}),
       ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
       ...(text && !this.#mediaReady && this.mediaPlaylistsReady() ? { multivariantReady: true as const } : {}),
+      ...(chunk.segmentComplete ? this.#absentAt(chunk) : {}),
     };
+  }
+
+  /** The playlists of the tracks absent at `chunk`'s segment, which its completion extends with a gap. */
+  #absentAt(chunk: HlsChunk): { absentPlaylists?: { track: string; name: string; text: string }[] } {
+    const hasTrack = this.session.hasTrack;
+    if (!hasTrack) return {};
+    const absentPlaylists = this.timeline
+      .tracks()
+      .filter((t) => t !== chunk.track && !hasTrack(t, chunk.segment))
+      .flatMap((t) => {
+        const text = this.media(t);
+        return text ? [{ track: t, name: this.names.mediaPlaylist(t), text }] : [];
+      });
+    return absentPlaylists.length ? { absentPlaylists } : {};
   }
 
   /**
@@ -166,9 +185,44 @@ export class HlsPlaylists {
     return this.session.llhls === 'off' && !chunk.segmentComplete ? undefined : part;
   }
 
+  /** The periods (their first segments) that do not have `track`. */
+  #absentPeriods(track: string): bigint[] {
+    const hasTrack = this.session.hasTrack;
+    return hasTrack ? (this.session.periods?.() ?? []).filter((start) => !hasTrack(track, start)) : [];
+  }
+
+  /**
+   * The track's segments with a gap (EXT-X-GAP) for each segment of a period without it that the
+   * other tracks completed: its playlist goes on, numbered as theirs, while it is not encoded, so
+   * a player on it moves to another variant, and the media sequence numbers of every variant
+   * still name the same media.
+   */
+  #withAbsence(track: string, own: readonly HlsSegment[]): readonly HlsSegment[] {
+    if (!this.#absentPeriods(track).length) return own;
+    const reference = new Map<bigint, HlsSegment>();
+    for (const other of this.timeline.tracks())
+      if (other !== track)
+        for (const s of this.timeline.segments(other)) if (s.complete && !reference.has(s.msn)) reference.set(s.msn, s);
+    const gaps = [...reference.values()]
+      .filter((s) => !this.session.hasTrack!(track, s.msn) && !own.some((o) => o.msn === s.msn))
+      .map(
+        (s): HlsSegment => ({
+          msn: s.msn,
+          start: s.start,
+          duration: s.duration,
+          length: 0,
+          parts: [],
+          complete: true,
+          gap: true,
+        }),
+      );
+    if (!gaps.length) return own;
+    return [...own, ...gaps].sort((a, b) => (a.msn < b.msn ? -1 : a.msn > b.msn ? 1 : 0));
+  }
+
   #segments(track: string): readonly HlsSegment[] {
     const start = this.#startSegment();
-    const all = this.timeline.segments(track);
+    const all = this.#withAbsence(track, this.timeline.segments(track));
     const segments =
       start === undefined || !all.length || all[0]!.msn >= start ? all : all.filter((s) => s.msn >= start);
     return this.#view ? this.#view(track, segments) : segments;
@@ -198,6 +252,7 @@ export class HlsPlaylists {
       delivery: this.delivery,
       ended: this.session.ended(),
       periods: this.session.periods?.(),
+      absentPeriods: this.#absentPeriods(track),
     });
   }
 

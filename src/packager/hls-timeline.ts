@@ -154,13 +154,15 @@ export function acknowledgedView(
   window: number,
 ): HlsSegment[] {
   let end = segments.length - 1;
-  while (end >= 0 && !(segments[end]!.complete && acknowledged.has(segments[end]!.msn))) end--;
+  // A gap (media dropped, or a rendition not encoded) needs nothing at the origin.
+  const held = (s: HlsSegment) => s.gap === true || acknowledged.has(s.msn);
+  while (end >= 0 && !(segments[end]!.complete && held(segments[end]!))) end--;
   let start = end;
   while (
     start > 0 &&
     end - start + 1 < window &&
     segments[start - 1]!.msn === segments[start]!.msn - 1n &&
-    acknowledged.has(segments[start - 1]!.msn)
+    held(segments[start - 1]!)
   )
     start--;
   const view = end >= 0 ? segments.slice(start, end + 1) : [];

@@ -599,6 +599,12 @@ export class Packager {
     return this.#periods;
   }
 
+  /** Whether the period `segment` falls in has `track` (a rendition not encoded then has none). */
+  hasTrack(track: string, segment: bigint): boolean {
+    const period = this.#periodOf(segment);
+    return !period || period.inits.has(track);
+  }
+
   /** Every track's init segment has arrived (those of the first run, for the first period): the manifest can be written. */
   get ready(): boolean {
     return this.#assembled;

@@ -24,6 +24,7 @@ export class DirectoryOutput {
   #failures = 0;
   readonly #hls: HlsPlaylists | undefined;
   #multivariantName: string | undefined;
+  #multivariantWritten: string | undefined;
 
   constructor(options: {
     dir: string;
@@ -60,13 +61,24 @@ export class DirectoryOutput {
     const hls = this.#hls;
     if (!hls) return;
     this.#multivariantName = multivariantName;
-    const multivariant = hls.multivariant();
-    if (multivariant) this.#enqueue('', () => this.writeManifest(multivariantName, multivariant));
+    this.#writeMultivariant(hls.multivariant());
     for (const track of hls.timeline.tracks())
       this.#enqueue(track, async () => {
         const text = hls.media(track);
         if (text) await this.writeManifest(hls.names.mediaPlaylist(track), text);
       });
+  }
+
+  /** Writes the multivariant playlist if it changed, after what the other tracks' queues have under way. */
+  #writeMultivariant(text: string | undefined, from?: string): void {
+    const name = this.#multivariantName;
+    if (!text || !name || text === this.#multivariantWritten) return;
+    this.#multivariantWritten = text;
+    const underWay = [...this.#queues.entries()].filter(([queue]) => queue !== from).map(([, p]) => p);
+    this.#enqueue('', async () => {
+      await Promise.all(underWay);
+      await this.writeManifest(name, text);
+    });
   }
 
   /** Resolves when everything handed over so far is on disk and every segment file is closed. */
@@ -93,6 +105,8 @@ export class DirectoryOutput {
       await mkdir(join(this.dir, track), { recursive: true });
       await writeAtomically(join(this.dir, event.path), event.bytes);
       await this.#expireLeftovers(track);
+      // A new period may leave a rendition out or bring it back: new players see the variants it has.
+      if (this.#multivariantWritten !== undefined) this.#writeMultivariant(this.#hls?.multivariant(), track);
     } else if (event.type === 'chunk') {
       let handle = this.#open.get(track);
       if (event.part === 0 || !handle) {
@@ -102,20 +116,13 @@ export class DirectoryOutput {
       }
       await handle.writev(event.parts);
       if (this.#hls) {
-        const { partFile, playlist, multivariantReady } = this.#hls.onChunk(event);
+        const { partFile, playlist, multivariantReady, absentPlaylists } = this.#hls.onChunk(event);
         if (partFile) await writeAtomically(join(this.dir, partFile.path), Buffer.concat(partFile.bytes));
         if (playlist) await this.writeManifest(playlist.name, playlist.text);
+        for (const absent of absentPlaylists ?? []) await this.writeManifest(absent.name, absent.text);
         // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
-        const multivariant = multivariantReady && this.#multivariantName && this.#hls.multivariant();
-        if (multivariant) {
-          // After the other tracks' writes under way: their first playlists may still be on the way to disk.
-          const underWay = [...this.#queues.entries()].filter(([queue]) => queue !== track).map(([, p]) => p);
-          const name = this.#multivariantName!;
-          this.#enqueue('', async () => {
-            await Promise.all(underWay);
-            await this.writeManifest(name, multivariant);
-          });
-        }
+        // After the other tracks' writes under way: their first playlists may still be on the way to disk.
+        if (multivariantReady) this.#writeMultivariant(this.#hls.multivariant(), track);
       }
       this.#onChunkWritten?.(event, performance.timeOrigin + performance.now());
     } else {

@@ -158,7 +158,8 @@ export class HlsPush {
   onChunk(event: ChunkEvent): void {
     const track = this.#tracks.get(event.track);
     if (!track) return;
-    const { partFile, playlist } = this.playlists.onChunk(event);
+    const { partFile, playlist, absentPlaylists } = this.playlists.onChunk(event);
+    for (const absent of absentPlaylists ?? []) this.#touch(this.#tracks.get(absent.track));
     if (partFile && track.parts)
       track.parts.add({
         segment: event.segment,

@@ -14,8 +14,11 @@ import { type RealtimeAction, RealtimeController } from './realtime-controller.t
 
 /** What carrying out the controller's decisions takes from the run. */
 export interface RealtimeRunHooks {
-  /** A level's slate clips, encoded for its settings (cached): their inits are the level's. */
-  slateFor(level: RealtimeLevel): Promise<SlateClip[]>;
+  /**
+   * A level's slate clips, encoded for its settings (cached): their inits are the level's.
+   * `background`: made ahead of need, at the lowest CPU priority.
+   */
+  slateFor(level: RealtimeLevel, background?: boolean): Promise<SlateClip[]>;
   /** The tracks and frame rate a level's encoder run makes. */
   shapeOf(level: RealtimeLevel): RunShape;
   /** A period for the next run from `start` on, announced now. */
@@ -44,6 +47,8 @@ const PERIOD_LEAD_MS = 3000;
  * open its input and put its first frame on a boundary; the slate covers the rest.
  */
 const RESTART_LEAD_FRACTION = 0.8;
+/** The background slates wait at most this long for the encoder to be clear. */
+const MAX_SLATE_DEFER_SECONDS = 600;
 
 export class RealtimeRun {
   readonly #levels: readonly RealtimeLevel[];
@@ -117,9 +122,13 @@ export class RealtimeRun {
       this.#timers.delete(slates);
       void (async () => {
         for (const level of this.#levels.slice(1)) {
+          // Not while the encoder is behind: on a box short of CPU a slate's encode takes from the
+          // live one (a second 1.5 s late, and a needless step, seen); a likely step's is prepared.
+          for (let waited = 0; this.#controller.behind && !this.#stopped && waited < MAX_SLATE_DEFER_SECONDS; waited++)
+            await new Promise((resolve) => setTimeout(resolve, 1000).unref());
           if (this.#stopped) return;
           await this.#hooks
-            .slateFor(level)
+            .slateFor(level, true)
             .catch((error: Error) =>
               this.#logger.warn({ err: error.message, level: level.change }, 'no slate for this level yet'),
             );

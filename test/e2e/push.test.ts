@@ -131,9 +131,11 @@ describe('push to an origin (real ffmpeg, real HTTP on 127.0.0.1)', { timeout: 2
           { p50: +quantile(d, 0.5).toFixed(1), p95: +quantile(d, 0.95).toFixed(1) },
         ]),
       );
-      // Within the segment being made (a sender that waited for whole segments shows ~1 s).
+      // Within the segment being made: a sender that waited for whole segments shows half a
+      // segment at the median (its first chunk a segment late, its last on time). The tail is the
+      // machine's load (1.1 s p95 seen with a busy core): a benchmark figure.
       for (const [track, d] of Object.entries(summary))
-        assert.ok(d.p95 < 1000, `${track} chunk delay at the origin p95 ${d.p95} ms`);
+        assert.ok(d.p50 < 400, `${track} chunk delay at the origin p50 ${d.p50} ms`);
       process.stderr.write(
         `# push: chunk delay at the origin ${JSON.stringify(summary)}, inter-arrival ${JSON.stringify(gap)}\n`,
       );

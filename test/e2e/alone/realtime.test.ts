@@ -104,6 +104,15 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
         (l) => l['msg'] === 'ffmpeg restarted with other settings',
         'restart at the lower level',
       );
+      // A top rendition no longer encoded: not offered to new players, its playlist goes on with gaps.
+      const shedTop = /1080p no longer encoded/.test(String(down['givesUp']));
+      if (shedTop) {
+        let top = '';
+        for (let i = 0; i < 40 && !top.includes('#EXT-X-GAP'); i++, await sleep(250))
+          top = await (await fetch(`${base}/live_1080p.m3u8`)).text();
+        assert.match(top, /#EXT-X-GAP\n#EXTINF:[\d.]+,\n1080p\/\d+\.m4s/, top);
+        assert.doesNotMatch(await (await fetch(`${base}/live.m3u8`)).text(), /live_1080p/);
+      }
       busy.kill('SIGKILL');
       await busy;
       busy = undefined;
@@ -143,6 +152,15 @@ describe('real time under CPU pressure', { timeout: 300_000 }, () => {
         const response = await fetch(`${base}/720p/${n}.m4s`);
         assert.equal(response.status, 200, `720p/${n}.m4s`);
         await response.arrayBuffer();
+      }
+      if (shedTop) {
+        // Every variant's media sequence numbers name the same media, gaps and all.
+        const top = await (await fetch(`${base}/live_1080p.m3u8`)).text();
+        const sequence = (text: string) => /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1];
+        const latest = await (await fetch(`${base}/live_720p.m3u8`)).text();
+        assert.equal(sequence(top), sequence(latest), 'the same first segment');
+        const count = (text: string, tag: RegExp) => text.match(tag)?.length ?? 0;
+        assert.equal(count(top, /#EXT-X-DISCONTINUITY\n/g), count(latest, /#EXT-X-DISCONTINUITY\n/g));
       }
     } finally {
       await mkdir(join(ROOT, 'test-output'), { recursive: true });
