@@ -47,3 +47,58 @@ export async function readSchedTimes(pid: number): Promise<SchedTimes | undefine
   }
   return read ? total : undefined;
 }
+
+/** Per CPU of /proc/stat: jiffies idle (idle + iowait) and in all. */
+export type CpuTimes = Map<number, { idle: number; total: number }>;
+
+/** Pure: /proc/stat → each `cpuN` line's idle and total jiffies; lines it does not know are skipped. */
+export function parseProcStat(text: string): CpuTimes {
+  const cpus: CpuTimes = new Map();
+  for (const line of text.split('\n').slice(0, 1024)) {
+    const match = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const fields = match[2]!.trim().split(/\s+/).slice(0, 10).map(Number);
+    if (fields.length < 5 || fields.some((f) => !Number.isSafeInteger(f) || f < 0)) continue;
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    const total = fields.slice(0, 8).reduce((sum, f) => sum + f, 0);
+    cpus.set(Number(match[1]), { idle: fields[3]! + fields[4]!, total });
+  }
+  return cpus;
+}
+
+/** Pure: a kernel CPU list ("0-3,6") → its CPUs; undefined when it does not parse (at most 4096). */
+export function parseCpuList(text: string): number[] | undefined {
+  const cpus: number[] = [];
+  for (const range of text.trim().split(',')) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(range);
+    if (!match) return undefined;
+    const from = Number(match[1]);
+    const to = Number(match[2] ?? match[1]);
+    if (to < from || to >= 4096) return undefined;
+    for (let cpu = from; cpu <= to; cpu++) cpus.push(cpu);
+  }
+  return cpus;
+}
+
+/** Pure: how many of `cpus` were idle between two readings (in CPUs, e.g. 0.7). */
+export function idleCpus(before: CpuTimes, after: CpuTimes, cpus: readonly number[]): number | undefined {
+  let idle = 0;
+  for (const cpu of cpus) {
+    const a = before.get(cpu);
+    const b = after.get(cpu);
+    if (!a || !b || b.total <= a.total) return undefined;
+    idle += Math.max(0, Math.min(1, (b.idle - a.idle) / (b.total - a.total)));
+  }
+  return idle;
+}
+
+/** Every CPU's times, and the CPUs `pid` may run on; undefined without /proc. */
+export async function readCpuTimes(pid: number): Promise<{ times: CpuTimes; allowed: number[] } | undefined> {
+  try {
+    const [stat, status] = await Promise.all([readFile('/proc/stat', 'utf8'), readFile(`/proc/${pid}/status`, 'utf8')]);
+    const allowed = parseCpuList(/^Cpus_allowed_list:\s*(.+)$/m.exec(status)?.[1] ?? '');
+    return allowed ? { times: parseProcStat(stat), allowed } : undefined;
+  } catch {
+    return undefined;
+  }
+}

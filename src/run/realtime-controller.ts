@@ -34,6 +34,8 @@ export interface RealtimeSample {
   droppedFrames: number;
   /** Share of the second ffmpeg's busiest thread waited for a CPU (Linux); undefined: not measured. */
   cpuWait?: number | undefined;
+  /** The CPU ffmpeg used plus what stood idle on the CPUs it may use, over what it used (Linux). */
+  capacity?: number | undefined;
 }
 
 export type RealtimeAction =
@@ -63,6 +65,21 @@ export function stepDownTo(level: number, steps: number, speed: number | undefin
   for (let candidate = next; candidate <= steps; candidate++)
     if ((costs?.[candidate] ?? Infinity) <= achieved) return candidate;
   return steps;
+}
+
+/**
+ * Pure: the level a step up from `level` goes to: the lowest whose cost fits the CPU the encoder
+ * could have (`capacity`: what it used and what stood idle on its CPUs, over what it used), with
+ * the same fifth to spare; never less than one level; one when nothing was measured.
+ */
+export function stepUpTo(level: number, capacity: number | undefined, costs?: readonly number[]): number {
+  const previous = Math.max(0, level - 1);
+  const current = costs?.[level];
+  if (capacity === undefined || current === undefined) return previous;
+  const achievable = current * capacity * FIT_SHARE;
+  for (let candidate = 0; candidate < previous; candidate++)
+    if ((costs?.[candidate] ?? Infinity) <= achievable) return candidate;
+  return previous;
 }
 
 /** Speed below this is behind real time, at or above `CLEAR_SPEED` clear. */
@@ -141,6 +158,8 @@ export class RealtimeController {
   #speeds: RecentValues;
   /** The level a step down was last said to be likely to (since the last change). */
   #prepared: number | undefined;
+  /** The encoder's capacity (see RealtimeSample) over the clear seconds since the last change. */
+  #capacities = new RecentValues(MARGIN_WINDOW);
 
   constructor(settings: RealtimeSettings) {
     this.#settings = settings;
@@ -169,6 +188,7 @@ export class RealtimeController {
     this.#clearSince = undefined;
     this.#speeds = new RecentValues(Math.max(1, this.#settings.graceSeconds));
     this.#prepared = undefined;
+    this.#capacities = new RecentValues(MARGIN_WINDOW);
   }
 
   update(sample: RealtimeSample): RealtimeAction[] {
@@ -197,6 +217,7 @@ export class RealtimeController {
       }
       // Neutral seconds neither count towards a step up nor undo the clear ones before them.
       if (verdict === 'clear') this.#clearSince ??= now;
+      if (verdict === 'clear' && sample.capacity !== undefined) this.#capacities.add(sample.capacity);
     }
     if (this.#behindScore >= settings.graceSeconds) {
       const stepping = this.#level < settings.steps && this.#encoderScore >= settings.graceSeconds;
@@ -230,7 +251,7 @@ export class RealtimeController {
       this.#clearSince !== undefined &&
       now - this.#clearSince >= this.#restoreSeconds * 1000
     ) {
-      this.#level--;
+      this.#level = stepUpTo(this.#level, this.#capacities.quantile(0.5), settings.costs);
       this.#lastUpAt = now;
       actions.push({
         type: 'step',

@@ -1,4 +1,11 @@
-import { readSchedTimes, type SchedTimes, waitShare } from '../encode/cpu-wait.ts';
+import {
+  type CpuTimes,
+  idleCpus,
+  readCpuTimes,
+  readSchedTimes,
+  type SchedTimes,
+  waitShare,
+} from '../encode/cpu-wait.ts';
 import type { EncoderProgress } from '../encode/progress.ts';
 import { lateMsOf, levelCosts, type RealtimeLevel } from '../ladder/realtime-steps.ts';
 import type { Logger } from '../log.ts';
@@ -68,6 +75,7 @@ export class RealtimeRun {
   #progressAt: { at: number; outUs: number } | undefined;
   #speed: number | undefined;
   #sched: SchedTimes | undefined;
+  #cpus: { times: CpuTimes; at: number } | undefined;
   #cpuWait: number | undefined;
   #switching: Promise<void> | undefined;
   #wanted: number | undefined;
@@ -178,9 +186,12 @@ export class RealtimeRun {
   async #second(): Promise<void> {
     const pid = this.#hooks.encoderPid();
     const sched = pid === undefined ? undefined : await readSchedTimes(pid);
-    this.#cpuWait = sched && this.#sched ? waitShare(this.#sched, sched) : undefined;
-    this.#sched = sched;
+    const cpus = pid === undefined ? undefined : await readCpuTimes(pid);
     const now = this.#now();
+    this.#cpuWait = sched && this.#sched ? waitShare(this.#sched, sched) : undefined;
+    const capacity = this.#capacity(sched, cpus, now);
+    this.#sched = sched;
+    this.#cpus = cpus && { times: cpus.times, at: now };
     // No chunk this second from a run that made some: the next one is already this late.
     const overdue = this.#lastMediaEnd === undefined ? undefined : now - this.#lastMediaEnd - this.#chunkMs;
     const lateness = this.#lateness.quantile(0.95) ?? (overdue !== undefined && overdue > 0 ? overdue : undefined);
@@ -190,6 +201,7 @@ export class RealtimeRun {
       speed: this.#speed,
       droppedFrames: this.#droppedThisSecond,
       cpuWait: this.#cpuWait,
+      capacity,
     };
     // What each second was judged on, for an operator asking why a step was (not) taken.
     this.#logger.debug({ ...sample, now: undefined }, 'real-time second');
@@ -197,6 +209,19 @@ export class RealtimeRun {
     this.#lateness = new RecentValues(1000);
     this.#droppedThisSecond = 0;
     for (const action of actions) this.#apply(action);
+  }
+
+  /** What ffmpeg used over the last second plus what its CPUs left idle, over what it used. */
+  #capacity(
+    sched: SchedTimes | undefined,
+    cpus: { times: CpuTimes; allowed: number[] } | undefined,
+    now: number,
+  ): number | undefined {
+    if (!sched || !this.#sched || !cpus || !this.#cpus || now <= this.#cpus.at) return undefined;
+    const used = (sched.runNs - this.#sched.runNs) / 1e6 / (now - this.#cpus.at);
+    const idle = idleCpus(this.#cpus.times, cpus.times, cpus.allowed);
+    // Too little used to scale from (a run starting, slate).
+    return idle === undefined || used < 0.05 ? undefined : (used + idle) / used;
   }
 
   #apply(action: RealtimeAction): void {

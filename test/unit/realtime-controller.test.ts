@@ -4,6 +4,7 @@ import {
   judgeSecond,
   RealtimeController,
   stepDownTo,
+  stepUpTo,
   type RealtimeAction,
   type RealtimeSample,
   type RealtimeSettings,
@@ -174,6 +175,31 @@ describe('the real-time controller', () => {
         { at: 55, level: 1 },
         { at: 70, level: 0 },
       ],
+    );
+  });
+
+  it('a step up goes as far as the CPU left idle allows, with a fifth to spare; one level when not measured', () => {
+    // ultra-ll's default levels as timed on one core: 0.737, 0.513, 0.303, 0.223 of it.
+    const costs = [0.737, 0.513, 0.303, 0.223];
+    assert.equal(stepUpTo(3, 4, costs), 1, '0.223 × 4 × 0.8 = 0.71: 0.513 fits, 0.737 not');
+    assert.equal(stepUpTo(3, 5, costs), 0, '0.89: the profile as written');
+    assert.equal(stepUpTo(3, 1.2, costs), 2, 'little idle: one level, as ever');
+    assert.equal(stepUpTo(3, undefined, costs), 2, 'not measured: one level');
+    assert.equal(stepUpTo(1, 9, costs), 0);
+    assert.equal(stepUpTo(2, 4), 1, 'no costs: one level');
+
+    // The loop gone from a core the encoder had shared at level 3: about 0.7 of it idle.
+    const controller = new RealtimeController({ ...SETTINGS, costs });
+    run(controller, 0, 30, (now, i) => ({ ...starved(now, i), speed: 0.3 }));
+    assert.equal(controller.level, 3);
+    const actions = run(controller, 30, 30, (now) => ({ ...fine(now), capacity: 4.1 }));
+    assert.deepEqual(
+      steps(actions).map(({ at, level }) => ({ at, level })),
+      [
+        { at: 40, level: 1 },
+        { at: 55, level: 0 },
+      ],
+      'two restarts back, not three',
     );
   });
 
