@@ -1,7 +1,7 @@
 // A box short of CPU: the appliance (default profile, test source, pushing to the project's
 // origin on 127.0.0.1) and a busy loop pinned to one core for the first part of the run; chunk
 // delay measured at the origin, the real-time steps taken, with the controller and without it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +26,8 @@ export interface PressureRun {
   backUpSeconds: number | undefined;
   /** Seconds of slate per restart (media time the slate covered, from the continuity counters). */
   slateSecondsPerStep: number | undefined;
+  /** Each restart's slate on the wall clock (s): from the old run's end to the new run's first chunk. */
+  restartGapsSeconds: number[];
   /** Per second of media since the start: the latest chunk of any track (ms at the origin); where lateness comes from. */
   worstDelayPerSecondMs: number[];
 }
@@ -56,6 +58,8 @@ export async function pressureRun(
         '--state-dir',
         stateDir,
         adapt ? '--adapt' : '--no-adapt',
+        '--log-level',
+        'debug',
         '--output',
         `${origin.base}/live/live.mpd`,
       ],
@@ -72,6 +76,9 @@ export async function pressureRun(
     const result = await child;
     if (result.exitCode !== 0)
       throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);
+    // The run's own log, to see where a figure comes from: PRESSURE_LOG=path npm run bench -- --only pressure
+    if (process.env['PRESSURE_LOG'])
+      await writeFile(`${process.env['PRESSURE_LOG']}.${adapt ? 'adapt' : 'fixed'}`, String(result.stderr));
     const lines = String(result.stderr)
       .split('\n')
       .filter((l) => l.startsWith('{'))
@@ -134,6 +141,9 @@ export async function pressureRun(
       backUpSeconds: backUp ? round((Date.parse(String(backUp['time'])) - loopEndedAt) / 1000) : undefined,
       slateSecondsPerStep:
         restarts && slateAudio !== undefined ? round((slateAudio * 1024) / 48_000 / restarts) : undefined,
+      restartGapsSeconds: lines
+        .filter((l) => l['msg'] === 'source back: slate ended' && typeof l['slateMs'] === 'number')
+        .map((l) => round((l['slateMs'] as number) / 1000)),
       worstDelayPerSecondMs,
     };
   } finally {

@@ -425,6 +425,7 @@ if (want('pressure')) {
     steps: results.map((r) => r.steps),
     backUpSeconds: results.map((r) => r.backUpSeconds ?? null),
     slateSecondsPerStep: results.map((r) => r.slateSecondsPerStep ?? null),
+    restartGapsSeconds: results.map((r) => r.restartGapsSeconds),
   });
   const ours = summarise(adapted);
   const without = summarise(fixed);
