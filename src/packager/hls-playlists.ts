@@ -200,7 +200,11 @@ export class HlsPlaylists {
   #withAbsence(track: string, own: readonly HlsSegment[]): readonly HlsSegment[] {
     if (!this.#absentPeriods(track).length) return own;
     const reference = new Map<bigint, HlsSegment>();
-    for (const other of this.timeline.tracks())
+    // Another video track's segment first: its start and duration are the video grid's (audio's
+    // segments follow the AAC frames, a few ms off).
+    const video = new Set(this.session.renditions()?.video.map((r) => r.id));
+    const others = this.timeline.tracks().filter((t) => t !== track);
+    for (const other of [...others.filter((t) => video.has(t)), ...others.filter((t) => !video.has(t))])
       if (other !== track)
         for (const s of this.timeline.segments(other)) if (s.complete && !reference.has(s.msn)) reference.set(s.msn, s);
     const gaps = [...reference.values()]
