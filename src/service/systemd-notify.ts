@@ -51,7 +51,14 @@ export class NotifyPlan {
       this.#lastStatus = inputs.status;
       this.#statusAt = now;
     }
-    if (this.#watchdogMs !== undefined && inputs.flowing && now - this.#watchdogAt >= this.#watchdogMs) {
+    // Not before READY: chunks may flow before the first init is written out (a slow disk on a
+    // loaded box), and a service that pings the watchdog before it is up says it is up.
+    if (
+      this.#watchdogMs !== undefined &&
+      this.#readySent &&
+      inputs.flowing &&
+      now - this.#watchdogAt >= this.#watchdogMs
+    ) {
       out.push('WATCHDOG=1');
       this.#watchdogAt = now;
     }

@@ -241,6 +241,11 @@ describe('systemd notify', () => {
       [],
       'no watchdog before chunks flow',
     );
+    assert.deepEqual(
+      plan.next(1500, { ready: false, flowing: true, status: 'starting' }),
+      [],
+      'chunks flowing before the first init is out: still no watchdog before READY',
+    );
     assert.deepEqual(plan.next(2000, { ready: true, flowing: true, status: 'live' }), [
       'READY=1',
       'STATUS=live',
