@@ -52,11 +52,10 @@ export class StoreOutput {
       }
       for (const part of event.parts) object.append(part);
       if (this.#hls) {
-        const hlsOut = this.#hls.onChunk(event);
-        const { partFile, playlist, multivariantReady } = hlsOut;
+        const { partFile, playlist, multivariantReady, absentPlaylists } = this.#hls.onChunk(event);
         if (partFile) this.#store.put(partFile.path, Buffer.concat(partFile.bytes));
         if (playlist) this.writeManifest(playlist.name, playlist.text);
-        for (const absent of hlsOut.absentPlaylists ?? []) this.writeManifest(absent.name, absent.text);
+        for (const absent of absentPlaylists ?? []) this.writeManifest(absent.name, absent.text);
         // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
         if (multivariantReady) this.#writeMultivariant(this.#hls.multivariant());
       }

@@ -164,7 +164,12 @@ export class RealtimeController {
   constructor(settings: RealtimeSettings) {
     this.#settings = settings;
     this.#restoreSeconds = settings.restoreSeconds;
-    this.#speeds = new RecentValues(Math.max(1, settings.graceSeconds));
+    this.#speeds = this.#recentSpeeds();
+  }
+
+  /** The speeds a step down is judged on: those of the grace seconds. */
+  #recentSpeeds(): RecentValues {
+    return new RecentValues(Math.max(1, this.#settings.graceSeconds));
   }
 
   get level(): number {
@@ -186,7 +191,7 @@ export class RealtimeController {
     this.#behindScore = 0;
     this.#encoderScore = 0;
     this.#clearSince = undefined;
-    this.#speeds = new RecentValues(Math.max(1, this.#settings.graceSeconds));
+    this.#speeds = this.#recentSpeeds();
     this.#prepared = undefined;
     this.#capacities = new RecentValues(MARGIN_WINDOW);
   }
@@ -205,10 +210,12 @@ export class RealtimeController {
       this.#clearSince = undefined;
       // From the first second the encoder itself is behind, the likely step is prepared: on a box
       // short of CPU its slate takes seconds to encode, which the step would otherwise wait for.
-      const likely = stepDownTo(this.#level, settings.steps, this.#speeds.quantile(0.5), settings.costs);
-      if (encoderBound && this.#level < settings.steps && likely !== this.#prepared) {
-        this.#prepared = likely;
-        actions.push({ type: 'prepare', level: likely });
+      if (encoderBound && this.#level < settings.steps) {
+        const likely = stepDownTo(this.#level, settings.steps, this.#speeds.quantile(0.5), settings.costs);
+        if (likely !== this.#prepared) {
+          this.#prepared = likely;
+          actions.push({ type: 'prepare', level: likely });
+        }
       }
     } else {
       if (verdict === 'clear') {

@@ -5,7 +5,7 @@ import { hlsTiming } from '../../src/packager/hls-playlist.ts';
 import { type HlsSession, outputFormats } from '../../src/packager/hls-playlists.ts';
 import type { PackagerEvent } from '../../src/packager/chunker.ts';
 import { originCapabilities } from '../../src/push/origin-capabilities.ts';
-import { info, runCleanups, segmentEvents, setup } from '../helpers/push-setup.ts';
+import { info, RENDITION_V, runCleanups, segmentEvents, setup } from '../helpers/push-setup.ts';
 
 after(runCleanups);
 
@@ -14,18 +14,7 @@ const session: HlsSession = {
   partChunks: 1,
   timing: hlsTiming({ segdur: 1, cdur: 0.1, partChunks: 1, audioSampleRate: undefined, tsb: 30, llhls: 'br' }),
   renditions: () => ({
-    video: [
-      {
-        id: 'v',
-        codecs: 'avc1.640028',
-        bitrate: 1e6,
-        averageBandwidth: 1e6,
-        peakBandwidth: 2e6,
-        width: 640,
-        height: 360,
-        frameRate: 30,
-      },
-    ],
+    video: [RENDITION_V],
     audio: { id: 'a', codecs: 'mp4a.40.2', bitrate: 128e3, averageBandwidth: 128e3, peakBandwidth: 128e3, channels: 2 },
   }),
   ended: () => false,

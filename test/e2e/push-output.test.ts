@@ -20,6 +20,7 @@ import {
   expectedHash,
   feed,
   fillOf,
+  RENDITION_V,
   runCleanups,
   segmentEvents,
   setup,
@@ -75,18 +76,7 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
         partChunks: 1,
         timing,
         renditions: () => ({
-          video: [
-            {
-              id: 'v',
-              codecs: 'avc1.640028',
-              bitrate: 1e6,
-              averageBandwidth: 1e6,
-              peakBandwidth: 2e6,
-              width: 640,
-              height: 360,
-              frameRate: 30,
-            },
-          ],
+          video: [RENDITION_V],
           audio: undefined,
         }),
         ended: () => false,
@@ -312,18 +302,7 @@ describe('HTTP push against a real origin on 127.0.0.1', { timeout: 60_000 }, ()
       partChunks: 1,
       timing,
       renditions: () => ({
-        video: [
-          {
-            id: 'v',
-            codecs: 'avc1.640028',
-            bitrate: 1e6,
-            averageBandwidth: 1e6,
-            peakBandwidth: 2e6,
-            width: 640,
-            height: 360,
-            frameRate: 30,
-          },
-        ],
+        video: [RENDITION_V],
         audio: undefined,
       }),
       ended: () => false,

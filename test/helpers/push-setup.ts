@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { ChunkEvent, PackagerEvent } from '../../src/packager/chunker.ts';
 import { HttpPushOutput, type HttpPushOptions } from '../../src/push/http-output.ts';
+import type { HlsVideoRendition } from '../../src/packager/hls-playlist.ts';
 import { outputFormats } from '../../src/packager/hls-playlists.ts';
 import type { PushEvent } from '../../src/push/push-types.ts';
 import { originCapabilities } from '../../src/push/origin-capabilities.ts';
@@ -12,6 +13,18 @@ import { startTestOrigin, type TestOrigin } from './push-origin.ts';
 
 export const cleanups: (() => Promise<unknown>)[] = [];
 export const runCleanups = () => Promise.all(cleanups.splice(0).map((c) => c()));
+
+/** The video rendition `v` the push tests' HLS sessions offer. */
+export const RENDITION_V: HlsVideoRendition = {
+  id: 'v',
+  codecs: 'avc1.640028',
+  bitrate: 1e6,
+  averageBandwidth: 1e6,
+  peakBandwidth: 2e6,
+  width: 640,
+  height: 360,
+  frameRate: 30,
+};
 
 export const info = {
   trackId: 1,
