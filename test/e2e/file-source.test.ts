@@ -108,8 +108,10 @@ describe('file sources, played out in real time as live', { timeout: 300_000 }, 
       string,
       { p50: number }
     >;
+    // Stamped with the file's own time, media would end decades before it arrives; the delay itself
+    // is a figure of npm run bench (1.7 s seen here with a core busy and two tests beside this one).
     for (const [track, d] of Object.entries(delays))
-      assert.ok(d.p50 > -50 && d.p50 < 1000, `${track} chunk delay p50 ${d.p50} ms: stamped on the wall clock`);
+      assert.ok(d.p50 > -50 && d.p50 < 5000, `${track} chunk delay p50 ${d.p50} ms: stamped on the wall clock`);
   });
 
   it('played once: the stream ends with the file (whole segments, lmsg) and the appliance exits 0 by itself', async () => {

@@ -225,7 +225,15 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
     );
     const mpd = await (await fetch(`${base}/live.mpd`)).text();
     const periods = mpd.match(/<Period /g)?.length ?? 0;
-    assert.equal(periods, 2, 'the changed init started a second period');
+    assert.equal(
+      periods,
+      2,
+      `the changed init started a second period; the last run said: ${lines
+        .map((l) => `${String(l['time'] ?? '')} ${String(l['msg'])}`)
+        .filter((l) => !/chunk delay|^\S* push$/.test(l))
+        .slice(0, 40)
+        .join(' | ')}`,
+    );
     assert.match(mpd, /init-\d+\.mp4/);
     const playlist = await (await fetch(`${base}/live_${SECOND.id}.m3u8`)).text();
     assert.match(playlist, new RegExp(`#EXT-X-MAP:URI="${SECOND.id}/init-\\d+\\.mp4"`), 'and HLS maps its new init');

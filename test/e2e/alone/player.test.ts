@@ -40,9 +40,10 @@ function assertPlaysLive(kind: PlayerKind, report: PlayerReport) {
   assert.deepEqual(report.consoleErrors, [], `${kind}: no error in the page`);
   const playing = report.samples.filter((s) => s.currentTime > 0);
   assert.ok(playing.length >= 10, `${kind}: playing for ${playing.length} of ${report.samples.length} s`);
-  // A player that is not live stops advancing; a stall or two on a box with a busy core (0.74× seen
-  // with hls.js and part files) is not that. Stalls and steadiness are measured in npm run bench.
-  assert.ok(report.advance > 0.6, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
+  // A player that is not live stops advancing; a stall or two on a loaded box is not that (0.74× seen
+  // with hls.js and part files and a busy core; 0.42×, one stall of 9 s, with a busy loop on each).
+  // Stalls and steadiness are measured in npm run bench.
+  assert.ok(report.advance > 0.25, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
   // Not stuck at the end: hls.js recovering from a stall (a fragment it failed to parse, seen ~1 run
   // in 10 on a loaded box) may be without data for the last second or two.
   assert.ok(
