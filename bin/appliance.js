@@ -22,13 +22,16 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = builtEntry() ?? join(root, 'src', 'appliance.ts');
 
 // dist/ is src/ compiled (npm ci runs the build): the same code without Node's TypeScript
-// stripping, which keeps ~17 MB of RSS for the life of the process. It is used only when it is
-// newer than every source file, so an edit without a rebuild runs from src/ and never stale code.
+// stripping, which keeps ~17 MB of RSS for the life of the process. It is used only when the
+// build is newer than every source file, so an edit without a rebuild runs from src/ and never
+// stale code. The build is incremental (it rewrites only what changed), so its time is that of
+// the stamp it leaves when it ends (dist/.built).
 function builtEntry() {
   const built = join(root, 'dist', 'appliance.js');
   let builtAt;
   try {
-    builtAt = statSync(built).mtimeMs;
+    statSync(built);
+    builtAt = statSync(join(root, 'dist', '.built')).mtimeMs;
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 // The end-to-end suite in two passes, so that it is quick on 2 cores and holds when one is busy:
-// - test/e2e/*.test.ts share the machine, four files at a time: most of their time is media
+// - test/e2e/*.test.ts share the machine, three files at a time: most of their time is media
 //   arriving in real time, and what they assert does not depend on having a core to themselves;
 // - test/e2e/alone/*.test.ts run one file at a time, after: real players in Chromium, A/V sync
 //   within a frame, the default ladder's bitrates — bounds that CPU taken by a neighbour would move.
@@ -30,7 +30,7 @@ function testFiles(folder: string): string[] {
 }
 
 const passes = [
-  { files: testFiles('test/e2e/'), concurrency: 4 },
+  { files: testFiles('test/e2e/'), concurrency: 3 },
   { files: testFiles('test/e2e/alone/'), concurrency: 1 },
 ];
 

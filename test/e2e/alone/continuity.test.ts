@@ -187,7 +187,7 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
     // The first player's clock drives the restarts; the other watches the same stream beside it.
     const restartAtSeconds = async () => {
       second++;
-      if (second !== 8 && second !== 20) return;
+      if (second !== 7 && second !== 17) return;
       appliance.kill('SIGTERM');
       const stopped = await appliance;
       assert.equal(stopped.exitCode, 0, 'SIGTERM is a clean stop');
@@ -200,7 +200,7 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
       assert.ok(!Buffer.from(bytes).includes('lmsg'), 'a stop is not an end: no lmsg');
       await assertManifestsLive(base);
       checks.push(`stopped after ${last}`);
-      appliance = run(second === 20 ? otherSizeProfile : profile);
+      appliance = run(second === 17 ? otherSizeProfile : profile);
     };
     const reports = await Promise.all(
       KINDS.map((kind, index) =>
@@ -208,7 +208,7 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
           kind,
           pageUrl: `${new URL(originUrl).origin}/time`,
           url: urlFor(base, kind),
-          seconds: 34,
+          seconds: 29,
           ...(index === 0 ? { onSecond: restartAtSeconds } : {}),
         }),
       ),
@@ -242,7 +242,7 @@ describe('stopping without ending, and restarting', { timeout: 300_000 }, () => 
       assert.deepEqual(report.errors, [], `no ${kind} error`);
       const playing = report.samples.filter((s) => s.currentTime > 0);
       assert.ok(
-        playing.at(-1)!.currentTime - playing[0]!.currentTime > 20,
+        playing.at(-1)!.currentTime - playing[0]!.currentTime > 16,
         `${kind} kept playing across both restarts (${(playing.at(-1)!.currentTime - playing[0]!.currentTime).toFixed(1)} s of media in ${playing.length} s)`,
       );
     }
