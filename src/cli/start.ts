@@ -152,7 +152,7 @@ export async function runStart(
 
   await slateAndPreviousSession(resolved, packager, session, sessionFile, logger);
   supervisor.start();
-  realtime.newRun();
+  realtime.newRun({ first: true });
   if (realtime.watched) realtime.start();
   logger.info({ pid: supervisor.pid }, 'ffmpeg started');
 

@@ -122,6 +122,8 @@ export class Packager {
   #assembled = false;
   /** The segment an announced period begins at, where the next run is expected to take over. */
   #handOver: bigint | undefined;
+  /** How late the manifests now say media may be (ms): slate waits that long for a source that comes. */
+  #lateAllowanceMs = 0;
   readonly counters: ContinuityCounters = {
     backwardsSamples: 0,
     heldBackSamples: 0,
@@ -290,37 +292,52 @@ export class Packager {
     const events: PackagerEvent[] = [];
     const nowMs = this.#now();
     for (const [track, state] of this.#states) {
-      if (state.mode !== 'slate') continue;
-      const chunker = state.chunker;
-      const info = chunker.info;
-      if (!info) continue;
-      const S = segmentTicks(this.#timing.segdur, info.timescale);
-      const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(info.timescale)) / 1000n;
-      const from =
-        state.slate?.next ?? chunker.mediaEnd ?? state.end ?? this.#segmentStart(state, nowTicks / S, info.timescale);
-      if (!this.#slateFor(state, track, from, events)) continue;
-      if (nowTicks - state.slate!.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
-        // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
-        events.push(...chunker.closeOpen());
-        state.slate = undefined;
-        this.#slateFor(state, track, this.#segmentStart(state, nowTicks / S, info.timescale), events);
-        continue;
-      }
-      for (let guard = 0; guard < 100_000 && !chunker.finished && state.slate; guard++) {
-        const cursor = state.slate;
-        const t = cursor.next;
-        if (t + BigInt(cursor.peekDuration()) > nowTicks) break;
-        const place = chunker.placeSample({ decodeTime: t, duration: cursor.peekDuration(), sync: true });
-        if (place.startsSegment && chunker.openSegment !== place.segment && this.#holdsSegmentFor(place.segment, nowMs))
-          break;
-        // A new period from here: its own slate clip, or none for a track it leaves out.
-        if (place.startsSegment && !this.#slateFor(state, track, t, events)) break;
-        this.#add(state, state.slate!.take(), events, true);
-        this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
-      }
+      if (state.mode !== 'slate' || !state.chunker.info) continue;
+      const nowTicks = (BigInt(Math.floor(nowMs)) * BigInt(state.chunker.info.timescale)) / 1000n;
+      this.#slateUntil(state, track, nowTicks, events, nowMs);
     }
     this.#noteFirstSegment(events);
     return events;
+  }
+
+  /**
+   * The track's slate up to `untilTicks` (its media time). With `holdAt` (the clock, in ms), a
+   * segment the source may be about to take is waited for; without, slate fills every segment up
+   * to `untilTicks`, where the source takes over.
+   */
+  #slateUntil(state: TrackState, track: string, untilTicks: bigint, events: PackagerEvent[], holdAt?: number): void {
+    const chunker = state.chunker;
+    const S = segmentTicks(this.#timing.segdur, chunker.info!.timescale);
+    const from =
+      state.slate?.next ??
+      chunker.mediaEnd ??
+      state.end ??
+      this.#segmentStart(state, untilTicks / S, chunker.info!.timescale);
+    if (!this.#slateFor(state, track, from, events)) return;
+    if (untilTicks - state.slate!.next > MAX_SLATE_CATCH_UP_SEGMENTS * S) {
+      // Far behind (a clock stepped forward): leave a hole rather than a burst of old slate.
+      events.push(...chunker.closeOpen());
+      state.slate = undefined;
+      this.#slateFor(state, track, this.#segmentStart(state, untilTicks / S, chunker.info!.timescale), events);
+      return;
+    }
+    for (let guard = 0; guard < 100_000 && !chunker.finished && state.slate; guard++) {
+      const cursor = state.slate;
+      const t = cursor.next;
+      if (t + BigInt(cursor.peekDuration()) > untilTicks) break;
+      const place = chunker.placeSample({ decodeTime: t, duration: cursor.peekDuration(), sync: true });
+      if (
+        holdAt !== undefined &&
+        place.startsSegment &&
+        chunker.openSegment !== place.segment &&
+        this.#holdsSegmentFor(place.segment, holdAt)
+      )
+        break;
+      // A new period from here: its own slate clip, or none for a track it leaves out.
+      if (place.startsSegment && !this.#slateFor(state, track, t, events)) break;
+      this.#add(state, state.slate!.take(), events, true);
+      this.counters.slateSamples.set(track, (this.counters.slateSamples.get(track) ?? 0) + 1);
+    }
   }
 
   /**
@@ -366,17 +383,28 @@ export class Packager {
     return trackSegmentStart(state.kind, segment, this.#timing.segdur, timescale);
   }
 
+  /**
+   * The manifests now promise media up to `ms` late (an encoder behind real time; 0: on time). The
+   * slate keeps to that promise rather than to the clock: a restarted run (a step down) that comes
+   * within it takes over at its period's start instead of slate running on until it catches up.
+   */
+  allowLateSource(ms: number): void {
+    this.#lateAllowanceMs = Math.max(0, ms);
+  }
+
   /** Slate waits a moment before opening `segment` while the source is flowing again. */
   #holdsSegmentFor(segment: bigint, nowMs: number): boolean {
     const startMs = Number(segment) * this.#timing.segdur * 1000;
     const dueMs = startMs + this.#timing.cdur * 1000;
-    if (segment === this.#handOver && nowMs < dueMs + Math.max(this.#resumeWaitMs, HAND_OVER_WAIT_MS)) return true;
+    const handOverWaitMs = Math.max(this.#resumeWaitMs, HAND_OVER_WAIT_MS, this.#lateAllowanceMs);
+    if (segment === this.#handOver && nowMs < dueMs + handOverWaitMs) return true;
     if (nowMs - this.#sourceSeenAt > 1000) return false;
     if (this.#resumeAt !== undefined && segment < this.#resumeAt) return false;
     // A source that flows but late (an encoder short of CPU, warming up) is waited for while it
     // advances towards the segment: the slate racing ahead on the clock would never let it take over.
     const reach = this.#sourceReach;
-    if (reach && reach.ms < startMs && nowMs - reach.at < 500 && nowMs < dueMs + LATE_SOURCE_WAIT_MS) return true;
+    const lateWaitMs = Math.max(LATE_SOURCE_WAIT_MS, this.#lateAllowanceMs);
+    if (reach && reach.ms < startMs && nowMs - reach.at < 500 && nowMs < dueMs + lateWaitMs) return true;
     return nowMs < dueMs + this.#resumeWaitMs;
   }
 
@@ -452,6 +480,12 @@ export class Packager {
       (begun !== undefined && place.segment <= begun)
     ) {
       return void this.counters.heldBackSamples++;
+    }
+    // Segments before this one that slate held open for a source that comes later than them
+    // (audio back at a boundary, video only at the next: a restart short of CPU) are slate's.
+    if (state.mode === 'slate' && chunker.info) {
+      const start = this.#segmentStart(state, place.segment, chunker.info.timescale);
+      if ((chunker.mediaEnd ?? state.end ?? start) < start) this.#slateUntil(state, chunker.track, start, events);
     }
     // The slate's open segment (if any) is completed first: the source takes over at a boundary.
     if (state.slate && chunker.openSegment !== undefined) {

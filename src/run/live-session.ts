@@ -224,9 +224,13 @@ export class LiveSession {
     this.#emit(this.#packager.announcePeriod(start, shape, inits));
   }
 
-  /** The latency promises' margin wanted now (ms); it takes effect at the next segment boundary. */
+  /**
+   * The latency promises' margin wanted now (ms); it takes effect in the manifests at the next
+   * segment boundary, and at once for how long slate waits for late media.
+   */
   latencyMargin(ms: number): void {
     this.#wantedMarginMs = ms;
+    this.#packager.allowLateSource(ms);
   }
 
   /** A new encoder run began: its media starts a fresh timeline for the A/V meter and the chunker. */

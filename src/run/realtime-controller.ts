@@ -149,6 +149,7 @@ export class RealtimeController {
   #encoderScore = 0;
   #clearSince: number | undefined;
   #holdUntil = -Infinity;
+  #holdEndsPastMs: number | undefined;
   #lastUpAt: number | undefined;
   #restoreSeconds: number;
   #alarmed = false;
@@ -185,8 +186,13 @@ export class RealtimeController {
     return this.#restoreSeconds;
   }
 
-  /** A change the controller did not make (an encoder restarted anyway) is held like its own. */
-  hold(now: number): void {
+  /**
+   * A change the controller did not make (an encoder restarted anyway) is held like its own.
+   * `endsPastMs`: a second of the hold later than this, that the encoder itself shows (slow,
+   * dropping, starved), ends it there (see RealtimeRun: the process's first run).
+   */
+  hold(now: number, options: { endsPastMs?: number } = {}): void {
+    this.#holdEndsPastMs = options.endsPastMs;
     this.#holdUntil = now + this.#settings.holdSegments * this.#settings.segdur * 1000;
     this.#behindScore = 0;
     this.#encoderScore = 0;
@@ -201,8 +207,11 @@ export class RealtimeController {
     const settings = this.#settings;
     const actions: RealtimeAction[] = [];
     if (sample.latenessMs !== undefined) this.#lateness.add(sample.latenessMs);
-    if (now < this.#holdUntil) return actions;
     const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs);
+    const pastHold =
+      this.#holdEndsPastMs !== undefined && encoderBound && (sample.latenessMs ?? 0) > this.#holdEndsPastMs;
+    if (pastHold) this.#holdUntil = now;
+    if (now < this.#holdUntil) return actions;
     if (sample.speed !== undefined) this.#speeds.add(sample.speed);
     if (verdict === 'behind') {
       this.#behindScore = Math.min(settings.graceSeconds, this.#behindScore + 1);

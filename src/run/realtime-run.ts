@@ -79,6 +79,8 @@ export class RealtimeRun {
   #cpuWait: number | undefined;
   #switching: Promise<void> | undefined;
   #wanted: number | undefined;
+  /** What the manifests add to their latency promises now (ms): how late players already expect media. */
+  #marginMs = 0;
   readonly #timers = new Set<NodeJS.Timeout>();
   /** Ends the wait of a pending switch when the run stops. */
   #wake: (() => void) | undefined;
@@ -173,9 +175,16 @@ export class RealtimeRun {
     if (!before || now - before.at >= 400) this.#progressAt = { at: now, outUs: p.outTimeUs };
   }
 
-  /** A new encoder run (a step, a crash, a clock step): its start is not judged; its counters start at 0. */
-  newRun(): void {
-    this.#controller.hold(this.#now());
+  /**
+   * A new encoder run (the first, a step, a crash, a clock step): its start is not judged; its
+   * counters start at 0. The process's `first` run has no restart or slate to leave out: more
+   * than a segment late, by the encoder's own fault, it is judged at once. On a box short of CPU
+   * every second of a full hold is backlog a step down then loses to slate (chunks 1.1 s late a
+   * second after the first, 3.2 s by the end of the hold, with ffmpeg on a core a busy loop
+   * shares), while a slow start that settles stays under half a second.
+   */
+  newRun(options: { first?: boolean } = {}): void {
+    this.#controller.hold(this.#now(), options.first ? { endsPastMs: this.#segmentMs } : {});
     this.#droppedTotal = undefined;
     this.#progressAt = undefined;
     this.#speed = undefined;
@@ -233,6 +242,7 @@ export class RealtimeRun {
           this.#logger.warn({ err: error.message, level: action.level }, 'no slate for this level yet'),
         );
     else if (action.type === 'margin') {
+      this.#marginMs = action.ms;
       this.#logger.info({ marginMs: action.ms }, 'manifests: latency promises moved by the lateness seen');
       this.#hooks.margin(action.ms);
     } else {
@@ -259,7 +269,11 @@ export class RealtimeRun {
     const clips = await this.#hooks.slateFor(target).catch(() => [] as SlateClip[]);
     const inits = new Map(clips.map((c) => [c.init.track, c.init]));
     const now = this.#now();
-    const start = BigInt(Math.ceil((now + PERIOD_LEAD_MS) / this.#segmentMs));
+    // Players already wait as long as the margin for media (a step down is taken late): the
+    // period can start that much sooner, and every second sooner is one less of the old run's
+    // backlog lost to slate. At least a segment ahead, so the restart comes before it.
+    const leadMs = level > this.#applied ? Math.max(this.#segmentMs, PERIOD_LEAD_MS - this.#marginMs) : PERIOD_LEAD_MS;
+    const start = BigInt(Math.ceil((now + leadMs) / this.#segmentMs));
     // Without the level's slate its inits are not known ahead: the packager opens the period when the run delivers.
     if (shape.tracks.every((t) => inits.has(t))) this.#hooks.announce(start, shape, inits);
     const restartAt = Number(start) * this.#segmentMs - RESTART_LEAD_FRACTION * this.#segmentMs;

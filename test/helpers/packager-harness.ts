@@ -58,12 +58,21 @@ export function harness(options: { periodLeadMs?: number } = {}) {
     init() {
       for (const track of run) events.push(...packager.push(track, feeds[track].init));
     },
-    /** Source fragments starting in [from, to) seconds after T0, as the clock passes their end, with slate ticks between. */
-    play(from: number, to: number, options: { source?: boolean } = {}) {
+    /**
+     * Source fragments starting in [from, to) seconds after T0 (of `tracks`, else every track of
+     * the run), as the clock passes their end (and `lateSeconds` more: an encoder behind real
+     * time), with slate ticks between.
+     */
+    play(
+      from: number,
+      to: number,
+      options: { source?: boolean; lateSeconds?: number; tracks?: readonly RecordedTrack[] } = {},
+    ) {
+      const late = options.lateSeconds ?? 0;
       for (let t = from; t < to - 1e-9; t += 0.05) {
-        nowMs = Math.round((T0 + t + 0.05) * 1000);
+        nowMs = Math.round((T0 + t + late + 0.05) * 1000);
         if (options.source !== false) {
-          for (const track of run) {
+          for (const track of options.tracks ?? run) {
             for (const f of feeds[track].fragments)
               if (f.start >= T0 + t && f.start < T0 + t + 0.05) events.push(...packager.push(track, f.bytes));
           }

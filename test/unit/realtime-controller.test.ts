@@ -99,6 +99,41 @@ describe('the real-time controller', () => {
     );
   });
 
+  it("the process's first run: a slow start is held; an encoder a segment and more behind is judged at once", () => {
+    const slowStart = [
+      { latenessMs: 480, speed: 0.61, droppedFrames: 4 },
+      { latenessMs: 260, speed: 0.83, droppedFrames: 2 },
+      { latenessMs: 240, speed: 0.85, droppedFrames: 2 },
+      { latenessMs: 220, speed: 0.88, droppedFrames: 1 },
+      { latenessMs: 210, speed: 0.9, droppedFrames: 1 },
+      { latenessMs: 205, speed: 0.92, droppedFrames: 1 },
+      { latenessMs: 150, speed: 0.96, droppedFrames: 0 },
+    ];
+    const first = new RealtimeController(SETTINGS);
+    first.hold(0, { endsPastMs: 1000 });
+    assert.deepEqual(decisions(run(first, 0, 30, (now, i) => ({ now, ...(slowStart[i] ?? fine(now)) }))), []);
+    // Recorded: ultra-ll on half a core, from its first chunk (no speed measured yet in the first second).
+    const starvedStart = [
+      { latenessMs: 1102, speed: undefined, droppedFrames: 0, cpuWait: 0.9 },
+      { latenessMs: 1551, speed: 0.61, droppedFrames: 18, cpuWait: 0.8 },
+      { latenessMs: 2137, speed: 0.47, droppedFrames: 6, cpuWait: 0.88 },
+      { latenessMs: 2736, speed: 0.42, droppedFrames: 14, cpuWait: 0.79 },
+      { latenessMs: 3190, speed: 0.42, droppedFrames: 6, cpuWait: 0.79 },
+    ];
+    const late = (controller: RealtimeController) =>
+      steps(run(controller, 0, 5, (now, i) => ({ now, ...starvedStart[i]! })));
+    const judgedAtOnce = new RealtimeController(SETTINGS);
+    judgedAtOnce.hold(0, { endsPastMs: 1000 });
+    assert.deepEqual(
+      late(judgedAtOnce).map((s) => s.at),
+      [2],
+      'stepped down after the grace, from its first chunk',
+    );
+    const heldOut = new RealtimeController(SETTINGS);
+    heldOut.hold(0);
+    assert.deepEqual(late(heldOut), [], 'a restart is held all the same');
+  });
+
   it('a brief spike (2 s late among clear seconds) takes no step and raises nothing', () => {
     const controller = new RealtimeController(SETTINGS);
     const spikes = new Set([5, 6, 14, 20, 21]);

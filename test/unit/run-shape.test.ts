@@ -173,6 +173,68 @@ describe('encoder runs of another shape', () => {
     assert.deepEqual(segmentsOf(h.events, '180p'), [0, 1, 2]);
   });
 
+  it('a step down while late: the next run, as late as the manifests now allow, takes over at its period', () => {
+    const stepDown = (allowanceMs: number) => {
+      const h = harness({ periodLeadMs: 3000 });
+      h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
+      h.init();
+      h.play(0, 1.2);
+      h.packager.allowLateSource(allowanceMs);
+      const inits = h.packager.periods[0]!.inits;
+      h.packager.announcePeriod(BigInt(T0 + 3), { tracks: ['180p', 'audio'], frameRate: 30 }, inits);
+      // The old run is killed at 2.3 s; the next one's media comes 1.5 s behind the clock.
+      h.play(1.2, 2.3);
+      h.newRun(['180p', 'audio'], { frameRate: 30 });
+      h.now = (T0 + 2.3 + 1.5) * 1000;
+      h.init();
+      h.play(2.3, 7, { lateSeconds: 1.5 });
+      return chunks(h.events, '180p');
+    };
+    const allowed = stepDown(2000);
+    assertContinuous(allowed);
+    assert.ok(
+      allowed.filter((c) => c.segment >= BigInt(T0 + 3)).every((c) => !c.slate),
+      'the source from the period on',
+    );
+    const onTheClock = stepDown(0);
+    assertContinuous(onTheClock);
+    assert.ok(
+      onTheClock.some((c) => c.segment >= BigInt(T0 + 3) && c.slate),
+      'without the allowance slate runs into the period (the run is later than the usual wait)',
+    );
+  });
+
+  it('a restart whose video comes a segment after its audio: slate fills the segment it waited at, no hole', () => {
+    // The restart came too late for video's first boundary: audio from the period's start, video
+    // from the next, while slate still waited for it at the first; slate fills it, no hole.
+    const h = harness({ periodLeadMs: 3000 });
+    h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
+    h.init();
+    h.play(0, 1.2);
+    h.packager.allowLateSource(2000);
+    h.packager.announcePeriod(
+      BigInt(T0 + 2),
+      { tracks: ['180p', 'audio'], frameRate: 30 },
+      h.packager.periods[0]!.inits,
+    );
+    h.play(1.2, 1.3);
+    h.newRun(['180p', 'audio'], { frameRate: 30 });
+    h.now = (T0 + 1.3 + 1) * 1000;
+    h.init();
+    h.play(1.3, 3, { lateSeconds: 1, tracks: ['audio'] });
+    h.play(3, 4.2, { lateSeconds: 1 });
+    const video = chunks(h.events, '180p');
+    assertContinuous(video);
+    assert.deepEqual(segmentsOf(h.events, '180p'), [0, 1, 2, 3], 'every segment of video');
+    assert.ok(video.filter((c) => c.segment === BigInt(T0 + 2)).every((c) => c.slate));
+    assert.ok(video.filter((c) => c.segment === BigInt(T0 + 3)).every((c) => !c.slate));
+    assert.ok(
+      chunks(h.events, 'audio')
+        .filter((c) => c.segment >= BigInt(T0 + 2))
+        .every((c) => !c.slate),
+    );
+  });
+
   it('a run still delivering into an announced period with another init: its media there is not used', () => {
     const h = harness({ periodLeadMs: 3000 });
     h.packager.useRun({ tracks: ['180p', 'audio'], frameRate: 30 });
