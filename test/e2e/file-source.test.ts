@@ -102,7 +102,12 @@ describe('file sources, played out in real time as live', { timeout: 300_000 }, 
     assertOnGrid(video, 30);
     assert.ok(video.samples.length >= 8 * 30, `${video.samples.length} frames: more than two loops`);
     const firstMs = Number((video.syncTimes[0]! * 1000n) / BigInt(video.track.timescale));
-    assert.ok(firstMs >= startedAt - 100 && firstMs - startedAt < 5000, 'media time is the wall clock');
+    // Stamped with the file's own time it would be 1970; its first IDR comes once the appliance
+    // and ffmpeg have started (seconds when the machine is busy), on the next whole second.
+    assert.ok(
+      firstMs >= startedAt - 100 && firstMs - startedAt < 20_000,
+      `media time is the wall clock: first IDR ${firstMs - startedAt} ms after the start`,
+    );
     assertContinuousAudio(await report(out, 'audio'));
     const delays = logs.filter((l) => l['msg'] === 'chunk delay').at(-1)?.['chunkDelayMs'] as Record<
       string,
