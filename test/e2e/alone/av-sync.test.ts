@@ -28,7 +28,7 @@ describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
         '--state-dir',
         join(dir, 'state'),
         '--duration',
-        '22',
+        '28',
       ],
       { timeout: 90_000 },
     );
@@ -38,24 +38,27 @@ describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
     process.stderr.write(
       `# A/V sync: beep − flash ${report.offsetsMs.join(' ')} ms; beeps ${report.beepErrorsMs.join(' ')}; flashes ${report.flashErrorsMs.join(' ')}\n`,
     );
-    assert.ok(report.offsetsMs.length >= 16, `${report.offsetsMs.length} beeps paired with flashes`);
-    // Without compensation the card's drift (1500 ppm, from 10 s 800 ppm) puts the beeps 16–24 ms
+    assert.ok(report.offsetsMs.length >= 20, `${report.offsetsMs.length} beeps paired with flashes`);
+    // Without compensation the card's drift (1500 ppm, from 10 s 800 ppm) puts the beeps 21–29 ms
     // late over the last 10 s; compensated, they stay within a few ms (a step of ~20 ms seen right
     // where the drift changes, caught up within a second or two).
-    const lateBeeps = report.beepErrorsMs
-      .slice(-10)
-      .map(Math.abs)
-      .sort((a, b) => a - b);
+    const last = report.beepErrorsMs.slice(-10);
+    const lateBeeps = last.map(Math.abs).sort((a, b) => a - b);
     assert.ok(lateBeeps[5]! < 10, `beeps on the wall-clock seconds: ${report.beepErrorsMs.join(' ')}`);
+    // A step in the card's stamps under 100 ms is chased at most 0.2 % (2 ms a second, inaudible):
+    // with a busy loop on each core one of 37 ms came 1.5 s in and took ~18 s. Beyond 100 ms it
+    // would be filled or trimmed at once; once chased, within a frame.
     for (const error of report.beepErrorsMs)
-      assert.ok(Math.abs(error) < frameMs, `beeps within a frame of the seconds: ${report.beepErrorsMs.join(' ')}`);
+      assert.ok(Math.abs(error) < 100, `beeps within 100 ms of the seconds: ${report.beepErrorsMs.join(' ')}`);
+    for (const error of last)
+      assert.ok(Math.abs(error) < frameMs, `the last beeps within a frame: ${report.beepErrorsMs.join(' ')}`);
     // The frame grid may hold a frame one slot from its stamp (it follows the typical lateness, not
     // each frame's jitter): a flash is on its second's slot or the next one over, never further.
     for (const error of report.flashErrorsMs)
       assert.ok(Math.abs(error) < frameMs + 1, `flashes on the wall-clock seconds: ${report.flashErrorsMs.join(' ')}`);
     // So audio is within a frame of video, give or take the beeps' few ms (34.3 ms seen with a busy
-    // loop on each core: every flash a slot early, the beeps 1 ms late).
-    for (const offset of report.offsetsMs)
+    // loop on each core: every flash a slot early, the beeps 1 ms late), once a step is chased.
+    for (const offset of report.offsetsMs.slice(-10))
       assert.ok(Math.abs(offset) < frameMs + 5, `A/V offsets (beep − flash): ${report.offsetsMs.join(' ')}`);
     const measured = logLines(String(run.stderr)).find((l) => l['msg'] === 'chunk delay')?.['avOffset'] as
       | { offsetMs: number; worstMs: number }
@@ -64,6 +67,12 @@ describe('A/V sync against a drifting sound card (test:sync:drift)', () => {
       measured && typeof measured.worstMs === 'number',
       `the appliance reports the A/V offset: ${JSON.stringify(measured)}`,
     );
-    assert.ok(Math.abs(measured.worstMs) < frameMs, `reported offset within a frame: ${JSON.stringify(measured)}`);
+    // Its own figure (from each track's lag, not the content) within a frame of the worst offset
+    // measured on the output.
+    const worst = Math.max(...report.offsetsMs.map(Math.abs));
+    assert.ok(
+      Math.abs(measured.worstMs) < worst + frameMs,
+      `reported offset ${JSON.stringify(measured)} within a frame of the worst measured, ${worst} ms`,
+    );
   });
 });

@@ -43,13 +43,15 @@ describe('the preview page of the built-in server', { timeout: 150_000 }, () => 
             response.status() >= 400 && failed.push(`${response.status()} ${new URL(response.url()).pathname}`),
         );
         await page.goto(`${base}/?player=${kind}`);
-        // The page has measured a latency and both audio levels (the line-up tone), once the player settled.
+        // The page has measured a latency and both audio levels (the line-up tone), once the player settled
+        // (live: under 6 s, as players are held to; with a busy loop on each core beside the default
+        // ladder and Chromium it stayed over 3 s for 45 s).
         // The state is the one that met the condition: a meter reads a 43 ms window, and Chromium's audio
         // renderer on a loaded machine hands the analysers silence now and then while the media is whole.
         const settled = await page.waitForFunction(
           `(() => {
             const preview = window.preview;
-            const ok = Boolean(preview && preview.latency > 0 && preview.latency < 3 && preview.levels.length === 2 &&
+            const ok = Boolean(preview && preview.latency > 0 && preview.latency < 6 && preview.levels.length === 2 &&
               preview.levels.every((level) => level > -24 && level < -12));
             return ok && JSON.parse(JSON.stringify(preview));
           })()`,
@@ -71,7 +73,7 @@ describe('the preview page of the built-in server', { timeout: 150_000 }, () => 
           'the selected player is shown as selected',
         );
         const shown = Number(await page.locator('#latency').textContent());
-        assert.ok(shown > 0 && shown < 3, `the page shows the latency it measures: ${shown} s`);
+        assert.ok(shown > 0 && shown < 6, `the page shows the latency it measures: ${shown} s`);
         // The 1 kHz line-up tone at −18 dBFS, on both channels.
         for (const level of state.levels) assert.ok(level > -24 && level < -12, `audio level ${level.toFixed(1)} dBFS`);
         assert.equal(state.levels.length, 2);
