@@ -29,6 +29,17 @@ const starved = (now: number, i = 0): RealtimeSample => ({
   cpuWait: 0.6,
 });
 
+/** Recorded: the first 7 s of a run on a busy box: speed 0.6 → 0.97, duplicated frames. */
+const SLOW_START = [
+  { latenessMs: 480, speed: 0.61, droppedFrames: 4 },
+  { latenessMs: 260, speed: 0.83, droppedFrames: 2 },
+  { latenessMs: 240, speed: 0.85, droppedFrames: 2 },
+  { latenessMs: 220, speed: 0.88, droppedFrames: 1 },
+  { latenessMs: 210, speed: 0.9, droppedFrames: 1 },
+  { latenessMs: 205, speed: 0.92, droppedFrames: 1 },
+  { latenessMs: 150, speed: 0.96, droppedFrames: 0 },
+];
+
 /** Feeds one sample a second from `from` (s) for `seconds`, collecting the actions with their second. */
 function run(
   controller: RealtimeController,
@@ -77,41 +88,22 @@ describe('the real-time controller', () => {
   });
 
   it('a slow start (x264 and the source settling) is held, not judged; what outlasts the hold counts', () => {
-    // Recorded: the first 7 s of a run on a busy box: speed 0.6 → 0.97, duplicated frames.
-    const start = [
-      { latenessMs: 480, speed: 0.61, droppedFrames: 4 },
-      { latenessMs: 260, speed: 0.83, droppedFrames: 2 },
-      { latenessMs: 240, speed: 0.85, droppedFrames: 2 },
-      { latenessMs: 220, speed: 0.88, droppedFrames: 1 },
-      { latenessMs: 210, speed: 0.9, droppedFrames: 1 },
-      { latenessMs: 205, speed: 0.92, droppedFrames: 1 },
-      { latenessMs: 150, speed: 0.96, droppedFrames: 0 },
-    ];
     const held = new RealtimeController(SETTINGS);
     held.hold(0);
     // Seconds 5 and 6 are judged (behind, then neutral): short of the 3-second grace.
-    assert.deepEqual(decisions(run(held, 0, 30, (now, i) => ({ now, ...(start[i] ?? fine(now)) }))), []);
+    assert.deepEqual(decisions(run(held, 0, 30, (now, i) => ({ now, ...(SLOW_START[i] ?? fine(now)) }))), []);
     // The same start without the hold would have stepped down.
     const unheld = new RealtimeController(SETTINGS);
     assert.ok(
-      steps(run(unheld, 0, 30, (now, i) => ({ now, ...(start[i] ?? fine(now)) }))).length > 0,
+      steps(run(unheld, 0, 30, (now, i) => ({ now, ...(SLOW_START[i] ?? fine(now)) }))).length > 0,
       'the hold is what keeps it',
     );
   });
 
   it("the process's first run: a slow start is held; an encoder a segment and more behind is judged at once", () => {
-    const slowStart = [
-      { latenessMs: 480, speed: 0.61, droppedFrames: 4 },
-      { latenessMs: 260, speed: 0.83, droppedFrames: 2 },
-      { latenessMs: 240, speed: 0.85, droppedFrames: 2 },
-      { latenessMs: 220, speed: 0.88, droppedFrames: 1 },
-      { latenessMs: 210, speed: 0.9, droppedFrames: 1 },
-      { latenessMs: 205, speed: 0.92, droppedFrames: 1 },
-      { latenessMs: 150, speed: 0.96, droppedFrames: 0 },
-    ];
     const first = new RealtimeController(SETTINGS);
     first.hold(0, { endsPastMs: 1000 });
-    assert.deepEqual(decisions(run(first, 0, 30, (now, i) => ({ now, ...(slowStart[i] ?? fine(now)) }))), []);
+    assert.deepEqual(decisions(run(first, 0, 30, (now, i) => ({ now, ...(SLOW_START[i] ?? fine(now)) }))), []);
     // Recorded: ultra-ll on half a core, from its first chunk (no speed measured yet in the first second).
     const starvedStart = [
       { latenessMs: 1102, speed: undefined, droppedFrames: 0, cpuWait: 0.9 },
