@@ -47,8 +47,21 @@ const rate = (r: number) => String(Number(r.toFixed(6)));
 export const dshowRtbufsize = (choice: VideoChoice) =>
   Math.ceil((choice.width * choice.height * 2 * choice.captureRate) / 2 ** 20) * 2 ** 20;
 
-/** One lavfi graph as an input. */
-export const lavfiInput = (graph: string) => ['-f', 'lavfi', '-thread_queue_size', '64', '-i', graph];
+/**
+ * One lavfi graph as an input. Its frame rate is the graph's own: ffmpeg's probe would otherwise
+ * read 20 frames to estimate it, which a graph released in real time takes a second to give (a
+ * second of every encoder start, and of slate at every restart).
+ */
+export const lavfiInput = (graph: string) => [
+  '-f',
+  'lavfi',
+  '-fpsprobesize',
+  '0',
+  '-thread_queue_size',
+  '64',
+  '-i',
+  graph,
+];
 
 /** The card standing in for a missing picture ("AUDIO ONLY"), released in real time; its stamps are the caller's. */
 export function standInCard(width: number, height: number, framerate: number): string {

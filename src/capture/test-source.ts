@@ -1,3 +1,4 @@
+import { lavfiInput } from './device-args.ts';
 import type { TestSource } from './source.ts';
 
 /**
@@ -39,18 +40,8 @@ export function testSourceInputs(
     ? [`atrim=duration=${probe.seconds}`, 'asettb=AVTB', `asetpts=PTS+${probe.startSeconds}/TB`]
     : ['asettb=AVTB', 'asetpts=RTCTIME'];
   return [
-    '-f',
-    'lavfi',
-    '-thread_queue_size',
-    '64',
-    '-i',
-    [pattern, ...videoTime, ...flash].join(','),
-    '-f',
-    'lavfi',
-    '-thread_queue_size',
-    '64',
-    '-i',
-    [`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, ...audioTime, ...beep].join(','),
+    ...lavfiInput([pattern, ...videoTime, ...flash].join(',')),
+    ...lavfiInput([`sine=frequency=1000:sample_rate=${samplerate}`, ...pacing, ...audioTime, ...beep].join(',')),
   ];
 }
 

@@ -5,6 +5,7 @@ import { fileInputs } from '../capture/file-source.ts';
 import { feedInputs } from '../capture/feed-source.ts';
 import { clockOverlay, testSourceInputs } from '../capture/test-source.ts';
 import { videoFilterGraph, videoLabel } from '../ladder/ladder.ts';
+import { lateMsOf } from '../ladder/realtime-steps.ts';
 import { audioDetectorFilters, videoDetectorChain } from './detectors.ts';
 import { AAC_FRAME_SAMPLES, audioFrameAtOrBefore } from '../timeline/epoch-grid.ts';
 
@@ -289,6 +290,9 @@ export function buildEncoderPlan(
             prelude,
             overlay,
             detectors: live ? videoDetectorChain(profile.alarms) : undefined,
+            // A file's or a feed's frames come in bursts by nature: late is not a backlog there; the
+            // CPU probe runs faster than real time on stamps of its own.
+            dropLateSeconds: live && !played && !probe ? lateMsOf(profile) / 1000 : undefined,
           }),
         ]),
   ];

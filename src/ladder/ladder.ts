@@ -25,6 +25,8 @@ export interface VideoGraphOptions {
   prelude?: readonly string[] | undefined;
   /** A branch of the source picture (before the overlay) ending in the detectors' sink. */
   detectors?: string | undefined;
+  /** Frames later than this at the graph are dropped (see DropLate); undefined: none is. */
+  dropLateSeconds?: number | undefined;
 }
 
 /** The label of rendition `index` in the filter graph; `-map` uses it. */
@@ -53,15 +55,49 @@ const LATENESS_WRAP = 0.75;
  * frame skips or repeats one slot, so the video stays on the wall clock. No lookahead: a frame
  * leaves as soon as it arrives.
  */
-export function frameSlotExpression(fps: number): string {
+export function frameSlotExpression(fps: number, dropLate?: DropLate): string {
   const frames = `T*${fps}`;
-  return [
+  const slot = [
     `st(0,if(N,ld(0),${frames}-round(${frames})))`,
     `st(1,round(${frames}-ld(0)))`,
     `st(0,ld(0)+(${frames}-ld(1)-ld(0))/min(N+1,${LATENESS_FRAMES}))`,
     `st(0,ld(0)-gt(ld(0),${LATENESS_WRAP})+lt(ld(0),-${LATENESS_WRAP}))`,
-    `round(ld(1)/(${fps}*TB))`,
+  ];
+  if (!dropLate) return [...slot, `round(ld(1)/(${fps}*TB))`].join(';');
+  // var 5: how late this frame reaches the graph (s); var 4: the source's own lateness, the least
+  // seen, let rise by BASELINE_RISE; var 2: the run's first frame (on a segment boundary, the one
+  // select takes) has passed; var 3: this frame is dropped. Slot -1 is one select never takes.
+  const rise = BASELINE_RISE / fps;
+  return [
+    ...slot,
+    'st(5,RTCTIME/1000000-T)',
+    `st(4,if(N,min(ld(4)+${rise},ld(5)),ld(5)))`,
+    `st(3,ld(2)*gt(ld(5)-ld(4),${dropLate.seconds}))`,
+    `st(2,max(ld(2),eq(mod(ld(1),${dropLate.segmentFrames}),0)))`,
+    `if(ld(3),-1/(${fps}*TB),round(ld(1)/(${fps}*TB)))`,
   ].join(';');
+}
+
+/**
+ * How fast (s per s) the source's own lateness may rise: a camera's stamps can sit a constant
+ * time before this box's clock (its transfer, a clock slewed by NTP at up to 0.5 ms/s), which is
+ * no backlog; a queue shed by dropping falls back to it.
+ */
+const BASELINE_RISE = 0.01;
+
+/**
+ * Frames that reach the graph this many seconds later than the source's own lateness (the least
+ * seen) are dropped, their slots repeating the frame before; never the run's first. For sources
+ * stamped with this box's clock as they are taken (the test pattern, cameras): an encoder short of
+ * CPU otherwise queues them (64 frames, 2 s) and every later frame is as late until it has CPU to
+ * spare, which a box short of CPU does not have. A repeated frame costs x264 a fraction of a new
+ * one: ultra-ll's ladder beside a busy loop on one core keeps 30 frames a second out this way,
+ * against 27 and falling behind without.
+ */
+export interface DropLate {
+  seconds: number;
+  /** Frames per segment: the run's first frame is on a segment boundary. */
+  segmentFrames: number;
 }
 
 /**
@@ -100,14 +136,16 @@ export function videoFilterGraph({
   captureRate,
   prelude = [],
   detectors,
+  dropLateSeconds,
 }: VideoGraphOptions): string {
   const fps = profile.video.framerate;
   const segmentFrames = Math.round(profile.segdur * fps);
+  const dropLate = dropLateSeconds === undefined ? undefined : { seconds: dropLateSeconds, segmentFrames };
   const head = [
     ...prelude,
     // Twice the frames would fight for the grid's slots below (every other one dropped unevenly).
     ...(captureRate !== undefined && captureRate > fps * 1.01 ? [`fps=${fps}`] : []),
-    `setpts='${frameSlotExpression(fps)}'`,
+    `setpts='${frameSlotExpression(fps, dropLate)}'`,
     `settb=1/${fps}`,
     'format=yuv420p',
     `select='if(selected_n,gt(pts,prev_selected_pts),eq(mod(round(t*${fps}),${segmentFrames}),0))'`,

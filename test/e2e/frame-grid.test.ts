@@ -69,6 +69,59 @@ async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
   return placed;
 }
 
+/**
+ * Runs 4 s of frames released in real time and stamped with the clock as they are taken, except
+ * that frames STALL_FROM to STALL_TO are held until 2.5 s (a queue behind a stalled encoder) and
+ * then released at once; returns the indices the graph kept.
+ */
+const STALL_FROM = 60;
+const STALL_TO = 74;
+async function keptAfterStall(dropLateSeconds: number | undefined): Promise<number[]> {
+  const frames = 4 * FPS;
+  const source = [
+    `nullsrc=size=32x32:rate=${FPS}:duration=${frames / FPS}`,
+    'format=yuv420p',
+    `geq=lum='${LUMA_BASE}+mod(N,${LUMA_SPAN})':cb=128:cr=128`,
+    'settb=1/1000000',
+    // When each frame is released: its own time, or the stall's end.
+    `setpts='RTCSTART+if(between(N,${STALL_FROM},${STALL_TO}),2500000,N*1000000/${FPS})'`,
+    'realtime',
+    // Stamped with when it was taken.
+    `setpts='RTCSTART+N*1000000/${FPS}'`,
+  ].join(',');
+  const rendition = { ...profile.video.renditions[0]!, width: 32, height: 32 };
+  const graph = videoFilterGraph({
+    profile,
+    renditions: [rendition],
+    source: { width: 32, height: 32 },
+    overlay: 'showinfo',
+    dropLateSeconds,
+  });
+  const run = await execa(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-nostats',
+      '-loglevel',
+      'info',
+      '-f',
+      'lavfi',
+      '-i',
+      source,
+      '-copyts',
+      '-filter_complex',
+      graph,
+    ].concat(['-map', '[v0]', '-f', 'null', '-']),
+    { reject: false, timeout: 60_000 },
+  );
+  assert.equal(run.exitCode, 0, run.stderr);
+  const residues = [...run.stderr.matchAll(/\bmean:\[(\d+)/g)].map((m) => Number(m[1]) - LUMA_BASE);
+  // Under LUMA_SPAN frames: a residue is the index.
+  return residues;
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 /** How far each kept frame sits from its own slot (its index), counted per offset. */
 function offsets(placed: Placed[]): Map<number, number> {
   const counts = new Map<number, number>();
@@ -117,6 +170,26 @@ describe('the frame grid: each frame on its own slot of the epoch, whatever the 
     );
     const tail = placed.slice(-100);
     assert.ok(tail.filter((p) => p.slot === p.index).length >= 98, 'the end of the run is on its own slots');
+  });
+
+  it('frames held in a queue behind a stalled encoder: those later than the limit are dropped, the rest kept on their slots', async () => {
+    const [dropping, keeping] = await Promise.all([keptAfterStall(0.2), keptAfterStall(undefined)]);
+    const stalled = (kept: number[]) => kept.filter((i) => i >= STALL_FROM && i <= STALL_TO);
+    // Held until 2.5 s: frame i is 2.5 − i/30 s late (60: 0.5 s, 69: 0.2 s, 74: 0.033 s).
+    assert.deepEqual(stalled(keeping), range(STALL_FROM, STALL_TO), 'without a limit every frame is kept');
+    assert.deepEqual(
+      stalled(dropping).filter((i) => i <= 66),
+      [],
+      `0.3 s late and more: dropped (kept ${stalled(dropping).join(' ')})`,
+    );
+    assert.deepEqual(
+      stalled(dropping).filter((i) => i >= 71),
+      range(71, STALL_TO),
+      'under 0.2 s late: kept',
+    );
+    const others = (kept: number[]) => kept.filter((i) => i < STALL_FROM || i > STALL_TO);
+    assert.deepEqual(others(dropping), others(keeping), 'every frame on time is kept');
+    assert.ok(others(dropping).includes(STALL_FROM - 1) && others(dropping).includes(4 * FPS - 1));
   });
 
   for (const [name, rate, skipped] of [
