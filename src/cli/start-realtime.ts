@@ -2,10 +2,10 @@ import { prepareSlate } from '../encode/slate-encoder.ts';
 import type { EncoderSupervisor } from '../encode/supervisor.ts';
 import { type RealtimeLevel, realtimeLevels } from '../ladder/realtime-steps.ts';
 import type { Logger } from '../log.ts';
-import type { Packager, RunShape } from '../packager/packager.ts';
+import type { Packager } from '../packager/packager.ts';
 import type { SlateClip } from '../packager/slate.ts';
 import type { LiveSession } from '../run/live-session.ts';
-import { RealtimeRun } from '../run/realtime-run.ts';
+import { type LevelShape, RealtimeRun } from '../run/realtime-run.ts';
 import type { Telemetry } from '../service/telemetry.ts';
 import type { ResolvedStart } from './start-settings.ts';
 
@@ -92,9 +92,11 @@ export function createRealtime(wiring: RealtimeWiring): RealtimeRun & { watched:
 }
 
 /** The tracks and frame rate the encoder makes at `level`. */
-export function shapeOf(resolved: ResolvedStart, level: RealtimeLevel): RunShape {
+export function shapeOf(resolved: ResolvedStart, level: RealtimeLevel): LevelShape {
+  const tracks = resolved.slatePlanFor(level.profile).tracks;
   return {
-    tracks: resolved.slatePlanFor(level.profile).tracks.map((t) => t.id),
+    tracks: tracks.map((t) => t.id),
     frameRate: level.profile.video.framerate,
+    videoTracks: tracks.filter((t) => t.kind === 'video').length,
   };
 }

@@ -217,10 +217,13 @@ export class RealtimeController {
       this.#behindScore = Math.min(settings.graceSeconds, this.#behindScore + 1);
       if (encoderBound) this.#encoderScore = Math.min(settings.graceSeconds, this.#encoderScore + 1);
       this.#clearSince = undefined;
-      // From the first second the encoder itself is behind, the likely step is prepared: on a box
-      // short of CPU its slate takes seconds to encode, which the step would otherwise wait for.
-      if (encoderBound && this.#level < settings.steps) {
-        const likely = stepDownTo(this.#level, settings.steps, this.#speeds.quantile(0.5), settings.costs);
+      // From the first second the encoder itself is behind at a measured speed, the likely step is
+      // prepared: on a box short of CPU its slate takes seconds to encode, which the step would
+      // otherwise wait for. Not before the speed is known: a guess's slate (the next level's, 2.5 s
+      // on the box of the notes) delays the one the step then needs.
+      const speed = this.#speeds.quantile(0.5);
+      if (encoderBound && this.#level < settings.steps && (speed !== undefined || !settings.costs)) {
+        const likely = stepDownTo(this.#level, settings.steps, speed, settings.costs);
         if (likely !== this.#prepared) {
           this.#prepared = likely;
           actions.push({ type: 'prepare', level: likely });

@@ -19,6 +19,11 @@ import { type RealtimeAction, RealtimeController } from './realtime-controller.t
 // progress, ffmpeg's CPU wait), once a second, and how a step is carried out: the level's slate
 // (encoded once per settings), its period announced ahead, the encoder restarted just before it.
 
+/** A level's run: its tracks and frame rate, and how many of the tracks are video. */
+export interface LevelShape extends RunShape {
+  videoTracks: number;
+}
+
 /** What carrying out the controller's decisions takes from the run. */
 export interface RealtimeRunHooks {
   /**
@@ -27,7 +32,7 @@ export interface RealtimeRunHooks {
    */
   slateFor(level: RealtimeLevel, background?: boolean): Promise<SlateClip[]>;
   /** The tracks and frame rate a level's encoder run makes. */
-  shapeOf(level: RealtimeLevel): RunShape;
+  shapeOf(level: RealtimeLevel): LevelShape;
   /** A period for the next run from `start` on, announced now. */
   announce(start: bigint, shape: RunShape, inits: ReadonlyMap<string, InitEvent>): void;
   /** Restarts the encoder now; its plan is the level `current` says. */
@@ -50,12 +55,51 @@ export interface RealtimeRunOptions {
 /** A new period starts at least this long after it is announced, so DASH players reload the MPD first. */
 const PERIOD_LEAD_MS = 3000;
 /**
- * The encoder is restarted this long before the announced period: ffmpeg takes 0.3–0.8 s here to
- * open its input and put its first frame on a boundary; the slate covers the rest.
+ * The encoder is restarted this long before the announced period: ffmpeg takes ~0.2 s here to
+ * open its input and be ready for the period's first frame, also beside a busy loop (1.1 s before
+ * the lavfi probe was cut); the slate covers the rest. A run that misses the period's first
+ * boundary (its first frame a boundary later, a second more of slate) lengthens it by
+ * `RESTART_LEAD_STEP_MS`, up to `MAX_RESTART_LEAD_FRACTION` of a segment.
  */
-const RESTART_LEAD_FRACTION = 0.8;
+const RESTART_LEAD_MS = 500;
+const RESTART_LEAD_STEP_MS = 250;
+const MAX_RESTART_LEAD_FRACTION = 0.8;
 /** The background slates wait at most this long for the encoder to be clear. */
 const MAX_SLATE_DEFER_SECONDS = 600;
+
+/** One `-progress` reading, kept to measure the speed until the next. */
+export interface ProgressPoint {
+  at: number;
+  outUs: number;
+  frame: number;
+  dup: number;
+}
+
+/**
+ * Pure: how fast the encoder went between two readings, in media seconds per second: the lower
+ * of its output time's progress and of the source frames it took (frames out less the copies it
+ * made, over the frame rate). A source late for lack of CPU leaves slots that ffmpeg fills with
+ * copies, so its output keeps time while the picture does not (1.03x measured at 8 copies a
+ * second, 1.7 s late). `video`: the run's frame rate and video outputs. Undefined until both readings carry media: the output time jumps from 0 to
+ * the epoch at the first frame.
+ */
+export function speedBetween(
+  before: ProgressPoint,
+  after: ProgressPoint,
+  video: { framerate: number; tracks: number },
+): number | undefined {
+  const seconds = (after.at - before.at) / 1000;
+  if (seconds <= 0 || before.frame <= 0 || after.frame < before.frame) return undefined;
+  const output = (after.outUs - before.outUs) / 1e6 / seconds;
+  if (!(output >= 0 && output <= MAX_PLAUSIBLE_SPEED)) return undefined;
+  // ffmpeg counts one copy per video output, and frames of the first one only.
+  const copies = Math.max(0, after.dup - before.dup) / Math.max(1, video.tracks);
+  const sourceFrames = after.frame - before.frame - copies;
+  return Math.min(output, Math.max(0, sourceFrames) / video.framerate / seconds);
+}
+
+/** Faster than this between two readings is no measurement (the output time's first jump). */
+const MAX_PLAUSIBLE_SPEED = 10;
 
 export class RealtimeRun {
   readonly #levels: readonly RealtimeLevel[];
@@ -72,7 +116,11 @@ export class RealtimeRun {
   readonly #chunkMs: number;
   #droppedTotal: number | undefined;
   #droppedThisSecond = 0;
-  #progressAt: { at: number; outUs: number } | undefined;
+  #progressAt: ProgressPoint | undefined;
+  readonly #videoTracks = new Map<number, number>();
+  #restartLeadMs = RESTART_LEAD_MS;
+  /** The period a restarted run is to start, until its first chunk says whether it did (ms since 1970). */
+  #periodStartMs: number | undefined;
   #speed: number | undefined;
   #sched: SchedTimes | undefined;
   #cpus: { times: CpuTimes; at: number } | undefined;
@@ -160,6 +208,7 @@ export class RealtimeRun {
   chunk(lateMs: number): void {
     this.#lateness.add(lateMs);
     const mediaEnd = this.#now() - lateMs;
+    this.#checkRestartLead(mediaEnd);
     if (this.#lastMediaEnd === undefined || mediaEnd > this.#lastMediaEnd) this.#lastMediaEnd = mediaEnd;
   }
 
@@ -170,9 +219,33 @@ export class RealtimeRun {
       this.#droppedThisSecond += dropped - this.#droppedTotal;
     this.#droppedTotal = dropped;
     if (p.outTimeUs === undefined) return;
+    const point = { at: now, outUs: p.outTimeUs, frame: p.frame, dup: p.dupFrames };
     const before = this.#progressAt;
-    if (before && now - before.at >= 400) this.#speed = (p.outTimeUs - before.outUs) / 1000 / (now - before.at);
-    if (!before || now - before.at >= 400) this.#progressAt = { at: now, outUs: p.outTimeUs };
+    if (before && now - before.at >= 400)
+      this.#speed = speedBetween(before, point, {
+        framerate: this.current.profile.video.framerate,
+        tracks: this.#videoTracksOf(this.#applied),
+      });
+    if (!before || now - before.at >= 400) this.#progressAt = point;
+  }
+
+  /**
+   * The first chunk of a run restarted for a period (`#periodStartMs`) tells whether it was ready
+   * for the period's first frame: a chunk ending past the period's first chunk came a boundary late.
+   */
+  #checkRestartLead(mediaEnd: number): void {
+    const periodStart = this.#periodStartMs;
+    // Chunks of the old run still in the pipes end before the period.
+    if (periodStart === undefined || mediaEnd <= periodStart) return;
+    this.#periodStartMs = undefined;
+    if (mediaEnd - this.#chunkMs < periodStart + this.#chunkMs / 2) return;
+    const longer = Math.min(MAX_RESTART_LEAD_FRACTION * this.#segmentMs, this.#restartLeadMs + RESTART_LEAD_STEP_MS);
+    if (longer === this.#restartLeadMs) return;
+    this.#logger.info(
+      { leadMs: longer, firstMediaMs: Math.round(mediaEnd - this.#chunkMs - periodStart) },
+      "the restarted encoder missed its period's first frame: restarting earlier from now on",
+    );
+    this.#restartLeadMs = longer;
   }
 
   /**
@@ -190,6 +263,15 @@ export class RealtimeRun {
     this.#speed = undefined;
     this.#sched = undefined;
     this.#lastMediaEnd = undefined;
+  }
+
+  #videoTracksOf(level: number): number {
+    let tracks = this.#videoTracks.get(level);
+    if (tracks === undefined) {
+      tracks = this.#hooks.shapeOf(this.#levels[level]!).videoTracks;
+      this.#videoTracks.set(level, tracks);
+    }
+    return tracks;
   }
 
   async #second(): Promise<void> {
@@ -276,7 +358,8 @@ export class RealtimeRun {
     const start = BigInt(Math.ceil((now + leadMs) / this.#segmentMs));
     // Without the level's slate its inits are not known ahead: the packager opens the period when the run delivers.
     if (shape.tracks.every((t) => inits.has(t))) this.#hooks.announce(start, shape, inits);
-    const restartAt = Number(start) * this.#segmentMs - RESTART_LEAD_FRACTION * this.#segmentMs;
+    const restartAt =
+      Number(start) * this.#segmentMs - Math.min(this.#restartLeadMs, MAX_RESTART_LEAD_FRACTION * this.#segmentMs);
     // A step down may skip levels: it gives up what each of them gave up.
     const changes = (from: number, to: number) =>
       this.#levels
@@ -307,6 +390,7 @@ export class RealtimeRun {
     this.#wake = undefined;
     if (this.#stopped) return;
     this.#applied = level;
+    this.#periodStartMs = Number(start) * this.#segmentMs;
     this.#hooks.levelChanged(level, changes(0, level));
     this.#hooks.restart(`real time: level ${level}${target.change ? ` (${target.change})` : ''}`);
   }

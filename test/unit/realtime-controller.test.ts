@@ -181,6 +181,15 @@ describe('the real-time controller', () => {
       [{ at: 0, action: { type: 'prepare', level: 2 } }],
       'its slate made from the first second behind, not when the step is taken',
     );
+
+    // A run's first second has no speed yet: nothing is guessed (a guess's slate delays the one needed).
+    const unmeasured = new RealtimeController({ ...SETTINGS, costs });
+    const early = run(unmeasured, 0, 3, (now, i) => ({ ...starved(now, i), speed: i === 0 ? undefined : 0.55 }));
+    assert.deepEqual(
+      early.filter((a) => a.action.type === 'prepare'),
+      [{ at: 1, action: { type: 'prepare', level: 2 } }],
+      'prepared once the speed is measured',
+    );
   });
 
   it('recovers: the alarm clears, the margin goes back to 0, and each step is undone after the restore wait', () => {

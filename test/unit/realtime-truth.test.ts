@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { idleCpus, parseCpuList, parseProcStat, parseSchedstat, waitShare } from '../../src/encode/cpu-wait.ts';
 import { hlsTiming, withLatencyMargin } from '../../src/packager/hls-playlist.ts';
+import { speedBetween } from '../../src/run/realtime-run.ts';
 
 describe('what the real-time controller reads and tells', () => {
   it("reads a thread's schedstat (ns on a CPU, ns waiting for one); junk is no reading", () => {
@@ -28,6 +29,25 @@ describe('what the real-time controller reads and tells', () => {
     assert.equal(parseProcStat('cpu0 a b c d\ncpu1 -1 0 0 0 0').size, 0);
     assert.deepEqual(parseCpuList('0-2,5\n'), [0, 1, 2, 5]);
     for (const junk of ['', 'x', '3-1', '0-99999', '1,,2']) assert.equal(parseCpuList(junk), undefined, junk);
+  });
+
+  it("the encoder's speed: the lower of its output time and the source frames it took; no reading before media", () => {
+    const epochUs = 1_796_618_000_000_000;
+    const at = (ms: number, outUs: number, frame: number, dup = 0) => ({ at: ms, outUs, frame, dup });
+    const ladder = { framerate: 30, tracks: 2 };
+    assert.equal(speedBetween(at(0, 0, 30), at(1000, 1_000_000, 60), ladder), 1, 'real time');
+    assert.equal(speedBetween(at(0, 0, 0), at(1000, epochUs, 5), ladder), undefined, 'no frame yet before');
+    assert.equal(speedBetween(at(0, 0, 3), at(1000, epochUs, 33), ladder), undefined, "the output time's first jump");
+    assert.equal(speedBetween(at(0, 0, 30), at(0, 0, 30), ladder), undefined, 'no time between');
+    // The box of the notes, at the ladder's first second: output 1.03x, 8 copies made per output.
+    const late = speedBetween(at(0, epochUs, 30), at(1000, epochUs + 1_030_000, 61, 16), ladder);
+    assert.ok(Math.abs(late! - 23 / 30) < 1e-9, String(late));
+    assert.equal(speedBetween(at(0, epochUs, 30), at(1000, epochUs + 500_000, 45), ladder), 0.5, 'slow output');
+    assert.equal(
+      speedBetween(at(0, epochUs, 30), at(1000, epochUs + 1_000_000, 60, 40), { framerate: 30, tracks: 1 }),
+      0,
+      'more copies than frames',
+    );
   });
 
   it("moves the playlists' hold-backs by the margin, and leaves them alone without one", () => {
