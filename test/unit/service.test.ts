@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfigFile } from '../../src/cli/config-file.ts';
 import { mergeOptionValues, parseStartArgs, START_OPTION_SPECS } from '../../src/cli/args.ts';
@@ -9,7 +12,7 @@ import { audioDetectorFilters, detectorEvent, videoDetectorChain } from '../../s
 import { parseFfmpegLine, redactSecrets } from '../../src/encode/ffmpeg-log.ts';
 import { humanLine } from '../../src/log.ts';
 import { AlarmTracker } from '../../src/service/alarms.ts';
-import { hostFigures } from '../../src/service/host-sampler.ts';
+import { hostFigures, linuxCpuTemperatures, parseMillidegrees } from '../../src/service/host-sampler.ts';
 import { NotifyPlan } from '../../src/service/systemd-notify.ts';
 import { statusLine, Telemetry } from '../../src/service/telemetry.ts';
 import { UplinkMonitor } from '../../src/service/uplink.ts';
@@ -364,6 +367,39 @@ describe('the machine, as appliance check reports it', () => {
       hiddenBySandbox(['/opt/appliance/dist/appliance.js', '/home/me/appliance/dist/appliance.js', '/tmp/x/node']),
       ['/home/me/appliance/dist/appliance.js is under ProtectHome=yes', '/tmp/x/node is under PrivateTmp=yes'],
     );
+  });
+
+  it('CPU temperatures from sysfs, without a process: thermal zones and CPU hwmon chips; junk and other chips are no reading', async () => {
+    for (const [text, celsius] of [
+      ['48000\n', 48],
+      ['0', undefined],
+      ['-5000', undefined],
+      ['200000', undefined],
+      ['', undefined],
+      ['n/a', undefined],
+      ['1e5', undefined],
+    ] as const)
+      assert.equal(parseMillidegrees(text), celsius, JSON.stringify(text));
+    const root = await mkdtemp(join(tmpdir(), 'appliance-sysfs-'));
+    try {
+      const put = async (path: string, text: string) => {
+        await mkdir(join(root, path, '..'), { recursive: true });
+        await writeFile(join(root, path), text);
+      };
+      await put('thermal/thermal_zone0/temp', '41000\n');
+      await put('thermal/thermal_zone1/temp', 'garbage');
+      await put('thermal/cooling_device0/temp', '99000');
+      await put('hwmon/hwmon0/name', 'coretemp\n');
+      await put('hwmon/hwmon0/temp1_input', '52000');
+      await put('hwmon/hwmon0/temp2_input', '50000');
+      await put('hwmon/hwmon0/temp1_max', '100000');
+      await put('hwmon/hwmon1/name', 'nvme\n');
+      await put('hwmon/hwmon1/temp1_input', '70000');
+      assert.deepEqual((await linuxCpuTemperatures(root)).sort(), [41, 50, 52]);
+      assert.deepEqual(await linuxCpuTemperatures(join(root, 'missing')), [], 'a VM without sensors');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('logs for a terminal: time, level, message, fields', () => {
