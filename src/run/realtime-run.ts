@@ -13,6 +13,7 @@ import type { InitEvent } from '../packager/chunker.ts';
 import type { RunShape } from '../packager/packager.ts';
 import type { SlateClip } from '../packager/slate.ts';
 import { RecentValues } from '../stats.ts';
+import { type ProgressPoint, restartLeadAfter, speedBetween } from './encoder-readings.ts';
 import { type RealtimeAction, RealtimeController } from './realtime-controller.ts';
 
 // The real-time controller's shell: what it is fed (each chunk's lateness, the encoder's
@@ -59,47 +60,12 @@ const PERIOD_LEAD_MS = 3000;
  * open its input and be ready for the period's first frame, also beside a busy loop (1.1 s before
  * the lavfi probe was cut); the slate covers the rest. A run that misses the period's first
  * boundary (its first frame a boundary later, a second more of slate) lengthens it by
- * `RESTART_LEAD_STEP_MS`, up to `MAX_RESTART_LEAD_FRACTION` of a segment.
+ * 0.25 s (see restartLeadAfter), up to `MAX_RESTART_LEAD_FRACTION` of a segment.
  */
 const RESTART_LEAD_MS = 500;
-const RESTART_LEAD_STEP_MS = 250;
 const MAX_RESTART_LEAD_FRACTION = 0.8;
 /** The background slates wait at most this long for the encoder to be clear. */
 const MAX_SLATE_DEFER_SECONDS = 600;
-
-/** One `-progress` reading, kept to measure the speed until the next. */
-export interface ProgressPoint {
-  at: number;
-  outUs: number;
-  frame: number;
-  dup: number;
-}
-
-/**
- * Pure: how fast the encoder went between two readings, in media seconds per second: the lower
- * of its output time's progress and of the source frames it took (frames out less the copies it
- * made, over the frame rate). A source late for lack of CPU leaves slots that ffmpeg fills with
- * copies, so its output keeps time while the picture does not (1.03x measured at 8 copies a
- * second, 1.7 s late). `video`: the run's frame rate and video outputs. Undefined until both readings carry media: the output time jumps from 0 to
- * the epoch at the first frame.
- */
-export function speedBetween(
-  before: ProgressPoint,
-  after: ProgressPoint,
-  video: { framerate: number; tracks: number },
-): number | undefined {
-  const seconds = (after.at - before.at) / 1000;
-  if (seconds <= 0 || before.frame <= 0 || after.frame < before.frame) return undefined;
-  const output = (after.outUs - before.outUs) / 1e6 / seconds;
-  if (!(output >= 0 && output <= MAX_PLAUSIBLE_SPEED)) return undefined;
-  // ffmpeg counts one copy per video output, and frames of the first one only.
-  const copies = Math.max(0, after.dup - before.dup) / Math.max(1, video.tracks);
-  const sourceFrames = after.frame - before.frame - copies;
-  return Math.min(output, Math.max(0, sourceFrames) / video.framerate / seconds);
-}
-
-/** Faster than this between two readings is no measurement (the output time's first jump). */
-const MAX_PLAUSIBLE_SPEED = 10;
 
 export class RealtimeRun {
   readonly #levels: readonly RealtimeLevel[];
@@ -238,8 +204,12 @@ export class RealtimeRun {
     // Chunks of the old run still in the pipes end before the period.
     if (periodStart === undefined || mediaEnd <= periodStart) return;
     this.#periodStartMs = undefined;
-    if (mediaEnd - this.#chunkMs < periodStart + this.#chunkMs / 2) return;
-    const longer = Math.min(MAX_RESTART_LEAD_FRACTION * this.#segmentMs, this.#restartLeadMs + RESTART_LEAD_STEP_MS);
+    const longer = restartLeadAfter(this.#restartLeadMs, {
+      periodStartMs: periodStart,
+      firstChunkEndMs: mediaEnd,
+      chunkMs: this.#chunkMs,
+      maxMs: MAX_RESTART_LEAD_FRACTION * this.#segmentMs,
+    });
     if (longer === this.#restartLeadMs) return;
     this.#logger.info(
       { leadMs: longer, firstMediaMs: Math.round(mediaEnd - this.#chunkMs - periodStart) },

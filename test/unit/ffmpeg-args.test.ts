@@ -145,7 +145,13 @@ describe("appliance check's CPU probe", () => {
       .join(' ')
       .replace(/first_pts=\d+/, 'first_pts=X')
       .replace(/;st\(5,RTCTIME.*?;if\(ld\(3\),-1\/\(30\*TB\),(round\(ld\(1\)\/\(30\*TB\)\))\)'/, ";$1'");
-    assert.notEqual(liveTail, after(live.args).join(' ').replace(/first_pts=\d+/, 'first_pts=X'), 'the drop is there');
+    assert.notEqual(
+      liveTail,
+      after(live.args)
+        .join(' ')
+        .replace(/first_pts=\d+/, 'first_pts=X'),
+      'the drop is there',
+    );
     const probeTail = after(probe.args).join(' ');
     assert.equal(probeTail.replace(/:first_pts=\d+/, ''), liveTail.replace(/:first_pts=X/, ''));
     assert.match(probeTail, /drawtext=font=monospace/);

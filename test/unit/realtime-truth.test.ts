@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { idleCpus, parseCpuList, parseProcStat, parseSchedstat, waitShare } from '../../src/encode/cpu-wait.ts';
 import { hlsTiming, withLatencyMargin } from '../../src/packager/hls-playlist.ts';
-import { speedBetween } from '../../src/run/realtime-run.ts';
+import { restartLeadAfter, speedBetween } from '../../src/run/encoder-readings.ts';
 
 describe('what the real-time controller reads and tells', () => {
   it("reads a thread's schedstat (ns on a CPU, ns waiting for one); junk is no reading", () => {
@@ -48,6 +48,14 @@ describe('what the real-time controller reads and tells', () => {
       0,
       'more copies than frames',
     );
+  });
+
+  it("a restarted run that missed its Period's first frame makes the next restarts earlier, up to a limit", () => {
+    const period = 1_796_620_000_000;
+    const run = (firstChunkEndMs: number) => ({ periodStartMs: period, firstChunkEndMs, chunkMs: 100, maxMs: 800 });
+    assert.equal(restartLeadAfter(500, run(period + 100)), 500, 'the first chunk is the Period’s: on time');
+    assert.equal(restartLeadAfter(500, run(period + 1100)), 750, 'a boundary later: 0.25 s earlier');
+    assert.equal(restartLeadAfter(750, run(period + 1100)), 800, 'never more than the limit');
   });
 
   it("moves the playlists' hold-backs by the margin, and leaves them alone without one", () => {
