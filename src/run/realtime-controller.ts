@@ -159,6 +159,8 @@ export class RealtimeController {
   #speeds: RecentValues;
   /** The level a step down was last said to be likely to (since the last change). */
   #prepared: number | undefined;
+  /** Seconds a due step down has waited for a measured speed (since the last change). */
+  #waitedForSpeed = 0;
   /** The encoder's capacity (see RealtimeSample) over the clear seconds since the last change. */
   #capacities = new RecentValues(MARGIN_WINDOW);
 
@@ -200,6 +202,7 @@ export class RealtimeController {
     this.#speeds = this.#recentSpeeds();
     this.#prepared = undefined;
     this.#capacities = new RecentValues(MARGIN_WINDOW);
+    this.#waitedForSpeed = 0;
   }
 
   update(sample: RealtimeSample): RealtimeAction[] {
@@ -239,7 +242,15 @@ export class RealtimeController {
       if (verdict === 'clear' && sample.capacity !== undefined) this.#capacities.add(sample.capacity);
     }
     if (this.#behindScore >= settings.graceSeconds) {
-      const stepping = this.#level < settings.steps && this.#encoderScore >= settings.graceSeconds;
+      // How far to step is judged on the measured speed: without one a step goes one level, and a
+      // box short of half its CPU then restarts twice (a second step 7.5 s after the first, seen).
+      // The speed comes from ffmpeg's progress, which a starved ffmpeg reports late: a step waits
+      // for it up to another grace.
+      const unmeasured =
+        settings.costs !== undefined &&
+        this.#speeds.quantile(0.5) === undefined &&
+        this.#waitedForSpeed++ < settings.graceSeconds;
+      const stepping = this.#level < settings.steps && this.#encoderScore >= settings.graceSeconds && !unmeasured;
       if (!this.#alarmed) {
         this.#alarmed = true;
         actions.push({

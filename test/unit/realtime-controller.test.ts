@@ -182,6 +182,24 @@ describe('the real-time controller', () => {
       'its slate made from the first second behind, not when the step is taken',
     );
 
+    // A starved ffmpeg reports its progress late: the step waits for a speed (up to another grace), then goes to where it fits.
+    const late = new RealtimeController({ ...SETTINGS, costs });
+    const slowReports = run(late, 0, 8, (now, i) => ({ ...starved(now, i), speed: i < 4 ? undefined : 0.55 }));
+    assert.deepEqual(
+      steps(slowReports).map(({ at, level }) => ({ at, level })),
+      [{ at: 4, level: 2 }],
+      'one step, once measured',
+    );
+    const never = new RealtimeController({ ...SETTINGS, costs });
+    assert.deepEqual(
+      steps(run(never, 0, 8, (now, i) => ({ ...starved(now, i), speed: undefined }))).map(({ at, level }) => ({
+        at,
+        level,
+      })),
+      [{ at: 5, level: 1 }],
+      'no speed at all: one level, a grace later',
+    );
+
     // A run's first second has no speed yet: nothing is guessed (a guess's slate delays the one needed).
     const unmeasured = new RealtimeController({ ...SETTINGS, costs });
     const early = run(unmeasured, 0, 3, (now, i) => ({ ...starved(now, i), speed: i === 0 ? undefined : 0.55 }));
