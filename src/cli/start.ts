@@ -81,7 +81,7 @@ export async function runStart(
     logger,
     reports: telemetry,
     saver,
-    onSourceChunk: (lateMs) => realtime.chunk(lateMs),
+    onSourceChunk: (lateMs, video) => realtime.chunk(lateMs, video),
     latencyMargin,
   });
   const realtime = createRealtime({ resolved, packager, session, telemetry, logger, supervisor: () => supervisor });

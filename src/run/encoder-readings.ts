@@ -14,8 +14,8 @@ export interface ProgressPoint {
  * of its output time's progress and of the source frames it took (frames out less the copies it
  * made, over the frame rate). A source late for lack of CPU leaves slots that ffmpeg fills with
  * copies, so its output keeps time while the picture does not (1.03x measured at 8 copies a
- * second, 1.7 s late). `video`: the run's frame rate and video outputs. Undefined until both readings carry media: the output time jumps from 0 to
- * the epoch at the first frame.
+ * second, 1.7 s late). `video`: the run's frame rate and video outputs. Undefined until both
+ * readings carry media: the output time jumps from 0 to the epoch at the first frame.
  */
 export function speedBetween(
   before: ProgressPoint,

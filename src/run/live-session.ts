@@ -67,7 +67,7 @@ export interface LiveSessionOptions {
   saver?: SessionSaving | undefined;
   clock?: SessionClock;
   /** Each chunk of the source's media, as it is handed over `lateMs` after the end of its media. */
-  onSourceChunk?: ((lateMs: number) => void) | undefined;
+  onSourceChunk?: ((lateMs: number, video: boolean) => void) | undefined;
   /**
    * What the manifests add to their latency promises while the encoder is late (ms); the session
    * moves it at segment boundaries, the HLS playlists read it as they are written.
@@ -94,7 +94,7 @@ export class LiveSession {
   readonly #reports: SessionReports;
   readonly #saver: SessionSaving | undefined;
   readonly #clock: SessionClock;
-  readonly #onSourceChunk: ((lateMs: number) => void) | undefined;
+  readonly #onSourceChunk: ((lateMs: number, video: boolean) => void) | undefined;
   readonly #latencyMargin: { ms: number };
   #wantedMarginMs = 0;
   readonly #clockWatch: ClockStepDetector;
@@ -366,7 +366,7 @@ export class LiveSession {
 
   #chunkMade(chunk: ChunkEvent): void {
     this.#reports.chunkProduced(Boolean(chunk.slate));
-    if (!chunk.slate) this.#onSourceChunk?.(this.#clock.now() - mediaEndMsOf(chunk));
+    if (!chunk.slate) this.#onSourceChunk?.(this.#clock.now() - mediaEndMsOf(chunk), chunk.track !== 'audio');
     if (!chunk.slate && (chunk.track === this.#topVideo || chunk.track === 'audio')) {
       this.#avOffset.add(chunk.track === 'audio' ? 'audio' : 'video', mediaEndMsOf(chunk), this.#clock.now());
       const av = this.#avOffset.figures;

@@ -171,10 +171,11 @@ export class RealtimeRun {
   }
 
   /** A source chunk handed over `lateMs` after the end of its media. */
-  chunk(lateMs: number): void {
+  chunk(lateMs: number, video = true): void {
     this.#lateness.add(lateMs);
     const mediaEnd = this.#now() - lateMs;
-    this.#checkRestartLead(mediaEnd);
+    // Audio starts with the run (silence before its first sample); video waits for a boundary.
+    if (video) this.#checkRestartLead(mediaEnd);
     if (this.#lastMediaEnd === undefined || mediaEnd > this.#lastMediaEnd) this.#lastMediaEnd = mediaEnd;
   }
 
