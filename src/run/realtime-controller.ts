@@ -21,7 +21,17 @@ export interface RealtimeSettings {
    * level the measured speed says can keep real time. Without it, one level at a time.
    */
   costs?: readonly number[];
+  /** Each level's frame duration in ms (level 0 first); see clearLatenessMs. */
+  frameMs?: readonly number[];
 }
+
+/**
+ * Pure: the lateness a clear second stays within: half of `lateMs`, or a frame and a quarter of
+ * `lateMs` when that is more. A chunk is closed when the frame after it arrives, so at 10 fps its
+ * lateness is always a 100 ms frame and more: half of 200 ms would never be clear, and a level at
+ * 10 fps never stepped back up (3 bench runs). At 20 and 30 fps it stays half of `lateMs`.
+ */
+export const clearLatenessMs = (lateMs: number, frameMs = 0) => Math.max(lateMs / 2, frameMs + lateMs / 4);
 
 /** What the run saw in one second. */
 export interface RealtimeSample {
@@ -110,6 +120,7 @@ type Verdict = 'behind' | 'clear' | 'neutral';
 export function judgeSecond(
   sample: RealtimeSample,
   lateMs: number,
+  frameMs = 0,
 ): { verdict: Verdict; why: string; encoderBound: boolean } {
   const late = sample.latenessMs !== undefined && sample.latenessMs > lateMs;
   const slow = sample.speed !== undefined && sample.speed < BEHIND_SPEED;
@@ -127,7 +138,7 @@ export function judgeSecond(
     };
   }
   const clear =
-    (sample.latenessMs === undefined || sample.latenessMs <= lateMs / 2) &&
+    (sample.latenessMs === undefined || sample.latenessMs <= clearLatenessMs(lateMs, frameMs)) &&
     (sample.speed === undefined || sample.speed >= CLEAR_SPEED) &&
     (sample.cpuWait === undefined || sample.cpuWait < CLEAR_CPU_WAIT);
   return { verdict: clear ? 'clear' : 'neutral', why: '', encoderBound: false };
@@ -210,7 +221,7 @@ export class RealtimeController {
     const settings = this.#settings;
     const actions: RealtimeAction[] = [];
     if (sample.latenessMs !== undefined) this.#lateness.add(sample.latenessMs);
-    const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs);
+    const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs, settings.frameMs?.[this.#level]);
     const pastHold =
       this.#holdEndsPastMs !== undefined && encoderBound && (sample.latenessMs ?? 0) > this.#holdEndsPastMs;
     if (pastHold) this.#holdUntil = now;

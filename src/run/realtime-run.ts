@@ -116,6 +116,7 @@ export class RealtimeRun {
       holdSegments: profile.realtime.holdSegments,
       restoreSeconds: profile.realtime.restoreSeconds,
       costs: levelCosts(options.levels),
+      frameMs: options.levels.map((l) => 1000 / l.profile.video.framerate),
     });
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  clearLatenessMs,
   judgeSecond,
   RealtimeController,
   stepDownTo,
@@ -79,6 +80,12 @@ describe('the real-time controller', () => {
     assert.match(judgeSecond({ ...fine(0), droppedFrames: 3 }, 200).why, /3 frames duplicated or dropped/);
     // Between clear and behind: neither a step down nor a second towards a step up.
     assert.equal(judgeSecond({ ...fine(0), latenessMs: 150 }, 200).verdict, 'neutral');
+    // A chunk closes when the next frame comes: at 10 fps a clear second is up to a frame and a quarter of lateMs.
+    assert.equal(clearLatenessMs(200, 1000 / 30), 100, '30 fps: half of lateMs');
+    assert.equal(clearLatenessMs(200, 50), 100, '20 fps: half of lateMs');
+    assert.equal(clearLatenessMs(200, 100), 150, '10 fps');
+    assert.equal(judgeSecond({ ...fine(0), latenessMs: 130 }, 200, 100).verdict, 'clear', '10 fps, recorded p95');
+    assert.equal(judgeSecond({ ...fine(0), latenessMs: 130 }, 200, 1000 / 30).verdict, 'neutral', '30 fps');
     assert.equal(judgeSecond({ ...fine(0), cpuWait: 0.5 }, 200).verdict, 'neutral');
     // Nothing measured (slate, no progress yet) is clear: nothing says otherwise.
     assert.equal(
@@ -230,6 +237,20 @@ describe('the real-time controller', () => {
         { at: 70, level: 0 },
       ],
     );
+  });
+
+  it('at a 10 fps level, chunks a frame late are clear: it steps back up (not without the frame duration)', () => {
+    const costs = [48, 30, 20, 10];
+    const stepsUp = (frameMs?: number[]) => {
+      const controller = new RealtimeController({ ...SETTINGS, costs, ...(frameMs ? { frameMs } : {}) });
+      const actions = run(controller, 0, 60, (now, i) =>
+        // Starved until the last level, then a 10 fps run whose chunks close a frame late.
+        controller.level < 3 && i < 10 ? { ...starved(now, i), speed: 0.3 } : { ...fine(now), latenessMs: 130 },
+      );
+      return steps(actions).filter((s) => s.direction === 'up').length;
+    };
+    assert.ok(stepsUp([1000 / 30, 1000 / 30, 1000 / 30, 100]) >= 1, 'steps up');
+    assert.equal(stepsUp(), 0, 'half of lateMs alone is never clear at 10 fps');
   });
 
   it('a step up goes as far as the CPU left idle allows, with a fifth to spare; one level when not measured', () => {
