@@ -247,7 +247,7 @@ describe('the real-time controller', () => {
         // Starved until the last level, then a 10 fps run whose chunks close a frame late.
         controller.level < 3 && i < 10 ? { ...starved(now, i), speed: 0.3 } : { ...fine(now), latenessMs: 130 },
       );
-      return steps(actions).filter((s) => s.direction === 'up').length;
+      return actions.filter((a) => a.action.type === 'step' && a.action.direction === 'up').length;
     };
     assert.ok(stepsUp([1000 / 30, 1000 / 30, 1000 / 30, 100]) >= 1, 'steps up');
     assert.equal(stepsUp(), 0, 'half of lateMs alone is never clear at 10 fps');
