@@ -18,14 +18,16 @@ interface Placed {
   index: number;
 }
 
-/** Runs `frames` frames whose stamp, in frames after EPOCH_SLOT, is `stamp` (ffmpeg expression of N). */
-async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
+/**
+ * Runs the real graph on `frames` 32x32 frames whose luma carries their index, timed by `timing`
+ * (filters after the index is drawn); returns ffmpeg's log, with showinfo's line for each kept frame.
+ */
+async function runGraph(frames: number, timing: readonly string[], dropLateSeconds?: number): Promise<string> {
   const source = [
     `nullsrc=size=32x32:rate=${FPS}:duration=${frames / FPS}`,
     'format=yuv420p',
     `geq=lum='${LUMA_BASE}+mod(N,${LUMA_SPAN})':cb=128:cr=128`,
-    'settb=1/1000000',
-    `setpts='(${EPOCH_SLOT}+${stamp})/(${FPS}*TB)'`,
+    ...timing,
   ].join(',');
   const rendition = { ...profile.video.renditions[0]!, width: 32, height: 32 };
   const graph = videoFilterGraph({
@@ -33,6 +35,7 @@ async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
     renditions: [rendition],
     source: { width: 32, height: 32 },
     overlay: 'showinfo',
+    dropLateSeconds,
   });
   const run = await execa(
     'ffmpeg',
@@ -57,9 +60,15 @@ async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
     { reject: false, timeout: 60_000 },
   );
   assert.equal(run.exitCode, 0, run.stderr);
+  return run.stderr;
+}
+
+/** Runs `frames` frames whose stamp, in frames after EPOCH_SLOT, is `stamp` (ffmpeg expression of N). */
+async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
+  const stderr = await runGraph(frames, ['settb=1/1000000', `setpts='(${EPOCH_SLOT}+${stamp})/(${FPS}*TB)'`]);
   const placed: Placed[] = [];
   let previous = -1;
-  for (const match of run.stderr.matchAll(/\bpts:\s*(\d+).*?\bmean:\[(\d+)/g)) {
+  for (const match of stderr.matchAll(/\bpts:\s*(\d+).*?\bmean:\[(\d+)/g)) {
     const residue = Number(match[2]) - LUMA_BASE;
     // Unwrap the index: the smallest one after the previous frame's with this residue.
     const index = previous + 1 + ((((residue - (previous + 1)) % LUMA_SPAN) + LUMA_SPAN) % LUMA_SPAN);
@@ -77,47 +86,20 @@ async function placeFrames(stamp: string, frames = FRAMES): Promise<Placed[]> {
 const STALL_FROM = 60;
 const STALL_TO = 74;
 async function keptAfterStall(dropLateSeconds: number | undefined): Promise<number[]> {
-  const frames = 4 * FPS;
-  const source = [
-    `nullsrc=size=32x32:rate=${FPS}:duration=${frames / FPS}`,
-    'format=yuv420p',
-    `geq=lum='${LUMA_BASE}+mod(N,${LUMA_SPAN})':cb=128:cr=128`,
-    'settb=1/1000000',
-    // When each frame is released: its own time, or the stall's end.
-    `setpts='RTCSTART+if(between(N,${STALL_FROM},${STALL_TO}),2500000,N*1000000/${FPS})'`,
-    'realtime',
-    // Stamped with when it was taken.
-    `setpts='RTCSTART+N*1000000/${FPS}'`,
-  ].join(',');
-  const rendition = { ...profile.video.renditions[0]!, width: 32, height: 32 };
-  const graph = videoFilterGraph({
-    profile,
-    renditions: [rendition],
-    source: { width: 32, height: 32 },
-    overlay: 'showinfo',
-    dropLateSeconds,
-  });
-  const run = await execa(
-    'ffmpeg',
+  const stderr = await runGraph(
+    4 * FPS,
     [
-      '-hide_banner',
-      '-nostats',
-      '-loglevel',
-      'info',
-      '-f',
-      'lavfi',
-      '-i',
-      source,
-      '-copyts',
-      '-filter_complex',
-      graph,
-    ].concat(['-map', '[v0]', '-f', 'null', '-']),
-    { reject: false, timeout: 60_000 },
+      'settb=1/1000000',
+      // When each frame is released: its own time, or the stall's end.
+      `setpts='RTCSTART+if(between(N,${STALL_FROM},${STALL_TO}),2500000,N*1000000/${FPS})'`,
+      'realtime',
+      // Stamped with when it was taken.
+      `setpts='RTCSTART+N*1000000/${FPS}'`,
+    ],
+    dropLateSeconds,
   );
-  assert.equal(run.exitCode, 0, run.stderr);
-  const residues = [...run.stderr.matchAll(/\bmean:\[(\d+)/g)].map((m) => Number(m[1]) - LUMA_BASE);
   // Under LUMA_SPAN frames: a residue is the index.
-  return residues;
+  return [...stderr.matchAll(/\bmean:\[(\d+)/g)].map((m) => Number(m[1]) - LUMA_BASE);
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
