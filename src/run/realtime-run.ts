@@ -84,7 +84,8 @@ export class RealtimeRun {
   #droppedThisSecond = 0;
   #progressAt: ProgressPoint | undefined;
   readonly #videoTracks = new Map<number, number>();
-  #restartLeadMs = RESTART_LEAD_MS;
+  /** How long before its Period an encoder is restarted (ms; see RESTART_LEAD_MS). */
+  #restartLeadMs: number;
   /** The period a restarted run is to start, until its first chunk says whether it did (ms since 1970). */
   #periodStartMs: number | undefined;
   #speed: number | undefined;
@@ -108,6 +109,7 @@ export class RealtimeRun {
     const profile = options.levels[0]!.profile;
     this.#segmentMs = profile.segdur * 1000;
     this.#chunkMs = profile.cdur * 1000;
+    this.#restartLeadMs = Math.min(RESTART_LEAD_MS, MAX_RESTART_LEAD_FRACTION * this.#segmentMs);
     this.#controller = new RealtimeController({
       segdur: profile.segdur,
       steps: options.levels.length - 1,
@@ -330,8 +332,8 @@ export class RealtimeRun {
     const start = BigInt(Math.ceil((now + leadMs) / this.#segmentMs));
     // Without the level's slate its inits are not known ahead: the packager opens the period when the run delivers.
     if (shape.tracks.every((t) => inits.has(t))) this.#hooks.announce(start, shape, inits);
-    const restartAt =
-      Number(start) * this.#segmentMs - Math.min(this.#restartLeadMs, MAX_RESTART_LEAD_FRACTION * this.#segmentMs);
+    const periodStartMs = Number(start) * this.#segmentMs;
+    const restartAt = periodStartMs - this.#restartLeadMs;
     // A step down may skip levels: it gives up what each of them gave up.
     const changes = (from: number, to: number) =>
       this.#levels
@@ -362,7 +364,7 @@ export class RealtimeRun {
     this.#wake = undefined;
     if (this.#stopped) return;
     this.#applied = level;
-    this.#periodStartMs = Number(start) * this.#segmentMs;
+    this.#periodStartMs = periodStartMs;
     this.#hooks.levelChanged(level, changes(0, level));
     this.#hooks.restart(`real time: level ${level}${target.change ? ` (${target.change})` : ''}`);
   }
