@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Client } from 'undici';
+import { Client } from '../push/http-client.ts';
 import type { Profile } from '../config/schema.ts';
 import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, measureClockOffset } from '../encode/clock.ts';
 import { parseTestSource } from '../capture/source.ts';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Client } from 'undici';
+import { Client } from '../push/http-client.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { ConfigError } from '../errors.ts';
 import { checkCapture, describeCaptureReport } from './check-capture.ts';

@@ -13,6 +13,7 @@ import type { Logger, TerminalLog } from '../log.ts';
 import { withLatencyMargin } from '../packager/hls-playlist.ts';
 import type { HlsSession } from '../packager/hls-playlists.ts';
 import { Packager } from '../packager/packager.ts';
+import { Ticker } from '../run/ticker.ts';
 import { LiveSession } from '../run/live-session.ts';
 import { OutputSet } from '../run/output-set.ts';
 import { chunkDelayWindows, RunReport } from '../run/run-report.ts';
@@ -34,7 +35,6 @@ export { describe, resolveStart, type ResolvedStart } from './start-settings.ts'
 const FEED_RESUME_WAIT_MS = 1500;
 
 /** How often the session's clock-driven work runs: slate due, clock steps, deadlines. */
-const TICK_MS = 20;
 
 export async function runStart(
   resolved: ResolvedStart,
@@ -73,6 +73,7 @@ export async function runStart(
   const { outputs, monitor, fatalErrors } = run;
   const sessionFile = resolved.stateDir ? sessionFileOf(resolved.stateDir, resolved.outputs) : undefined;
   const saver = sessionFile ? new SessionSaver(sessionFile, logger) : undefined;
+  const ticker = new Ticker();
   const session = new LiveSession({
     profile,
     tracks: plan.tracks,
@@ -83,6 +84,7 @@ export async function runStart(
     saver,
     onSourceChunk: (lateMs, video) => realtime.chunk(lateMs, video),
     latencyMargin,
+    onTicksWanted: () => ticker.hurry(),
   });
   const realtime = createRealtime({ resolved, packager, session, telemetry, logger, supervisor: () => supervisor });
   const delayReport = setInterval(() => report.logDelays(session.avFigures, outputs), 60_000);
@@ -148,7 +150,10 @@ export async function runStart(
     logger.error('every output failed for good');
     void supervisor.stop();
   };
-  const ticker = setInterval(() => session.tick(), TICK_MS);
+  ticker.start(() => {
+    session.tick();
+    return session.nextTickMs();
+  }, session.nextTickMs());
 
   await slateAndPreviousSession(resolved, packager, session, sessionFile, logger);
   supervisor.start();
@@ -168,7 +173,7 @@ export async function runStart(
     realtime.stop();
     await monitor.stop();
     relay?.stop();
-    clearInterval(ticker);
+    ticker.stop();
     await run.close();
     clearInterval(delayReport);
     await detachSignals();

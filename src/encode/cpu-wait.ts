@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 // How long a process's threads waited for a CPU: Linux's schedstat (per thread: ns on a CPU, ns
 // runnable but waiting on a run queue, timeslices). A process that waits much has no headroom,
@@ -27,11 +28,15 @@ export function waitShare(before: SchedTimes, after: SchedTimes): number | undef
   return wait / (run + wait);
 }
 
-/** The CPU and wait times of every thread of `pid`, summed; undefined where there is no /proc (macOS, Windows). */
-export async function readSchedTimes(pid: number): Promise<SchedTimes | undefined> {
+/**
+ * The CPU and wait times of every thread of `pid`, summed; undefined where there is no /proc (macOS,
+ * Windows). Read synchronously: procfs answers from memory, and an encoder's ~30 threads read
+ * each second as asynchronous reads were four thread-pool round trips each, ~30 times the work.
+ */
+export function readSchedTimes(pid: number): SchedTimes | undefined {
   let tasks: string[];
   try {
-    tasks = await readdir(`/proc/${pid}/task`);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return undefined;
   }
@@ -39,7 +44,12 @@ export async function readSchedTimes(pid: number): Promise<SchedTimes | undefine
   let read = 0;
   // A thread may end between the listing and the read: it is left out.
   for (const task of tasks.slice(0, 256)) {
-    const times = await readFile(`/proc/${pid}/task/${task}/schedstat`, 'utf8').then(parseSchedstat, () => undefined);
+    let times: SchedTimes | undefined;
+    try {
+      times = parseSchedstat(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8'));
+    } catch {
+      continue;
+    }
     if (!times) continue;
     total.runNs += times.runNs;
     total.waitNs += times.waitNs;

@@ -136,6 +136,61 @@ export interface MediaPlaylistInput {
 const decimal = (seconds: number) => seconds.toFixed(5);
 const pdt = (seconds: number) => new Date(Math.round(seconds * 1000)).toISOString();
 
+/** A segment's lines: its date, its parts when listed, and once complete its duration and URI. */
+function segmentLines(
+  track: string,
+  segment: HlsSegment,
+  withParts: boolean,
+  names: HlsNames,
+  delivery: HlsDelivery,
+): string {
+  const lines = [`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`];
+  if (withParts)
+    for (const part of segment.parts) {
+      const uri =
+        delivery.llhls === 'sf'
+          ? `URI="${names.partFile(track, segment.msn, part.index)}"`
+          : `URI="${names.segment(track, segment.msn)}",BYTERANGE="${part.length}@${part.offset}"`;
+      lines.push(`#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`);
+    }
+  if (segment.complete)
+    lines.push(
+      ...(segment.gap ? ['#EXT-X-GAP'] : []),
+      `#EXTINF:${decimal(segment.duration)},`,
+      names.segment(track, segment.msn),
+    );
+  return lines.join('\n');
+}
+
+/**
+ * A complete segment never changes, so its lines are rendered once per way of listing it (with or
+ * without parts) and kept with it: a playlist rewritten at every part (ten times a second per
+ * track) then renders only the segment in progress. Keyed by the segment object, the names and
+ * the delivery, so the cache goes with them and can never answer for other inputs.
+ */
+const renderedSegments = new WeakMap<HlsNames, WeakMap<HlsDelivery, WeakMap<HlsSegment, Map<string, string>>>>();
+
+function completeSegmentLines(
+  track: string,
+  segment: HlsSegment,
+  withParts: boolean,
+  names: HlsNames,
+  delivery: HlsDelivery,
+): string {
+  const byDelivery = cached(renderedSegments, names, () => new WeakMap());
+  const bySegment = cached(byDelivery, delivery, () => new WeakMap());
+  const forms = cached(bySegment, segment, () => new Map<string, string>());
+  return cached(forms, `${track}\n${withParts}`, () => segmentLines(track, segment, withParts, names, delivery));
+}
+
+function cached<K, V>(map: { get(key: K): V | undefined; set(key: K, value: V): unknown }, key: K, make: () => V): V {
+  const known = map.get(key);
+  if (known !== undefined) return known;
+  const value = make();
+  map.set(key, value);
+  return value;
+}
+
 /** Pure: the header lines that must be identical in every media playlist of the session. */
 function header(timing: HlsTiming, delivery: HlsDelivery): string[] {
   const lines = [
@@ -190,25 +245,13 @@ export function buildMediaPlaylist(input: MediaPlaylistInput): string {
         '#EXT-X-DISCONTINUITY',
         ...(absent.has(segment.msn) ? [] : [`#EXT-X-MAP:URI="${names.init(track, segment.msn)}"`]),
       );
-    lines.push(`#EXT-X-PROGRAM-DATE-TIME:${pdt(segment.start)}`);
     const recent = newestComplete === undefined || segment.msn > newestComplete - BigInt(timing.partSegments);
-    if (ll && (recent || !segment.complete)) {
-      for (const part of segment.parts) {
-        const uri =
-          delivery.llhls === 'sf'
-            ? `URI="${names.partFile(track, segment.msn, part.index)}"`
-            : `URI="${names.segment(track, segment.msn)}",BYTERANGE="${part.length}@${part.offset}"`;
-        lines.push(
-          `#EXT-X-PART:DURATION=${decimal(part.duration)},${uri}${part.independent ? ',INDEPENDENT=YES' : ''}`,
-        );
-      }
-    }
-    if (segment.complete)
-      lines.push(
-        ...(segment.gap ? ['#EXT-X-GAP'] : []),
-        `#EXTINF:${decimal(segment.duration)},`,
-        names.segment(track, segment.msn),
-      );
+    const withParts = ll && (recent || !segment.complete);
+    lines.push(
+      segment.complete
+        ? completeSegmentLines(track, segment, withParts, names, delivery)
+        : segmentLines(track, segment, withParts, names, delivery),
+    );
   }
   const last = window.at(-1);
   if (input.ended) {

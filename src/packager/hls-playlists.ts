@@ -97,6 +97,31 @@ export class HlsPlaylists {
     /** Playlists of tracks not encoded at this segment, which the segment just completed gave a gap. */
     absentPlaylists?: { track: string; name: string; text: string }[];
   } {
+    const { changed, partFile, absentTracks } = this.advance(chunk);
+    if (!changed) return {};
+    const text = this.media(chunk.track);
+    const absentPlaylists = absentTracks.flatMap((t) => {
+      const absentText = this.media(t);
+      return absentText ? [{ track: t, name: this.names.mediaPlaylist(t), text: absentText }] : [];
+    });
+    return {
+      ...(partFile ? { partFile } : {}),
+      ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
+      ...(text && !this.#mediaReady && this.mediaPlaylistsReady() ? { multivariantReady: true as const } : {}),
+      ...(absentPlaylists.length ? { absentPlaylists } : {}),
+    };
+  }
+
+  /**
+   * As onChunk, without rendering anything: whether the track's playlist changed, the part file
+   * completed (\`sf\`), and the tracks absent at the segment just completed, whose playlists it
+   * extends with a gap. For a writer that renders playlists when it sends them, not per chunk.
+   */
+  advance(chunk: HlsChunk & { parts: readonly Uint8Array[] }): {
+    changed: boolean;
+    partFile?: { path: string; index: number; bytes: Uint8Array[] };
+    absentTracks: string[];
+  } {
     let pending = this.#partBytes.get(chunk.track);
     if (this.session.llhls === 'sf') {
       if (chunk.part % this.session.partChunks === 0 || !pending) {
@@ -106,9 +131,9 @@ export class HlsPlaylists {
       pending.push(...chunk.parts);
     }
     const part = this.add(chunk);
-    if (!part) return {};
-    const text = this.media(chunk.track);
+    if (!part) return { changed: false, absentTracks: [] };
     return {
+      changed: true,
       ...(this.session.llhls === 'sf' && pending
         ? {
             partFile: {
@@ -118,24 +143,15 @@ export class HlsPlaylists {
             },
           }
         : {}),
-      ...(text ? { playlist: { name: this.names.mediaPlaylist(chunk.track), text } } : {}),
-      ...(text && !this.#mediaReady && this.mediaPlaylistsReady() ? { multivariantReady: true as const } : {}),
-      ...(chunk.segmentComplete ? this.#absentAt(chunk) : {}),
+      absentTracks: chunk.segmentComplete ? this.#absentAt(chunk) : [],
     };
   }
 
-  /** The playlists of the tracks absent at `chunk`'s segment, which its completion extends with a gap. */
-  #absentAt(chunk: HlsChunk): { absentPlaylists?: { track: string; name: string; text: string }[] } {
+  /** The tracks absent at `chunk`'s segment, whose playlists its completion extends with a gap. */
+  #absentAt(chunk: HlsChunk): string[] {
     const hasTrack = this.session.hasTrack;
-    if (!hasTrack) return {};
-    const absentPlaylists = this.timeline
-      .tracks()
-      .filter((t) => t !== chunk.track && !hasTrack(t, chunk.segment))
-      .flatMap((t) => {
-        const text = this.media(t);
-        return text ? [{ track: t, name: this.names.mediaPlaylist(t), text }] : [];
-      });
-    return absentPlaylists.length ? { absentPlaylists } : {};
+    if (!hasTrack) return [];
+    return this.timeline.tracks().filter((t) => t !== chunk.track && !hasTrack(t, chunk.segment));
   }
 
   /**

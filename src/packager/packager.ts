@@ -645,6 +645,12 @@ export class Packager {
   }
 
   /** Tracks now filled with slate. */
+  /** Some track is on slate (what slateTracks names, without building the list). */
+  get onSlate(): boolean {
+    for (const state of this.#states.values()) if (state.mode === 'slate') return true;
+    return false;
+  }
+
   get slateTracks(): string[] {
     return [...this.#states].filter(([, s]) => s.mode === 'slate').map(([id]) => id);
   }

@@ -10,6 +10,8 @@ export interface SenderContext {
   stopped(): boolean;
 }
 
+const UTF8 = new TextEncoder();
+
 /** What a document's build returns when there is nothing to send for this change: it is no longer due. */
 export const NOTHING_TO_SEND = Symbol('nothing to send');
 
@@ -110,7 +112,7 @@ export class CoalescingSender {
       }
       const { path, document, text } = next;
       document.due = false;
-      const body = new TextEncoder().encode(text);
+      const body = UTF8.encode(text);
       const result = await this.#context.deliver(this.#lane, path, body, document.contentType);
       if (result === 'retry') {
         document.due = true;

@@ -61,16 +61,32 @@ export class Deliverer {
   /** Request streams (a track, the manifest, playlists, DELETEs) in a failure streak: warned once, then debug until one succeeds. */
   readonly #failing = new Set<string>();
   #warnedKind = false;
+  readonly #targets = new Map<string, URL>();
 
   constructor(context: DelivererContext) {
     this.#context = context;
     this.#base = new URL('./', context.url);
   }
 
+  /**
+   * Where `path` goes. The same few documents (playlists, the manifest) go tens of times a second:
+   * their URLs are kept; a segment's, used once, is not.
+   */
+  #target(path: string): URL {
+    const known = this.#targets.get(path);
+    if (known) return known;
+    const url = new URL(path + this.#context.url.search, this.#base);
+    if (!/\.(m4s|mp4)$/.test(path)) {
+      if (this.#targets.size >= 64) this.#targets.clear();
+      this.#targets.set(path, url);
+    }
+    return url;
+  }
+
   async deliver(request: DeliveryRequest): Promise<Delivery> {
     const { lane, stream: track, path, upload, body, contentType } = request;
     const method = request.method ?? this.#context.method;
-    let target = upload?.redirectedTo ?? new URL(path + this.#context.url.search, this.#base);
+    let target = upload?.redirectedTo ?? this.#target(path);
     let refusals = 0;
     for (let redirects = upload?.redirects ?? 0; !this.#context.stopped(); ) {
       // Credentials and the operator's headers go to the origin configured, never elsewhere.
@@ -154,6 +170,7 @@ export class Deliverer {
           const moved = next.origin + next.pathname;
           if (outcome.permanent && !elsewhere && moved.endsWith(path) && method !== 'DELETE') {
             this.#base = new URL(moved.slice(0, -path.length));
+            this.#targets.clear();
             this.#context.logger.warn(
               { output: this.#context.name, from: where, base: safeUrl(this.#base) },
               'push: the origin moved permanently within itself; every later upload goes to the new place (update --output)',

@@ -158,8 +158,10 @@ export class HlsPush {
   onChunk(event: ChunkEvent): void {
     const track = this.#tracks.get(event.track);
     if (!track) return;
-    const { partFile, playlist, absentPlaylists } = this.playlists.onChunk(event);
-    for (const absent of absentPlaylists ?? []) this.#touch(this.#tracks.get(absent.track));
+    // Rendered when the sender takes it, not here: a playlist still waiting for the connection is
+    // rendered once, however many parts it gained meanwhile.
+    const { changed, partFile, absentTracks } = this.playlists.advance(event);
+    for (const absent of absentTracks) this.#touch(this.#tracks.get(absent));
     if (partFile && track.parts)
       track.parts.add({
         segment: event.segment,
@@ -167,7 +169,7 @@ export class HlsPush {
         path: partFile.path,
         bytes: Buffer.concat(partFile.bytes),
       });
-    if (playlist && !this.#generic) this.#touch(track);
+    if (changed && !this.#generic) this.#touch(track);
   }
 
   /** The init of `track` was acknowledged: its playlist may go. */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Client } from 'undici';
+import { Client } from './http-client.ts';
 import { UploadAbandoned, UploadBody } from './upload-body.ts';
 import { outcomeOfError, outcomeOfStatus, type UploadOutcome } from './upload-outcome.ts';
 
@@ -43,6 +43,8 @@ export class Lane {
   readonly #clients = new Map<string, Client>();
   /** Tracks whose init segment went over the current connection(s). */
   readonly initsSent = new Set<string>();
+  readonly #watches = new Set<Watch>();
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(options: LaneOptions) {
     this.#options = options;
@@ -72,6 +74,8 @@ export class Lane {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
     const clients = [...this.#clients.values()];
     this.#clients.clear();
     await Promise.all(clients.map((c) => c.destroy().catch(() => undefined)));
@@ -80,14 +84,20 @@ export class Lane {
   /** Sends one request and reports what came of it; never throws. */
   async send(request: UploadRequest): Promise<UploadResult> {
     const controller = new AbortController();
-    let stalled: string | undefined;
-    let waitingSince: number | undefined;
-    let bodySentAt: number | undefined;
+    const watch: Watch = {
+      waitingSince: undefined,
+      bodySentAt: undefined,
+      stalled: undefined,
+      abort: (why) => {
+        watch.stalled = why;
+        controller.abort(new Error(why));
+      },
+    };
     const { body } = request;
     const streaming = body instanceof UploadBody;
     if (streaming && request.wholeBody) await body.whenComplete();
     const chunks = streaming
-      ? body.read(controller.signal, (waiting) => (waitingSince = waiting ? now() : undefined))
+      ? body.read(controller.signal, (waiting) => (watch.waitingSince = waiting ? now() : undefined))
       : undefined;
     const onChunk = request.onChunk;
     const counted =
@@ -97,23 +107,13 @@ export class Lane {
           onChunk?.(chunk);
           yield chunk;
         }
-        bodySentAt = now();
+        watch.bodySentAt = now();
       })();
-    if (!streaming) bodySentAt = now();
-    const watchdog = setInterval(
-      () => {
-        const t = now();
-        if (waitingSince !== undefined && t - waitingSince > this.#options.stallMs)
-          stalled = `the origin took no data for ${this.#options.stallMs} ms`;
-        else if (bodySentAt !== undefined && t - bodySentAt > this.#options.stallMs)
-          stalled = `no answer ${this.#options.stallMs} ms after the body`;
-        if (stalled) controller.abort();
-      },
-      Math.min(250, this.#options.stallMs / 4),
-    );
+    if (!streaming) watch.bodySentAt = now();
+    this.#watch(watch);
     try {
-      const headers = { ...request.headers };
-      if (streaming && request.wholeBody) headers['content-length'] = String(body.bytes);
+      const headers =
+        streaming && request.wholeBody ? { ...request.headers, 'content-length': String(body.bytes) } : request.headers;
       const response = await this.#client(request.url.origin).request({
         path: request.url.pathname + request.url.search,
         method: request.method,
@@ -130,10 +130,51 @@ export class Lane {
     } catch (error) {
       if (error instanceof UploadAbandoned)
         return { outcome: { kind: 'retry', reason: error.message }, server: undefined };
-      return { outcome: stalled ? { kind: 'retry', reason: stalled } : outcomeOfError(error), server: undefined };
+      return {
+        outcome: watch.stalled ? { kind: 'retry', reason: watch.stalled } : outcomeOfError(error),
+        server: undefined,
+      };
     } finally {
-      clearInterval(watchdog);
-      if (!controller.signal.aborted) controller.abort();
+      this.#watches.delete(watch);
+      // A body still being read stops; a reason of our own, because abort() without one builds a
+      // DOMException (with its stack) for every upload.
+      if (streaming && !controller.signal.aborted) controller.abort(REQUEST_ENDED);
     }
   }
+
+  /**
+   * One timer per lane watches every request in flight on it (several when pipelined), re-armed
+   * while any is: not a timer made and cleared per request, tens of times a second.
+   */
+  #watch(watch: Watch): void {
+    this.#watches.add(watch);
+    if (!this.#watchdog) {
+      this.#watchdog = setTimeout(() => this.#check(), Math.min(250, this.#options.stallMs / 4));
+      this.#watchdog.unref();
+    } else if (this.#watches.size === 1) this.#watchdog.refresh();
+  }
+
+  #check(): void {
+    const t = now();
+    const stallMs = this.#options.stallMs;
+    for (const watch of this.#watches) {
+      if (watch.stalled) continue;
+      if (watch.waitingSince !== undefined && t - watch.waitingSince > stallMs)
+        watch.abort(`the origin took no data for ${stallMs} ms`);
+      else if (watch.bodySentAt !== undefined && t - watch.bodySentAt > stallMs)
+        watch.abort(`no answer ${stallMs} ms after the body`);
+    }
+    if (this.#watches.size) this.#watchdog?.refresh();
+  }
 }
+
+interface Watch {
+  /** The body is waiting for the connection (backpressure) since then. */
+  waitingSince: number | undefined;
+  /** The whole body went; the answer is awaited since then. */
+  bodySentAt: number | undefined;
+  stalled: string | undefined;
+  abort(why: string): void;
+}
+
+const REQUEST_ENDED = new UploadAbandoned('request ended');

@@ -73,7 +73,17 @@ export interface LiveSessionOptions {
    * moves it at segment boundaries, the HLS playlists read it as they are written.
    */
   latencyMargin?: { ms: number };
+  /** The session wants ticks every TICK_MS from now on: slate is due by the clock. */
+  onTicksWanted?: (() => void) | undefined;
 }
+
+/** How often the session is ticked while slate is due by the clock. */
+export const TICK_MS = 20;
+/**
+ * How often otherwise: a clock step and the deadlines (seconds long) are then all it looks for.
+ * Fifty wakeups a second for nothing cost a small box's encoder CPU it needs.
+ */
+export const CALM_TICK_MS = 250;
 
 /** A planned end that has not come this long after its time stops the run anyway: an end must end. */
 const overdueMsOf = (segdur: number) => (2 * segdur + 3) * 1000;
@@ -96,6 +106,7 @@ export class LiveSession {
   readonly #clock: SessionClock;
   readonly #onSourceChunk: ((lateMs: number, video: boolean) => void) | undefined;
   readonly #latencyMargin: { ms: number };
+  readonly #onTicksWanted: (() => void) | undefined;
   #wantedMarginMs = 0;
   readonly #clockWatch: ClockStepDetector;
   readonly #avOffset = new AvOffsetMeter();
@@ -134,6 +145,7 @@ export class LiveSession {
     this.#clock = options.clock ?? systemClock;
     this.#onSourceChunk = options.onSourceChunk;
     this.#latencyMargin = options.latencyMargin ?? { ms: 0 };
+    this.#onTicksWanted = options.onTicksWanted;
     this.#clockWatch = new ClockStepDetector(1000 / options.profile.video.framerate);
     this.#topVideo = options.tracks.find((t) => t.kind === 'video')?.id;
     this.#unusableSourceMs = (4 * options.profile.segdur + 6) * 1000;
@@ -243,7 +255,12 @@ export class LiveSession {
     this.#emit(this.#packager.newRun());
   }
 
-  /** Called every few tens of ms: clock steps, slate due by the clock, a source that never becomes usable, deadlines. */
+  /** When the next tick is wanted: soon while slate is due by the clock (deadlines are seconds long). */
+  nextTickMs(): number {
+    return this.#packager.onSlate ? TICK_MS : CALM_TICK_MS;
+  }
+
+  /** Called every nextTickMs(): clock steps, slate due by the clock, a source that never becomes usable, deadlines. */
   tick(): void {
     const now = this.#clock.now();
     const step = this.#clockWatch.check(now, this.#clock.monotonic());

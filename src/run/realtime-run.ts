@@ -250,7 +250,7 @@ export class RealtimeRun {
 
   async #second(): Promise<void> {
     const pid = this.#hooks.encoderPid();
-    const sched = pid === undefined ? undefined : await readSchedTimes(pid);
+    const sched = pid === undefined ? undefined : readSchedTimes(pid);
     const cpus = pid === undefined ? undefined : await readCpuTimes(pid);
     const now = this.#now();
     this.#cpuWait = sched && this.#sched ? waitShare(this.#sched, sched) : undefined;

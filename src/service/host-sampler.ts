@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { loadavg, platform } from 'node:os';
+import { type CpuTimes, idleCpus, parseProcStat } from '../encode/cpu-wait.ts';
 import { join } from 'node:path';
-import si from 'systeminformation';
 
 export interface HostFigures {
   /** All cores, 0 to 1, since the previous sample. */
@@ -67,28 +67,75 @@ export async function linuxCpuTemperatures(sysClass = SYS_CLASS): Promise<number
   return texts.map(parseMillidegrees).filter((t): t is number => t !== undefined);
 }
 
-async function cpuTemperature(): Promise<{ main: number | null; max: number | null; cores: number[] }> {
-  if (platform() === 'linux') return { main: null, max: null, cores: await linuxCpuTemperatures() };
-  return si.cpuTemperature();
+/** Pure: /proc/meminfo → total and in use (total − available), in bytes. */
+export function parseMeminfo(text: string): { total: number; active: number } | undefined {
+  const kib = (name: string) => {
+    const match = new RegExp(`^${name}:\\s+(\\d{1,15}) kB`, 'm').exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+  };
+  const total = kib('MemTotal');
+  const available = kib('MemAvailable');
+  if (total === undefined || available === undefined) return undefined;
+  return { total, active: Math.max(0, total - available) };
+}
+
+type Reading = Parameters<typeof hostFigures>;
+
+/**
+ * Linux: everything from /proc and /sys, read as files. systeminformation, elsewhere, answers
+ * the same questions by starting processes (lscpu, a shell for the sensors) on the first or every
+ * sample, which on a box short of CPU held the media path for as long as they took.
+ */
+function linuxReader(): () => Promise<Reading> {
+  let previous: CpuTimes | undefined;
+  return async () => {
+    const [stat, meminfo, temperatures] = await Promise.all([
+      readText('/proc/stat'),
+      readText('/proc/meminfo'),
+      linuxCpuTemperatures(),
+    ]);
+    const times = parseProcStat(stat);
+    const all = [...times.keys()];
+    const idle = previous && all.length ? idleCpus(previous, times, all) : undefined;
+    const load = idle === undefined ? undefined : (1 - idle / all.length) * 100;
+    if (times.size) previous = times;
+    const memory = parseMeminfo(meminfo);
+    if (load === undefined || !memory) throw new Error('no reading yet');
+    return [{ currentLoad: load }, memory, { main: null, max: null, cores: temperatures }];
+  };
+}
+
+/** Other systems: systeminformation, loaded only when a sample is taken there. */
+function systeminformationReader(): () => Promise<Reading> {
+  return async () => {
+    const { default: si } = await import('systeminformation');
+    return Promise.all([si.currentLoad(), si.mem(), si.cpuTemperature()]);
+  };
 }
 
 /** Samples the host off the media path, on a timer that never keeps the process alive. */
 export function sampleHost(onSample: (figures: HostFigures) => void, everyMs = SAMPLE_EVERY_MS): () => void {
+  const read = platform() === 'linux' ? linuxReader() : systeminformationReader();
   let busy = false;
   const sample = async () => {
     if (busy) return;
     busy = true;
     try {
-      const [load, memory, temperature] = await Promise.all([si.currentLoad(), si.mem(), cpuTemperature()]);
-      onSample(hostFigures(load, memory, temperature));
+      onSample(hostFigures(...(await read())));
     } catch {
-      // A host figure we cannot read is left out; the stream does not care.
+      // A host figure we cannot read (yet) is left out; the stream does not care.
     } finally {
       busy = false;
     }
   };
+  // The CPU load is a difference between two readings: the first figures come a second in.
   void sample();
+  const first = setTimeout(() => void sample(), Math.min(1000, everyMs));
+  first.unref();
   const timer = setInterval(() => void sample(), everyMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearTimeout(first);
+    clearInterval(timer);
+  };
 }

@@ -52,6 +52,8 @@ export interface RunStatus {
   /** The real-time level the encoder runs at (0: the profile as written) and what it gave up. */
   realtime: { level: number; change: string; latencyMarginMs: number };
   host: HostFigures | undefined;
+  /** This process's memory (process.memoryUsage()): what a footprint check reads. */
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
 }
 
 /** A rolling sum of (time, bytes) pairs over a window. */
@@ -454,8 +456,20 @@ export class Telemetry {
       })),
       realtime: this.#realtime,
       host: this.#hostFigures,
+      memory: memoryFigures(),
     };
   }
+}
+
+function memoryFigures(): RunStatus['memory'] {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
+  };
 }
 
 /** Pure: one line saying how the run goes, for a terminal and systemd's STATUS=. */

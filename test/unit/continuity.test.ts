@@ -257,6 +257,28 @@ describe('clock', () => {
       run: async (file) => (file === 'chronyc' ? Promise.reject(new Error('ENOENT')) : 'Offset: +30ms'),
     });
     assert.deepEqual(measured, { offsetMs: 30, source: 'timedatectl timesync-status' });
+    // An http-iso clock on 127.0.0.1 (chrony and timesyncd absent): its date is read; an answer
+    // longer than a date is not read to its end and gives no offset.
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      if (req.url === '/huge') {
+        res.write('x'.repeat(64 * 1024));
+        return void res.end('x'.repeat(64 * 1024));
+      }
+      res.end(new Date(Date.now() - 5000).toISOString());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const absent = async () => Promise.reject(new Error('ENOENT'));
+    try {
+      const remote = await measureClockOffset({ timeUrls: [`${base}/time`], run: absent });
+      assert.ok(remote && Math.abs(remote.offsetMs - 5000) < 1000 && remote.remote, JSON.stringify(remote));
+      assert.equal(await measureClockOffset({ timeUrls: [`${base}/huge`], run: absent }), undefined);
+      assert.equal(await measureClockOffset({ timeUrls: ['file:///etc/passwd'], run: absent }), undefined);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
     const steps = new ClockStepDetector(33);
     assert.equal(steps.check(1_000_000, 500), undefined);
     assert.equal(steps.check(1_000_100, 600), undefined, 'both clocks moved together');

@@ -12,7 +12,7 @@ import { audioDetectorFilters, detectorEvent, videoDetectorChain } from '../../s
 import { parseFfmpegLine, redactSecrets } from '../../src/encode/ffmpeg-log.ts';
 import { humanLine } from '../../src/log.ts';
 import { AlarmTracker } from '../../src/service/alarms.ts';
-import { hostFigures, linuxCpuTemperatures, parseMillidegrees } from '../../src/service/host-sampler.ts';
+import { hostFigures, linuxCpuTemperatures, parseMeminfo, parseMillidegrees } from '../../src/service/host-sampler.ts';
 import { NotifyPlan } from '../../src/service/systemd-notify.ts';
 import { statusLine, Telemetry } from '../../src/service/telemetry.ts';
 import { UplinkMonitor } from '../../src/service/uplink.ts';
@@ -367,6 +367,15 @@ describe('the machine, as appliance check reports it', () => {
       hiddenBySandbox(['/opt/appliance/dist/appliance.js', '/home/me/appliance/dist/appliance.js', '/tmp/x/node']),
       ['/home/me/appliance/dist/appliance.js is under ProtectHome=yes', '/tmp/x/node is under PrivateTmp=yes'],
     );
+  });
+
+  it('memory from /proc/meminfo, without a process; anything else is no reading', () => {
+    assert.deepEqual(parseMeminfo('MemTotal:       16000 kB\nMemFree:  1000 kB\nMemAvailable:   12000 kB\n'), {
+      total: 16000 * 1024,
+      active: 4000 * 1024,
+    });
+    assert.equal(parseMeminfo('MemTotal: 16000 kB\n'), undefined);
+    assert.equal(parseMeminfo('MemTotal: lots\nMemAvailable: 1 kB\n'), undefined);
   });
 
   it('CPU temperatures from sysfs, without a process: thermal zones and CPU hwmon chips; junk and other chips are no reading', async () => {
