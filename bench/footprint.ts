@@ -162,7 +162,8 @@ export async function footprintRun(kind: FootprintCase, seconds: number): Promis
         const sample = await sampleOnce(child.pid, elapsed);
         if (sample) samples.push(sample);
         if (elapsed >= 60 && !statusAt60) statusAt60 = await readStatus(metricsPort);
-        if (elapsed >= seconds - 10 && Math.round(elapsed) % 2 === 0) statusLast = (await readStatus(metricsPort)) ?? statusLast;
+        if (elapsed >= seconds - 10 && Math.round(elapsed) % 2 === 0)
+          statusLast = (await readStatus(metricsPort)) ?? statusLast;
         await sleep(1000);
       }
     })();

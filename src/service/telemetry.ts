@@ -53,7 +53,13 @@ export interface RunStatus {
   realtime: { level: number; change: string; latencyMarginMs: number };
   host: HostFigures | undefined;
   /** This process's memory (process.memoryUsage()): what a footprint check reads. */
-  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
+  memory: {
+    rssBytes: number;
+    heapUsedBytes: number;
+    heapTotalBytes: number;
+    externalBytes: number;
+    arrayBuffersBytes: number;
+  };
 }
 
 /** A rolling sum of (time, bytes) pairs over a window. */
