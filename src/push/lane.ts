@@ -83,22 +83,29 @@ export class Lane {
 
   /** Sends one request and reports what came of it; never throws. */
   async send(request: UploadRequest): Promise<UploadResult> {
-    const controller = new AbortController();
+    const { body } = request;
+    const streaming = body instanceof UploadBody;
+    // Only a streamed body has a reader to stop; a whole body's request is stopped through its
+    // dispatch controller.
+    const reading = streaming ? new AbortController() : undefined;
+    let dispatched: { abort(reason: Error): void } | undefined;
+    let abortedWith: Error | undefined;
     const watch: Watch = {
       waitingSince: undefined,
       bodySentAt: undefined,
       stalled: undefined,
       abort: (why) => {
         watch.stalled = why;
-        controller.abort(new Error(why));
+        abortedWith = new Error(why);
+        dispatched?.abort(abortedWith);
+        reading?.abort(abortedWith);
       },
     };
-    const { body } = request;
-    const streaming = body instanceof UploadBody;
     if (streaming && request.wholeBody) await body.whenComplete();
-    const chunks = streaming
-      ? body.read(controller.signal, (waiting) => (watch.waitingSince = waiting ? now() : undefined))
-      : undefined;
+    const chunks =
+      streaming && reading
+        ? body.read(reading.signal, (waiting) => (watch.waitingSince = waiting ? now() : undefined))
+        : undefined;
     const onChunk = request.onChunk;
     const counted =
       chunks &&
@@ -114,18 +121,40 @@ export class Lane {
     try {
       const headers =
         streaming && request.wholeBody ? { ...request.headers, 'content-length': String(body.bytes) } : request.headers;
-      const response = await this.#client(request.url.origin).request({
-        path: request.url.pathname + request.url.search,
-        method: request.method,
-        headers,
-        body: (counted ?? body ?? null) as Readable | Uint8Array | null,
-        signal: controller.signal,
+      // dispatch with a handler of our own, not request(): no response stream, async resource or
+      // abort-signal wiring for an answer that is a status and two headers, tens of times a second.
+      const answer = await new Promise<{ status: number; headers: ResponseHeaders }>((resolve, reject) => {
+        let status = 0;
+        let responseHeaders: ResponseHeaders = {};
+        this.#client(request.url.origin).dispatch(
+          {
+            path: request.url.pathname + request.url.search,
+            method: request.method,
+            headers,
+            // undici takes an async iterable body as it takes a stream (its types name only Readable).
+            body: (counted ?? body ?? null) as Readable | Uint8Array | null,
+          },
+          {
+            onRequestStart: (controller) => {
+              dispatched = controller;
+              if (abortedWith) controller.abort(abortedWith);
+            },
+            onResponseStart: (_controller, statusCode, received) => {
+              // 1xx answers (100 Continue) come before the one that counts.
+              if (statusCode < 200) return;
+              status = statusCode;
+              responseHeaders = received as ResponseHeaders;
+            },
+            onResponseData: () => {},
+            onResponseEnd: () => resolve({ status, headers: responseHeaders }),
+            onResponseError: (_controller, error) => reject(error),
+          },
+        );
       });
-      await response.body.dump();
-      const location = response.headers['location'];
+      const location = answer.headers['location'];
       return {
-        outcome: outcomeOfStatus(response.statusCode, Array.isArray(location) ? location[0] : location),
-        server: [response.headers['server']].flat()[0],
+        outcome: outcomeOfStatus(answer.status, Array.isArray(location) ? location[0] : location),
+        server: [answer.headers['server']].flat()[0],
       };
     } catch (error) {
       if (error instanceof UploadAbandoned)
@@ -137,8 +166,8 @@ export class Lane {
     } finally {
       this.#watches.delete(watch);
       // A body still being read stops; a reason of our own, because abort() without one builds a
-      // DOMException (with its stack) for every upload.
-      if (streaming && !controller.signal.aborted) controller.abort(REQUEST_ENDED);
+      // DOMException (with its stack).
+      if (reading && !reading.signal.aborted) reading.abort(REQUEST_ENDED);
     }
   }
 
@@ -167,6 +196,8 @@ export class Lane {
     if (this.#watches.size) this.#watchdog?.refresh();
   }
 }
+
+type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 interface Watch {
   /** The body is waiting for the connection (backpressure) since then. */

@@ -235,7 +235,9 @@ export class Telemetry {
       temperature: gauge('host_temperature_celsius', 'The hottest CPU sensor (absent without a sensor)'),
     };
     for (const name of ALARM_NAMES) this.#alarm.set({ alarm: name }, 0);
-    collectDefaultMetrics({ register: this.registry, prefix: 'appliance_' });
+    // The event-loop delay histogram samples on a timer of this period: prom-client's default
+    // (10 ms) woke the process a hundred times a second for a figure read every 15 s or so.
+    collectDefaultMetrics({ register: this.registry, prefix: 'appliance_', eventLoopMonitoringPrecision: 250 });
   }
 
   /** A chunk left the packager (the source's media, or slate standing in for it). */
