@@ -44,7 +44,8 @@ interface Sample {
   rssMiB: number;
   hwmMiB: number;
   nodeCpuSeconds: number;
-  ffmpegCpuSeconds: number;
+  /** Each child's (ffmpeg: the live encoder, slate encoders) CPU seconds so far. */
+  childCpuSeconds: Map<number, number>;
 }
 
 const MiB = 1024 * 1024;
@@ -73,14 +74,28 @@ async function sampleOnce(pid: number, at: number): Promise<Sample | undefined> 
     .split(/\s+/)
     .filter(Boolean)
     .map(Number);
-  const kidSeconds = await Promise.all(kids.map(cpuSeconds));
+  const kidSeconds = await Promise.all(kids.map(async (kid) => [kid, await cpuSeconds(kid)] as const));
   return {
     at,
     rssMiB: kb('VmRSS'),
     hwmMiB: kb('VmHWM'),
     nodeCpuSeconds: await cpuSeconds(pid),
-    ffmpegCpuSeconds: kidSeconds.reduce((a, b) => a + b, 0),
+    childCpuSeconds: new Map(kidSeconds),
   };
+}
+
+/** CPU seconds the children used over the samples: per child, its last reading − its first (children come and go). */
+function childCpuBetween(samples: readonly Sample[]): number {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  for (const sample of samples)
+    for (const [pid, seconds] of sample.childCpuSeconds) {
+      if (!first.has(pid)) first.set(pid, samples[0]!.childCpuSeconds.has(pid) ? seconds : 0);
+      last.set(pid, seconds);
+    }
+  let total = 0;
+  for (const [pid, seconds] of last) total += seconds - first.get(pid)!;
+  return total;
 }
 
 interface Status {
@@ -208,7 +223,7 @@ export async function footprintRun(kind: FootprintCase, seconds: number): Promis
       memoryAt60: memoryOf(statusAt60),
       memoryAtEnd: memoryOf(statusLast),
       nodeCpuPercent: round(((last.nodeCpuSeconds - first.nodeCpuSeconds) / span) * 100),
-      ffmpegCpuPercent: round(((last.ffmpegCpuSeconds - first.ffmpegCpuSeconds) / span) * 100),
+      ffmpegCpuPercent: round((childCpuBetween(steady) / span) * 100),
       outputs: (statusLast?.outputs ?? [])
         .filter((o) => o.kind === 'push')
         .map((o) => ({ name: o.name, dropped: o.dropped ?? 0, peakHeldMiB: round((o.peakHeldBytes ?? 0) / MiB) })),

@@ -1,7 +1,8 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels|footprint, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
-// measured become bench/baseline.json's, merged with those of sections not run).
+// measured become bench/baseline.json's, merged with those of sections not run), --footprint-seconds S
+// (each footprint case's length, default 300).
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import { playersRun, type PlayerRun } from './players.ts';
 import { avSyncRun, type AvSyncRun } from './av-sync.ts';
 import { pressureRun, type PressureRun } from './pressure.ts';
 import { levelCostRun } from './levels.ts';
+import { footprintRun, type FootprintCase, type FootprintRun } from './footprint.ts';
 import {
   killRun,
   playerKillRuns,
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '30' },
     'save-baseline': { type: 'boolean', default: false },
+    'footprint-seconds': { type: 'string', default: '300' },
   },
 });
 const runs = Number(values.runs);
@@ -455,6 +458,45 @@ if (want('levels')) {
   };
   const error = Math.max(...levels.map((l) => Math.abs(l.modelShare - l.measuredShare)));
   targets['levelCostModelError'] = { target: '<= 0.08', measured: Math.round(error * 1000) / 1000, met: error <= 0.08 };
+}
+
+if (want('footprint')) {
+  const seconds = Number(values['footprint-seconds']);
+  const cases: FootprintCase[] = ['push1', 'served', 'push3', 'slow'];
+  const results: Record<string, FootprintRun> = {};
+  for (const kind of cases) {
+    results[kind] = await footprintRun(kind, seconds);
+    log(`footprint ${kind} done`);
+  }
+  report['footprint'] = {
+    what: `the appliance's Node process (ffmpeg's CPU beside it), ultra-ll, test source, tsb 30, one run of ${seconds} s per case: pushed to one origin (appliance origin, another process), served on the built-in origin to dash.js, hls.js and dash.js in Chromium, pushed to three origins, pushed to one origin reading 1 byte/ms (a TCP throttle in front of it); CPU from 10 s to the end, RSS every second, heap figures from /status`,
+    ...results,
+  };
+  const push1 = results['push1']!;
+  const served = results['served']!;
+  targets['footprintPushPeakRssMB'] = {
+    target: '<= 120',
+    measured: round((push1.peakRssMiB * 1048576) / 1e6),
+    met: push1.peakRssMiB * 1048576 <= 120e6,
+  };
+  targets['footprintPushNodeCpuPercent'] = {
+    target: '<= 3',
+    measured: push1.nodeCpuPercent,
+    met: push1.nodeCpuPercent <= 3,
+  };
+  targets['footprintServedPeakRssMB'] = {
+    target: '<= 160',
+    measured: round((served.peakRssMiB * 1048576) / 1e6),
+    met: served.peakRssMiB * 1048576 <= 160e6,
+  };
+  targets['footprintServedNodeCpuPercent'] = {
+    target: '<= 5',
+    measured: served.nodeCpuPercent,
+    met: served.nodeCpuPercent <= 5,
+  };
+  // Flat: RSS at the end within 5 MB of RSS at 60 s, in every case.
+  const drift = Math.max(...Object.values(results).map((r) => Math.abs(r.rssAtEndMiB - r.rssAt60MiB) * 1.048576));
+  targets['footprintRssDriftMB'] = { target: '<= 5', measured: round(drift), met: seconds >= 120 && drift <= 5 };
 }
 
 // Each figure against the stored baseline, as a ratio: a regression shows as a ratio, whatever the

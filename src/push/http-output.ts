@@ -283,7 +283,13 @@ export class HttpPushOutput {
       }
       track.growing = undefined;
       this.#control.expire(track, event.segment);
-      this.#emit({ type: 'backlog', output: this.name, bytes: this.#backlogBytes });
+      this.#emit({
+        type: 'backlog',
+        output: this.name,
+        bytes: this.#backlogBytes,
+        heldBytes: this.#pool.allocatedBytes,
+        peakHeldBytes: this.#pool.peakBytes,
+      });
       this.#backfillWakeup.wake();
     }
     track.wakeup.wake();

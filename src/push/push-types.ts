@@ -45,7 +45,8 @@ export type PushEvent =
     }
   | { type: 'retry'; output: string; track: string; path: string; reason: string; attempt: number }
   | { type: 'dropped'; output: string; track: string; segment: bigint; bytes: number; reason: DropReason }
-  | { type: 'backlog'; output: string; bytes: number }
+  /** `bytes` unacknowledged; `heldBytes` the memory holding media now, `peakHeldBytes` the most ever (the budget bounds both). */
+  | { type: 'backlog'; output: string; bytes: number; heldBytes?: number; peakHeldBytes?: number }
   | { type: 'delete-given-up'; output: string; path: string; attempts: number };
 
 /** `shed`: not sent by design, the output's uplink being too slow for that rendition (see UplinkMonitor). */

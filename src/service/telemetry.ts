@@ -20,6 +20,9 @@ export interface OutputStatus {
   kind: 'push' | 'local';
   goodputBitsPerSecond: number | undefined;
   backlogBytes: number;
+  /** Memory holding this output's media now, and the most it ever held: never above the budget. */
+  heldBytes: number;
+  peakHeldBytes: number;
   retries: number;
   dropped: number;
   shed: string[];
@@ -126,7 +129,16 @@ export class Telemetry {
   readonly #delays: ReadonlyMap<string, RecentValues>;
   readonly #outputs = new Map<
     string,
-    { kind: 'push' | 'local'; since: number; acked: RateWindow; backlog: number; shed: Set<string>; failed: boolean }
+    {
+      kind: 'push' | 'local';
+      since: number;
+      acked: RateWindow;
+      backlog: number;
+      held: number;
+      peakHeld: number;
+      shed: Set<string>;
+      failed: boolean;
+    }
   >();
   /** Push events folded per origin for the `push` log line; /status takes its counts from it too. */
   readonly pushStats = new PushStats();
@@ -264,6 +276,8 @@ export class Telemetry {
         since: now,
         acked: new RateWindow(),
         backlog: 0,
+        held: 0,
+        peakHeld: 0,
         shed: new Set(),
         failed: false,
       });
@@ -276,6 +290,8 @@ export class Telemetry {
     if (event.type === 'chunk') this.chunkWritten(event.output, event.track, event.bytes);
     else if (event.type === 'backlog') {
       figures.backlog = event.bytes;
+      figures.held = event.heldBytes ?? figures.held;
+      figures.peakHeld = Math.max(figures.peakHeld, event.peakHeldBytes ?? 0);
       this.#backlog.set({ output: event.output }, event.bytes);
     } else if (event.type === 'retry') {
       this.#retries.inc({ output: event.output });
@@ -453,6 +469,8 @@ export class Telemetry {
         kind: o.kind,
         goodputBitsPerSecond: this.goodput(name, now),
         backlogBytes: o.backlog,
+        heldBytes: o.held,
+        peakHeldBytes: o.peakHeld,
         ...this.pushStats.counts(name),
         shed: [...o.shed],
         failed: o.failed,
