@@ -9,7 +9,8 @@ export function box(type: string, ...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(size);
   const d = new DataView(out.buffer);
   d.setUint32(0, size);
-  out.set(ascii.encode(type), 4);
+  // A box type is four ASCII letters: written as such, without an encoder call per box.
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
   let at = 8;
   for (const part of parts) {
     out.set(part, at);

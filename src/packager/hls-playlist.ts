@@ -191,8 +191,16 @@ function cached<K, V>(map: { get(key: K): V | undefined; set(key: K, value: V): 
   return value;
 }
 
-/** Pure: the header lines that must be identical in every media playlist of the session. */
+/** Header lines per timing and delivery: the same for every playlist written until the margin moves. */
+const headers = new WeakMap<HlsTiming, WeakMap<HlsDelivery, readonly string[]>>();
+
 function header(timing: HlsTiming, delivery: HlsDelivery): string[] {
+  const byDelivery = cached(headers, timing, () => new WeakMap<HlsDelivery, readonly string[]>());
+  return [...cached(byDelivery, delivery, () => headerLines(timing, delivery))];
+}
+
+/** Pure: the header lines that must be identical in every media playlist of the session. */
+function headerLines(timing: HlsTiming, delivery: HlsDelivery): string[] {
   const lines = [
     '#EXTM3U',
     `#EXT-X-VERSION:${delivery.llhls === 'off' ? 7 : 9}`,

@@ -127,6 +127,16 @@ export class Telemetry {
   #hostFigures: HostFigures | undefined;
   /** The run's chunk-delay windows (the log's), per track: /status reports the same figures. */
   readonly #delays: ReadonlyMap<string, RecentValues>;
+  readonly #written = new Map<
+    string,
+    Map<
+      string,
+      {
+        chunks: ReturnType<Counter<'track' | 'output'>['labels']>;
+        bytes: ReturnType<Counter<'track' | 'output'>['labels']>;
+      }
+    >
+  >();
   readonly #outputs = new Map<
     string,
     {
@@ -260,8 +270,20 @@ export class Telemetry {
 
   /** A chunk written to an output. */
   chunkWritten(output: string, track: string, bytes: number): void {
-    this.#chunks.inc({ track, output });
-    this.#bytes.inc({ track, output }, bytes);
+    // The labelled series are looked up once: prom-client hashes the labels on every inc() otherwise,
+    // and this runs for every chunk of every output.
+    let byTrack = this.#written.get(output);
+    if (!byTrack) {
+      byTrack = new Map();
+      this.#written.set(output, byTrack);
+    }
+    let series = byTrack.get(track);
+    if (!series) {
+      series = { chunks: this.#chunks.labels({ track, output }), bytes: this.#bytes.labels({ track, output }) };
+      byTrack.set(track, series);
+    }
+    series.chunks.inc();
+    series.bytes.inc(bytes);
   }
 
   /** The chunk delay of the first output (one figure per track), for the histogram. */
