@@ -474,26 +474,16 @@ if (want('footprint')) {
   };
   const push1 = results['push1']!;
   const served = results['served']!;
-  targets['footprintPushPeakRssMB'] = {
-    target: '<= 120',
-    measured: round((push1.peakRssMiB * 1048576) / 1e6),
-    met: push1.peakRssMiB * 1048576 <= 120e6,
-  };
-  targets['footprintPushNodeCpuPercent'] = {
-    target: '<= 3',
-    measured: push1.nodeCpuPercent,
-    met: push1.nodeCpuPercent <= 3,
-  };
-  targets['footprintServedPeakRssMB'] = {
-    target: '<= 160',
-    measured: round((served.peakRssMiB * 1048576) / 1e6),
-    met: served.peakRssMiB * 1048576 <= 160e6,
-  };
-  targets['footprintServedNodeCpuPercent'] = {
-    target: '<= 5',
-    measured: served.nodeCpuPercent,
-    met: served.nodeCpuPercent <= 5,
-  };
+  const atMost = (measured: number, limit: number): Target => ({
+    target: `<= ${limit}`,
+    measured,
+    met: measured <= limit,
+  });
+  const megabytes = (mebibytes: number) => round((mebibytes * 1048576) / 1e6);
+  targets['footprintPushPeakRssMB'] = atMost(megabytes(push1.peakRssMiB), 120);
+  targets['footprintPushNodeCpuPercent'] = atMost(push1.nodeCpuPercent, 3);
+  targets['footprintServedPeakRssMB'] = atMost(megabytes(served.peakRssMiB), 160);
+  targets['footprintServedNodeCpuPercent'] = atMost(served.nodeCpuPercent, 5);
   // Flat: RSS at the end within 5 MB of RSS at 60 s, in every case.
   const drift = Math.max(...Object.values(results).map((r) => Math.abs(r.rssAtEndMiB - r.rssAt60MiB) * 1.048576));
   targets['footprintRssDriftMB'] = { target: '<= 5', measured: round(drift), met: seconds >= 120 && drift <= 5 };

@@ -34,8 +34,6 @@ export { describe, resolveStart, type ResolvedStart } from './start-settings.ts'
 /** How long the slate holds a segment for a feed flowing again (its first chunks come ~1 s late after a new run's probe). */
 const FEED_RESUME_WAIT_MS = 1500;
 
-/** How often the session's clock-driven work runs: slate due, clock steps, deadlines. */
-
 export async function runStart(
   resolved: ResolvedStart,
   options: StartOptions,
