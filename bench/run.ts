@@ -43,7 +43,12 @@ const quantile = (xs: number[], q: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]! : NaN;
 };
-const median = (xs: number[]) => quantile(xs, 0.5);
+/** The middle value; of an even count the mean of the two middle ones (of 2 runs, not the lower run). */
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
 interface Target {
@@ -441,9 +446,12 @@ if (want('pressure')) {
     ratioP95: round(worst(ours, 'p95') / worst(without, 'p95'), 2),
   };
   const p50 = worst(ours, 'p50');
-  const p95 = worst(ours, 'p95');
+  // The figure must hold in every run: the worst run's worst track, each run's listed beside it.
+  const runP95 = adapted.map((r) => round(Math.max(r.chunkDelayMs['720p']!.p95, r.chunkDelayMs['audio']!.p95)));
+  const p95 = Math.max(...runP95);
+  (report['pressure'] as Record<string, unknown>)['p95PerRunMs'] = runP95;
   targets['pressureChunkDelayP50Ms'] = { target: '<= 100', measured: p50, met: p50 <= 100 };
-  targets['pressureChunkDelayP95Ms'] = { target: '<= 250', measured: p95, met: p95 <= 250 };
+  targets['pressureChunkDelayP95Ms'] = { target: '<= 250 in every run', measured: p95, met: p95 <= 250 };
   const back = adapted.map((r) => r.backUpSeconds ?? Infinity);
   targets['pressureBackUpSeconds'] = { target: '<= 30', measured: median(back), met: back.every((s) => s <= 30) };
   const missing = adapted.reduce((n, r) => n + r.missingSegments['720p']! + r.missingSegments['audio']!, 0);
