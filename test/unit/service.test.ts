@@ -369,6 +369,18 @@ describe('the machine, as appliance check reports it', () => {
     );
   });
 
+  it("/status: the memory each push output holds (now and at most) and the process's own memory", () => {
+    const t = new Telemetry({ profile: 'p', source: 'test', segdur: 1, now: 0 });
+    t.output('http://o/live.mpd', 'push', 0);
+    t.push({ type: 'backlog', output: 'http://o/live.mpd', bytes: 10, heldBytes: 4_000_000, peakHeldBytes: 6_000_000 });
+    t.push({ type: 'backlog', output: 'http://o/live.mpd', bytes: 0, heldBytes: 262_144, peakHeldBytes: 6_000_000 });
+    const status = t.status(1000);
+    assert.equal(status.outputs[0]!.heldBytes, 262_144, 'what it holds now');
+    assert.equal(status.outputs[0]!.peakHeldBytes, 6_000_000, 'the most it ever held');
+    assert.ok(status.memory.rssBytes > 0 && status.memory.heapUsedBytes > 0 && status.memory.arrayBuffersBytes >= 0);
+    assert.ok(status.memory.heapUsedBytes <= status.memory.heapTotalBytes);
+  });
+
   it('memory from /proc/meminfo, without a process; anything else is no reading', () => {
     assert.deepEqual(parseMeminfo('MemTotal:       16000 kB\nMemFree:  1000 kB\nMemAvailable:   12000 kB\n'), {
       total: 16000 * 1024,
