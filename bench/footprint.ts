@@ -8,7 +8,7 @@ import { launchChromium, watchPlayer, type PlayerKind } from '../test/helpers/pl
 import { startTcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.ts';
 
 const ROOT = new URL('../', import.meta.url);
-const TOKEN = 'bench-footprint-token';
+export const TOKEN = 'bench-footprint-token';
 const CLOCK_TICKS_PER_SECOND = 100;
 
 export type FootprintCase = 'served' | 'push1' | 'push3' | 'slow';
@@ -51,7 +51,7 @@ interface Sample {
 const MiB = 1024 * 1024;
 const round = (x: number) => Math.round(x * 10) / 10;
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -120,7 +120,7 @@ const memoryOf = (status: Status | undefined): MemoryFigures | undefined =>
     arrayBuffers: round(status.memory.arrayBuffersBytes / MiB),
   };
 
-async function startOrigin(): Promise<{ port: number; child: ResultPromise }> {
+export async function startOrigin(): Promise<{ port: number; child: ResultPromise }> {
   const port = await freePort();
   const child = execa(
     process.execPath,

@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels|footprint, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels|footprint|memory-limit, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
 // measured become bench/baseline.json's, merged with those of sections not run), --footprint-seconds S
 // (each footprint case's length, default 300).
@@ -17,6 +17,8 @@ import { avSyncRun, type AvSyncRun } from './av-sync.ts';
 import { pressureRun, type PressureRun } from './pressure.ts';
 import { levelCostRun } from './levels.ts';
 import { footprintRun, type FootprintCase, type FootprintRun } from './footprint.ts';
+import { memoryLimitRun } from './memory-limit.ts';
+import { parseByteSize } from '../src/config/byte-size.ts';
 import {
   killRun,
   playerKillRuns,
@@ -33,6 +35,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     'save-baseline': { type: 'boolean', default: false },
     'footprint-seconds': { type: 'string', default: '300' },
+    'memory-limit': { type: 'string', default: '160M' },
+    'memory-limit-seconds': { type: 'string', default: '600' },
   },
 });
 const runs = Number(values.runs);
@@ -495,6 +499,32 @@ if (want('footprint')) {
   // Flat: RSS at the end within 5 MB of RSS at 60 s, in every case.
   const drift = Math.max(...Object.values(results).map((r) => Math.abs(r.rssAtEndMiB - r.rssAt60MiB) * 1.048576));
   targets['footprintRssDriftMB'] = { target: '<= 5', measured: round(drift), met: seconds >= 120 && drift <= 5 };
+}
+
+if (want('memory-limit')) {
+  const limit = parseByteSize(values['memory-limit']!);
+  const seconds = Number(values['memory-limit-seconds']);
+  if (!limit || !(seconds > 0)) throw new Error('--memory-limit SIZE (e.g. 160M) and --memory-limit-seconds S');
+  try {
+    const run = await memoryLimitRun(limit, seconds);
+    log('memory-limit done');
+    report['memoryLimit'] = {
+      what: `the appliance's Node process in a memory cgroup limited to ${values['memory-limit']} (its ffmpeg moved out), ultra-ll, test source, tsb 30, pushed for ${seconds} s to an origin reading 1 byte/ms`,
+      ...run,
+    };
+    targets['memoryLimitOomKills'] = {
+      target: '0, and exit 0',
+      measured: run.oomKills,
+      met: run.exitCode === 0 && run.oomKills === 0,
+    };
+    targets['memoryLimitLossCounted'] = {
+      target: '0 segments lost uncounted',
+      measured: run.unaccounted,
+      met: run.segmentsMade > 0 && run.unaccounted === 0,
+    };
+  } catch (error) {
+    report['memoryLimit'] = { error: (error as Error).message };
+  }
 }
 
 // Each figure against the stored baseline, as a ratio: a regression shows as a ratio, whatever the

@@ -6,6 +6,7 @@ import { secretQueryParameter, DEFAULT_LISTEN, parseListen } from '../push/outpu
 import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 import type { OptionSpecs, OptionValues } from './config-file.ts';
+import { BYTE_SIZE_EXAMPLES, parseByteSize } from '../config/byte-size.ts';
 
 export const COMMANDS = ['start', 'stop', 'devices', 'origin', 'check', 'install-service'] as const;
 
@@ -47,8 +48,12 @@ appliance start [options]
   --header-file FILE    extra headers for every upload, "Name: value" per line (e.g. credentials);
                         or APPLIANCE_PUSH_TOKEN (bearer), APPLIANCE_PUSH_USER + APPLIANCE_PUSH_PASSWORD (basic)
   --ca FILE             also trust the CA certificates in FILE (PEM) for https origins
-  --push-budget S       unacknowledged media kept per origin, in seconds of the ladder (default: 30);
-                        beyond it the oldest unsent media is dropped and counted
+  --push-budget S       unacknowledged media kept for the origins, in seconds of the ladder (default:
+                        30; held once for all origins); beyond it the oldest unsent media is dropped
+                        and counted
+  --memory SIZE         one budget for media: the built-in origin's time-shift window plus what the
+                        origins have not acknowledged, e.g. 160M (default: the profile's memory, else
+                        sized from the ladder, --tsb and --push-budget)
   --no-delete           do not DELETE segments that left the time-shift window at the origin
   --adapt, --no-adapt   step the encoder down when it falls behind real time (a box short of CPU),
                         or never (default: the profile's realtime.adapt, off); either way the
@@ -89,6 +94,7 @@ const START_OPTIONS = {
   'header-file': { type: 'string' },
   ca: { type: 'string' },
   'push-budget': { type: 'string' },
+  memory: { type: 'string' },
   'no-delete': { type: 'boolean' },
   llhls: { type: 'string' },
   'part-chunks': { type: 'string' },
@@ -158,8 +164,10 @@ export interface StartOptions {
   method: 'PUT' | 'POST';
   headerFile?: string | undefined;
   ca?: string | undefined;
-  /** Seconds of the ladder's bitrate. */
-  pushBudget: number;
+  /** Seconds of the ladder's bitrate; undefined: 30, or what --memory or the profile's memory leaves. */
+  pushBudget?: number | undefined;
+  /** Bytes for media, the store's window and push backlog together (--memory). */
+  memory?: number | undefined;
   deleteExpired: boolean;
   /** Whether the profile's real-time steps are taken (--adapt, --no-adapt); undefined: the profile's. */
   adapt?: boolean | undefined;
@@ -243,6 +251,13 @@ function partChunks(value: string | undefined): number | undefined {
   return parsed;
 }
 
+function byteSize(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new ConfigError(`--${flag} "${value}": expected ${BYTE_SIZE_EXAMPLES}`);
+  return bytes;
+}
+
 function contradiction(a: string, b: string): never {
   throw new ConfigError(`${a} and ${b} contradict each other: give one`);
 }
@@ -300,7 +315,8 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),
     headerFile: values['header-file'],
     ca: values.ca,
-    pushBudget: seconds('push-budget', values['push-budget']) ?? 30,
+    pushBudget: seconds('push-budget', values['push-budget']),
+    memory: byteSize('memory', values.memory),
     deleteExpired: !values['no-delete'],
     adapt:
       values.adapt && values['no-adapt']

@@ -7,6 +7,8 @@ import { StoreOutput } from '../origin/store-output.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { DirectoryOutput } from '../push/directory-output.ts';
 import { HttpPushOutput } from '../push/http-output.ts';
+import { SharedMedia } from '../push/shared-media.ts';
+import type { MediaBudget } from '../run/media-budget.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import { originCapabilities, originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
 import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
@@ -20,7 +22,8 @@ export interface PushSettings {
   method: 'PUT' | 'POST';
   headers: Record<string, string>;
   ca: string[] | undefined;
-  budgetBytes: number;
+  /** One budget for media: the built-in origin's window and what the origins have not acknowledged. */
+  media: MediaBudget;
   deleteExpired: boolean;
   userAgent: string;
 }
@@ -121,10 +124,17 @@ interface Context {
   onFatal: (output: Output, error: Error) => void;
 }
 
+/** What the outputs of one run share: the push outputs' media, under a budget that also counts the store's. */
+interface Shared {
+  media: SharedMedia;
+  store: ObjectStore | undefined;
+}
+
 async function openOne(
   target: OutputTarget,
   index: number,
   context: Context,
+  shared: Shared,
 ): Promise<{ output: Output; where: string; close?: () => Promise<void> }> {
   const { profile, logger } = context;
   // Only the first output reports chunk delays: one figure per track, not one per destination.
@@ -144,7 +154,7 @@ async function openOne(
       tsb: profile.tsb,
       asto: profile.asto,
       utcTimingUrl: pushUtcTiming(target, origin, context.utcTiming),
-      budgetBytes: context.push.budgetBytes,
+      media: shared.media,
       headers: context.push.headers,
       ca: context.push.ca,
       userAgent: context.push.userAgent,
@@ -161,7 +171,8 @@ async function openOne(
         url: output.name,
         originProfile: origin.profile,
         method: context.push.method,
-        budgetBytes: context.push.budgetBytes,
+        budgetBytes: context.push.media.pushBytes,
+        memoryBytes: context.push.media.budgetBytes,
       },
       'pushing',
     );
@@ -194,6 +205,7 @@ async function openOne(
     return { output, where: target.dir };
   }
   const store = new ObjectStore({ timeShiftBufferDepth: profile.tsb, holdMs: profile.segdur * 1000 });
+  shared.store = store;
   let base = '';
   const server = createOriginServer({
     store,
@@ -233,8 +245,12 @@ export async function openOutputs(targets: readonly OutputTarget[], context: Con
   const close = async () => {
     await Promise.all(opened.map((o) => o.close?.()));
   };
+  const shared: Shared = {
+    media: new SharedMedia(context.push.media.budgetBytes, () => shared.store?.bytes ?? 0),
+    store: undefined,
+  };
   try {
-    for (const [index, target] of targets.entries()) opened.push(await openOne(target, index, context));
+    for (const [index, target] of targets.entries()) opened.push(await openOne(target, index, context, shared));
   } catch (error) {
     await Promise.all(opened.map((o) => o.output.flush()));
     await close();

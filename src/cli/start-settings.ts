@@ -17,6 +17,8 @@ import { CLOCK_REFUSE_MS, CLOCK_WARN_MS, measureClockOffset } from '../encode/cl
 import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg-args.ts';
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import { ConfigError } from '../errors.ts';
+import { mediaBudget } from '../run/media-budget.ts';
+import { memoryLimitWarning, memoryNeeded, readMemoryLimit } from '../service/memory-limit.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import { checkKeyframeInterval, PASSTHROUGH_FIELD, passthroughRendition } from '../ladder/passthrough.ts';
 import type { InputInfo } from '../capture/media-info.ts';
@@ -265,10 +267,26 @@ async function resolveStartWith(
       options.ca || outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:')
         ? await trustedCertificates(options.ca)
         : undefined,
-    budgetBytes: Math.round(options.pushBudget * ladderBytesPerSecond),
+    media: mediaBudget({
+      ladderBytesPerSecond,
+      segdur: profile.segdur,
+      tsb: profile.tsb,
+      serving: outputs.some((o) => o.kind === 'serve'),
+      pushing,
+      pushBudgetSeconds: options.pushBudget,
+      memory:
+        options.memory !== undefined
+          ? { bytes: options.memory, from: '--memory' }
+          : profile.memory !== undefined && options.pushBudget === undefined
+            ? { bytes: profile.memory, from: `the profile's memory` }
+            : undefined,
+    }),
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
+  const ladderPixels = ladder.renditions.reduce((sum, r) => sum + r.width * r.height, 0);
+  const tooLittle = memoryLimitWarning(await readMemoryLimit(), memoryNeeded(push.media.budgetBytes, ladderPixels));
+  if (tooLittle) warnings.push(tooLittle);
   return {
     profile,
     profileFile: loaded.file,
@@ -326,13 +344,14 @@ export function describe(resolved: ResolvedStart): string {
       utcTiming: pushUtcTiming(output, origin, resolved.utcTiming),
       credentials: credentials ? `${credentials} (value hidden)` : 'none',
       headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
-      budgetBytes: push.budgetBytes,
+      budgetBytes: push.media.pushBytes,
       deleteExpired: push.deleteExpired,
     };
   };
   const settings = {
     profile: { name: profile.name, file: resolved.profileFile },
     timing: { segdur: profile.segdur, cdur: profile.cdur, asto: profile.asto, idr: profile.idr, tsb: profile.tsb },
+    memory: push.media,
     source: {
       spec: sourceSpecOf(source),
       width: source.width,

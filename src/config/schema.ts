@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BYTE_SIZE_EXAMPLES, parseByteSize } from './byte-size.ts';
 
 /** x264 presets, fastest first; the appliance needs real time on 2 cores, so slow ones are refused. */
 export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast'] as const;
@@ -27,6 +28,15 @@ const bitrate = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return bits;
 });
 
+const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected ${BYTE_SIZE_EXAMPLES}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const seconds = z.number({ error: 'expected a number of seconds' });
 const positiveSeconds = seconds.positive({ error: 'expected a number of seconds greater than 0' });
 
@@ -49,6 +59,11 @@ export const profileSchema = z.strictObject({
   asto: seconds.min(0, { error: 'expected 0 or more seconds' }),
   idr: positiveSeconds,
   tsb: positiveSeconds.default(30),
+  /**
+   * Memory for media (the built-in origin's time-shift window and what push outputs hold until
+   * acknowledged), one budget for both; default: sized from the ladder, tsb and the push budget.
+   */
+  memory: byteSize.optional(),
   video: z.strictObject({
     framerate: z
       .number()

@@ -8,7 +8,7 @@ import type { Delivery, DropReason, ManifestBuilder, PushEvent, SegmentUpload } 
 import { ControlLane } from './control-lane.ts';
 import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
-import { MediaPool } from './media-pool.ts';
+import { SharedMedia } from './shared-media.ts';
 import { RetryStreak, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
@@ -27,8 +27,13 @@ export interface HttpPushOptions {
   /** availabilityTimeOffset for origins that serve growing segments. */
   asto: number;
   utcTimingUrl: string;
-  /** Unacknowledged media kept at most, in bytes; beyond it the oldest unsent is dropped. */
-  budgetBytes: number;
+  /**
+   * Where unacknowledged media is held: shared by every push output of a run (each chunk held once
+   * whatever the number of origins), under one budget. Without it, a budget of this output's own.
+   */
+  media?: SharedMedia | undefined;
+  /** Unacknowledged media kept at most, in bytes, when no shared media is given; beyond it the oldest unsent is dropped. */
+  budgetBytes?: number | undefined;
   /** Sent with every request (credentials, the user's headers). */
   headers: Record<string, string>;
   ca: string[] | undefined;
@@ -96,8 +101,9 @@ export class HttpPushOutput {
   readonly #dropWarnings = new RepeatLimiter(10_000);
   #droppedSegments = 0;
   #backlogBytes = 0;
-  /** Where the media waiting for the origin is held: its limit is the budget. */
-  readonly #pool: MediaPool;
+  /** Where the media waiting for the origin is held (with the other push outputs'): its limit is the budget. */
+  readonly #media: SharedMedia;
+  readonly #leaveMedia: () => void;
   /** Aborted when the output stops (flushed, or failed for good): loops end, pauses are cut short. */
   readonly #stopController = new AbortController();
   #fatal: Error | undefined;
@@ -110,7 +116,14 @@ export class HttpPushOutput {
   constructor(options: HttpPushOptions) {
     this.#options = options;
     this.name = safeUrl(options.url);
-    this.#pool = new MediaPool(options.budgetBytes);
+    this.#media = options.media ?? new SharedMedia(options.budgetBytes ?? 0);
+    this.#leaveMedia = this.#media.join({
+      oldestDroppable: () => this.#oldestDroppable()?.segment,
+      dropOldest: () => {
+        const oldest = this.#oldestDroppable();
+        if (oldest) this.#drop(oldest, 'budget');
+      },
+    });
     this.#deliverer = new Deliverer({
       ...options,
       name: this.name,
@@ -210,13 +223,13 @@ export class HttpPushOutput {
     return this.#backlogBytes;
   }
 
-  /** Memory holding media now (the pool's slabs), and the most it ever held: the budget bounds both. */
+  /** Memory holding push media now (shared by every push output), and the most it ever held: the budget bounds both. */
   get heldBytes(): number {
-    return this.#pool.allocatedBytes;
+    return this.#media.pool.allocatedBytes;
   }
 
   get peakHeldBytes(): number {
-    return this.#pool.peakBytes;
+    return this.#media.pool.peakBytes;
   }
 
   handle(event: PackagerEvent): void {
@@ -287,8 +300,8 @@ export class HttpPushOutput {
         type: 'backlog',
         output: this.name,
         bytes: this.#backlogBytes,
-        heldBytes: this.#pool.allocatedBytes,
-        peakHeldBytes: this.#pool.peakBytes,
+        heldBytes: this.#media.pool.allocatedBytes,
+        peakHeldBytes: this.#media.pool.peakBytes,
       });
       this.#backfillWakeup.wake();
     }
@@ -534,7 +547,7 @@ export class HttpPushOutput {
     if (index < 0) return;
     track.queue.splice(index, 1);
     this.#backlogBytes -= upload.body.bytes;
-    this.#pool.release(upload.body.release());
+    this.#media.release(upload.body.release());
     if (track.growing === upload) track.growing = undefined;
   }
 
@@ -564,24 +577,24 @@ export class HttpPushOutput {
   }
 
   /**
-   * The chunk copied into the pool, media being dropped first while it does not fit the budget:
-   * the oldest not being sent goes first; media being sent is never cut (its bytes are what a
-   * request is reading), so when only that is left the pool overdraws. Undefined when the
-   * chunk's own segment was dropped to make room.
+   * The chunk's shared copy, media being dropped first while it does not fit the budget (see
+   * SharedMedia). Undefined when the chunk's own segment was dropped to make room.
    */
   #hold(track: TrackState, event: ChunkEvent): Buffer | undefined {
-    for (;;) {
-      const chunk = this.#pool.take(track.id, event.parts, event.byteLength);
-      if (chunk) return chunk;
-      let oldest: SegmentUpload | undefined;
-      for (const t of this.#tracks.values()) {
-        for (const upload of t.queue)
-          if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
-      }
-      if (!oldest) return this.#pool.overdraw(track.id, event.parts, event.byteLength);
-      this.#drop(oldest, 'budget');
-      if (track.growing?.segment !== event.segment) return undefined;
+    const chunk = this.#media.hold(event);
+    if (track.growing?.segment === event.segment) return chunk;
+    this.#media.release([chunk]);
+    return undefined;
+  }
+
+  /** What goes first when the budget is full: the oldest upload not being sent (media being sent is never cut). */
+  #oldestDroppable(): SegmentUpload | undefined {
+    let oldest: SegmentUpload | undefined;
+    for (const t of this.#tracks.values()) {
+      for (const upload of t.queue)
+        if (!upload.sending && (!oldest || upload.segment < oldest.segment)) oldest = upload;
     }
+    return oldest;
   }
 
   #fail(error: Error): void {
@@ -596,6 +609,7 @@ export class HttpPushOutput {
   /** Every loop wakes up to see the output stopped and ends; pauses end at once. */
   #stop(): void {
     this.#stopController.abort();
+    this.#leaveMedia();
     this.#control.wake();
     this.#hls?.wake();
     this.#backfillWakeup.close();

@@ -28,8 +28,12 @@ export class MediaPool {
   #allocatedBytes = 0;
   #peakBytes = 0;
 
-  constructor(limitBytes: number, slabBytes = 256 * 1024) {
+  /** Media held elsewhere under the same budget (the built-in origin's store): the pool gets what is left. */
+  readonly #outside: () => number;
+
+  constructor(limitBytes: number, slabBytes = 256 * 1024, outside: () => number = () => 0) {
     this.#limitBytes = limitBytes;
+    this.#outside = outside;
     // A sixteenth of the limit at most: making room for one chunk frees a slab, and a slab as
     // large as the budget would mean dropping everything held to take one chunk.
     this.#slabBytes = Math.max(1, Math.min(slabBytes, Math.floor(limitBytes / 16)));
@@ -59,6 +63,21 @@ export class MediaPool {
     return this.#copy(this.#slabFor(track, byteLength, true)!, parts, byteLength);
   }
 
+  get limitBytes(): number {
+    return this.#limitBytes;
+  }
+
+  /**
+   * One more holder of a chunk from take or overdraw (each holder releases it once); false when
+   * its slab was freed meanwhile (every holder released it): the caller takes a new copy.
+   */
+  retain(chunk: Uint8Array): boolean {
+    const slab = this.#slabOf.get(chunk.buffer);
+    if (!slab || slab.held === 0) return false;
+    slab.held++;
+    return true;
+  }
+
   /** Gives chunks from take or overdraw back; a slab with nothing left held is reused. */
   release(chunks: readonly Uint8Array[]): void {
     for (const chunk of chunks) {
@@ -70,7 +89,7 @@ export class MediaPool {
   }
 
   #retire(slab: Slab): void {
-    if (slab.oversize || this.#allocatedBytes > this.#limitBytes) {
+    if (slab.oversize || this.#allocatedBytes + this.#outside() > this.#limitBytes) {
       this.#slabOf.delete(slab.buffer.buffer);
       this.#allocatedBytes -= slab.buffer.byteLength;
       return;
@@ -98,7 +117,7 @@ export class MediaPool {
   }
 
   #allocate(bytes: number, oversize: boolean, overdraw: boolean): Slab | undefined {
-    if (!overdraw && this.#allocatedBytes + bytes > this.#limitBytes) return undefined;
+    if (!overdraw && this.#allocatedBytes + this.#outside() + bytes > this.#limitBytes) return undefined;
     // A slab of its own (allocUnsafe would carve small ones from Node's shared pool), never
     // exposed before it is written.
     const slab: Slab = { buffer: Buffer.allocUnsafeSlow(bytes), used: 0, held: 0, oversize, filling: false };

@@ -62,6 +62,14 @@ WatchdogSec=15
 KillMode=mixed
 KillSignal=SIGTERM
 TimeoutStopSec=20
+# Memory for the whole service: Node ~120 MB beside its media budget (start --memory; by default
+# ~42 MB serving ultra-ll, ~35 MB pushing it), ffmpeg ~160 MB for ultra-ll's ladder (more with a
+# camera's MJPEG decode), a slate encoder at times. Above MemoryHigh the kernel reclaims and
+# throttles; at MemoryMax it kills, and the service restarts. The appliance warns at start when
+# these are below what its run needs: after raising --memory, --tsb or the ladder, raise both
+# ("systemctl edit appliance").
+MemoryHigh=640M
+MemoryMax=768M
 # Hardening: a read-only system, no home, private /tmp, cameras and sound cards only.
 # (Not MemoryDenyWriteExecute: V8 compiles to executable memory.)
 NoNewPrivileges=yes

@@ -82,6 +82,20 @@ describe('clear errors and the documented exit codes', { timeout: 120_000 }, () 
     assert.match(String(run.stderr), /asto 1 s must be less than segdur 1 s/);
   });
 
+  it('a media budget too small for the served window: exit 2, saying how much would do', async () => {
+    const run = await runAppliance(['start', '--memory', '20M', '--dry-run']);
+    assert.equal(run.exitCode, 2);
+    assert.match(
+      String(run.stderr),
+      /--memory 20M: this ladder .* needs at least \d+M .* give at least \d+M, or a shorter --tsb/,
+    );
+    const ok = await runAppliance(['start', '--memory', '200M', '--dry-run']);
+    assert.equal(ok.exitCode, 0, String(ok.stderr));
+    const settings = parseYaml(String(ok.stdout).split('# ffmpeg command line')[0]!) as Record<string, any>;
+    assert.equal(settings['memory'].budgetBytes, 200 * 2 ** 20);
+    assert.equal(settings['memory'].pushBytes, 200 * 2 ** 20 - settings['memory'].storeWindowBytes);
+  });
+
   it('an unwritable output directory: exit 2, nothing started', async () => {
     const file = join(dir, 'a-file');
     await writeFile(file, 'x');

@@ -125,7 +125,7 @@ describe('--output and --listen', () => {
     ]);
     assert.deepEqual(
       [o.outputs, o.originProfiles, o.method, o.pushBudget, o.deleteExpired],
-      [['http://a/live.mpd', 'http://b/live.mpd'], ['appliance', 'generic'], 'POST', 30, true],
+      [['http://a/live.mpd', 'http://b/live.mpd'], ['appliance', 'generic'], 'POST', undefined, true],
     );
     assert.throws(
       () =>
