@@ -342,7 +342,14 @@ describe('high-motion content (mandelbrot), stopped by SIGTERM', { timeout: 240_
       });
       const last = (await segmentNumbers(dir, id)).at(-1)!;
       const layout = await segmentLayout(dir, id, last);
-      assert.equal(layout.chunkTimes.length, 10, `${id}: the segment in progress at SIGTERM was finished`);
+      assert.equal(
+        layout.chunkTimes.length,
+        10,
+        `${id}: the segment in progress at SIGTERM (${last}) was finished; the stop as logged:\n${logs
+          .filter((l) => Number(l['level']) >= 40 || /stop|finish|segment/.test(String(l['msg'])))
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+      );
       assert.ok(!layout.brands.includes('lmsg'), 'a service stop does not end the stream');
     }
     const mpd = await readFile(join(dir, 'live.mpd'), 'utf8');
