@@ -87,6 +87,9 @@ describe('the real-time controller', () => {
     assert.equal(judgeSecond({ ...fine(0), latenessMs: 130 }, 200, 100).verdict, 'clear', '10 fps, recorded p95');
     assert.equal(judgeSecond({ ...fine(0), latenessMs: 130 }, 200, 1000 / 30).verdict, 'neutral', '30 fps');
     assert.equal(judgeSecond({ ...fine(0), cpuWait: 0.5 }, 200).verdict, 'neutral');
+    assert.equal(judgeSecond({ ...fine(0), cpuWait: 0.5, capacity: 1.1 }, 200).verdict, 'neutral', 'no CPU idle');
+    // Waiting on a core shared with a busy process while other CPUs stand idle (recorded in CI).
+    assert.equal(judgeSecond({ ...fine(0), latenessMs: 65, cpuWait: 0.63, capacity: 2.2 }, 200).verdict, 'clear');
     // Nothing measured (slate, no progress yet) is clear: nothing says otherwise.
     assert.equal(
       judgeSecond({ now: 0, latenessMs: undefined, speed: undefined, droppedFrames: 0 }, 200).verdict,
