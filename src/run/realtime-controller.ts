@@ -234,7 +234,13 @@ export class RealtimeController {
     const { verdict, why, encoderBound } = judgeSecond(sample, settings.lateMs, settings.frameMs?.[this.#level]);
     const pastHold =
       this.#holdEndsPastMs !== undefined && encoderBound && (sample.latenessMs ?? 0) > this.#holdEndsPastMs;
-    if (pastHold) this.#holdUntil = now;
+    // Past the hold by the encoder's own fault, it has been behind since its start: the grace is
+    // spent already, and every second more of it is backlog the step then loses to slate.
+    if (pastHold) {
+      this.#holdUntil = now;
+      this.#holdEndsPastMs = undefined;
+      this.#behindScore = this.#encoderScore = Math.max(0, settings.graceSeconds - 1);
+    }
     if (now < this.#holdUntil) return actions;
     if (sample.speed !== undefined) this.#speeds.add(sample.speed);
     if (verdict === 'behind') {

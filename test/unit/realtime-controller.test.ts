@@ -124,12 +124,21 @@ describe('the real-time controller', () => {
     ];
     const late = (controller: RealtimeController) =>
       steps(run(controller, 0, 5, (now, i) => ({ now, ...starvedStart[i]! })));
+    // Behind since its start, its grace is spent: it steps at once (each second more is backlog
+    // the step loses to slate), as soon as the speed says how far where the levels' costs are known.
     const judgedAtOnce = new RealtimeController(SETTINGS);
     judgedAtOnce.hold(0, { endsPastMs: 1000 });
     assert.deepEqual(
       late(judgedAtOnce).map((s) => s.at),
-      [2],
-      'stepped down after the grace, from its first chunk',
+      [0],
+      'stepped down at its first chunk, one level (no costs known)',
+    );
+    const withCosts = new RealtimeController({ ...SETTINGS, costs: [48, 30, 20, 10] });
+    withCosts.hold(0, { endsPastMs: 1000 });
+    assert.deepEqual(
+      late(withCosts).map((s) => ({ at: s.at, level: s.level })),
+      [{ at: 1, level: 2 }],
+      'the first second with a speed (0.61: 48 × 0.61 × 0.8 = 23.4, 20 fps fits)',
     );
     const heldOut = new RealtimeController(SETTINGS);
     heldOut.hold(0);
