@@ -6,6 +6,7 @@ import { loadProfile } from '../config/profile.ts';
 import type { Profile } from '../config/schema.ts';
 import { locateFfmpeg } from '../encode/ffmpeg-resolve.ts';
 import { ConfigError } from '../errors.ts';
+import type { CameraDecode } from './check-decode.ts';
 
 export interface CaptureReport {
   source: string;
@@ -14,6 +15,8 @@ export interface CaptureReport {
   chosen: string[];
   problems: string[];
   advice: string[];
+  /** The chosen camera mode's compressed video, which the encoder decodes first (`appliance check`'s CPU probe adds it). */
+  decode?: CameraDecode | undefined;
 }
 
 /** Pure: what a capture source would open here, and what stands in its way (a sound server a service cannot reach). */
@@ -30,6 +33,14 @@ export function captureReport(
   try {
     const resolved = resolveDevices(request, listing, profile, { allowMissing: false, underService });
     report.chosen.push(...resolved.reasons);
+    const choice = resolved.source.video?.choice;
+    if (choice?.compressed && choice.format)
+      report.decode = {
+        format: choice.format,
+        width: choice.width,
+        height: choice.height,
+        framerate: choice.captureRate,
+      };
     report.problems.push(...resolved.warnings);
     if (resolved.source.audio?.api === 'pulse' && !underService)
       report.advice.push(`${pulseUnderServiceNote(resolved.source.audio.name)}; for the service, ${useAlsa}`);

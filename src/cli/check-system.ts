@@ -11,6 +11,7 @@ import { realtimeLevels } from '../ladder/realtime-steps.ts';
 import { createLogger } from '../log.ts';
 import type { PushTarget } from '../push/output-target.ts';
 import { FFMPEG_NEEDS } from './start-settings.ts';
+import { type CameraDecode, combinedSpeed, decodeSpeed } from './check-decode.ts';
 
 // `appliance check`'s look at this machine: ffmpeg, the clock, the CPU for the profile's ladder,
 // and each origin's upload speed against the ladder's rate. Each finding is a line: ok, warn (the
@@ -107,8 +108,12 @@ export function cpuFinding(
   speed: number,
   profile: Profile,
   stepped?: { level: number; change: string; speed: number } | undefined,
+  camera?: { decode: CameraDecode; speed: number | undefined } | undefined,
 ): Finding {
-  const text = `the ${profile.name} ladder (${profile.video.renditions.map((r) => r.id).join(' + ')}, ${profile.video.preset}, with the clock, the detectors and audio) encodes at ${speed.toFixed(2)}x real time`;
+  const decoding = camera
+    ? `, and the camera's ${camera.decode.format} decode (${camera.decode.width}x${camera.decode.height} at ${camera.decode.framerate} fps${camera.speed === undefined ? ': not measured' : `, ${camera.speed.toFixed(2)}x alone`})`
+    : '';
+  const text = `the ${profile.name} ladder (${profile.video.renditions.map((r) => r.id).join(' + ')}, ${profile.video.preset}, with the clock, the detectors and audio${decoding}) encodes at ${speed.toFixed(2)}x real time`;
   const adapts = profile.realtime.adapt;
   if (speed < 1 && stepped)
     return {
@@ -126,24 +131,37 @@ export function cpuFinding(
     return {
       check: 'cpu',
       verdict: 'warn',
-      text: `${text}: little headroom (a camera's MJPEG decode or other load may tip it)`,
+      text: `${text}: little headroom (${camera ? 'other load' : "a camera's MJPEG decode or other load"} may tip it)`,
     };
   return { check: 'cpu', verdict: 'ok', text };
 }
 
-export async function checkCpu(ffmpegPath: string, profile: Profile, seconds = 4): Promise<Finding> {
-  const measured = await encodeSpeed(ffmpegPath, profile, seconds);
-  if (typeof measured === 'string')
-    return { check: 'cpu', verdict: 'fail', text: `the test encode failed: ${measured}` };
-  if (measured >= 1) return cpuFinding(measured, profile);
+/**
+ * `decode`: the camera's compressed video, decoded before anything is encoded: its speed alone is
+ * measured and the two speeds combined as if one waited for the other (conservative: on several
+ * cores they overlap).
+ */
+export async function checkCpu(
+  ffmpegPath: string,
+  profile: Profile,
+  seconds = 4,
+  decode?: CameraDecode | undefined,
+): Promise<Finding> {
+  const decoding = decode ? await decodeSpeed(ffmpegPath, decode, seconds) : undefined;
+  const camera = decode && { decode, speed: decoding };
+  const withDecode = (speed: number) => (decoding === undefined ? speed : combinedSpeed(speed, decoding));
+  const encoded = await encodeSpeed(ffmpegPath, profile, seconds);
+  if (typeof encoded === 'string') return { check: 'cpu', verdict: 'fail', text: `the test encode failed: ${encoded}` };
+  const measured = withDecode(encoded);
+  if (measured >= 1) return cpuFinding(measured, profile, undefined, camera);
   // Not real time as written: which of the profile's steps would a start end up at?
   const levels = realtimeLevels({ ...profile, realtime: { ...profile.realtime, adapt: true } });
   for (let level = 1; level < levels.length; level++) {
     const speed = await encodeSpeed(ffmpegPath, levels[level]!.profile, seconds);
-    if (typeof speed === 'number' && speed >= 1)
-      return cpuFinding(measured, profile, { level, change: levels[level]!.change, speed });
+    if (typeof speed === 'number' && withDecode(speed) >= 1)
+      return cpuFinding(measured, profile, { level, change: levels[level]!.change, speed: withDecode(speed) }, camera);
   }
-  return cpuFinding(measured, profile);
+  return cpuFinding(measured, profile, undefined, camera);
 }
 
 /**

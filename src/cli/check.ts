@@ -255,7 +255,7 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
   });
   findings.push(await checkClockOffset(profile, timeUrls));
   if (ffmpeg && !values['no-cpu'] && !findings.some((f) => f.check === 'ffmpeg encoders' && f.verdict === 'fail'))
-    findings.push(await checkCpu(ffmpeg.path, profile));
+    findings.push(await checkCpu(ffmpeg.path, profile, undefined, capture?.decode));
 
   const originsOk = reports.every((r) => r.credentials === 'accepted' && !r.problem);
   const ok = originsOk && (capture?.ok ?? true) && findings.every((f) => f.verdict !== 'fail');

@@ -531,6 +531,31 @@ describe('appliance check --source', () => {
       service.problems.join('\n'),
       /a systemd service cannot reach a desktop user's sound server; use an ALSA device instead: .*dsnoop:CARD=C920,DEV=0 \(HD Pro Webcam C920 \(USB Audio\)\)/,
     );
+    assert.equal(desktop.decode, undefined, 'no camera: nothing to decode');
+    const mjpeg = captureReport(
+      'device:video=/dev/video0,audio=none',
+      {
+        platform: 'linux',
+        devices: [
+          {
+            kind: 'video',
+            api: 'v4l2',
+            id: '/dev/video0',
+            name: 'HD Pro Webcam C920',
+            index: 0,
+            modes: [{ format: 'mjpeg', compressed: true, width: 1920, height: 1080, rates: [{ min: 30, max: 30 }] }],
+          },
+        ],
+        problems: [],
+      },
+      profile,
+      false,
+    );
+    assert.deepEqual(
+      mjpeg.decode,
+      { format: 'mjpeg', width: 1920, height: 1080, framerate: 30 },
+      mjpeg.problems.join(),
+    );
     const defaultUnderService = captureReport('device:video=none', listing, profile, true);
     assert.match(
       defaultUnderService.chosen.join('\n'),

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { parseConfigFile } from '../../src/cli/config-file.ts';
 import { mergeOptionValues, parseStartArgs, START_OPTION_SPECS } from '../../src/cli/args.ts';
 import { clockFinding, cpuFinding, uploadFinding } from '../../src/cli/check-system.ts';
+import { combinedSpeed, decodeSpeed } from '../../src/cli/check-decode.ts';
 import { hiddenBySandbox } from '../../src/cli/install-service.ts';
 import { profileSchema } from '../../src/config/schema.ts';
 import { audioDetectorFilters, detectorEvent, videoDetectorChain } from '../../src/encode/detectors.ts';
@@ -339,6 +340,14 @@ describe('the machine, as appliance check reports it', () => {
     const adapting = { ...profile, realtime: { ...profile.realtime, adapt: true } };
     assert.equal(cpuFinding(0.8, adapting, step).verdict, 'warn', 'a start keeps real time one step down');
     assert.match(cpuFinding(0.8, adapting, step).text, /a start steps down to level 1/);
+    const camera = { decode: { format: 'mjpeg', width: 1920, height: 1080, framerate: 30 }, speed: 5.5 };
+    assert.match(
+      cpuFinding(1.8, profile, undefined, camera).text,
+      /with the clock, the detectors and audio, and the camera's mjpeg decode \(1920x1080 at 30 fps, 5\.50x alone\)\) encodes at 1\.80x/,
+    );
+    assert.equal(combinedSpeed(2, 2), 1, 'two halves of a CPU');
+    assert.ok(Math.abs(combinedSpeed(2.39, 5.5) - 1.666) < 0.01);
+    assert.equal(combinedSpeed(2, 0), 0);
     assert.equal(cpuFinding(1.2, profile).verdict, 'warn');
     assert.equal(cpuFinding(2, profile).verdict, 'ok');
     assert.equal(uploadFinding('https://o', 5e6, profile).verdict, 'warn');
@@ -487,5 +496,16 @@ describe('shedding in the manifest', () => {
     state.forgetBefore(121n);
     assert.deepEqual(state.spans, []);
     assert.equal(withoutShed(model, []), model);
+  });
+});
+
+describe("appliance check: a camera's compressed video decoded before the encode", () => {
+  it('makes a clip in the camera format and decodes it as fast as ffmpeg can; formats it cannot make are not measured', async () => {
+    const speed = await decodeSpeed('ffmpeg', { format: 'mjpeg', width: 640, height: 360, framerate: 30 }, 1);
+    assert.ok(speed !== undefined && speed > 0, `decode speed ${speed}`);
+    assert.equal(
+      await decodeSpeed('ffmpeg', { format: 'rawvideo-of-no-kind', width: 640, height: 360, framerate: 30 }, 1),
+      undefined,
+    );
   });
 });
