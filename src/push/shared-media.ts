@@ -1,6 +1,9 @@
 import type { ChunkEvent } from '../packager/chunker.ts';
 import { MediaPool } from './media-pool.ts';
 
+/** More uploads than any run holds (tracks × segments in a time-shift window × outputs). */
+const MAX_DROP_ROUNDS = 100_000;
+
 /** A push output as the budget sees it: media it holds that may be dropped to make room. */
 export interface MediaHolder {
   /** The segment number of the oldest media it would drop first (not being sent), if any. */
@@ -52,10 +55,11 @@ export class SharedMedia {
   /**
    * Media being sent is never cut (its bytes are what a request is reading): when only that is
    * left, or what the store holds, the pool overdraws. Each round drops one upload of one output,
-   * so the rounds are bounded by what the outputs hold.
+   * so the rounds are bounded by what the outputs hold (and, should a holder fail to drop what it
+   * named, by MAX_DROP_ROUNDS).
    */
   #take(event: ChunkEvent): Buffer {
-    for (;;) {
+    for (let round = 0; round < MAX_DROP_ROUNDS; round++) {
       const copy = this.pool.take(event.track, event.parts, event.byteLength);
       if (copy) return copy;
       let oldest: { holder: MediaHolder; segment: bigint } | undefined;
@@ -66,5 +70,6 @@ export class SharedMedia {
       if (!oldest) return this.pool.overdraw(event.track, event.parts, event.byteLength);
       oldest.holder.dropOldest();
     }
+    return this.pool.overdraw(event.track, event.parts, event.byteLength);
   }
 }
