@@ -48,6 +48,8 @@ appliance start [options]
   --header-file FILE    extra headers for every upload, "Name: value" per line (e.g. credentials);
                         or APPLIANCE_PUSH_TOKEN (bearer), APPLIANCE_PUSH_USER + APPLIANCE_PUSH_PASSWORD (basic)
   --ca FILE             also trust the CA certificates in FILE (PEM) for https origins
+  --client-cert FILE    present this TLS client certificate (PEM, with any intermediates) to https
+  --client-key FILE     origins that admit encoders by certificate; the key unencrypted, mode 600
   --push-budget S       unacknowledged media kept for the origins, in seconds of the ladder (default:
                         30; held once for all origins); beyond it the oldest unsent media is dropped
                         and counted
@@ -95,6 +97,8 @@ const START_OPTIONS = {
   ca: { type: 'string' },
   'push-budget': { type: 'string' },
   memory: { type: 'string' },
+  'client-cert': { type: 'string' },
+  'client-key': { type: 'string' },
   'no-delete': { type: 'boolean' },
   llhls: { type: 'string' },
   'part-chunks': { type: 'string' },
@@ -164,6 +168,8 @@ export interface StartOptions {
   method: 'PUT' | 'POST';
   headerFile?: string | undefined;
   ca?: string | undefined;
+  clientCert?: string | undefined;
+  clientKey?: string | undefined;
   /** Seconds of the ladder's bitrate; undefined: 30, or what --memory or the profile's memory leaves. */
   pushBudget?: number | undefined;
   /** Bytes for media, the store's window and push backlog together (--memory). */
@@ -315,6 +321,8 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
     method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),
     headerFile: values['header-file'],
     ca: values.ca,
+    clientCert: values['client-cert'],
+    clientKey: values['client-key'],
     pushBudget: seconds('push-budget', values['push-budget']),
     memory: byteSize('memory', values.memory),
     deleteExpired: !values['no-delete'],

@@ -12,6 +12,7 @@ import { createLogger } from '../log.ts';
 import type { PushTarget } from '../push/output-target.ts';
 import { FFMPEG_NEEDS } from './start-settings.ts';
 import { type CameraDecode, combinedSpeed, decodeSpeed } from './check-decode.ts';
+import type { ClientCertificate } from '../push/client-certificate.ts';
 
 // `appliance check`'s look at this machine: ffmpeg, the clock, the CPU for the profile's ladder,
 // and each origin's upload speed against the ladder's rate. Each finding is a line: ok, warn (the
@@ -209,11 +210,16 @@ export async function measureUpload(
   ca: string[] | undefined,
   profile: Profile,
   seconds = 2,
+  certificate?: ClientCertificate | undefined,
 ): Promise<number | undefined> {
   const bytes = Math.min(8 << 20, Math.ceil((ladderRate(profile) * seconds) / 8));
   const probe = new URL(`.appliance-speed-${randomBytes(6).toString('hex')}.bin${target.url.search}`, target.url);
   const client = new Client(probe.origin, {
-    connect: { timeout: 5000, ...(ca && probe.protocol === 'https:' ? { ca } : {}) },
+    connect: {
+      timeout: 5000,
+      ...(ca && probe.protocol === 'https:' ? { ca } : {}),
+      ...(certificate && probe.protocol === 'https:' ? { cert: certificate.cert, key: certificate.key } : {}),
+    },
     headersTimeout: 30_000,
     bodyTimeout: 30_000,
   });

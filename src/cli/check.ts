@@ -14,6 +14,7 @@ import { packageVersion, userAgent } from '../version.ts';
 import { loadProfile } from '../config/profile.ts';
 import { START_OPTION_SPECS } from './args.ts';
 import { readConfigFile } from './config-file.ts';
+import { type ClientCertificate, readClientCertificate } from '../push/client-certificate.ts';
 import {
   checkClockOffset,
   checkCpu,
@@ -39,6 +40,8 @@ export const CHECK_USAGE = `appliance check [--config FILE] [--output URL] [--so
   --ffmpeg PATH         the ffmpeg binary
   --header-file FILE    extra headers, as for "appliance start" (credentials from the environment too)
   --ca FILE             also trust the CA certificates in FILE (PEM)
+  --client-cert FILE, --client-key FILE
+                        the TLS client certificate for https origins, as for "appliance start"
   --no-cpu              skip the test encode
   --json                one JSON object {ok, findings, origins, capture} instead of text
 It uploads a small probe object next to the manifest, reads it back while the upload is still
@@ -52,6 +55,8 @@ const OPTIONS = {
   ffmpeg: { type: 'string' },
   'header-file': { type: 'string' },
   ca: { type: 'string' },
+  'client-cert': { type: 'string' },
+  'client-key': { type: 'string' },
   json: { type: 'boolean' },
   config: { type: 'string' },
   'no-cpu': { type: 'boolean' },
@@ -80,6 +85,7 @@ export async function probeOrigin(
   target: PushTarget,
   headers: Record<string, string>,
   ca: string[] | undefined,
+  client?: ClientCertificate | undefined,
 ): Promise<OriginReport> {
   const report: OriginReport = {
     url: safeUrl(target.url),
@@ -95,7 +101,11 @@ export async function probeOrigin(
   const probe = new URL(`.appliance-check-${randomBytes(6).toString('hex')}.txt${target.url.search}`, target.url);
   const path = probe.pathname + probe.search;
   const options = {
-    connect: { timeout: 5000, ...(ca && probe.protocol === 'https:' ? { ca } : {}) },
+    connect: {
+      timeout: 5000,
+      ...(ca && probe.protocol === 'https:' ? { ca } : {}),
+      ...(client && probe.protocol === 'https:' ? { cert: client.cert, key: client.key } : {}),
+    },
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
   };
@@ -203,6 +213,8 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     ffmpeg?: string;
     'header-file'?: string;
     ca?: string;
+    'client-cert'?: string;
+    'client-key'?: string;
     config?: string;
     json?: boolean;
     'no-cpu'?: boolean;
@@ -232,7 +244,12 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     capture = await checkCapture(source, values.profile ?? fromFile('profile') ?? DEFAULT_PROFILE, ffmpegFlag);
   const headers = pushHeaders(env, await readHeaderFile(values['header-file'] ?? fromFile('header-file')));
   const ca = await trustedCertificates(values.ca ?? fromFile('ca'));
-  const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca)));
+  const { certificate: client, warnings: clientWarnings } = await readClientCertificate(
+    values['client-cert'] ?? fromFile('client-cert'),
+    values['client-key'] ?? fromFile('client-key'),
+  );
+  for (const text of clientWarnings) findings.push({ check: 'client certificate', verdict: 'warn', text });
+  const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca, client)));
   const uploads = new Map<OriginReport, Finding>();
   for (const [i, report] of reports.entries()) {
     if (!report.reachable || report.credentials !== 'accepted') continue;
@@ -241,6 +258,8 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
       { ...headers, 'user-agent': userAgent(await packageVersion()) },
       ca,
       profile,
+      undefined,
+      client,
     );
     const finding: Finding =
       speed === undefined

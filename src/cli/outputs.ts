@@ -8,6 +8,7 @@ import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
 import { DirectoryOutput } from '../push/directory-output.ts';
 import { HttpPushOutput } from '../push/http-output.ts';
 import { SharedMedia } from '../push/shared-media.ts';
+import type { ClientCertificate } from '../push/client-certificate.ts';
 import type { MediaBudget } from '../run/media-budget.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import { originCapabilities, originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
@@ -22,6 +23,8 @@ export interface PushSettings {
   method: 'PUT' | 'POST';
   headers: Record<string, string>;
   ca: string[] | undefined;
+  /** Presented to https origins that ask for one (--client-cert, --client-key). */
+  clientCertificate?: ClientCertificate | undefined;
   /** One budget for media: the built-in origin's window and what the origins have not acknowledged. */
   media: MediaBudget;
   deleteExpired: boolean;
@@ -157,6 +160,7 @@ async function openOne(
       media: shared.media,
       headers: context.push.headers,
       ca: context.push.ca,
+      clientCertificate: context.push.clientCertificate,
       userAgent: context.push.userAgent,
       deleteExpired: context.push.deleteExpired,
       formats,

@@ -18,6 +18,7 @@ import { buildEncoderPlan, shellQuote, type EncoderPlan } from '../encode/ffmpeg
 import { locateFfmpeg, type Ffmpeg } from '../encode/ffmpeg-resolve.ts';
 import { ConfigError } from '../errors.ts';
 import { mediaBudget } from '../run/media-budget.ts';
+import { readClientCertificate } from '../push/client-certificate.ts';
 import { memoryLimitWarning, memoryNeeded, readMemoryLimit } from '../service/memory-limit.ts';
 import { planLadder } from '../ladder/ladder.ts';
 import { checkKeyframeInterval, PASSTHROUGH_FIELD, passthroughRendition } from '../ladder/passthrough.ts';
@@ -256,8 +257,17 @@ async function resolveStartWith(
   const plan = planForRun();
   const slatePlan = buildEncoderPlan(profile, source, ladder.renditions, { slate: true });
   const pushing = outputs.some((o) => o.kind === 'push');
-  if (!pushing && (options.headerFile || options.ca || options.originProfiles.length))
-    warnings.push('--header-file, --ca and --origin-profile apply to origins (--output http(s)://…); there is none');
+  if (
+    !pushing &&
+    (options.headerFile || options.ca || options.clientCert || options.clientKey || options.originProfiles.length)
+  )
+    warnings.push(
+      '--header-file, --ca, --client-cert/--client-key and --origin-profile apply to origins (--output http(s)://…); there is none',
+    );
+  const client = await readClientCertificate(options.clientCert, options.clientKey);
+  warnings.push(...client.warnings);
+  if (client.certificate && pushing && !outputs.some((o) => o.kind === 'push' && o.url.protocol === 'https:'))
+    warnings.push('--client-cert is presented over TLS only: no origin here is https://');
   const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
   const push: PushSettings = {
     profiles: options.originProfiles,
@@ -281,6 +291,7 @@ async function resolveStartWith(
             ? { bytes: profile.memory, from: `the profile's memory` }
             : undefined,
     }),
+    clientCertificate: client.certificate,
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
@@ -343,6 +354,10 @@ export function describe(resolved: ResolvedStart): string {
       method: push.method,
       utcTiming: pushUtcTiming(output, origin, resolved.utcTiming),
       credentials: credentials ? `${credentials} (value hidden)` : 'none',
+      clientCertificate:
+        push.clientCertificate && output.url.protocol === 'https:'
+          ? `${push.clientCertificate.subject}, valid to ${push.clientCertificate.validTo} (key hidden)`
+          : 'none',
       headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
       budgetBytes: push.media.pushBytes,
       deleteExpired: push.deleteExpired,

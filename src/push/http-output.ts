@@ -9,6 +9,7 @@ import { ControlLane } from './control-lane.ts';
 import { Deliverer } from './deliverer.ts';
 import { UploadBody } from './upload-body.ts';
 import { SharedMedia } from './shared-media.ts';
+import type { ClientCertificate } from './client-certificate.ts';
 import { RetryStreak, safeUrl } from './upload-outcome.ts';
 import { Wakeup } from './wakeup.ts';
 import { HlsPush } from './hls-push.ts';
@@ -37,6 +38,8 @@ export interface HttpPushOptions {
   /** Sent with every request (credentials, the user's headers). */
   headers: Record<string, string>;
   ca: string[] | undefined;
+  /** Presented to the output's own origin (never to one it is redirected to). */
+  clientCertificate?: ClientCertificate | undefined;
   userAgent: string;
   deleteExpired: boolean;
   logger: Logger;
@@ -135,6 +138,10 @@ export class HttpPushOutput {
     this.#manifestName = options.formats.mpd;
     const laneOptions = {
       ca: options.url.protocol === 'https:' ? options.ca : undefined,
+      clientCertificate:
+        options.url.protocol === 'https:' && options.clientCertificate
+          ? { cert: options.clientCertificate.cert, key: options.clientCertificate.key, origin: options.url.origin }
+          : undefined,
       connectMs: Math.max(1000, Math.min(6000, options.segdur * 1000)),
       stallMs: Math.max(2000, 2 * options.segdur * 1000),
     };
@@ -499,7 +506,7 @@ export class HttpPushOutput {
     if (result === 'gave-up' && !this.#done)
       this.#fail(
         new Error(
-          `${this.name}: the origin refused the init segment of track ${track.id} (see the log): check the URL, its path and the origin's configuration`,
+          `${this.name}: the origin refused the init segment of track ${track.id} (see the log): check the URL, its path and the origin's configuration${this.#options.url.protocol === 'https:' && !this.#options.clientCertificate ? ' (an origin that admits encoders by TLS client certificate, nginx answering 400, wants --client-cert and --client-key)' : ''}`,
         ),
       );
     return false;

@@ -6,6 +6,11 @@ import { outcomeOfError, outcomeOfStatus, type UploadOutcome } from './upload-ou
 export interface LaneOptions {
   /** Trusted CAs for https origins (undefined: Node's defaults). */
   ca: string[] | undefined;
+  /**
+   * A TLS client certificate and the one origin it is presented to: a redirect to another origin
+   * connects without it (it proves who the encoder is; a host it was not configured for gets no such proof).
+   */
+  clientCertificate?: { cert: string; key: string; origin: string } | undefined;
   /** TCP (and TLS) connect timeout. */
   connectMs: number;
   /** An upload whose connection takes no data for this long, or whose answer takes this long, is cut. */
@@ -54,7 +59,13 @@ export class Lane {
     let client = this.#clients.get(origin);
     if (!client) {
       client = new Client(origin, {
-        connect: { timeout: this.#options.connectMs, ...(this.#options.ca ? { ca: this.#options.ca } : {}) },
+        connect: {
+          timeout: this.#options.connectMs,
+          ...(this.#options.ca ? { ca: this.#options.ca } : {}),
+          ...(this.#options.clientCertificate?.origin === origin
+            ? { cert: this.#options.clientCertificate.cert, key: this.#options.clientCertificate.key }
+            : {}),
+        },
         pipelining: this.#options.pipelining ?? 1,
         // An upload's answer comes only after its body, which streams for a whole segment:
         // the stall watchdog below times uploads instead.
