@@ -319,8 +319,10 @@ export class LiveSession {
     if (current === undefined) return void this.#encoder?.stop();
     // An encoder behind real time is still making the segment in progress: that one is finished,
     // not the wall clock's, which would be seconds more media for an encoder already short of CPU
-    // (past the stop's deadline on a loaded box, seen). Media not flowing: the clock's segment.
-    const from = this.#sourceFlowing() ? current : laterOf(current, this.#segmentNow());
+    // (past the stop's deadline on a loaded box, seen) — also when its media comes in bursts more
+    // than a second apart (mandelbrot on a busy core: the deadline cut 720p's last segment short
+    // while 1080p's was whole, seen in CI). On slate, the clock's segment: slate follows the clock.
+    const from = this.#packager.slateTracks.length ? laterOf(current, this.#segmentNow()) : current;
     // lmsg goes in the styp of the last segment's first chunk: an end needs a segment not yet begun.
     this.#packager.endBefore(from + (last ? 2n : 1n), { last });
     this.#logger.info(
@@ -345,11 +347,6 @@ export class LiveSession {
   #everyTrackDelivering(): boolean {
     const now = this.#clock.monotonic();
     return this.#tracks.every((t) => now - (this.#trackDataAt.get(t.id) ?? -Infinity) < 1000);
-  }
-
-  /** The source's media is what is being packaged (no slate), and every track's still comes. */
-  #sourceFlowing(): boolean {
-    return !this.#packager.slateTracks.length && this.#everyTrackDelivering();
   }
 
   /** Wall-clock now as a segment number on the epoch grid. */

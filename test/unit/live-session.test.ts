@@ -208,6 +208,24 @@ describe('live session', () => {
     assert.equal(h.packager.end?.segment, BigInt(T0 + 2), 'the end is after the segment in progress');
   });
 
+  it('also when its media comes in bursts more than a second apart (no slate yet): the segment it is making', async () => {
+    const h = await sessionHarness();
+    const feeds = recordedFeeds();
+    h.init();
+    for (let t = 0; t < 1.3 - 1e-9; t += 0.05) {
+      h.at(t + 0.05 + 3);
+      for (const track of RECORDED_TRACKS)
+        for (const f of feeds[track].fragments)
+          if (f.start >= T0 + t && f.start < T0 + t + 0.05) h.session.media(track, f.bytes);
+      h.session.tick();
+    }
+    // 1.5 s without a byte, the slate not begun: a burst is late, the encoder is not gone.
+    h.at(1.3 + 3 + 1.5);
+    assert.deepEqual(h.packager.slateTracks, []);
+    h.session.halt(false);
+    assert.equal(h.packager.end?.segment, BigInt(T0 + 2), 'not the clock segment, seconds ahead of the encoder');
+  });
+
   it('a planned end that never comes stops the run anyway, once, after its deadline', async () => {
     const h = await sessionHarness({ slate: false });
     h.init();
