@@ -1,11 +1,11 @@
 // The appliance's own footprint on a small box: its Node process's memory and CPU (ffmpeg's CPU
 // beside it) over a long run, served to players or pushed to origins that are fast or slow.
 import { readFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { launchChromium, watchPlayer, type PlayerKind } from '../test/helpers/player.ts';
 import { startTcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.ts';
+import { freePort } from '../test/helpers/servers.ts';
 
 const ROOT = new URL('../', import.meta.url);
 export const TOKEN = 'bench-footprint-token';
@@ -50,14 +50,6 @@ interface Sample {
 
 const MiB = 1024 * 1024;
 const round = (x: number) => Math.round(x * 10) / 10;
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');

@@ -6,7 +6,9 @@ import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { startTcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.ts';
-import { freePort, startOrigin, TOKEN } from './footprint.ts';
+import { freePort } from '../test/helpers/servers.ts';
+import { memoryCgroupOf } from '../src/service/memory-limit.ts';
+import { startOrigin, TOKEN } from './footprint.ts';
 
 const ROOT = new URL('../', import.meta.url);
 const MiB = 2 ** 20;
@@ -42,11 +44,12 @@ interface Group {
 }
 
 async function makeGroup(limitBytes: number): Promise<Group> {
-  const self = await readFile('/proc/self/cgroup', 'utf8');
-  const v1 = /^\d+:(?:[^:\n]*,)?memory(?:,[^:\n]*)?:(\/.*)$/m.exec(self)?.[1];
+  const cgroup = memoryCgroupOf(await readFile('/proc/self/cgroup', 'utf8'));
+  if (!cgroup) throw new Error('no memory cgroup (v1 or v2) found in /proc/self/cgroup');
   const name = `appliance-bench-${process.pid}`;
-  if (v1 !== undefined) {
-    const parent = `/sys/fs/cgroup/memory${v1 === '/' ? '' : v1}`;
+  const under = cgroup.path === '/' ? '' : cgroup.path;
+  if (cgroup.version === 'v1') {
+    const parent = `/sys/fs/cgroup/memory${under}`;
     const dir = `${parent}/${name}`;
     await mkdir(dir);
     await writeFile(`${dir}/memory.limit_in_bytes`, String(limitBytes));
@@ -54,9 +57,7 @@ async function makeGroup(limitBytes: number): Promise<Group> {
     await writeFile(`${parent}/memory.move_charge_at_immigrate`, '3').catch(() => undefined);
     return { kind: 'v1', dir, outside: parent, cleanup: () => rmdir(dir).catch(() => undefined) };
   }
-  const v2 = /^0::(\/.*)$/m.exec(self)?.[1];
-  if (v2 === undefined) throw new Error('no memory cgroup (v1 or v2) found in /proc/self/cgroup');
-  const parent = `/sys/fs/cgroup${v2 === '/' ? '' : v2}`;
+  const parent = `/sys/fs/cgroup${under}`;
   const dir = `${parent}/${name}`;
   const outside = `${parent}/${name}-ffmpeg`;
   await mkdir(dir);

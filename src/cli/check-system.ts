@@ -12,7 +12,7 @@ import { createLogger } from '../log.ts';
 import type { PushTarget } from '../push/output-target.ts';
 import { FFMPEG_NEEDS } from './start-settings.ts';
 import { type CameraDecode, combinedSpeed, decodeSpeed } from './check-decode.ts';
-import type { ClientCertificate } from '../push/client-certificate.ts';
+import { type ClientCertificate, tlsConnectOptions } from '../push/client-certificate.ts';
 
 // `appliance check`'s look at this machine: ffmpeg, the clock, the CPU for the profile's ladder,
 // and each origin's upload speed against the ladder's rate. Each finding is a line: ok, warn (the
@@ -217,8 +217,7 @@ export async function measureUpload(
   const client = new Client(probe.origin, {
     connect: {
       timeout: 5000,
-      ...(ca && probe.protocol === 'https:' ? { ca } : {}),
-      ...(certificate && probe.protocol === 'https:' ? { cert: certificate.cert, key: certificate.key } : {}),
+      ...tlsConnectOptions(probe.origin, ca, certificate),
     },
     headersTimeout: 30_000,
     bodyTimeout: 30_000,

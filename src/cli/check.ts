@@ -14,7 +14,7 @@ import { packageVersion, userAgent } from '../version.ts';
 import { loadProfile } from '../config/profile.ts';
 import { START_OPTION_SPECS } from './args.ts';
 import { readConfigFile } from './config-file.ts';
-import { type ClientCertificate, readClientCertificate } from '../push/client-certificate.ts';
+import { type ClientCertificate, readClientCertificate, tlsConnectOptions } from '../push/client-certificate.ts';
 import {
   checkClockOffset,
   checkCpu,
@@ -103,8 +103,7 @@ export async function probeOrigin(
   const options = {
     connect: {
       timeout: 5000,
-      ...(ca && probe.protocol === 'https:' ? { ca } : {}),
-      ...(client && probe.protocol === 'https:' ? { cert: client.cert, key: client.key } : {}),
+      ...tlsConnectOptions(probe.origin, ca, client),
     },
     headersTimeout: 10_000,
     bodyTimeout: 10_000,

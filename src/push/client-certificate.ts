@@ -13,6 +13,20 @@ export interface ClientCertificate {
   validTo: string;
 }
 
+/**
+ * Pure: the TLS part of the connect options for `origin` (e.g. "https://host:443"): the trusted
+ * CAs and the client certificate, for https only. Every client of a push or a check builds its
+ * options with this, so what is presented, and where, is decided in one place.
+ */
+export function tlsConnectOptions(
+  origin: string,
+  ca: string[] | undefined,
+  certificate: { cert: string; key: string } | undefined,
+): { ca?: string[]; cert?: string; key?: string } {
+  if (!origin.startsWith('https:')) return {};
+  return { ...(ca ? { ca } : {}), ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}) };
+}
+
 /** Files larger than this are no certificate or key (a chain of a few certificates is a few KB). */
 const MAX_PEM_BYTES = 256 * 1024;
 

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Client } from './http-client.ts';
+import { tlsConnectOptions } from './client-certificate.ts';
 import { UploadAbandoned, UploadBody } from './upload-body.ts';
 import { outcomeOfError, outcomeOfStatus, type UploadOutcome } from './upload-outcome.ts';
 
@@ -61,10 +62,11 @@ export class Lane {
       client = new Client(origin, {
         connect: {
           timeout: this.#options.connectMs,
-          ...(this.#options.ca ? { ca: this.#options.ca } : {}),
-          ...(this.#options.clientCertificate?.origin === origin
-            ? { cert: this.#options.clientCertificate.cert, key: this.#options.clientCertificate.key }
-            : {}),
+          ...tlsConnectOptions(
+            origin,
+            this.#options.ca,
+            this.#options.clientCertificate?.origin === origin ? this.#options.clientCertificate : undefined,
+          ),
         },
         pipelining: this.#options.pipelining ?? 1,
         // An upload's answer comes only after its body, which streams for a whole segment:

@@ -26,6 +26,19 @@ export function memoryNeeded(budgetBytes: number, ladderPixels: number): number 
 const UNLIMITED = 2 ** 62;
 
 /**
+ * Pure: the memory cgroup in `procSelfCgroup` (the text of /proc/self/cgroup): cgroup v1's memory
+ * controller line `N:memory:/path` when there is one (on a hybrid system it holds the memory
+ * controller), else v2's unified line `0::/path`.
+ */
+export function memoryCgroupOf(procSelfCgroup: string): { version: 'v1' | 'v2'; path: string } | undefined {
+  const lines = procSelfCgroup.split('\n').slice(0, 64);
+  const v1 = lines.map((l) => /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(\/.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
+  if (v1 !== undefined) return { version: 'v1', path: v1 };
+  const v2 = lines.map((l) => /^0::(\/.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
+  return v2 === undefined ? undefined : { version: 'v2', path: v2 };
+}
+
+/**
  * Pure: the files that hold the memory limits of the cgroup in `procSelfCgroup` (the text of
  * /proc/self/cgroup) and of its parents, under `root` (/sys/fs/cgroup): cgroup v2's unified line
  * `0::/path`, or v1's memory controller line `N:memory:/path`. At most 32 levels.
@@ -34,17 +47,15 @@ export function limitFiles(
   procSelfCgroup: string,
   root = '/sys/fs/cgroup',
 ): { file: string; kind: MemoryLimit['kind'] }[] {
-  const lines = procSelfCgroup.split('\n').slice(0, 64);
-  const v1 = lines.map((l) => /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(\/.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
-  const v2 = lines.map((l) => /^0::(\/.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
+  const cgroup = memoryCgroupOf(procSelfCgroup);
   const levels = (path: string) => {
     const parts = path.split('/').filter(Boolean).slice(0, 32);
     return parts.map((_, i) => `/${parts.slice(0, parts.length - i).join('/')}`);
   };
-  if (v1 !== undefined)
-    return levels(v1).map((p) => ({ file: `${root}/memory${p}/memory.limit_in_bytes`, kind: 'max' as const }));
-  if (v2 !== undefined)
-    return levels(v2).flatMap((p) => [
+  if (cgroup?.version === 'v1')
+    return levels(cgroup.path).map((p) => ({ file: `${root}/memory${p}/memory.limit_in_bytes`, kind: 'max' as const }));
+  if (cgroup?.version === 'v2')
+    return levels(cgroup.path).flatMap((p) => [
       { file: `${root}${p}/memory.high`, kind: 'high' as const },
       { file: `${root}${p}/memory.max`, kind: 'max' as const },
     ]);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,20 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { LIGHT_PAIR, writeLightProfile } from '../helpers/light-profile.ts';
 import { logLines, startAppliance } from '../helpers/run.ts';
+import { freePort, runNginx } from '../helpers/servers.ts';
 
 // An origin that admits encoders by their TLS client certificate: Debian's nginx with
 // ssl_verify_client on, a CA of the test's own, a certificate it signed for the encoder, and one
 // it did not.
-const NGINX = process.env['NGINX'] ?? '/usr/sbin/nginx';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const openssl = (args: string[]) => execa('openssl', args);
 
 /** A key and a certificate for `cn`, signed by the CA in `dir` (or self-signed with `selfSigned`). */
@@ -60,11 +54,11 @@ describe('push to an origin that admits encoders by TLS client certificate (ngin
   let base = '';
   let client: { key: string; cert: string };
   let stranger: { key: string; cert: string };
+  let serverCertificate: { key: string; cert: string };
   let profile = '';
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'appliance-mtls-'));
-    for (const d of ['www', 'tmp', 'logs']) await mkdir(join(root, d), { recursive: true });
     await openssl(
       ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test CA'].concat([
         '-keyout',
@@ -77,39 +71,17 @@ describe('push to an origin that admits encoders by TLS client certificate (ngin
     client = await issue(root, 'encoder', 'encoder-1');
     stranger = await issue(root, 'stranger', 'encoder-x', { selfSigned: true });
     const port = await freePort();
-    await writeFile(
-      join(root, 'nginx.conf'),
-      `
-pid ${root}/nginx.pid;
-error_log ${root}/logs/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${root}/tmp;
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${server.cert};
-    ssl_certificate_key ${server.key};
-    ssl_client_certificate ${root}/ca.pem;
-    ssl_verify_client on;
-    root ${root}/www;
-    location / {
-      dav_methods PUT DELETE;
-      create_full_put_path on;
-      client_max_body_size 16m;
-    }
-  }
-}
-`,
-    );
-    nginx = execa(
-      NGINX,
-      ['-p', root, '-e', `${root}/logs/error.log`, '-c', join(root, 'nginx.conf')].concat([
-        '-g',
-        'daemon off; master_process off;',
-      ]),
-      { reject: false },
-    );
+    ({ nginx } = await runNginx(
+      root,
+      [
+        `    listen 127.0.0.1:${port} ssl;`,
+        `    ssl_certificate ${server.cert};`,
+        `    ssl_certificate_key ${server.key};`,
+        `    ssl_client_certificate ${root}/ca.pem;`,
+        '    ssl_verify_client on;',
+      ].join('\n'),
+    ));
+    serverCertificate = server;
     base = `https://127.0.0.1:${port}`;
     for (let i = 0; i < 50; i++) {
       const up = await execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`], { input: '', reject: false });
@@ -152,6 +124,68 @@ http {
       0,
     );
     assert.doesNotMatch(String(run.stderr), /PRIVATE KEY/);
+  });
+
+  it('a redirect to another origin is followed without the certificate', async () => {
+    // Two https origins that ask for a client certificate and record who presented one: the
+    // configured one redirects segments (307) to the other.
+    const tls = { key: await readFile(serverCertificate.key), cert: await readFile(serverCertificate.cert) };
+    const seen: { server: 'configured' | 'other'; path: string; certificate: boolean }[] = [];
+    const listen = async (
+      server: 'configured' | 'other',
+      answer: (req: IncomingMessage, res: ServerResponse) => void,
+    ) => {
+      const https = createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        seen.push({ server, path: req.url ?? '', certificate: Boolean(peer?.subject) });
+        req.resume();
+        req.on('end', () => answer(req, res));
+      });
+      await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+      return { https, base: `https://127.0.0.1:${(https.address() as AddressInfo).port}` };
+    };
+    const other = await listen('other', (_req, res) => res.writeHead(201).end());
+    const configured = await listen('configured', (req, res) =>
+      req.url?.endsWith('.m4s')
+        ? res.writeHead(307, { Location: `${other.base}${req.url}` }).end()
+        : res.writeHead(201).end(),
+    );
+    try {
+      const run = await startAppliance(process.execPath, [
+        'start',
+        '--profile',
+        profile,
+        '--duration',
+        '3',
+        '--origin-profile',
+        'generic',
+        '--ca',
+        join(root, 'ca.pem'),
+        '--client-cert',
+        client.cert,
+        '--client-key',
+        client.key,
+        '--output',
+        `${configured.base}/live/live.mpd`,
+      ]);
+      assert.equal(run.exitCode, 0, String(run.stderr).slice(-2000));
+      const at = (server: string) => seen.filter((s) => s.server === server);
+      assert.ok(at('other').length >= 1, 'the redirect was followed');
+      assert.ok(
+        at('configured').every((s) => s.certificate),
+        'the configured origin gets the certificate',
+      );
+      assert.deepEqual(
+        at('other').filter((s) => s.certificate),
+        [],
+        'the other origin never does',
+      );
+    } finally {
+      for (const { https } of [configured, other]) {
+        https.closeAllConnections();
+        await new Promise((resolve) => https.close(resolve));
+      }
+    }
   });
 
   it('appliance check probes the origin with the certificate, and tells when one is missing', async () => {

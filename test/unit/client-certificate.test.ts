@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseClientCertificate, readClientCertificate } from '../../src/push/client-certificate.ts';
+import { parseClientCertificate, readClientCertificate, tlsConnectOptions } from '../../src/push/client-certificate.ts';
 
 const files = { cert: '/etc/appliance/client.pem', key: '/etc/appliance/client.key' };
 
@@ -66,5 +66,12 @@ describe('TLS client certificates: every bad file is an error naming it, the key
       readClientCertificate('/nonexistent/c.pem', '/nonexistent/k.pem'),
       /--client-cert \/nonexistent\/c\.pem: cannot read it \(ENOENT\)/,
     );
+  });
+
+  it('is presented, with the CAs, over TLS only', () => {
+    const certificate = { cert: 'C', key: 'K' };
+    assert.deepEqual(tlsConnectOptions('https://o:443', ['CA'], certificate), { ca: ['CA'], cert: 'C', key: 'K' });
+    assert.deepEqual(tlsConnectOptions('https://o:443', undefined, undefined), {});
+    assert.deepEqual(tlsConnectOptions('http://o:80', ['CA'], certificate), {}, 'never over cleartext');
   });
 });

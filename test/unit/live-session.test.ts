@@ -192,33 +192,31 @@ describe('live session', () => {
     assert.equal(h.encoder.stops, 1);
   });
 
-  it('a stop while the encoder is seconds behind finishes the segment it is making, not the clock one', async () => {
-    const h = await sessionHarness();
+  /** The recorded media of the first `seconds`, each 50 ms handed over `lateS` after its end (an encoder behind). */
+  const playLate = (h: Awaited<ReturnType<typeof sessionHarness>>, seconds: number, lateS: number) => {
     const feeds = recordedFeeds();
-    h.init();
-    // Media 3 s late: handed over as the clock passes its end plus 3 s.
-    for (let t = 0; t < 1.3 - 1e-9; t += 0.05) {
-      h.at(t + 0.05 + 3);
+    for (let t = 0; t < seconds - 1e-9; t += 0.05) {
+      h.at(t + 0.05 + lateS);
       for (const track of RECORDED_TRACKS)
         for (const f of feeds[track].fragments)
           if (f.start >= T0 + t && f.start < T0 + t + 0.05) h.session.media(track, f.bytes);
       h.session.tick();
     }
+  };
+
+  it('a stop while the encoder is seconds behind finishes the segment it is making, not the clock one', async () => {
+    const h = await sessionHarness();
+    h.init();
+    // Media 3 s late: handed over as the clock passes its end plus 3 s.
+    playLate(h, 1.3, 3);
     h.session.halt(false);
     assert.equal(h.packager.end?.segment, BigInt(T0 + 2), 'the end is after the segment in progress');
   });
 
   it('also when its media comes in bursts more than a second apart (no slate yet): the segment it is making', async () => {
     const h = await sessionHarness();
-    const feeds = recordedFeeds();
     h.init();
-    for (let t = 0; t < 1.3 - 1e-9; t += 0.05) {
-      h.at(t + 0.05 + 3);
-      for (const track of RECORDED_TRACKS)
-        for (const f of feeds[track].fragments)
-          if (f.start >= T0 + t && f.start < T0 + t + 0.05) h.session.media(track, f.bytes);
-      h.session.tick();
-    }
+    playLate(h, 1.3, 3);
     // 1.5 s without a byte, the slate not begun: a burst is late, the encoder is not gone.
     h.at(1.3 + 3 + 1.5);
     assert.deepEqual(h.packager.slateTracks, []);

@@ -4,7 +4,13 @@ import { mediaBudget } from '../../src/run/media-budget.ts';
 import { parseByteSize } from '../../src/config/byte-size.ts';
 import { parseStartArgs } from '../../src/cli/args.ts';
 import { profileSchema } from '../../src/config/schema.ts';
-import { limitFiles, memoryLimitWarning, memoryNeeded, parseLimit } from '../../src/service/memory-limit.ts';
+import {
+  limitFiles,
+  memoryCgroupOf,
+  memoryLimitWarning,
+  memoryNeeded,
+  parseLimit,
+} from '../../src/service/memory-limit.ts';
 import { DEFAULT_UNIT, renderUnit } from '../../src/service/unit-file.ts';
 
 /** ultra-ll's ladder: 6 + 3 Mb/s video and 128 kb/s audio. */
@@ -88,6 +94,9 @@ describe('the memory limit a run lives under', () => {
       { file: '/cg/system.slice/appliance.service/memory.max', kind: 'max' },
     ]);
     assert.deepEqual(limitFiles('0::/\n'), [], 'the root has no limit');
+    assert.deepEqual(memoryCgroupOf('5:cpu,memory:/a/b\n0::/c\n'), { version: 'v1', path: '/a/b' }, 'v1 holds memory');
+    assert.deepEqual(memoryCgroupOf('0::/c\n'), { version: 'v2', path: '/c' });
+    assert.equal(memoryCgroupOf(''), undefined);
     assert.deepEqual(limitFiles('garbage\n\n:::'), []);
     assert.equal(limitFiles(`0::/${'a/'.repeat(1000)}`).length, 64, 'at most 32 levels');
   });

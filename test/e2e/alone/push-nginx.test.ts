@@ -1,75 +1,28 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import type { Browser } from 'playwright-core';
 import { logLines, startAppliance } from '../../helpers/run.ts';
 import { describeReport, launchChromium, waitForSegments, watchPlayer } from '../../helpers/player.ts';
 import { startTestOrigin } from '../../helpers/push-origin.ts';
 import { LIGHT_PAIR, tracksOf, writeLightProfile } from '../../helpers/light-profile.ts';
+import { freePort, runNginx } from '../../helpers/servers.ts';
 
 // ultra-ll's timing on a light pair of renditions: delivery to nginx is under test, not the encode.
 const TRACKS = tracksOf(LIGHT_PAIR);
-const NGINX = process.env['NGINX'] ?? '/usr/sbin/nginx';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Debian's nginx as a WebDAV origin: PUT and DELETE, full paths created, a body limit for 1 s segments. */
 async function startNginx(root: string) {
   const port = await freePort();
-  for (const d of ['www', 'tmp', 'logs']) await mkdir(join(root, d), { recursive: true });
+  const { nginx } = await runNginx(root, `    listen 127.0.0.1:${port};`);
   await writeFile(join(root, 'www', 'index.html'), '<!doctype html><title>nginx origin</title>');
-  await writeFile(
-    join(root, 'nginx.conf'),
-    `
-pid ${root}/nginx.pid;
-error_log ${root}/logs/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${root}/tmp;
-  types { text/html html; application/dash+xml mpd; video/mp4 mp4 m4s; }
-  server {
-    listen 127.0.0.1:${port};
-    root ${root}/www;
-    location / {
-      dav_methods PUT DELETE;
-      create_full_put_path on;
-      client_max_body_size 16m;
-    }
-  }
-}
-`,
-  );
-  // One process in the foreground, so the test holds its pid and stops it.
-  const nginx = execa(
-    NGINX,
-    [
-      '-p',
-      root,
-      '-e',
-      `${root}/logs/error.log`,
-      '-c',
-      join(root, 'nginx.conf'),
-      '-g',
-      'daemon off; master_process off;',
-    ],
-    { reject: false },
-  );
   for (let i = 0; i < 50; i++) {
     if ((await fetch(`http://127.0.0.1:${port}/index.html`).catch(() => undefined))?.ok) break;
     await sleep(100);
