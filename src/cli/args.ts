@@ -3,7 +3,7 @@ import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_PROFILE } from '../config/profile.ts';
 import { secretQueryParameter, DEFAULT_LISTEN, parseListen } from '../push/output-target.ts';
-import { ORIGIN_PROFILES, type OriginProfile } from '../push/push-types.ts';
+import { INGESTS, ORIGIN_PROFILES, type Ingest, type OriginProfile } from '../push/push-types.ts';
 import { LLHLS_MODES } from '../packager/hls-playlist.ts';
 import type { OptionSpecs, OptionValues } from './config-file.ts';
 import { BYTE_SIZE_EXAMPLES, parseByteSize } from '../config/byte-size.ts';
@@ -42,9 +42,15 @@ appliance start [options]
   --output URL          push it to an origin, e.g. https://origin.example/live/live.mpd
                         (give --output several times for several destinations)
   --origin-profile P    appliance (default: an origin that serves segments while they arrive,
-                        like "appliance origin") or generic (nginx/WebDAV, object stores: a file
-                        exists once its upload ends); once for all outputs, or once per --output
-  --method PUT|POST     the upload method (default: PUT)
+                        like "appliance origin"), generic (nginx/WebDAV, object stores: a file
+                        exists once its upload ends), or a CMAF ingest receiver: unified (Unified
+                        Origin), mediapackage-v2 (AWS), generic-cmaf (names from a posted MPD);
+                        once for all outputs, or once per --output
+  --ingest dash|cmaf    dash: DASH/HLS objects and manifests (DASH-IF ingest Interface-2, the
+                        default for appliance and generic); cmaf: each track as CMAF ingest
+                        (Interface-1) to a publishing point, e.g. https://origin/live/channel.isml
+                        (the default for the CMAF ingest receivers); once, or once per --output
+  --method PUT|POST     the upload method (default: POST for unified and generic-cmaf, else PUT)
   --header-file FILE    extra headers for every upload, "Name: value" per line (e.g. credentials);
                         or APPLIANCE_PUSH_TOKEN (bearer), APPLIANCE_PUSH_USER + APPLIANCE_PUSH_PASSWORD (basic)
   --ca FILE             also trust the CA certificates in FILE (PEM) for https origins
@@ -93,6 +99,7 @@ const START_OPTIONS = {
   output: { type: 'string', multiple: true },
   'origin-profile': { type: 'string', multiple: true },
   method: { type: 'string' },
+  ingest: { type: 'string', multiple: true },
   'header-file': { type: 'string' },
   ca: { type: 'string' },
   'push-budget': { type: 'string' },
@@ -165,7 +172,10 @@ export interface StartOptions {
   outputs: string[];
   /** One per output (or one for all). */
   originProfiles: OriginProfile[];
-  method: 'PUT' | 'POST';
+  /** Undefined: each origin profile's own. */
+  method: 'PUT' | 'POST' | undefined;
+  /** Given once for all outputs, or once per output; none: each origin profile's default. */
+  ingests: Ingest[];
   headerFile?: string | undefined;
   ca?: string | undefined;
   clientCert?: string | undefined;
@@ -239,14 +249,20 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   return value as T;
 }
 
-function originProfiles(given: readonly string[], outputs: number): OriginProfile[] {
-  const profiles = given.map((p) => oneOf('origin-profile', p, ORIGIN_PROFILES));
-  if (profiles.length > 1 && profiles.length !== outputs) {
+/** A flag given once for all outputs, or once per --output in the same order. */
+function perOutput<T extends string>(
+  flag: string,
+  given: readonly string[],
+  outputs: number,
+  allowed: readonly T[],
+): T[] {
+  const values = given.map((p) => oneOf(flag, p, allowed));
+  if (values.length > 1 && values.length !== outputs) {
     throw new ConfigError(
-      `--origin-profile is given ${profiles.length} times for ${outputs} --output: give it once for all outputs, or once per --output in the same order`,
+      `--${flag} is given ${values.length} times for ${outputs} --output: give it once for all outputs, or once per --output in the same order`,
     );
   }
-  return profiles;
+  return values;
 }
 
 function partChunks(value: string | undefined): number | undefined {
@@ -317,8 +333,15 @@ export function parseStartArgs(argv: readonly string[], fromFile: OptionValues =
             ? false
             : undefined,
     outputs: values.output ?? [],
-    originProfiles: originProfiles(values['origin-profile'] ?? [], (values.output ?? []).length),
-    method: oneOf('method', (values.method ?? 'PUT').toUpperCase(), ['PUT', 'POST'] as const),
+    originProfiles: perOutput(
+      'origin-profile',
+      values['origin-profile'] ?? [],
+      (values.output ?? []).length,
+      ORIGIN_PROFILES,
+    ),
+    method:
+      values.method === undefined ? undefined : oneOf('method', values.method.toUpperCase(), ['PUT', 'POST'] as const),
+    ingests: perOutput('ingest', values.ingest ?? [], (values.output ?? []).length, INGESTS),
     headerFile: values['header-file'],
     ca: values.ca,
     clientCert: values['client-cert'],

@@ -12,7 +12,10 @@ import type { ClientCertificate } from '../push/client-certificate.ts';
 import type { MediaBudget } from '../run/media-budget.ts';
 import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import { originCapabilities, originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
-import type { ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
+import type { Ingest, ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
+import { cmafPublishingPoint, resolveIngest } from '../push/cmaf-ingest.ts';
+import { safeUrl } from '../push/upload-outcome.ts';
+import { ConfigError } from '../errors.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
 import type { Output } from '../run/output-set.ts';
 import { PLAYER_SCRIPTS, previewInfo, previewPage } from '../origin/preview-page.ts';
@@ -20,7 +23,10 @@ import { HlsPlaylists, outputFormats, type HlsSession, type OutputFormats } from
 
 export interface PushSettings {
   profiles: OriginProfile[];
-  method: 'PUT' | 'POST';
+  /** Given once for all outputs, or once per output; none: each profile's default. */
+  ingests: Ingest[];
+  /** Undefined: each origin profile's own. */
+  method: 'PUT' | 'POST' | undefined;
   headers: Record<string, string>;
   ca: string[] | undefined;
   /** Presented to https origins that ask for one (--client-cert, --client-key). */
@@ -41,6 +47,33 @@ export interface OpenedOutputs {
 /** What the origin of the output at `index` does: its profile given per output, once for all, or the default. */
 export const originOf = (push: PushSettings, index: number): OriginCapabilities =>
   originCapabilities(push.profiles[index] ?? push.profiles[0] ?? 'appliance');
+
+/** How one push output reaches its origin, resolved from its flags and its origin profile. */
+export interface PushDestination {
+  origin: OriginCapabilities;
+  ingest: Ingest;
+  method: 'PUT' | 'POST';
+  /** The manifest's URL (DASH ingest), or the publishing point's, ending in `/` (CMAF ingest). */
+  url: URL;
+  /** The manifest's name next to `url`: `live.mpd` unless the URL names one. */
+  manifest: string;
+}
+
+/** Pure: the output at `index`'s destination, or a ConfigError naming what does not go together. */
+export function destinationOf(push: PushSettings, index: number, target: PushTarget): PushDestination {
+  const origin = originOf(push, index);
+  const shown = safeUrl(target.given);
+  const ingest = resolveIngest(push.ingests[index] ?? push.ingests[0], origin, shown);
+  const method = push.method ?? origin.method;
+  if (ingest === 'dash') return { origin, ingest, method, url: target.url, manifest: target.manifest };
+  const path = target.given.pathname;
+  if (/\.m3u8$/i.test(path) || (/\.mpd$/i.test(path) && origin.cmafNaming !== 'template'))
+    throw new ConfigError(
+      `--output ${shown}: CMAF ingest sends to a publishing point (e.g. https://origin/live/channel.isml or a directory URL), not to a manifest: leave the manifest's name out`,
+    );
+  const point = cmafPublishingPoint(target.given);
+  return { origin, ingest, method, url: point.base, manifest: point.manifest };
+}
 
 /** The clock a push target's manifest names: the origin's own when it serves one, else the public default. */
 export function pushUtcTiming(target: PushTarget, origin: OriginCapabilities, explicit: string | undefined): string {
@@ -148,23 +181,31 @@ async function openOne(
   };
   const formats = outputFormats(target.manifest, profile.hls.dual);
   if (target.kind === 'push') {
-    const origin = originOf(context.push, index);
+    const destination = destinationOf(context.push, index, target);
+    const { origin } = destination;
+    const cmaf = destination.ingest === 'cmaf';
     const output: HttpPushOutput = new HttpPushOutput({
-      url: target.url,
+      url: destination.url,
       origin,
-      method: context.push.method,
+      cmaf: cmaf ? { chunksPerSegment: Math.round(profile.segdur / profile.cdur) } : undefined,
+      method: destination.method,
       segdur: profile.segdur,
       tsb: profile.tsb,
       asto: profile.asto,
       utcTimingUrl: pushUtcTiming(target, origin, context.utcTiming),
       media: shared.media,
-      headers: context.push.headers,
+      // The DASH-IF ingest version a CMAF ingest receiver is told (the spec's optional header).
+      headers: cmaf ? { ...context.push.headers, 'dash-if-ingest': '1.1' } : context.push.headers,
       ca: context.push.ca,
       clientCertificate: context.push.clientCertificate,
       userAgent: context.push.userAgent,
-      deleteExpired: context.push.deleteExpired,
-      formats,
-      hls: context.hls,
+      // A CMAF ingest receiver keeps its own window: no DELETEs, no playlists; an MPD only for one
+      // that names the tracks from it.
+      deleteExpired: context.push.deleteExpired && !cmaf,
+      formats: cmaf
+        ? { ...outputFormats(destination.manifest, false), dash: origin.cmafNaming === 'template', hls: false }
+        : formats,
+      hls: cmaf ? undefined : context.hls,
       logger,
       onEvent: context.onPushEvent,
       onChunkWritten,
@@ -174,7 +215,8 @@ async function openOne(
       {
         url: output.name,
         originProfile: origin.profile,
-        method: context.push.method,
+        ingest: destination.ingest,
+        method: destination.method,
         budgetBytes: context.push.media.pushBytes,
         memoryBytes: context.push.media.budgetBytes,
       },

@@ -27,12 +27,13 @@ import type { Logger } from '../log.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
-import { originTimeUrl } from '../push/origin-capabilities.ts';
+import { originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
+import { cmafObjectNames } from '../push/cmaf-ingest.ts';
 import { ensureWritableDirectory, parseListen, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
 import { hostForUrl } from '../listen.ts';
-import { originOf, pushUtcTiming, type PushSettings } from './outputs.ts';
+import { destinationOf, originOf, pushUtcTiming, type PushSettings } from './outputs.ts';
 
 /** What the ffmpeg a start uses must have. */
 export const FFMPEG_NEEDS = {
@@ -259,10 +260,15 @@ async function resolveStartWith(
   const pushing = outputs.some((o) => o.kind === 'push');
   if (
     !pushing &&
-    (options.headerFile || options.ca || options.clientCert || options.clientKey || options.originProfiles.length)
+    (options.headerFile ||
+      options.ca ||
+      options.clientCert ||
+      options.clientKey ||
+      options.originProfiles.length ||
+      options.ingests.length)
   )
     warnings.push(
-      '--header-file, --ca, --client-cert/--client-key and --origin-profile apply to origins (--output http(s)://…); there is none',
+      '--header-file, --ca, --client-cert/--client-key, --origin-profile and --ingest apply to origins (--output http(s)://…); there is none',
     );
   const client = await readClientCertificate(options.clientCert, options.clientKey);
   warnings.push(...client.warnings);
@@ -271,6 +277,7 @@ async function resolveStartWith(
   const ladderBytesPerSecond = plan.tracks.reduce((sum, t) => sum + t.bitrate, 0) / 8;
   const push: PushSettings = {
     profiles: options.originProfiles,
+    ingests: options.ingests,
     method: options.method,
     headers: pushing ? pushHeaders(env, await readHeaderFile(options.headerFile)) : {},
     ca:
@@ -295,6 +302,8 @@ async function resolveStartWith(
     deleteExpired: options.deleteExpired,
     userAgent: userAgent(await packageVersion()),
   };
+  // What does not go together (CMAF ingest to an origin that takes DASH objects…) stops the start here.
+  for (const [index, output] of outputs.entries()) if (output.kind === 'push') destinationOf(push, index, output);
   const ladderPixels = ladder.renditions.reduce((sum, r) => sum + r.width * r.height, 0);
   const tooLittle = memoryLimitWarning(await readMemoryLimit(), memoryNeeded(push.media.budgetBytes, ladderPixels));
   if (tooLittle) warnings.push(tooLittle);
@@ -323,6 +332,21 @@ async function resolveStartWith(
   };
 }
 
+/** The first track's header and a segment's names at a CMAF ingest receiver, for --dry-run. */
+function cmafObjectsOf(
+  origin: OriginCapabilities,
+  track: { id: string; rendition?: unknown },
+  profile: Profile,
+): string[] {
+  const names = cmafObjectNames(
+    origin.cmafNaming,
+    track.id,
+    track.rendition ? 'video' : 'audio',
+    Math.round(profile.segdur / profile.cdur),
+  );
+  return [names.init, names.segment(BigInt(Math.floor(Date.now() / 1000 / profile.segdur)))];
+}
+
 export function describe(resolved: ResolvedStart): string {
   const { profile, source, outputs, plan, ffmpeg, push } = resolved;
   const credentials = push.headers['authorization']?.split(' ')[0];
@@ -346,12 +370,22 @@ export function describe(resolved: ResolvedStart): string {
         manifests: manifests(output.manifest),
         utcTiming: resolved.utcTiming ?? `http://${hostForUrl(output.host)}:${output.port}/time`,
       };
-    const origin = originOf(push, index);
+    const destination = destinationOf(push, index, output);
+    const { origin } = destination;
+    const cmaf = destination.ingest === 'cmaf';
+    const shown = (url: URL) => `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
+    const track = plan.tracks[0];
     return {
-      push: `${output.url.origin}${output.url.pathname}${output.url.search ? '?…' : ''}`,
-      manifests: manifests(output.manifest),
+      push: shown(destination.url),
+      ingest: cmaf ? 'cmaf (DASH-IF Interface-1)' : 'dash (DASH-IF Interface-2)',
+      ...(cmaf
+        ? {
+            objects: track ? cmafObjectsOf(origin, track, profile) : [],
+            manifests: origin.cmafNaming === 'template' ? [destination.manifest] : [],
+          }
+        : { manifests: manifests(output.manifest) }),
       originProfile: origin.profile,
-      method: push.method,
+      method: destination.method,
       utcTiming: pushUtcTiming(output, origin, resolved.utcTiming),
       credentials: credentials ? `${credentials} (value hidden)` : 'none',
       clientCertificate:
@@ -360,7 +394,7 @@ export function describe(resolved: ResolvedStart): string {
           : 'none',
       headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
       budgetBytes: push.media.pushBytes,
-      deleteExpired: push.deleteExpired,
+      deleteExpired: push.deleteExpired && !cmaf,
     };
   };
   const settings = {

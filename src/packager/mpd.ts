@@ -257,6 +257,25 @@ function periodSets(model: MpdModel, span: PeriodSpan, videos: VideoRepresentati
   return adaptationSets;
 }
 
+/**
+ * Pure: the MPD posted to a CMAF ingest receiver (DASH-IF Live Media Ingest, Interface-1), from
+ * which it names the tracks: a single Period at PT0S (startNumber 0: $Number$ counts segments
+ * since 1970, as every segment name does), the tracks being sent under their names there, no
+ * low-latency offset, no end.
+ */
+export function cmafIngestModel(model: MpdModel, streamName: (track: string) => string): MpdModel {
+  return {
+    ...model,
+    asto: 0,
+    periodStart: 0n,
+    earlierPeriods: [],
+    endedAt: undefined,
+    announced: undefined,
+    video: model.video.map((r) => ({ ...r, id: streamName(r.id) })),
+    audio: model.audio.map((r) => ({ ...r, id: streamName(r.id) })),
+  };
+}
+
 /** Pure: the model → the MPD document. */
 export function buildMpd(model: MpdModel): string {
   const ended = model.endedAt !== undefined;

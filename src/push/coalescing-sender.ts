@@ -24,6 +24,7 @@ interface Document {
   /** Changed since last sent. */
   due: boolean;
   onDelivered: ((bytes: number, attempts: number) => void) | undefined;
+  onRefused: (() => void) | undefined;
 }
 
 /**
@@ -58,9 +59,20 @@ export class CoalescingSender {
     path: string,
     contentType: string,
     build: () => Built,
-    options: { due?: boolean; onDelivered?: (bytes: number, attempts: number) => void } = {},
+    options: {
+      due?: boolean;
+      onDelivered?: (bytes: number, attempts: number) => void;
+      /** The origin refused this version for good (it is not sent again until touched). */
+      onRefused?: () => void;
+    } = {},
   ): void {
-    this.#documents.set(path, { contentType, build, due: options.due ?? false, onDelivered: options.onDelivered });
+    this.#documents.set(path, {
+      contentType,
+      build,
+      due: options.due ?? false,
+      onDelivered: options.onDelivered,
+      onRefused: options.onRefused,
+    });
     if (options.due) this.wake();
   }
 
@@ -120,6 +132,7 @@ export class CoalescingSender {
         continue;
       }
       if (result === 'ok') document.onDelivered?.(body.byteLength, streak.failures);
+      else if (!stopped()) document.onRefused?.();
       streak.succeeded();
     }
   }

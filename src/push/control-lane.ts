@@ -29,6 +29,15 @@ export interface ControlContext {
   pause(ms: number): Promise<void>;
   stopped(): boolean;
   onManifestAcknowledged(bytes: number, attempts: number): void;
+  /** The origin refused the manifest for good. */
+  onManifestRefused?: () => void;
+  /**
+   * The manifest goes before any init (CMAF ingest's posted MPD: the receiver learns the names
+   * from it): ready as soon as it is published.
+   */
+  manifestFirst?: boolean;
+  /** CMAF ingest: each track's name at the receiver, for the posted MPD. */
+  streamName?: ((track: string) => string) | undefined;
   /** A DELETE that failed DELETE_ATTEMPTS times (or was refused): the object stays at the origin. */
   onDeleteGivenUp(path: string, attempts: number): void;
   /** Renditions not delivered, and since when (the manifest leaves them out). */
@@ -97,7 +106,10 @@ export class ControlLane {
       context.manifestName,
       'application/dash+xml',
       () => (this.#builder && this.#ready() ? this.#builder(this.#view()) : undefined),
-      { onDelivered: (bytes, attempts) => context.onManifestAcknowledged(bytes, attempts) },
+      {
+        onDelivered: (bytes, attempts) => context.onManifestAcknowledged(bytes, attempts),
+        onRefused: () => context.onManifestRefused?.(),
+      },
     );
     this.loop = this.#sender.loop;
   }
@@ -159,6 +171,8 @@ export class ControlLane {
   }
 
   #view(): ManifestView {
+    const streamName = this.#context.streamName;
+    if (streamName) return { utcTimingUrl: this.#context.utcTimingUrl, asto: 0, cmafIngest: { streamName } };
     const growing = this.#context.origin.servesGrowingObjects;
     return {
       utcTimingUrl: this.#context.utcTimingUrl,
@@ -184,6 +198,7 @@ export class ControlLane {
    * content type (its manifest must not promise what the origin does not have).
    */
   #ready(): boolean {
+    if (this.#context.manifestFirst) return true;
     const tracks = [...this.#context.tracks()];
     if (!tracks.length || !tracks.every((t) => t.initAcknowledged)) return false;
     return (

@@ -76,7 +76,7 @@ export class Deliverer {
     const known = this.#targets.get(path);
     if (known) return known;
     const url = new URL(path + this.#context.url.search, this.#base);
-    if (!/\.(m4s|mp4)$/.test(path)) {
+    if (!/\.(m4s|mp4)$|\/Segment\(\d+\)$/.test(path)) {
       if (this.#targets.size >= 64) this.#targets.clear();
       this.#targets.set(path, url);
     }

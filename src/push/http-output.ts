@@ -16,10 +16,20 @@ import { HlsPush } from './hls-push.ts';
 import { ShedState } from '../packager/shed.ts';
 import type { HlsSession, OutputFormats } from '../packager/hls-playlists.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
+import { cmafObjectNames, CmafTrackNames, type CmafObjectNames } from './cmaf-ingest.ts';
 
 export interface HttpPushOptions {
-  /** The manifest's URL; every other object goes next to it. */
+  /**
+   * The manifest's URL; every other object goes next to it. With `cmaf`, the publishing point's
+   * (a URL ending in `/`): every object goes inside it.
+   */
   url: URL;
+  /**
+   * CMAF ingest (DASH-IF Interface-1) instead of DASH/HLS objects with manifests: each track's
+   * header and segments under the names the origin profile's receiver takes; a posted MPD only
+   * for a receiver that names tracks from one (`formats.dash`), no playlists, no DELETEs.
+   */
+  cmaf?: { chunksPerSegment: number } | undefined;
   /** What the origin does (from --origin-profile): what the manifests may promise. */
   origin: OriginCapabilities;
   method: 'PUT' | 'POST';
@@ -58,6 +68,10 @@ interface TrackState {
   init: Uint8Array;
   /** Where the init goes: a new period's init has a name of its own. */
   initPath: string;
+  /** With CMAF ingest: the track's names at the receiver for its current header. */
+  cmafNames: CmafObjectNames | undefined;
+  /** With CMAF ingest: the track's name at the receiver (changed with its header). */
+  streamName: string;
   initAcknowledged: boolean;
   queue: SegmentUpload[];
   growing: SegmentUpload | undefined;
@@ -115,10 +129,18 @@ export class HttpPushOutput {
   /** Bytes of the shed segment in progress, per track. */
   readonly #shedBytes = new Map<string, number>();
   #manifest: ManifestBuilder | undefined;
+  readonly #cmafNames = new CmafTrackNames();
+  /** CMAF ingest with a posted MPD: no header goes before the receiver had it (or refused it). */
+  #awaitingManifest: boolean;
+  /** Late segments (moved to the backfill connection) are dropped, never sent after newer ones. */
+  readonly #inOrderOnly: boolean;
 
   constructor(options: HttpPushOptions) {
     this.#options = options;
     this.name = safeUrl(options.url);
+    const cmaf = options.cmaf !== undefined;
+    this.#awaitingManifest = cmaf && options.formats.dash;
+    this.#inOrderOnly = cmaf && !options.origin.acceptsLateSegments;
     this.#media = options.media ?? new SharedMedia(options.budgetBytes ?? 0);
     this.#leaveMedia = this.#media.join({
       oldestDroppable: () => this.#oldestDroppable()?.segment,
@@ -157,7 +179,8 @@ export class HttpPushOutput {
         companions: (track, segment) => this.#hls?.companions(track, segment) ?? [],
         pause: (ms) => this.#pause(ms),
         stopped: () => this.#done,
-        onManifestAcknowledged: (bytes, attempts) =>
+        onManifestAcknowledged: (bytes, attempts) => {
+          this.#manifestReceived();
           this.#emit({
             type: 'acknowledged',
             output: this.name,
@@ -166,7 +189,8 @@ export class HttpPushOutput {
             bytes,
             attempts,
             ackMs: undefined,
-          }),
+          });
+        },
         onDeleteGivenUp: (path, attempts) => {
           this.#emit({ type: 'delete-given-up', output: this.name, path, attempts });
           if (this.#dropWarnings.admit('delete', Date.now()).log)
@@ -176,6 +200,16 @@ export class HttpPushOutput {
             );
         },
         shedSpans: () => this.#shedding.spans,
+        manifestFirst: cmaf,
+        streamName: cmaf ? (track) => this.#tracks.get(track)?.streamName ?? track : undefined,
+        onManifestRefused: () => {
+          if (!this.#awaitingManifest) return;
+          this.#options.logger.warn(
+            { output: this.name },
+            'push: the CMAF ingest receiver refused the MPD (see the log); the tracks go under their names anyway',
+          );
+          this.#manifestReceived();
+        },
       },
       new Lane(laneOptions),
       new Lane({ ...laneOptions, pipelining: 8 }),
@@ -261,7 +295,8 @@ export class HttpPushOutput {
         const upload: SegmentUpload = {
           track: track.id,
           segment: event.segment,
-          path: segmentPath(track.id, event.segment),
+          path: track.cmafNames ? track.cmafNames.segment(event.segment) : segmentPath(track.id, event.segment),
+          header: { path: track.initPath, bytes: track.init },
           body: new UploadBody(),
           attempts: 0,
           completedAt: undefined,
@@ -317,6 +352,9 @@ export class HttpPushOutput {
 
   /** Sets what the manifest says; it is sent once every init segment is acknowledged, and again whenever it changes. */
   publishManifest(build: ManifestBuilder): void {
+    // The MPD posted for CMAF ingest says only which tracks there are and their names: it goes
+    // once, and again only when a name changes (#onInit), never with a new period.
+    if (this.#options.cmaf && this.#manifest) return;
     this.#manifest = build;
     if (this.#options.formats.dash) this.#control.publish(build);
     this.#hls?.publishAll();
@@ -370,15 +408,30 @@ export class HttpPushOutput {
     ]);
   }
 
-  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, initPath: string): void {
+  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, packagerPath: string): void {
     const track = this.#tracks.get(id);
+    const cmaf = this.#options.cmaf;
+    const streamName = cmaf ? this.#cmafNames.nameOf(id, init) : id;
+    const cmafNames = cmaf
+      ? cmafObjectNames(this.#options.origin.cmafNaming, streamName, kind, cmaf.chunksPerSegment)
+      : undefined;
+    const initPath = cmafNames?.init ?? packagerPath;
     if (track) {
       // A new init (a new period) goes out again on every connection before more media.
       if (Buffer.compare(track.init, init) !== 0 || track.initPath !== initPath) {
         track.init = init;
         track.initPath = initPath;
         track.initAcknowledged = false;
-        for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(id);
+        for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(initPath);
+        if (cmaf && track.streamName !== streamName) {
+          this.#options.logger.info(
+            { output: this.name, track: id, from: track.streamName, to: streamName },
+            'push: the track has a new CMAF header: its media goes on as another track at the receiver',
+          );
+          track.streamName = streamName;
+          track.cmafNames = cmafNames;
+          this.#control.touch();
+        }
       }
       track.wakeup.wake();
       return;
@@ -388,6 +441,8 @@ export class HttpPushOutput {
       kind,
       init,
       initPath,
+      cmafNames,
+      streamName,
       initAcknowledged: false,
       queue: [],
       growing: undefined,
@@ -409,8 +464,12 @@ export class HttpPushOutput {
 
   async #runTrack(track: TrackState): Promise<void> {
     while (!this.#done) {
-      if (!track.lane.initsSent.has(track.id)) {
-        if (!(await this.#sendInit(track, track.lane))) {
+      if (this.#awaitingManifest) {
+        await track.wakeup.wait();
+        continue;
+      }
+      if (!track.lane.initsSent.has(track.initPath)) {
+        if (!(await this.#sendInit(track, track.lane, { path: track.initPath, bytes: track.init }))) {
           await this.#afterFailure(track);
           continue;
         }
@@ -420,14 +479,17 @@ export class HttpPushOutput {
         await track.wakeup.wait();
         continue;
       }
-      const result = await this.#sendSegment(track.lane, next);
+      // Media of an earlier header (queued before the init changed) goes after its own header.
+      const ready =
+        track.lane.initsSent.has(next.header.path) || (await this.#sendInit(track, track.lane, next.header));
+      const result = ready ? await this.#sendSegment(track.lane, next) : 'retry';
       if (result === 'retry') await this.#afterFailure(track);
       else this.#recovered(track);
     }
   }
 
   #nextLive(track: TrackState): SegmentUpload | undefined {
-    for (const upload of track.queue) {
+    for (const upload of [...track.queue]) {
       if (
         upload.sending ||
         upload.lane !== 'live' ||
@@ -435,6 +497,11 @@ export class HttpPushOutput {
         track.live - upload.segment < BACKFILL_AFTER
       )
         continue;
+      // A receiver taking segments in increasing order only would refuse it after newer ones.
+      if (this.#inOrderOnly) {
+        this.#drop(upload, 'expired');
+        continue;
+      }
       upload.lane = 'backfill';
       this.#backfillWakeup.wake();
     }
@@ -477,17 +544,17 @@ export class HttpPushOutput {
     track.failingSince = undefined;
   }
 
-  async #sendInit(track: TrackState, lane: Lane): Promise<boolean> {
+  async #sendInit(track: TrackState, lane: Lane, header: { path: string; bytes: Uint8Array }): Promise<boolean> {
     const result = await this.#deliverer.deliver({
       lane,
       stream: track.id,
-      path: track.initPath,
-      body: track.init,
+      path: header.path,
+      body: header.bytes,
       contentType: `${track.kind}/mp4`,
     });
     if (result === 'ok') {
-      lane.initsSent.add(track.id);
-      if (!track.initAcknowledged) {
+      lane.initsSent.add(header.path);
+      if (!track.initAcknowledged && header.path === track.initPath) {
         track.initAcknowledged = true;
         this.#emit({
           type: 'acknowledged',
@@ -498,7 +565,7 @@ export class HttpPushOutput {
           attempts: 0,
           ackMs: undefined,
         });
-        this.#control.touch();
+        if (!this.#options.cmaf) this.#control.touch();
         this.#hls?.onInitAcknowledged(track.id);
       }
       return true;
@@ -544,7 +611,7 @@ export class HttpPushOutput {
       ackMs: upload.completedAt === undefined ? undefined : now() - upload.completedAt,
     });
     // An origin serving only complete files is told of each segment it holds in a new manifest.
-    if (!this.#options.origin.servesGrowingObjects) this.#control.touch();
+    if (!this.#options.origin.servesGrowingObjects && !this.#options.cmaf) this.#control.touch();
     this.#hls?.onSegmentAcknowledged(track.id);
   }
 
@@ -604,6 +671,13 @@ export class HttpPushOutput {
     return oldest;
   }
 
+  /** The posted MPD reached the receiver (or was refused): the tracks' headers may go. */
+  #manifestReceived(): void {
+    if (!this.#awaitingManifest) return;
+    this.#awaitingManifest = false;
+    for (const track of this.#tracks.values()) track.wakeup.wake();
+  }
+
   #fail(error: Error): void {
     if (this.#fatal) return;
     this.#fatal = error;
@@ -639,7 +713,8 @@ export class HttpPushOutput {
         continue;
       }
       const track = this.#tracks.get(next.track)!;
-      const ready = this.#backfill.initsSent.has(track.id) || (await this.#sendInit(track, this.#backfill));
+      const ready =
+        this.#backfill.initsSent.has(next.header.path) || (await this.#sendInit(track, this.#backfill, next.header));
       const result = ready ? await this.#sendSegment(this.#backfill, next) : 'retry';
       if (result === 'retry') await streak.failed(this.#backfill);
       else streak.succeeded();

@@ -1,4 +1,4 @@
-import type { OriginProfile } from './push-types.ts';
+import type { Ingest, OriginProfile } from './push-types.ts';
 
 /**
  * What an origin does with what is pushed to it, resolved once from `--origin-profile`: every
@@ -21,7 +21,27 @@ export interface OriginCapabilities {
   readonly serverHeader: RegExp | undefined;
   /** How `appliance check` describes it. */
   readonly description: string;
+  /** The ingest it takes; the first is the default. */
+  readonly ingests: readonly Ingest[];
+  /**
+   * How CMAF ingest names a track's objects: `streams` (`Streams(<name>)` for every request),
+   * `mediapackage` (`Streams(<name>)/InitializationSegment`, `…/Segment(<mfhd>)`), `template` (the
+   * posted MPD's SegmentTemplate: `<name>/init.mp4`, `<name>/<n>.m4s`).
+   */
+  readonly cmafNaming: 'streams' | 'mediapackage' | 'template';
+  /** Takes a segment older than one it already has (a backfilled one): else late segments are dropped, never sent out of order. */
+  readonly acceptsLateSegments: boolean;
+  /** The upload method unless --method says otherwise. */
+  readonly method: 'PUT' | 'POST';
 }
+
+const INTERFACE_1 = {
+  servesGrowingObjects: false,
+  blockingReload: false,
+  timeEndpoint: false,
+  serverHeader: undefined,
+  ingests: ['cmaf'],
+} as const;
 
 const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
   appliance: {
@@ -31,6 +51,10 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     timeEndpoint: true,
     serverHeader: /^appliance\b/i,
     description: 'it serves uploads while they arrive',
+    ingests: ['dash'],
+    cmafNaming: 'streams',
+    acceptsLateSegments: true,
+    method: 'PUT',
   },
   generic: {
     profile: 'generic',
@@ -39,6 +63,36 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     timeEndpoint: false,
     serverHeader: undefined,
     description: 'it serves a file only once its upload ends',
+    ingests: ['dash'],
+    cmafNaming: 'template',
+    acceptsLateSegments: true,
+    method: 'PUT',
+  },
+  // CMAF ingest (Interface-1) receivers: they package what arrives themselves.
+  unified: {
+    profile: 'unified',
+    ...INTERFACE_1,
+    description: 'Unified Origin: CMAF ingest to <publishing point>/Streams(<track>)',
+    cmafNaming: 'streams',
+    // It fills a track's gaps with what arrives later (the way it merges redundant encoders).
+    acceptsLateSegments: true,
+    method: 'POST',
+  },
+  'mediapackage-v2': {
+    profile: 'mediapackage-v2',
+    ...INTERFACE_1,
+    description: 'AWS Elemental MediaPackage v2: CMAF ingest, Segment(<n>) numbers only ever increasing',
+    cmafNaming: 'mediapackage',
+    acceptsLateSegments: false,
+    method: 'PUT',
+  },
+  'generic-cmaf': {
+    profile: 'generic-cmaf',
+    ...INTERFACE_1,
+    description: 'a DASH-IF CMAF ingest receiver: names from the posted MPD',
+    cmafNaming: 'template',
+    acceptsLateSegments: true,
+    method: 'POST',
   },
 };
 

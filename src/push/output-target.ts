@@ -23,6 +23,8 @@ export interface PushTarget {
   /** The manifest's URL; segments and init segments go next to it. */
   url: URL;
   manifest: string;
+  /** The URL as given (no `live.mpd` appended): for CMAF ingest, the publishing point. */
+  given: URL;
 }
 
 export type OutputTarget = DirectoryTarget | ServeTarget | PushTarget;
@@ -97,9 +99,10 @@ function parsePushOutput(spec: string): PushTarget {
     );
   }
   if (url.hash) throw new ConfigError(`--output ${shown}: a URL fragment (#…) is never sent to an origin; remove it`);
+  const given = url;
   if (!/\.(mpd|m3u8)$/i.test(url.pathname))
     url = new URL(`${url.pathname.replace(/\/?$/, '/')}live.mpd${url.search}`, url);
-  return { kind: 'push', url, manifest: url.pathname.split('/').pop()! };
+  return { kind: 'push', url, manifest: url.pathname.split('/').pop()!, given };
 }
 
 function parseDirectoryOutput(spec: string, cwd: string): DirectoryTarget {

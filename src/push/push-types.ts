@@ -5,8 +5,16 @@ import type { ShedSpan } from '../packager/shed.ts';
 export type { SegmentRun };
 
 /** Which kind of origin receives the push; it decides what the manifests may promise. */
-export const ORIGIN_PROFILES = ['appliance', 'generic'] as const;
+export const ORIGIN_PROFILES = ['appliance', 'generic', 'unified', 'mediapackage-v2', 'generic-cmaf'] as const;
 export type OriginProfile = (typeof ORIGIN_PROFILES)[number];
+
+/**
+ * How the stream reaches an origin (DASH-IF Live Media Ingest): `dash` (Interface-2) pushes
+ * DASH/HLS objects with the manifests; `cmaf` (Interface-1) sends each track as CMAF ingest, the
+ * origin packaging it.
+ */
+export const INGESTS = ['dash', 'cmaf'] as const;
+export type Ingest = (typeof INGESTS)[number];
 
 /** How one object's delivery ended: acknowledged, worth sending again, or given up (refused, or the output stopped). */
 export type Delivery = 'ok' | 'retry' | 'gave-up';
@@ -16,6 +24,8 @@ export interface SegmentUpload {
   track: string;
   segment: bigint;
   path: string;
+  /** The init (CMAF header) that goes before it on a connection: the track's when it was made. */
+  header: { path: string; bytes: Uint8Array };
   body: UploadBody;
   /** Failed attempts so far. */
   attempts: number;
@@ -61,6 +71,11 @@ export interface ManifestView {
   announced?: { video?: SegmentRun | undefined; audio?: SegmentRun | undefined } | undefined;
   /** Renditions this output does not deliver, and since when (its uplink is too slow for them). */
   shed?: readonly ShedSpan[] | undefined;
+  /**
+   * The MPD posted to a CMAF ingest receiver: one Period at PT0S with the tracks being sent, each
+   * Representation named as the receiver knows the track (see CmafTrackNames).
+   */
+  cmafIngest?: { streamName(track: string): string } | undefined;
 }
 
 export type ManifestBuilder = (view: ManifestView) => string;

@@ -3,7 +3,7 @@ import { AvOffsetMeter } from '../encode/av-offset.ts';
 import { ClockStepDetector } from '../encode/clock.ts';
 import type { Logger } from '../log.ts';
 import type { ChunkEvent, InitEvent, PackagerEvent } from '../packager/chunker.ts';
-import { buildMpd } from '../packager/mpd.ts';
+import { buildMpd, cmafIngestModel } from '../packager/mpd.ts';
 import type { Packager, Period, RunShape } from '../packager/packager.ts';
 import { withoutShed } from '../packager/shed.ts';
 import { laterOf } from '../timeline/bigint.ts';
@@ -425,14 +425,13 @@ export class LiveSession {
   #publishManifest(): void {
     const profile = this.#profile;
     this.#outputs.publishManifest((view) => {
-      const model = withoutShed(
-        this.#packager.mpdModel(
-          profile,
-          { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl },
-          new Date(this.#clock.now()),
-        ),
-        view.shed ?? [],
+      const full = this.#packager.mpdModel(
+        profile,
+        { timeShiftBufferDepth: profile.tsb, utcTimingUrl: view.utcTimingUrl },
+        new Date(this.#clock.now()),
       );
+      if (view.cmafIngest) return buildMpd(cmafIngestModel(full, view.cmafIngest.streamName));
+      const model = withoutShed(full, view.shed ?? []);
       // Origins that only serve complete files list what they have and are asked again every segment.
       // While chunks come later than promised, players are told so: a later target, a smaller offset.
       const margin = this.#latencyMargin.ms / 1000;
