@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|players|continuity|avsync|pressure|levels|footprint|memory-limit, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|ingest|players|continuity|avsync|pressure|levels|footprint|memory-limit, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
 // measured become bench/baseline.json's, merged with those of sections not run), --footprint-seconds S
 // (each footprint case's length, default 300).
@@ -18,6 +18,7 @@ import { pressureRun, type PressureRun } from './pressure.ts';
 import { levelCostRun } from './levels.ts';
 import { footprintRun, type FootprintCase, type FootprintRun } from './footprint.ts';
 import { memoryLimitRun } from './memory-limit.ts';
+import { ingestDelayRun, type IngestRun } from './ingest.ts';
 import { parseByteSize } from '../src/config/byte-size.ts';
 import {
   killRun,
@@ -470,6 +471,45 @@ if (want('levels')) {
   };
   const error = Math.max(...levels.map((l) => Math.abs(l.modelShare - l.measuredShare)));
   targets['levelCostModelError'] = { target: '<= 0.08', measured: Math.round(error * 1000) / 1000, met: error <= 0.08 };
+}
+
+if (want('ingest')) {
+  const seconds = Number(values.seconds);
+  const results: IngestRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    results.push(await ingestDelayRun(seconds));
+    log(`ingest run ${i + 1}/${runs} done (--ingest dash and --ingest cmaf from one appliance)`);
+  }
+  const summary = (ingest: 'dash' | 'cmaf') =>
+    Object.fromEntries(
+      Object.keys(results[0]!.chunkDelayMs[ingest]).map((track) => [
+        track,
+        {
+          p50: round(median(results.map((r) => r.chunkDelayMs[ingest][track]!.p50))),
+          p95: round(median(results.map((r) => r.chunkDelayMs[ingest][track]!.p95))),
+        },
+      ]),
+    );
+  const dash = summary('dash');
+  const cmaf = summary('cmaf');
+  const worst = (s: typeof dash, q: 'p50' | 'p95') => Math.max(...Object.values(s).map((d) => d[q]));
+  report['ingest'] = {
+    what: `${runs} runs of ${seconds} s: one appliance (ultra-ll, test source) pushing to two receivers on 127.0.0.1 at once, --ingest dash to the project's origin and --ingest cmaf (Unified naming) to the independent CMAF ingest checker; chunk delay = a chunk's last byte at the receiver − its media's end (medians across runs)`,
+    chunkDelayMs: { dash, cmaf },
+    ratioCmafToDash: {
+      p50: round(worst(cmaf, 'p50') / worst(dash, 'p50'), 2),
+      p95: round(worst(cmaf, 'p95') / worst(dash, 'p95'), 2),
+    },
+    segments: results.map((r) => r.segments),
+  };
+  const ratio = worst(cmaf, 'p95') / worst(dash, 'p95');
+  targets['cmafIngestChunkDelayP95RatioToDash'] = {
+    target: '<= 1.2 (CMAF ingest adds no delay of its own)',
+    measured: round(ratio, 2),
+    met: ratio <= 1.2,
+  };
+  const violations = results.reduce((n, r) => n + r.violations, 0);
+  targets['cmafIngestRulesBroken'] = { target: '0', measured: violations, met: violations === 0 };
 }
 
 if (want('footprint')) {

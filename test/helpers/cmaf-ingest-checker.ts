@@ -21,8 +21,11 @@ export interface CheckedSegment {
   bytes: number;
   /** SHA-256 of the whole body. */
   hash: string;
-  /** Per chunk: when its mdat ended here, its prft's wall clock (ms since 1970) and its duration (ms). */
-  chunkTimes: { arrivedAt: number; prftMs: number | undefined; durationMs: number }[];
+  /**
+   * Per chunk: when its mdat ended here, its prft's wall clock (ms since 1970), its duration and
+   * when its media ends on the timeline (ms since 1970: the timeline is the epoch's).
+   */
+  chunkTimes: { arrivedAt: number; prftMs: number | undefined; durationMs: number; mediaEndMs: number }[];
 }
 
 export interface CheckerOptions {
@@ -313,6 +316,8 @@ export class CmafIngestChecker {
           arrivedAt: at,
           prftMs: prft,
           durationMs: fragment && timescale ? (fragment.duration / timescale) * 1000 : 0,
+          mediaEndMs:
+            fragment && timescale ? (Number(fragment.tfdt + BigInt(fragment.duration)) / timescale) * 1000 : Number.NaN,
         });
         prft = undefined;
       }
