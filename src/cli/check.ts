@@ -10,9 +10,11 @@ import { parseOutputs, type PushTarget } from '../push/output-target.ts';
 import { originCapabilities, originTimeUrl } from '../push/origin-capabilities.ts';
 import type { OriginProfile } from '../push/push-types.ts';
 import { safeUrl } from '../push/upload-outcome.ts';
+import { probeIngestPoint } from './check-ingest.ts';
+import { destinationOf } from './outputs.ts';
 import { packageVersion, userAgent } from '../version.ts';
 import { loadProfile } from '../config/profile.ts';
-import { START_OPTION_SPECS } from './args.ts';
+import { parseStartArgs, START_OPTION_SPECS } from './args.ts';
 import { readConfigFile } from './config-file.ts';
 import { type ClientCertificate, readClientCertificate, tlsConnectOptions } from '../push/client-certificate.ts';
 import {
@@ -42,6 +44,9 @@ export const CHECK_USAGE = `appliance check [--config FILE] [--output URL] [--so
   --ca FILE             also trust the CA certificates in FILE (PEM)
   --client-cert FILE, --client-key FILE
                         the TLS client certificate for https origins, as for "appliance start"
+  --origin-profile P, --ingest dash|cmaf, --method PUT|POST
+                        as for "appliance start": a CMAF ingest receiver is probed as a session
+                        starts (an empty request to the publishing point), nothing uploaded
   --no-cpu              skip the test encode
   --json                one JSON object {ok, findings, origins, capture} instead of text
 It uploads a small probe object next to the manifest, reads it back while the upload is still
@@ -60,6 +65,9 @@ const OPTIONS = {
   json: { type: 'boolean' },
   config: { type: 'string' },
   'no-cpu': { type: 'boolean' },
+  'origin-profile': { type: 'string', multiple: true },
+  ingest: { type: 'string', multiple: true },
+  method: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -203,6 +211,9 @@ function describeReport(r: OriginReport): string {
 const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗' };
 const describeFinding = (f: Finding) => `  ${MARK[f.verdict]} ${f.check}: ${f.text}`;
 
+const listOf = (value: unknown): string[] =>
+  Array.isArray(value) ? value.map(String) : typeof value === 'string' ? [value] : [];
+
 /** `appliance check`; returns the exit status. */
 export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let values: {
@@ -217,6 +228,9 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     config?: string;
     json?: boolean;
     'no-cpu'?: boolean;
+    'origin-profile'?: string[];
+    ingest?: string[];
+    method?: string;
     help?: boolean;
   };
   try {
@@ -248,10 +262,42 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
     values['client-key'] ?? fromFile('client-key'),
   );
   for (const text of clientWarnings) findings.push({ check: 'client certificate', verdict: 'warn', text });
-  const reports = await Promise.all(targets.map((t) => probeOrigin(t, headers, ca, client)));
+  // Which origins take CMAF ingest: the same flags (or configuration) and rules as a start's.
+  // (The outputs go in as a configuration's would: a signed URL's query is no reason to refuse here.)
+  const pushOptions = parseStartArgs(
+    [
+      ...(values['origin-profile'] ?? listOf(file['origin-profile'])).flatMap((p) => ['--origin-profile', p]),
+      ...(values.ingest ?? listOf(file['ingest'])).flatMap((i) => ['--ingest', i]),
+      ...((values.method ?? fromFile('method')) ? ['--method', (values.method ?? fromFile('method'))!] : []),
+    ],
+    { output: outputs },
+  );
+  const push = { profiles: pushOptions.originProfiles, ingests: pushOptions.ingests, method: pushOptions.method };
+  // Indexed like --output (a directory output counts), as a start indexes --origin-profile.
+  const destinations = parseOutputs(outputs, process.cwd()).flatMap((t, index) =>
+    t.kind === 'push' ? [destinationOf(push, index, t)] : [],
+  );
+  const reports = await Promise.all(
+    targets.map((t, i) =>
+      destinations[i]!.ingest === 'cmaf'
+        ? probeIngestPoint(t.given, destinations[i]!, headers, ca, client)
+        : probeOrigin(t, headers, ca, client),
+    ),
+  );
   const uploads = new Map<OriginReport, Finding>();
   for (const [i, report] of reports.entries()) {
     if (!report.reachable || report.credentials !== 'accepted') continue;
+    if (destinations[i]!.ingest === 'cmaf') {
+      // A CMAF ingest receiver takes only media: the speed probe's object would be refused.
+      const finding: Finding = {
+        check: 'upload',
+        verdict: 'ok',
+        text: `${report.url}: CMAF ingest receiver; upload speed not measured (it takes only media: watch the push metrics after the start)`,
+      };
+      uploads.set(report, finding);
+      findings.push(finding);
+      continue;
+    }
     const speed = await measureUpload(
       targets[i]!,
       { ...headers, 'user-agent': userAgent(await packageVersion()) },

@@ -34,7 +34,8 @@ profile: ultra-ll
 source: device                 # the default camera and microphone; "appliance devices" lists them
 # output:                      # without an output the stream is served on "listen"
 #   - https://origin.example/live/live.mpd
-# origin-profile: appliance    # or generic (nginx/WebDAV, object stores); "appliance check" tells
+# origin-profile: appliance    # or generic (nginx/WebDAV, object stores); "appliance check" tells;
+#                              # unified, mediapackage-v2 or generic-cmaf take CMAF ingest (ingest: cmaf)
 # header-file: /etc/appliance/push-headers
 listen: 127.0.0.1:8080
 metrics: 127.0.0.1:9464        # /metrics (Prometheus), /healthz, /status

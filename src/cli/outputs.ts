@@ -45,7 +45,7 @@ export interface OpenedOutputs {
 }
 
 /** What the origin of the output at `index` does: its profile given per output, once for all, or the default. */
-export const originOf = (push: PushSettings, index: number): OriginCapabilities =>
+export const originOf = (push: Pick<PushSettings, 'profiles'>, index: number): OriginCapabilities =>
   originCapabilities(push.profiles[index] ?? push.profiles[0] ?? 'appliance');
 
 /** How one push output reaches its origin, resolved from its flags and its origin profile. */
@@ -60,7 +60,11 @@ export interface PushDestination {
 }
 
 /** Pure: the output at `index`'s destination, or a ConfigError naming what does not go together. */
-export function destinationOf(push: PushSettings, index: number, target: PushTarget): PushDestination {
+export function destinationOf(
+  push: Pick<PushSettings, 'profiles' | 'ingests' | 'method'>,
+  index: number,
+  target: PushTarget,
+): PushDestination {
   const origin = originOf(push, index);
   const shown = safeUrl(target.given);
   const ingest = resolveIngest(push.ingests[index] ?? push.ingests[0], origin, shown);

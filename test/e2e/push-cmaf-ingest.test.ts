@@ -6,6 +6,7 @@ import { CmafIngestChecker } from '../helpers/cmaf-ingest-checker.ts';
 import { LIGHT_PAIR, writeLightProfile } from '../helpers/light-profile.ts';
 import { producedSegments, pushingAppliance, TRACKS } from '../helpers/push-run.ts';
 import { scratchDirectories } from '../helpers/scratch.ts';
+import { runAppliance } from '../helpers/run.ts';
 
 // `--ingest cmaf` end to end: the real encoder and packager sending to three CMAF ingest
 // receivers at once (Unified Origin's naming, MediaPackage v2's, and the posted-MPD one), each an
@@ -152,6 +153,34 @@ describe('CMAF ingest out (--ingest cmaf, DASH-IF Interface-1)', { timeout: 180_
       }
     } finally {
       await Promise.all([unified.close(), mediapackage.close(), generic.close()]);
+    }
+  });
+
+  it('appliance check opens a session as a sender would: an empty request to the publishing point, nothing stored', async () => {
+    const receiver = new CmafIngestChecker({ segdur: 1, streamOf: (path) => path });
+    const port = await receiver.listen();
+    try {
+      const result = await runAppliance(
+        [
+          'check',
+          '--no-cpu',
+          '--json',
+          '--origin-profile',
+          'mediapackage-v2',
+          '--output',
+          `http://127.0.0.1:${port}/in/v1/g/1/ch/`,
+        ],
+        { timeout: 60_000 },
+      );
+      const report = JSON.parse(String(result.stdout)) as { origins: { credentials: string; problem?: string }[] };
+      assert.equal(report.origins[0]?.credentials, 'accepted', String(result.stdout));
+      assert.equal(report.origins[0]?.problem, undefined);
+      assert.deepEqual(
+        receiver.requests.map((r) => [r.method, r.path, r.kind]),
+        [['PUT', '/in/v1/g/1/ch/', 'empty']],
+      );
+    } finally {
+      await receiver.close();
     }
   });
 });

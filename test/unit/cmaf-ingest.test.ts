@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { destinationOf, type PushSettings } from '../../src/cli/outputs.ts';
 import { parseStartArgs } from '../../src/cli/args.ts';
+import { ingestAnswer } from '../../src/cli/check-ingest.ts';
 import { buildMpd, cmafIngestModel, type MpdModel } from '../../src/packager/mpd.ts';
 import { cmafObjectNames, cmafPublishingPoint, CmafTrackNames, resolveIngest } from '../../src/push/cmaf-ingest.ts';
 import { originCapabilities } from '../../src/push/origin-capabilities.ts';
@@ -139,5 +140,13 @@ describe('CMAF ingest: names and destinations', () => {
     assert.doesNotMatch(mpd, /presentationTimeOffset|availabilityTimeOffset|BaseURL/);
     assert.match(mpd, /<Representation id="1080p-0badcafe"/);
     assert.match(mpd, /<Representation id="audio"/);
+  });
+
+  it('appliance check reads the answer to an empty request that opens a session', () => {
+    assert.deepEqual(ingestAnswer(200), { credentials: 'accepted', problem: undefined });
+    assert.deepEqual(ingestAnswer(400), { credentials: 'accepted', problem: undefined }, 'wants media, let us in');
+    assert.equal(ingestAnswer(403).credentials, 'refused');
+    assert.match(ingestAnswer(404).problem!, /no publishing point/);
+    assert.match(ingestAnswer(503).problem!, /HTTP 503/);
   });
 });
