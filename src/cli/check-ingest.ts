@@ -2,20 +2,34 @@ import { Client } from '../push/http-client.ts';
 import { type ClientCertificate, tlsConnectOptions } from '../push/client-certificate.ts';
 import { safeUrl } from '../push/upload-outcome.ts';
 import { packageVersion, userAgent } from '../version.ts';
-import type { OriginReport } from './check.ts';
+import { connectionProblem, type OriginReport } from './check.ts';
 import type { PushDestination } from './outputs.ts';
 
 /**
  * Pure: what an answer to the empty request that opens a CMAF ingest session says (DASH-IF ingest:
- * 403 refused credentials, 404 no such publishing point, 400/412/415 a receiver that wants media,
- * which it only judges once it let the request in).
+ * 403 refused credentials, 404 no such publishing point, 412/415 a receiver that let the request
+ * in and wants a header). A 400 says nothing certain (nginx answers it to a missing client
+ * certificate); a 405, that this URL takes no uploads by that method.
  */
-export function ingestAnswer(status: number): Pick<OriginReport, 'credentials' | 'problem'> {
+export function ingestAnswer(
+  status: number,
+  method: string,
+  certificateGiven: boolean,
+): Pick<OriginReport, 'credentials' | 'problem'> {
   if (status === 401 || status === 403) return { credentials: 'refused', problem: undefined };
-  if (status < 300 || status === 400 || status === 405 || status === 412 || status === 415)
-    return { credentials: 'accepted', problem: undefined };
+  if (status < 300 || status === 412 || status === 415) return { credentials: 'accepted', problem: undefined };
   if (status === 404)
     return { credentials: 'unknown', problem: 'no publishing point at this URL (404): check its path and the channel' };
+  if (status === 405)
+    return {
+      credentials: 'unknown',
+      problem: `this URL takes no ${method} (405): is it the publishing point, and does the receiver take ${method}? (--method)`,
+    };
+  if (status === 400)
+    return {
+      credentials: 'unknown',
+      problem: `the receiver refused an empty request (400)${certificateGiven ? '' : '; one that admits encoders by TLS client certificate (nginx answers 400 without one) wants --client-cert and --client-key'}`,
+    };
   return { credentials: 'unknown', problem: `the receiver answered HTTP ${status}` };
 }
 
@@ -24,12 +38,14 @@ export function ingestAnswer(status: number): Pick<OriginReport, 'credentials' |
  * publishing point, which a receiver answers without storing anything. Never throws.
  */
 export async function probeIngestPoint(
-  given: URL,
   destination: PushDestination,
   headers: Record<string, string>,
   ca: string[] | undefined,
   client?: ClientCertificate | undefined,
 ): Promise<OriginReport> {
+  // The publishing point the pushes go into (a URL naming the MPD is probed at its directory, so
+  // the empty request stores nothing in its place).
+  const given = destination.url;
   const report: OriginReport = {
     url: safeUrl(given),
     reachable: false,
@@ -63,11 +79,9 @@ export async function probeIngestPoint(
     report.reachable = true;
     report.server = [answer.headers['server']].flat()[0];
     report.uploadStatus = answer.statusCode;
-    Object.assign(report, ingestAnswer(answer.statusCode));
+    Object.assign(report, ingestAnswer(answer.statusCode, destination.method, client !== undefined));
   } catch (error) {
-    const code =
-      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
-    report.problem = `${code ?? (error as Error).message}${code && /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ? ": give the origin's CA with --ca FILE" : ''}`;
+    report.problem = connectionProblem(error);
   } finally {
     await connection.destroy();
   }

@@ -88,6 +88,12 @@ export interface OriginReport {
 
 const now = () => performance.now();
 
+/** A probe's failure in words: the error's code, with the way out of a certificate problem. */
+export function connectionProblem(error: unknown): string {
+  const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+  return `${code ?? (error as Error).message}${code && /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ? ": give the origin's CA with --ca FILE" : ''}`;
+}
+
 /** Probes one origin; never throws. */
 export async function probeOrigin(
   target: PushTarget,
@@ -173,9 +179,7 @@ export async function probeOrigin(
         report.problem = `DELETE is refused (HTTP ${removed.statusCode}): run with --no-delete, or let the origin expire old segments`;
     }
   } catch (error) {
-    const code =
-      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
-    report.problem = `${code ?? (error as Error).message}${code && /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ? ": give the origin's CA with --ca FILE" : ''}`;
+    report.problem = connectionProblem(error);
   } finally {
     await Promise.all([uploader.destroy(), reader.destroy()]);
   }
@@ -280,7 +284,7 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
   const reports = await Promise.all(
     targets.map((t, i) =>
       destinations[i]!.ingest === 'cmaf'
-        ? probeIngestPoint(t.given, destinations[i]!, headers, ca, client)
+        ? probeIngestPoint(destinations[i]!, destinations[i]!.origin.takesCredentials ? headers : {}, ca, client)
         : probeOrigin(t, headers, ca, client),
     ),
   );

@@ -14,6 +14,7 @@ import type { OutputTarget, PushTarget } from '../push/output-target.ts';
 import { originCapabilities, originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
 import type { Ingest, ManifestBuilder, ManifestView, OriginProfile, PushEvent } from '../push/push-types.ts';
 import { cmafPublishingPoint, resolveIngest } from '../push/cmaf-ingest.ts';
+import { chunksPerSegment } from '../packager/chunker.ts';
 import { safeUrl } from '../push/upload-outcome.ts';
 import { ConfigError } from '../errors.ts';
 import { DEFAULT_UTC_TIMING } from './args.ts';
@@ -191,7 +192,7 @@ async function openOne(
     const output: HttpPushOutput = new HttpPushOutput({
       url: destination.url,
       origin,
-      cmaf: cmaf ? { chunksPerSegment: Math.round(profile.segdur / profile.cdur) } : undefined,
+      cmaf: cmaf ? { chunksPerSegment: chunksPerSegment(profile) } : undefined,
       method: destination.method,
       segdur: profile.segdur,
       tsb: profile.tsb,
@@ -199,7 +200,10 @@ async function openOne(
       utcTimingUrl: pushUtcTiming(target, origin, context.utcTiming),
       media: shared.media,
       // The DASH-IF ingest version a CMAF ingest receiver is told (the spec's optional header).
-      headers: cmaf ? { ...context.push.headers, 'dash-if-ingest': '1.1' } : context.push.headers,
+      headers: {
+        ...(origin.takesCredentials ? context.push.headers : {}),
+        ...(cmaf ? { 'dash-if-ingest': '1.1' } : {}),
+      },
       ca: context.push.ca,
       clientCertificate: context.push.clientCertificate,
       userAgent: context.push.userAgent,

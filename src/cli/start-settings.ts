@@ -27,8 +27,9 @@ import type { Logger } from '../log.ts';
 import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
-import { originTimeUrl, type OriginCapabilities } from '../push/origin-capabilities.ts';
-import { cmafObjectNames } from '../push/cmaf-ingest.ts';
+import { originTimeUrl } from '../push/origin-capabilities.ts';
+import { cmafLayoutOf } from '../push/cmaf-ingest.ts';
+import { chunksPerSegment } from '../packager/chunker.ts';
 import { ensureWritableDirectory, parseListen, parseOutputs, type OutputTarget } from '../push/output-target.ts';
 import { userAgent, packageVersion } from '../version.ts';
 import { DEFAULT_METRICS, DEFAULT_UTC_TIMING, type StartOptions } from './args.ts';
@@ -303,7 +304,14 @@ async function resolveStartWith(
     userAgent: userAgent(await packageVersion()),
   };
   // What does not go together (CMAF ingest to an origin that takes DASH objects…) stops the start here.
-  for (const [index, output] of outputs.entries()) if (output.kind === 'push') destinationOf(push, index, output);
+  for (const [index, output] of outputs.entries()) {
+    if (output.kind !== 'push') continue;
+    const { origin } = destinationOf(push, index, output);
+    if (!origin.takesCredentials && Object.keys(push.headers).length)
+      warnings.push(
+        `${output.given.origin}: credentials and --header-file headers are not sent to ${origin.profile} (its channel policy admits encoders)`,
+      );
+  }
   const ladderPixels = ladder.renditions.reduce((sum, r) => sum + r.width * r.height, 0);
   const tooLittle = memoryLimitWarning(await readMemoryLimit(), memoryNeeded(push.media.budgetBytes, ladderPixels));
   if (tooLittle) warnings.push(tooLittle);
@@ -330,21 +338,6 @@ async function resolveStartWith(
         : (options.metrics ?? (underService ? parseListen(DEFAULT_METRICS, '--metrics') : undefined)),
     warnings,
   };
-}
-
-/** The first track's header and a segment's names at a CMAF ingest receiver, for --dry-run. */
-function cmafObjectsOf(
-  origin: OriginCapabilities,
-  track: { id: string; rendition?: unknown },
-  profile: Profile,
-): string[] {
-  const names = cmafObjectNames(
-    origin.cmafNaming,
-    track.id,
-    track.rendition ? 'video' : 'audio',
-    Math.round(profile.segdur / profile.cdur),
-  );
-  return [names.init, names.segment(BigInt(Math.floor(Date.now() / 1000 / profile.segdur)))];
 }
 
 export function describe(resolved: ResolvedStart): string {
@@ -374,25 +367,30 @@ export function describe(resolved: ResolvedStart): string {
     const { origin } = destination;
     const cmaf = destination.ingest === 'cmaf';
     const shown = (url: URL) => `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
-    const track = plan.tracks[0];
     return {
       push: shown(destination.url),
       ingest: cmaf ? 'cmaf (DASH-IF Interface-1)' : 'dash (DASH-IF Interface-2)',
       ...(cmaf
         ? {
-            objects: track ? cmafObjectsOf(origin, track, profile) : [],
+            objects: plan.tracks.map((t) =>
+              cmafLayoutOf(origin.cmafNaming, t.id, t.rendition ? 'video' : 'audio', chunksPerSegment(profile)),
+            ),
             manifests: origin.cmafNaming === 'template' ? [destination.manifest] : [],
           }
         : { manifests: manifests(output.manifest) }),
       originProfile: origin.profile,
       method: destination.method,
       utcTiming: pushUtcTiming(output, origin, resolved.utcTiming),
-      credentials: credentials ? `${credentials} (value hidden)` : 'none',
+      credentials: !origin.takesCredentials
+        ? 'none sent (its channel policy admits encoders)'
+        : credentials
+          ? `${credentials} (value hidden)`
+          : 'none',
       clientCertificate:
         push.clientCertificate && output.url.protocol === 'https:'
           ? `${push.clientCertificate.subject}, valid to ${push.clientCertificate.validTo} (key hidden)`
           : 'none',
-      headers: Object.keys(push.headers).filter((h) => h !== 'authorization'),
+      headers: origin.takesCredentials ? Object.keys(push.headers).filter((h) => h !== 'authorization') : [],
       budgetBytes: push.media.pushBytes,
       deleteExpired: push.deleteExpired && !cmaf,
     };

@@ -12,6 +12,8 @@ export interface InitEvent {
   bytes: Uint8Array;
   /** Where it is written: `<track>/init.mp4`, or the init of a later period (see Packager). */
   path: string;
+  /** The first segment of the period it describes (announced ahead of it, or current); absent: 0. */
+  periodStart?: bigint | undefined;
 }
 
 export interface ChunkEvent {
@@ -79,6 +81,9 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
  * every encoder and every run numbers a chunk alike (it increases, and wraps every ~13 years at 10
  * chunks a second).
  */
+/** CMAF chunks in a segment: the segment's duration in chunk durations (at least 1). */
+export const chunksPerSegment = (timing: ChunkerTiming): number => Math.max(1, Math.round(timing.segdur / timing.cdur));
+
 export function chunkSequenceNumber(segment: bigint, part: number, chunksPerSegment: number): number {
   return Number((segment * BigInt(chunksPerSegment) + BigInt(part)) % 2n ** 32n);
 }
@@ -248,7 +253,7 @@ export class TrackChunker {
   }
 
   #chunksPerSegment(): number {
-    return Math.max(1, Math.round(this.#timing.segdur / this.#timing.cdur));
+    return chunksPerSegment(this.#timing);
   }
 
   /** Packages one sample (the source's, or slate with `slate`); events it completes go to `events`. */

@@ -282,7 +282,7 @@ export class Packager {
     for (const track of this.#states.keys()) {
       const clip = this.#clips.get(track)?.[0];
       if (!clip) return [];
-      inits.set(track, { ...clip.init, path: initPath(track, 0n) });
+      inits.set(track, { ...clip.init, path: initPath(track, 0n), periodStart: 0n });
     }
     return this.resume([{ start: 0n, inits }], lastSegment);
   }
@@ -420,7 +420,7 @@ export class Packager {
       return;
     }
     if (!known) {
-      const placed = { ...init, path: initPath(init.track, current.start) };
+      const placed = { ...init, path: initPath(init.track, current.start), periodStart: current.start };
       current.inits.set(init.track, placed);
       if (this.#run.frameRate !== undefined) current.frameRate = this.#run.frameRate;
       this.#assembled ||= this.#run.tracks.every((t) => current.inits.has(t));
@@ -555,7 +555,7 @@ export class Packager {
     const period: Period = { start, inits: new Map(), frameRate: run.frameRate ?? previous.frameRate };
     for (const track of run.tracks) {
       const init = inits.get(track);
-      if (init) period.inits.set(track, { ...init, path: initPath(track, start) });
+      if (init) period.inits.set(track, { ...init, path: initPath(track, start), periodStart: start });
     }
     this.#periods.push(period);
     this.#handOver = start;
@@ -609,7 +609,7 @@ export class Packager {
       if (!this.#run.tracks.includes(track)) continue;
       const source = state.pendingInit ?? previous.inits.get(track);
       if (!source) continue;
-      const init = { ...source, path: initPath(track, resume) };
+      const init = { ...source, path: initPath(track, resume), periodStart: resume };
       period.inits.set(track, init);
       if (state.pendingInit) state.pendingInit = init;
       events.push(init);

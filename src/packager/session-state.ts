@@ -45,7 +45,7 @@ export function restoreState(
         const bytes = new Uint8Array(Buffer.from(saved.bytes, 'base64'));
         const init = new TrackChunker(track, timing).read(bytes).find((item) => item.init)?.init;
         if (!init) return undefined;
-        inits.set(track, { ...init, path: saved.path });
+        inits.set(track, { ...init, path: saved.path, periodStart: BigInt(p.start) });
       }
       const frameRate =
         typeof p.frameRate === 'number' && p.frameRate > 0 && p.frameRate <= 120 ? p.frameRate : undefined;

@@ -64,6 +64,23 @@ export function cmafObjectNames(
   return { init: `${stream}/init.mp4`, segment: (segment) => `${stream}/${segment}.m4s` };
 }
 
+/** Pure: a track's names in words, for `--dry-run` (n: the segment's number since 1970). */
+export function cmafLayoutOf(
+  naming: OriginCapabilities['cmafNaming'],
+  track: string,
+  kind: 'video' | 'audio',
+  chunksPerSegment: number,
+): string {
+  const names = cmafObjectNames(naming, track, kind, chunksPerSegment);
+  const segment =
+    naming === 'streams'
+      ? `${names.init} (one request per segment)`
+      : naming === 'mediapackage'
+        ? names.init.replace(/InitializationSegment$/, `Segment(<n·${chunksPerSegment} mod 2^32>)`)
+        : `${track}/<n>.m4s`;
+  return `${names.init}, then ${segment}`;
+}
+
 /**
  * A track's names at a CMAF ingest receiver. A CMAF track has one header for its whole life (the
  * spec allows only a changed language), so when the encoder's init changes (a new DASH period: a

@@ -42,6 +42,13 @@ export interface DelivererContext {
   emit(event: PushEvent): void;
   /** The output gives up for good. */
   fail(error: Error): void;
+  /**
+   * CMAF ingest: a track's header goes first on each connection to where its media goes. A
+   * redirect is followed only when the publishing point moved permanently within the origin, and
+   * then everything goes again from the header (`moved`); any other would land media where its
+   * header never went.
+   */
+  headerFirst?: { moved(): void } | undefined;
   pause(ms: number): Promise<void>;
   stopped(): boolean;
 }
@@ -155,6 +162,15 @@ export class Deliverer {
               `a redirect from https to http (${safeUrl(next)}), never followed`,
             );
           const elsewhere = next.origin !== this.#context.url.origin;
+          const moved = next.origin + next.pathname;
+          const baseMove = outcome.permanent && !elsewhere && moved.endsWith(path) && method !== 'DELETE';
+          if (this.#context.headerFirst && !baseMove)
+            return this.#refused(
+              outcome,
+              where,
+              method,
+              `a redirect of CMAF ingest to ${safeUrl(next)}, not followed: the track's header is not there (only a permanent move of the publishing point within the origin is followed)`,
+            );
           // A DELETE goes nowhere but the configured origin: elsewhere it could only be refused.
           if (elsewhere && method === 'DELETE')
             return this.#refused(outcome, where, method, `a redirect of a DELETE to another origin (${safeUrl(next)})`);
@@ -167,8 +183,7 @@ export class Deliverer {
             return 'gave-up';
           }
           if (upload) Object.assign(upload, { redirectedTo: next, redirects });
-          const moved = next.origin + next.pathname;
-          if (outcome.permanent && !elsewhere && moved.endsWith(path) && method !== 'DELETE') {
+          if (baseMove) {
             this.#base = new URL(moved.slice(0, -path.length));
             this.#targets.clear();
             this.#context.logger.warn(
@@ -176,6 +191,10 @@ export class Deliverer {
               'push: the origin moved permanently within itself; every later upload goes to the new place (update --output)',
             );
             if (upload) upload.redirectedTo = undefined;
+            if (this.#context.headerFirst) {
+              this.#context.headerFirst.moved();
+              return 'retry';
+            }
           }
           target = next;
           continue;

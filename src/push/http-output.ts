@@ -1,6 +1,5 @@
 import { RepeatLimiter, type Logger } from '../log.ts';
 import type { ChunkEvent, PackagerEvent } from '../packager/chunker.ts';
-import { segmentPath } from '../layout/object-names.ts';
 import { oldestKept } from '../timeline/window.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import type { OriginCapabilities } from './origin-capabilities.ts';
@@ -16,7 +15,8 @@ import { HlsPush } from './hls-push.ts';
 import { ShedState } from '../packager/shed.ts';
 import type { HlsSession, OutputFormats } from '../packager/hls-playlists.ts';
 import { HLS_CONTENT_TYPE } from '../packager/hls-playlist.ts';
-import { cmafObjectNames, CmafTrackNames, type CmafObjectNames } from './cmaf-ingest.ts';
+import { CmafTrackNames } from './cmaf-ingest.ts';
+import { TrackHeaders, type CmafNaming } from './track-headers.ts';
 
 export interface HttpPushOptions {
   /**
@@ -65,14 +65,16 @@ export interface HttpPushOptions {
 interface TrackState {
   id: string;
   kind: 'video' | 'audio';
-  init: Uint8Array;
-  /** Where the init goes: a new period's init has a name of its own. */
-  initPath: string;
-  /** With CMAF ingest: the track's names at the receiver for its current header. */
-  cmafNames: CmafObjectNames | undefined;
-  /** With CMAF ingest: the track's name at the receiver (changed with its header). */
-  streamName: string;
+  /** Its inits by period, and where each and its media go. */
+  headers: TrackHeaders;
+  /** The newest header was acknowledged once. */
   initAcknowledged: boolean;
+  /**
+   * CMAF ingest with a posted MPD: the track's name in the last MPD built, and in the last one the
+   * receiver acknowledged; no header goes before the receiver knows its name (or refused the MPD).
+   */
+  nameBuilt: string | undefined;
+  nameKnown: string | undefined;
   queue: SegmentUpload[];
   growing: SegmentUpload | undefined;
   live: bigint | undefined;
@@ -129,9 +131,10 @@ export class HttpPushOutput {
   /** Bytes of the shed segment in progress, per track. */
   readonly #shedBytes = new Map<string, number>();
   #manifest: ManifestBuilder | undefined;
-  readonly #cmafNames = new CmafTrackNames();
-  /** CMAF ingest with a posted MPD: no header goes before the receiver had it (or refused it). */
-  #awaitingManifest: boolean;
+  /** CMAF ingest naming (undefined: DASH ingest). */
+  readonly #cmafNaming: CmafNaming | undefined;
+  /** CMAF ingest with a posted MPD that the receiver refused: the tracks go without waiting for it. */
+  #manifestRefused = false;
   /** Late segments (moved to the backfill connection) are dropped, never sent after newer ones. */
   readonly #inOrderOnly: boolean;
 
@@ -139,7 +142,11 @@ export class HttpPushOutput {
     this.#options = options;
     this.name = safeUrl(options.url);
     const cmaf = options.cmaf !== undefined;
-    this.#awaitingManifest = cmaf && options.formats.dash;
+    this.#cmafNaming = options.cmaf && {
+      naming: options.origin.cmafNaming,
+      chunksPerSegment: options.cmaf.chunksPerSegment,
+      names: new CmafTrackNames(),
+    };
     this.#inOrderOnly = cmaf && !options.origin.acceptsLateSegments;
     this.#media = options.media ?? new SharedMedia(options.budgetBytes ?? 0);
     this.#leaveMedia = this.#media.join({
@@ -156,6 +163,11 @@ export class HttpPushOutput {
       fail: (error) => this.#fail(error),
       pause: (ms) => this.#pause(ms),
       stopped: () => this.#done,
+      headerFirst: options.cmaf && {
+        moved: () => {
+          for (const lane of [this.#backfill, ...[...this.#tracks.values()].map((t) => t.lane)]) lane.initsSent.clear();
+        },
+      },
     });
     this.#manifestName = options.formats.mpd;
     const laneOptions = {
@@ -180,7 +192,7 @@ export class HttpPushOutput {
         pause: (ms) => this.#pause(ms),
         stopped: () => this.#done,
         onManifestAcknowledged: (bytes, attempts) => {
-          this.#manifestReceived();
+          this.#namesKnown();
           this.#emit({
             type: 'acknowledged',
             output: this.name,
@@ -201,14 +213,22 @@ export class HttpPushOutput {
         },
         shedSpans: () => this.#shedding.spans,
         manifestFirst: cmaf,
-        streamName: cmaf ? (track) => this.#tracks.get(track)?.streamName ?? track : undefined,
+        streamName: cmaf
+          ? (id) => {
+              const track = this.#tracks.get(id);
+              if (!track) return id;
+              track.nameBuilt = track.headers.newest.streamName;
+              return track.nameBuilt;
+            }
+          : undefined,
         onManifestRefused: () => {
-          if (!this.#awaitingManifest) return;
+          if (!cmaf || this.#manifestRefused) return;
+          this.#manifestRefused = true;
           this.#options.logger.warn(
             { output: this.name },
             'push: the CMAF ingest receiver refused the MPD (see the log); the tracks go under their names anyway',
           );
-          this.#manifestReceived();
+          for (const track of this.#tracks.values()) track.wakeup.wake();
         },
       },
       new Lane(laneOptions),
@@ -276,7 +296,13 @@ export class HttpPushOutput {
   handle(event: PackagerEvent): void {
     if (this.#done) return;
     if (event.type === 'init') {
-      this.#onInit(event.track, event.info.handler === 'soun' ? 'audio' : 'video', event.bytes, event.path);
+      this.#onInit(
+        event.track,
+        event.info.handler === 'soun' ? 'audio' : 'video',
+        event.bytes,
+        event.path,
+        event.periodStart ?? 0n,
+      );
       return;
     }
     const track = this.#tracks.get(event.track);
@@ -292,11 +318,12 @@ export class HttpPushOutput {
         return;
       }
       if (event.part === 0) {
+        const header = track.headers.of(event.segment);
         const upload: SegmentUpload = {
           track: track.id,
           segment: event.segment,
-          path: track.cmafNames ? track.cmafNames.segment(event.segment) : segmentPath(track.id, event.segment),
-          header: { path: track.initPath, bytes: track.init },
+          path: header.segmentPath(event.segment),
+          header: { path: header.path, bytes: header.bytes },
           body: new UploadBody(),
           attempts: 0,
           completedAt: undefined,
@@ -408,42 +435,35 @@ export class HttpPushOutput {
     ]);
   }
 
-  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, packagerPath: string): void {
+  #onInit(id: string, kind: 'video' | 'audio', init: Uint8Array, packagerPath: string, periodStart: bigint): void {
     const track = this.#tracks.get(id);
-    const cmaf = this.#options.cmaf;
-    const streamName = cmaf ? this.#cmafNames.nameOf(id, init) : id;
-    const cmafNames = cmaf
-      ? cmafObjectNames(this.#options.origin.cmafNaming, streamName, kind, cmaf.chunksPerSegment)
-      : undefined;
-    const initPath = cmafNames?.init ?? packagerPath;
     if (track) {
+      const { changed, renamed } = track.headers.set(periodStart, init, packagerPath);
       // A new init (a new period) goes out again on every connection before more media.
-      if (Buffer.compare(track.init, init) !== 0 || track.initPath !== initPath) {
-        track.init = init;
-        track.initPath = initPath;
+      if (changed) {
         track.initAcknowledged = false;
-        for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(initPath);
-        if (cmaf && track.streamName !== streamName) {
-          this.#options.logger.info(
-            { output: this.name, track: id, from: track.streamName, to: streamName },
-            'push: the track has a new CMAF header: its media goes on as another track at the receiver',
-          );
-          track.streamName = streamName;
-          track.cmafNames = cmafNames;
-          this.#control.touch();
-        }
+        const path = track.headers.newest.path;
+        for (const lane of [track.lane, this.#backfill]) lane.initsSent.delete(path);
+      }
+      if (renamed) {
+        this.#options.logger.info(
+          { output: this.name, track: id, to: track.headers.newest.streamName },
+          'push: the track has a new CMAF header: its media goes on as another track at the receiver',
+        );
+        this.#control.touch();
       }
       track.wakeup.wake();
       return;
     }
+    const headers = new TrackHeaders(id, kind, this.#cmafNaming);
+    headers.set(periodStart, init, packagerPath);
     const state: TrackState = {
       id,
       kind,
-      init,
-      initPath,
-      cmafNames,
-      streamName,
+      headers,
       initAcknowledged: false,
+      nameBuilt: undefined,
+      nameKnown: undefined,
       queue: [],
       growing: undefined,
       live: undefined,
@@ -455,6 +475,8 @@ export class HttpPushOutput {
       gaps: new Set(),
       loop: Promise.resolve(),
     };
+    // A track the posted MPD does not name yet (one that starts mid-run): the MPD goes again.
+    if (this.#cmafNaming && this.#manifest) this.#control.touch();
     this.#tracks.set(id, state);
     this.#hls?.addTrack(id, kind);
     state.loop = this.#runTrack(state);
@@ -464,25 +486,22 @@ export class HttpPushOutput {
 
   async #runTrack(track: TrackState): Promise<void> {
     while (!this.#done) {
-      if (this.#awaitingManifest) {
-        await track.wakeup.wait();
-        continue;
-      }
-      if (!track.lane.initsSent.has(track.initPath)) {
-        if (!(await this.#sendInit(track, track.lane, { path: track.initPath, bytes: track.init }))) {
+      // The newest header (and its media) waits until the receiver knows its name; media of an
+      // earlier one goes on meanwhile.
+      const newest = track.headers.newest;
+      const named = !this.#awaitingName(track);
+      if (named && !track.lane.initsSent.has(newest.path)) {
+        if (!(await this.#sendInit(track, track.lane, newest))) {
           await this.#afterFailure(track);
           continue;
         }
       }
       const next = this.#nextLive(track);
-      if (!next) {
+      if (!next || (!named && next.header.path === newest.path)) {
         await track.wakeup.wait();
         continue;
       }
-      // Media of an earlier header (queued before the init changed) goes after its own header.
-      const ready =
-        track.lane.initsSent.has(next.header.path) || (await this.#sendInit(track, track.lane, next.header));
-      const result = ready ? await this.#sendSegment(track.lane, next) : 'retry';
+      const result = await this.#sendWithHeader(track, track.lane, next);
       if (result === 'retry') await this.#afterFailure(track);
       else this.#recovered(track);
     }
@@ -554,14 +573,14 @@ export class HttpPushOutput {
     });
     if (result === 'ok') {
       lane.initsSent.add(header.path);
-      if (!track.initAcknowledged && header.path === track.initPath) {
+      if (!track.initAcknowledged && header.path === track.headers.newest.path) {
         track.initAcknowledged = true;
         this.#emit({
           type: 'acknowledged',
           output: this.name,
           track: track.id,
           object: 'init',
-          bytes: track.init.byteLength,
+          bytes: header.bytes.byteLength,
           attempts: 0,
           ackMs: undefined,
         });
@@ -671,11 +690,40 @@ export class HttpPushOutput {
     return oldest;
   }
 
-  /** The posted MPD reached the receiver (or was refused): the tracks' headers may go. */
-  #manifestReceived(): void {
-    if (!this.#awaitingManifest) return;
-    this.#awaitingManifest = false;
-    for (const track of this.#tracks.values()) track.wakeup.wake();
+  /** CMAF ingest with a posted MPD: the receiver does not know the track's newest name yet. */
+  #awaitingName(track: TrackState): boolean {
+    return (
+      this.#cmafNaming !== undefined &&
+      this.#options.formats.dash &&
+      !this.#manifestRefused &&
+      track.nameKnown !== track.headers.newest.streamName
+    );
+  }
+
+  /** The MPD built last reached the receiver: the names in it are known there. */
+  #namesKnown(): void {
+    for (const track of this.#tracks.values()) {
+      if (track.nameBuilt === undefined || track.nameKnown === track.nameBuilt) continue;
+      track.nameKnown = track.nameBuilt;
+      track.wakeup.wake();
+    }
+  }
+
+  /**
+   * Sends `upload` after the header its media needs, when the connection has not carried it (media
+   * of an earlier period after a new init was announced, a fresh connection). The upload counts as
+   * being sent meanwhile, so the budget does not drop it from under the header.
+   */
+  async #sendWithHeader(track: TrackState, lane: Lane, upload: SegmentUpload): Promise<Delivery> {
+    if (!lane.initsSent.has(upload.header.path)) {
+      upload.sending = true;
+      const ready = await this.#sendInit(track, lane, upload.header);
+      upload.sending = false;
+      if (!ready) return 'retry';
+      // Dropped while the header went (the output stopped, or failed for good).
+      if (!track.queue.includes(upload)) return 'gave-up';
+    }
+    return this.#sendSegment(lane, upload);
   }
 
   #fail(error: Error): void {
@@ -713,9 +761,7 @@ export class HttpPushOutput {
         continue;
       }
       const track = this.#tracks.get(next.track)!;
-      const ready =
-        this.#backfill.initsSent.has(next.header.path) || (await this.#sendInit(track, this.#backfill, next.header));
-      const result = ready ? await this.#sendSegment(this.#backfill, next) : 'retry';
+      const result = await this.#sendWithHeader(track, this.#backfill, next);
       if (result === 'retry') await streak.failed(this.#backfill);
       else streak.succeeded();
     }

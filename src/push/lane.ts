@@ -47,7 +47,12 @@ const now = () => performance.timeOrigin + performance.now();
 export class Lane {
   readonly #options: LaneOptions;
   readonly #clients = new Map<string, Client>();
-  /** Tracks whose init segment went over the current connection(s). */
+  /**
+   * Headers (init segments, by path) the current connection carried. Forgotten whenever that
+   * connection ends, whoever ends it: a failure (reset), the origin closing an idle connection or
+   * answering `Connection: close` (a server's request limit per connection). CMAF ingest sends
+   * the header again first on the next one.
+   */
   readonly initsSent = new Set<string>();
   readonly #watches = new Set<Watch>();
   #watchdog: NodeJS.Timeout | undefined;
@@ -74,6 +79,12 @@ export class Lane {
         headersTimeout: 0,
         bodyTimeout: this.#options.stallMs,
         keepAliveTimeout: 30_000,
+      });
+      const opened = client;
+      // A connection that ends between requests (an idle timeout at the origin) is reopened by undici
+      // unasked: what it carried is forgotten (not for a client already replaced by a reset).
+      client.on('disconnect', () => {
+        if (this.#clients.get(origin) === opened) this.initsSent.clear();
       });
       this.#clients.set(origin, client);
     }
@@ -165,6 +176,7 @@ export class Lane {
         );
       });
       const location = answer.headers['location'];
+      if (/\bclose\b/i.test(String(answer.headers['connection'] ?? ''))) this.initsSent.clear();
       return {
         outcome: outcomeOfStatus(answer.status, Array.isArray(location) ? location[0] : location),
         server: [answer.headers['server']].flat()[0],

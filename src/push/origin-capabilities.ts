@@ -33,9 +33,15 @@ export interface OriginCapabilities {
   readonly acceptsLateSegments: boolean;
   /** The upload method unless --method says otherwise. */
   readonly method: 'PUT' | 'POST';
+  /**
+   * Gets the push credentials and `--header-file` headers. MediaPackage v2 admits encoders by its
+   * channel's policy: a token meant for another output is not its to see.
+   */
+  readonly takesCredentials: boolean;
 }
 
 const INTERFACE_1 = {
+  takesCredentials: true,
   servesGrowingObjects: false,
   blockingReload: false,
   timeEndpoint: false,
@@ -55,6 +61,7 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     cmafNaming: 'streams',
     acceptsLateSegments: true,
     method: 'PUT',
+    takesCredentials: true,
   },
   generic: {
     profile: 'generic',
@@ -67,6 +74,7 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     cmafNaming: 'template',
     acceptsLateSegments: true,
     method: 'PUT',
+    takesCredentials: true,
   },
   // CMAF ingest (Interface-1) receivers: they package what arrives themselves.
   unified: {
@@ -85,6 +93,7 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     cmafNaming: 'mediapackage',
     acceptsLateSegments: false,
     method: 'PUT',
+    takesCredentials: false,
   },
   'generic-cmaf': {
     profile: 'generic-cmaf',

@@ -4,7 +4,7 @@ import { before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import { CmafIngestChecker } from '../helpers/cmaf-ingest-checker.ts';
 import { LIGHT_PAIR, writeLightProfile } from '../helpers/light-profile.ts';
-import { producedSegments, pushingAppliance, TRACKS } from '../helpers/push-run.ts';
+import { producedSegments, pushingAppliance, TOKEN, TRACKS } from '../helpers/push-run.ts';
 import { scratchDirectories } from '../helpers/scratch.ts';
 import { runAppliance } from '../helpers/run.ts';
 
@@ -26,15 +26,27 @@ describe('CMAF ingest out (--ingest cmaf, DASH-IF Interface-1)', { timeout: 180_
     // Unified's receiver: `…/channel.isml/Streams(<track>.cmf?)`, every request to that one URL.
     const unified = new CmafIngestChecker({ segdur: 1, streamOf: (path) => path.split('/').pop()! });
     // MediaPackage's: `Streams(<track>)/InitializationSegment`, `Streams(<track>)/Segment(<mfhd>)`.
-    // It also fails once mid-segment (the 12th request cut after 3000 bytes): the header must
+    let cut = false;
+    let segmentRequests = 0;
+    // It also fails once mid-segment (the 6th segment request cut after 3000 bytes): the header must
     // come again on the new connection and the segment again whole.
     const mediapackage = new CmafIngestChecker({
       segdur: 1,
       streamOf: (path) => /Streams\([^)]*\)/.exec(path)?.[0] ?? path,
-      cutAfter: (_path, request) => (request === 12 ? 3000 : undefined),
+      cutAfter: (path) => {
+        if (cut || !path.includes('/Segment(') || ++segmentRequests < 6) return undefined;
+        cut = true;
+        return 3000;
+      },
     });
-    // A generic receiver naming tracks from the posted MPD's SegmentTemplate: `<track>/<n>.m4s`.
-    const generic = new CmafIngestChecker({ segdur: 1, streamOf: (path) => path.split('/').slice(-2, -1)[0]! });
+    // A generic receiver naming tracks from the posted MPD's SegmentTemplate: `<track>/<n>.m4s`;
+    // it closes each connection after 4 requests (as Apache does after MaxKeepAliveRequests): the
+    // header must go first again on the next one.
+    const generic = new CmafIngestChecker({
+      segdur: 1,
+      streamOf: (path) => path.split('/').slice(-2, -1)[0]!,
+      maxRequestsPerSocket: 4,
+    });
     const ports = await Promise.all([unified.listen(), mediapackage.listen(), generic.listen()]);
     try {
       const result = await pushingAppliance(
@@ -98,6 +110,13 @@ describe('CMAF ingest out (--ingest cmaf, DASH-IF Interface-1)', { timeout: 180_
           checker.requests.every((r) => r.headers['dash-if-ingest'] === '1.1'),
           `${name}: the DASH-IF-Ingest header`,
         );
+        // The push token goes to the receivers that take credentials; MediaPackage admits by policy.
+        assert.ok(
+          checker.requests.every(
+            (r) => r.headers['authorization'] === (name === 'mediapackage-v2' ? undefined : `Bearer ${TOKEN}`),
+          ),
+          `${name}: credentials`,
+        );
         assert.ok(
           checker.requests
             .filter((r) => r.kind === 'segment' || r.kind === 'header')
@@ -125,10 +144,10 @@ describe('CMAF ingest out (--ingest cmaf, DASH-IF Interface-1)', { timeout: 180_
           .filter((r) => r.kind === 'header')
           .every((r) => r.path.endsWith('/InitializationSegment')),
       );
-      const cut = mediapackage.requests.findIndex((r) => r.kind === 'cut');
-      assert.ok(cut >= 0, 'the receiver cut a request');
-      const cutRequest = mediapackage.requests[cut]!;
-      const resent = mediapackage.requests.slice(cut + 1).find((r) => r.connection !== cutRequest.connection);
+      const cutAt = mediapackage.requests.findIndex((r) => r.kind === 'cut');
+      assert.ok(cutAt >= 0, 'the receiver cut a request');
+      const cutRequest = mediapackage.requests[cutAt]!;
+      const resent = mediapackage.requests.slice(cutAt + 1).find((r) => r.connection !== cutRequest.connection);
       assert.ok(resent, 'requests went on over a new connection');
       // (The checker refuses a segment on a connection without its header: none came.)
 

@@ -75,9 +75,12 @@ describe('CMAF ingest output (synthetic chunks, real HTTP)', { timeout: 60_000 }
       return true;
     };
     output.handle(init('header'));
-    for (const event of segmentEvents('v', first, 6)) output.handle(event);
-    // Wait until a refusal has happened, then let the origin recover.
+    // The origin refuses the first segment (503, tried again and again) while five more are made.
+    for (const event of segmentEvents('v', first, 1)) output.handle(event);
     for (let i = 0; i < 100 && !events.some((e) => e.type === 'retry'); i++) await sleep(20);
+    for (const event of segmentEvents('v', first + 1n, 5)) output.handle(event);
+    // The origin is back once the late ones had time to be moved aside.
+    await sleep(300);
     refusing = false;
     await output.flush();
     const delivered = origin.uploads
@@ -91,7 +94,10 @@ describe('CMAF ingest output (synthetic chunks, real HTTP)', { timeout: 60_000 }
     // Segment(<n>) is the segment's mfhd: its first chunk's number, n·10 mod 2³².
     assert.equal(delivered.at(-1), Number(((first + 5n) * 10n) % 2n ** 32n), 'the newest segment arrived');
     const expired = events.filter((e) => e.type === 'dropped' && e.reason === 'expired');
-    assert.ok(expired.length >= 1, 'late segments are counted as dropped');
+    assert.ok(
+      expired.some((e) => e.type === 'dropped' && e.segment === first),
+      'the segment refused during the outage is dropped, counted, not sent after newer ones',
+    );
     const acknowledged = events.filter((e) => e.type === 'acknowledged' && e.object === 'segment');
     assert.equal(expired.length + acknowledged.length, 6, 'every segment acknowledged or counted');
     assert.ok(
@@ -100,22 +106,46 @@ describe('CMAF ingest output (synthetic chunks, real HTTP)', { timeout: 60_000 }
     );
   });
 
-  it('generic-cmaf: the MPD first, once; a receiver refusing it does not hold the tracks back', async () => {
-    const { origin, output, log } = await cmafSetup('generic-cmaf', true);
-    origin.fault = (req, res) => {
-      if (!req.url?.endsWith('.mpd')) return false;
-      req.resume();
-      res.writeHead(405).end();
-      return true;
-    };
+  it("takes each segment's header from its period: a period announced ahead changes nothing before it begins", async () => {
+    const { origin, output } = await cmafSetup('unified');
     const first = BigInt(Math.floor(Date.now() / 1000));
-    output.handle(init('header'));
-    output.publishManifest(() => '<MPD/>');
-    output.publishManifest(() => '<MPD second="yes"/>');
+    output.handle({ ...init('header-a'), periodStart: 0n });
+    // The packager announces the next period (another init) 3 segments ahead, while this one goes on.
+    output.handle({ ...init('header-b'), path: `v/init-${first + 3n}.mp4`, periodStart: first + 3n });
+    for (const event of segmentEvents('v', first, 4)) output.handle(event);
+    await output.flush();
+    const streams = origin.uploads.filter((u) => u.bytes === 10_000).map((u) => u.path);
+    assert.equal(streams.length, 4);
+    assert.deepEqual(streams.slice(0, 3), Array(3).fill('live/Streams(v.cmfv)'), 'the current period: its own stream');
+    assert.match(streams[3]!, /^live\/Streams\(v-[0-9a-f]{8}\.cmfv\)$/, 'the new period: the new stream');
+  });
+
+  it('generic-cmaf: a new name reaches the receiver in the MPD before its header does', async () => {
+    const { origin, output, events } = await cmafSetup('generic-cmaf', true);
+    const first = BigInt(Math.floor(Date.now() / 1000));
+    let names = '';
+    output.handle(init('header-a'));
+    output.publishManifest((view) => {
+      names = view.cmafIngest!.streamName('v');
+      return `<MPD rep="${names}"/>`;
+    });
     for (const event of segmentEvents('v', first, 1)) output.handle(event);
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'acknowledged' && e.object === 'segment'); i++)
+      await sleep(20);
+    // The encoder restarted with another init for the next segment.
+    output.handle({ ...init('header-b'), path: `v/init-${first + 1n}.mp4`, periodStart: first + 1n });
+    for (const event of segmentEvents('v', first + 1n, 1)) output.handle(event);
     await output.flush();
     const paths = origin.uploads.map((u) => u.path);
-    assert.deepEqual(paths, ['live/live.mpd', 'live/v/init.mp4', `live/v/${first}.m4s`]);
-    assert.ok(log.messages().some((m) => m.includes('refused the MPD')));
+    const renamed = /^live\/(v-[0-9a-f]{8})\/init\.mp4$/.exec(paths.find((p) => /v-.*init/.test(p)) ?? '')?.[1];
+    assert.ok(renamed, JSON.stringify(paths));
+    const mpds = origin.uploads.filter((u) => u.path === 'live/live.mpd');
+    assert.equal(mpds.length, 2, `posted first, and again for the new name: ${JSON.stringify(paths)}`);
+    assert.ok(
+      mpds[1]!.endedAt! <= origin.uploads.find((u) => u.path === `live/${renamed}/init.mp4`)!.startedAt,
+      'the MPD naming it before its header',
+    );
+    assert.equal(names, renamed);
+    assert.ok(paths.includes(`live/${renamed}/${first + 1n}.m4s`));
   });
 });

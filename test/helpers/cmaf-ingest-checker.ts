@@ -32,6 +32,8 @@ export interface CheckerOptions {
   segdur: number;
   /** How a request path names its stream (the part of the name that is the same for the header and the segments). */
   streamOf(path: string): string;
+  /** Requests a connection serves before the receiver closes it (`Connection: close`), as Apache's MaxKeepAliveRequests. */
+  maxRequestsPerSocket?: number;
   /** Cut the connection of this request after this many body bytes (simulates a receiver failing mid-segment). */
   cutAfter?: (path: string, request: number) => number | undefined;
 }
@@ -163,6 +165,7 @@ export class CmafIngestChecker {
       this.#handle(request, response.writeHead.bind(response), () => response.end()),
     );
     this.#server.on('connection', (socket) => this.#sockets.set(socket, this.#sockets.size + 1));
+    if (options.maxRequestsPerSocket) this.#server.maxRequestsPerSocket = options.maxRequestsPerSocket;
   }
 
   async listen(): Promise<number> {

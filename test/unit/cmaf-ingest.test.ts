@@ -143,10 +143,13 @@ describe('CMAF ingest: names and destinations', () => {
   });
 
   it('appliance check reads the answer to an empty request that opens a session', () => {
-    assert.deepEqual(ingestAnswer(200), { credentials: 'accepted', problem: undefined });
-    assert.deepEqual(ingestAnswer(400), { credentials: 'accepted', problem: undefined }, 'wants media, let us in');
-    assert.equal(ingestAnswer(403).credentials, 'refused');
-    assert.match(ingestAnswer(404).problem!, /no publishing point/);
-    assert.match(ingestAnswer(503).problem!, /HTTP 503/);
+    assert.deepEqual(ingestAnswer(200, 'POST', false), { credentials: 'accepted', problem: undefined });
+    assert.equal(ingestAnswer(415, 'POST', false).credentials, 'accepted', 'let in, wants a header');
+    assert.equal(ingestAnswer(403, 'POST', false).credentials, 'refused');
+    assert.match(ingestAnswer(404, 'POST', false).problem!, /no publishing point/);
+    assert.match(ingestAnswer(405, 'PUT', false).problem!, /takes no PUT \(405\).*--method/);
+    assert.match(ingestAnswer(400, 'POST', false).problem!, /--client-cert/);
+    assert.doesNotMatch(ingestAnswer(400, 'POST', true).problem!, /--client-cert/);
+    assert.match(ingestAnswer(503, 'POST', false).problem!, /HTTP 503/);
   });
 });
