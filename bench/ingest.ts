@@ -2,11 +2,10 @@
 // the same chunks to two receivers on 127.0.0.1 at once, `--ingest dash` to the project's origin
 // and `--ingest cmaf` (Unified's naming) to the independent checker, each chunk's delay measured
 // where it lands: its last byte's arrival − the end of its media on the (epoch) timeline.
-import { execa } from 'execa';
 import { CmafIngestChecker } from '../test/helpers/cmaf-ingest-checker.ts';
 import { quantile, startTestOrigin } from '../test/helpers/push-origin.ts';
+import { startLikeService } from './live.ts';
 
-const ROOT = new URL('../', import.meta.url);
 const TOKEN = 'bench-token';
 const TRACKS = ['1080p', '720p', 'audio'];
 
@@ -26,14 +25,9 @@ export async function ingestDelayRun(seconds: number): Promise<IngestRun> {
   const checker = new CmafIngestChecker({ segdur: 1, streamOf: (path) => path.split('/').pop()! });
   const port = await checker.listen();
   try {
-    const result = await execa(
-      process.execPath,
+    const result = await startLikeService(
+      seconds,
       [
-        '--max-semi-space-size=2',
-        'bin/appliance.js',
-        'start',
-        '--duration',
-        String(seconds),
         '--output',
         `${origin.base}/live/live.mpd`,
         '--output',
@@ -43,12 +37,7 @@ export async function ingestDelayRun(seconds: number): Promise<IngestRun> {
         '--origin-profile',
         'unified',
       ],
-      {
-        cwd: ROOT,
-        env: { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN },
-        reject: false,
-        timeout: (seconds + 30) * 1000,
-      },
+      { APPLIANCE_PUSH_TOKEN: TOKEN },
     );
     if (result.exitCode !== 0)
       throw new Error(`appliance exited ${result.exitCode}: ${String(result.stderr).slice(-2000)}`);

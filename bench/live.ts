@@ -7,6 +7,23 @@ import { execa } from 'execa';
 const ROOT = new URL('../', import.meta.url);
 const CLOCK_TICKS_PER_SECOND = 100;
 
+/**
+ * `appliance start --duration SECONDS ARGS` as a unit file runs it: one process on the pinned Node
+ * with its flags, the launcher in-process, two malloc arenas; never rejects.
+ */
+export function startLikeService(seconds: number, args: string[], env: Record<string, string> = {}) {
+  return execa(
+    process.execPath,
+    ['--max-semi-space-size=2', 'bin/appliance.js', 'start', '--duration', String(seconds), ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, MALLOC_ARENA_MAX: '2', ...env },
+      reject: false,
+      timeout: (seconds + 30) * 1000,
+    },
+  );
+}
+
 export interface ProcessSample {
   at: number;
   cpuSeconds: number;
@@ -43,26 +60,7 @@ export interface LiveRun {
  */
 export async function liveRun(seconds: number): Promise<LiveRun> {
   const dir = await mkdtemp(join(tmpdir(), 'appliance-bench-live-'));
-  // One process, as a unit file starts it: the pinned Node, its flags, the launcher running in-process.
-  const child = execa(
-    process.execPath,
-    [
-      '--max-semi-space-size=2',
-      'bin/appliance.js',
-      'start',
-      '--duration',
-      String(seconds),
-      '--output',
-      join(dir, 'live.mpd'),
-    ],
-    {
-      cwd: ROOT,
-      // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
-      env: { ...process.env, MALLOC_ARENA_MAX: '2' },
-      reject: false,
-      timeout: (seconds + 30) * 1000,
-    },
-  );
+  const child = startLikeService(seconds, ['--output', join(dir, 'live.mpd')]);
   const samples: ProcessSample[] = [];
   try {
     const sampling = (async () => {

@@ -5,9 +5,8 @@ import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { startTestOrigin, quantile, type TestOrigin } from '../test/helpers/push-origin.ts';
-import { sampleProcess, type ProcessSample } from './live.ts';
+import { sampleProcess, startLikeService, type ProcessSample } from './live.ts';
 
-const ROOT = new URL('../', import.meta.url);
 const TOKEN = 'bench-token';
 
 export interface PushRun {
@@ -84,27 +83,9 @@ function originFigures(origin: TestOrigin, tracks: string[], offsetMs = 0) {
 export async function appliancePushRun(seconds: number): Promise<PushRun> {
   const origin = await startTestOrigin({ token: TOKEN });
   try {
-    const child = execa(
-      process.execPath,
-      [
-        '--max-semi-space-size=2',
-        'bin/appliance.js',
-        'start',
-        '--duration',
-        String(seconds),
-        '--log-level',
-        'trace',
-        '--output',
-        `${origin.base}/live/live.mpd`,
-      ],
-      {
-        cwd: ROOT,
-        // As the launcher (and a unit file) run the pinned Node: two malloc arenas.
-        env: { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN: TOKEN },
-        reject: false,
-        timeout: (seconds + 30) * 1000,
-      },
-    );
+    const child = startLikeService(seconds, ['--log-level', 'trace', '--output', `${origin.base}/live/live.mpd`], {
+      APPLIANCE_PUSH_TOKEN: TOKEN,
+    });
     const samples = await sample(child);
     const result = await child;
     if (result.exitCode !== 0)
