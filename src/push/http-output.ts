@@ -711,16 +711,13 @@ export class HttpPushOutput {
 
   /**
    * Sends `upload` after the header its media needs, when the connection has not carried it (media
-   * of an earlier period after a new init was announced, a fresh connection). The upload counts as
-   * being sent meanwhile, so the budget does not drop it from under the header.
+   * of an earlier period after a new init was announced, a fresh connection). The upload stays
+   * droppable while the header goes (a slow origin must not hold media past the budget): one
+   * dropped meanwhile is not sent.
    */
   async #sendWithHeader(track: TrackState, lane: Lane, upload: SegmentUpload): Promise<Delivery> {
     if (!lane.initsSent.has(upload.header.path)) {
-      upload.sending = true;
-      const ready = await this.#sendInit(track, lane, upload.header);
-      upload.sending = false;
-      if (!ready) return 'retry';
-      // Dropped while the header went (the output stopped, or failed for good).
+      if (!(await this.#sendInit(track, lane, upload.header))) return 'retry';
       if (!track.queue.includes(upload)) return 'gave-up';
     }
     return this.#sendSegment(lane, upload);
