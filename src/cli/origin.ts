@@ -12,6 +12,8 @@ import { DEFAULT_LISTEN, ensureWritableDirectory, parseListen } from '../push/ou
 import { parseBitrate } from '../config/schema.ts';
 import { hostForUrl, listenFor } from '../listen.ts';
 import { INGEST_TOKEN_ENV } from '../secret-environment.ts';
+import { CmafIngestReceiver } from '../origin/cmaf-ingest.ts';
+import { DEFAULT_PROFILE, loadProfile } from '../config/profile.ts';
 
 export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for pushes from appliances
   --listen HOST:PORT    where to listen (default: ${DEFAULT_LISTEN}; port 0 picks a free one)
@@ -26,6 +28,9 @@ export const ORIGIN_USAGE = `appliance origin [options]   a receiving origin for
   --body-timeout S      an upload bringing no byte for S seconds is cut (default: ${DEFAULT_LIMITS.bodyIdleMs / 1000})
   --max-client-connections N
                         open connections per client address (default: ${DEFAULT_LIMITS.connectionsPerClient})
+  --profile NAME|FILE   how CMAF ingest (<stream>/Streams(<track>.cmfv|.cmfa)) is packaged: its
+                        segment (senders must share it), chunk, LL-HLS and latency settings
+                        (default: ultra-ll; --tsb still sets the window)
   --log-level LEVEL     ${LOG_LEVELS.join(', ')} (default: info)
 The ingest token never goes on the command line: /proc and the journal would show it.`;
 
@@ -42,6 +47,7 @@ const OPTIONS = {
   'body-timeout': { type: 'string' },
   'max-client-connections': { type: 'string' },
   'log-level': { type: 'string' },
+  profile: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -132,7 +138,20 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
   const dir = values['dir'] as string | undefined;
   if (dir) await ensureWritableDirectory(dir, { create: true });
 
+  const profile = {
+    ...(await loadProfile((values['profile'] as string | undefined) ?? DEFAULT_PROFILE)).profile,
+    tsb,
+  };
   const store = new ObjectStore({ timeShiftBufferDepth: tsb, holdMs: hold * 1000 });
+  let base = '';
+  const cmafIngest = new CmafIngestReceiver({
+    store,
+    profile,
+    maxBodyBytes: maxBody,
+    limits,
+    utcTimingUrl: () => `${base}/time`,
+    logger,
+  });
   const persisted = dir ? new PersistedStore(dir, logger) : undefined;
   const restored = await persisted?.load(store, (tsb + hold) * 1000);
   const server = createOriginServer({
@@ -147,10 +166,12 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
       const manifests = store.paths().filter((p) => /\.(mpd|m3u8)$/.test(p));
       return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${escapeHtml(m.split('/').map(encodeURIComponent).join('/'))}">/${escapeHtml(m)}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
     },
+    cmafIngest,
     onStored: persisted && ((object) => persisted.keep(object)),
     onDeleted: persisted && ((key) => persisted.remove(key)),
   });
   const address = await listenFor('--listen', server, host, port);
+  base = `http://${hostForUrl(address.address)}:${address.port}`;
   const expiry = setInterval(() => {
     for (const path of store.expire()) persisted?.remove(path);
   }, 1000);
@@ -163,6 +184,7 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
       maxBodyBytes: maxBody,
       maxStoreBytes: maxStore ?? 'no limit',
       tenants: grants?.map((g) => `/${g.prefix}`),
+      cmafIngest: `<stream>/Streams(<track>.cmfv|.cmfa), packaged as ${profile.name} (segments of ${profile.segdur} s)`,
       ...limits,
       restartKeeps: dir
         ? `every acknowledged upload still in the window (${restored!.loaded} objects loaded from ${dir})`

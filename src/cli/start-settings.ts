@@ -24,8 +24,8 @@ import { planLadder } from '../ladder/ladder.ts';
 import { checkKeyframeInterval, PASSTHROUGH_FIELD, passthroughRendition } from '../ladder/passthrough.ts';
 import type { InputInfo } from '../capture/media-info.ts';
 import type { Logger } from '../log.ts';
-import { hlsTiming } from '../packager/hls-playlist.ts';
 import { outputFormats } from '../packager/hls-playlists.ts';
+import { sessionHlsTiming } from '../packager/manifest-model.ts';
 import { pushHeaders, readHeaderFile, trustedCertificates } from '../push/credentials.ts';
 import { originTimeUrl } from '../push/origin-capabilities.ts';
 import { cmafLayoutOf } from '../push/cmaf-ingest.ts';
@@ -492,19 +492,6 @@ export async function checkClock(resolved: ResolvedStart, logger: Logger): Promi
     logger.warn(fields, 'the system clock is off: players synchronised to another clock see the wrong latency');
   else logger.info(fields, 'clock offset');
   return measured.offsetMs;
-}
-
-/** The timing every playlist of a session carries (the ladder always has its audio track). */
-export function sessionHlsTiming(profile: Profile) {
-  return hlsTiming({
-    segdur: profile.segdur,
-    cdur: profile.cdur,
-    partChunks: profile.hls.partChunks,
-    audioSampleRate: profile.audio.samplerate,
-    tsb: profile.tsb,
-    llhls: profile.hls.llhls,
-    latencyTarget: profile.latency.target,
-  });
 }
 
 /** The HLS settings as --dry-run shows them: the mode and the timing every playlist will carry. */

@@ -23,7 +23,8 @@ import { Telemetry } from '../service/telemetry.ts';
 import type { StartOptions } from './args.ts';
 import { openOutputs } from './outputs.ts';
 import { createRealtime } from './start-realtime.ts';
-import { checkClock, sessionHlsTiming, type ResolvedStart } from './start-settings.ts';
+import { checkClock, type ResolvedStart } from './start-settings.ts';
+import { sessionHlsTiming } from '../packager/manifest-model.ts';
 import { END_SIGNAL, pidFileOf } from './stop.ts';
 
 export { describe, resolveStart, type ResolvedStart } from './start-settings.ts';

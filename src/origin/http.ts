@@ -10,6 +10,7 @@ import { CORS } from './cors.ts';
 import { authorize, type TokenGrant } from './tenants.ts';
 import { DEFAULT_LIMITS, limitConnections, refuseUnread, watchBodyProgress, type OriginLimits } from './limits.ts';
 import { classifyObject } from '../layout/object-names.ts';
+import { cmafIngestTarget, type CmafIngestReceiver } from './cmaf-ingest.ts';
 
 export interface OriginHttpOptions {
   store: ObjectStore;
@@ -38,6 +39,8 @@ export interface OriginHttpOptions {
   status?: (() => unknown) | undefined;
   /** Timeouts and the per-client connection limit (DEFAULT_LIMITS when not given). */
   limits?: OriginLimits | undefined;
+  /** Packages CMAF ingest (`<stream>/Streams(<track>.cmfv|.cmfa)`) instead of storing it as given. */
+  cmafIngest?: CmafIngestReceiver | undefined;
 }
 
 /** The largest last-byte-pos a client can send for "everything, as it grows" (RFC 8673). */
@@ -465,6 +468,8 @@ export function createOriginServer(options: OriginHttpOptions): Server {
         res.writeHead(204, CORS);
         return res.end();
       }
+      const cmaf = options.cmafIngest && cmafIngestTarget(key);
+      if (cmaf) return void options.cmafIngest!.receive(req, res, cmaf, key);
       return void ingest(req, res, key, options, gate);
     }
     fail(res, 405, `method ${method} not allowed`, { Allow: 'GET, HEAD, OPTIONS, PUT, POST, DELETE' });

@@ -13,13 +13,21 @@ export class StoreOutput {
   readonly #growing = new Map<string, StoredObject>();
 
   readonly #hls: HlsPlaylists | undefined;
+  /** Put before every path: the stream's directory in the store (`live/`), or nothing. */
+  readonly #prefix: string;
   #multivariantName: string | undefined;
   #multivariantWritten: string | undefined;
 
-  constructor(store: ObjectStore, onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void, hls?: HlsPlaylists) {
+  constructor(
+    store: ObjectStore,
+    onChunkWritten?: (event: ChunkEvent, writtenAt: number) => void,
+    hls?: HlsPlaylists,
+    directory?: string,
+  ) {
     this.#store = store;
     this.#onChunkWritten = onChunkWritten;
     this.#hls = hls;
+    this.#prefix = directory ? `${directory}/` : '';
   }
 
   /** The multivariant playlist and every media playlist, as they stand (at start, and at the end for ENDLIST). */
@@ -39,21 +47,21 @@ export class StoreOutput {
 
   handle(event: PackagerEvent): void {
     if (event.type === 'init') {
-      this.#store.markAudio(event.track, event.info.handler === 'soun');
-      this.#store.put(event.path, event.bytes);
+      this.#store.markAudio(this.#prefix + event.track, event.info.handler === 'soun');
+      this.#store.put(this.#prefix + event.path, event.bytes);
       // A new period may leave a rendition out or bring it back: new players see the variants it has.
       if (this.#multivariantWritten !== undefined) this.#writeMultivariant(this.#hls?.multivariant());
     } else if (event.type === 'chunk') {
       let object = this.#growing.get(event.track);
       if (event.part === 0 || !object) {
         object?.complete(this.#store.now());
-        object = this.#store.begin(segmentPath(event.track, event.segment));
+        object = this.#store.begin(this.#prefix + segmentPath(event.track, event.segment));
         this.#growing.set(event.track, object);
       }
       for (const part of event.parts) object.append(part);
       if (this.#hls) {
         const { partFile, playlist, multivariantReady, absentPlaylists } = this.#hls.onChunk(event);
-        if (partFile) this.#store.put(partFile.path, Buffer.concat(partFile.bytes));
+        if (partFile) this.#store.put(this.#prefix + partFile.path, Buffer.concat(partFile.bytes));
         if (playlist) this.writeManifest(playlist.name, playlist.text);
         for (const absent of absentPlaylists ?? []) this.writeManifest(absent.name, absent.text);
         // Written once every playlist it names exists (see HlsPlaylists.mediaPlaylistsReady).
@@ -73,7 +81,13 @@ export class StoreOutput {
   }
 
   writeManifest(name: string, text: string): void {
-    this.#store.put(name, new TextEncoder().encode(text));
+    this.#store.put(this.#prefix + name, new TextEncoder().encode(text));
+  }
+
+  /** The segment `track` is making was cut short: readers must not take it for complete. */
+  abortSegment(track: string): void {
+    this.#growing.get(track)?.abort();
+    this.#growing.delete(track);
   }
 
   async flush(): Promise<void> {

@@ -115,6 +115,9 @@ function parseTrak(trak: Box, trexes: Map<number, SampleDefaults>): TrackInfo {
   return info;
 }
 
+/** More samples than a live fragment has (1.4 s of 48 kHz PCM, 36 min of 30 fps video): a forged count. */
+const MAX_SAMPLES_PER_TRUN = 65_536;
+
 /** Pure: the payload of a `moof` box → its track fragments and samples. */
 export function parseMoof(moof: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Fragment {
   const mfhd = findBox(moof, ['mfhd']);
@@ -156,6 +159,9 @@ function parseTraf(traf: Uint8Array, tracks: ReadonlyMap<number, TrackInfo>): Tr
   for (const trun of findBoxes(traf, 'trun')) {
     const { flags, fields: r } = readFullBox(trun.payload);
     const count = r.getUint32(0);
+    // Work bounded by a constant, not by a count the writer chose (a trun without per-sample fields).
+    if (count > MAX_SAMPLES_PER_TRUN)
+      throw new BoxFormatError(`track ${trackId}: a trun of ${count} samples (at most ${MAX_SAMPLES_PER_TRUN})`);
     let p = 4;
     /** The next field of the trun when `flag` says it is there. */
     const field = (flag: number, read: (at: number) => number): number | undefined => {

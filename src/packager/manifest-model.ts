@@ -1,6 +1,6 @@
 import type { Profile } from '../config/schema.ts';
 import { codecString } from './fmp4.ts';
-import type { HlsAudioRendition, HlsVideoRendition } from './hls-playlist.ts';
+import { hlsTiming, type HlsAudioRendition, type HlsTiming, type HlsVideoRendition } from './hls-playlist.ts';
 import type { MpdModel } from './mpd.ts';
 import type { ManifestOptions, PackagedTrack, Period } from './packager.ts';
 
@@ -122,4 +122,17 @@ function representationsOf(
         };
       }),
   };
+}
+
+/** The timing every playlist of a session carries (the ladder always has its audio track). */
+export function sessionHlsTiming(profile: Profile): HlsTiming {
+  return hlsTiming({
+    segdur: profile.segdur,
+    cdur: profile.cdur,
+    partChunks: profile.hls.partChunks,
+    audioSampleRate: profile.audio.samplerate,
+    tsb: profile.tsb,
+    llhls: profile.hls.llhls,
+    latencyTarget: profile.latency.target,
+  });
 }

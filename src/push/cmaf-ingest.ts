@@ -14,7 +14,7 @@ export function resolveIngest(given: Ingest | undefined, origin: OriginCapabilit
   if (origin.ingests.includes(ingest)) return ingest;
   if (ingest === 'cmaf')
     throw new ConfigError(
-      `--ingest cmaf for ${output}: the ${origin.profile} origin profile takes --ingest dash (DASH/HLS objects with manifests); CMAF ingest goes to --origin-profile unified, mediapackage-v2 or generic-cmaf`,
+      `--ingest cmaf for ${output}: the ${origin.profile} origin profile takes --ingest dash (DASH/HLS objects with manifests); CMAF ingest goes to --origin-profile appliance (appliance origin packages it), unified, mediapackage-v2 or generic-cmaf`,
     );
   throw new ConfigError(
     `--ingest dash for ${output}: --origin-profile ${origin.profile} is a CMAF ingest receiver (it packages the stream itself): leave --ingest out or give --ingest cmaf`,

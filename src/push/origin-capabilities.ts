@@ -57,7 +57,8 @@ const CAPABILITIES: Record<OriginProfile, OriginCapabilities> = {
     timeEndpoint: true,
     serverHeader: /^appliance\b/i,
     description: 'it serves uploads while they arrive',
-    ingests: ['dash'],
+    // CMAF ingest it packages itself (appliance origin), under Unified's names.
+    ingests: ['dash', 'cmaf'],
     cmafNaming: 'streams',
     acceptsLateSegments: true,
     method: 'PUT',

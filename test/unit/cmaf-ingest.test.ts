@@ -69,9 +69,12 @@ describe('CMAF ingest: names and destinations', () => {
     const second = destinationOf(push(['generic', 'unified'], ['dash', 'cmaf']), 1, target('https://o/p.isml'));
     assert.equal(second.ingest, 'cmaf');
     assert.throws(
-      () => destinationOf(push(['appliance'], ['cmaf']), 0, target('https://o/live')),
-      /--ingest cmaf for https:\/\/o\/live: the appliance origin profile takes --ingest dash.*unified, mediapackage-v2 or generic-cmaf/,
+      () => destinationOf(push(['generic'], ['cmaf']), 0, target('https://o/live')),
+      /--ingest cmaf for https:\/\/o\/live: the generic origin profile takes --ingest dash.*unified, mediapackage-v2 or generic-cmaf/,
     );
+    // appliance origin packages CMAF ingest itself, under Unified's names.
+    const own = destinationOf(push(['appliance'], ['cmaf']), 0, target('http://o/live'));
+    assert.deepEqual([own.ingest, own.url.href], ['cmaf', 'http://o/live/']);
     assert.throws(
       () => destinationOf(push(['unified'], ['dash']), 0, target('https://o/p.isml')),
       /--ingest dash for .*--origin-profile unified is a CMAF ingest receiver/,

@@ -190,6 +190,32 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     await origin;
   });
 
+  it('dash.js and hls.js play CMAF ingest packaged by appliance origin: appliance --ingest cmaf → origin → player', async () => {
+    const node = await systemNode();
+    const env = { APPLIANCE_INGEST_TOKEN: 'player-test', APPLIANCE_PUSH_TOKEN: 'player-test' };
+    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+    children.push(origin);
+    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+    assert.ok(originUrl);
+    const base = originUrl.replace(/\/$/, '');
+    // The URL is the stream's publishing point: the origin serves it at <URL>/live.mpd.
+    const appliance = startAppliance(
+      node,
+      ['start', '--profile', profile, '--ingest', 'cmaf', '--output', `${base}/ingested`, '--duration', '70'],
+      { env },
+    );
+    children.push(appliance);
+    await waitForSegments(`${base}/ingested/live_${TOP}.m3u8`, 2);
+    const mpd = await (await fetch(`${base}/ingested/live.mpd`)).text();
+    for (const track of tracksOf(LIGHT_PAIR)) assert.match(mpd, new RegExp(`<Representation id="${track}"`));
+    assert.match(mpd, new RegExp(`value="${base}/time"`), "players sync with the origin's clock");
+    await playTogether(base, 'ingested/', ['dash.js', 'hls.js']);
+    process.kill(appliance.pid!, 'SIGTERM');
+    await appliance;
+    process.kill(origin.pid!, 'SIGTERM');
+    await origin;
+  });
+
   it('hls.js plays part files (--llhls sf)', async () => {
     const appliance = startAppliance(await systemNode(), [
       'start',

@@ -1,0 +1,159 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.ts';
+import type { Profile } from '../config/schema.ts';
+import { BoxFormatError, readBoxHeader, TopLevelBoxSplitter, type StreamBox } from '../packager/boxes.ts';
+import { CORS } from './cors.ts';
+import { IngestRefusal, IngestStream } from './cmaf-ingest-stream.ts';
+import { DEFAULT_LIMITS, refuseUnread, watchBodyProgress, type OriginLimits } from './limits.ts';
+import type { ObjectStore } from './store.ts';
+
+// The HTTP side of CMAF ingest (DASH-IF Interface-1) at `appliance origin`: requests to
+// `<stream path>/Streams(<track>.cmfv|.cmfa)` are read box by box as they arrive and handed to
+// the stream's IngestStream, which packages them; whatever breaks a rule is answered with the
+// status the spec gives it (412 media before a header, 415 not CMAF, 400 otherwise), naming the rule.
+
+/** Pure: a store key → the stream's directory, the track and its kind, when it names a CMAF ingest stream. */
+export function cmafIngestTarget(
+  key: string,
+): { directory: string; track: string; kind: 'video' | 'audio' | 'other' } | undefined {
+  const match = /^(.+)\/Streams\(([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\.(cmfv|cmfa|cmft|cmfm)\)$/.exec(key);
+  if (!match) return undefined;
+  const kind = match[3] === 'cmfv' ? 'video' : match[3] === 'cmfa' ? 'audio' : 'other';
+  return { directory: match[1]!, track: match[2]!, kind };
+}
+
+/** Top-level boxes a CMAF header or segment may begin with. */
+const CMAF_BOXES = new Set(['ftyp', 'moov', 'styp', 'prft', 'emsg', 'moof', 'sidx', 'free', 'mfra']);
+
+/** Streams packaged at once, at most. */
+const MAX_STREAMS = 64;
+/** A CMAF header is a few hundred bytes to a few kB. */
+const MAX_HEADER_BYTES = 1 << 20;
+
+export interface CmafIngestOptions {
+  store: ObjectStore;
+  /** The packaging's timing: segdur (which senders must share), cdur, asto, LL-HLS. */
+  profile: Profile;
+  /** The largest box (a chunk's mdat) taken. */
+  maxBodyBytes: number;
+  limits?: OriginLimits | undefined;
+  /** The clock the manifests name (the origin's own /time). */
+  utcTimingUrl: () => string;
+  logger: Logger;
+}
+
+export class CmafIngestReceiver {
+  readonly #options: CmafIngestOptions;
+  readonly #streams = new Map<string, IngestStream>();
+
+  constructor(options: CmafIngestOptions) {
+    this.#options = options;
+  }
+
+  /** Reads one request of a CMAF ingest stream and answers it; never throws. */
+  receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: NonNullable<ReturnType<typeof cmafIngestTarget>>,
+    key: string,
+  ): void {
+    const { logger } = this.#options;
+    const { track, kind } = target;
+    if (kind === 'other') {
+      refuseUnread(req, res, 415, `${key}: only video (.cmfv) and audio (.cmfa) tracks are packaged here`);
+      return;
+    }
+    const stream = this.#stream(target.directory);
+    if (!stream) {
+      refuseUnread(req, res, 503, `this origin packages at most ${MAX_STREAMS} streams`);
+      return;
+    }
+    const splitter = new TopLevelBoxSplitter();
+    const progress = watchBodyProgress(req, this.#options.limits ?? DEFAULT_LIMITS, logger, key);
+    let mode: 'header' | 'media' | undefined;
+    const header: StreamBox[] = [];
+    let headerBytes = 0;
+    let reader: ReturnType<IngestStream['media']> | undefined;
+    let answered = false;
+    let started = false;
+    let start: Buffer = Buffer.alloc(0);
+    const refuse = (status: number, message: string) => {
+      if (answered) return;
+      answered = true;
+      progress.done();
+      reader?.abort();
+      logger.warn({ path: key, status, problem: message }, 'origin: CMAF ingest refused');
+      // The rest of the body is not read: the connection ends with the answer.
+      refuseUnread(req, res, status, message);
+    };
+    const run = (step: () => void) => {
+      if (answered) return;
+      try {
+        step();
+      } catch (error) {
+        if (error instanceof IngestRefusal) refuse(error.status, error.message);
+        else if (error instanceof BoxFormatError) refuse(mode === 'media' ? 400 : 415, `${key}: ${error.message}`);
+        else {
+          logger.error({ err: error, path: key }, 'origin: CMAF ingest failed inside the origin; answered 500');
+          refuse(500, 'internal error');
+        }
+      }
+    };
+    req.on('data', (piece: Buffer) =>
+      run(() => {
+        const boxes = splitter.push(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
+        if (splitter.buffered > this.#options.maxBodyBytes)
+          throw new IngestRefusal(413, `${key}: a box larger than ${this.#options.maxBodyBytes} bytes`);
+        if (!started) {
+          // Not CMAF, told from the body's first box header as soon as it is here.
+          start = start.byteLength ? Buffer.concat([start, piece]) : piece;
+          const first = readBoxHeader(new Uint8Array(start.buffer, start.byteOffset, start.byteLength), 0);
+          if (first && !CMAF_BOXES.has(first.type))
+            throw new IngestRefusal(415, `${key}: not CMAF (a body starting with a "${first.type}" box)`);
+          started = first !== undefined;
+        }
+        if (!boxes.length) return;
+        mode ??= boxes[0]!.type === 'ftyp' || boxes[0]!.type === 'moov' ? 'header' : 'media';
+        if (mode === 'header') {
+          header.push(...boxes);
+          headerBytes += boxes.reduce((sum, b) => sum + b.size, 0);
+          if (headerBytes > MAX_HEADER_BYTES)
+            throw new IngestRefusal(413, `${key}: a CMAF header larger than ${MAX_HEADER_BYTES} bytes`);
+          return;
+        }
+        reader ??= stream.media(track);
+        reader.take(boxes);
+      }),
+    );
+    req.on('end', () =>
+      run(() => {
+        progress.done();
+        if (splitter.buffered) throw new IngestRefusal(400, `${key}: the body ends inside a box`);
+        if (mode === 'header') stream.header(track, kind, header);
+        reader?.end();
+        answered = true;
+        // An empty body opens a session (DASH-IF ingest): nothing to keep.
+        res.writeHead(200, { ...CORS, 'Cache-Control': 'no-store' });
+        res.end();
+      }),
+    );
+    req.on('close', () => {
+      if (!answered) reader?.abort();
+    });
+  }
+
+  #stream(directory: string): IngestStream | undefined {
+    let stream = this.#streams.get(directory);
+    if (stream) return stream;
+    if (this.#streams.size >= MAX_STREAMS) return undefined;
+    stream = new IngestStream({
+      directory,
+      store: this.#options.store,
+      profile: this.#options.profile,
+      utcTimingUrl: this.#options.utcTimingUrl,
+      logger: this.#options.logger,
+    });
+    this.#streams.set(directory, stream);
+    return stream;
+  }
+}
