@@ -1,8 +1,8 @@
 import type { Logger } from '../log.ts';
 import type { Profile } from '../config/schema.ts';
 import { type BoxFormatError, findBox, joined, type StreamBox } from '../packager/boxes.ts';
-import type { ChunkEvent, InitEvent } from '../packager/chunker.ts';
-import { parseMoof, parseMoov, type TrackInfo } from '../packager/fmp4.ts';
+import { TrackChunker, type InitEvent, type PackagerEvent } from '../packager/chunker.ts';
+import { parseMoov, type TrackInfo } from '../packager/fmp4.ts';
 import { HlsPlaylists } from '../packager/hls-playlists.ts';
 import { hlsNames } from '../packager/hls-playlist.ts';
 import { hlsRenditionsOf, mpdModelOf, sessionHlsTiming } from '../packager/manifest-model.ts';
@@ -38,22 +38,12 @@ interface IngestTrack {
   segmentTicks: bigint;
   /** The newest segment received whole. */
   lastComplete: bigint | undefined;
-  /** The request whose media the track takes now (a newer one, a retry, replaces it). */
-  owner: object | undefined;
+  /** The request whose media the track takes now (a newer one, a retry, replaces it): cut to hand over. */
+  owner: { cut(): void } | undefined;
   /** Bits per second, from its first whole segment (the manifests' bandwidth). */
   bitrate: number | undefined;
   /** The stream ended with this track's last segment (lmsg). */
   ended: boolean;
-}
-
-/** A segment a request is delivering. */
-interface OpenSegment {
-  number: bigint;
-  part: number;
-  end: bigint;
-  bytes: number;
-  slate: boolean;
-  last: boolean;
 }
 
 export interface IngestStreamOptions {
@@ -157,20 +147,38 @@ export class IngestStream {
   }
 
   /**
-   * Reads one request's media for track `id`: each call takes the boxes that arrived, packaging
-   * each whole chunk (moof + mdat, with the styp and prft before it) at once. Refuses what breaks
-   * a rule of the grid.
+   * Reads one request's media for track `id`: each call takes the boxes that arrived. The samples
+   * go through the packager's own chunker (a fresh one per request), which cuts them into CMAF
+   * chunks and segments on the epoch grid whatever fragments the sender made (ffmpeg's audio
+   * fragments straddle the grid), each chunk packaged the moment its last sample is here.
    */
   media(id: string): { take(boxes: readonly StreamBox[]): void; end(): void; abort(): void } {
     const track = this.#tracks.get(id);
     if (!track)
       throw new IngestRefusal(412, `${id}: media before its CMAF header (send the header first on every connection)`);
-    const request = {};
+    // A newer request takes the track over (a retry after a cut the origin has not seen yet): what
+    // the older one left unfinished is cut first, never left to look whole.
+    track.owner?.cut();
+    const request = { cut: () => cut() };
     track.owner = request;
-    let open: OpenSegment | undefined;
-    let before: StreamBox[] = [];
-    let moof: StreamBox | undefined;
     const owns = () => track.owner === request;
+    const chunker = new TrackChunker(id, this.#options.profile);
+    for (const item of chunker.read(track.init.bytes))
+      if (item.init) chunker.useInit({ ...item.init, path: track.init.path });
+    /** The segment this request is delivering, and what its styp said. */
+    let open: { number: bigint; slate: boolean } | undefined;
+    let brands: string[] = [];
+    /** Ticks of samples before this request's first segment on the grid. */
+    let skipped = 0n;
+    let packaged = false;
+    const emit = (events: PackagerEvent[]) => {
+      for (const event of events) {
+        if (event.type === 'chunk') packaged = true;
+        else if (event.type === 'segmentEnd') this.#segmentDone(track, event.segment, event.last);
+        if (event.type !== 'init') this.#output.handle(event);
+        if (event.type === 'segmentEnd') open = undefined;
+      }
+    };
     const cut = () => {
       if (open && owns()) this.#output.abortSegment(id);
       open = undefined;
@@ -178,132 +186,70 @@ export class IngestStream {
     return {
       take: (boxes) => {
         for (const box of boxes) {
-          if (box.type === 'moof') moof = box;
-          else if (box.type === 'mdat') {
-            if (!moof) throw new IngestRefusal(400, `${id}: an mdat without its moof`);
-            const chunk = [...before, moof, box];
-            before = [];
-            moof = undefined;
-            if (!owns()) continue; // a newer request (a retry) took the track over
-            open = this.#chunk(track, chunk, open);
-          } else if (box.type === 'styp' || box.type === 'prft' || box.type === 'emsg') before.push(box);
-          else if (box.type === 'mfra') {
-            // v1.0 senders end a long POST with an empty mfra: nothing to package.
+          if (box.type === 'styp') brands = brandsOf(joined(box));
+          else if (box.type === 'moof' || box.type === 'mdat') {
+            const events: PackagerEvent[] = [];
+            for (const item of chunker.read(joined(box))) {
+              if (!item.sample || !owns()) continue;
+              const sample = item.sample;
+              const place = chunker.placeSample(sample);
+              if (!open && !place.startsSegment) {
+                // Before the request's first segment on the grid (a long POST's first frames).
+                skipped += BigInt(sample.duration);
+                if (skipped > 2n * track.segmentTicks) throw this.#offGrid(track, sample.decodeTime, sample.sync);
+                continue;
+              }
+              if (!open && track.lastComplete !== undefined && place.segment <= track.lastComplete) {
+                // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
+                skipped = 0n;
+                continue;
+              }
+              if (!open && brands.includes('lmsg')) chunker.endBefore(place.segment + 1n, { last: true });
+              const slate = brands.includes('slat');
+              if (!open && !brands.length) this.#warnOnce('styp', id, 'segments without styp (DASH-IF ingest: SHOULD)');
+              open ??= { number: place.segment, slate };
+              chunker.addSample(sample, events, slate);
+              emit(events.splice(0));
+              if (!open) brands = [];
+            }
+          } else if (box.type === 'prft' || box.type === 'emsg' || box.type === 'mfra' || box.type === 'free') {
+            // Timing the packager writes itself; events and a v1.0 sender's closing mfra are not packaged here.
           } else throw new IngestRefusal(415, `${id}: a "${box.type}" box where CMAF media was expected`);
         }
       },
       end: () => {
-        // A segment the request did not finish was cut: readers must not take it for whole.
-        if (open) cut();
+        if (open && owns()) {
+          // The request ended inside a segment: cut short, readers must not take it for whole.
+          cut();
+        }
         if (owns()) track.owner = undefined;
+        if (!packaged && skipped > 0n)
+          throw new IngestRefusal(
+            400,
+            `${id}: no segment of this request starts on the epoch grid with ${track.kind === 'video' ? 'an IDR' : 'its nearest frame'} (n·${this.#options.profile.segdur} s since 1970): this origin takes only epoch-synchronised senders`,
+          );
       },
       abort: cut,
     };
   }
 
-  /** Packages one chunk; returns the segment still open after it. */
-  #chunk(track: IngestTrack, boxes: StreamBox[], open: OpenSegment | undefined): OpenSegment | undefined {
-    const moof = boxes.find((b) => b.type === 'moof')!;
-    let fragment: ReturnType<typeof parseMoof>;
-    try {
-      fragment = parseMoof(joined(moof).subarray(8), new Map([[track.info.trackId, track.info]]));
-    } catch (error) {
-      throw new IngestRefusal(400, `${track.id}: a moof that does not parse (${(error as BoxFormatError).message})`);
-    }
-    const traf = fragment.tracks[0];
-    if (fragment.tracks.length !== 1 || !traf || traf.trackId !== track.info.trackId || !traf.samples.length)
-      throw new IngestRefusal(
-        400,
-        `${track.id}: a CMAF chunk has samples of its one track (track ${track.info.trackId})`,
-      );
-    const start = traf.baseDecodeTime;
-    const duration = traf.samples.reduce((sum, s) => sum + s.duration, 0);
-    const frame = traf.samples[0]!.duration;
-    if (track.kind === 'video' && this.#period.frameRate === undefined && frame > 0)
-      this.#period.frameRate = Math.round((track.info.timescale / frame) * 1000) / 1000;
-    const halfFirst = BigInt(Math.ceil((traf.samples[0]!.duration || 1) / 2));
-    const styp = boxes.find((b) => b.type === 'styp');
-    let segment = open;
-    if (!segment || styp || start >= segment.end - halfFirst) {
-      if (segment) {
-        // A long-running POST (v1.0) carries segment after segment; the one before must be whole.
-        throw new IngestRefusal(400, `${track.id}: segment ${segment.number} ended before its end on the grid`);
-      }
-      segment = this.#open(track, start, halfFirst, traf.samples[0]!.sync, styp);
-      if (!segment) return undefined;
-    }
-    const end = start + BigInt(duration);
-    const halfLast = BigInt(Math.ceil((traf.samples.at(-1)!.duration || 1) / 2));
-    if (end > segment.end + halfLast)
-      throw new IngestRefusal(
-        400,
-        `${track.id}: a chunk runs past its segment's end on the epoch grid (segment ${segment.number})`,
-      );
-    const complete = end >= segment.end - halfLast;
-    const parts = boxes.flatMap((b) => b.pieces);
-    const byteLength = parts.reduce((sum, p) => sum + p.byteLength, 0);
-    const event: ChunkEvent = {
-      type: 'chunk',
-      track: track.id,
-      segment: segment.number,
-      part: segment.part++,
-      parts,
-      byteLength,
-      independent: traf.samples[0]!.sync,
-      decodeTime: start,
-      duration,
-      timescale: track.info.timescale,
-      segmentComplete: complete,
-      slate: segment.slate,
-    };
-    segment.bytes += byteLength;
-    this.#output.handle(event);
-    if (!complete) return segment;
-    this.#output.handle({ type: 'segmentEnd', track: track.id, segment: segment.number, last: segment.last });
-    track.lastComplete = segment.number;
-    track.bitrate ??= Math.ceil((segment.bytes * 8) / this.#options.profile.segdur);
-    track.ended = segment.last;
-    this.#firstSegment ??= segment.number;
-    this.#publish();
-    return undefined;
+  #offGrid(track: IngestTrack, decodeTime: bigint, sync: boolean): IngestRefusal {
+    return new IngestRefusal(
+      400,
+      `${track.id}: media at ${Number(decodeTime) / track.info.timescale} s${track.kind === 'video' && !sync ? ' (no IDR)' : ''} never starts a segment on the epoch grid (n·${this.#options.profile.segdur} s since 1970${track.kind === 'video' ? ', an IDR first' : ''}): this origin takes only epoch-synchronised senders`,
+    );
   }
 
-  /** A new segment from this chunk on: on the grid, an IDR first for video, newer than what the track has. */
-  #open(
-    track: IngestTrack,
-    start: bigint,
-    tolerance: bigint,
-    sync: boolean,
-    styp: StreamBox | undefined,
-  ): OpenSegment | undefined {
-    const S = track.segmentTicks;
-    const number = (start + S / 2n) / S;
-    const off = start - number * S;
-    if (off > tolerance || -off > tolerance)
-      throw new IngestRefusal(
-        400,
-        `${track.id}: a segment starts at ${Number(start) / track.info.timescale} s, not on the epoch grid (n·${this.#options.profile.segdur} s since 1970): this origin takes only epoch-synchronised senders`,
-      );
-    if (track.kind === 'video' && !sync)
-      throw new IngestRefusal(400, `${track.id}: segment ${number} does not start with an IDR (a sync sample)`);
-    if (!styp) this.#warnOnce('styp', track.id, 'segments without styp (DASH-IF ingest: SHOULD)');
-    if (track.lastComplete !== undefined && number <= track.lastComplete) {
-      // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
-      this.#options.logger.debug(
-        { stream: this.#options.directory, track: track.id, segment: String(number) },
-        'origin: a segment already received',
-      );
-      return undefined;
+  /** A segment of `track` arrived whole. */
+  #segmentDone(track: IngestTrack, segment: bigint, last: boolean): void {
+    track.lastComplete = segment;
+    track.ended = last;
+    this.#firstSegment ??= segment;
+    if (track.bitrate === undefined) {
+      const object = this.#options.store.get(`${this.#options.directory}/${track.id}/${segment}.m4s`);
+      track.bitrate = Math.ceil(((object?.length ?? 0) * 8) / this.#options.profile.segdur);
     }
-    const brands = styp ? brandsOf(joined(styp)) : [];
-    return {
-      number,
-      part: 0,
-      end: (number + 1n) * S,
-      bytes: 0,
-      slate: brands.includes('slat'),
-      last: brands.includes('lmsg'),
-    };
+    queueMicrotask(() => this.#publish());
   }
 
   #warnOnce(rule: string, track: string, what: string): void {

@@ -25,6 +25,8 @@ export function cmafIngestTarget(
 /** Top-level boxes a CMAF header or segment may begin with. */
 const CMAF_BOXES = new Set(['ftyp', 'moov', 'styp', 'prft', 'emsg', 'moof', 'sidx', 'free', 'mfra']);
 
+const HEADER_BOXES = new Set(['ftyp', 'moov']);
+
 /** Streams packaged at once, at most. */
 const MAX_STREAMS = 64;
 /** A CMAF header is a few hundred bytes to a few kB. */
@@ -112,17 +114,20 @@ export class CmafIngestReceiver {
             throw new IngestRefusal(415, `${key}: not CMAF (a body starting with a "${first.type}" box)`);
           started = first !== undefined;
         }
-        if (!boxes.length) return;
-        mode ??= boxes[0]!.type === 'ftyp' || boxes[0]!.type === 'moov' ? 'header' : 'media';
-        if (mode === 'header') {
-          header.push(...boxes);
-          headerBytes += boxes.reduce((sum, b) => sum + b.size, 0);
+        let at = 0;
+        // A header (ftyp, moov) first; a v1.0 sender's long POST goes on with the media in the same body.
+        while (mode !== 'media' && at < boxes.length && HEADER_BOXES.has(boxes[at]!.type)) {
+          mode = 'header';
+          header.push(boxes[at]!);
+          headerBytes += boxes[at++]!.size;
           if (headerBytes > MAX_HEADER_BYTES)
             throw new IngestRefusal(413, `${key}: a CMAF header larger than ${MAX_HEADER_BYTES} bytes`);
-          return;
         }
+        if (at === boxes.length) return;
+        if (mode === 'header') stream.header(track, kind, header);
+        mode = 'media';
         reader ??= stream.media(track);
-        reader.take(boxes);
+        reader.take(at ? boxes.slice(at) : boxes);
       }),
     );
     req.on('end', () =>

@@ -14,6 +14,7 @@ import {
   type PlayerReport,
 } from '../../helpers/player.ts';
 import { LIGHT_PAIR, tracksOf, writeLightProfile } from '../../helpers/light-profile.ts';
+import { ffmpegCmafSender } from '../../helpers/ffmpeg-cmaf-sender.ts';
 
 const children: { pid?: number | undefined; exitCode: number | null; then: PromiseLike<unknown>['then'] }[] = [];
 let browser: Browser | undefined;
@@ -212,6 +213,24 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
     await playTogether(base, 'ingested/', ['dash.js', 'hls.js']);
     process.kill(appliance.pid!, 'SIGTERM');
     await appliance;
+    process.kill(origin.pid!, 'SIGTERM');
+    await origin;
+  });
+
+  it('dash.js and hls.js play a sender we did not write: ffmpeg -f mp4 POSTing CMAF to appliance origin', async () => {
+    const node = await systemNode();
+    const env = { APPLIANCE_INGEST_TOKEN: 'player-test' };
+    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+    children.push(origin);
+    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+    assert.ok(originUrl);
+    const base = originUrl.replace(/\/$/, '');
+    const sender = ffmpegCmafSender(`${base}/ff`, 'player-test', Math.floor(Date.now() / 1000) + 1, 45);
+    children.push(sender);
+    await waitForSegments(`${base}/ff/live_video.m3u8`, 2);
+    await playTogether(base, 'ff/', ['dash.js', 'hls.js']);
+    process.kill(sender.pid!, 'SIGTERM');
+    await sender;
     process.kill(origin.pid!, 'SIGTERM');
     await origin;
   });
