@@ -167,6 +167,8 @@ export async function runOrigin(argv: readonly string[], env: NodeJS.ProcessEnv 
       return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>appliance origin</title></head><body><h1>appliance origin</h1><ul>${manifests.map((m) => `<li><a href="/${escapeHtml(m.split('/').map(encodeURIComponent).join('/'))}">/${escapeHtml(m)}</a></li>`).join('')}</ul><p><a href="/time">/time</a></p></body></html>\n`;
     },
     cmafIngest,
+    // What CMAF ingest received: per stream and track, the newest segment, duplicates discarded, takeovers.
+    status: () => ({ cmafIngest: cmafIngest.status() }),
     onStored: persisted && ((object) => persisted.keep(object)),
     onDeleted: persisted && ((key) => persisted.remove(key)),
   });

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
 import type { Profile } from '../config/schema.ts';
-import { type BoxFormatError, findBox, joined, type StreamBox } from '../packager/boxes.ts';
+import { findBox, joined, type StreamBox } from '../packager/boxes.ts';
 import { TrackChunker, type InitEvent, type PackagerEvent } from '../packager/chunker.ts';
 import { parseMoov, type TrackInfo } from '../packager/fmp4.ts';
 import { HlsPlaylists } from '../packager/hls-playlists.ts';
@@ -11,6 +11,7 @@ import type { PackagedTrack, Period } from '../packager/packager.ts';
 import { initPath } from '../layout/object-names.ts';
 import type { ObjectStore } from './store.ts';
 import { StoreOutput } from './store-output.ts';
+import { SegmentArbiter, type ArbiterCounts } from './segment-arbiter.ts';
 
 // One stream received by CMAF ingest (DASH-IF Interface-1) and packaged here: each track's CMAF
 // header and segments, as they arrive chunk by chunk, become the same objects and manifests the
@@ -36,10 +37,8 @@ interface IngestTrack {
   info: TrackInfo;
   /** Ticks of one segment. */
   segmentTicks: bigint;
-  /** The newest segment received whole. */
-  lastComplete: bigint | undefined;
-  /** The request whose media the track takes now (a newer one, a retry, replaces it): cut to hand over. */
-  owner: { cut(): void } | undefined;
+  /** Who delivers each segment when several requests bring it (a redundant pair, a retry). */
+  arbiter: SegmentArbiter;
   /** Bits per second, from its first whole segment (the manifests' bandwidth). */
   bitrate: number | undefined;
   /** The stream ended with this track's last segment (lmsg). */
@@ -133,13 +132,22 @@ export class IngestStream {
       init,
       info,
       segmentTicks: BigInt(segmentTicks),
-      lastComplete: undefined,
-      owner: undefined,
+      arbiter: this.#arbiter(id),
       bitrate: undefined,
       ended: false,
     });
     this.#period.inits.set(id, init);
     this.#output.handle(init);
+  }
+
+  /** Per track: its newest whole segment and what the arbiter counted (copies discarded, takeovers, cut segments). */
+  status(): Record<string, { lastSegment: string | undefined } & ArbiterCounts> {
+    return Object.fromEntries(
+      [...this.#tracks.values()].map((t) => [
+        t.id,
+        { lastSegment: t.arbiter.lastComplete?.toString(), ...t.arbiter.counts },
+      ]),
+    );
   }
 
   hasHeader(id: string): boolean {
@@ -156,12 +164,7 @@ export class IngestStream {
     const track = this.#tracks.get(id);
     if (!track)
       throw new IngestRefusal(412, `${id}: media before its CMAF header (send the header first on every connection)`);
-    // A newer request takes the track over (a retry after a cut the origin has not seen yet): what
-    // the older one left unfinished is cut first, never left to look whole.
-    track.owner?.cut();
-    const request = { cut: () => cut() };
-    track.owner = request;
-    const owns = () => track.owner === request;
+    const request = {};
     const chunker = new TrackChunker(id, this.#options.profile);
     for (const item of chunker.read(track.init.bytes))
       if (item.init) chunker.useInit({ ...item.init, path: track.init.path });
@@ -173,15 +176,17 @@ export class IngestStream {
     let packaged = false;
     const emit = (events: PackagerEvent[]) => {
       for (const event of events) {
+        if (event.type === 'init') continue;
         if (event.type === 'chunk') packaged = true;
-        else if (event.type === 'segmentEnd') this.#segmentDone(track, event.segment, event.last);
-        if (event.type !== 'init') this.#output.handle(event);
+        track.arbiter.offer(request, event);
         if (event.type === 'segmentEnd') open = undefined;
       }
     };
-    const cut = () => {
-      if (open && owns()) this.#output.abortSegment(id);
+    const ended = () => {
+      track.arbiter.ended(request);
       open = undefined;
+      // A segment left with no one to finish it is cut after a segment's grace (a copy may still come).
+      if (track.arbiter.orphaned) setTimeout(() => track.arbiter.giveUp(), this.#options.profile.segdur * 2000).unref();
     };
     return {
       take: (boxes) => {
@@ -189,8 +194,15 @@ export class IngestStream {
           if (box.type === 'styp') brands = brandsOf(joined(box));
           else if (box.type === 'moof' || box.type === 'mdat') {
             const events: PackagerEvent[] = [];
-            for (const item of chunker.read(joined(box))) {
-              if (!item.sample || !owns()) continue;
+            let items: ReturnType<TrackChunker['read']>;
+            try {
+              items = chunker.read(joined(box));
+            } catch (error) {
+              // A box the parser cannot read (truncated, its counts and offsets past its bytes).
+              throw new IngestRefusal(400, `${id}: a ${box.type} that does not parse (${(error as Error).message})`);
+            }
+            for (const item of items) {
+              if (!item.sample) continue;
               const sample = item.sample;
               const place = chunker.placeSample(sample);
               if (!open && !place.startsSegment) {
@@ -199,7 +211,8 @@ export class IngestStream {
                 if (skipped > 2n * track.segmentTicks) throw this.#offGrid(track, sample.decodeTime, sample.sync);
                 continue;
               }
-              if (!open && track.lastComplete !== undefined && place.segment <= track.lastComplete) {
+              const whole = track.arbiter.lastComplete;
+              if (!open && whole !== undefined && place.segment <= whole) {
                 // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
                 skipped = 0n;
                 continue;
@@ -218,18 +231,14 @@ export class IngestStream {
         }
       },
       end: () => {
-        if (open && owns()) {
-          // The request ended inside a segment: cut short, readers must not take it for whole.
-          cut();
-        }
-        if (owns()) track.owner = undefined;
+        ended();
         if (!packaged && skipped > 0n)
           throw new IngestRefusal(
             400,
             `${id}: no segment of this request starts on the epoch grid with ${track.kind === 'video' ? 'an IDR' : 'its nearest frame'} (n·${this.#options.profile.segdur} s since 1970): this origin takes only epoch-synchronised senders`,
           );
       },
-      abort: cut,
+      abort: ended,
     };
   }
 
@@ -240,9 +249,21 @@ export class IngestStream {
     );
   }
 
+  /** A track's arbiter, delivering to the store what it lets through. */
+  #arbiter(id: string): SegmentArbiter {
+    return new SegmentArbiter({
+      chunk: (event) => this.#output.handle(event),
+      end: (event) => {
+        this.#output.handle(event);
+        const track = this.#tracks.get(id);
+        if (track) this.#segmentDone(track, event.segment, event.last);
+      },
+      abort: () => this.#output.abortSegment(id),
+    });
+  }
+
   /** A segment of `track` arrived whole. */
   #segmentDone(track: IngestTrack, segment: bigint, last: boolean): void {
-    track.lastComplete = segment;
     track.ended = last;
     this.#firstSegment ??= segment;
     if (track.bitrate === undefined) {
@@ -271,7 +292,7 @@ export class IngestStream {
   /** Where an ended stream ends on the timeline: after the newest whole segment of any track. */
   #endSeconds(): number {
     const last = [...this.#tracks.values()].reduce(
-      (n, t) => (t.lastComplete !== undefined && t.lastComplete > n ? t.lastComplete : n),
+      (n, t) => (t.arbiter.lastComplete !== undefined && t.arbiter.lastComplete > n ? t.arbiter.lastComplete : n),
       0n,
     );
     return Number(last + 1n) * this.#options.profile.segdur;

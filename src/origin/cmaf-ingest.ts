@@ -147,6 +147,11 @@ export class CmafIngestReceiver {
     });
   }
 
+  /** Every stream received, per track (for /status). */
+  status(): Record<string, ReturnType<IngestStream['status']>> {
+    return Object.fromEntries([...this.#streams].map(([directory, stream]) => [directory, stream.status()]));
+  }
+
   #stream(directory: string): IngestStream | undefined {
     let stream = this.#streams.get(directory);
     if (stream) return stream;

@@ -1,0 +1,175 @@
+import type { ChunkEvent, SegmentEndEvent } from '../packager/chunker.ts';
+
+// One track's segments when several sources send it (a redundant pair of encoders, a sender's
+// retry beside its cut upload): the source whose copy of a segment began first owns it, the other
+// copies wait beside it; a copy of a segment already whole is acknowledged and discarded. If the
+// owner's upload is cut, the copy furthest along takes over from the chunk the owner stopped at
+// (the two are cut on the same epoch grid, chunk for chunk), so the segment players are reading
+// goes on growing instead of breaking. Pure: what reaches the store is the sink's.
+
+export interface ArbiterSink {
+  chunk(event: ChunkEvent): void;
+  end(event: SegmentEndEvent): void;
+  /** The open segment will not be completed by anyone: readers must not take it for whole. */
+  abort(): void;
+}
+
+export interface ArbiterCounts {
+  /** Copies of a segment discarded: another source's copy was first, or the segment was already whole. */
+  duplicates: number;
+  /** Segments a waiting copy completed after the owner's upload was cut. */
+  takeovers: number;
+  /** Segments left incomplete (cut, and no copy to complete them). */
+  cut: number;
+}
+
+interface OpenSegment {
+  segment: bigint;
+  /** Chunks already handed to the sink. */
+  delivered: number;
+  /** Undefined: its owner's upload was cut, and no copy has taken over yet. */
+  owner: object | undefined;
+}
+
+/** Events sources ahead of the open segment's owner may have waiting: two segments' chunks. */
+const AHEAD_LIMIT = 24;
+
+/** Copies of the open segment from sources that do not own it, as they arrive. */
+type Waiting = (ChunkEvent | SegmentEndEvent)[];
+
+export class SegmentArbiter {
+  readonly counts: ArbiterCounts = { duplicates: 0, takeovers: 0, cut: 0 };
+  readonly #sink: ArbiterSink;
+  #lastComplete: bigint | undefined;
+  #open: OpenSegment | undefined;
+  readonly #waiting = new Map<object, Waiting>();
+  /** Events of later segments from sources ahead of the open segment's owner, until it completes. */
+  readonly #ahead = new Map<object, Waiting>();
+  #aheadEvents = 0;
+  /** Sources already counted as a duplicate of a segment (counted once per copy, not per chunk). */
+  readonly #discarded = new Map<object, bigint>();
+
+  constructor(sink: ArbiterSink) {
+    this.#sink = sink;
+  }
+
+  /** The newest segment whole. */
+  get lastComplete(): bigint | undefined {
+    return this.#lastComplete;
+  }
+
+  /** A chunk, or a segment's end, from `source`. */
+  offer(source: object, event: ChunkEvent | SegmentEndEvent): void {
+    const segment = event.segment;
+    if (this.#lastComplete !== undefined && segment <= this.#lastComplete) return void this.#discard(source, segment);
+    let open = this.#open;
+    if (open && segment > open.segment) {
+      // A source is ahead of the open segment's owner (a twin a chunk behind): its events wait
+      // until the owner finishes, so a segment is one encoder's whenever it can be. With no owner
+      // (cut, no copy), or an owner that fell too far behind, a whole copy completes the open
+      // segment, else it is cut; either way what waited goes on, in order.
+      this.#ahead.set(source, [...(this.#ahead.get(source) ?? []), event]);
+      this.#aheadEvents++;
+      if (open.owner !== undefined && this.#aheadEvents <= AHEAD_LIMIT) return;
+      const whole = this.#wholeCopy();
+      if (whole) this.#handOver(open, whole);
+      else this.#abandon();
+      return;
+    }
+    if (open && segment < open.segment) return void this.#discard(source, segment);
+    if (!open) {
+      if (event.type !== 'chunk' || event.part !== 0) return void this.#discard(source, segment);
+      open = { segment, delivered: 0, owner: source };
+      this.#open = open;
+    }
+    if (open.owner === undefined) {
+      open.owner = source;
+      this.counts.takeovers++;
+    }
+    if (open.owner !== source) {
+      const waiting = this.#waiting.get(source) ?? [];
+      waiting.push(event);
+      this.#waiting.set(source, waiting);
+      return;
+    }
+    this.#deliver(open, event);
+  }
+
+  /** `source`'s upload ended (whole, or cut): if it owned an unfinished segment, a waiting copy takes over. */
+  ended(source: object): void {
+    this.#discarded.delete(source);
+    const open = this.#open;
+    if (!open || open.owner !== source) return;
+    open.owner = undefined;
+    // A whole copy completes it, else the one that came furthest; the others keep waiting.
+    let best: [object, Waiting] | undefined;
+    for (const entry of this.#waiting) if (!best || entry[1].length > best[1].length) best = entry;
+    const next = this.#wholeCopy() ?? best?.[0];
+    if (next) this.#handOver(open, next);
+  }
+
+  #wholeCopy(): object | undefined {
+    for (const [source, events] of this.#waiting) if (events.some((e) => e.type === 'segmentEnd')) return source;
+    return undefined;
+  }
+
+  /** `source`'s copy of the open segment completes it from the chunk the sink has. */
+  #handOver(open: OpenSegment, source: object): void {
+    const events = this.#waiting.get(source) ?? [];
+    this.#waiting.delete(source);
+    open.owner = source;
+    this.counts.takeovers++;
+    for (const event of events) if (this.#open === open) this.#deliver(open, event);
+  }
+
+  /** The sources that went ahead while the open segment was delivered: their events, in order. */
+  #release(): void {
+    const ahead = [...this.#ahead];
+    this.#ahead.clear();
+    this.#aheadEvents = 0;
+    for (const [source, events] of ahead) for (const event of events) this.offer(source, event);
+  }
+
+  /** Whether the open segment has no owner and no copy to complete it (the caller gives it a deadline). */
+  get orphaned(): boolean {
+    return this.#open !== undefined && this.#open.owner === undefined;
+  }
+
+  /** Nobody came to complete the open segment in time: it is cut. */
+  giveUp(): void {
+    if (this.orphaned) this.#abandon();
+  }
+
+  #deliver(open: OpenSegment, event: ChunkEvent | SegmentEndEvent): void {
+    if (event.type === 'chunk') {
+      // A copy taking over resends what the sink has: only the chunks after it go.
+      if (event.part !== open.delivered) return;
+      this.#sink.chunk(event);
+      open.delivered++;
+      return;
+    }
+    if (open.delivered === 0) return;
+    this.#sink.end(event);
+    this.#lastComplete = open.segment;
+    this.#open = undefined;
+    // The copies that waited beside it were not needed.
+    this.counts.duplicates += this.#waiting.size;
+    for (const source of this.#waiting.keys()) this.#discarded.set(source, open.segment);
+    this.#waiting.clear();
+    this.#release();
+  }
+
+  #abandon(): void {
+    this.#sink.abort();
+    this.counts.cut++;
+    this.#open = undefined;
+    this.#waiting.clear();
+    this.#release();
+  }
+
+  #discard(source: object, segment: bigint): void {
+    if (this.#discarded.get(source) === segment) return;
+    this.#discarded.set(source, segment);
+    this.counts.duplicates++;
+  }
+}
