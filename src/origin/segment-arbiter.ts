@@ -31,6 +31,9 @@ interface OpenSegment {
   owner: object | undefined;
 }
 
+/** How many chunks a waiting copy may be ahead of the owner before it takes the segment over. */
+const LAG_CHUNKS = 3;
+
 /** Events sources ahead of the open segment's owner may have waiting: two segments' chunks. */
 const AHEAD_LIMIT = 24;
 
@@ -90,6 +93,10 @@ export class SegmentArbiter {
       const waiting = this.#waiting.get(source) ?? [];
       waiting.push(event);
       this.#waiting.set(source, waiting);
+      // An owner that stopped delivering while its connection stays open (a network gone quiet,
+      // not closed) would hold the segment until its timeout: a copy this far ahead takes over.
+      const copyChunks = waiting.filter((e) => e.type === 'chunk').length;
+      if (copyChunks >= open.delivered + LAG_CHUNKS) this.#handOver(open, source);
       return;
     }
     this.#deliver(open, event);

@@ -122,4 +122,31 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     assert.ok(got.includes('22:end') && got.includes('23:end'), 'the whole copy completed 22, and 23 went on');
     assert.equal(got.indexOf('22:A2'), got.indexOf('22:B1') + 1, 'from the chunk the owner stopped at');
   });
+
+  it('an owner gone quiet with its connection open: a copy three chunks ahead takes over', () => {
+    const { arbiter, got, send } = harness();
+    const a = {};
+    const b = {};
+    send(a, 'A', 30n, 0, 2, false);
+    send(b, 'B', 30n, 0, 4, false);
+    assert.equal(got.length, 2, 'still the owner');
+    send(b, 'B', 30n, 4, 10);
+    assert.deepEqual(got, [
+      '30:A0',
+      '30:A1',
+      '30:B2',
+      '30:B3',
+      '30:B4',
+      '30:B5',
+      '30:B6',
+      '30:B7',
+      '30:B8',
+      '30:B9',
+      '30:end',
+    ]);
+    assert.equal(arbiter.counts.takeovers, 1);
+    // The old owner coming back late is a duplicate, not a second writer.
+    send(a, 'A', 30n, 2, 10);
+    assert.equal(got.length, 11);
+  });
 });
