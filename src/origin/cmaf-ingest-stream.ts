@@ -92,7 +92,8 @@ export class IngestStream {
   }
 
   /** A track's CMAF header: registered (again, when the same), or refused. */
-  header(id: string, kind: 'video' | 'audio', boxes: readonly StreamBox[]): void {
+  /** `kind` from the stream's name (`.cmfv`, `.cmfa`); undefined: the header's handler says. */
+  header(id: string, named: 'video' | 'audio' | undefined, boxes: readonly StreamBox[]): void {
     const moov = boxes.find((b) => b.type === 'moov');
     if (!moov) throw new IngestRefusal(415, `${id}: a CMAF header is ftyp and moov; this has no moov`);
     const bytes = Buffer.concat(boxes.map((b) => joined(b)));
@@ -116,9 +117,12 @@ export class IngestStream {
     const info = infos[0];
     if (infos.length !== 1 || !info) throw new IngestRefusal(415, `${id}: a CMAF header describes one track`);
     if (!findBox(payload, ['mvex'])) throw new IngestRefusal(415, `${id}: the header is not fragmented MP4 (no mvex)`);
-    const handler = kind === 'video' ? 'vide' : 'soun';
-    if (info.handler !== handler)
-      throw new IngestRefusal(415, `${id}: a .${kind === 'video' ? 'cmfv' : 'cmfa'} stream's header is not ${kind}`);
+    const told = info.handler === 'vide' ? 'video' : info.handler === 'soun' ? 'audio' : undefined;
+    if (!told)
+      throw new IngestRefusal(415, `${id}: only video and audio tracks are packaged here (handler "${info.handler}")`);
+    if (named && told !== named)
+      throw new IngestRefusal(415, `${id}: a .${named === 'video' ? 'cmfv' : 'cmfa'} stream's header is not ${named}`);
+    const kind = told;
     const segmentTicks = this.#options.profile.segdur * info.timescale;
     if (!Number.isInteger(segmentTicks))
       throw new IngestRefusal(

@@ -12,14 +12,34 @@ import type { ObjectStore } from './store.ts';
 // the stream's IngestStream, which packages them; whatever breaks a rule is answered with the
 // status the spec gives it (412 media before a header, 415 not CMAF, 400 otherwise), naming the rule.
 
-/** Pure: a store key → the stream's directory, the track and its kind, when it names a CMAF ingest stream. */
-export function cmafIngestTarget(
-  key: string,
-): { directory: string; track: string; kind: 'video' | 'audio' | 'other' } | undefined {
-  const match = /^(.+)\/Streams\(([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\.(cmfv|cmfa|cmft|cmfm)\)$/.exec(key);
-  if (!match) return undefined;
-  const kind = match[3] === 'cmfv' ? 'video' : match[3] === 'cmfa' ? 'audio' : 'other';
-  return { directory: match[1]!, track: match[2]!, kind };
+export interface CmafIngestTarget {
+  directory: string;
+  track: string;
+  /** From the name's extension; `header`: told by the CMAF header's handler (v1.1 template names). */
+  kind: 'video' | 'audio' | 'other' | 'header';
+  /** A posted MPD (v1.1 template names): acknowledged, its names the ones taken here, not kept. */
+  manifest?: boolean;
+}
+
+/**
+ * Pure: a store key → the stream's directory, the track and its kind, when it names a CMAF ingest
+ * stream: `<stream>/Streams(<track>.cmfv|.cmfa)`, or, from a sender that says it speaks DASH-IF
+ * ingest (`DASH-IF-Ingest:`), the v1.1 names of its posted MPD's SegmentTemplate
+ * (`<stream>/<track>/init.mp4`, `<stream>/<track>/<n>.m4s`, and the MPD itself). Without that header
+ * such names are an Interface-2 push, stored as given.
+ */
+export function cmafIngestTarget(key: string, declared = false): CmafIngestTarget | undefined {
+  const streams = /^(.+)\/Streams\(([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\.(cmfv|cmfa|cmft|cmfm)\)$/.exec(key);
+  if (streams) {
+    const kind = streams[3] === 'cmfv' ? 'video' : streams[3] === 'cmfa' ? 'audio' : 'other';
+    return { directory: streams[1]!, track: streams[2]!, kind };
+  }
+  if (!declared) return undefined;
+  const template = /^(.+)\/([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\/(?:init\.mp4|\d{1,20}\.m4s)$/.exec(key);
+  if (template) return { directory: template[1]!, track: template[2]!, kind: 'header' };
+  const mpd = /^(.+)\/[^/]+\.mpd$/.exec(key);
+  if (mpd) return { directory: mpd[1]!, track: '', kind: 'header', manifest: true };
+  return undefined;
 }
 
 /** Top-level boxes a CMAF header or segment may begin with. */
@@ -53,14 +73,19 @@ export class CmafIngestReceiver {
   }
 
   /** Reads one request of a CMAF ingest stream and answers it; never throws. */
-  receive(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: NonNullable<ReturnType<typeof cmafIngestTarget>>,
-    key: string,
-  ): void {
+  receive(req: IncomingMessage, res: ServerResponse, target: CmafIngestTarget, key: string): void {
     const { logger } = this.#options;
     const { track, kind } = target;
+    if (target.manifest) {
+      // The origin names the tracks as the sender does, and makes its own manifests from them.
+      logger.debug({ path: key }, 'origin: CMAF ingest: a posted MPD, acknowledged (the manifests are made here)');
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { ...CORS, 'Cache-Control': 'no-store' });
+        res.end();
+      });
+      return;
+    }
     if (kind === 'other') {
       refuseUnread(req, res, 415, `${key}: only video (.cmfv) and audio (.cmfa) tracks are packaged here`);
       return;
@@ -124,7 +149,7 @@ export class CmafIngestReceiver {
             throw new IngestRefusal(413, `${key}: a CMAF header larger than ${MAX_HEADER_BYTES} bytes`);
         }
         if (at === boxes.length) return;
-        if (mode === 'header') stream.header(track, kind, header);
+        if (mode === 'header') stream.header(track, kind === 'header' ? undefined : kind, header);
         mode = 'media';
         reader ??= stream.media(track);
         reader.take(at ? boxes.slice(at) : boxes);
@@ -134,7 +159,7 @@ export class CmafIngestReceiver {
       run(() => {
         progress.done();
         if (splitter.buffered) throw new IngestRefusal(400, `${key}: the body ends inside a box`);
-        if (mode === 'header') stream.header(track, kind, header);
+        if (mode === 'header') stream.header(track, kind === 'header' ? undefined : kind, header);
         reader?.end();
         answered = true;
         // An empty body opens a session (DASH-IF ingest): nothing to keep.

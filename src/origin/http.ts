@@ -468,7 +468,7 @@ export function createOriginServer(options: OriginHttpOptions): Server {
         res.writeHead(204, CORS);
         return res.end();
       }
-      const cmaf = options.cmafIngest && cmafIngestTarget(key);
+      const cmaf = options.cmafIngest && cmafIngestTarget(key, req.headers['dash-if-ingest'] !== undefined);
       if (cmaf) return void options.cmafIngest!.receive(req, res, cmaf, key);
       return void ingest(req, res, key, options, gate);
     }

@@ -10,6 +10,9 @@ import { ObjectStore } from '../../src/origin/store.ts';
 import { TrackChunker, type ChunkEvent } from '../../src/packager/chunker.ts';
 import { recorded, shiftedDecodeTimes, T0 } from '../helpers/recorded-media.ts';
 import { ffmpegCmafSender } from '../helpers/ffmpeg-cmaf-sender.ts';
+import { pushingAppliance, TRACKS } from '../helpers/push-run.ts';
+import { LIGHT_PAIR, writeLightProfile } from '../helpers/light-profile.ts';
+import { scratchDirectories } from '../helpers/scratch.ts';
 
 // `appliance origin` receiving CMAF ingest (DASH-IF Interface-1), in this process: a sender made
 // of the packager's own chunks of a recorded encode (4 s on the epoch grid), request by request,
@@ -35,9 +38,12 @@ function senderOf(track: '180p' | 'audio', bytes: Uint8Array) {
 }
 
 let base = '';
+let lightProfile = '';
+const scratch = scratchDirectories('origin-cmaf');
 let store: ObjectStore;
 let close: () => Promise<void>;
 before(async () => {
+  lightProfile = await writeLightProfile(await scratch(), { renditions: LIGHT_PAIR, tsb: 30 });
   store = new ObjectStore({ timeShiftBufferDepth: 600, holdMs: 1000 });
   const profile = { ...(await loadProfile('ultra-ll')).profile, tsb: 600 };
   const logger = pino({ level: process.env['ORIGIN_LOG'] ?? 'silent' });
@@ -65,11 +71,16 @@ before(async () => {
 after(() => close());
 
 /** One POST, its body sent in the pieces given (a chunk at a time, chunked transfer). */
-function post(path: string, pieces: Uint8Array[], token = TOKEN): Promise<{ status: number; text: string }> {
+function post(
+  path: string,
+  pieces: Uint8Array[],
+  token = TOKEN,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${base}/${path}`,
-      { method: 'POST', headers: { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked' } },
+      { method: 'POST', headers: { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked', ...extra } },
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
@@ -157,6 +168,27 @@ describe('appliance origin: CMAF ingest in (packaged here)', { timeout: 60_000 }
       for (let i = 1; i < numbers.length; i++) assert.equal(numbers[i], numbers[i - 1]! + 1, `${track}: no gap`);
       for (const n of numbers) assert.equal((await get(`ff/${track}/${n}.m4s`)).status, 200);
     }
+  });
+
+  it('takes the v1.1 names of a posted MPD from a sender that says DASH-IF-Ingest (appliance --origin-profile generic-cmaf)', async () => {
+    const result = await pushingAppliance(
+      ['--duration', '6', '--ingest', 'cmaf', '--origin-profile', 'generic-cmaf', '--output', `${base}/tpl`],
+      lightProfile,
+      { APPLIANCE_PUSH_TOKEN: TOKEN },
+    );
+    assert.equal(result.exitCode, 0, String(result.stderr).slice(-2000));
+    // The origin's own manifest, not the one posted (which has no availabilityTimeOffset).
+    const mpd = (await get('tpl/live.mpd')).body.toString();
+    assert.match(mpd, /availabilityTimeOffset="0\.9"/);
+    for (const track of TRACKS) assert.match(mpd, new RegExp(`<Representation id="${track}"`));
+    const playlist = (await get(`tpl/live_${TRACKS[0]}.m3u8`)).body.toString();
+    const numbers = [...playlist.matchAll(/#EXTINF:[\d.]+,\n\S+\/(\d+)\.m4s/g)].map((m) => m[1]);
+    assert.ok(numbers.length >= 4, `${numbers.length} segments`);
+    for (const n of numbers) assert.equal((await get(`tpl/${TRACKS[0]}/${n}.m4s`)).status, 200);
+    // A posted MPD is acknowledged, never kept in place of the origin's.
+    const posted = await post('tpl/live.mpd', [new TextEncoder().encode('<MPD/>')], TOKEN, { 'dash-if-ingest': '1.1' });
+    assert.equal(posted.status, 200);
+    assert.match((await get('tpl/live.mpd')).body.toString(), /availabilityTimeOffset="0\.9"/);
   });
 
   it('answers each broken rule with its status, naming the rule', async () => {

@@ -18,9 +18,9 @@ export const env = { ...process.env, MALLOC_ARENA_MAX: '2', APPLIANCE_PUSH_TOKEN
  * The appliance on the pinned Node, one process (as the service runs it), with the push token;
  * delivery is the subject, so a loaded machine does not step the encoder down (--no-adapt).
  */
-export function pushingAppliance(args: string[], profile: string) {
+export function pushingAppliance(args: string[], profile: string, extraEnv: Record<string, string> = {}) {
   return startAppliance(process.execPath, ['start', '--no-adapt', '--profile', profile, ...args], {
-    env,
+    env: { ...env, ...extraEnv },
     timeout: 90_000,
   });
 }
