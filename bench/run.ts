@@ -1,5 +1,5 @@
 // `npm run bench`: measures the appliance on the real ffmpeg and prints one JSON document.
-// Options: --only packager|live|encoder|origin|push|ingest|players|continuity|avsync|pressure|levels|footprint|memory-limit, --runs N (default 3 live and encoder runs, 7 packager
+// Options: --only packager|live|encoder|origin|push|ingest|ingest-origin|players|continuity|avsync|pressure|levels|footprint|memory-limit, --runs N (default 3 live and encoder runs, 7 packager
 // runs of which 2 warm up), --seconds S (live run length, default 30), --save-baseline (the figures
 // measured become bench/baseline.json's, merged with those of sections not run), --footprint-seconds S
 // (each footprint case's length, default 300).
@@ -19,6 +19,7 @@ import { levelCostRun } from './levels.ts';
 import { footprintRun, type FootprintCase, type FootprintRun } from './footprint.ts';
 import { memoryLimitRun } from './memory-limit.ts';
 import { ingestDelayRun, type IngestRun } from './ingest.ts';
+import { ingestOriginRun, type IngestOriginRun } from './ingest-origin.ts';
 import { parseByteSize } from '../src/config/byte-size.ts';
 import {
   killRun,
@@ -510,6 +511,31 @@ if (want('ingest')) {
   };
   const violations = results.reduce((n, r) => n + r.violations, 0);
   targets['cmafIngestRulesBroken'] = { target: '0', measured: violations, met: violations === 0 };
+}
+
+if (want('ingest-origin')) {
+  const seconds = Math.min(Number(values.seconds), 30);
+  const results: IngestOriginRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    results.push(await ingestOriginRun(seconds));
+    log(`ingest-origin run ${i + 1}/${runs} done`);
+  }
+  const of = (ingest: 'dash' | 'cmaf', q: 'p50' | 'p95') =>
+    round(median(results.map((r) => r.chunkDelayMs[ingest][q])));
+  report['ingestOrigin'] = {
+    what: `${runs} runs of ${seconds} s: one appliance (ultra-ll, test source) pushing to one appliance origin both ways at once, --ingest dash (stored as given) and --ingest cmaf (packaged by the origin); a reader follows the 720p segments of each as they grow; chunk delay = a chunk's last byte at the reader − its media's end (medians across runs)`,
+    chunkDelayMs: {
+      dash: { p50: of('dash', 'p50'), p95: of('dash', 'p95') },
+      cmaf: { p50: of('cmaf', 'p50'), p95: of('cmaf', 'p95') },
+    },
+    chunks: results.map((r) => ({ dash: r.chunkDelayMs.dash.chunks, cmaf: r.chunkDelayMs.cmaf.chunks })),
+  };
+  const ratio = of('cmaf', 'p95') / of('dash', 'p95');
+  targets['cmafIngestThroughOriginP95RatioToDash'] = {
+    target: '<= 1.5 (packaging at the origin adds little)',
+    measured: round(ratio, 2),
+    met: ratio <= 1.5,
+  };
 }
 
 if (want('footprint')) {
