@@ -27,6 +27,9 @@ export class IngestRefusal extends Error {
   }
 }
 
+/** Media times past 2100 are no epoch timeline (and would overflow the dates manifests are made of). */
+const LAST_EPOCH_SECOND = 4_102_444_800;
+
 /** At most this many tracks a stream (a ladder has a handful). */
 const MAX_TRACKS = 16;
 
@@ -70,6 +73,8 @@ export class IngestStream {
   readonly #period: Period = { start: 0n, inits: new Map() };
   #firstSegment: bigint | undefined;
   #published = '';
+  /** When a header or media last came (ms since 1970): a stream idle for a window may be forgotten. */
+  lastActivity = Date.now();
   /** Deviations from the spec's SHOULDs already warned of (once per stream). */
   readonly #warned = new Set<string>();
 
@@ -94,6 +99,7 @@ export class IngestStream {
   /** A track's CMAF header: registered (again, when the same), or refused. */
   /** `kind` from the stream's name (`.cmfv`, `.cmfa`); undefined: the header's handler says. */
   header(id: string, named: 'video' | 'audio' | undefined, boxes: readonly StreamBox[]): void {
+    this.lastActivity = Date.now();
     const moov = boxes.find((b) => b.type === 'moov');
     if (!moov) throw new IngestRefusal(415, `${id}: a CMAF header is ftyp and moov; this has no moov`);
     const bytes = Buffer.concat(boxes.map((b) => joined(b)));
@@ -124,6 +130,11 @@ export class IngestStream {
       throw new IngestRefusal(415, `${id}: a .${named === 'video' ? 'cmfv' : 'cmfa'} stream's header is not ${named}`);
     const kind = told;
     const segmentTicks = this.#options.profile.segdur * info.timescale;
+    if (info.timescale < 1000)
+      throw new IngestRefusal(
+        400,
+        `${id}: a timescale of ${info.timescale} (at least 1000: 90000 or a multiple of the frame rate for video, the sample rate for audio)`,
+      );
     if (!Number.isInteger(segmentTicks))
       throw new IngestRefusal(
         400,
@@ -178,6 +189,8 @@ export class IngestStream {
     /** Ticks of samples before this request's first segment on the grid. */
     let skipped = 0n;
     let packaged = false;
+    /** Where this request's media ends so far (its next sample starts there). */
+    let mediaEnd: bigint | undefined;
     const emit = (events: PackagerEvent[]) => {
       for (const event of events) {
         if (event.type === 'init') continue;
@@ -190,10 +203,10 @@ export class IngestStream {
       track.arbiter.ended(request);
       open = undefined;
       // A segment left with no one to finish it is cut after a segment's grace (a copy may still come).
-      if (track.arbiter.orphaned) setTimeout(() => track.arbiter.giveUp(), this.#options.profile.segdur * 2000).unref();
     };
     return {
       take: (boxes) => {
+        this.lastActivity = Date.now();
         for (const box of boxes) {
           if (box.type === 'styp') brands = brandsOf(joined(box));
           else if (box.type === 'moof' || box.type === 'mdat') {
@@ -205,9 +218,25 @@ export class IngestStream {
               // A box the parser cannot read (truncated, its counts and offsets past its bytes).
               throw new IngestRefusal(400, `${id}: a ${box.type} that does not parse (${(error as Error).message})`);
             }
+            if (box.type === 'mdat') this.#checkData(id, items, box.size - box.headerSize);
             for (const item of items) {
               if (!item.sample) continue;
               const sample = item.sample;
+              // Contiguous media with time going forward, near the wall clock: a chunk in progress
+              // stays one chunk long, and every figure made of these times stays sane.
+              if (sample.duration <= 0) throw new IngestRefusal(400, `${id}: a sample of duration 0`);
+              if (mediaEnd !== undefined && sample.decodeTime !== mediaEnd)
+                throw new IngestRefusal(
+                  400,
+                  `${id}: the media is not contiguous (a sample at ${sample.decodeTime} after media ending at ${mediaEnd}, timescale ${track.info.timescale}): a CMAF track has no gaps (send filler, slat, for lost input)`,
+                );
+              mediaEnd = sample.decodeTime + BigInt(sample.duration);
+              const seconds = Number(sample.decodeTime) / track.info.timescale;
+              if (seconds > LAST_EPOCH_SECOND)
+                throw new IngestRefusal(
+                  400,
+                  `${id}: media at ${seconds.toFixed(0)} s since 1970, past 2100: not on the epoch timeline (this origin takes only epoch-synchronised senders)`,
+                );
               const place = chunker.placeSample(sample);
               if (!open && !place.startsSegment) {
                 // Before the request's first segment on the grid (a long POST's first frames).
@@ -224,6 +253,7 @@ export class IngestStream {
               if (!open && brands.includes('lmsg')) chunker.endBefore(place.segment + 1n, { last: true });
               const slate = brands.includes('slat');
               if (!open && !brands.length) this.#warnOnce('styp', id, 'segments without styp (DASH-IF ingest: SHOULD)');
+              if (!open) skipped = 0n;
               open ??= { number: place.segment, slate };
               chunker.addSample(sample, events, slate);
               emit(events.splice(0));
@@ -246,6 +276,24 @@ export class IngestStream {
     };
   }
 
+  /**
+   * A fragment's samples lie inside its mdat without overlapping: a sample count or offsets the
+   * sender forged cannot make the store hold more than the bytes it sent.
+   */
+  #checkData(id: string, items: ReturnType<TrackChunker['read']>, payload: number): void {
+    const ranges = items
+      .flatMap((i) => (i.sample ? [[i.sample.dataOffset, i.sample.size] as const] : []))
+      .sort((a, b) => a[0] - b[0]);
+    let end = -Infinity;
+    let total = 0;
+    for (const [offset, size] of ranges) {
+      if (offset < end) throw new IngestRefusal(400, `${id}: samples overlap in their mdat`);
+      end = offset + size;
+      total += size;
+    }
+    if (total > payload) throw new IngestRefusal(400, `${id}: samples of ${total} bytes in an mdat of ${payload}`);
+  }
+
   #offGrid(track: IngestTrack, decodeTime: bigint, sync: boolean): IngestRefusal {
     return new IngestRefusal(
       400,
@@ -263,18 +311,47 @@ export class IngestStream {
         if (track) this.#segmentDone(track, event.segment, event.last);
       },
       abort: () => this.#output.abortSegment(id),
+      orphaned: () => {
+        const track = this.#tracks.get(id);
+        if (track) this.#deadline(track);
+      },
     });
   }
 
   /** A segment of `track` arrived whole. */
   #segmentDone(track: IngestTrack, segment: bigint, last: boolean): void {
+    // A stream back after an idle window finds its init and manifests expired: they are written again.
+    if (!this.#options.store.get(`${this.#options.directory}/${track.init.path}`)) {
+      this.#output.handle(track.init);
+      this.#published = '';
+    }
     track.ended = last;
     this.#firstSegment ??= segment;
     if (track.bitrate === undefined) {
       const object = this.#options.store.get(`${this.#options.directory}/${track.id}/${segment}.m4s`);
       track.bitrate = Math.ceil(((object?.length ?? 0) * 8) / this.#options.profile.segdur);
     }
-    queueMicrotask(() => this.#publish());
+    queueMicrotask(() => this.#guard('publish', () => this.#publish()));
+  }
+
+  /** Work outside any request (a timer, a microtask): a fault is logged, never the end of the origin. */
+  #guard(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.#options.logger.error(
+        { err: error, stream: this.#options.directory, what },
+        'origin: CMAF ingest failed inside the origin',
+      );
+    }
+  }
+
+  /** A segment left with no one to finish it is cut after two segment durations (a copy may still come). */
+  #deadline(track: IngestTrack): void {
+    setTimeout(
+      () => this.#guard('give up a segment', () => track.arbiter.giveUp()),
+      this.#options.profile.segdur * 2000,
+    ).unref();
   }
 
   #warnOnce(rule: string, track: string, what: string): void {
@@ -325,5 +402,9 @@ export class IngestStream {
     });
     this.#output.writeManifest('live.mpd', buildMpd(model));
     this.#output.writePlaylists('live.m3u8');
+    // (The store output writes the multivariant playlist only when it changes: after an expiry, again.)
+    const multivariant = this.#hls.multivariant();
+    if (multivariant && !this.#options.store.get(`${this.#options.directory}/live.m3u8`))
+      this.#output.writeManifest('live.m3u8', multivariant);
   }
 }

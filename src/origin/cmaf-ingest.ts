@@ -90,11 +90,13 @@ export class CmafIngestReceiver {
       refuseUnread(req, res, 415, `${key}: only video (.cmfv) and audio (.cmfa) tracks are packaged here`);
       return;
     }
-    const stream = this.#stream(target.directory);
-    if (!stream) {
-      refuseUnread(req, res, 503, `this origin packages at most ${MAX_STREAMS} streams`);
-      return;
-    }
+    // A stream exists from its first header or media on: an empty body (a session opened) makes none.
+    let opened: IngestStream | undefined;
+    const stream = (): IngestStream => {
+      opened ??= this.#stream(target.directory);
+      if (!opened) throw new IngestRefusal(503, `this origin packages at most ${MAX_STREAMS} streams at once`);
+      return opened;
+    };
     const splitter = new TopLevelBoxSplitter();
     const progress = watchBodyProgress(req, this.#options.limits ?? DEFAULT_LIMITS, logger, key);
     let mode: 'header' | 'media' | undefined;
@@ -149,9 +151,9 @@ export class CmafIngestReceiver {
             throw new IngestRefusal(413, `${key}: a CMAF header larger than ${MAX_HEADER_BYTES} bytes`);
         }
         if (at === boxes.length) return;
-        if (mode === 'header') stream.header(track, kind === 'header' ? undefined : kind, header);
+        if (mode === 'header') stream().header(track, kind === 'header' ? undefined : kind, header);
         mode = 'media';
-        reader ??= stream.media(track);
+        reader ??= stream().media(track);
         reader.take(at ? boxes.slice(at) : boxes);
       }),
     );
@@ -159,7 +161,7 @@ export class CmafIngestReceiver {
       run(() => {
         progress.done();
         if (splitter.buffered) throw new IngestRefusal(400, `${key}: the body ends inside a box`);
-        if (mode === 'header') stream.header(track, kind === 'header' ? undefined : kind, header);
+        if (mode === 'header') stream().header(track, kind === 'header' ? undefined : kind, header);
         reader?.end();
         answered = true;
         // An empty body opens a session (DASH-IF ingest): nothing to keep.
@@ -177,10 +179,21 @@ export class CmafIngestReceiver {
     return Object.fromEntries([...this.#streams].map(([directory, stream]) => [directory, stream.status()]));
   }
 
+  /** Whether `key` is under a stream this origin packages (it takes no other upload there). */
+  packages(key: string): boolean {
+    for (const directory of this.#streams.keys()) if (key.startsWith(`${directory}/`)) return true;
+    return false;
+  }
+
   #stream(directory: string): IngestStream | undefined {
     let stream = this.#streams.get(directory);
     if (stream) return stream;
-    if (this.#streams.size >= MAX_STREAMS) return undefined;
+    if (this.#streams.size >= MAX_STREAMS) {
+      // Streams nothing came for in a time-shift window are forgotten (their objects expired with it).
+      const idleSince = Date.now() - (this.#options.profile.tsb + 2 * this.#options.profile.segdur) * 1000;
+      for (const [name, old] of this.#streams) if (old.lastActivity < idleSince) this.#streams.delete(name);
+      if (this.#streams.size >= MAX_STREAMS) return undefined;
+    }
     stream = new IngestStream({
       directory,
       store: this.#options.store,

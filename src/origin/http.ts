@@ -470,6 +470,14 @@ export function createOriginServer(options: OriginHttpOptions): Server {
       }
       const cmaf = options.cmafIngest && cmafIngestTarget(key, req.headers['dash-if-ingest'] !== undefined);
       if (cmaf) return void options.cmafIngest!.receive(req, res, cmaf, key);
+      // What the origin packages from CMAF ingest is its own: an upload there would fight it.
+      if (options.cmafIngest?.packages(key))
+        return refuseUnread(
+          req,
+          res,
+          409,
+          `${key}: this stream is packaged here from CMAF ingest; its objects take no upload`,
+        );
       return void ingest(req, res, key, options, gate);
     }
     fail(res, 405, `method ${method} not allowed`, { Allow: 'GET, HEAD, OPTIONS, PUT, POST, DELETE' });

@@ -12,6 +12,8 @@ export interface ArbiterSink {
   end(event: SegmentEndEvent): void;
   /** The open segment will not be completed by anyone: readers must not take it for whole. */
   abort(): void;
+  /** The open segment has no live source to complete it now: give it a deadline (giveUp). */
+  orphaned(): void;
 }
 
 export interface ArbiterCounts {
@@ -27,6 +29,10 @@ interface OpenSegment {
   segment: bigint;
   /** Chunks already handed to the sink. */
   delivered: number;
+  /** The last chunk handed over ends the segment on the grid: only then may its end be taken. */
+  complete: boolean;
+  /** The sink was told it has no live owner (once). */
+  orphanTold?: boolean;
   /** Undefined: its owner's upload was cut, and no copy has taken over yet. */
   owner: object | undefined;
 }
@@ -51,6 +57,8 @@ export class SegmentArbiter {
   #aheadEvents = 0;
   /** Sources already counted as a duplicate of a segment (counted once per copy, not per chunk). */
   readonly #discarded = new Map<object, bigint>();
+  /** Sources whose upload ended: what they sent may still serve, but they will send no more. */
+  readonly #dead = new WeakSet<object>();
 
   constructor(sink: ArbiterSink) {
     this.#sink = sink;
@@ -82,14 +90,15 @@ export class SegmentArbiter {
     if (open && segment < open.segment) return void this.#discard(source, segment);
     if (!open) {
       if (event.type !== 'chunk' || event.part !== 0) return void this.#discard(source, segment);
-      open = { segment, delivered: 0, owner: source };
+      open = { segment, delivered: 0, complete: false, owner: source };
       this.#open = open;
     }
-    if (open.owner === undefined) {
+    if (!this.#alive(open.owner) && this.#alive(source)) {
       open.owner = source;
+      open.orphanTold = false;
       this.counts.takeovers++;
     }
-    if (open.owner !== source) {
+    if (open.owner !== source && this.#alive(open.owner)) {
       const waiting = this.#waiting.get(source) ?? [];
       waiting.push(event);
       this.#waiting.set(source, waiting);
@@ -100,19 +109,42 @@ export class SegmentArbiter {
       return;
     }
     this.#deliver(open, event);
+    if (this.#open === open) this.#tellOrphaned(open);
   }
 
-  /** `source`'s upload ended (whole, or cut): if it owned an unfinished segment, a waiting copy takes over. */
+  /**
+   * `source`'s upload ended (whole, or cut). Its copies stay only if whole (they may still complete
+   * a segment); if it owned the unfinished open segment, a waiting copy takes over.
+   */
   ended(source: object): void {
+    this.#dead.add(source);
     this.#discarded.delete(source);
+    const copy = this.#waiting.get(source);
+    if (copy && !copy.some((e) => e.type === 'segmentEnd')) this.#waiting.delete(source);
     const open = this.#open;
     if (!open || open.owner !== source) return;
     open.owner = undefined;
-    // A whole copy completes it, else the one that came furthest; the others keep waiting.
+    this.#takeOver(open);
+  }
+
+  #tellOrphaned(open: OpenSegment): void {
+    if (this.#alive(open.owner) || open.orphanTold) return;
+    open.orphanTold = true;
+    this.#sink.orphaned();
+  }
+
+  #alive(source: object | undefined): boolean {
+    return source !== undefined && !this.#dead.has(source);
+  }
+
+  /** The open segment lost its owner: a whole copy completes it, else the live one furthest along. */
+  #takeOver(open: OpenSegment): void {
     let best: [object, Waiting] | undefined;
-    for (const entry of this.#waiting) if (!best || entry[1].length > best[1].length) best = entry;
+    for (const entry of this.#waiting)
+      if (this.#alive(entry[0]) && (!best || entry[1].length > best[1].length)) best = entry;
     const next = this.#wholeCopy() ?? best?.[0];
     if (next) this.#handOver(open, next);
+    if (this.#open === open) this.#tellOrphaned(open);
   }
 
   #wholeCopy(): object | undefined {
@@ -137,9 +169,9 @@ export class SegmentArbiter {
     for (const [source, events] of ahead) for (const event of events) this.offer(source, event);
   }
 
-  /** Whether the open segment has no owner and no copy to complete it (the caller gives it a deadline). */
+  /** Whether the open segment has no live owner (the caller gives it a deadline). */
   get orphaned(): boolean {
-    return this.#open !== undefined && this.#open.owner === undefined;
+    return this.#open !== undefined && !this.#alive(this.#open.owner);
   }
 
   /** Nobody came to complete the open segment in time: it is cut. */
@@ -153,10 +185,19 @@ export class SegmentArbiter {
       if (event.part !== open.delivered) return;
       this.#sink.chunk(event);
       open.delivered++;
+      open.complete = event.segmentComplete;
       return;
     }
-    if (open.delivered === 0) return;
-    this.#sink.end(event);
+    if (!open.complete) {
+      // This copy ended short of the grid (its encoder skipped ahead): not whole; another completes it.
+      if (open.owner === undefined) return;
+      open.owner = undefined;
+      this.#takeOver(open);
+      return;
+    }
+    // A stream ends (lmsg) only when no other source is sending it: one of a pair stopping is not the end.
+    const others = [...this.#waiting.keys(), ...this.#ahead.keys()].some((s) => this.#alive(s));
+    this.#sink.end(event.last && others ? { ...event, last: false } : event);
     this.#lastComplete = open.segment;
     this.#open = undefined;
     // The copies that waited beside it were not needed.

@@ -25,6 +25,7 @@ function harness() {
     chunk: (e) => got.push(`${e.segment}:${new TextDecoder().decode(e.parts[0]!)}`),
     end: (e) => got.push(`${e.segment}:end`),
     abort: () => got.push('abort'),
+    orphaned: () => undefined,
   });
   /** Offers parts [from, to) of `segment` from `source` (named by `name`), with its end when `whole`. */
   const send = (source: object, name: string, segment: bigint, from: number, to: number, whole = to === 10) => {
