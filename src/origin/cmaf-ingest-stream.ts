@@ -113,7 +113,7 @@ export class IngestStream {
     }
     if (this.#tracks.size >= MAX_TRACKS)
       throw new IngestRefusal(400, `${id}: a stream takes at most ${MAX_TRACKS} tracks`);
-    const payload = joined(moov).subarray(8);
+    const payload = joined(moov).subarray(moov.headerSize);
     let infos: TrackInfo[];
     try {
       infos = parseMoov(payload);

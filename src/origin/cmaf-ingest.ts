@@ -76,16 +76,7 @@ export class CmafIngestReceiver {
   receive(req: IncomingMessage, res: ServerResponse, target: CmafIngestTarget, key: string): void {
     const { logger } = this.#options;
     const { track, kind } = target;
-    if (target.manifest) {
-      // The origin names the tracks as the sender does, and makes its own manifests from them.
-      logger.debug({ path: key }, 'origin: CMAF ingest: a posted MPD, acknowledged (the manifests are made here)');
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { ...CORS, 'Cache-Control': 'no-store' });
-        res.end();
-      });
-      return;
-    }
+    if (target.manifest) return void this.#postedManifest(req, res, key);
     if (kind === 'other') {
       refuseUnread(req, res, 415, `${key}: only video (.cmfv) and audio (.cmfa) tracks are packaged here`);
       return;
@@ -97,6 +88,7 @@ export class CmafIngestReceiver {
       if (!opened) throw new IngestRefusal(503, `this origin packages at most ${MAX_STREAMS} streams at once`);
       return opened;
     };
+    const registerHeader = () => stream().header(track, kind === 'header' ? undefined : kind, header);
     const splitter = new TopLevelBoxSplitter();
     const progress = watchBodyProgress(req, this.#options.limits ?? DEFAULT_LIMITS, logger, key);
     let mode: 'header' | 'media' | undefined;
@@ -151,7 +143,7 @@ export class CmafIngestReceiver {
             throw new IngestRefusal(413, `${key}: a CMAF header larger than ${MAX_HEADER_BYTES} bytes`);
         }
         if (at === boxes.length) return;
-        if (mode === 'header') stream().header(track, kind === 'header' ? undefined : kind, header);
+        if (mode === 'header') registerHeader();
         mode = 'media';
         reader ??= stream().media(track);
         reader.take(at ? boxes.slice(at) : boxes);
@@ -161,7 +153,7 @@ export class CmafIngestReceiver {
       run(() => {
         progress.done();
         if (splitter.buffered) throw new IngestRefusal(400, `${key}: the body ends inside a box`);
-        if (mode === 'header') stream().header(track, kind === 'header' ? undefined : kind, header);
+        if (mode === 'header') registerHeader();
         reader?.end();
         answered = true;
         // An empty body opens a session (DASH-IF ingest): nothing to keep.
@@ -171,6 +163,30 @@ export class CmafIngestReceiver {
     );
     req.on('close', () => {
       if (!answered) reader?.abort();
+    });
+  }
+
+  /**
+   * A posted MPD (v1.1 names): the origin names the tracks as the sender does and makes its own
+   * manifests, so the body is read (within --max-body and the body timeout) and acknowledged.
+   */
+  #postedManifest(req: IncomingMessage, res: ServerResponse, key: string): void {
+    const { logger, maxBodyBytes } = this.#options;
+    const progress = watchBodyProgress(req, this.#options.limits ?? DEFAULT_LIMITS, logger, key);
+    let received = 0;
+    req.on('data', (piece: Buffer) => {
+      received += piece.byteLength;
+      if (received > maxBodyBytes && !res.headersSent) {
+        progress.done();
+        refuseUnread(req, res, 413, `${key}: body larger than ${maxBodyBytes} bytes`);
+      }
+    });
+    req.on('end', () => {
+      progress.done();
+      if (res.headersSent) return;
+      logger.debug({ path: key }, 'origin: CMAF ingest: a posted MPD, acknowledged (the manifests are made here)');
+      res.writeHead(200, { ...CORS, 'Cache-Control': 'no-store' });
+      res.end();
     });
   }
 

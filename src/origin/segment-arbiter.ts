@@ -81,7 +81,7 @@ export class SegmentArbiter {
       // segment, else it is cut; either way what waited goes on, in order.
       this.#ahead.set(source, [...(this.#ahead.get(source) ?? []), event]);
       this.#aheadEvents++;
-      if (open.owner !== undefined && this.#aheadEvents <= AHEAD_LIMIT) return;
+      if (this.#alive(open.owner) && this.#aheadEvents <= AHEAD_LIMIT) return;
       const whole = this.#wholeCopy();
       if (whole) this.#handOver(open, whole);
       else this.#abandon();

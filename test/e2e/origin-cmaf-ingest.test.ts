@@ -189,6 +189,9 @@ describe('appliance origin: CMAF ingest in (packaged here)', { timeout: 60_000 }
     const posted = await post('tpl/live.mpd', [new TextEncoder().encode('<MPD/>')], TOKEN, { 'dash-if-ingest': '1.1' });
     assert.equal(posted.status, 200);
     assert.match((await get('tpl/live.mpd')).body.toString(), /availabilityTimeOffset="0\.9"/);
+    // Read within --max-body like any upload (4 MB here), not drained however long.
+    const huge = await post('tpl/live.mpd', [new Uint8Array(4_100_000).fill(32)], TOKEN, { 'dash-if-ingest': '1.1' });
+    assert.equal(huge.status, 413);
   });
 
   it('answers each broken rule with its status, naming the rule', async () => {

@@ -150,4 +150,17 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     send(a, 'A', 30n, 2, 10);
     assert.equal(got.length, 11);
   });
+
+  it('a segment opened by a source already gone holds no newer one back', () => {
+    const { arbiter, got, send } = harness();
+    const b = {};
+    send(b, 'B', 49n, 0, 5, false);
+    const a = {};
+    send(a, 'A', 50n, 0, 3, false); // ahead of the owner of 49: waits
+    arbiter.ended(a); // and is gone
+    send(b, 'B', 49n, 5, 10); // 49 whole: A's 50 goes on, owned by no live source
+    assert.deepEqual(got.slice(-4), ['49:end', '50:A0', '50:A1', '50:A2']);
+    send({}, 'C', 51n, 0, 1, false);
+    assert.deepEqual(got.slice(-2), ['abort', '51:C0'], 'cut at once, not after waiting for a dead owner');
+  });
 });
