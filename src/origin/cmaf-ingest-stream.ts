@@ -8,7 +8,8 @@ import { hlsNames } from '../packager/hls-playlist.ts';
 import { hlsRenditionsOf, mpdModelOf, sessionHlsTiming } from '../packager/manifest-model.ts';
 import { buildMpd } from '../packager/mpd.ts';
 import type { PackagedTrack, Period } from '../packager/packager.ts';
-import { initPath } from '../layout/object-names.ts';
+import { initPath, segmentPath } from '../layout/object-names.ts';
+import { segmentTicks } from '../timeline/epoch-grid.ts';
 import type { ObjectStore } from './store.ts';
 import { StoreOutput } from './store-output.ts';
 import { SegmentArbiter, type ArbiterCounts } from './segment-arbiter.ts';
@@ -96,8 +97,10 @@ export class IngestStream {
     this.#output = new StoreOutput(options.store, undefined, this.#hls, options.directory);
   }
 
-  /** A track's CMAF header: registered (again, when the same), or refused. */
-  /** `kind` from the stream's name (`.cmfv`, `.cmfa`); undefined: the header's handler says. */
+  /**
+   * A track's CMAF header: registered (again, when the same), or refused. `named`: the kind its
+   * stream's name says (`.cmfv`, `.cmfa`); undefined: the header's handler says.
+   */
   header(id: string, named: 'video' | 'audio' | undefined, boxes: readonly StreamBox[]): void {
     this.lastActivity = Date.now();
     const moov = boxes.find((b) => b.type === 'moov');
@@ -129,13 +132,12 @@ export class IngestStream {
     if (named && told !== named)
       throw new IngestRefusal(415, `${id}: a .${named === 'video' ? 'cmfv' : 'cmfa'} stream's header is not ${named}`);
     const kind = told;
-    const segmentTicks = this.#options.profile.segdur * info.timescale;
     if (info.timescale < 1000)
       throw new IngestRefusal(
         400,
         `${id}: a timescale of ${info.timescale} (at least 1000: 90000 or a multiple of the frame rate for video, the sample rate for audio)`,
       );
-    if (!Number.isInteger(segmentTicks))
+    if (!Number.isInteger(this.#options.profile.segdur * info.timescale))
       throw new IngestRefusal(
         400,
         `${id}: a segment (${this.#options.profile.segdur} s) is no whole number of ticks at timescale ${info.timescale}`,
@@ -146,7 +148,7 @@ export class IngestStream {
       kind,
       init,
       info,
-      segmentTicks: BigInt(segmentTicks),
+      segmentTicks: segmentTicks(this.#options.profile.segdur, info.timescale),
       arbiter: this.#arbiter(id),
       bitrate: undefined,
       ended: false,
@@ -165,10 +167,6 @@ export class IngestStream {
     );
   }
 
-  hasHeader(id: string): boolean {
-    return this.#tracks.has(id);
-  }
-
   /**
    * Reads one request's media for track `id`: each call takes the boxes that arrived. The samples
    * go through the packager's own chunker (a fresh one per request), which cuts them into CMAF
@@ -183,8 +181,8 @@ export class IngestStream {
     const chunker = new TrackChunker(id, this.#options.profile);
     for (const item of chunker.read(track.init.bytes))
       if (item.init) chunker.useInit({ ...item.init, path: track.init.path });
-    /** The segment this request is delivering, and what its styp said. */
-    let open: { number: bigint; slate: boolean } | undefined;
+    /** A segment of this request is open, and whether its styp said slate. */
+    let open: { slate: boolean } | undefined;
     let brands: string[] = [];
     /** Ticks of samples before this request's first segment on the grid. */
     let skipped = 0n;
@@ -202,7 +200,6 @@ export class IngestStream {
     const ended = () => {
       track.arbiter.ended(request);
       open = undefined;
-      // A segment left with no one to finish it is cut after a segment's grace (a copy may still come).
     };
     return {
       take: (boxes) => {
@@ -222,8 +219,8 @@ export class IngestStream {
             for (const item of items) {
               if (!item.sample) continue;
               const sample = item.sample;
-              // Contiguous media with time going forward, near the wall clock: a chunk in progress
-              // stays one chunk long, and every figure made of these times stays sane.
+              // Contiguous media with time going forward, before 2100: a chunk in progress stays one
+              // chunk long, and every figure made of these times stays sane.
               if (sample.duration <= 0) throw new IngestRefusal(400, `${id}: a sample of duration 0`);
               if (mediaEnd !== undefined && sample.decodeTime !== mediaEnd)
                 throw new IngestRefusal(
@@ -237,25 +234,23 @@ export class IngestStream {
                   400,
                   `${id}: media at ${seconds.toFixed(0)} s since 1970, past 2100: not on the epoch timeline (this origin takes only epoch-synchronised senders)`,
                 );
-              const place = chunker.placeSample(sample);
-              if (!open && !place.startsSegment) {
-                // Before the request's first segment on the grid (a long POST's first frames).
-                skipped += BigInt(sample.duration);
-                if (skipped > 2n * track.segmentTicks) throw this.#offGrid(track, sample.decodeTime, sample.sync);
-                continue;
-              }
-              const whole = track.arbiter.lastComplete;
-              if (!open && whole !== undefined && place.segment <= whole) {
-                // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
+              if (!open) {
+                const place = chunker.placeSample(sample);
+                if (!place.startsSegment) {
+                  // Before the request's first segment on the grid (a long POST's first frames).
+                  skipped += BigInt(sample.duration);
+                  if (skipped > 2n * track.segmentTicks) throw this.#offGrid(track, sample.decodeTime, sample.sync);
+                  continue;
+                }
                 skipped = 0n;
-                continue;
+                const whole = track.arbiter.lastComplete;
+                // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
+                if (whole !== undefined && place.segment <= whole) continue;
+                if (brands.includes('lmsg')) chunker.endBefore(place.segment + 1n, { last: true });
+                if (!brands.length) this.#warnOnce('styp', id, 'segments without styp (DASH-IF ingest: SHOULD)');
+                open = { slate: brands.includes('slat') };
               }
-              if (!open && brands.includes('lmsg')) chunker.endBefore(place.segment + 1n, { last: true });
-              const slate = brands.includes('slat');
-              if (!open && !brands.length) this.#warnOnce('styp', id, 'segments without styp (DASH-IF ingest: SHOULD)');
-              if (!open) skipped = 0n;
-              open ??= { number: place.segment, slate };
-              chunker.addSample(sample, events, slate);
+              chunker.addSample(sample, events, open.slate);
               emit(events.splice(0));
               if (!open) brands = [];
             }
@@ -328,7 +323,7 @@ export class IngestStream {
     track.ended = last;
     this.#firstSegment ??= segment;
     if (track.bitrate === undefined) {
-      const object = this.#options.store.get(`${this.#options.directory}/${track.id}/${segment}.m4s`);
+      const object = this.#options.store.get(`${this.#options.directory}/${segmentPath(track.id, segment)}`);
       track.bitrate = Math.ceil(((object?.length ?? 0) * 8) / this.#options.profile.segdur);
     }
     queueMicrotask(() => this.#guard('publish', () => this.#publish()));

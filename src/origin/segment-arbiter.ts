@@ -79,7 +79,9 @@ export class SegmentArbiter {
       // until the owner finishes, so a segment is one encoder's whenever it can be. With no owner
       // (cut, no copy), or an owner that fell too far behind, a whole copy completes the open
       // segment, else it is cut; either way what waited goes on, in order.
-      this.#ahead.set(source, [...(this.#ahead.get(source) ?? []), event]);
+      const ahead = this.#ahead.get(source) ?? [];
+      ahead.push(event);
+      this.#ahead.set(source, ahead);
       this.#aheadEvents++;
       if (this.#alive(open.owner) && this.#aheadEvents <= AHEAD_LIMIT) return;
       const whole = this.#wholeCopy();

@@ -66,6 +66,15 @@ function assertPlaysLive(kind: PlayerKind, report: PlayerReport) {
   );
 }
 
+/** `appliance origin` on a free port, once it listens: the process (stopped after the test) and its base URL. */
+async function startOrigin(node: string, env: Record<string, string>) {
+  const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
+  children.push(origin);
+  const url = await waitForLogField(origin, 'origin listening', 'url');
+  assert.ok(url, 'the origin announced its URL');
+  return { origin, base: url.replace(/\/$/, '') };
+}
+
 /** Every player in `kinds` at once, each in its own page, on the same stream. */
 async function playTogether(base: string, path: string, kinds: PlayerKind[]) {
   browser ??= await launchChromium();
@@ -172,11 +181,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
   it('dash.js and hls.js play through the push path: appliance → appliance origin → player', async () => {
     const node = await systemNode();
     const env = { APPLIANCE_INGEST_TOKEN: 'player-test', APPLIANCE_PUSH_TOKEN: 'player-test' };
-    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
-    children.push(origin);
-    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
-    assert.ok(originUrl);
-    const base = originUrl.replace(/\/$/, '');
+    const { origin, base } = await startOrigin(node, env);
     const appliance = startAppliance(
       node,
       ['start', '--profile', profile, '--output', `${base}/live/live.mpd`, '--duration', '70'],
@@ -194,11 +199,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
   it('dash.js and hls.js play CMAF ingest packaged by appliance origin: appliance --ingest cmaf → origin → player', async () => {
     const node = await systemNode();
     const env = { APPLIANCE_INGEST_TOKEN: 'player-test', APPLIANCE_PUSH_TOKEN: 'player-test' };
-    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
-    children.push(origin);
-    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
-    assert.ok(originUrl);
-    const base = originUrl.replace(/\/$/, '');
+    const { origin, base } = await startOrigin(node, env);
     // The URL is the stream's publishing point: the origin serves it at <URL>/live.mpd.
     const appliance = startAppliance(
       node,
@@ -220,11 +221,7 @@ describe('real players, live, in headless Chromium', { timeout: 300_000 }, () =>
   it('dash.js and hls.js play a sender we did not write: ffmpeg -f mp4 POSTing CMAF to appliance origin', async () => {
     const node = await systemNode();
     const env = { APPLIANCE_INGEST_TOKEN: 'player-test' };
-    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0'], { env });
-    children.push(origin);
-    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
-    assert.ok(originUrl);
-    const base = originUrl.replace(/\/$/, '');
+    const { origin, base } = await startOrigin(node, env);
     const sender = ffmpegCmafSender(`${base}/ff`, 'player-test', Math.floor(Date.now() / 1000) + 1, 45);
     children.push(sender);
     await waitForSegments(`${base}/ff/live_video.m3u8`, 2);
