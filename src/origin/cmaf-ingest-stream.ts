@@ -187,6 +187,8 @@ export class IngestStream {
     /** Ticks of samples before this request's first segment on the grid. */
     let skipped = 0n;
     let packaged = false;
+    /** The segment this request is sending that was already whole here: its samples are passed over. */
+    let late: bigint | undefined;
     /** Where this request's media ends so far (its next sample starts there). */
     let mediaEnd: bigint | undefined;
     const emit = (events: PackagerEvent[]) => {
@@ -234,6 +236,7 @@ export class IngestStream {
                   400,
                   `${id}: media at ${seconds.toFixed(0)} s since 1970, past 2100: not on the epoch timeline (this origin takes only epoch-synchronised senders)`,
                 );
+              if (late !== undefined && chunker.placeSample(sample).segment === late) continue;
               if (!open) {
                 const place = chunker.placeSample(sample);
                 if (!place.startsSegment) {
@@ -244,8 +247,15 @@ export class IngestStream {
                 }
                 skipped = 0n;
                 const whole = track.arbiter.lastComplete;
-                // Already here whole (a resend after a lost answer): acknowledged, not packaged again.
-                if (whole !== undefined && place.segment <= whole) continue;
+                if (whole !== undefined && place.segment <= whole) {
+                  // Already here whole (a twin's late copy, a backlog after a network cut, a resend
+                  // after a lost answer): acknowledged, counted, not packaged again.
+                  late = place.segment;
+                  packaged = true;
+                  track.arbiter.late(request, late);
+                  continue;
+                }
+                late = undefined;
                 if (brands.includes('lmsg')) chunker.endBefore(place.segment + 1n, { last: true });
                 if (!brands.length) this.#warnOnce('styp', id, 'segments without styp (DASH-IF ingest: SHOULD)');
                 open = { slate: brands.includes('slat') };

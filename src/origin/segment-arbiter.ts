@@ -37,7 +37,7 @@ interface OpenSegment {
   owner: object | undefined;
 }
 
-/** How many chunks a waiting copy may be ahead of the owner before it takes the segment over. */
+/** How many chunks a copy may be ahead of the owner before it takes the segment over (the owner has gone quiet). */
 const LAG_CHUNKS = 3;
 
 /** Events sources ahead of the open segment's owner may have waiting: two segments' chunks. */
@@ -55,6 +55,7 @@ export class SegmentArbiter {
   /** Events of later segments from sources ahead of the open segment's owner, until it completes. */
   readonly #ahead = new Map<object, Waiting>();
   #aheadEvents = 0;
+  #aheadChunks = 0;
   /** Sources already counted as a duplicate of a segment (counted once per copy, not per chunk). */
   readonly #discarded = new Map<object, bigint>();
   /** Sources whose upload ended: what they sent may still serve, but they will send no more. */
@@ -77,14 +78,17 @@ export class SegmentArbiter {
     if (open && segment > open.segment) {
       // A source is ahead of the open segment's owner (a twin a chunk behind): its events wait
       // until the owner finishes, so a segment is one encoder's whenever it can be. With no owner
-      // (cut, no copy), or an owner that fell too far behind, a whole copy completes the open
-      // segment, else it is cut; either way what waited goes on, in order.
+      // (cut, no copy), or an owner LAG_CHUNKS behind a whole copy (gone quiet near its segment's
+      // end: the copy has moved on), the whole copy completes the open segment, else it is cut;
+      // either way what waited goes on, in order.
       const ahead = this.#ahead.get(source) ?? [];
       ahead.push(event);
       this.#ahead.set(source, ahead);
       this.#aheadEvents++;
-      if (this.#alive(open.owner) && this.#aheadEvents <= AHEAD_LIMIT) return;
+      if (event.type === 'chunk') this.#aheadChunks++;
       const whole = this.#wholeCopy();
+      const lagging = whole !== undefined && this.#aheadChunks >= LAG_CHUNKS;
+      if (this.#alive(open.owner) && this.#aheadEvents <= AHEAD_LIMIT && !lagging) return;
       if (whole) this.#handOver(open, whole);
       else this.#abandon();
       return;
@@ -112,6 +116,11 @@ export class SegmentArbiter {
     }
     this.#deliver(open, event);
     if (this.#open === open) this.#tellOrphaned(open);
+  }
+
+  /** `source` is sending `segment`, which is already whole: its copy is discarded (and counted once). */
+  late(source: object, segment: bigint): void {
+    this.#discard(source, segment);
   }
 
   /**
@@ -168,6 +177,7 @@ export class SegmentArbiter {
     const ahead = [...this.#ahead];
     this.#ahead.clear();
     this.#aheadEvents = 0;
+    this.#aheadChunks = 0;
     for (const [source, events] of ahead) for (const event of events) this.offer(source, event);
   }
 

@@ -41,25 +41,27 @@ let base = '';
 let lightProfile = '';
 const scratch = scratchDirectories('origin-cmaf');
 let store: ObjectStore;
+let receiver: CmafIngestReceiver;
 let close: () => Promise<void>;
 before(async () => {
   lightProfile = await writeLightProfile(await scratch(), { renditions: LIGHT_PAIR, tsb: 30 });
   store = new ObjectStore({ timeShiftBufferDepth: 600, holdMs: 1000 });
   const profile = { ...(await loadProfile('ultra-ll')).profile, tsb: 600 };
   const logger = pino({ level: process.env['ORIGIN_LOG'] ?? 'silent' });
+  receiver = new CmafIngestReceiver({
+    store,
+    profile,
+    maxBodyBytes: 4_000_000,
+    utcTimingUrl: () => `${base}/time`,
+    logger,
+  });
   const server = createOriginServer({
     store,
     ingestToken: TOKEN,
     maxBodyBytes: 4_000_000,
     logger,
     index: () => '',
-    cmafIngest: new CmafIngestReceiver({
-      store,
-      profile,
-      maxBodyBytes: 4_000_000,
-      utcTimingUrl: () => `${base}/time`,
-      logger,
-    }),
+    cmafIngest: receiver,
   });
   const address = await listen(server, '127.0.0.1', 0);
   base = `http://127.0.0.1:${address.port}`;
@@ -123,6 +125,13 @@ describe('appliance origin: CMAF ingest in (packaged here)', { timeout: 60_000 }
         assert.deepEqual(served.body, Buffer.concat(chunks));
       }
     }
+    // A copy of segments already whole (a twin's, a backlog sent after a network cut, a resend after
+    // a lost answer) is acknowledged, counted and discarded: what is served does not change.
+    const [first, second] = [...video.segments.values()];
+    const resent = await post('live/Streams(180p.cmfv)', [...first!, ...second!]);
+    assert.equal(resent.status, 200, `a late copy is acknowledged (${resent.text})`);
+    assert.deepEqual((await get(`live/180p/${T0}.m4s`)).body, Buffer.concat(first!));
+    assert.equal(receiver.status()['live']?.['180p']?.duplicates, 2, 'each late segment counted once');
     const mpd = (await get('live/live.mpd')).body.toString();
     assert.match(mpd, /<Representation id="180p"/);
     assert.match(mpd, /<Representation id="audio"/);

@@ -37,10 +37,13 @@ export const START_PLAYER = `({ kind, url, maxHeight, width }) => {
   // Fixed at the top left, over whatever the page shows: a screenshot there is the picture.
   video.style.cssText = 'position: fixed; left: 0; top: 0; background: #000';
   document.body.append(video);
-  const m = window.metrics = { errors: [], warnings: [], waitingMs: 0, waitingSince: undefined, waits: 0, seeks: 0, gapJumps: 0, started: false };
+  const m = window.metrics = { errors: [], warnings: [], waitingMs: 0, waitingSince: undefined, waits: 0, stalls: [], seeks: 0, gapJumps: 0, started: false };
   video.addEventListener('playing', () => {
     m.started = true;
-    if (m.waitingSince !== undefined) m.waitingMs += performance.now() - m.waitingSince;
+    if (m.waitingSince !== undefined) {
+      m.waitingMs += performance.now() - m.waitingSince;
+      m.stalls.push({ at: performance.timeOrigin + m.waitingSince, ms: performance.now() - m.waitingSince });
+    }
     m.waitingSince = undefined;
   });
   video.addEventListener('waiting', () => {
@@ -104,6 +107,8 @@ export interface PlayerReport {
   consoleErrors: string[];
   waitingMs: number;
   waits: number;
+  /** Each stall after the start: when it began (ms since 1970, the page's clock) and how long it lasted. */
+  stalls: { at: number; ms: number }[];
   seeks: number;
   gapJumps: number;
   /** Median of the player's own latency over the samples after the first `settle` seconds. */

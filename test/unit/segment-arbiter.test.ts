@@ -109,10 +109,10 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     const a = {};
     send(b, 'B', 20n, 0, 8, false); // the owner, a little behind
     send(a, 'A', 20n, 0, 10); // its twin's whole copy, waiting
-    send({}, 'A', 21n, 0, 3, false); // the twin's next segment: waits for the owner
+    send({}, 'A', 21n, 0, 2, false); // the twin's next segment: waits for the owner
     assert.equal(got.length, 8);
     send(b, 'B', 20n, 8, 10);
-    assert.deepEqual(got.slice(8), ['20:B8', '20:B9', '20:end', '21:A0', '21:A1', '21:A2']);
+    assert.deepEqual(got.slice(8), ['20:B8', '20:B9', '20:end', '21:A0', '21:A1']);
     // Owner B of 22 stops sending without its connection ending; twin A goes on.
     send(b, 'B', 22n, 0, 2, false);
     send(a, 'A', 22n, 0, 10);
@@ -149,6 +149,21 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     // The old owner coming back late is a duplicate, not a second writer.
     send(a, 'A', 30n, 2, 10);
     assert.equal(got.length, 11);
+  });
+
+  it("an owner gone quiet near its segment's end: a whole copy that moved on three chunks takes over", () => {
+    const { arbiter, got, send } = harness();
+    const a = {};
+    send(a, 'A', 40n, 0, 9, false); // the owner goes quiet one chunk short of the end
+    send({}, 'B', 40n, 0, 10); // a whole copy: it cannot get three chunks ahead within 40
+    const next = {};
+    send(next, 'B', 41n, 0, 2, false);
+    assert.equal(got.length, 9, 'two chunks ahead: the owner may still come');
+    send(next, 'B', 41n, 2, 3, false);
+    assert.deepEqual(got.slice(9), ['40:B9', '40:end', '41:B0', '41:B1', '41:B2']);
+    assert.equal(arbiter.counts.takeovers, 1);
+    send(a, 'A', 40n, 9, 10); // the quiet owner's last chunk, late: a duplicate
+    assert.equal(got.length, 14);
   });
 
   it('a segment opened by a source already gone holds no newer one back', () => {

@@ -6,25 +6,19 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser } from 'playwright-core';
 import { startAppliance, waitForLogField } from '../../helpers/run.ts';
-import {
-  describeReport,
-  launchChromium,
-  waitForSegments,
-  watchPlayer,
-  type PlayerKind,
-  type PlayerReport,
-} from '../../helpers/player.ts';
+import { describeReport, launchChromium, waitForSegments, watchPlayer, type PlayerKind } from '../../helpers/player.ts';
 import { LIGHT_PAIR, tracksOf, writeLightProfile } from '../../helpers/light-profile.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
+import { readFmp4 } from '../../helpers/fmp4-reader.ts';
 
 // Two appliances ingesting one stream into appliance origin by CMAF ingest, as a redundant pair:
-// the first killed -9, restarted, then the second killed, while dash.js and hls.js play.
+// the first cut off for 10 s, then killed -9, restarted, then the second killed, while dash.js
+// and hls.js play.
 
 type Child = ReturnType<typeof startAppliance>;
 const children: Child[] = [];
 let browser: Browser | undefined;
-let proxy: TcpProxy | undefined;
-let network: TcpProxy | undefined;
+const proxies: TcpProxy[] = [];
 let dir: string;
 let profile: string;
 before(async () => {
@@ -35,8 +29,7 @@ after(async () => {
   await browser?.close();
   for (const child of children)
     if (child.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  await proxy?.close();
-  await network?.close();
+  for (const proxy of proxies) await proxy.close();
   await Promise.allSettled(children);
   await rm(dir, { recursive: true, force: true });
 });
@@ -44,58 +37,136 @@ after(async () => {
 const TOP = LIGHT_PAIR[0]!.id;
 const env = { APPLIANCE_INGEST_TOKEN: 'pair-test', APPLIANCE_PUSH_TOKEN: 'pair-test' };
 
-/** The longest run of seconds in which the media did not advance, with when it began (s into the watch). */
-function longestStall(report: PlayerReport): { seconds: number; at: number } {
-  let worst = { seconds: 0, at: 0 };
-  let run = 0;
-  for (let i = 1; i < report.samples.length; i++) {
-    const [before, now] = [report.samples[i - 1]!, report.samples[i]!];
-    run = now.currentTime > 0 && now.currentTime - before.currentTime < 0.3 ? run + 1 : 0;
-    if (run > worst.seconds) worst = { seconds: run, at: i - run + 1 };
+/** The part index of a position at a segment's end (past its last part). */
+const WHOLE = 1_000;
+
+/** Where an LL-HLS media playlist stands: the newest part it names (segment number and part index, WHOLE once the segment is). */
+function newestPart(playlist: string): { msn: bigint; part: number } | undefined {
+  const sequence = /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(playlist)?.[1];
+  if (!sequence) return undefined;
+  const complete = (playlist.match(/^#EXTINF:/gm) ?? []).length;
+  const tail = playlist.slice(playlist.lastIndexOf('#EXTINF:'));
+  const trailing = complete
+    ? (tail.slice(tail.indexOf('\n', tail.indexOf('\n') + 1)).match(/^#EXT-X-PART:/gm) ?? []).length
+    : 0;
+  if (!complete && !trailing) return undefined;
+  return trailing
+    ? { msn: BigInt(sequence) + BigInt(complete), part: trailing - 1 }
+    : { msn: BigInt(sequence) + BigInt(complete) - 1n, part: WHOLE };
+}
+
+/**
+ * Follows a media playlist part by part with blocking reloads, as an LL-HLS player at the live edge
+ * does, until `signal` aborts: the longest wait for the next part (ms), and whether the playlist ever
+ * went backwards. What a player can be given, whatever the player.
+ */
+async function followParts(
+  url: string,
+  signal: AbortSignal,
+): Promise<{ longestWaitMs: number; parts: number; backwards: string[] }> {
+  let at = newestPart(await (await fetch(url)).text());
+  let since = performance.now();
+  const result = { longestWaitMs: 0, parts: 0, backwards: [] as string[] };
+  while (!signal.aborted) {
+    const next = at && at.part < WHOLE ? { msn: at.msn, part: at.part + 1 } : { msn: (at?.msn ?? 0n) + 1n, part: 0 };
+    const response = await fetch(`${url}?_HLS_msn=${next.msn}&_HLS_part=${next.part}`, { signal }).catch(
+      () => undefined,
+    );
+    if (!response) break;
+    if (!response.ok) await response.body?.cancel();
+    const now = response.ok ? newestPart(await response.text()) : undefined;
+    // A part index past the segment's last (no such part): the next segment's first is what comes.
+    if (response.status === 400 && at) at = { msn: at.msn, part: WHOLE };
+    if (!now || !at) {
+      at ??= now;
+      continue;
+    }
+    if (now.msn < at.msn || (now.msn === at.msn && now.part < at.part))
+      result.backwards.push(`${at.msn}.${at.part} → ${now.msn}.${now.part}`);
+    else if (now.msn !== at.msn || now.part !== at.part) {
+      const t = performance.now();
+      result.longestWaitMs = Math.max(result.longestWaitMs, t - since);
+      result.parts++;
+      since = t;
+      at = now;
+    }
   }
-  return worst;
+  return result;
+}
+
+/** Every segment `track` lists is served, and its media is one unbroken timeline (no gap, no overlap). */
+async function assertServedUnbroken(base: string, track: string, minimum: number): Promise<number> {
+  const playlist = await (await fetch(`${base}/live_${track}.m3u8`)).text();
+  assert.doesNotMatch(playlist, /EXT-X-GAP/);
+  const numbers = [...playlist.matchAll(/#EXTINF:[\d.]+,\n\S+\/(\d+)\.m4s/g)].map((m) => Number(m[1]));
+  assert.ok(numbers.length >= minimum, `${track}: ${numbers.length} segments listed`);
+  const init = new Uint8Array(await (await fetch(`${base}/${track}/init.mp4`)).arrayBuffer());
+  let end: bigint | undefined;
+  for (const [k, n] of numbers.entries()) {
+    if (k) assert.equal(n, numbers[k - 1]! + 1, `${track}: no segment missing`);
+    const segment = await fetch(`${base}/${track}/${n}.m4s`);
+    assert.equal(segment.status, 200, `${track}/${n}.m4s`);
+    const bytes = new Uint8Array(await segment.arrayBuffer());
+    const merged = new Uint8Array(init.length + bytes.length);
+    merged.set(init);
+    merged.set(bytes, init.length);
+    for (const fragment of readFmp4(merged).fragments)
+      for (const traf of fragment.tracks) {
+        if (end !== undefined)
+          assert.equal(traf.baseDecodeTime, end, `${track}/${n}.m4s: media continues where the last chunk ended`);
+        end = traf.baseDecodeTime + BigInt(traf.samples.reduce((sum, s) => sum + s.duration, 0));
+      }
+  }
+  return numbers.length;
+}
+
+/**
+ * `appliance origin`, and a way to start encoders pushing one stream (`pair`) to it by CMAF ingest:
+ * `a` over its own network (a proxy the test can cut off), `b` 150 ms further away (a longer path),
+ * so `a` owns each segment while it runs and `b`'s copies wait beside it.
+ */
+async function startPair() {
+  // The pinned Node runs the appliance in this very process (no launcher child): -9 kills the encoder itself.
+  const node = process.execPath;
+  const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0', '--tsb', '60'], { env });
+  children.push(origin);
+  const originUrl = await waitForLogField(origin, 'origin listening', 'url');
+  assert.ok(originUrl);
+  const base = originUrl.replace(/\/$/, '');
+  const far = await startTcpProxy(Number(new URL(base).port), { delayMs: 75 });
+  const network = await startTcpProxy(Number(new URL(base).port), { adjustable: true });
+  proxies.push(far, network);
+  const encoder = (name: 'a' | 'b') => {
+    const port = name === 'a' ? network.port : far.port;
+    const child = startAppliance(
+      node,
+      [
+        'start',
+        '--profile',
+        profile,
+        '--no-adapt',
+        '--ingest',
+        'cmaf',
+        '--output',
+        `http://127.0.0.1:${port}/pair`,
+        '--state-dir',
+        join(dir, name),
+        '--duration',
+        '150',
+      ],
+      { env },
+    );
+    children.push(child);
+    return child;
+  };
+  return { origin, base, network, encoder };
 }
 
 describe('a redundant pair of encoders on one stream (CMAF ingest into appliance origin)', { timeout: 300_000 }, () => {
-  it('players play through the first killed -9, restarted, and the second killed; every segment is served', async () => {
-    // The pinned Node runs the appliance in this very process (no launcher child): -9 kills the encoder itself.
-    const node = process.execPath;
-    const origin = startAppliance(node, ['origin', '--listen', '127.0.0.1:0', '--tsb', '60'], { env });
-    children.push(origin);
-    const originUrl = await waitForLogField(origin, 'origin listening', 'url');
-    assert.ok(originUrl);
-    const base = originUrl.replace(/\/$/, '');
-    // The second encoder reaches the origin 150 ms later (a longer path): the first owns each
-    // segment while it runs, so killing it cuts segments the second must complete.
-    proxy = await startTcpProxy(Number(new URL(base).port), { delayMs: 75 });
-    const viaProxy = `http://127.0.0.1:${proxy.port}`;
-    // The first encoder's own path to the origin (a proxy the test could cut off: see below).
-    network = await startTcpProxy(Number(new URL(base).port), { adjustable: true });
-    const viaNetwork = `http://127.0.0.1:${network.port}`;
-    const encoder = (name: string, origin = base) => {
-      const child = startAppliance(
-        node,
-        [
-          'start',
-          '--profile',
-          profile,
-          '--no-adapt',
-          '--ingest',
-          'cmaf',
-          '--output',
-          `${origin}/pair`,
-          '--state-dir',
-          join(dir, name),
-          '--duration',
-          '150',
-        ],
-        { env },
-      );
-      children.push(child);
-      return child;
-    };
-    let a = encoder('a', viaNetwork);
-    const b = encoder('b', viaProxy);
+  it('players play through the first cut off for 10 s, then killed -9, restarted, and the second killed; every segment is served', async () => {
+    const { origin, base, network, encoder } = await startPair();
+    let a = encoder('a');
+    const b = encoder('b');
     await waitForSegments(`${base}/pair/live_${TOP}.m3u8`, 3);
 
     browser ??= await launchChromium();
@@ -106,21 +177,25 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
         watchPlayer(started, {
           kind,
           url: `${base}/pair/live.${kind === 'dash.js' ? 'mpd' : 'm3u8'}`,
-          seconds: 45,
+          seconds: 52,
         }),
       ),
     );
-    const events: string[] = [];
-    const at = performance.now();
-    const mark = (what: string) => events.push(`${((performance.now() - at) / 1000).toFixed(1)} s: ${what}`);
-    // (A network cut off for 10 s — network.setRate(0) — belongs here too: hls.js stalled for good
-    // in 1 of 4 runs after the quiet owner was handed over; open on the issue, not yet in CI.)
+    // What happens to the pair, and when (ms since 1970, the clock the players' stalls are on).
+    const events: { what: string; at: number }[] = [];
+    const mark = (what: string) => events.push({ what, at: Date.now() });
+    await sleep(5_000);
+    network.setRate(0);
+    mark("first encoder's network cut off");
     await sleep(10_000);
+    network.setRate(undefined);
+    mark("first encoder's network back");
+    await sleep(5_000);
     process.kill(a.pid!, 'SIGKILL');
     mark('first encoder killed -9');
     await a;
     await sleep(8_000);
-    a = encoder('a', viaNetwork);
+    a = encoder('a');
     await waitForLogField(a, 'pushing', 'url', 30_000);
     mark('first encoder restarted');
     await sleep(8_000);
@@ -128,11 +203,19 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
     mark('second encoder killed -9');
     await b;
     const reports = await watching;
-    process.stderr.write(`# ${events.join('; ')}\n`);
     for (const [i, kind] of kinds.entries()) {
-      const stall = longestStall(reports[i]!);
-      process.stderr.write(describeReport(kind, reports[i]!));
-      process.stderr.write(`# ${kind}: longest stall ${stall.seconds} s, from ${stall.at} s into the watch\n`);
+      const report = reports[i]!;
+      process.stderr.write(describeReport(kind, report));
+      // Each stall, put down to what happened before it (the players' own stalls show up too).
+      const stalls = events.map(({ what, at }, k) => {
+        const until = events[k + 1]?.at ?? Number.POSITIVE_INFINITY;
+        const mine = report.stalls.filter((s) => s.at >= at && s.at < until).map((s) => Math.round(s.ms));
+        return `${what}: ${mine.length ? `${mine.join(' + ')} ms` : 'none'}`;
+      });
+      const before = report.stalls.filter((s) => s.at < events[0]!.at).map((s) => Math.round(s.ms));
+      process.stderr.write(
+        `# ${kind} stalls: before any failure: ${before.join(' + ') || 'none'}; ${stalls.join('; ')}\n`,
+      );
     }
     const status = (await (await fetch(`${base}/status`)).json()) as {
       cmafIngest: Record<string, Record<string, { duplicates: number; takeovers: number; cut: number }>>;
@@ -143,7 +226,7 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
       const report = reports[i]!;
       assert.deepEqual(report.errors, [], `no ${kind} error`);
       assert.deepEqual(report.failedRequests, [], `${kind}: no failed request (no 404)`);
-      assert.ok(report.samples.filter((s) => s.currentTime > 0).length >= 35, `${kind}: played`);
+      assert.ok(report.samples.filter((s) => s.currentTime > 0).length >= 42, `${kind}: played`);
       assert.ok(report.advance > 0.5, `${kind}: media advanced at ${report.advance.toFixed(2)}× real time`);
     }
     // The pair: copies discarded while both ran; the segments the first left cut, completed by the second.
@@ -160,21 +243,56 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
       counts.every((c) => c.cut === 0),
       'no segment left incomplete',
     );
-    // Every segment of every track in the window is served, none missing.
-    for (const track of tracksOf(LIGHT_PAIR)) {
-      const playlist = await (await fetch(`${base}/pair/live_${track}.m3u8`)).text();
-      assert.doesNotMatch(playlist, /EXT-X-GAP/);
-      const numbers = [...playlist.matchAll(/#EXTINF:[\d.]+,\n\S+\/(\d+)\.m4s/g)].map((m) => Number(m[1]));
-      assert.ok(numbers.length >= 40, `${track}: ${numbers.length} segments listed`);
-      for (let k = 1; k < numbers.length; k++)
-        assert.equal(numbers[k], numbers[k - 1]! + 1, `${track}: no segment missing`);
-      for (const n of numbers) {
-        const segment = await fetch(`${base}/pair/${track}/${n}.m4s`);
-        assert.equal(segment.status, 200, `${track}/${n}.m4s`);
-        await segment.arrayBuffer();
-      }
-    }
+    // Every segment of every track in the window is served, none missing, on one unbroken timeline.
+    for (const track of tracksOf(LIGHT_PAIR)) await assertServedUnbroken(`${base}/pair`, track, 40);
     for (const child of [a, origin]) process.kill(child.pid!, 'SIGTERM');
     await Promise.allSettled([a, origin]);
+  });
+  it("an owner's network gone quiet for 10 s: the stream pauses less than a segment, never goes back, loses nothing", async () => {
+    const { origin, base, network, encoder } = await startPair();
+    const [a, b] = [encoder('a'), encoder('b')];
+    await waitForSegments(`${base}/pair/live_${TOP}.m3u8`, 3);
+    // Followed as players at the live edge follow it: the next part asked for before it exists.
+    const stop = new AbortController();
+    const following = Promise.all(
+      tracksOf(LIGHT_PAIR).map((track) => followParts(`${base}/pair/live_${track}.m3u8`, stop.signal)),
+    );
+    await sleep(3_000);
+    // The owner's uploads go quiet mid-segment (its request for the segment under way), their
+    // connections open (no reset, no close)…
+    const top = `${base}/pair/live_${TOP}.m3u8`;
+    const { msn } = newestPart(await (await fetch(top)).text())!;
+    await (await fetch(`${top}?_HLS_msn=${msn + 1n}&_HLS_part=4`)).text();
+    network.setRate(0);
+    await sleep(10_000);
+    // …and then everything it held back arrives at once, ten seconds late.
+    network.setRate(undefined);
+    await sleep(6_000);
+    stop.abort();
+    const followed = await following;
+    const status = (await (await fetch(`${base}/status`)).json()) as {
+      cmafIngest: Record<string, Record<string, { duplicates: number; takeovers: number; cut: number }>>;
+    };
+    const counts = status.cmafIngest['pair']!;
+    for (const [i, track] of tracksOf(LIGHT_PAIR).entries())
+      process.stderr.write(
+        `# ${track}: ${followed[i]!.parts} parts followed, longest wait for the next ${Math.round(followed[i]!.longestWaitMs)} ms; ${JSON.stringify(counts[track])}\n`,
+      );
+    for (const [i, track] of tracksOf(LIGHT_PAIR).entries()) {
+      const { longestWaitMs, parts, backwards } = followed[i]!;
+      assert.deepEqual(backwards, [], `${track}: the playlist never goes back`);
+      assert.ok(parts >= 150, `${track}: ${parts} parts followed`);
+      // One segment: the issue's bound on a stall; the hand-over itself takes ~3 chunks.
+      assert.ok(longestWaitMs < 1000, `${track}: waited ${Math.round(longestWaitMs)} ms for a part`);
+      assert.equal(counts[track]!.cut, 0, `${track}: no segment left incomplete`);
+      await assertServedUnbroken(`${base}/pair`, track, 18);
+    }
+    // The first encoder owned the segment under way (a track's audio may have gone either way).
+    assert.ok(
+      Object.values(counts).some((c) => c.takeovers > 0),
+      "the other copy took the quiet owner's segment over",
+    );
+    for (const child of [a, b, origin]) process.kill(child.pid!, 'SIGTERM');
+    await Promise.allSettled([a, b, origin]);
   });
 });
