@@ -111,7 +111,7 @@ export class IngestStream {
       if (Buffer.compare(known.init.bytes, bytes) === 0) return;
       throw new IngestRefusal(
         400,
-        `${id}: a CMAF track keeps one header (DASH-IF ingest); a changed one is another track: send it under another name`,
+        `${id}: a CMAF track keeps one header (DASH-IF ingest); a changed one is another track: send it under another name (two encoders of one stream must make byte-identical headers: the same profile, ffmpeg and x264 build)`,
       );
     }
     if (this.#tracks.size >= MAX_TRACKS)

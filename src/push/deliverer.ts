@@ -230,13 +230,14 @@ export class Deliverer {
           await this.#context.pause(credentialDelayMs(refusals - 1));
           continue;
         default:
-          return this.#refused(outcome, where, method);
+          return this.#refused(outcome, where, method, undefined, result.answer);
       }
     }
     return 'gave-up';
   }
 
-  #refused(outcome: UploadOutcome, where: string, method: string, why?: string): 'ok' | 'gave-up' {
+  /** `answer`: what the origin said of its refusal (the start of its body), logged as it is. */
+  #refused(outcome: UploadOutcome, where: string, method: string, why?: string, answer?: string): 'ok' | 'gave-up' {
     const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
     // A DELETE of something already gone is what was wanted.
     if (method === 'DELETE' && (status === 404 || status === 410)) return 'ok';
@@ -246,7 +247,14 @@ export class Deliverer {
         : `push: the origin refused the upload (${why ?? `HTTP ${status}`}); it is not sent again`;
     // A refused DELETE is given up and counted, with a warning at most every 10 s (HttpPushOutput).
     this.#context.logger[method === 'DELETE' ? 'debug' : 'error'](
-      { output: this.#context.name, method, url: where, status, ...(why ? { why } : {}) },
+      {
+        output: this.#context.name,
+        method,
+        url: where,
+        status,
+        ...(why ? { why } : {}),
+        ...(answer ? { answer } : {}),
+      },
       message,
     );
     return 'gave-up';

@@ -35,7 +35,12 @@ export interface UploadResult {
   outcome: UploadOutcome;
   /** The origin's Server header, to tell our origin from others. */
   server: string | undefined;
+  /** The start of a refusal's body (4xx): the origin's reason, for the log. */
+  answer?: string | undefined;
 }
+
+/** How much of a refusal's body is kept for the log: a reason, not a page. */
+const ANSWER_BYTES = 300;
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -147,39 +152,50 @@ export class Lane {
         streaming && request.wholeBody ? { ...request.headers, 'content-length': String(body.bytes) } : request.headers;
       // dispatch with a handler of our own, not request(): no response stream, async resource or
       // abort-signal wiring for an answer that is a status and two headers, tens of times a second.
-      const answer = await new Promise<{ status: number; headers: ResponseHeaders }>((resolve, reject) => {
-        let status = 0;
-        let responseHeaders: ResponseHeaders = {};
-        this.#client(request.url.origin).dispatch(
-          {
-            path: request.url.pathname + request.url.search,
-            method: request.method,
-            headers,
-            // undici takes an async iterable body as it takes a stream (its types name only Readable).
-            body: (counted ?? body ?? null) as Readable | Uint8Array | null,
-          },
-          {
-            onRequestStart: (controller) => {
-              dispatched = controller;
-              if (abortedWith) controller.abort(abortedWith);
+      const answer = await new Promise<{ status: number; headers: ResponseHeaders; text: string }>(
+        (resolve, reject) => {
+          let status = 0;
+          let responseHeaders: ResponseHeaders = {};
+          const refusal: Buffer[] = [];
+          let kept = 0;
+          this.#client(request.url.origin).dispatch(
+            {
+              path: request.url.pathname + request.url.search,
+              method: request.method,
+              headers,
+              // undici takes an async iterable body as it takes a stream (its types name only Readable).
+              body: (counted ?? body ?? null) as Readable | Uint8Array | null,
             },
-            onResponseStart: (_controller, statusCode, received) => {
-              // 1xx answers (100 Continue) come before the one that counts.
-              if (statusCode < 200) return;
-              status = statusCode;
-              responseHeaders = received as ResponseHeaders;
+            {
+              onRequestStart: (controller) => {
+                dispatched = controller;
+                if (abortedWith) controller.abort(abortedWith);
+              },
+              onResponseStart: (_controller, statusCode, received) => {
+                // 1xx answers (100 Continue) come before the one that counts.
+                if (statusCode < 200) return;
+                status = statusCode;
+                responseHeaders = received as ResponseHeaders;
+              },
+              onResponseData: (_controller, data) => {
+                if (status < 400 || status >= 500 || kept >= ANSWER_BYTES) return;
+                refusal.push(data.subarray(0, ANSWER_BYTES - kept));
+                kept += Math.min(data.length, ANSWER_BYTES - kept);
+              },
+              onResponseEnd: () =>
+                resolve({ status, headers: responseHeaders, text: Buffer.concat(refusal).toString('utf8') }),
+              onResponseError: (_controller, error) => reject(error),
             },
-            onResponseData: () => {},
-            onResponseEnd: () => resolve({ status, headers: responseHeaders }),
-            onResponseError: (_controller, error) => reject(error),
-          },
-        );
-      });
+          );
+        },
+      );
       const location = answer.headers['location'];
       if (/\bclose\b/i.test(String(answer.headers['connection'] ?? ''))) this.initsSent.clear();
       return {
         outcome: outcomeOfStatus(answer.status, Array.isArray(location) ? location[0] : location),
         server: [answer.headers['server']].flat()[0],
+        // Printable text only: what an origin answers goes into the log as one field.
+        ...(answer.text ? { answer: answer.text.replace(/[^\x20-\x7e]+/g, ' ').trim() } : {}),
       };
     } catch (error) {
       if (error instanceof UploadAbandoned)

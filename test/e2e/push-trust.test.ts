@@ -153,6 +153,26 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
   });
 });
 
+describe('push refusals', { timeout: 60_000 }, () => {
+  it("logs the origin's own reason for a refusal, printable and cut short", async () => {
+    const origin = await trustingOrigin();
+    origin.fault = (req, res) => {
+      if (!req.url?.endsWith('.m4s')) return false;
+      req.resume();
+      res.writeHead(400).end(`v: media at 3 s never starts a segment on the epoch grid\n\u001b[31m${'x'.repeat(2000)}`);
+      return true;
+    };
+    const { output, log } = await setup({ headers: SECRET_HEADERS }, origin);
+    await feed(output, segmentEvents('v', BigInt(Math.floor(Date.now() / 1000)), 1));
+    await output.flush();
+    const refusal = log.lines.find((l) => String(l['msg']).includes('refused the upload'));
+    assert.ok(refusal, 'the refusal is logged');
+    const answer = String(refusal['answer']);
+    assert.match(answer, /^v: media at 3 s never starts a segment on the epoch grid \[31mx+$/);
+    assert.ok(answer.length <= 300, `${answer.length} characters of the answer`);
+  });
+});
+
 describe('push DELETEs', { timeout: 60_000 }, () => {
   /** Pushes 8 segments with a 1 s window, the origin failing each DELETE `failures` times with 503. */
   async function expireWith(failures: number, status = 503) {
