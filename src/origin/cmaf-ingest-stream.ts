@@ -252,6 +252,8 @@ export class IngestStream {
                   // after a lost answer): acknowledged, counted, not packaged again.
                   late = place.segment;
                   packaged = true;
+                  // Its styp's brands (slat, lmsg) are its own, not the next segment's.
+                  brands = [];
                   track.arbiter.late(request, late);
                   continue;
                 }
@@ -316,9 +318,9 @@ export class IngestStream {
         if (track) this.#segmentDone(track, event.segment, event.last);
       },
       abort: () => this.#output.abortSegment(id),
-      orphaned: () => {
+      orphaned: (segment) => {
         const track = this.#tracks.get(id);
-        if (track) this.#deadline(track);
+        if (track) this.#deadline(track, segment);
       },
     });
   }
@@ -352,9 +354,9 @@ export class IngestStream {
   }
 
   /** A segment left with no one to finish it is cut after two segment durations (a copy may still come). */
-  #deadline(track: IngestTrack): void {
+  #deadline(track: IngestTrack, segment: bigint): void {
     setTimeout(
-      () => this.#guard('give up a segment', () => track.arbiter.giveUp()),
+      () => this.#guard('give up a segment', () => track.arbiter.giveUp(segment)),
       this.#options.profile.segdur * 2000,
     ).unref();
   }

@@ -12,14 +12,14 @@ export interface ArbiterSink {
   end(event: SegmentEndEvent): void;
   /** The open segment will not be completed by anyone: readers must not take it for whole. */
   abort(): void;
-  /** The open segment has no live source to complete it now: give it a deadline (giveUp). */
-  orphaned(): void;
+  /** Open segment `segment` has no live source to complete it now: give it a deadline (giveUp(segment)). */
+  orphaned(segment: bigint): void;
 }
 
 export interface ArbiterCounts {
   /** Copies of a segment discarded: another source's copy was first, or the segment was already whole. */
   duplicates: number;
-  /** Segments a waiting copy completed after the owner's upload was cut. */
+  /** Segments another copy completed after the owner's upload was cut or went quiet. */
   takeovers: number;
   /** Segments left incomplete (cut, and no copy to complete them). */
   cut: number;
@@ -55,7 +55,8 @@ export class SegmentArbiter {
   /** Events of later segments from sources ahead of the open segment's owner, until it completes. */
   readonly #ahead = new Map<object, Waiting>();
   #aheadEvents = 0;
-  #aheadChunks = 0;
+  /** Chunks into the segment after the open one that a source ahead has reached (Infinity: further). */
+  #aheadReach = 0;
   /** Sources already counted as a duplicate of a segment (counted once per copy, not per chunk). */
   readonly #discarded = new Map<object, bigint>();
   /** Sources whose upload ended: what they sent may still serve, but they will send no more. */
@@ -85,9 +86,14 @@ export class SegmentArbiter {
       ahead.push(event);
       this.#ahead.set(source, ahead);
       this.#aheadEvents++;
-      if (event.type === 'chunk') this.#aheadChunks++;
+      // How far any source got past the open segment, in chunks: copies of one chunk count once.
+      if (event.type === 'chunk')
+        this.#aheadReach = Math.max(
+          this.#aheadReach,
+          segment > open.segment + 1n ? Number.POSITIVE_INFINITY : event.part + 1,
+        );
       const whole = this.#wholeCopy();
-      const lagging = whole !== undefined && this.#aheadChunks >= LAG_CHUNKS;
+      const lagging = whole !== undefined && this.#aheadReach >= LAG_CHUNKS;
       if (this.#alive(open.owner) && this.#aheadEvents <= AHEAD_LIMIT && !lagging) return;
       if (whole) this.#handOver(open, whole);
       else this.#abandon();
@@ -141,7 +147,7 @@ export class SegmentArbiter {
   #tellOrphaned(open: OpenSegment): void {
     if (this.#alive(open.owner) || open.orphanTold) return;
     open.orphanTold = true;
-    this.#sink.orphaned();
+    this.#sink.orphaned(open.segment);
   }
 
   #alive(source: object | undefined): boolean {
@@ -158,8 +164,11 @@ export class SegmentArbiter {
     if (this.#open === open) this.#tellOrphaned(open);
   }
 
+  /** A source whose waiting copy of the open segment is whole: it reached the grid's end, and ended there. */
   #wholeCopy(): object | undefined {
-    for (const [source, events] of this.#waiting) if (events.some((e) => e.type === 'segmentEnd')) return source;
+    for (const [source, events] of this.#waiting)
+      if (events.some((e) => e.type === 'chunk' && e.segmentComplete) && events.some((e) => e.type === 'segmentEnd'))
+        return source;
     return undefined;
   }
 
@@ -177,7 +186,7 @@ export class SegmentArbiter {
     const ahead = [...this.#ahead];
     this.#ahead.clear();
     this.#aheadEvents = 0;
-    this.#aheadChunks = 0;
+    this.#aheadReach = 0;
     for (const [source, events] of ahead) for (const event of events) this.offer(source, event);
   }
 
@@ -186,9 +195,12 @@ export class SegmentArbiter {
     return this.#open !== undefined && !this.#alive(this.#open.owner);
   }
 
-  /** Nobody came to complete the open segment in time: it is cut. */
-  giveUp(): void {
-    if (this.orphaned) this.#abandon();
+  /**
+   * Nobody came to complete `segment` in time: it is cut, if it is still the open segment and still
+   * has no live source (a deadline set for an earlier segment does not cut a later one).
+   */
+  giveUp(segment: bigint): void {
+    if (this.orphaned && this.#open?.segment === segment) this.#abandon();
   }
 
   #deliver(open: OpenSegment, event: ChunkEvent | SegmentEndEvent): void {

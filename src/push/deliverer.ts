@@ -1,3 +1,4 @@
+import { redactSecrets } from '../encode/ffmpeg-log.ts';
 import type { Logger } from '../log.ts';
 import type { Lane } from './lane.ts';
 import type { OriginCapabilities } from './origin-capabilities.ts';
@@ -236,7 +237,11 @@ export class Deliverer {
     return 'gave-up';
   }
 
-  /** `answer`: what the origin said of its refusal (the start of its body), logged as it is. */
+  /**
+   * `answer`: what the origin said of its refusal (the start of its body), logged without the
+   * secrets an error page may echo: the credentials and headers this output sends, and any that
+   * look like secrets (Authorization, signed query parameters, a URL's password).
+   */
   #refused(outcome: UploadOutcome, where: string, method: string, why?: string, answer?: string): 'ok' | 'gave-up' {
     const status = outcome.kind === 'rejected' ? outcome.status : outcome.kind === 'too-large' ? 413 : undefined;
     // A DELETE of something already gone is what was wanted.
@@ -253,7 +258,7 @@ export class Deliverer {
         url: where,
         status,
         ...(why ? { why } : {}),
-        ...(answer ? { answer } : {}),
+        ...(answer ? { answer: withoutSecrets(answer, Object.values(this.#context.headers)) } : {}),
       },
       message,
     );
@@ -269,4 +274,14 @@ export class Deliverer {
       'push: this origin does not say it is an appliance origin, which serves segments while they arrive; if it only serves complete files (nginx, WebDAV, object stores), use --origin-profile generic, or check with "appliance check"',
     );
   }
+}
+
+/** Pure: `text` with each of `values` (and a header's credential after its scheme) and anything that looks like a secret replaced. */
+export function withoutSecrets(text: string, values: readonly string[]): string {
+  const known = values
+    .flatMap((value) => [value, value.replace(/^(bearer|basic)\s+/i, '')])
+    .filter((v) => v.length >= 4);
+  let cleaned = text;
+  for (const value of known.sort((a, b) => b.length - a.length)) cleaned = cleaned.split(value).join('[redacted]');
+  return redactSecrets(cleaned);
 }

@@ -179,7 +179,7 @@ export class Lane {
               },
               onResponseData: (_controller, data) => {
                 if (status < 400 || status >= 500 || kept >= ANSWER_BYTES) return;
-                refusal.push(data.subarray(0, ANSWER_BYTES - kept));
+                refusal.push(Buffer.from(data.subarray(0, ANSWER_BYTES - kept)));
                 kept += Math.min(data.length, ANSWER_BYTES - kept);
               },
               onResponseEnd: () =>

@@ -154,12 +154,17 @@ describe('push redirects: secrets stay with the configured origin', { timeout: 6
 });
 
 describe('push refusals', { timeout: 60_000 }, () => {
-  it("logs the origin's own reason for a refusal, printable and cut short", async () => {
+  it("logs the origin's own reason for a refusal, printable, cut short, without the secrets it echoes", async () => {
     const origin = await trustingOrigin();
     origin.fault = (req, res) => {
       if (!req.url?.endsWith('.m4s')) return false;
       req.resume();
-      res.writeHead(400).end(`v: media at 3 s never starts a segment on the epoch grid\n\u001b[31m${'x'.repeat(2000)}`);
+      // An error page that echoes the request: its credentials must not reach the log.
+      res
+        .writeHead(400)
+        .end(
+          `v: media at 3 s never starts a segment on the epoch grid\n\u001b[31m${req.headers['authorization']} ${req.headers['x-api-key']} https://u:pw@cdn.example/x?sig=abc ${'x'.repeat(2000)}`,
+        );
       return true;
     };
     const { output, log } = await setup({ headers: SECRET_HEADERS }, origin);
@@ -168,8 +173,10 @@ describe('push refusals', { timeout: 60_000 }, () => {
     const refusal = log.lines.find((l) => String(l['msg']).includes('refused the upload'));
     assert.ok(refusal, 'the refusal is logged');
     const answer = String(refusal['answer']);
-    assert.match(answer, /^v: media at 3 s never starts a segment on the epoch grid \[31mx+$/);
+    assert.match(answer, /^v: media at 3 s never starts a segment on the epoch grid \[31m/);
     assert.ok(answer.length <= 300, `${answer.length} characters of the answer`);
+    for (const secret of ['push-secret-token', 'header-file-secret', 'pw@', 'sig=abc'])
+      assert.ok(!JSON.stringify(log.lines).includes(secret), `${secret} is not in the log: ${answer}`);
   });
 });
 

@@ -98,7 +98,9 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     assert.deepEqual(got.slice(5), ['abort', '11:B0', '11:B1']);
     arbiter.ended(b);
     assert.equal(arbiter.orphaned, true);
-    arbiter.giveUp();
+    arbiter.giveUp(10n);
+    assert.equal(got.at(-1), '11:B1', 'a deadline set for an earlier segment does not cut this one');
+    arbiter.giveUp(11n);
     assert.equal(got.at(-1), 'abort');
     assert.equal(arbiter.counts.cut, 2);
   });
@@ -164,6 +166,29 @@ describe('segment arbiter: one copy of each segment from several sources', () =>
     assert.equal(arbiter.counts.takeovers, 1);
     send(a, 'A', 40n, 9, 10); // the quiet owner's last chunk, late: a duplicate
     assert.equal(got.length, 14);
+  });
+
+  it('the lead into the next segment is how far one source got, not chunks summed over sources', () => {
+    const { got, send } = harness();
+    send({}, 'A', 60n, 0, 9, false); // the owner, one chunk short
+    send({}, 'B', 60n, 0, 10); // a whole copy
+    send({}, 'B', 61n, 0, 2, false); // the twin two chunks into 61
+    send({}, 'A', 61n, 0, 1, false); // the owner's own request for 61: its first chunk
+    send({}, 'C', 61n, 0, 2, false); // a retry of 61's start
+    assert.equal(got.length, 9, 'nobody is three chunks into 61: the owner may still finish 60');
+    send({}, 'B', 61n, 2, 3, false);
+    assert.equal(got[9], '60:B9', 'now the twin is');
+  });
+
+  it('a copy that ended short of the grid is no whole copy to hand a segment to', () => {
+    const { arbiter, got, send } = harness();
+    send({}, 'A', 70n, 0, 5, false); // the owner, slow
+    const b = {};
+    send(b, 'B', 70n, 0, 7, false);
+    arbiter.offer(b, end(70n)); // its encoder skipped ahead: it ends at chunk 7
+    send({}, 'B', 71n, 0, 3, false);
+    assert.equal(got.length, 5, 'the owner keeps the segment');
+    assert.equal(arbiter.counts.takeovers, 0);
   });
 
   it('a segment opened by a source already gone holds no newer one back', () => {
