@@ -156,7 +156,8 @@ export class Lane {
         (resolve, reject) => {
           let status = 0;
           let responseHeaders: ResponseHeaders = {};
-          const refusal: Buffer[] = [];
+          // Only a refusal's body is kept (most answers have none): nothing is allocated for the rest.
+          let refusal: Buffer[] | undefined;
           let kept = 0;
           this.#client(request.url.origin).dispatch(
             {
@@ -179,11 +180,16 @@ export class Lane {
               },
               onResponseData: (_controller, data) => {
                 if (status < 400 || status >= 500 || kept >= ANSWER_BYTES) return;
+                refusal ??= [];
                 refusal.push(Buffer.from(data.subarray(0, ANSWER_BYTES - kept)));
                 kept += Math.min(data.length, ANSWER_BYTES - kept);
               },
               onResponseEnd: () =>
-                resolve({ status, headers: responseHeaders, text: Buffer.concat(refusal).toString('utf8') }),
+                resolve({
+                  status,
+                  headers: responseHeaders,
+                  text: refusal ? Buffer.concat(refusal).toString('utf8') : '',
+                }),
               onResponseError: (_controller, error) => reject(error),
             },
           );
