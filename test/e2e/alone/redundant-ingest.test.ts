@@ -123,7 +123,7 @@ async function assertServedUnbroken(base: string, track: string, minimum: number
 
 /**
  * `appliance origin`, and a way to start encoders pushing one stream (`pair`) to it by CMAF ingest:
- * `a` over its own network (a proxy the test can cut off), `b` 150 ms further away (a longer path),
+ * `a` over its own network (a proxy the test can cut off), `b` 75 ms further away (150 ms more round trip),
  * so `a` owns each segment while it runs and `b`'s copies wait beside it.
  */
 async function startPair() {
