@@ -163,11 +163,51 @@ async function startPair() {
   return { origin, base, network, encoder };
 }
 
+type Pair = Awaited<ReturnType<typeof startPair>>;
+
+/**
+ * What both tests put the pair through, in order, each marked when it happens (ms since 1970, the
+ * clock players' stalls are on): the first encoder's network cut off for 10 s (its uploads quiet,
+ * connections open) and back (all it held back arriving at once), the first killed -9, restarted,
+ * then the second killed -9. `aim` runs before each blow (to land it mid-segment). Returns the
+ * restarted first encoder and the marks.
+ */
+async function putThroughFailures(
+  pair: Pair,
+  first: Child,
+  second: Child,
+  aim: () => Promise<void> = async () => undefined,
+): Promise<{ restarted: Child; events: { what: string; at: number }[] }> {
+  const events: { what: string; at: number }[] = [];
+  const mark = (what: string) => events.push({ what, at: Date.now() });
+  await aim();
+  pair.network.setRate(0);
+  mark("the first encoder's network cut off");
+  await sleep(10_000);
+  pair.network.setRate(undefined);
+  mark("the first encoder's network back");
+  await sleep(5_000);
+  await aim();
+  process.kill(first.pid!, 'SIGKILL');
+  mark('the first encoder killed -9');
+  await first;
+  await sleep(6_000);
+  const restarted = pair.encoder('a');
+  await waitForLogField(restarted, 'pushing', 'url', 30_000);
+  mark('the first encoder restarted');
+  await sleep(7_000);
+  await aim();
+  process.kill(second.pid!, 'SIGKILL');
+  mark('the second encoder killed -9');
+  await second;
+  return { restarted, events };
+}
+
 describe('a redundant pair of encoders on one stream (CMAF ingest into appliance origin)', { timeout: 300_000 }, () => {
   it('players play through the first cut off for 10 s, then killed -9, restarted, and the second killed; every segment is served', async () => {
-    const { origin, base, network, encoder } = await startPair();
-    let a = encoder('a');
-    const b = encoder('b');
+    const pair = await startPair();
+    const { origin, base } = pair;
+    const [a, b] = [pair.encoder('a'), pair.encoder('b')];
     await waitForSegments(`${base}/pair/live_${TOP}.m3u8`, 3);
 
     browser ??= await launchChromium();
@@ -182,27 +222,8 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
         }),
       ),
     );
-    // What happens to the pair, and when (ms since 1970, the clock the players' stalls are on).
-    const events: { what: string; at: number }[] = [];
-    const mark = (what: string) => events.push({ what, at: Date.now() });
     await sleep(5_000);
-    network.setRate(0);
-    mark("first encoder's network cut off");
-    await sleep(10_000);
-    network.setRate(undefined);
-    mark("first encoder's network back");
-    await sleep(5_000);
-    process.kill(a.pid!, 'SIGKILL');
-    mark('first encoder killed -9');
-    await a;
-    await sleep(8_000);
-    a = encoder('a');
-    await waitForLogField(a, 'pushing', 'url', 30_000);
-    mark('first encoder restarted');
-    await sleep(8_000);
-    process.kill(b.pid!, 'SIGKILL');
-    mark('second encoder killed -9');
-    await b;
+    const { restarted, events } = await putThroughFailures(pair, a, b);
     const reports = await watching;
     for (const [i, kind] of kinds.entries()) {
       const report = reports[i]!;
@@ -246,12 +267,13 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
     );
     // Every segment of every track in the window is served, none missing, on one unbroken timeline.
     for (const track of tracksOf(LIGHT_PAIR)) await assertServedUnbroken(`${base}/pair`, track, 40);
-    for (const child of [a, origin]) process.kill(child.pid!, 'SIGTERM');
-    await Promise.allSettled([a, origin]);
+    for (const child of [restarted, origin]) process.kill(child.pid!, 'SIGTERM');
+    await Promise.allSettled([restarted, origin]);
   });
   it('the origin through every failure: its stream pauses less than a segment, never goes back, loses nothing', async () => {
-    const { origin, base, network, encoder } = await startPair();
-    let [a, b] = [encoder('a'), encoder('b')];
+    const pair = await startPair();
+    const { origin, base } = pair;
+    const [a, b] = [pair.encoder('a'), pair.encoder('b')];
     let firstLog = '';
     a.stderr?.on('data', (piece: Buffer) => (firstLog += piece.toString()));
     await waitForSegments(`${base}/pair/live_${TOP}.m3u8`, 3);
@@ -266,31 +288,8 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
       const { msn } = newestPart(await (await fetch(top)).text())!;
       await (await fetch(`${top}?_HLS_msn=${msn + 1n}&_HLS_part=4`)).text();
     };
-    const events: { what: string; at: number }[] = [];
-    const mark = (what: string) => events.push({ what, at: Date.now() });
     await sleep(2_000);
-    await midSegment();
-    // The owner's uploads go quiet, their connections open (no reset, no close)…
-    network.setRate(0);
-    mark('the first cut off');
-    await sleep(10_000);
-    // …and then everything it held back arrives at once, ten seconds late.
-    network.setRate(undefined);
-    mark('the first back');
-    await sleep(4_000);
-    await midSegment();
-    process.kill(a.pid!, 'SIGKILL');
-    mark('the first killed -9');
-    await a;
-    await sleep(5_000);
-    a = encoder('a');
-    await waitForLogField(a, 'pushing', 'url', 30_000);
-    mark('the first restarted');
-    await sleep(6_000);
-    await midSegment();
-    process.kill(b.pid!, 'SIGKILL');
-    mark('the second killed -9');
-    await b;
+    const { restarted, events } = await putThroughFailures(pair, a, b, midSegment);
     await sleep(4_000);
     stop.abort();
     const followed = await following;
@@ -333,7 +332,7 @@ describe('a redundant pair of encoders on one stream (CMAF ingest into appliance
     // What it held back while cut off came late and whole: acknowledged as copies, never refused.
     assert.match(firstLog, /origin reachable again/, 'the first encoder saw its network come back');
     assert.doesNotMatch(firstLog, /refused the upload/, 'its late backlog is acknowledged');
-    for (const child of [a, origin]) process.kill(child.pid!, 'SIGTERM');
-    await Promise.allSettled([a, origin]);
+    for (const child of [restarted, origin]) process.kill(child.pid!, 'SIGTERM');
+    await Promise.allSettled([restarted, origin]);
   });
 });
