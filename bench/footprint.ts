@@ -24,6 +24,12 @@ export interface FootprintRun {
   /** process.memoryUsage() as /status reports it, at 60 s and at the end (MiB). */
   memoryAt60: MemoryFigures | undefined;
   memoryAtEnd: MemoryFigures | undefined;
+  /**
+   * The malloc heap's resident size (glibc's main arena, `[heap]` in /proc/PID/smaps) at 60 s and
+   * at the end: native memory outside V8's heap, where RSS grows while heap and arrayBuffers stay flat.
+   */
+  mallocHeapAt60MiB: number | undefined;
+  mallocHeapAtEndMiB: number | undefined;
   /** Share of one core from 10 s to the end: the appliance's Node process, and its ffmpeg. */
   nodeCpuPercent: number;
   ffmpegCpuPercent: number;
@@ -55,6 +61,19 @@ async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   const fields = stat.split(') ')[1]?.split(' ');
   return fields ? (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND : 0;
+}
+
+/** Resident MiB of the process's `[heap]` mapping (the brk heap); undefined without /proc. */
+async function mallocHeapMiB(pid: number): Promise<number | undefined> {
+  const smaps = await readFile(`/proc/${pid}/smaps`, 'utf8').catch(() => undefined);
+  if (!smaps) return undefined;
+  let inHeap = false;
+  let kb = 0;
+  for (const line of smaps.split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
+    else if (inHeap && line.startsWith('Rss:')) kb += Number(line.split(/\s+/)[1]);
+  }
+  return round(kb / 1024);
 }
 
 async function sampleOnce(pid: number, at: number): Promise<Sample | undefined> {
@@ -163,14 +182,21 @@ export async function footprintRun(kind: FootprintCase, seconds: number): Promis
     const samples: Sample[] = [];
     let statusAt60: Status | undefined;
     let statusLast: Status | undefined;
+    let mallocAt60: number | undefined;
+    let mallocLast: number | undefined;
     const sampling = (async () => {
       while (child.exitCode === null && child.pid) {
         const elapsed = (performance.now() - started) / 1000;
         const sample = await sampleOnce(child.pid, elapsed);
         if (sample) samples.push(sample);
-        if (elapsed >= 60 && !statusAt60) statusAt60 = await readStatus(metricsPort);
-        if (elapsed >= seconds - 10 && Math.round(elapsed) % 2 === 0)
+        if (elapsed >= 60 && !statusAt60) {
+          statusAt60 = await readStatus(metricsPort);
+          mallocAt60 = await mallocHeapMiB(child.pid);
+        }
+        if (elapsed >= seconds - 10 && Math.round(elapsed) % 2 === 0) {
           statusLast = (await readStatus(metricsPort)) ?? statusLast;
+          mallocLast = (await mallocHeapMiB(child.pid)) ?? mallocLast;
+        }
         await sleep(1000);
       }
     })();
@@ -214,6 +240,8 @@ export async function footprintRun(kind: FootprintCase, seconds: number): Promis
       rssRangeAfter60MiB: after60.length ? round(Math.max(...after60) - Math.min(...after60)) : Number.NaN,
       memoryAt60: memoryOf(statusAt60),
       memoryAtEnd: memoryOf(statusLast),
+      mallocHeapAt60MiB: mallocAt60,
+      mallocHeapAtEndMiB: mallocLast,
       nodeCpuPercent: round(((last.nodeCpuSeconds - first.nodeCpuSeconds) / span) * 100),
       ffmpegCpuPercent: round((childCpuBetween(steady) / span) * 100),
       outputs: (statusLast?.outputs ?? [])

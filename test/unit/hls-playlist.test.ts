@@ -218,6 +218,31 @@ describe('media playlists', () => {
     const header = (text: string) => text.split('\n').slice(0, 5).join('\n');
     assert.equal(header(playlistFor([5n], 1, appliance)), header(playlistFor([5n, 6n, 7n], 9, appliance)));
   });
+  it('writes at every part what a fresh render writes, as the window slides and a segment turns into a gap', () => {
+    // Complete segments are joined once and reused: a fresh names/delivery pair shares no cache.
+    const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
+    const build = (gaps: ReadonlySet<bigint>, fresh: boolean) =>
+      buildMediaPlaylist({
+        track: '720p',
+        segments: markGaps(timeline.segments('720p'), gaps),
+        others: [],
+        timing,
+        names: fresh ? { ...names } : names,
+        delivery: fresh ? { ...appliance } : appliance,
+        ended: false,
+      });
+    let compared = 0;
+    for (let segment = 100n; segment < 140n; segment++)
+      for (const chunk of videoChunks('720p', segment)) {
+        timeline.addChunk(chunk);
+        const gaps = segment >= 125n ? new Set([120n]) : new Set<bigint>();
+        assert.equal(build(gaps, false), build(gaps, true), `segment ${segment} part ${chunk.part}`);
+        compared++;
+      }
+    assert.equal(compared, 400);
+    assert.match(build(new Set([120n]), false), /#EXT-X-GAP\n#EXTINF:1.00000,\n720p\/120.m4s\n/);
+    assert.match(build(new Set(), false), /#EXT-X-MEDIA-SEQUENCE:1[01]\d\n/);
+  });
 });
 
 describe('periods in media playlists', () => {
