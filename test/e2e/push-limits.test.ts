@@ -75,10 +75,15 @@ describe('push to an origin that reads slowly or refuses the credentials', { tim
         'every segment acknowledged or counted as dropped',
       );
       assert.ok((push['dropped'] as Record<string, number>)['budget']! > 0, 'the budget dropped media');
-      // The appliance's own accounting: what it held for the slow origin never passed the budget.
+      // The appliance's own accounting: what it held for the slow origin passed the budget by no
+      // more than media being sent may take. Media being sent is never cut: when every slab left
+      // holds some of it, its track's next chunk goes into one more slab (256 KiB); one per track
+      // is allowed here (seen once: 88 KB over, on a machine whose encoder needed 1.5 times its
+      // usual CPU).
       const peakHeld = Number(push['peakHeldBytes']);
+      const slabsBeingSent = DEFAULT_TRACKS.length * 256 * 1024;
       assert.ok(
-        peakHeld > budget / 2 && peakHeld <= budget,
+        peakHeld > budget / 2 && peakHeld <= budget + slabsBeingSent,
         `held at most ${peakHeld} bytes for a budget of ${budget}`,
       );
       // Memory stops growing once the budget is full: from the first drop to the last segment.
