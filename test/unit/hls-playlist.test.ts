@@ -219,7 +219,7 @@ describe('media playlists', () => {
     assert.equal(header(playlistFor([5n], 1, appliance)), header(playlistFor([5n, 6n, 7n], 9, appliance)));
   });
   it('writes at every part what a fresh render writes, as the window slides and a segment turns into a gap', () => {
-    // Complete segments are joined once and reused: a fresh names/delivery pair shares no cache.
+    // A complete segment's lines are rendered once and reused: a fresh names/delivery pair shares no cache.
     const timeline = new HlsTimeline({ partChunks: 1, keepSegments: 40 });
     const build = (gaps: ReadonlySet<bigint>, fresh: boolean) =>
       buildMediaPlaylist({

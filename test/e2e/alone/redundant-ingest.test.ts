@@ -180,6 +180,12 @@ async function putThroughFailures(
 ): Promise<{ restarted: Child; events: { what: string; at: number }[] }> {
   const events: { what: string; at: number }[] = [];
   const mark = (what: string) => events.push({ what, at: Date.now() });
+  const killAimed = async (child: Child, what: string) => {
+    await aim();
+    process.kill(child.pid!, 'SIGKILL');
+    mark(what);
+    await child;
+  };
   await aim();
   pair.network.setRate(0);
   mark("the first encoder's network cut off");
@@ -187,19 +193,13 @@ async function putThroughFailures(
   pair.network.setRate(undefined);
   mark("the first encoder's network back");
   await sleep(5_000);
-  await aim();
-  process.kill(first.pid!, 'SIGKILL');
-  mark('the first encoder killed -9');
-  await first;
+  await killAimed(first, 'the first encoder killed -9');
   await sleep(6_000);
   const restarted = pair.encoder('a');
   await waitForLogField(restarted, 'pushing', 'url', 30_000);
   mark('the first encoder restarted');
   await sleep(7_000);
-  await aim();
-  process.kill(second.pid!, 'SIGKILL');
-  mark('the second encoder killed -9');
-  await second;
+  await killAimed(second, 'the second encoder killed -9');
   return { restarted, events };
 }
 
