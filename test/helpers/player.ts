@@ -66,9 +66,17 @@ export const START_PLAYER = `({ kind, url, maxHeight, width }) => {
   } else {
     const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, capLevelToPlayerSize: maxHeight <= 720, backBufferLength: 10 });
     hls.on(Hls.Events.ERROR, (_e, data) => {
-      const what = data.type + ': ' + data.details + (data.response ? ' ' + data.response.code : '') + (data.frag ? ' ' + data.frag.relurl : '');
+      const piece = data.part || data.frag;
+      const what = data.type + ': ' + data.details + (data.response ? ' ' + data.response.code : '') + (piece ? ' ' + new URL(piece.url).pathname.split('/').slice(-2).join('/') + (piece.byteRange && piece.byteRange.length ? '@' + piece.byteRange.join('-') : '') : '') + (data.error ? ' (' + data.error.message + ')' : data.reason ? ' (' + data.reason + ')' : '');
       if (data.details === 'bufferSeekOverHole' || data.details === 'bufferNudgeOnStall') m.gapJumps++;
       if (data.fatal) m.errors.push(what); else m.warnings.push(what);
+    });
+    // The last fragments and parts buffered, per type: where a stuck player stopped, for a failure's message.
+    m.trail = [];
+    hls.on(Hls.Events.FRAG_BUFFERED, (_e, data) => {
+      const f = data.part || data.frag;
+      m.trail.push(Math.round(performance.timeOrigin + performance.now()) % 100000 + ' ' + data.frag.type + ' ' + data.frag.sn + (data.part ? '.' + data.part.index : '') + ' @' + f.start.toFixed(2));
+      if (m.trail.length > 40) m.trail.shift();
     });
     hls.loadSource(url);
     hls.attachMedia(video);
@@ -86,6 +94,7 @@ export const SAMPLE = `({
   wallClockLatency: window.wallClockLatency(),
   dropped: video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().droppedVideoFrames : 0,
   height: video.videoHeight,
+  buffered: Array.from({ length: video.buffered.length }, (_, i) => video.buffered.start(i).toFixed(2) + '-' + video.buffered.end(i).toFixed(2)).join(' '),
 })`;
 
 export interface PlayerSample {
@@ -96,6 +105,8 @@ export interface PlayerSample {
   wallClockLatency: number;
   dropped: number;
   height: number;
+  /** The media element's buffered ranges, e.g. `12.00-15.40 16.00-17.20`: where a stall's cause shows. */
+  buffered: string;
 }
 
 export interface PlayerReport {
@@ -107,10 +118,12 @@ export interface PlayerReport {
   consoleErrors: string[];
   waitingMs: number;
   waits: number;
-  /** Each stall after the start: when it began (ms since 1970, the page's clock) and how long it lasted. */
+  /** Each stall after the start: when it began (ms since 1970, the page's clock) and how long it lasted (one still going on at the end included). */
   stalls: { at: number; ms: number }[];
   seeks: number;
   gapJumps: number;
+  /** hls.js: the last 40 fragments and parts buffered (`ms-since-1970 mod 100000, type, sn.part @start`). */
+  trail?: string[];
   /** Median of the player's own latency over the samples after the first `settle` seconds. */
   medianLatency: number;
   medianWallClockLatency: number;
@@ -203,9 +216,12 @@ export async function watchPlayer(
       samples.push((await page.evaluate(SAMPLE)) as PlayerSample);
       await options.onSecond?.(page);
     }
-    const metrics = (await page.evaluate(
-      '({ ...window.metrics, waitingMs: window.metrics.waitingMs + (window.metrics.waitingSince === undefined ? 0 : performance.now() - window.metrics.waitingSince) })',
-    )) as Omit<PlayerReport, 'samples'>;
+    // A stall still going on when the watch ends is a stall too, the longest of all perhaps.
+    const metrics = (await page.evaluate(`(() => {
+      const m = window.metrics;
+      const ongoing = m.waitingSince === undefined ? [] : [{ at: performance.timeOrigin + m.waitingSince, ms: performance.now() - m.waitingSince }];
+      return { ...m, stalls: [...m.stalls, ...ongoing], waitingMs: m.waitingMs + ongoing.reduce((sum, s) => sum + s.ms, 0) };
+    })()`)) as Omit<PlayerReport, 'samples'>;
     const playing = samples.filter((s) => s.currentTime > 0);
     const settled = playing.slice(options.settle ?? 5);
     return {
@@ -233,4 +249,33 @@ export function launchChromium(): Promise<Browser> {
 /** One line for the test output: what the player did. */
 export function describeReport(kind: PlayerKind, report: PlayerReport): string {
   return `# ${kind}: median latency ${report.medianLatency.toFixed(2)} s (wall clock ${report.medianWallClockLatency.toFixed(2)} s), advance ${report.advance.toFixed(3)}, waiting ${Math.round(report.waitingMs)} ms in ${report.waits} stalls, ${report.seeks} seeks, ${report.gapJumps} gap jumps, ${report.droppedFrames} dropped frames, warnings ${JSON.stringify(report.warnings.slice(0, 5))}, failed requests ${JSON.stringify(report.failedRequests.slice(0, 5))}\n`;
+}
+
+/** Where a player that did not advance stood, second by second (media time and buffered ranges), and what it buffered last. */
+export function explainStuck(report: PlayerReport): string {
+  const timeline = report.samples
+    .map((s) => `${s.at % 100_000} t=${s.currentTime.toFixed(2)} [${s.buffered}]`)
+    .join('; ');
+  return `samples: ${timeline}${report.trail ? `; last buffered: ${report.trail.join(', ')}` : ''}`;
+}
+
+/**
+ * A hole the player left in its own buffer, e.g. `17.89-18.00`: two buffered ranges at most
+ * `maxSeconds` apart (a part or two of media), or undefined. hls.js (1.7) leaves one when a playlist
+ * completing a segment arrives while that segment's second-to-last part is still being appended:
+ * its fragment tracker, with 0.2 s of padding, then counts the segment whole and never loads the
+ * last part (~0.1 s of audio), though the origin lists and serves it.
+ */
+export function ownBufferHole(report: PlayerReport, maxSeconds = 0.25): string | undefined {
+  for (const sample of report.samples) {
+    const ranges = sample.buffered
+      .split(' ')
+      .filter(Boolean)
+      .map((range) => range.split('-').map(Number) as [number, number]);
+    for (let k = 1; k < ranges.length; k++) {
+      const gap = ranges[k]![0] - ranges[k - 1]![1];
+      if (gap > 0 && gap <= maxSeconds) return `${ranges[k - 1]![1].toFixed(2)}-${ranges[k]![0].toFixed(2)}`;
+    }
+  }
+  return undefined;
 }
