@@ -66,8 +66,11 @@ export const START_PLAYER = `({ kind, url, maxHeight, width }) => {
   } else {
     const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, capLevelToPlayerSize: maxHeight <= 720, backBufferLength: 10 });
     hls.on(Hls.Events.ERROR, (_e, data) => {
+      // Never throws (a listener's exception would become hls.js's own error): a hint has no URL yet.
       const piece = data.part || data.frag;
-      const what = data.type + ': ' + data.details + (data.response ? ' ' + data.response.code : '') + (piece ? ' ' + new URL(piece.url).pathname.split('/').slice(-2).join('/') + (piece.byteRange && piece.byteRange.length ? '@' + piece.byteRange.join('-') : '') : '') + (data.error ? ' (' + data.error.message + ')' : data.reason ? ' (' + data.reason + ')' : '');
+      const where = piece && typeof piece.url === 'string' ? piece.url.split('?')[0].split('/').slice(-2).join('/') + (piece.byteRange && piece.byteRange.length ? '@' + piece.byteRange.join('-') : '') : '';
+      const why = data.error && data.error.message ? ' (' + data.error.message + ')' : data.reason ? ' (' + data.reason + ')' : '';
+      const what = data.type + ': ' + data.details + (data.response ? ' ' + data.response.code : '') + (where ? ' ' + where : '') + why;
       if (data.details === 'bufferSeekOverHole' || data.details === 'bufferNudgeOnStall') m.gapJumps++;
       if (data.fatal) m.errors.push(what); else m.warnings.push(what);
     });
@@ -75,7 +78,7 @@ export const START_PLAYER = `({ kind, url, maxHeight, width }) => {
     m.trail = [];
     hls.on(Hls.Events.FRAG_BUFFERED, (_e, data) => {
       const f = data.part || data.frag;
-      m.trail.push(Math.round(performance.timeOrigin + performance.now()) % 100000 + ' ' + data.frag.type + ' ' + data.frag.sn + (data.part ? '.' + data.part.index : '') + ' @' + f.start.toFixed(2));
+      m.trail.push(Math.round(performance.timeOrigin + performance.now()) % 100000 + ' ' + data.frag.type + ' ' + data.frag.sn + (data.part ? '.' + data.part.index : '') + ' @' + Number(f.start).toFixed(2));
       if (m.trail.length > 40) m.trail.shift();
     });
     hls.loadSource(url);

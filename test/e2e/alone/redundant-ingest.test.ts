@@ -103,6 +103,20 @@ async function followParts(
   return result;
 }
 
+/** Whether `bytes[offset, offset + size)` is a run of whole boxes beginning a chunk (`styp`, `prft` or `moof`). */
+function wholeBoxesFrom(bytes: Uint8Array, offset: number, size: number): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (at: number) => String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+  if (offset + 8 > bytes.length || !['styp', 'prft', 'moof'].includes(type(offset))) return false;
+  let at = offset;
+  for (let boxes = 0; at < offset + size && boxes < 64; boxes++) {
+    const length = view.getUint32(at);
+    if (length < 8) return false;
+    at += length;
+  }
+  return at === offset + size;
+}
+
 /** Every segment `track` lists is served, and its media is one unbroken timeline (no gap, no overlap). */
 async function assertServedUnbroken(base: string, track: string, minimum: number): Promise<number> {
   const playlist = await (await fetch(`${base}/live_${track}.m3u8`)).text();
@@ -111,11 +125,22 @@ async function assertServedUnbroken(base: string, track: string, minimum: number
   assert.ok(numbers.length >= minimum, `${track}: ${numbers.length} segments listed`);
   const init = new Uint8Array(await (await fetch(`${base}/${track}/init.mp4`)).arrayBuffer());
   let end: bigint | undefined;
+  let partsChecked = 0;
   for (const [k, n] of numbers.entries()) {
     if (k) assert.equal(n, numbers[k - 1]! + 1, `${track}: no segment missing`);
     const segment = await fetch(`${base}/${track}/${n}.m4s`);
     assert.equal(segment.status, 200, `${track}/${n}.m4s`);
     const bytes = new Uint8Array(await segment.arrayBuffer());
+    // Each part the playlist still names is whole boxes of it, from a chunk's start (styp, prft or moof).
+    for (const [, size, offset] of playlist.matchAll(
+      new RegExp(`#EXT-X-PART:[^\\n]*URI="[^"]*/${n}\\.m4s",BYTERANGE="(\\d+)@(\\d+)"`, 'g'),
+    )) {
+      assert.ok(
+        wholeBoxesFrom(bytes, Number(offset), Number(size)),
+        `${track}/${n}.m4s: the part at ${offset} (${size} bytes, beginning "${Buffer.from(bytes.subarray(Number(offset) + 4, Number(offset) + 8)).toString('latin1')}") is whole boxes from a chunk's start`,
+      );
+      partsChecked++;
+    }
     const merged = new Uint8Array(init.length + bytes.length);
     merged.set(init);
     merged.set(bytes, init.length);
@@ -126,6 +151,7 @@ async function assertServedUnbroken(base: string, track: string, minimum: number
         end = traf.baseDecodeTime + BigInt(traf.samples.reduce((sum, s) => sum + s.duration, 0));
       }
   }
+  assert.ok(partsChecked > 0, `${track}: the playlist names parts of complete segments`);
   return numbers.length;
 }
 
