@@ -10,6 +10,9 @@ interface Slab {
   filling: boolean;
 }
 
+/** A slab's size unless the budget is small: a chunk of the top rendition fits many times. */
+export const SLAB_BYTES = 256 * 1024;
+
 /**
  * The memory a push output holds media in until the origin acknowledges it: chunks are copied
  * into slabs allocated on demand up to a limit and reused after, so media waiting for a slow
@@ -31,7 +34,7 @@ export class MediaPool {
   /** Media held elsewhere under the same budget (the built-in origin's store): the pool gets what is left. */
   readonly #outside: () => number;
 
-  constructor(limitBytes: number, slabBytes = 256 * 1024, outside: () => number = () => 0) {
+  constructor(limitBytes: number, slabBytes = SLAB_BYTES, outside: () => number = () => 0) {
     this.#limitBytes = limitBytes;
     this.#outside = outside;
     // A sixteenth of the limit at most: making room for one chunk frees a slab, and a slab as

@@ -8,6 +8,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { LIGHT_PAIR, writeLightProfile } from '../helpers/light-profile.ts';
 import { scratchDirectories } from '../helpers/scratch.ts';
 import { chunkDelays, DEFAULT_TRACKS, env, producedSegments, pushingAppliance, TOKEN } from '../helpers/push-run.ts';
+import { SLAB_BYTES } from '../../src/push/media-pool.ts';
 
 const scratch = scratchDirectories('push');
 let lightProfile: string;
@@ -77,11 +78,11 @@ describe('push to an origin that reads slowly or refuses the credentials', { tim
       assert.ok((push['dropped'] as Record<string, number>)['budget']! > 0, 'the budget dropped media');
       // The appliance's own accounting: what it held for the slow origin passed the budget by no
       // more than media being sent may take. Media being sent is never cut: when every slab left
-      // holds some of it, its track's next chunk goes into one more slab (256 KiB); one per track
+      // holds some of it, its track's next chunk goes into one more slab; one per track
       // is allowed here (seen once: 88 KB over, on a machine whose encoder needed 1.5 times its
       // usual CPU).
       const peakHeld = Number(push['peakHeldBytes']);
-      const slabsBeingSent = DEFAULT_TRACKS.length * 256 * 1024;
+      const slabsBeingSent = DEFAULT_TRACKS.length * SLAB_BYTES;
       assert.ok(
         peakHeld > budget / 2 && peakHeld <= budget + slabsBeingSent,
         `held at most ${peakHeld} bytes for a budget of ${budget}`,

@@ -97,7 +97,7 @@ export const SAMPLE = `({
   wallClockLatency: window.wallClockLatency(),
   dropped: video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().droppedVideoFrames : 0,
   height: video.videoHeight,
-  buffered: Array.from({ length: video.buffered.length }, (_, i) => video.buffered.start(i).toFixed(2) + '-' + video.buffered.end(i).toFixed(2)).join(' '),
+  buffered: Array.from({ length: video.buffered.length }, (_, i) => [video.buffered.start(i), video.buffered.end(i)]),
 })`;
 
 export interface PlayerSample {
@@ -108,8 +108,8 @@ export interface PlayerSample {
   wallClockLatency: number;
   dropped: number;
   height: number;
-  /** The media element's buffered ranges, e.g. `12.00-15.40 16.00-17.20`: where a stall's cause shows. */
-  buffered: string;
+  /** The media element's buffered ranges (start, end in s): where a stall's cause shows. */
+  buffered: [number, number][];
 }
 
 export interface PlayerReport {
@@ -257,7 +257,10 @@ export function describeReport(kind: PlayerKind, report: PlayerReport): string {
 /** Where a player that did not advance stood, second by second (media time and buffered ranges), and what it buffered last. */
 export function explainStuck(report: PlayerReport): string {
   const timeline = report.samples
-    .map((s) => `${s.at % 100_000} t=${s.currentTime.toFixed(2)} [${s.buffered}]`)
+    .map(
+      (s) =>
+        `${s.at % 100_000} t=${s.currentTime.toFixed(2)} [${s.buffered.map(([from, to]) => `${from.toFixed(2)}-${to.toFixed(2)}`).join(' ')}]`,
+    )
     .join('; ');
   return `samples: ${timeline}${report.trail ? `; last buffered: ${report.trail.join(', ')}` : ''}`;
 }
@@ -270,11 +273,7 @@ export function explainStuck(report: PlayerReport): string {
  * last part (~0.1 s of audio), though the origin lists and serves it.
  */
 export function ownBufferHole(report: PlayerReport, maxSeconds = 0.25): string | undefined {
-  for (const sample of report.samples) {
-    const ranges = sample.buffered
-      .split(' ')
-      .filter(Boolean)
-      .map((range) => range.split('-').map(Number) as [number, number]);
+  for (const { buffered: ranges } of report.samples) {
     for (let k = 1; k < ranges.length; k++) {
       const gap = ranges[k]![0] - ranges[k - 1]![1];
       if (gap > 0 && gap <= maxSeconds) return `${ranges[k - 1]![1].toFixed(2)}-${ranges[k]![0].toFixed(2)}`;

@@ -18,6 +18,7 @@ import {
 import { LIGHT_PAIR, tracksOf, writeLightProfile } from '../../helpers/light-profile.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
 import { readFmp4 } from '../../helpers/fmp4-reader.ts';
+import { childBoxes } from '../../../src/packager/boxes.ts';
 
 // Two appliances ingesting one stream into appliance origin by CMAF ingest, as a redundant pair:
 // the first cut off for 10 s, then killed -9, restarted, then the second killed, while dash.js
@@ -103,18 +104,13 @@ async function followParts(
   return result;
 }
 
-/** Whether `bytes[offset, offset + size)` is a run of whole boxes beginning a chunk (`styp`, `prft` or `moof`). */
-function wholeBoxesFrom(bytes: Uint8Array, offset: number, size: number): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const type = (at: number) => String.fromCharCode(...bytes.subarray(at + 4, at + 8));
-  if (offset + 8 > bytes.length || !['styp', 'prft', 'moof'].includes(type(offset))) return false;
-  let at = offset;
-  for (let boxes = 0; at < offset + size && boxes < 64; boxes++) {
-    const length = view.getUint32(at);
-    if (length < 8) return false;
-    at += length;
+/** The top-level box types of a part's bytes, e.g. `prft moof mdat`, or why they are not whole boxes. */
+function boxTypesOf(part: Uint8Array): string {
+  try {
+    return [...childBoxes(part)].map((box) => box.type).join(' ');
+  } catch (error) {
+    return `not whole boxes: ${(error as Error).message}`;
   }
-  return at === offset + size;
 }
 
 /** Every segment `track` lists is served, and its media is one unbroken timeline (no gap, no overlap). */
@@ -131,13 +127,16 @@ async function assertServedUnbroken(base: string, track: string, minimum: number
     const segment = await fetch(`${base}/${track}/${n}.m4s`);
     assert.equal(segment.status, 200, `${track}/${n}.m4s`);
     const bytes = new Uint8Array(await segment.arrayBuffer());
-    // Each part the playlist still names is whole boxes of it, from a chunk's start (styp, prft or moof).
+    // Each part the playlist still names is whole chunks of it: [styp] then prft, moof, mdat each.
     for (const [, size, offset] of playlist.matchAll(
       new RegExp(`#EXT-X-PART:[^\\n]*URI="[^"]*/${n}\\.m4s",BYTERANGE="(\\d+)@(\\d+)"`, 'g'),
     )) {
-      assert.ok(
-        wholeBoxesFrom(bytes, Number(offset), Number(size)),
-        `${track}/${n}.m4s: the part at ${offset} (${size} bytes, beginning "${Buffer.from(bytes.subarray(Number(offset) + 4, Number(offset) + 8)).toString('latin1')}") is whole boxes from a chunk's start`,
+      const [from, to] = [Number(offset), Number(offset) + Number(size)];
+      assert.ok(to <= bytes.length, `${track}/${n}.m4s: the part at ${offset} ends within its ${bytes.length} bytes`);
+      assert.match(
+        boxTypesOf(bytes.subarray(from, to)),
+        /^(styp )?((prft )?moof mdat ?)+$/,
+        `${track}/${n}.m4s: the part at ${offset} (${size} bytes) is whole chunks`,
       );
       partsChecked++;
     }
